@@ -1,0 +1,419 @@
+//! Records shared between the eBPF sensor and user space.
+//!
+//! Every type here is `#[repr(C)]` plain data with explicit padding so that the kernel side
+//! (`agent-ebpf`) and the decoder (`agent-model`) agree on one layout, checked by size and offset
+//! asserts below. A record on the ring buffer is a [`RecordHeader`], a fixed body chosen by
+//! [`RecordKind`], then variable-length byte strings whose lengths the body carries. Paths are
+//! sent as the kernel walks them: dentry names leaf first, each ending in a NUL byte; user space
+//! reverses them. This keeps the kernel loop simple enough for the verifier.
+#![no_std]
+
+/// Name of the ring buffer map.
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Name of the session map: thread-group id -> [`SessionInfo`].
+pub const MAP_SESSIONS: &str = "SESSIONS";
+/// Per-CPU array of lost-record counters, indexed by [`RecordKind`] id.
+pub const MAP_LOSS: &str = "LOSS";
+/// Per-CPU array of error counters (failed kernel reads), indexed by [`RecordKind`] id.
+pub const MAP_ERRORS: &str = "ERRORS";
+/// `comm` (16 bytes, NUL padded) -> agent id.
+pub const MAP_SEL_COMM: &str = "SEL_COMM";
+/// Executable basename (NUL padded) -> agent id; user space confirms the full glob.
+pub const MAP_SEL_EXE: &str = "SEL_EXE";
+/// uid -> agent id.
+pub const MAP_SEL_UID: &str = "SEL_UID";
+/// cgroup id -> agent id.
+pub const MAP_SEL_CGROUP: &str = "SEL_CGROUP";
+/// Name of the global that carries [`Config`].
+pub const GLOBAL_CONFIG: &str = "CONFIG";
+
+/// Number of slots in the loss and error counter arrays.
+pub const KIND_SLOTS: u32 = 64;
+/// Length of the kernel's `comm`.
+pub const COMM_LEN: usize = 16;
+/// Length of a key in [`MAP_SEL_EXE`].
+pub const EXE_KEY_LEN: usize = 32;
+/// Maximum number of path components walked in the kernel.
+pub const MAX_PATH_DEPTH: u32 = 48;
+/// Maximum bytes of one path component read in the kernel (NAME_MAX + NUL).
+pub const MAX_NAME: usize = 256;
+/// Maximum bytes of a whole encoded path.
+pub const MAX_PATH_BYTES: u32 = 4096;
+/// Maximum bytes of argv captured at exec.
+pub const MAX_ARGV_BYTES: u32 = 4096;
+/// Maximum bytes of a user-supplied path string (unlink, rename, unix socket).
+pub const MAX_USER_PATH: u32 = 4096;
+/// Size of the per-CPU scratch buffer a record is assembled in.
+pub const SCRATCH_SIZE: usize = 32768;
+
+/// Kind of a kernel record. The numbers are part of the wire format and are never reused.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    Exec = 1,
+    Exit = 2,
+    Fork = 3,
+    Open = 10,
+    Unlink = 11,
+    Rename = 12,
+    Connect = 20,
+    Accept = 21,
+    Listen = 22,
+}
+
+impl RecordKind {
+    /// All kinds, in id order.
+    pub const ALL: [RecordKind; 9] = [
+        RecordKind::Exec,
+        RecordKind::Exit,
+        RecordKind::Fork,
+        RecordKind::Open,
+        RecordKind::Unlink,
+        RecordKind::Rename,
+        RecordKind::Connect,
+        RecordKind::Accept,
+        RecordKind::Listen,
+    ];
+}
+
+/// An unknown record kind id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownKind(pub u32);
+
+impl TryFrom<u32> for RecordKind {
+    type Error = UnknownKind;
+    fn try_from(v: u32) -> Result<Self, UnknownKind> {
+        Ok(match v {
+            1 => RecordKind::Exec,
+            2 => RecordKind::Exit,
+            3 => RecordKind::Fork,
+            10 => RecordKind::Open,
+            11 => RecordKind::Unlink,
+            12 => RecordKind::Rename,
+            20 => RecordKind::Connect,
+            21 => RecordKind::Accept,
+            22 => RecordKind::Listen,
+            other => return Err(UnknownKind(other)),
+        })
+    }
+}
+
+/// Session map value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub session_id: u64,
+    pub agent_id: u32,
+    /// `SESSION_*` flags.
+    pub flags: u32,
+}
+
+/// The session was opened in the kernel by an executable-basename match that user space has not
+/// confirmed yet against the full glob.
+pub const SESSION_PROVISIONAL: u32 = 1;
+
+/// Header of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// [`RecordKind`] id.
+    pub kind: u32,
+    /// Total record length in bytes, header included.
+    pub len: u32,
+    /// `bpf_ktime_get_boot_ns` at the event.
+    pub ktime_ns: u64,
+    pub session_id: u64,
+    /// Start time (boot-time ns) of the subject process (its thread-group leader).
+    pub start_ns: u64,
+    /// Thread id.
+    pub pid: u32,
+    /// Process id (thread-group id).
+    pub tgid: u32,
+    /// Thread-group id of the real parent.
+    pub ppid: u32,
+    pub agent_id: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// Path was cut at [`MAX_PATH_DEPTH`] components or [`MAX_PATH_BYTES`].
+pub const PATH_TRUNCATED: u32 = 1;
+/// argv was longer than [`MAX_ARGV_BYTES`].
+pub const ARGV_TRUNCATED: u32 = 2;
+/// The record came from an io_uring completion rather than a syscall.
+pub const VIA_IO_URING: u32 = 4;
+/// The session is provisional (see [`SESSION_PROVISIONAL`]).
+pub const REC_PROVISIONAL: u32 = 8;
+/// This exec opened a new session (selector match in the kernel).
+pub const REC_NEW_SESSION: u32 = 16;
+/// A second path (cwd, rename target) was truncated.
+pub const PATH2_TRUNCATED: u32 = 32;
+
+/// Body of [`RecordKind::Exec`]; followed by `exe_len` bytes of encoded exe path, `cwd_len`
+/// bytes of encoded cwd, `filename_len` bytes of the filename passed to exec, `argv_len` bytes of
+/// NUL-separated argv.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecBody {
+    pub flags: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub exe_len: u32,
+    pub cwd_len: u32,
+    pub filename_len: u32,
+    pub argv_len: u32,
+    /// Length of argv in the process's memory, before truncation.
+    pub argv_orig_len: u32,
+    pub exe_ino: u64,
+    pub exe_dev: u32,
+    pub _pad: u32,
+    pub parent_start_ns: u64,
+}
+
+/// Body of [`RecordKind::Exit`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitBody {
+    /// Kernel exit code: `status << 8` for exit, signal number (plus 0x80 for core) for signals.
+    pub exit_code: u32,
+    pub flags: u32,
+}
+
+/// Body of [`RecordKind::Fork`]; the header describes the child.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkBody {
+    pub parent_start_ns: u64,
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// Body of [`RecordKind::Open`]; followed by `path_len` bytes of encoded path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenBody {
+    pub flags: u32,
+    /// `file->f_flags` (O_* flags).
+    pub f_flags: u32,
+    /// `file->f_mode` (FMODE_* bits).
+    pub f_mode: u32,
+    /// `inode->i_mode` (type and permission bits).
+    pub i_mode: u32,
+    pub ino: u64,
+    pub dev: u32,
+    pub fd: i32,
+    pub path_len: u32,
+    pub _pad: u32,
+}
+
+/// Body of [`RecordKind::Unlink`] and [`RecordKind::Rename`]. Followed by `dir_len` bytes of the
+/// encoded directory the first name is relative to (the dirfd's path or cwd), `name_len` bytes of
+/// the name as passed, then for rename `dir2_len` and `name2_len` bytes likewise.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathOpBody {
+    pub flags: u32,
+    /// Syscall flags (AT_REMOVEDIR, RENAME_*).
+    pub op_flags: u32,
+    pub dir_len: u32,
+    pub name_len: u32,
+    pub dir2_len: u32,
+    pub name2_len: u32,
+}
+
+/// Body of [`RecordKind::Connect`], [`RecordKind::Accept`] and [`RecordKind::Listen`]. Followed
+/// by `unix_path_len` bytes of a unix socket address (`sun_path`, may start with NUL for abstract
+/// sockets).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockBody {
+    pub flags: u32,
+    pub family: u16,
+    pub protocol: u16,
+    /// Socket type (SOCK_STREAM, SOCK_DGRAM...).
+    pub sock_type: u16,
+    /// Local port, host byte order.
+    pub sport: u16,
+    /// Remote port, host byte order.
+    pub dport: u16,
+    pub _pad: u16,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub unix_path_len: u32,
+    pub fd: i32,
+}
+
+/// Byte offsets of kernel struct members, read from BTF at load time (never hard-coded).
+/// `u16::MAX`-free: every field is required; the loader fails with a clear error when one is
+/// missing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    pub task_start_boottime: u32,
+    pub task_comm: u32,
+    pub task_mm: u32,
+    pub task_fs: u32,
+    pub task_files: u32,
+    pub task_cred: u32,
+    pub task_exit_code: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub bprm_file: u32,
+    pub bprm_filename: u32,
+    pub file_path: u32,
+    pub file_inode: u32,
+    pub file_flags: u32,
+    pub file_mode: u32,
+    pub file_private_data: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    pub dentry_parent: u32,
+    pub dentry_name: u32,
+    pub qstr_name: u32,
+    pub qstr_len: u32,
+    pub vfsmount_root: u32,
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub inode_mode: u32,
+    pub sb_dev: u32,
+    pub fs_pwd: u32,
+    pub files_fdt: u32,
+    pub fdt_max_fds: u32,
+    pub fdt_fd: u32,
+    pub cred_uid: u32,
+    pub cred_gid: u32,
+    pub cred_euid: u32,
+    pub cred_egid: u32,
+    pub regs_di: u32,
+    pub regs_si: u32,
+    pub regs_dx: u32,
+    pub regs_r10: u32,
+    pub regs_r8: u32,
+    pub regs_orig_ax: u32,
+    pub socket_sk: u32,
+    pub socket_type: u32,
+    pub sk_family: u32,
+    pub sk_daddr: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_dport: u32,
+    pub sk_num: u32,
+    pub sk_v6_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+    pub sk_protocol: u32,
+    pub unix_addr: u32,
+    pub unix_peer: u32,
+    pub unix_address_len: u32,
+    pub unix_address_name: u32,
+    pub iokiocb_file: u32,
+    pub iokiocb_opcode: u32,
+    pub cqe_res: u32,
+}
+
+/// Read-only configuration the loader writes into the eBPF object before loading.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub offsets: Offsets,
+    /// Thread-group id of the daemon (its own activity is never recorded).
+    pub daemon_tgid: u32,
+    /// Ring buffer fill level (bytes) above which a record wakes the reader; below it the
+    /// reader polls on a timer, which avoids a wake-up per event.
+    pub wakeup_bytes: u32,
+    /// Non-zero when [`MAP_SEL_EXE`] has entries.
+    pub have_exe_selectors: u32,
+    /// Non-zero when [`MAP_SEL_COMM`], [`MAP_SEL_UID`] or [`MAP_SEL_CGROUP`] have entries.
+    pub have_other_selectors: u32,
+}
+
+/// Bytes of a record header.
+pub const HEADER_LEN: usize = core::mem::size_of::<RecordHeader>();
+
+/// Plain records: `repr(C)`, only integers and byte arrays, no implicit padding (checked by the
+/// layout tests), so every bit pattern is a valid value.
+///
+/// # Safety
+/// Implement only for types that meet the description above.
+pub unsafe trait Plain: Copy + Default {}
+
+// SAFETY: each type below is repr(C), integer/byte-array only, without padding (layout tests).
+unsafe impl Plain for RecordHeader {}
+// SAFETY: as above.
+unsafe impl Plain for ExecBody {}
+// SAFETY: as above.
+unsafe impl Plain for ExitBody {}
+// SAFETY: as above.
+unsafe impl Plain for ForkBody {}
+// SAFETY: as above.
+unsafe impl Plain for OpenBody {}
+// SAFETY: as above.
+unsafe impl Plain for PathOpBody {}
+// SAFETY: as above.
+unsafe impl Plain for SockBody {}
+// SAFETY: as above.
+unsafe impl Plain for SessionInfo {}
+
+/// Read a plain record at byte offset `at`; `None` when `buf` is too short.
+pub fn read_plain<T: Plain>(buf: &[u8], at: usize) -> Option<T> {
+    let end = at.checked_add(core::mem::size_of::<T>())?;
+    let src = buf.get(at..end)?;
+    // SAFETY: `src` holds exactly size_of::<T>() bytes; T is Plain so any bytes are a valid T;
+    // read_unaligned does not require alignment.
+    Some(unsafe { core::ptr::read_unaligned(src.as_ptr().cast::<T>()) })
+}
+
+/// The bytes of a plain record.
+pub fn plain_bytes<T: Plain>(v: &T) -> &[u8] {
+    // SAFETY: T is Plain (no padding, so every byte is initialised); the slice borrows `v`.
+    unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all these types are `repr(C)`, contain only integers and byte arrays, and have no
+    // implicit padding (checked by the layout tests), so any bit pattern is valid.
+    unsafe impl aya::Pod for super::SessionInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Config {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<RecordHeader>(), 72);
+        assert_eq!(offset_of!(RecordHeader, comm), 56);
+        assert_eq!(size_of::<SessionInfo>(), 16);
+        assert_eq!(size_of::<ExecBody>(), 56);
+        assert_eq!(offset_of!(ExecBody, parent_start_ns), 48);
+        assert_eq!(size_of::<ExitBody>(), 8);
+        assert_eq!(size_of::<ForkBody>(), 16);
+        assert_eq!(size_of::<OpenBody>(), 40);
+        assert_eq!(offset_of!(OpenBody, ino), 16);
+        assert_eq!(size_of::<PathOpBody>(), 24);
+        assert_eq!(size_of::<SockBody>(), 56);
+        assert_eq!(offset_of!(SockBody, saddr), 16);
+        assert_eq!(size_of::<Offsets>() % 4, 0);
+        assert_eq!(size_of::<Config>(), size_of::<Offsets>() + 16);
+    }
+
+    #[test]
+    fn kind_ids_round_trip_and_unknown_ids_fail() {
+        for k in RecordKind::ALL {
+            assert_eq!(RecordKind::try_from(k as u32), Ok(k));
+        }
+        assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
+        assert_eq!(RecordKind::try_from(4), Err(UnknownKind(4)));
+    }
+}

@@ -1,0 +1,3 @@
+//! Host-side stub so that `agent-user` can name this crate as a build dependency; the programs
+//! live in `main.rs`, built for the bpf target by aya-build.
+#![no_std]

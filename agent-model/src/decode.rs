@@ -1,0 +1,387 @@
+//! Checked decoding of kernel records (`agent_common`) into typed, owned values.
+//!
+//! Every length is bounds-checked against the record; kinds go through `TryFrom<u32>`; nothing
+//! is transmuted. A malformed record yields a [`DecodeError`], never a panic (see the proptest).
+
+use agent_common::{
+    ExecBody, ExitBody, ForkBody, HEADER_LEN, OpenBody, PathOpBody, RecordHeader, RecordKind,
+    SockBody,
+};
+
+use crate::bstr::BStr;
+
+/// Why a record could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than its {need}-byte header/body")]
+    Short { len: usize, need: usize },
+    #[error("unknown record kind `{0}`")]
+    UnknownKind(u32),
+    #[error("field `{field}` claims {claimed} bytes past the end of a {len}-byte record")]
+    Overrun {
+        field: &'static str,
+        claimed: usize,
+        len: usize,
+    },
+}
+
+/// Common header, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: RecordKind,
+    pub ktime_ns: u64,
+    pub session_id: u64,
+    pub start_ns: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub agent_id: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: BStr,
+}
+
+/// A decoded kernel record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Exec {
+        hdr: Header,
+        body: ExecBody,
+        exe: KPath,
+        cwd: KPath,
+        filename: BStr,
+        argv: Vec<BStr>,
+    },
+    Exit {
+        hdr: Header,
+        body: ExitBody,
+    },
+    Fork {
+        hdr: Header,
+        body: ForkBody,
+    },
+    Open {
+        hdr: Header,
+        body: OpenBody,
+        path: KPath,
+    },
+    PathOp {
+        hdr: Header,
+        body: PathOpBody,
+        dir: KPath,
+        name: BStr,
+        dir2: KPath,
+        name2: BStr,
+    },
+    Sock {
+        hdr: Header,
+        body: SockBody,
+        unix_path: BStr,
+    },
+}
+
+impl Record {
+    pub fn header(&self) -> &Header {
+        match self {
+            Record::Exec { hdr, .. }
+            | Record::Exit { hdr, .. }
+            | Record::Fork { hdr, .. }
+            | Record::Open { hdr, .. }
+            | Record::PathOp { hdr, .. }
+            | Record::Sock { hdr, .. } => hdr,
+        }
+    }
+}
+
+/// A path as walked by the kernel, already put in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KPath {
+    pub path: BStr,
+    pub truncated: bool,
+}
+
+impl KPath {
+    /// Rebuild an absolute path from dentry names sent leaf first, each NUL-terminated.
+    pub fn from_components(raw: &[u8], truncated: bool) -> KPath {
+        let mut comps: Vec<&[u8]> = raw
+            .split(|b| *b == 0)
+            .filter(|c| !c.is_empty() && *c != b"/")
+            .collect();
+        comps.reverse();
+        let mut out = Vec::with_capacity(raw.len() + 4);
+        if truncated {
+            out.extend_from_slice(b"...");
+        }
+        for c in comps {
+            out.push(b'/');
+            out.extend_from_slice(c);
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        KPath {
+            path: BStr(out),
+            truncated,
+        }
+    }
+
+    /// Join a user-supplied name onto this directory unless the name is absolute.
+    pub fn join(&self, name: &BStr) -> BStr {
+        if name.0.first() == Some(&b'/') || self.path.is_empty() {
+            return name.clone();
+        }
+        let mut out = self.path.0.clone();
+        if out.last() != Some(&b'/') {
+            out.push(b'/');
+        }
+        out.extend_from_slice(&name.0);
+        BStr(out)
+    }
+}
+
+fn read_pod<T: agent_common::Plain>(buf: &[u8], at: usize) -> Result<T, DecodeError> {
+    agent_common::read_plain(buf, at).ok_or(DecodeError::Short {
+        len: buf.len(),
+        need: at + std::mem::size_of::<T>(),
+    })
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, field: &'static str, n: u32) -> Result<&'a [u8], DecodeError> {
+        let n = n as usize;
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len());
+        match end {
+            Some(end) => {
+                let s = &self.buf[self.pos..end];
+                self.pos = end;
+                Ok(s)
+            }
+            None => Err(DecodeError::Overrun {
+                field,
+                claimed: n,
+                len: self.buf.len(),
+            }),
+        }
+    }
+}
+
+fn trim_nul(b: &[u8]) -> &[u8] {
+    match b.iter().position(|c| *c == 0) {
+        Some(i) => &b[..i],
+        None => b,
+    }
+}
+
+/// Decode one ring-buffer record.
+pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
+    let h: RecordHeader = read_pod(buf, 0)?;
+    let kind = RecordKind::try_from(h.kind).map_err(|e| DecodeError::UnknownKind(e.0))?;
+    let len = (h.len as usize).min(buf.len());
+    let buf = &buf[..len];
+    let hdr = Header {
+        kind,
+        ktime_ns: h.ktime_ns,
+        session_id: h.session_id,
+        start_ns: h.start_ns,
+        pid: h.pid,
+        tgid: h.tgid,
+        ppid: h.ppid,
+        agent_id: h.agent_id,
+        uid: h.uid,
+        gid: h.gid,
+        comm: BStr(trim_nul(&h.comm).to_vec()),
+    };
+    let at = HEADER_LEN;
+    Ok(match kind {
+        RecordKind::Exec => {
+            let body: ExecBody = read_pod(buf, at)?;
+            let mut c = Cursor {
+                buf,
+                pos: at + std::mem::size_of::<ExecBody>(),
+            };
+            let exe = c.take("exe", body.exe_len)?;
+            let cwd = c.take("cwd", body.cwd_len)?;
+            let filename = c.take("filename", body.filename_len)?;
+            let argv = c.take("argv", body.argv_len)?;
+            let mut args: Vec<BStr> = argv.split(|b| *b == 0).map(BStr::from).collect();
+            // argv ends with a NUL, which leaves one empty tail element.
+            if args.last().is_some_and(|a| a.is_empty()) {
+                args.pop();
+            }
+            Record::Exec {
+                exe: KPath::from_components(exe, body.flags & agent_common::PATH_TRUNCATED != 0),
+                cwd: KPath::from_components(cwd, body.flags & agent_common::PATH2_TRUNCATED != 0),
+                filename: BStr(trim_nul(filename).to_vec()),
+                argv: args,
+                hdr,
+                body,
+            }
+        }
+        RecordKind::Exit => Record::Exit {
+            body: read_pod(buf, at)?,
+            hdr,
+        },
+        RecordKind::Fork => Record::Fork {
+            body: read_pod(buf, at)?,
+            hdr,
+        },
+        RecordKind::Open => {
+            let body: OpenBody = read_pod(buf, at)?;
+            let mut c = Cursor {
+                buf,
+                pos: at + std::mem::size_of::<OpenBody>(),
+            };
+            let path = c.take("path", body.path_len)?;
+            Record::Open {
+                path: KPath::from_components(path, body.flags & agent_common::PATH_TRUNCATED != 0),
+                hdr,
+                body,
+            }
+        }
+        RecordKind::Unlink | RecordKind::Rename => {
+            let body: PathOpBody = read_pod(buf, at)?;
+            let mut c = Cursor {
+                buf,
+                pos: at + std::mem::size_of::<PathOpBody>(),
+            };
+            let dir = c.take("dir", body.dir_len)?;
+            let name = c.take("name", body.name_len)?;
+            let dir2 = c.take("dir2", body.dir2_len)?;
+            let name2 = c.take("name2", body.name2_len)?;
+            Record::PathOp {
+                dir: KPath::from_components(dir, body.flags & agent_common::PATH_TRUNCATED != 0),
+                name: BStr(trim_nul(name).to_vec()),
+                dir2: KPath::from_components(dir2, body.flags & agent_common::PATH2_TRUNCATED != 0),
+                name2: BStr(trim_nul(name2).to_vec()),
+                hdr,
+                body,
+            }
+        }
+        RecordKind::Connect | RecordKind::Accept | RecordKind::Listen => {
+            let body: SockBody = read_pod(buf, at)?;
+            let mut c = Cursor {
+                buf,
+                pos: at + std::mem::size_of::<SockBody>(),
+            };
+            let up = c.take("unix_path", body.unix_path_len)?;
+            Record::Sock {
+                unix_path: BStr(up.to_vec()),
+                hdr,
+                body,
+            }
+        }
+    })
+}
+
+/// Encode a record the way the kernel does (used by tests and fuzzing; never on the hot path).
+pub fn encode(hdr: &RecordHeader, body: &[u8], tail: &[u8]) -> Vec<u8> {
+    let mut h = *hdr;
+    h.len = (HEADER_LEN + body.len() + tail.len()) as u32;
+    let mut out = Vec::with_capacity(h.len as usize);
+    out.extend_from_slice(agent_common::plain_bytes(&h));
+    out.extend_from_slice(body);
+    out.extend_from_slice(tail);
+    out
+}
+
+/// Bytes of a body struct (for tests and `encode`).
+pub fn body_bytes<T: agent_common::Plain>(b: &T) -> Vec<u8> {
+    agent_common::plain_bytes(b).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn path_components_are_reversed_and_joined() {
+        let p = KPath::from_components(b"id_rsa\0.ssh\0alice\0home\0", false);
+        assert_eq!(p.path, BStr::from("/home/alice/.ssh/id_rsa"));
+        assert_eq!(KPath::from_components(b"", false).path, BStr::from("/"));
+        let t = KPath::from_components(b"c\0b\0", true);
+        assert_eq!(t.path, BStr::from(".../b/c"));
+    }
+
+    #[test]
+    fn exec_record_round_trips() {
+        let hdr = RecordHeader {
+            kind: RecordKind::Exec as u32,
+            tgid: 42,
+            pid: 42,
+            comm: *b"bash\0\0\0\0\0\0\0\0\0\0\0\0",
+            ..Default::default()
+        };
+        let tail = b"bash\0bin\0usr\0tmp\0/bin/bash\0bash\0-c\0echo hi\0";
+        let body = ExecBody {
+            exe_len: 13,
+            cwd_len: 4,
+            filename_len: 10,
+            argv_len: 16,
+            ..Default::default()
+        };
+        let rec = encode(&hdr, &body_bytes(&body), tail);
+        match decode(&rec).unwrap() {
+            Record::Exec {
+                hdr,
+                exe,
+                cwd,
+                filename,
+                argv,
+                ..
+            } => {
+                assert_eq!(hdr.comm, BStr::from("bash"));
+                assert_eq!(exe.path, BStr::from("/usr/bin/bash"));
+                assert_eq!(cwd.path, BStr::from("/tmp"));
+                assert_eq!(filename, BStr::from("/bin/bash"));
+                assert_eq!(
+                    argv,
+                    vec![BStr::from("bash"), BStr::from("-c"), BStr::from("echo hi")]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn overrun_and_unknown_kind_are_errors() {
+        let hdr = RecordHeader {
+            kind: RecordKind::Open as u32,
+            ..Default::default()
+        };
+        let body = OpenBody {
+            path_len: 9999,
+            ..Default::default()
+        };
+        let rec = encode(&hdr, &body_bytes(&body), b"x\0");
+        assert!(matches!(decode(&rec), Err(DecodeError::Overrun { .. })));
+        let bad = RecordHeader {
+            kind: 77,
+            ..Default::default()
+        };
+        assert_eq!(
+            decode(&encode(&bad, &[], &[])),
+            Err(DecodeError::UnknownKind(77))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_bodies_never_panic(kind in prop::sample::select(vec![1u32,2,3,10,11,12,20,21,22]),
+                                        tail in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let hdr = RecordHeader { kind, ..Default::default() };
+            let rec = encode(&hdr, &[], &tail);
+            let _ = decode(&rec);
+        }
+    }
+}

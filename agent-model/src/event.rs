@@ -1,0 +1,437 @@
+//! The owned event and alert types.
+//!
+//! JSON shape: nested objects whose dotted paths are the stable field names (`process.exe`,
+//! `file.path`, `net.dst_ip`), the same names rules, queries, exports and the TUI use. Absent
+//! optional parts are omitted. See [`crate::fields`] for the catalogue.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bstr::BStr;
+
+/// Event kind. The numeric ids are stable and never reused; the dotted name is what users see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kind {
+    #[serde(rename = "process.exec")]
+    ProcessExec,
+    #[serde(rename = "process.exit")]
+    ProcessExit,
+    #[serde(rename = "process.fork")]
+    ProcessFork,
+    #[serde(rename = "file.open")]
+    FileOpen,
+    #[serde(rename = "file.unlink")]
+    FileUnlink,
+    #[serde(rename = "file.rename")]
+    FileRename,
+    #[serde(rename = "net.connect")]
+    NetConnect,
+    #[serde(rename = "net.accept")]
+    NetAccept,
+    #[serde(rename = "net.listen")]
+    NetListen,
+    #[serde(rename = "monitor.loss")]
+    MonitorLoss,
+    #[serde(rename = "monitor.start")]
+    MonitorStart,
+    #[serde(rename = "session.start")]
+    SessionStart,
+    #[serde(rename = "session.end")]
+    SessionEnd,
+}
+
+impl Kind {
+    /// Every kind, in id order.
+    pub const ALL: [Kind; 13] = [
+        Kind::ProcessExec,
+        Kind::ProcessExit,
+        Kind::ProcessFork,
+        Kind::FileOpen,
+        Kind::FileUnlink,
+        Kind::FileRename,
+        Kind::NetConnect,
+        Kind::NetAccept,
+        Kind::NetListen,
+        Kind::MonitorLoss,
+        Kind::MonitorStart,
+        Kind::SessionStart,
+        Kind::SessionEnd,
+    ];
+
+    /// Stable numeric id (kernel record kinds share their ids with `agent_common::RecordKind`).
+    pub const fn id(self) -> u32 {
+        match self {
+            Kind::ProcessExec => 1,
+            Kind::ProcessExit => 2,
+            Kind::ProcessFork => 3,
+            Kind::FileOpen => 10,
+            Kind::FileUnlink => 11,
+            Kind::FileRename => 12,
+            Kind::NetConnect => 20,
+            Kind::NetAccept => 21,
+            Kind::NetListen => 22,
+            Kind::MonitorLoss => 900,
+            Kind::MonitorStart => 901,
+            Kind::SessionStart => 910,
+            Kind::SessionEnd => 911,
+        }
+    }
+
+    /// The dotted name, e.g. `file.open`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::ProcessExec => "process.exec",
+            Kind::ProcessExit => "process.exit",
+            Kind::ProcessFork => "process.fork",
+            Kind::FileOpen => "file.open",
+            Kind::FileUnlink => "file.unlink",
+            Kind::FileRename => "file.rename",
+            Kind::NetConnect => "net.connect",
+            Kind::NetAccept => "net.accept",
+            Kind::NetListen => "net.listen",
+            Kind::MonitorLoss => "monitor.loss",
+            Kind::MonitorStart => "monitor.start",
+            Kind::SessionStart => "session.start",
+            Kind::SessionEnd => "session.end",
+        }
+    }
+
+    /// Parse a dotted name.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Parse a stable id.
+    pub fn from_id(id: u32) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.id() == id)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Nanoseconds since the Unix epoch, serialized as RFC 3339 with nanoseconds (UTC).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(d.as_nanos() as i64)
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    }
+
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+        Some(Timestamp(t.unix_timestamp_nanos() as i64))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("bad RFC 3339 time `{s}`")))
+    }
+}
+
+/// The agent class a session belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRef {
+    pub name: String,
+}
+
+/// The session (one running agent instance and all its descendants).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRef {
+    /// 16 hex digits.
+    pub id: String,
+}
+
+/// The process an event is about. Identity is (`pid`, `start`), never `pid` alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    /// Process id (thread-group id).
+    pub pid: u32,
+    /// Thread id that acted.
+    pub tid: u32,
+    /// Start time of the process.
+    pub start: Timestamp,
+    /// Executable path, from the kernel (the binprm's file at exec).
+    pub exe: BStr,
+    pub comm: BStr,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub euid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egid: Option<u32>,
+    /// argv as captured at exec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<BStr>,
+    /// argv joined by spaces (for matching and display).
+    #[serde(default, skip_serializing_if = "BStr::is_empty")]
+    pub cmdline: BStr,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub args_truncated: bool,
+    /// Length in bytes of argv in the process before truncation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "BStr::is_empty")]
+    pub cwd: BStr,
+    /// The path given to exec (may differ from `exe`: symlinks, relative paths, scripts).
+    #[serde(default, skip_serializing_if = "BStr::is_empty")]
+    pub filename: BStr,
+}
+
+/// The parent of the subject process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parent {
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "BStr::is_empty")]
+    pub exe: BStr,
+}
+
+/// A file an event is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub path: BStr,
+    /// Rename target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<BStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
+    /// `read`, `write` or `read_write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+    /// Open flags by name (`O_CREAT`, `O_TRUNC`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// File type: `file`, `dir`, `symlink`, `char`, `block`, `fifo`, `socket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
+    /// Permission bits (octal in the low 12 bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    /// `syscall` or `io_uring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
+}
+
+/// A network endpoint pair.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Net {
+    /// `ipv4`, `ipv6` or `unix`.
+    pub family: String,
+    /// `tcp`, `udp`, `icmp`, `raw`, or the number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix_path: Option<BStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+/// How a process ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub core_dumped: bool,
+}
+
+/// Monitor health details (losses, restarts).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// The event kind whose records were lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_kind: Option<String>,
+    /// Records lost since the previous `monitor.loss` for that kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One observed event, enriched with agent, session and ancestry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Unique id (`<daemon instance>-<sequence>`).
+    pub id: String,
+    pub time: Timestamp,
+    pub host: String,
+    pub kind: KindField,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionRef>,
+    pub process: Process,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Parent>,
+    /// Executables from the parent up to the session root, nearest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestry: Vec<BStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<File>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<Exit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<Monitor>,
+}
+
+/// `Kind` wrapped so `Event::default()` exists (defaults to `monitor.start`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KindField(pub Kind);
+
+impl Default for KindField {
+    fn default() -> Self {
+        KindField(Kind::MonitorStart)
+    }
+}
+
+impl Event {
+    pub fn kind(&self) -> Kind {
+        self.kind.0
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.id.as_str())
+    }
+
+    pub fn agent_name(&self) -> Option<&str> {
+        self.agent.as_ref().map(|a| a.name.as_str())
+    }
+
+    /// One JSON object, no trailing newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// Alert severity, ordered from least to most severe.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Severity> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.name().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A rule result. Alerts are stored and searched like events (their `kind` is `alert`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
+    pub id: String,
+    /// Time of the last event that caused it.
+    pub time: Timestamp,
+    pub host: String,
+    /// Rule id.
+    pub rule: String,
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionRef>,
+    /// The rendered output template.
+    pub summary: BStr,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Ids of the events that caused it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<String>,
+    /// Number of folded repeats (1 for a fresh alert).
+    pub count: u64,
+    pub first_time: Timestamp,
+    pub last_time: Timestamp,
+    /// True when the alert falls in a span where the sensor lost events.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_loss_window: bool,
+}

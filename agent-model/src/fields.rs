@@ -1,0 +1,262 @@
+//! The catalogue of event fields: one stable dotted name per field, its type, the kinds that carry
+//! it, and a fast accessor. Rules resolve names to [`Field`] once at load time; the store and the
+//! TUI iterate the catalogue; the README's field table is checked against it by a test.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use crate::event::{Event, Kind};
+
+/// Value type of a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// Text (may hold arbitrary bytes; matched as lossy UTF-8).
+    Str,
+    /// A list of text values.
+    StrList,
+    /// Unsigned or signed integer.
+    Int,
+    /// IP address.
+    Ip,
+    /// Port number.
+    Port,
+    /// Boolean.
+    Bool,
+    /// Time (ns since the epoch).
+    Time,
+}
+
+/// A value borrowed from an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value<'a> {
+    Str(Cow<'a, str>),
+    List(Vec<Cow<'a, str>>),
+    Int(i64),
+    Ip(IpAddr),
+    Bool(bool),
+    Time(i64),
+}
+
+impl Value<'_> {
+    /// A text rendering (lists joined by spaces), for templates and display.
+    pub fn render(&self) -> String {
+        match self {
+            Value::Str(s) => s.to_string(),
+            Value::List(l) => l.join(" "),
+            Value::Int(i) => i.to_string(),
+            Value::Ip(ip) => ip.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Time(t) => crate::Timestamp(*t).to_rfc3339(),
+        }
+    }
+}
+
+macro_rules! fields {
+    ($( $var:ident => $name:literal, $ty:ident, [$($kind:ident),*], $doc:literal; )*) => {
+        /// A known event field.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Field { $( $var, )* }
+
+        /// Catalogue entry of a field.
+        #[derive(Clone, Copy, Debug)]
+        pub struct FieldDef {
+            pub field: Field,
+            pub name: &'static str,
+            pub ty: FieldType,
+            /// Kinds that carry it; empty means every kind.
+            pub kinds: &'static [Kind],
+            pub doc: &'static str,
+        }
+
+        /// Every field, in a stable order.
+        pub const FIELDS: &[FieldDef] = &[
+            $( FieldDef { field: Field::$var, name: $name, ty: FieldType::$ty, kinds: &[$(Kind::$kind),*], doc: $doc }, )*
+        ];
+    };
+}
+
+fields! {
+    Id => "id", Str, [], "unique event id";
+    Time => "time", Time, [], "time of the event (RFC 3339, ns)";
+    Host => "host", Str, [], "host name";
+    EventKind => "kind", Str, [], "event kind, e.g. `file.open`";
+    AgentName => "agent.name", Str, [], "agent class from the config or `agentwatch run --agent`";
+    SessionId => "session.id", Str, [], "session id (16 hex digits)";
+    ProcessPid => "process.pid", Int, [], "process id (thread-group id)";
+    ProcessTid => "process.tid", Int, [], "thread id that acted";
+    ProcessStart => "process.start", Time, [], "process start time; (pid, start) is the identity";
+    ProcessExe => "process.exe", Str, [], "executable path from the kernel";
+    ProcessComm => "process.comm", Str, [], "kernel command name (16 bytes, can be renamed)";
+    ProcessUid => "process.uid", Int, [], "real uid";
+    ProcessGid => "process.gid", Int, [], "real gid";
+    ProcessEuid => "process.euid", Int, [ProcessExec], "effective uid at exec";
+    ProcessEgid => "process.egid", Int, [ProcessExec], "effective gid at exec";
+    ProcessArgs => "process.args", StrList, [], "argv captured at exec";
+    ProcessCmdline => "process.cmdline", Str, [], "argv joined by spaces";
+    ProcessArgsTruncated => "process.args_truncated", Bool, [ProcessExec], "argv was longer than the capture limit";
+    ProcessArgsLen => "process.args_len", Int, [ProcessExec], "argv bytes in the process before truncation";
+    ProcessCwd => "process.cwd", Str, [], "working directory at exec";
+    ProcessFilename => "process.filename", Str, [ProcessExec], "path passed to exec";
+    ParentPid => "parent.pid", Int, [], "parent process id";
+    ParentStart => "parent.start", Time, [], "parent start time";
+    ParentExe => "parent.exe", Str, [], "parent executable";
+    Ancestry => "ancestry", StrList, [], "executables from the parent up to the session root";
+    FilePath => "file.path", Str, [FileOpen, FileUnlink, FileRename], "path of the file (from the kernel's dentry for opens)";
+    FileTarget => "file.target", Str, [FileRename], "new path of a rename";
+    FileDev => "file.dev", Int, [FileOpen], "device number";
+    FileIno => "file.ino", Int, [FileOpen], "inode number";
+    FileAccess => "file.access", Str, [FileOpen], "`read`, `write` or `read_write`";
+    FileFlags => "file.flags", StrList, [FileOpen], "open flags by name (O_CREAT, O_TRUNC, ...)";
+    FileType => "file.type", Str, [FileOpen], "file type: file, dir, symlink, char, block, fifo, socket";
+    FileMode => "file.mode", Int, [FileOpen], "permission bits";
+    FileFd => "file.fd", Int, [FileOpen], "file descriptor returned";
+    FileVia => "file.via", Str, [FileOpen], "`syscall` or `io_uring`";
+    NetFamily => "net.family", Str, [NetConnect, NetAccept, NetListen], "`ipv4`, `ipv6` or `unix`";
+    NetProtocol => "net.protocol", Str, [NetConnect, NetAccept, NetListen], "`tcp`, `udp`, ...";
+    NetSrcIp => "net.src_ip", Ip, [NetConnect, NetAccept, NetListen], "local address";
+    NetSrcPort => "net.src_port", Port, [NetConnect, NetAccept, NetListen], "local port";
+    NetDstIp => "net.dst_ip", Ip, [NetConnect, NetAccept], "remote address";
+    NetDstPort => "net.dst_port", Port, [NetConnect, NetAccept], "remote port";
+    NetUnixPath => "net.unix_path", Str, [NetConnect, NetAccept, NetListen], "unix socket path (abstract ones start with `@`)";
+    NetVia => "net.via", Str, [NetConnect, NetAccept, NetListen], "`syscall`, `io_uring` or `tcp_state`";
+    ExitCode => "exit.code", Int, [ProcessExit], "exit status";
+    ExitSignal => "exit.signal", Int, [ProcessExit], "terminating signal";
+    MonitorLossKind => "monitor.loss_kind", Str, [MonitorLoss], "kind whose records were lost";
+    MonitorLossCount => "monitor.loss_count", Int, [MonitorLoss], "records lost";
+    MonitorMessage => "monitor.message", Str, [MonitorLoss, MonitorStart, SessionStart, SessionEnd], "monitor message";
+}
+
+impl Field {
+    /// Look a field up by its dotted name.
+    pub fn from_name(name: &str) -> Option<Field> {
+        FIELDS.iter().find(|d| d.name == name).map(|d| d.field)
+    }
+
+    pub fn def(self) -> &'static FieldDef {
+        // The catalogue lists every variant in declaration order.
+        &FIELDS[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    /// Whether events of `kind` can carry this field.
+    pub fn applies_to(self, kind: Kind) -> bool {
+        let kinds = self.def().kinds;
+        kinds.is_empty() || kinds.contains(&kind)
+    }
+}
+
+fn s(b: &crate::BStr) -> Cow<'_, str> {
+    b.to_str_lossy()
+}
+
+fn opt_str(b: &crate::BStr) -> Option<Value<'_>> {
+    (!b.is_empty()).then(|| Value::Str(b.to_str_lossy()))
+}
+
+impl Event {
+    /// The value of `field`, or `None` when the event does not carry it.
+    pub fn get(&self, field: Field) -> Option<Value<'_>> {
+        use Field as F;
+        let p = &self.process;
+        Some(match field {
+            F::Id => Value::Str(Cow::Borrowed(&self.id)),
+            F::Time => Value::Time(self.time.0),
+            F::Host => Value::Str(Cow::Borrowed(&self.host)),
+            F::EventKind => Value::Str(Cow::Borrowed(self.kind().name())),
+            F::AgentName => Value::Str(Cow::Borrowed(&self.agent.as_ref()?.name)),
+            F::SessionId => Value::Str(Cow::Borrowed(&self.session.as_ref()?.id)),
+            F::ProcessPid => Value::Int(p.pid.into()),
+            F::ProcessTid => Value::Int(p.tid.into()),
+            F::ProcessStart => Value::Time(p.start.0),
+            F::ProcessExe => Value::Str(s(&p.exe)),
+            F::ProcessComm => Value::Str(s(&p.comm)),
+            F::ProcessUid => Value::Int(p.uid.into()),
+            F::ProcessGid => Value::Int(p.gid.into()),
+            F::ProcessEuid => Value::Int(p.euid?.into()),
+            F::ProcessEgid => Value::Int(p.egid?.into()),
+            F::ProcessArgs => Value::List(p.args.iter().map(s).collect()),
+            F::ProcessCmdline => opt_str(&p.cmdline)?,
+            F::ProcessArgsTruncated => Value::Bool(p.args_truncated),
+            F::ProcessArgsLen => Value::Int(p.args_len?.into()),
+            F::ProcessCwd => opt_str(&p.cwd)?,
+            F::ProcessFilename => opt_str(&p.filename)?,
+            F::ParentPid => Value::Int(self.parent.as_ref()?.pid.into()),
+            F::ParentStart => Value::Time(self.parent.as_ref()?.start?.0),
+            F::ParentExe => opt_str(&self.parent.as_ref()?.exe)?,
+            F::Ancestry => Value::List(self.ancestry.iter().map(s).collect()),
+            F::FilePath => Value::Str(s(&self.file.as_ref()?.path)),
+            F::FileTarget => Value::Str(s(self.file.as_ref()?.target.as_ref()?)),
+            F::FileDev => Value::Int(self.file.as_ref()?.dev?.into()),
+            F::FileIno => Value::Int(self.file.as_ref()?.ino? as i64),
+            F::FileAccess => Value::Str(Cow::Borrowed(self.file.as_ref()?.access.as_deref()?)),
+            F::FileFlags => Value::List(
+                self.file
+                    .as_ref()?
+                    .flags
+                    .iter()
+                    .map(|f| Cow::Borrowed(f.as_str()))
+                    .collect(),
+            ),
+            F::FileType => Value::Str(Cow::Borrowed(self.file.as_ref()?.r#type.as_deref()?)),
+            F::FileMode => Value::Int(self.file.as_ref()?.mode?.into()),
+            F::FileFd => Value::Int(self.file.as_ref()?.fd?.into()),
+            F::FileVia => Value::Str(Cow::Borrowed(self.file.as_ref()?.via.as_deref()?)),
+            F::NetFamily => Value::Str(Cow::Borrowed(&self.net.as_ref()?.family)),
+            F::NetProtocol => Value::Str(Cow::Borrowed(self.net.as_ref()?.protocol.as_deref()?)),
+            F::NetSrcIp => Value::Ip(self.net.as_ref()?.src_ip?),
+            F::NetSrcPort => Value::Int(self.net.as_ref()?.src_port?.into()),
+            F::NetDstIp => Value::Ip(self.net.as_ref()?.dst_ip?),
+            F::NetDstPort => Value::Int(self.net.as_ref()?.dst_port?.into()),
+            F::NetUnixPath => Value::Str(s(self.net.as_ref()?.unix_path.as_ref()?)),
+            F::NetVia => Value::Str(Cow::Borrowed(self.net.as_ref()?.via.as_deref()?)),
+            F::ExitCode => Value::Int(self.exit.as_ref()?.code?.into()),
+            F::ExitSignal => Value::Int(self.exit.as_ref()?.signal?.into()),
+            F::MonitorLossKind => {
+                Value::Str(Cow::Borrowed(self.monitor.as_ref()?.loss_kind.as_deref()?))
+            }
+            F::MonitorLossCount => Value::Int(self.monitor.as_ref()?.loss_count? as i64),
+            F::MonitorMessage => {
+                Value::Str(Cow::Borrowed(self.monitor.as_ref()?.message.as_deref()?))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_is_in_declaration_order_and_names_are_unique() {
+        for (i, d) in FIELDS.iter().enumerate() {
+            assert_eq!(d.field as usize, i, "{} out of order", d.name);
+            assert_eq!(Field::from_name(d.name), Some(d.field));
+        }
+        let mut names: Vec<_> = FIELDS.iter().map(|d| d.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), FIELDS.len());
+    }
+
+    #[test]
+    fn field_names_match_the_json_paths() {
+        // Every catalogued field that an event carries must appear at its dotted path in the
+        // event's JSON, so rules, queries and JSON output agree on one name.
+        let ev: Event = serde_json::from_str(include_str!("../tests/full_event.json")).unwrap();
+        let json: serde_json::Value = serde_json::to_value(&ev).unwrap();
+        for d in FIELDS {
+            if ev.get(d.field).is_none() {
+                continue;
+            }
+            let mut cur = &json;
+            for part in d.name.split('.') {
+                cur = cur
+                    .get(part)
+                    .unwrap_or_else(|| panic!("`{}` missing in JSON", d.name));
+            }
+        }
+    }
+}

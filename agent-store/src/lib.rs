@@ -1,0 +1,2 @@
+//! The agentwatch store: append-only spool then tantivy index. Filled by the history issue.
+#![forbid(unsafe_code)]

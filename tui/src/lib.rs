@@ -1,0 +1,2 @@
+//! The agentwatch terminal UI. Filled by the TUI issue.
+#![forbid(unsafe_code)]
