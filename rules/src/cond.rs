@@ -1,0 +1,223 @@
+//! Compiled conditions: a tree of `all` / `any` / `not` over matchers that were resolved to a
+//! [`Field`] and compiled (regexes, globs, CIDRs) at load time, so evaluation does no parsing and,
+//! for valid UTF-8 values, no allocation.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use agent_model::{Event, Field, Value};
+
+/// A compiled condition.
+#[derive(Debug)]
+pub(crate) enum Node {
+    True,
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    Macro(Arc<Node>),
+    Match(Matcher),
+}
+
+impl Node {
+    pub(crate) fn eval(&self, ev: &Event) -> bool {
+        match self {
+            Node::True => true,
+            Node::All(v) => v.iter().all(|n| n.eval(ev)),
+            Node::Any(v) => v.iter().any(|n| n.eval(ev)),
+            Node::Not(n) => !n.eval(ev),
+            Node::Macro(n) => n.eval(ev),
+            Node::Match(m) => m.eval(ev),
+        }
+    }
+}
+
+/// One field test.
+pub(crate) struct Matcher {
+    pub field: Field,
+    pub op: Op,
+    /// Canonical text of the test (used for `Debug` and rule fingerprints).
+    pub desc: String,
+}
+
+impl fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.desc)
+    }
+}
+
+/// An IP network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cidr {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Cidr {
+    pub(crate) fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("`{s}` is not a valid CIDR: `{a}` is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| format!("`{s}` is not a valid CIDR: prefix length must be 0..={max}"))?,
+        };
+        Ok(Cidr { addr, len })
+    }
+
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => return false,
+            },
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.len == 0 { 0 } else { u32::MAX << (32 - self.len) };
+                (u32::from(n) & mask) == (u32::from(a) & mask)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.len == 0 { 0 } else { u128::MAX << (128 - self.len) };
+                (u128::from(n) & mask) == (u128::from(a) & mask)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Numeric comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// The test a matcher applies.
+pub(crate) enum Op {
+    /// The field is present (and, for lists, non-empty) — or absent when false.
+    Exists(bool),
+    /// Exact text, one of a set.
+    StrIn(HashSet<Box<str>>),
+    Prefix(Vec<Box<str>>),
+    Suffix(Vec<Box<str>>),
+    Contains(Vec<Box<str>>),
+    Glob(globset::GlobSet),
+    Regex(regex::Regex),
+    IntIn(Vec<i64>),
+    Cmp(Cmp, i64),
+    Ports(Vec<(u16, u16)>),
+    Cidr(Vec<Cidr>),
+    IpIn(Vec<IpAddr>),
+    BoolEq(bool),
+}
+
+/// Call `f` on each text value of a field until it returns true.
+#[inline]
+pub(crate) fn any_str(ev: &Event, field: Field, mut f: impl FnMut(&str) -> bool) -> bool {
+    fn lossy(b: &agent_model::BStr) -> Cow<'_, str> {
+        b.to_str_lossy()
+    }
+    match field {
+        Field::ProcessArgs => ev.process.args.iter().any(|a| f(&lossy(a))),
+        Field::Ancestry => ev.ancestry.iter().any(|a| f(&lossy(a))),
+        Field::FileFlags => ev
+            .file
+            .as_ref()
+            .is_some_and(|x| x.flags.iter().any(|a| f(a))),
+        _ => match ev.get(field) {
+            Some(Value::Str(s)) => f(&s),
+            Some(Value::List(l)) => l.iter().any(|s| f(s)),
+            _ => false,
+        },
+    }
+}
+
+fn int_of(ev: &Event, field: Field) -> Option<i64> {
+    match ev.get(field)? {
+        Value::Int(i) | Value::Time(i) => Some(i),
+        Value::Bool(b) => Some(i64::from(b)),
+        _ => None,
+    }
+}
+
+impl Matcher {
+    pub(crate) fn eval(&self, ev: &Event) -> bool {
+        let field = self.field;
+        match &self.op {
+            Op::Exists(want) => {
+                let present = match field {
+                    Field::ProcessArgs => !ev.process.args.is_empty(),
+                    Field::Ancestry => !ev.ancestry.is_empty(),
+                    Field::FileFlags => ev.file.as_ref().is_some_and(|f| !f.flags.is_empty()),
+                    _ => ev.get(field).is_some(),
+                };
+                present == *want
+            }
+            Op::StrIn(set) => any_str(ev, field, |s| set.contains(s)),
+            Op::Prefix(p) => any_str(ev, field, |s| p.iter().any(|p| s.starts_with(&**p))),
+            Op::Suffix(p) => any_str(ev, field, |s| p.iter().any(|p| s.ends_with(&**p))),
+            Op::Contains(p) => any_str(ev, field, |s| p.iter().any(|p| s.contains(&**p))),
+            Op::Glob(g) => any_str(ev, field, |s| g.is_match(s)),
+            Op::Regex(r) => any_str(ev, field, |s| r.is_match(s)),
+            Op::IntIn(v) => int_of(ev, field).is_some_and(|i| v.contains(&i)),
+            Op::Cmp(c, n) => int_of(ev, field).is_some_and(|i| match c {
+                Cmp::Gt => i > *n,
+                Cmp::Ge => i >= *n,
+                Cmp::Lt => i < *n,
+                Cmp::Le => i <= *n,
+            }),
+            Op::Ports(r) => int_of(ev, field)
+                .is_some_and(|p| r.iter().any(|&(lo, hi)| p >= i64::from(lo) && p <= i64::from(hi))),
+            Op::Cidr(c) => match ev.get(field) {
+                Some(Value::Ip(ip)) => c.iter().any(|c| c.contains(ip)),
+                _ => false,
+            },
+            Op::IpIn(v) => match ev.get(field) {
+                Some(Value::Ip(ip)) => v.contains(&ip),
+                _ => false,
+            },
+            Op::BoolEq(b) => matches!(ev.get(field), Some(Value::Bool(x)) if x == *b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_contains_v4_v6_and_mapped() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.0.0.1".parse().unwrap()));
+        let c6 = Cidr::parse("fd00::/8").unwrap();
+        assert!(c6.contains("fd12::1".parse().unwrap()));
+        assert!(!c6.contains("fe80::1".parse().unwrap()));
+        let all = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        assert_eq!(Cidr::parse("1.2.3.4").unwrap().len, 32);
+    }
+
+    #[test]
+    fn bad_cidrs_are_rejected() {
+        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("prefix length"));
+        assert!(Cidr::parse("10.0.0/8").unwrap_err().contains("not an IP"));
+        assert!(Cidr::parse("::/129").is_err());
+    }
+}

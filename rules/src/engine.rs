@@ -1,0 +1,502 @@
+//! The engine: runs a compiled [`Policy`] over events, keeps the bounded state of windowed
+//! rules and de-duplicates alerts.
+//!
+//! # Alerts, folds and how the daemon treats them
+//! The first hit of a rule for a (session, key) returns a fresh alert (`count == 1`). Repeats
+//! within the rule's dedup window (default 60 s, measured from the first hit) return nothing but
+//! are counted. When the window is over — seen on the next hit after it, on [`Engine::flush`], or
+//! at `session.end` — the engine returns the alert again, **with the same `id`**, a higher `count`
+//! and a later `last_time`. The daemon stores and forwards every alert it gets; an alert whose
+//! `id` it has seen supersedes the earlier one (an upsert). Call `flush(now)` about once a second.
+//!
+//! # Bounds
+//! Per session and windowed rule, state is at most `threshold` timestamps or value hashes (or
+//! one chain per sequence step) plus 16 event ids. At most [`MAX_TRACKED_KEYS`] sessions/agents
+//! are tracked (the least recently seen is evicted beyond that) and at most [`MAX_FOLDS`] open
+//! folds (beyond that alerts are returned without folding). State of a session is dropped at
+//! `session.end`, when the session root exits, on [`Engine::end_session`], and when idle longer
+//! than the policy's longest window at `flush`.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::mem::size_of;
+use std::sync::Arc;
+
+use agent_model::{Alert, BStr, Event, Kind, Timestamp, Value};
+
+use crate::output::render;
+use crate::policy::{Mode, Per, Policy, Rule, kind_bit};
+
+/// Most sessions and agents with windowed state.
+pub const MAX_TRACKED_KEYS: usize = 65_536;
+/// Most open de-duplication folds.
+pub const MAX_FOLDS: usize = 65_536;
+/// Most event ids kept on an alert.
+pub const MAX_EVENT_IDS: usize = 16;
+/// An alert within this long after a `monitor.loss` is marked `in_loss_window`.
+pub const LOSS_WINDOW_NS: i64 = 10_000_000_000;
+
+enum WinState {
+    Count {
+        times: VecDeque<i64>,
+        ids: VecDeque<Box<str>>,
+    },
+    Distinct {
+        seen: HashMap<u64, i64>,
+        first: i64,
+        ids: VecDeque<Box<str>>,
+    },
+    Seq {
+        /// `chains[i]`: start time and event ids of the newest chain that completed step `i`.
+        chains: Vec<Option<(i64, Vec<Box<str>>)>>,
+    },
+}
+
+impl WinState {
+    fn bytes(&self) -> usize {
+        let ids = |v: &VecDeque<Box<str>>| v.iter().map(|s| s.len() + size_of::<Box<str>>()).sum::<usize>();
+        match self {
+            WinState::Count { times, ids: i } => times.capacity() * 8 + ids(i),
+            WinState::Distinct { seen, ids: i, .. } => seen.capacity() * (8 + 8 + 1) + ids(i),
+            WinState::Seq { chains } => chains
+                .iter()
+                .flatten()
+                .map(|(_, v)| 8 + v.iter().map(|s| s.len() + size_of::<Box<str>>()).sum::<usize>())
+                .sum::<usize>()
+                + chains.capacity() * size_of::<Option<(i64, Vec<Box<str>>)>>(),
+        }
+    }
+
+    fn newest(&self) -> i64 {
+        match self {
+            WinState::Count { times, .. } => times.back().copied().unwrap_or(i64::MIN),
+            WinState::Distinct { seen, .. } => seen.values().copied().max().unwrap_or(i64::MIN),
+            WinState::Seq { chains } => chains.iter().flatten().map(|c| c.0).max().unwrap_or(i64::MIN),
+        }
+    }
+}
+
+#[derive(Default)]
+struct KeyState {
+    windows: Vec<(u32, WinState)>,
+    last_seen: i64,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FoldKey {
+    rule: u32,
+    session: Box<str>,
+    key: u64,
+}
+
+struct Fold {
+    alert: Alert,
+    emitted: u64,
+    dedup_ns: i64,
+}
+
+/// Runs a policy over events. Not `Sync`: one engine per pipeline thread.
+pub struct Engine {
+    policy: Arc<Policy>,
+    hits: Vec<u64>,
+    sessions: HashMap<Box<str>, KeyState>,
+    agents: HashMap<Box<str>, KeyState>,
+    folds: HashMap<FoldKey, Fold>,
+    last_loss: Option<i64>,
+    max_within: i64,
+}
+
+const NO_SESSION: &str = "-";
+
+fn push_id(ids: &mut VecDeque<Box<str>>, id: &str) {
+    if ids.len() == MAX_EVENT_IDS {
+        ids.pop_front();
+    }
+    ids.push_back(id.into());
+}
+
+fn hash_value(v: &Value<'_>) -> u64 {
+    let mut h = DefaultHasher::new();
+    match v {
+        Value::Str(s) => s.hash(&mut h),
+        Value::List(l) => l.hash(&mut h),
+        Value::Int(i) | Value::Time(i) => i.hash(&mut h),
+        Value::Ip(ip) => ip.hash(&mut h),
+        Value::Bool(b) => b.hash(&mut h),
+    }
+    h.finish()
+}
+
+fn max_within(p: &Policy) -> i64 {
+    p.rules.iter().map(|r| r.within_ns).max().unwrap_or(0)
+}
+
+impl Engine {
+    pub fn new(policy: Arc<Policy>) -> Engine {
+        Engine {
+            hits: vec![0; policy.rules.len()],
+            max_within: max_within(&policy),
+            policy,
+            sessions: HashMap::new(),
+            agents: HashMap::new(),
+            folds: HashMap::new(),
+            last_loss: None,
+        }
+    }
+
+    /// The running policy.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Run every rule for the event's kind; returns new alerts and closed folds.
+    pub fn process(&mut self, ev: &Event) -> Vec<Alert> {
+        let mut out = Vec::new();
+        let kind = ev.kind();
+        let t = ev.time.0;
+        if kind == Kind::MonitorLoss {
+            self.last_loss = Some(t);
+        }
+        let policy = Arc::clone(&self.policy);
+        for &ri in &policy.by_kind[kind as usize] {
+            let rule = &policy.rules[ri as usize];
+            match &rule.mode {
+                Mode::Event => {
+                    if rule.cond.eval(ev) && !rule.exceptions.iter().any(|x| x.eval(ev)) {
+                        self.hit(ri, rule, ev, vec![ev.id.clone()], t, &mut out);
+                    }
+                }
+                Mode::Sequence { .. } => {
+                    if !rule.exceptions.iter().any(|x| x.eval(ev)) {
+                        self.windowed(ri, rule, ev, &mut out);
+                    }
+                }
+                _ => {
+                    if rule.cond.eval(ev) && !rule.exceptions.iter().any(|x| x.eval(ev)) {
+                        self.windowed(ri, rule, ev, &mut out);
+                    }
+                }
+            }
+        }
+        match kind {
+            Kind::SessionEnd => {
+                if let Some(s) = ev.session_id() {
+                    self.end_session(s);
+                    self.close_folds(|k| &*k.session == s, &mut out);
+                }
+            }
+            Kind::ProcessExit if ev.ancestry.is_empty() => {
+                if let Some(s) = ev.session_id() {
+                    self.end_session(s);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn windowed(&mut self, ri: u32, rule: &Rule, ev: &Event, out: &mut Vec<Alert>) {
+        let t = ev.time.0;
+        let (map, key) = match rule.per {
+            Per::Session => (&mut self.sessions, ev.session_id().unwrap_or(NO_SESSION)),
+            Per::Agent => (&mut self.agents, ev.agent_name().unwrap_or(NO_SESSION)),
+        };
+        // Sequences look at every event of their kinds; only create state when a step matches.
+        if let Mode::Sequence { steps } = &rule.mode {
+            let kind = kind_bit(ev.kind());
+            let matched: Vec<usize> = (0..steps.len())
+                .filter(|&i| steps[i].kinds & kind != 0 && steps[i].cond.eval(ev))
+                .collect();
+            if matched.is_empty() {
+                return;
+            }
+            let ks = Self::key_state(map, key, t);
+            let st = Self::win(ks, ri, || WinState::Seq { chains: vec![None; steps.len()] });
+            let WinState::Seq { chains } = st else { return };
+            let n = steps.len();
+            let mut fired = None;
+            for &i in matched.iter().rev() {
+                if i == 0 {
+                    chains[0] = Some((t, vec![ev.id.as_str().into()]));
+                    continue;
+                }
+                let Some((start, ids)) = chains[i - 1].clone() else { continue };
+                if t - start > rule.within_ns {
+                    chains[i - 1] = None;
+                    continue;
+                }
+                let mut ids = ids;
+                ids.push(ev.id.as_str().into());
+                if i == n - 1 {
+                    fired = Some((start, ids));
+                    break;
+                }
+                if chains[i].as_ref().is_none_or(|c| c.0 <= start) {
+                    chains[i] = Some((start, ids));
+                }
+            }
+            if let Some((start, ids)) = fired {
+                chains.iter_mut().for_each(|c| *c = None);
+                let ids = ids.into_iter().map(String::from).collect();
+                self.hit(ri, rule, ev, ids, start, out);
+            }
+            return;
+        }
+        let ks = Self::key_state(map, key, t);
+        let within = rule.within_ns;
+        let fired: Option<(i64, Vec<String>)> = match rule.mode {
+            Mode::Count { threshold } => {
+                let st = Self::win(ks, ri, || WinState::Count { times: VecDeque::new(), ids: VecDeque::new() });
+                let WinState::Count { times, ids } = st else { return };
+                times.push_back(t);
+                push_id(ids, &ev.id);
+                while times.front().is_some_and(|&f| f < t - within) || times.len() > threshold {
+                    times.pop_front();
+                }
+                if times.len() >= threshold {
+                    let first = times.front().copied().unwrap_or(t);
+                    let v = ids.drain(..).map(String::from).collect();
+                    times.clear();
+                    Some((first, v))
+                } else {
+                    None
+                }
+            }
+            Mode::Distinct { field, threshold } => {
+                let Some(v) = ev.get(field) else { return };
+                let h = hash_value(&v);
+                let st = Self::win(ks, ri, || WinState::Distinct { seen: HashMap::new(), first: t, ids: VecDeque::new() });
+                let WinState::Distinct { seen, first, ids } = st else { return };
+                if seen.is_empty() {
+                    *first = t;
+                }
+                if seen.insert(h, t).is_none() {
+                    push_id(ids, &ev.id);
+                }
+                if seen.len() >= threshold {
+                    seen.retain(|_, &mut s| s >= t - within);
+                    *first = seen.values().copied().min().unwrap_or(t);
+                }
+                if seen.len() >= threshold {
+                    let f = *first;
+                    seen.clear();
+                    Some((f, ids.drain(..).map(String::from).collect()))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some((first, ids)) = fired {
+            self.hit(ri, rule, ev, ids, first, out);
+        }
+    }
+
+    fn key_state<'m>(map: &'m mut HashMap<Box<str>, KeyState>, key: &str, t: i64) -> &'m mut KeyState {
+        if !map.contains_key(key) {
+            if map.len() >= MAX_TRACKED_KEYS
+                && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+            map.insert(key.into(), KeyState::default());
+        }
+        let ks = map.get_mut(key).expect("inserted above");
+        ks.last_seen = ks.last_seen.max(t);
+        ks
+    }
+
+    fn win(ks: &mut KeyState, ri: u32, make: impl FnOnce() -> WinState) -> &mut WinState {
+        let pos = match ks.windows.iter().position(|(r, _)| *r == ri) {
+            Some(p) => p,
+            None => {
+                ks.windows.push((ri, make()));
+                ks.windows.len() - 1
+            }
+        };
+        &mut ks.windows[pos].1
+    }
+
+    fn hit(&mut self, ri: u32, rule: &Rule, ev: &Event, event_ids: Vec<String>, first: i64, out: &mut Vec<Alert>) {
+        self.hits[ri as usize] += 1;
+        let t = ev.time.0;
+        let summary = render(&rule.output, ev);
+        let key = match (&rule.dedup_key, &rule.mode) {
+            (Some(fields), _) => {
+                let mut h = DefaultHasher::new();
+                for f in fields {
+                    ev.get(*f).map(|v| hash_value(&v)).hash(&mut h);
+                }
+                h.finish()
+            }
+            (None, Mode::Event) => {
+                let mut h = DefaultHasher::new();
+                summary.hash(&mut h);
+                h.finish()
+            }
+            (None, _) => 0,
+        };
+        let fk = FoldKey {
+            rule: ri,
+            session: ev.session_id().unwrap_or(NO_SESSION).into(),
+            key,
+        };
+        if let Some(f) = self.folds.get_mut(&fk) {
+            if t - f.alert.first_time.0 <= rule.dedup_ns {
+                f.alert.count += 1;
+                f.alert.time = ev.time;
+                f.alert.last_time = Timestamp(f.alert.last_time.0.max(t));
+                for id in event_ids {
+                    if f.alert.event_ids.len() < MAX_EVENT_IDS && !f.alert.event_ids.contains(&id) {
+                        f.alert.event_ids.push(id);
+                    }
+                }
+                return;
+            }
+            if let Some(old) = self.folds.remove(&fk)
+                && old.alert.count > old.emitted
+            {
+                out.push(old.alert);
+            }
+        }
+        let alert = Alert {
+            id: format!("{}:{}", rule.id, ev.id),
+            time: ev.time,
+            host: ev.host.clone(),
+            rule: rule.id.clone(),
+            severity: rule.severity,
+            agent: ev.agent.clone(),
+            session: ev.session.clone(),
+            summary: BStr::from(summary),
+            tags: rule.tags.clone(),
+            event_ids,
+            count: 1,
+            first_time: Timestamp(first.min(t)),
+            last_time: ev.time,
+            in_loss_window: self.last_loss.is_some_and(|l| t >= l && t - l <= LOSS_WINDOW_NS),
+        };
+        if rule.dedup_ns > 0 && self.folds.len() < MAX_FOLDS {
+            self.folds.insert(fk, Fold { alert: alert.clone(), emitted: 1, dedup_ns: rule.dedup_ns });
+        }
+        out.push(alert);
+    }
+
+    fn close_folds(&mut self, pred: impl Fn(&FoldKey) -> bool, out: &mut Vec<Alert>) {
+        let keys: Vec<FoldKey> = self.folds.keys().filter(|k| pred(k)).cloned().collect();
+        let mut closed = Vec::new();
+        for k in keys {
+            if let Some(f) = self.folds.remove(&k)
+                && f.alert.count > f.emitted
+            {
+                closed.push(f.alert);
+            }
+        }
+        closed.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+        out.extend(closed);
+    }
+
+    /// Close de-duplication windows that ended before `now` (returning the updated alerts of
+    /// those that folded repeats) and drop windowed state idle for longer than any window.
+    pub fn flush(&mut self, now: Timestamp) -> Vec<Alert> {
+        let now = now.0;
+        let mut out = Vec::new();
+        let expired: Vec<FoldKey> = self
+            .folds
+            .iter()
+            .filter(|(_, f)| now - f.alert.first_time.0 > f.dedup_ns)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            if let Some(f) = self.folds.remove(&k)
+                && f.alert.count > f.emitted
+            {
+                out.push(f.alert);
+            }
+        }
+        out.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+        let horizon = now.saturating_sub(self.max_within);
+        for map in [&mut self.sessions, &mut self.agents] {
+            map.retain(|_, ks| {
+                ks.windows.retain(|(_, w)| w.newest() >= horizon);
+                !ks.windows.is_empty()
+            });
+        }
+        out
+    }
+
+    /// Forget the windowed state of a session (the daemon calls this when it retires one).
+    pub fn end_session(&mut self, id: &str) {
+        self.sessions.remove(id);
+    }
+
+    /// Swap in a new policy. Windowed state and open folds survive for rules whose id and
+    /// definition are unchanged; hit counts survive by id.
+    pub fn swap_policy(&mut self, policy: Arc<Policy>) {
+        let old = &self.policy;
+        let mut map: HashMap<u32, u32> = HashMap::new();
+        let by_id: HashMap<&str, usize> = policy.rules.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+        let mut hits = vec![0; policy.rules.len()];
+        for (oi, r) in old.rules.iter().enumerate() {
+            if let Some(&ni) = by_id.get(r.id.as_str()) {
+                hits[ni] = self.hits[oi];
+                if policy.rules[ni].fingerprint == r.fingerprint {
+                    map.insert(oi as u32, ni as u32);
+                }
+            }
+        }
+        for m in [&mut self.sessions, &mut self.agents] {
+            m.retain(|_, ks| {
+                ks.windows.retain_mut(|(r, _)| match map.get(r) {
+                    Some(&n) => {
+                        *r = n;
+                        true
+                    }
+                    None => false,
+                });
+                !ks.windows.is_empty()
+            });
+        }
+        let folds = std::mem::take(&mut self.folds);
+        self.folds = folds
+            .into_iter()
+            .filter_map(|(mut k, f)| {
+                let n = *map.get(&k.rule)?;
+                k.rule = n;
+                Some((k, f))
+            })
+            .collect();
+        self.hits = hits;
+        self.max_within = max_within(&policy);
+        self.policy = policy;
+    }
+
+    /// Approximate bytes held by windowed state and open folds.
+    pub fn state_bytes(&self) -> usize {
+        let mut n = 0;
+        for m in [&self.sessions, &self.agents] {
+            n += m.capacity() * (size_of::<Box<str>>() + size_of::<KeyState>() + 1);
+            for (k, ks) in m.iter() {
+                n += k.len() + ks.windows.capacity() * size_of::<(u32, WinState)>();
+                n += ks.windows.iter().map(|(_, w)| w.bytes()).sum::<usize>();
+            }
+        }
+        n += self.folds.capacity() * (size_of::<FoldKey>() + size_of::<Fold>() + 1);
+        for (k, f) in &self.folds {
+            let a = &f.alert;
+            n += k.session.len() + a.id.len() + a.host.len() + a.rule.len() + a.summary.0.len();
+            n += a.tags.iter().chain(&a.event_ids).map(|s| s.len() + size_of::<String>()).sum::<usize>();
+        }
+        n
+    }
+
+    /// Sessions and agents with windowed state.
+    pub fn tracked_keys(&self) -> usize {
+        self.sessions.len() + self.agents.len()
+    }
+
+    /// Hits per rule id (events that matched, windows that fired), in policy order.
+    pub fn hit_counts(&self) -> Vec<(String, u64)> {
+        self.policy.rules.iter().zip(&self.hits).map(|(r, &h)| (r.id.clone(), h)).collect()
+    }
+}
+
