@@ -1,2 +1,228 @@
-//! The agentwatch store: append-only spool then tantivy index. Filled by the history issue.
+//! The agentwatch store: every event and alert goes first into an append-only, checksummed spool
+//! (fsynced in groups), then into a tantivy index committed on a cadence by a background thread.
+//!
+//! The spool is the source of truth and holds each record's JSON byte for byte; the index holds
+//! only what queries need plus a pointer (`_seq`, `_off`) back into the spool, which keeps it
+//! small and lets a damaged or deleted index be rebuilt from the spool. Each index commit records
+//! the last spool sequence it holds, so after a crash the spool tail is replayed: nothing
+//! acknowledged is lost and nothing is indexed twice. Only the daemon writes ([`Store`]); the CLI
+//! and TUI open a [`Reader`], which never writes, even on a copied data dir. Queries use our own
+//! Lucene-like language ([`query`]), parsed to an AST and built into tantivy queries by hand.
+//!
+//! This crate is synchronous: the daemon calls it from a dedicated thread.
 #![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agent_model::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub mod export;
+pub mod query;
+mod reader;
+pub mod schema;
+mod search;
+mod spool;
+mod store;
+
+pub use query::{QueryError, parse_time_bound};
+pub use reader::{
+    Aggregation, Hit, ProcessNode, Reader, Record, SearchRequest, SearchResponse, SessionDetail,
+    SessionSummary,
+};
+pub use spool::Damage;
+pub use store::Store;
+
+/// The one error type of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("i/o error on `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("index error")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("{0}")]
+    Query(#[from] QueryError),
+    #[error("data dir `{0}` is in use by another writer")]
+    Locked(PathBuf),
+    #[error("no index in `{0}`; has a daemon ever written there?")]
+    NoIndex(PathBuf),
+    #[error("record `{seq}` is too large: `{len}` bytes")]
+    TooLarge { seq: u64, len: usize },
+    #[error("corrupt spool record at `{path}` offset `{offset}`")]
+    Corrupt { path: PathBuf, offset: u64 },
+    #[error("bad json in spool record `{seq}`")]
+    Json {
+        seq: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("spool buffer is full (`{0}` bytes unwritten); the disk may be full")]
+    Backlog(usize),
+    #[error("the indexer thread stopped: {0}")]
+    Indexer(String),
+}
+
+/// Tuning of a [`Store`].
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Commit the index after this many new records...
+    pub commit_every_events: u64,
+    /// ... or this long after the first uncommitted one.
+    pub commit_every: Duration,
+    /// fsync the spool after this many records...
+    pub sync_every_events: u64,
+    /// ... or at least this often.
+    pub sync_every: Duration,
+    /// Delete spool segments (and their documents) whose newest record is older than this.
+    pub retention_age: Option<Duration>,
+    /// Delete the oldest segments while the spool is larger than this.
+    pub retention_bytes: Option<u64>,
+    /// Start a new spool segment past this size.
+    pub segment_bytes: u64,
+    /// Memory budget of the tantivy writer.
+    pub index_memory_bytes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            commit_every_events: 200_000,
+            commit_every: Duration::from_millis(500),
+            sync_every_events: 8192,
+            sync_every: Duration::from_millis(50),
+            retention_age: Some(Duration::from_secs(30 * 86_400)),
+            retention_bytes: None,
+            segment_bytes: 64 << 20,
+            index_memory_bytes: 96 << 20,
+        }
+    }
+}
+
+/// What [`Store::open`] found and repaired. The daemon turns a non-clean report into an alert.
+#[derive(Clone, Debug, Default)]
+pub struct OpenReport {
+    /// Damaged spool regions, quarantined (corrupted records) or cut (torn tails).
+    pub damaged: Vec<Damage>,
+    /// Sequence ranges (inclusive) missing from the spool.
+    pub missing_seqs: Vec<(u64, u64)>,
+    /// Why the index was rebuilt from the spool, when it was.
+    pub index_rebuilt: Option<String>,
+    /// Spool records replayed into the index (the tail past its last commit).
+    pub replayed: u64,
+    /// Last sequence in the spool.
+    pub last_seq: u64,
+    /// Files and directories whose permissions were too open and were fixed.
+    pub permissions_fixed: Vec<PathBuf>,
+}
+
+impl OpenReport {
+    /// True when nothing was damaged, missing or rebuilt.
+    pub fn is_clean(&self) -> bool {
+        self.damaged.iter().all(|d| d.torn_tail && d.len == 0)
+            && self.missing_seqs.is_empty()
+            && self.index_rebuilt.is_none()
+    }
+
+    /// One line per finding, for an alert or a log.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in &self.damaged {
+            out.push(if d.torn_tail {
+                format!(
+                    "torn spool tail cut at `{}` offset `{}` ({} bytes kept in `{}`)",
+                    d.segment.display(),
+                    d.offset,
+                    d.len,
+                    d.quarantine.display()
+                )
+            } else {
+                format!(
+                    "corrupted spool record at `{}` offset `{}` ({} bytes) quarantined in `{}`",
+                    d.segment.display(),
+                    d.offset,
+                    d.len,
+                    d.quarantine.display()
+                )
+            });
+        }
+        for (a, b) in &self.missing_seqs {
+            out.push(format!("spool records `{a}`..=`{b}` are missing"));
+        }
+        if let Some(r) = &self.index_rebuilt {
+            out.push(format!("index rebuilt from the spool: {r}"));
+        }
+        for p in &self.permissions_fixed {
+            out.push(format!(
+                "permissions of `{}` were too open and were fixed",
+                p.display()
+            ));
+        }
+        out
+    }
+}
+
+/// Figures for `agentwatch status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    pub events: u64,
+    pub alerts: u64,
+    pub spool_bytes: u64,
+    pub index_bytes: u64,
+    /// Last sequence handed out.
+    pub last_seq: u64,
+    /// Last sequence fsynced (acknowledged).
+    pub durable_seq: u64,
+    /// Last sequence in a committed index.
+    pub indexed_seq: u64,
+    /// Records not yet searchable.
+    pub lag: u64,
+}
+
+/// Triage state of an alert.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriageState {
+    #[default]
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl TriageState {
+    pub const fn name(self) -> &'static str {
+        match self {
+            TriageState::Open => "open",
+            TriageState::Acknowledged => "acknowledged",
+            TriageState::Resolved => "resolved",
+        }
+    }
+
+    /// `open`, `acknowledged` (or `ack`), `resolved`, any case.
+    pub fn from_name(s: &str) -> Option<TriageState> {
+        match s.to_ascii_lowercase().as_str() {
+            "open" => Some(TriageState::Open),
+            "acknowledged" | "ack" | "acked" => Some(TriageState::Acknowledged),
+            "resolved" | "resolve" => Some(TriageState::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// A triage change, as stored in the spool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageRecord {
+    pub alert_id: String,
+    pub state: TriageState,
+    pub note: String,
+    pub by: String,
+    pub time: Timestamp,
+}
+
+/// Read-side alias used in listings.
+pub type TriageInfo = TriageRecord;

@@ -1,0 +1,566 @@
+//! The read side: searches, alert listings, sessions, and loading hits back from the spool.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use agent_model::{Alert, Event, Kind, Severity, Timestamp};
+use serde::Serialize;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, Term};
+
+use crate::query::{self, AggSpec};
+use crate::schema::{Fields, TEXT_TOKENIZER, text_analyzer};
+use crate::search::{BuildCtx, HistogramCollector, SessionsCollector, TermsCollector};
+use crate::spool::{self, RecType, io_err};
+use crate::{StoreError, TriageInfo, TriageRecord, TriageState};
+
+/// Most records a session timeline loads.
+const MAX_SESSION_RECORDS: usize = 200_000;
+
+/// A search.
+#[derive(Clone, Debug, Default)]
+pub struct SearchRequest {
+    pub query: String,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// A stored record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    Event(Box<Event>),
+    Alert(Box<Alert>),
+}
+
+impl Record {
+    pub fn time(&self) -> Timestamp {
+        match self {
+            Record::Event(e) => e.time,
+            Record::Alert(a) => a.time,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Record::Event(e) => &e.id,
+            Record::Alert(a) => &a.id,
+        }
+    }
+}
+
+/// One result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// Spool sequence number.
+    pub seq: u64,
+    /// The record's JSON exactly as stored.
+    pub json: String,
+    pub record: Record,
+    /// Latest triage change, for alerts that have one.
+    pub triage: Option<TriageInfo>,
+}
+
+impl Hit {
+    /// Triage state (alerts without a change are open; events have none).
+    pub fn triage_state(&self) -> Option<TriageState> {
+        match self.record {
+            Record::Alert(_) => Some(self.triage.as_ref().map(|t| t.state).unwrap_or_default()),
+            Record::Event(_) => None,
+        }
+    }
+}
+
+/// An aggregation result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Aggregation {
+    /// `| count`.
+    Count { count: u64 },
+    /// `| count by FIELD` / `| top N FIELD`: values by decreasing count.
+    Terms {
+        field: String,
+        buckets: Vec<(String, u64)>,
+        /// Matches counted in values past the limit.
+        other: u64,
+    },
+    /// `| histogram 1m`: bucket start times in order.
+    Histogram {
+        interval_ns: i64,
+        buckets: Vec<(Timestamp, u64)>,
+    },
+}
+
+/// Results of a search, newest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchResponse {
+    pub total: u64,
+    pub hits: Vec<Hit>,
+    pub aggregation: Option<Aggregation>,
+}
+
+/// One session in a listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SessionSummary {
+    pub id: String,
+    pub agent: Option<String>,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub events: u64,
+    pub alerts: u64,
+    pub root_exe: Option<String>,
+    pub root_pid: Option<u32>,
+}
+
+/// A process of a session's tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProcessNode {
+    pub pid: u32,
+    pub start: Timestamp,
+    pub exe: String,
+    pub parent_pid: Option<u32>,
+    pub parent_start: Option<Timestamp>,
+    /// Indexes into [`SessionDetail::processes`].
+    pub children: Vec<usize>,
+}
+
+/// The timeline and process tree of one session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionDetail {
+    pub id: String,
+    /// Events in time order.
+    pub events: Vec<Hit>,
+    /// Alerts in time order.
+    pub alerts: Vec<Hit>,
+    /// Processes seen exec'ing or forking, in order of first sight.
+    pub processes: Vec<ProcessNode>,
+    /// Indexes of processes whose parent is not in the session.
+    pub roots: Vec<usize>,
+}
+
+/// Read-only access to a data dir. Never writes, so it works on a copied data dir.
+pub struct Reader {
+    spool_dir: PathBuf,
+    fields: Fields,
+    reader: IndexReader,
+    /// Open segment files by first seq.
+    files: Mutex<BTreeMap<u64, Arc<File>>>,
+    triage: RwLock<HashMap<String, TriageInfo>>,
+}
+
+impl Reader {
+    /// Open the data dir `dir` read-only.
+    pub fn open(dir: &Path) -> Result<Reader, StoreError> {
+        let index_dir = dir.join("index");
+        if !index_dir.join("meta.json").exists() {
+            return Err(StoreError::NoIndex(dir.to_path_buf()));
+        }
+        let index = Index::open_in_dir(&index_dir)?;
+        Reader::from_index(dir, index, Fields::build())
+    }
+
+    pub(crate) fn from_index(
+        dir: &Path,
+        index: Index,
+        fields: Fields,
+    ) -> Result<Reader, StoreError> {
+        index.tokenizers().register(TEXT_TOKENIZER, text_analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let r = Reader {
+            spool_dir: dir.join("spool"),
+            fields,
+            reader,
+            files: Mutex::new(BTreeMap::new()),
+            triage: RwLock::new(HashMap::new()),
+        };
+        r.load_triage()?;
+        Ok(r)
+    }
+
+    /// See commits made since the reader was opened or last reloaded.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        self.reader.reload()?;
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.load_triage()
+    }
+
+    fn load_triage(&self) -> Result<(), StoreError> {
+        let searcher = self.reader.searcher();
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.get("kind"), "triage"),
+            IndexRecordOption::Basic,
+        );
+        let n = searcher.search(&q, &Count)?;
+        let mut map: HashMap<String, TriageInfo> = HashMap::new();
+        if n > 0 {
+            let top = searcher.search(
+                &q,
+                &TopDocs::with_limit(n).order_by_fast_field::<u64>("_seq", Order::Asc),
+            )?;
+            for (_, addr) in top {
+                let (seq, off) = self.pointer(&searcher, addr)?;
+                let Ok((h, payload)) = self.read(seq, off) else {
+                    continue;
+                };
+                if h.ty != RecType::Triage {
+                    continue;
+                }
+                if let Ok(t) = serde_json::from_slice::<TriageRecord>(&payload) {
+                    map.insert(t.alert_id.clone(), t);
+                }
+            }
+        }
+        *self.triage.write().unwrap_or_else(|p| p.into_inner()) = map;
+        Ok(())
+    }
+
+    fn pointer(&self, searcher: &Searcher, addr: DocAddress) -> Result<(u64, u64), StoreError> {
+        let seg = searcher.segment_reader(addr.segment_ord);
+        let ff = seg.fast_fields();
+        let seq = ff.u64("_seq")?.first(addr.doc_id).unwrap_or(0);
+        let off = ff.u64("_off")?.first(addr.doc_id).unwrap_or(0);
+        Ok((seq, off))
+    }
+
+    fn segment_file(&self, seq: u64) -> Result<(u64, Arc<File>), StoreError> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let listed = spool::list_segments(&self.spool_dir)?;
+        let Some((first, path)) = listed.iter().rev().find(|(f, _)| *f <= seq) else {
+            return Err(StoreError::Corrupt {
+                path: self.spool_dir.clone(),
+                offset: seq,
+            });
+        };
+        if let Some(f) = files.get(first) {
+            return Ok((*first, f.clone()));
+        }
+        let f = Arc::new(File::open(path).map_err(io_err(path))?);
+        files.insert(*first, f.clone());
+        Ok((*first, f))
+    }
+
+    fn read(&self, seq: u64, off: u64) -> Result<(spool::RecHeader, Vec<u8>), StoreError> {
+        let (first, file) = self.segment_file(seq)?;
+        let path = spool::segment_path(&self.spool_dir, first);
+        spool::read_at(&file, &path, off, seq)
+    }
+
+    fn load_hit(&self, seq: u64, off: u64) -> Result<Hit, StoreError> {
+        let (h, payload) = self.read(seq, off)?;
+        let record = match h.ty {
+            RecType::Event => Record::Event(Box::new(
+                serde_json::from_slice(&payload)
+                    .map_err(|source| StoreError::Json { seq, source })?,
+            )),
+            RecType::Alert => Record::Alert(Box::new(
+                serde_json::from_slice(&payload)
+                    .map_err(|source| StoreError::Json { seq, source })?,
+            )),
+            _ => {
+                return Err(StoreError::Corrupt {
+                    path: self.spool_dir.clone(),
+                    offset: off,
+                });
+            }
+        };
+        let triage = match &record {
+            Record::Alert(a) => self
+                .triage
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&a.id)
+                .cloned(),
+            Record::Event(_) => None,
+        };
+        let json = String::from_utf8(payload).map_err(|_| StoreError::Corrupt {
+            path: self.spool_dir.clone(),
+            offset: off,
+        })?;
+        Ok(Hit {
+            seq,
+            json,
+            record,
+            triage,
+        })
+    }
+
+    fn load_hits(&self, searcher: &Searcher, addrs: &[DocAddress]) -> Vec<Hit> {
+        let mut out = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            match self
+                .pointer(searcher, *addr)
+                .and_then(|(seq, off)| self.load_hit(seq, off))
+            {
+                Ok(h) => out.push(h),
+                // Deleted by retention between the index and the spool, or damaged.
+                Err(e) => tracing::debug!(error = %e, "hit could not be loaded from the spool"),
+            }
+        }
+        out
+    }
+
+    fn full_query(
+        &self,
+        q: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<(Box<dyn Query>, Option<AggSpec>), StoreError> {
+        let parsed = query::parse(q)?;
+        let states: HashMap<String, TriageState> = self
+            .triage
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.state))
+            .collect();
+        let mut ctx = BuildCtx {
+            fields: &self.fields,
+            analyzer: text_analyzer(),
+            now: Timestamp::now(),
+            triage: &states,
+        };
+        let built = ctx.build(&parsed.ast)?;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Must, built),
+            (
+                Occur::MustNot,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.fields.get("kind"), "triage"),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+        ];
+        if since.is_some() || until.is_some() {
+            let t = self.fields.get("time");
+            let lo = since.map_or(Bound::Unbounded, |s| {
+                Bound::Included(Term::from_field_i64(t, s.0))
+            });
+            let hi = until.map_or(Bound::Unbounded, |u| {
+                Bound::Included(Term::from_field_i64(t, u.0))
+            });
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+        }
+        Ok((Box::new(BooleanQuery::new(clauses)), parsed.agg))
+    }
+
+    /// Run a query: newest first, `limit` hits after skipping `offset`, plus the aggregation
+    /// named after a `|`.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse, StoreError> {
+        let (q, agg) = self.full_query(&req.query, req.since, req.until)?;
+        let searcher = self.reader.searcher();
+        let (total, addrs) = if req.limit > 0 {
+            let top = TopDocs::with_limit(req.limit)
+                .and_offset(req.offset)
+                .order_by_fast_field::<i64>("time", Order::Desc);
+            let (total, top) = searcher.search(&q, &(Count, top))?;
+            (total, top.into_iter().map(|(_, a)| a).collect::<Vec<_>>())
+        } else {
+            (searcher.search(&q, &Count)?, Vec::new())
+        };
+        let aggregation = match agg {
+            None => None,
+            Some(AggSpec::Count) => Some(Aggregation::Count {
+                count: total as u64,
+            }),
+            Some(AggSpec::Terms { field, limit }) => {
+                let counts = searcher.search(&q, &TermsCollector { field })?;
+                let mut buckets: Vec<(String, u64)> = counts.into_iter().collect();
+                buckets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let other = buckets.iter().skip(limit).map(|b| b.1).sum();
+                buckets.truncate(limit);
+                Some(Aggregation::Terms {
+                    field: field.name.to_string(),
+                    buckets,
+                    other,
+                })
+            }
+            Some(AggSpec::Histogram { interval_ns }) => {
+                let counts = searcher.search(&q, &HistogramCollector { interval_ns })?;
+                let mut buckets: Vec<(Timestamp, u64)> =
+                    counts.into_iter().map(|(k, v)| (Timestamp(k), v)).collect();
+                buckets.sort();
+                Some(Aggregation::Histogram {
+                    interval_ns,
+                    buckets,
+                })
+            }
+        };
+        let hits = self.load_hits(&searcher, &addrs);
+        Ok(SearchResponse {
+            total: total as u64,
+            hits,
+            aggregation,
+        })
+    }
+
+    /// Alerts at or above `min_severity`, newest first.
+    pub fn alerts(
+        &self,
+        since: Option<Timestamp>,
+        min_severity: Severity,
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let sev: Vec<&str> = Severity::ALL
+            .into_iter()
+            .filter(|s| *s >= min_severity)
+            .map(|s| s.name())
+            .collect();
+        let q = format!("kind:alert AND severity:({})", sev.join(" OR "));
+        Ok(self
+            .search(&SearchRequest {
+                query: q,
+                since,
+                until: None,
+                limit,
+                offset: 0,
+            })?
+            .hits)
+    }
+
+    /// Sessions with records since `since`, most recently started first.
+    pub fn sessions(&self, since: Option<Timestamp>) -> Result<Vec<SessionSummary>, StoreError> {
+        let (q, _) = self.full_query("session.id:*", since, None)?;
+        let searcher = self.reader.searcher();
+        let accs = searcher.search(&q, &SessionsCollector)?;
+        let mut out = Vec::with_capacity(accs.len());
+        for (id, acc) in accs {
+            let first = acc
+                .first
+                .and_then(|(_, seq, off)| self.load_hit(seq, off).ok());
+            let (agent, root_exe, root_pid) = match first.as_ref().map(|h| &h.record) {
+                Some(Record::Event(e)) => (
+                    e.agent_name().map(str::to_string),
+                    Some(e.process.exe.to_str_lossy().into_owned()),
+                    Some(e.process.pid),
+                ),
+                _ => (None, None, None),
+            };
+            out.push(SessionSummary {
+                id,
+                agent,
+                start: Timestamp(acc.start),
+                end: Timestamp(acc.end),
+                events: acc.events,
+                alerts: acc.alerts,
+                root_exe,
+                root_pid,
+            });
+        }
+        out.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// The timeline and process tree of session `id`; `None` when nothing is stored for it.
+    pub fn session(&self, id: &str) -> Result<Option<SessionDetail>, StoreError> {
+        let escaped: String = id
+            .chars()
+            .flat_map(|c| {
+                if c == '"' || c == '\\' {
+                    vec!['\\', c]
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
+        let (q, _) = self.full_query(&format!("session.id:\"{escaped}\""), None, None)?;
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &q,
+            &TopDocs::with_limit(MAX_SESSION_RECORDS)
+                .order_by_fast_field::<i64>("time", Order::Asc),
+        )?;
+        if top.is_empty() {
+            return Ok(None);
+        }
+        let addrs: Vec<DocAddress> = top.into_iter().map(|(_, a)| a).collect();
+        let mut hits = self.load_hits(&searcher, &addrs);
+        hits.sort_by_key(|h| (h.record.time(), h.seq));
+        let (alerts, events): (Vec<Hit>, Vec<Hit>) = hits
+            .into_iter()
+            .partition(|h| matches!(h.record, Record::Alert(_)));
+        let mut processes: Vec<ProcessNode> = Vec::new();
+        let mut by_key: HashMap<(u32, i64), usize> = HashMap::new();
+        for h in &events {
+            let Record::Event(e) = &h.record else {
+                continue;
+            };
+            if !matches!(
+                e.kind(),
+                Kind::ProcessExec | Kind::ProcessFork | Kind::SessionStart
+            ) {
+                continue;
+            }
+            let key = (e.process.pid, e.process.start.0);
+            let exe = e.process.exe.to_str_lossy().into_owned();
+            match by_key.get(&key) {
+                Some(&i) => {
+                    // A later exec replaces the image of the same process.
+                    if e.kind() == Kind::ProcessExec {
+                        processes[i].exe = exe;
+                    }
+                }
+                None => {
+                    by_key.insert(key, processes.len());
+                    processes.push(ProcessNode {
+                        pid: e.process.pid,
+                        start: e.process.start,
+                        exe,
+                        parent_pid: e.parent.as_ref().map(|p| p.pid),
+                        parent_start: e.parent.as_ref().and_then(|p| p.start),
+                        children: Vec::new(),
+                    });
+                }
+            }
+        }
+        let mut roots = Vec::new();
+        for i in 0..processes.len() {
+            let parent = match (processes[i].parent_pid, processes[i].parent_start) {
+                (Some(pid), Some(start)) => by_key.get(&(pid, start.0)).copied(),
+                (Some(pid), None) => processes
+                    .iter()
+                    .position(|p| p.pid == pid && p.start <= processes[i].start),
+                _ => None,
+            };
+            match parent.filter(|&p| p != i) {
+                Some(p) => processes[p].children.push(i),
+                None => roots.push(i),
+            }
+        }
+        Ok(Some(SessionDetail {
+            id: id.to_string(),
+            events,
+            alerts,
+            processes,
+            roots,
+        }))
+    }
+
+    /// Load hits by id (exact), for tests and tools.
+    pub fn by_id(&self, id: &str) -> Result<Vec<Hit>, StoreError> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.get("id"), crate::schema::clip(id)),
+            IndexRecordOption::Basic,
+        );
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &q,
+            &TopDocs::with_limit(1000).order_by_fast_field::<u64>("_seq", Order::Asc),
+        )?;
+        let addrs: Vec<DocAddress> = top.into_iter().map(|(_, a)| a).collect();
+        Ok(self.load_hits(&searcher, &addrs))
+    }
+
+    /// Number of documents in the index (including triage records).
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+}

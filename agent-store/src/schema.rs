@@ -1,0 +1,466 @@
+//! The tantivy schema: one index field per dotted event field, named exactly like it, plus a few
+//! internal fields (`_seq`, `_off`, `_text`). Bodies are not stored in the index: the spool holds
+//! them, and `_seq`/`_off` point at the record.
+
+use std::net::IpAddr;
+
+use agent_model::{Alert, BStr, Event};
+use tantivy::TantivyDocument;
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, IpAddrOptions, NumericOptions, Schema,
+    TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+
+use crate::TriageRecord;
+
+/// Schema version, recorded in every commit payload. A different version means a rebuild.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// Keyword values longer than this are indexed by their first bytes (the spool keeps them whole).
+pub(crate) const MAX_KEYWORD: usize = 1024;
+/// Name of the tokenizer of text fields.
+pub(crate) const TEXT_TOKENIZER: &str = "aw_text";
+
+/// How a field is indexed, which decides how a query value is matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldClass {
+    /// Exact value (raw tokenizer); wildcards match the whole value.
+    Keyword,
+    /// Tokenized text with positions; values match words and phrases.
+    Text,
+    /// Unsigned integer.
+    U64,
+    /// Signed integer.
+    I64,
+    /// Time in ns since the epoch (i64).
+    Time,
+    /// IP address (v4 stored as v4-mapped v6).
+    Ip,
+    /// Boolean.
+    Bool,
+    /// `triage.state`: computed from triage records at query time.
+    Triage,
+}
+
+/// A queryable field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub class: FieldClass,
+    /// Has a fast column (aggregations, sorting).
+    pub fast: bool,
+}
+
+const fn f(name: &'static str, class: FieldClass, fast: bool) -> FieldSpec {
+    FieldSpec { name, class, fast }
+}
+
+use FieldClass as C;
+
+/// Every queryable field. Names are the dotted JSON paths of events and alerts.
+pub const SPECS: &[FieldSpec] = &[
+    f("id", C::Keyword, false),
+    f("time", C::Time, true),
+    f("host", C::Keyword, true),
+    f("kind", C::Keyword, true),
+    f("agent.name", C::Keyword, true),
+    f("session.id", C::Keyword, true),
+    f("process.pid", C::U64, true),
+    f("process.tid", C::U64, false),
+    f("process.start", C::Time, false),
+    f("process.exe", C::Keyword, true),
+    f("process.comm", C::Keyword, true),
+    f("process.uid", C::U64, false),
+    f("process.gid", C::U64, false),
+    f("process.euid", C::U64, false),
+    f("process.egid", C::U64, false),
+    f("process.args", C::Keyword, false),
+    f("process.cmdline", C::Text, false),
+    f("process.args_truncated", C::Bool, false),
+    f("process.args_len", C::U64, false),
+    f("process.cwd", C::Keyword, false),
+    f("process.filename", C::Keyword, false),
+    f("parent.pid", C::U64, false),
+    f("parent.start", C::Time, false),
+    f("parent.exe", C::Keyword, false),
+    f("ancestry", C::Keyword, false),
+    f("file.path", C::Keyword, true),
+    f("file.target", C::Keyword, false),
+    f("file.dev", C::U64, false),
+    f("file.ino", C::U64, false),
+    f("file.access", C::Keyword, false),
+    f("file.flags", C::Keyword, false),
+    f("file.type", C::Keyword, false),
+    f("file.mode", C::U64, false),
+    f("file.fd", C::I64, false),
+    f("file.via", C::Keyword, false),
+    f("file.path_truncated", C::Bool, false),
+    f("net.family", C::Keyword, false),
+    f("net.protocol", C::Keyword, false),
+    f("net.src_ip", C::Ip, false),
+    f("net.src_port", C::U64, false),
+    f("net.dst_ip", C::Ip, true),
+    f("net.dst_port", C::U64, true),
+    f("net.unix_path", C::Keyword, false),
+    f("net.via", C::Keyword, false),
+    f("exit.code", C::I64, false),
+    f("exit.signal", C::I64, false),
+    f("monitor.loss_kind", C::Keyword, false),
+    f("monitor.loss_count", C::U64, false),
+    f("monitor.message", C::Text, false),
+    // Alerts.
+    f("rule", C::Keyword, true),
+    f("severity", C::Keyword, true),
+    f("summary", C::Text, false),
+    f("tags", C::Keyword, false),
+    f("event_ids", C::Keyword, false),
+    f("count", C::U64, false),
+    f("in_loss_window", C::Bool, false),
+    // Triage records (internal) and the computed state of alerts.
+    f("triage.alert_id", C::Keyword, false),
+    f("triage.state", C::Triage, false),
+];
+
+/// Short names a responder types, mapped to the dotted field.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("exe", "process.exe"),
+    ("comm", "process.comm"),
+    ("cmd", "process.cmdline"),
+    ("cmdline", "process.cmdline"),
+    ("args", "process.args"),
+    ("arg", "process.args"),
+    ("cwd", "process.cwd"),
+    ("pid", "process.pid"),
+    ("tid", "process.tid"),
+    ("uid", "process.uid"),
+    ("gid", "process.gid"),
+    ("ppid", "parent.pid"),
+    ("pexe", "parent.exe"),
+    ("path", "file.path"),
+    ("file", "file.path"),
+    ("target", "file.target"),
+    ("dst", "net.dst_ip"),
+    ("ip", "net.dst_ip"),
+    ("src", "net.src_ip"),
+    ("port", "net.dst_port"),
+    ("dport", "net.dst_port"),
+    ("sport", "net.src_port"),
+    ("proto", "net.protocol"),
+    ("session", "session.id"),
+    ("agent", "agent.name"),
+    ("sev", "severity"),
+    ("tag", "tags"),
+    ("triage", "triage.state"),
+    ("state", "triage.state"),
+    ("type", "kind"),
+];
+
+/// Fields a bare word searches.
+pub const DEFAULT_TEXT_FIELDS: &[&str] =
+    &["_text", "process.cmdline", "summary", "monitor.message"];
+/// Keyword fields a bare wildcard searches.
+pub const DEFAULT_KEYWORD_FIELDS: &[&str] = &["file.path", "process.exe", "file.target", "rule"];
+
+/// Resolve a field name or alias.
+pub fn lookup(name: &str) -> Option<&'static FieldSpec> {
+    let name = ALIASES
+        .iter()
+        .find(|(a, _)| *a == name)
+        .map(|(_, t)| *t)
+        .unwrap_or(name);
+    SPECS.iter().find(|s| s.name == name)
+}
+
+/// The tokenizer of text fields: split on non-alphanumerics, drop tokens over 64 bytes, lowercase.
+pub(crate) fn text_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(64))
+        .filter(LowerCaser)
+        .build()
+}
+
+/// Field handles of the built schema.
+#[derive(Clone)]
+pub(crate) struct Fields {
+    pub schema: Schema,
+    pub seq: Field,
+    pub off: Field,
+    pub text: Field,
+    pub by_spec: Vec<Option<Field>>,
+}
+
+impl Fields {
+    pub fn get(&self, name: &str) -> Field {
+        let i = SPECS
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap_or_else(|| panic!("field `{name}` is not in SPECS"));
+        self.by_spec[i].unwrap_or_else(|| panic!("field `{name}` is virtual"))
+    }
+
+    pub fn build() -> Fields {
+        let mut b = Schema::builder();
+        let keyword = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(IndexRecordOption::Basic),
+        );
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(TEXT_TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+                .set_fieldnorms(false),
+        );
+        let mut by_spec = Vec::with_capacity(SPECS.len());
+        for s in SPECS {
+            let field = match s.class {
+                C::Keyword => {
+                    let opts = if s.fast {
+                        keyword.clone().set_fast("raw")
+                    } else {
+                        keyword.clone()
+                    };
+                    Some(b.add_text_field(s.name, opts))
+                }
+                C::Text => Some(b.add_text_field(s.name, text.clone())),
+                C::U64 | C::Time | C::I64 | C::Bool => {
+                    // Time and fast numeric fields are scanned through their columns; the
+                    // others are indexed for term and range queries.
+                    let opts: NumericOptions = if s.class == C::Time {
+                        NumericOptions::from(FAST)
+                    } else if s.fast {
+                        NumericOptions::from(INDEXED | FAST)
+                    } else {
+                        NumericOptions::from(INDEXED)
+                    };
+                    Some(match s.class {
+                        C::U64 => b.add_u64_field(s.name, opts),
+                        C::Bool => b.add_bool_field(s.name, opts),
+                        _ => b.add_i64_field(s.name, opts),
+                    })
+                }
+                C::Ip => {
+                    let opts = IpAddrOptions::default().set_indexed();
+                    let opts = if s.fast { opts.set_fast() } else { opts };
+                    Some(b.add_ip_addr_field(s.name, opts))
+                }
+                C::Triage => None,
+            };
+            by_spec.push(field);
+        }
+        let seq = b.add_u64_field("_seq", FAST);
+        let off = b.add_u64_field("_off", FAST);
+        let text_all = b.add_text_field("_text", text);
+        Fields {
+            schema: b.build(),
+            seq,
+            off,
+            text: text_all,
+            by_spec,
+        }
+    }
+
+    /// The index document of an event.
+    pub fn event_doc(&self, e: &Event, seq: u64, off: u64) -> TantivyDocument {
+        let mut d = TantivyDocument::new();
+        d.add_u64(self.seq, seq);
+        d.add_u64(self.off, off);
+        let kw = |d: &mut TantivyDocument, name: &str, v: &str| {
+            d.add_text(self.get(name), clip(v));
+        };
+        let bkw = |d: &mut TantivyDocument, name: &str, v: &BStr| {
+            if !v.is_empty() {
+                d.add_text(self.get(name), clip(&v.to_str_lossy()));
+            }
+        };
+        let u = |d: &mut TantivyDocument, name: &str, v: Option<u64>| {
+            if let Some(v) = v {
+                d.add_u64(self.get(name), v);
+            }
+        };
+        let i = |d: &mut TantivyDocument, name: &str, v: Option<i64>| {
+            if let Some(v) = v {
+                d.add_i64(self.get(name), v);
+            }
+        };
+        kw(&mut d, "id", &e.id);
+        d.add_i64(self.get("time"), e.time.0);
+        kw(&mut d, "host", &e.host);
+        kw(&mut d, "kind", e.kind().name());
+        if let Some(a) = &e.agent {
+            kw(&mut d, "agent.name", &a.name);
+        }
+        if let Some(s) = &e.session {
+            kw(&mut d, "session.id", &s.id);
+        }
+        let p = &e.process;
+        u(&mut d, "process.pid", Some(p.pid.into()));
+        u(&mut d, "process.tid", Some(p.tid.into()));
+        i(&mut d, "process.start", Some(p.start.0));
+        bkw(&mut d, "process.exe", &p.exe);
+        bkw(&mut d, "process.comm", &p.comm);
+        u(&mut d, "process.uid", Some(p.uid.into()));
+        u(&mut d, "process.gid", Some(p.gid.into()));
+        u(&mut d, "process.euid", p.euid.map(u64::from));
+        u(&mut d, "process.egid", p.egid.map(u64::from));
+        // Only exec events carry argv worth matching one by one.
+        for a in p.args.iter().take(64) {
+            bkw(&mut d, "process.args", a);
+        }
+        if !p.cmdline.is_empty() {
+            d.add_text(self.get("process.cmdline"), p.cmdline.to_str_lossy());
+        }
+        if p.args_truncated {
+            d.add_bool(self.get("process.args_truncated"), true);
+        }
+        u(&mut d, "process.args_len", p.args_len.map(u64::from));
+        bkw(&mut d, "process.cwd", &p.cwd);
+        bkw(&mut d, "process.filename", &p.filename);
+        let mut text = String::new();
+        push_text(&mut text, &p.exe);
+        if let Some(par) = &e.parent {
+            u(&mut d, "parent.pid", Some(par.pid.into()));
+            i(&mut d, "parent.start", par.start.map(|t| t.0));
+            bkw(&mut d, "parent.exe", &par.exe);
+        }
+        for a in e.ancestry.iter().take(32) {
+            bkw(&mut d, "ancestry", a);
+        }
+        if let Some(fl) = &e.file {
+            bkw(&mut d, "file.path", &fl.path);
+            push_text(&mut text, &fl.path);
+            if let Some(t) = &fl.target {
+                bkw(&mut d, "file.target", t);
+                push_text(&mut text, t);
+            }
+            u(&mut d, "file.dev", fl.dev.map(u64::from));
+            u(&mut d, "file.ino", fl.ino);
+            if let Some(v) = &fl.access {
+                kw(&mut d, "file.access", v);
+            }
+            for v in &fl.flags {
+                kw(&mut d, "file.flags", v);
+            }
+            if let Some(v) = &fl.r#type {
+                kw(&mut d, "file.type", v);
+            }
+            u(&mut d, "file.mode", fl.mode.map(u64::from));
+            i(&mut d, "file.fd", fl.fd.map(i64::from));
+            if let Some(v) = &fl.via {
+                kw(&mut d, "file.via", v);
+            }
+            if fl.path_truncated {
+                d.add_bool(self.get("file.path_truncated"), true);
+            }
+        }
+        if let Some(n) = &e.net {
+            kw(&mut d, "net.family", &n.family);
+            if let Some(v) = &n.protocol {
+                kw(&mut d, "net.protocol", v);
+            }
+            if let Some(ip) = n.src_ip {
+                d.add_ip_addr(self.get("net.src_ip"), to_v6(ip));
+            }
+            u(&mut d, "net.src_port", n.src_port.map(u64::from));
+            if let Some(ip) = n.dst_ip {
+                d.add_ip_addr(self.get("net.dst_ip"), to_v6(ip));
+            }
+            u(&mut d, "net.dst_port", n.dst_port.map(u64::from));
+            if let Some(v) = &n.unix_path {
+                bkw(&mut d, "net.unix_path", v);
+                push_text(&mut text, v);
+            }
+            if let Some(v) = &n.via {
+                kw(&mut d, "net.via", v);
+            }
+        }
+        if let Some(x) = &e.exit {
+            i(&mut d, "exit.code", x.code.map(i64::from));
+            i(&mut d, "exit.signal", x.signal.map(i64::from));
+        }
+        if let Some(m) = &e.monitor {
+            if let Some(v) = &m.loss_kind {
+                kw(&mut d, "monitor.loss_kind", v);
+            }
+            u(&mut d, "monitor.loss_count", m.loss_count);
+            if let Some(v) = &m.message {
+                d.add_text(self.get("monitor.message"), v);
+            }
+        }
+        if !text.is_empty() {
+            d.add_text(self.text, text);
+        }
+        d
+    }
+
+    /// The index document of an alert (`kind:alert`).
+    pub fn alert_doc(&self, a: &Alert, seq: u64, off: u64) -> TantivyDocument {
+        let mut d = TantivyDocument::new();
+        d.add_u64(self.seq, seq);
+        d.add_u64(self.off, off);
+        d.add_text(self.get("id"), clip(&a.id));
+        d.add_i64(self.get("time"), a.time.0);
+        d.add_text(self.get("host"), clip(&a.host));
+        d.add_text(self.get("kind"), "alert");
+        d.add_text(self.get("rule"), clip(&a.rule));
+        d.add_text(self.get("severity"), a.severity.name());
+        if let Some(ag) = &a.agent {
+            d.add_text(self.get("agent.name"), clip(&ag.name));
+        }
+        if let Some(s) = &a.session {
+            d.add_text(self.get("session.id"), clip(&s.id));
+        }
+        d.add_text(self.get("summary"), a.summary.to_str_lossy());
+        for t in &a.tags {
+            d.add_text(self.get("tags"), clip(t));
+        }
+        for id in &a.event_ids {
+            d.add_text(self.get("event_ids"), clip(id));
+        }
+        d.add_u64(self.get("count"), a.count);
+        if a.in_loss_window {
+            d.add_bool(self.get("in_loss_window"), true);
+        }
+        d
+    }
+
+    /// The index document of a triage record (`kind:triage`, hidden from searches).
+    pub fn triage_doc(&self, t: &TriageRecord, seq: u64, off: u64) -> TantivyDocument {
+        let mut d = TantivyDocument::new();
+        d.add_u64(self.seq, seq);
+        d.add_u64(self.off, off);
+        d.add_text(self.get("kind"), "triage");
+        d.add_i64(self.get("time"), t.time.0);
+        d.add_text(self.get("triage.alert_id"), clip(&t.alert_id));
+        d
+    }
+}
+
+fn push_text(out: &mut String, v: &BStr) {
+    if v.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(&v.to_str_lossy());
+}
+
+/// A keyword value as indexed: at most [`MAX_KEYWORD`] bytes, cut on a char boundary.
+pub(crate) fn clip(v: &str) -> &str {
+    if v.len() <= MAX_KEYWORD {
+        return v;
+    }
+    let mut end = MAX_KEYWORD;
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    &v[..end]
+}
+
+pub(crate) fn to_v6(ip: IpAddr) -> std::net::Ipv6Addr {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
+}

@@ -1,0 +1,922 @@
+//! The writer side: spool appends, the group-fsync thread and the indexer thread.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::ops::Bound;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use agent_model::{Alert, Event, Timestamp};
+use tantivy::query::RangeQuery;
+use tantivy::{Index, IndexWriter, ReloadPolicy, Term};
+
+use crate::reader::Reader;
+use crate::schema::{Fields, SCHEMA_VERSION, TEXT_TOKENIZER, text_analyzer};
+use crate::spool::{
+    self, FILE_MAGIC, HEADER, RecType, SegmentMeta, create_private, fsync_dir, io_err,
+};
+use crate::{OpenReport, StoreConfig, StoreError, StoreStats, TriageRecord, TriageState};
+
+/// Bytes buffered before they are written to the segment file.
+const FLUSH_BYTES: usize = 1 << 20;
+/// Buffered bytes past which appends fail (the disk is not taking writes).
+const MAX_BACKLOG: usize = 256 << 20;
+/// Records the indexer takes from the spool per round.
+const PUMP_RECORDS: usize = 16_384;
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Published {
+    /// Last seq written to the file (visible to the indexer).
+    seq: u64,
+    seg_first: u64,
+    seg_len: u64,
+}
+
+struct Writer {
+    file: Arc<File>,
+    seg: SegmentMeta,
+    /// Bytes in the file.
+    file_len: u64,
+    buf: Vec<u8>,
+    next_seq: u64,
+    unsynced: u64,
+}
+
+struct Inner {
+    cfg: StoreConfig,
+    spool_dir: PathBuf,
+    writer: Mutex<Writer>,
+    /// Every segment, oldest first; the last one is the active segment.
+    segments: Mutex<Vec<SegmentMeta>>,
+    published: Mutex<Published>,
+    durable: AtomicU64,
+    indexed: AtomicU64,
+    sync_req: Mutex<bool>,
+    sync_cv: Condvar,
+    shutdown: AtomicBool,
+    indexer_error: Mutex<Option<String>>,
+}
+
+enum Cmd {
+    Commit(Sender<Result<u64, String>>),
+    Retention(Sender<Result<(), String>>),
+}
+
+/// The daemon's handle on its data dir: the only writer.
+pub struct Store {
+    dir: PathBuf,
+    inner: Arc<Inner>,
+    index: Index,
+    fields: Fields,
+    cmd: Mutex<Sender<Cmd>>,
+    threads: Vec<JoinHandle<()>>,
+    _lock: File,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn private_dir(path: &Path, fixed: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+    fs::create_dir_all(path).map_err(io_err(path))?;
+    let meta = fs::metadata(path).map_err(io_err(path))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_err(path))?;
+        fixed.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn private_files(dir: &Path, fixed: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if let Ok(m) = e.metadata()
+            && m.is_file()
+            && m.permissions().mode() & 0o077 != 0
+        {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).map_err(io_err(&p))?;
+            fixed.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Open the index at `path`, or say why it cannot be used. Returns the last seq it holds.
+fn open_index(path: &Path, fields: &Fields) -> Result<(Index, u64), String> {
+    if !path.join("meta.json").exists() {
+        return Err("the index is missing".into());
+    }
+    let index = Index::open_in_dir(path).map_err(|e| format!("cannot open the index: {e}"))?;
+    if index.schema() != fields.schema {
+        return Err("the index schema differs from this version's".into());
+    }
+    let metas = index
+        .load_metas()
+        .map_err(|e| format!("cannot read index metadata: {e}"))?;
+    let seq = match metas.payload.as_deref() {
+        None if metas.segments.is_empty() => 0,
+        None => return Err("the index has no commit payload".into()),
+        Some(p) => {
+            let v: serde_json::Value =
+                serde_json::from_str(p).map_err(|e| format!("bad commit payload: {e}"))?;
+            if v.get("schema").and_then(|s| s.as_u64()) != Some(u64::from(SCHEMA_VERSION)) {
+                return Err("the index schema version differs".into());
+            }
+            v.get("last_seq")
+                .and_then(|s| s.as_u64())
+                .ok_or("the commit payload has no `last_seq`")?
+        }
+    };
+    index.tokenizers().register(TEXT_TOKENIZER, text_analyzer());
+    // Opening every segment reader catches deleted or truncated segment files.
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .map_err(|e| format!("cannot open index segments: {e}"))?;
+    drop(reader);
+    let missing = index
+        .validate_checksum()
+        .map_err(|e| format!("cannot verify index files: {e}"))?;
+    if !missing.is_empty() {
+        return Err(format!(
+            "`{}` index files fail their checksum",
+            missing.len()
+        ));
+    }
+    Ok((index, seq))
+}
+
+fn create_index(path: &Path, fields: &Fields) -> Result<Index, StoreError> {
+    if path.exists() {
+        fs::remove_dir_all(path).map_err(io_err(path))?;
+    }
+    fs::create_dir_all(path).map_err(io_err(path))?;
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+    let index = Index::create_in_dir(path, fields.schema.clone())?;
+    index.tokenizers().register(TEXT_TOKENIZER, text_analyzer());
+    Ok(index)
+}
+
+impl Store {
+    /// Open (or create) the data dir `dir`: verify and repair the spool, open or rebuild the
+    /// index, and start the fsync and indexer threads, which replay the spool tail.
+    pub fn open(dir: &Path, cfg: StoreConfig) -> Result<(Store, OpenReport), StoreError> {
+        let mut report = OpenReport::default();
+        private_dir(dir, &mut report.permissions_fixed)?;
+        let spool_dir = dir.join("spool");
+        let index_dir = dir.join("index");
+        let quarantine_dir = dir.join("quarantine");
+        private_dir(&spool_dir, &mut report.permissions_fixed)?;
+        let lock_path = dir.join("writer.lock");
+        let lock_file = create_private(&lock_path)?;
+        if lock_file.try_lock().is_err() {
+            return Err(StoreError::Locked(dir.to_path_buf()));
+        }
+        private_files(&spool_dir, &mut report.permissions_fixed)?;
+
+        // 1. The spool.
+        let listed = spool::list_segments(&spool_dir)?;
+        let mut segments = Vec::with_capacity(listed.len() + 1);
+        for (i, (first, path)) in listed.iter().enumerate() {
+            let last = i + 1 == listed.len();
+            let meta =
+                spool::scan_and_repair(path, *first, &quarantine_dir, last, &mut report.damaged)?;
+            segments.push(meta);
+        }
+        let mut expect: Option<u64> = None;
+        for s in &segments {
+            if let Some(e) = expect
+                && s.first_seq > e
+            {
+                report.missing_seqs.push((e, s.first_seq - 1));
+            }
+            if s.last_seq >= s.first_seq {
+                expect = Some(s.last_seq + 1);
+            } else {
+                expect = Some(expect.unwrap_or(s.first_seq).max(s.first_seq));
+            }
+        }
+        if segments.is_empty() {
+            let meta = SegmentMeta::new(&spool_dir, 1);
+            let f = create_private(&meta.path)?;
+            f.write_all_at(FILE_MAGIC, 0).map_err(io_err(&meta.path))?;
+            f.sync_all().map_err(io_err(&meta.path))?;
+            fsync_dir(&spool_dir)?;
+            segments.push(meta);
+        }
+        let active = segments
+            .last()
+            .cloned()
+            .unwrap_or_else(|| SegmentMeta::new(&spool_dir, 1));
+        let last_seq = segments.iter().map(|s| s.last_seq).max().unwrap_or(0);
+        let next_seq = (last_seq + 1).max(active.first_seq);
+        report.last_seq = next_seq - 1;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&active.path)
+            .map_err(io_err(&active.path))?;
+
+        // 2. The index.
+        let fields = Fields::build();
+        let (index, indexed_seq) = match open_index(&index_dir, &fields) {
+            Ok((index, seq)) if seq <= report.last_seq => (index, seq),
+            Ok((_, seq)) => {
+                let why = format!(
+                    "the index holds records up to `{seq}` but the spool ends at `{}`",
+                    report.last_seq
+                );
+                (create_index(&index_dir, &fields)?, 0).tap_reason(&mut report, why)
+            }
+            Err(why) => {
+                let had_data = report.last_seq > 0;
+                let idx = create_index(&index_dir, &fields)?;
+                if had_data {
+                    report.index_rebuilt = Some(why);
+                }
+                (idx, 0)
+            }
+        };
+        if let Some(why) = &report.index_rebuilt {
+            tracing::warn!(reason = %why, "rebuilding the index from the spool");
+        }
+        report.replayed = report.last_seq.saturating_sub(indexed_seq);
+        let writer: IndexWriter = index.writer_with_num_threads(1, cfg.index_memory_bytes)?;
+
+        let first_live = segments.first().map(|s| s.first_seq).unwrap_or(1);
+        let cursor_seg = segments
+            .iter()
+            .find(|s| s.last_seq > indexed_seq || s.first_seq > indexed_seq)
+            .map(|s| s.first_seq)
+            .unwrap_or(active.first_seq);
+        let _ = first_live;
+        let inner = Arc::new(Inner {
+            cfg: cfg.clone(),
+            spool_dir: spool_dir.clone(),
+            writer: Mutex::new(Writer {
+                file: Arc::new(file),
+                file_len: active.bytes,
+                seg: active.clone(),
+                buf: Vec::with_capacity(FLUSH_BYTES + (64 << 10)),
+                next_seq,
+                unsynced: 0,
+            }),
+            segments: Mutex::new(segments),
+            published: Mutex::new(Published {
+                seq: next_seq - 1,
+                seg_first: active.first_seq,
+                seg_len: active.bytes,
+            }),
+            durable: AtomicU64::new(next_seq - 1),
+            indexed: AtomicU64::new(indexed_seq),
+            sync_req: Mutex::new(false),
+            sync_cv: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            indexer_error: Mutex::new(None),
+        });
+        let (tx, rx) = mpsc::channel();
+        let mut threads = Vec::new();
+        {
+            let inner = inner.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("store-sync".into())
+                    .spawn(move || sync_loop(&inner))
+                    .map_err(io_err(dir))?,
+            );
+        }
+        {
+            let mut ix = Indexer {
+                inner: inner.clone(),
+                fields: fields.clone(),
+                writer,
+                rx,
+                cursor_seg,
+                cursor_off: FILE_MAGIC.len() as u64,
+                file: None,
+                last_added: indexed_seq,
+                committed: indexed_seq,
+                first_uncommitted: None,
+                last_retention: Instant::now(),
+                chunk: Vec::new(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("store-index".into())
+                    .spawn(move || ix.run())
+                    .map_err(io_err(dir))?,
+            );
+        }
+        tracing::info!(dir = %dir.display(), last_seq = report.last_seq, indexed_seq, "store opened");
+        Ok((
+            Store {
+                dir: dir.to_path_buf(),
+                inner,
+                index,
+                fields,
+                cmd: Mutex::new(tx),
+                threads,
+                _lock: lock_file,
+            },
+            report,
+        ))
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn append(
+        &self,
+        ty: RecType,
+        time: i64,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let inner = &*self.inner;
+        let mut w = lock(&inner.writer);
+        if w.buf.len() >= MAX_BACKLOG {
+            flush_locked(inner, &mut w)?;
+        }
+        if w.file_len + w.buf.len() as u64 >= inner.cfg.segment_bytes
+            && w.seg.last_seq >= w.seg.first_seq
+        {
+            rotate(inner, &mut w)?;
+        }
+        let seq = w.next_seq;
+        let start = w.buf.len();
+        spool::encode_into(&mut w.buf, seq, time, ty, fill)?;
+        let len = w.buf.len() - start - HEADER;
+        w.seg.count(&spool::RecHeader { seq, time, ty, len });
+        w.next_seq += 1;
+        w.unsynced += 1;
+        if w.buf.len() >= FLUSH_BYTES {
+            // A failed write keeps the bytes buffered; the next flush retries.
+            if let Err(e) = flush_locked(inner, &mut w) {
+                tracing::warn!(error = %e, "spool write failed; will retry");
+            }
+        }
+        if w.unsynced >= inner.cfg.sync_every_events {
+            w.unsynced = 0;
+            drop(w);
+            *lock(&inner.sync_req) = true;
+            inner.sync_cv.notify_one();
+        }
+        Ok(seq)
+    }
+
+    /// Append an event to the spool. Returns its sequence number; it is acknowledged (durable)
+    /// once [`Store::durable_seq`] reaches it (group fsync) or after [`Store::sync`].
+    pub fn append_event(&self, e: &Event) -> Result<u64, StoreError> {
+        self.append(RecType::Event, e.time.0, |buf| {
+            serde_json::to_writer(&mut *buf, e)
+                .map_err(|source| StoreError::Json { seq: 0, source })
+        })
+    }
+
+    /// Append an alert (indexed with `kind:alert`).
+    pub fn append_alert(&self, a: &Alert) -> Result<u64, StoreError> {
+        self.append(RecType::Alert, a.time.0, |buf| {
+            serde_json::to_writer(&mut *buf, a)
+                .map_err(|source| StoreError::Json { seq: 0, source })
+        })
+    }
+
+    /// Record a triage change of an alert, durably (fsynced before returning).
+    pub fn set_triage(
+        &self,
+        alert_id: &str,
+        state: TriageState,
+        note: &str,
+        by: &str,
+    ) -> Result<u64, StoreError> {
+        let rec = TriageRecord {
+            alert_id: alert_id.to_string(),
+            state,
+            note: note.to_string(),
+            by: by.to_string(),
+            time: Timestamp::now(),
+        };
+        let seq = self.append(RecType::Triage, rec.time.0, |buf| {
+            serde_json::to_writer(&mut *buf, &rec)
+                .map_err(|source| StoreError::Json { seq: 0, source })
+        })?;
+        self.sync()?;
+        Ok(seq)
+    }
+
+    /// Write and fsync everything appended so far. Returns the durable seq.
+    pub fn sync(&self) -> Result<u64, StoreError> {
+        do_sync(&self.inner)
+    }
+
+    /// Last fsynced (acknowledged) sequence.
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.durable.load(Ordering::Acquire)
+    }
+
+    /// Index everything appended so far and commit now. Returns the indexed seq.
+    pub fn commit(&self) -> Result<u64, StoreError> {
+        {
+            let mut w = lock(&self.inner.writer);
+            flush_locked(&self.inner, &mut w)?;
+        }
+        let (tx, rx) = mpsc::channel();
+        lock(&self.cmd)
+            .send(Cmd::Commit(tx))
+            .map_err(|_| self.indexer_gone())?;
+        rx.recv()
+            .map_err(|_| self.indexer_gone())?
+            .map_err(StoreError::Indexer)
+    }
+
+    /// Apply retention now (it also runs every few seconds in the background).
+    pub fn enforce_retention(&self) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::channel();
+        lock(&self.cmd)
+            .send(Cmd::Retention(tx))
+            .map_err(|_| self.indexer_gone())?;
+        rx.recv()
+            .map_err(|_| self.indexer_gone())?
+            .map_err(StoreError::Indexer)
+    }
+
+    fn indexer_gone(&self) -> StoreError {
+        StoreError::Indexer(
+            lock(&self.inner.indexer_error)
+                .clone()
+                .unwrap_or_else(|| "stopped".into()),
+        )
+    }
+
+    /// Counters for `agentwatch status`.
+    pub fn stats(&self) -> StoreStats {
+        let segs = lock(&self.inner.segments).clone();
+        let (last_seq, active_events, active_alerts, active_bytes, active_first) = {
+            let w = lock(&self.inner.writer);
+            (
+                w.next_seq - 1,
+                w.seg.events,
+                w.seg.alerts,
+                w.file_len + w.buf.len() as u64,
+                w.seg.first_seq,
+            )
+        };
+        let mut st = StoreStats {
+            last_seq,
+            durable_seq: self.durable_seq(),
+            indexed_seq: self.inner.indexed.load(Ordering::Acquire),
+            ..StoreStats::default()
+        };
+        for s in &segs {
+            if s.first_seq == active_first {
+                continue;
+            }
+            st.events += s.events;
+            st.alerts += s.alerts;
+            st.spool_bytes += s.bytes;
+        }
+        st.events += active_events;
+        st.alerts += active_alerts;
+        st.spool_bytes += active_bytes;
+        st.lag = st.last_seq.saturating_sub(st.indexed_seq);
+        st.index_bytes = dir_size(&self.dir.join("index"));
+        st
+    }
+
+    /// A reader for the daemon's own queries (sees commits after [`Reader::reload`]).
+    pub fn reader(&self) -> Result<Reader, StoreError> {
+        Reader::from_index(&self.dir, self.index.clone(), self.fields.clone())
+    }
+
+    /// Flush, fsync, commit and stop the background threads.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        let r = self.sync().and_then(|_| self.commit());
+        self.stop();
+        r.map(|_| ())
+    }
+
+    fn stop(&mut self) {
+        self.inner.shutdown.store(true, Ordering::Release);
+        self.inner.sync_cv.notify_all();
+        // Dropping the sender wakes the indexer.
+        let (dead, _) = mpsc::channel();
+        *lock(&self.cmd) = dead;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            let _ = self.sync();
+            self.stop();
+        }
+    }
+}
+
+trait TapReason {
+    fn tap_reason(self, report: &mut OpenReport, why: String) -> Self;
+}
+
+impl<T> TapReason for T {
+    fn tap_reason(self, report: &mut OpenReport, why: String) -> Self {
+        report.index_rebuilt = Some(why);
+        self
+    }
+}
+
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Write the buffer to the segment file and publish it to the indexer.
+fn flush_locked(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
+    if w.buf.is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = w.file.write_all_at(&w.buf, w.file_len) {
+        // Cut whatever part reached the file so the segment stays a clean series of records.
+        let _ = w.file.set_len(w.file_len);
+        if w.buf.len() >= MAX_BACKLOG {
+            return Err(StoreError::Backlog(w.buf.len()));
+        }
+        return Err(io_err(&w.seg.path)(e));
+    }
+    w.file_len += w.buf.len() as u64;
+    w.buf.clear();
+    w.seg.bytes = w.file_len;
+    {
+        let mut segs = lock(&inner.segments);
+        if let Some(last) = segs.last_mut()
+            && last.first_seq == w.seg.first_seq
+        {
+            *last = w.seg.clone();
+        }
+    }
+    *lock(&inner.published) = Published {
+        seq: w.next_seq - 1,
+        seg_first: w.seg.first_seq,
+        seg_len: w.file_len,
+    };
+    Ok(())
+}
+
+fn rotate(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
+    flush_locked(inner, w)?;
+    w.file.sync_data().map_err(io_err(&w.seg.path))?;
+    inner.durable.fetch_max(w.next_seq - 1, Ordering::AcqRel);
+    let meta = SegmentMeta::new(&inner.spool_dir, w.next_seq);
+    let f = create_private(&meta.path)?;
+    if let Err(e) = f.write_all_at(FILE_MAGIC, 0).and_then(|_| f.sync_data()) {
+        let _ = fs::remove_file(&meta.path);
+        return Err(io_err(&meta.path)(e));
+    }
+    fsync_dir(&inner.spool_dir)?;
+    lock(&inner.segments).push(meta.clone());
+    w.file = Arc::new(f);
+    w.file_len = FILE_MAGIC.len() as u64;
+    w.seg = meta;
+    *lock(&inner.published) = Published {
+        seq: w.next_seq - 1,
+        seg_first: w.seg.first_seq,
+        seg_len: w.file_len,
+    };
+    Ok(())
+}
+
+fn do_sync(inner: &Inner) -> Result<u64, StoreError> {
+    let (file, path, target) = {
+        let mut w = lock(&inner.writer);
+        flush_locked(inner, &mut w)?;
+        w.unsynced = 0;
+        (w.file.clone(), w.seg.path.clone(), w.next_seq - 1)
+    };
+    if inner.durable.load(Ordering::Acquire) >= target {
+        return Ok(target);
+    }
+    file.sync_data().map_err(io_err(&path))?;
+    inner.durable.fetch_max(target, Ordering::AcqRel);
+    Ok(target)
+}
+
+fn sync_loop(inner: &Inner) {
+    loop {
+        {
+            let mut req = lock(&inner.sync_req);
+            if !*req && !inner.shutdown.load(Ordering::Acquire) {
+                req = inner
+                    .sync_cv
+                    .wait_timeout(req, inner.cfg.sync_every)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            *req = false;
+        }
+        if let Err(e) = do_sync(inner) {
+            tracing::warn!(error = %e, "spool fsync failed");
+        }
+        if inner.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+    }
+}
+
+struct Indexer {
+    inner: Arc<Inner>,
+    fields: Fields,
+    writer: IndexWriter,
+    rx: Receiver<Cmd>,
+    cursor_seg: u64,
+    cursor_off: u64,
+    file: Option<(u64, File)>,
+    last_added: u64,
+    committed: u64,
+    first_uncommitted: Option<Instant>,
+    last_retention: Instant,
+    chunk: Vec<u8>,
+}
+
+impl Indexer {
+    fn run(&mut self) {
+        if let Err(e) = self.run_inner() {
+            tracing::error!(error = %e, "indexer stopped");
+            *lock(&self.inner.indexer_error) = Some(e.to_string());
+        }
+    }
+
+    fn run_inner(&mut self) -> Result<(), StoreError> {
+        loop {
+            let pumped = self.pump(PUMP_RECORDS)?;
+            let uncommitted = self.last_added - self.committed;
+            if uncommitted > 0
+                && (uncommitted >= self.inner.cfg.commit_every_events
+                    || self
+                        .first_uncommitted
+                        .is_some_and(|t| t.elapsed() >= self.inner.cfg.commit_every))
+            {
+                self.commit()?;
+            }
+            if self.last_retention.elapsed() >= RETENTION_EVERY {
+                self.last_retention = Instant::now();
+                if let Err(e) = self.retention() {
+                    tracing::warn!(error = %e, "retention failed");
+                }
+            }
+            let wait = if pumped > 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(20)
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok(Cmd::Commit(reply)) => {
+                    let r = self.catch_up().and_then(|_| self.commit());
+                    let _ = reply.send(r.map(|_| self.committed).map_err(|e| e.to_string()));
+                }
+                Ok(Cmd::Retention(reply)) => {
+                    let r = self.catch_up().and_then(|_| self.retention());
+                    let _ = reply.send(r.map_err(|e| e.to_string()));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.inner.shutdown.load(Ordering::Acquire) {
+                        self.catch_up()?;
+                        if self.last_added > self.committed {
+                            self.commit()?;
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn catch_up(&mut self) -> Result<(), StoreError> {
+        let target = lock(&self.inner.published).seq;
+        while self.last_added < target {
+            if self.pump(PUMP_RECORDS)? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        let payload = serde_json::json!({ "last_seq": self.last_added, "schema": SCHEMA_VERSION });
+        let mut pc = self.writer.prepare_commit()?;
+        pc.set_payload(&payload.to_string());
+        pc.commit()?;
+        self.committed = self.last_added;
+        self.first_uncommitted = None;
+        self.inner.indexed.store(self.committed, Ordering::Release);
+        tracing::debug!(indexed_seq = self.committed, "index committed");
+        Ok(())
+    }
+
+    /// Index up to `max` records the writer has published. Returns how many were read.
+    fn pump(&mut self, max: usize) -> Result<usize, StoreError> {
+        let published = *lock(&self.inner.published);
+        if self.last_added >= published.seq {
+            return Ok(0);
+        }
+        let mut n = 0;
+        while n < max {
+            let (end, next_seg) = if self.cursor_seg == published.seg_first {
+                (published.seg_len, None)
+            } else {
+                let segs = lock(&self.inner.segments);
+                let cur = segs.iter().find(|s| s.first_seq == self.cursor_seg);
+                let next = segs
+                    .iter()
+                    .find(|s| s.first_seq > self.cursor_seg)
+                    .map(|s| s.first_seq);
+                match cur {
+                    Some(c) => (c.bytes, next),
+                    None => (0, next),
+                }
+            };
+            if self.cursor_off >= end {
+                match next_seg {
+                    Some(next) => {
+                        self.cursor_seg = next;
+                        self.cursor_off = FILE_MAGIC.len() as u64;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            let got = self.read_chunk(end)?;
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
+        if n > 0 && self.first_uncommitted.is_none() && self.last_added > self.committed {
+            self.first_uncommitted = Some(Instant::now());
+        }
+        Ok(n)
+    }
+
+    fn open_cursor_file(&mut self) -> Result<(), StoreError> {
+        if self
+            .file
+            .as_ref()
+            .is_some_and(|(s, _)| *s == self.cursor_seg)
+        {
+            return Ok(());
+        }
+        let path = spool::segment_path(&self.inner.spool_dir, self.cursor_seg);
+        let f = File::open(&path).map_err(io_err(&path))?;
+        self.file = Some((self.cursor_seg, f));
+        Ok(())
+    }
+
+    /// Read and index records of the cursor segment up to `end`.
+    fn read_chunk(&mut self, end: u64) -> Result<usize, StoreError> {
+        self.open_cursor_file()?;
+        let Some((seg, file)) = self.file.take() else {
+            return Ok(0);
+        };
+        let r = self.read_chunk_from(&file, end);
+        self.file = Some((seg, file));
+        r
+    }
+
+    fn read_chunk_from(&mut self, file: &File, end: u64) -> Result<usize, StoreError> {
+        let path = spool::segment_path(&self.inner.spool_dir, self.cursor_seg);
+        let want = (end - self.cursor_off).min(8 << 20) as usize;
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.resize(want, 0);
+        file.read_exact_at(&mut chunk[..want], self.cursor_off)
+            .map_err(io_err(&path))?;
+        let mut pos = 0usize;
+        let mut n = 0;
+        let mut result = Ok(());
+        while pos + HEADER <= want {
+            let b = &chunk[pos..want];
+            let len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
+            if pos + HEADER + len > want {
+                if pos == 0 {
+                    // One record bigger than the chunk: read it whole.
+                    let mut big = vec![0u8; HEADER + len];
+                    let off = self.cursor_off;
+                    result = file
+                        .read_exact_at(&mut big, off)
+                        .map_err(io_err(&path))
+                        .and_then(|_| self.index_record(&big, off, &path))
+                        .map(|used| {
+                            pos = used;
+                            n += 1;
+                        });
+                }
+                break;
+            }
+            let off = self.cursor_off + pos as u64;
+            match self.index_record(&chunk[pos..pos + HEADER + len], off, &path) {
+                Ok(used) => pos += used,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            n += 1;
+        }
+        self.cursor_off += pos as u64;
+        self.chunk = chunk;
+        result.map(|_| n)
+    }
+
+    fn index_record(&mut self, rec: &[u8], off: u64, path: &Path) -> Result<usize, StoreError> {
+        let Some(h) = spool::parse(rec) else {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                offset: off,
+            });
+        };
+        let used = HEADER + h.len;
+        if h.ty == RecType::Pad || h.seq <= self.last_added {
+            return Ok(used);
+        }
+        let payload = &rec[HEADER..used];
+        let doc = match h.ty {
+            RecType::Event => serde_json::from_slice::<Event>(payload)
+                .map(|e| self.fields.event_doc(&e, h.seq, off)),
+            RecType::Alert => serde_json::from_slice::<Alert>(payload)
+                .map(|a| self.fields.alert_doc(&a, h.seq, off)),
+            RecType::Triage => serde_json::from_slice::<TriageRecord>(payload)
+                .map(|t| self.fields.triage_doc(&t, h.seq, off)),
+            RecType::Pad => return Ok(used),
+        };
+        match doc {
+            Ok(doc) => {
+                self.writer.add_document(doc)?;
+            }
+            Err(e) => {
+                tracing::warn!(seq = h.seq, error = %e, "spool record is not valid json; not indexed")
+            }
+        }
+        self.last_added = h.seq;
+        Ok(used)
+    }
+
+    /// Delete whole old segments (and their documents) past the age or size limit.
+    fn retention(&mut self) -> Result<(), StoreError> {
+        let cfg = &self.inner.cfg;
+        if cfg.retention_age.is_none() && cfg.retention_bytes.is_none() {
+            return Ok(());
+        }
+        let segs = lock(&self.inner.segments).clone();
+        let now = Timestamp::now().0;
+        let mut remaining: u64 = segs.iter().map(|s| s.bytes).sum();
+        let mut remove = Vec::new();
+        for s in segs.iter().take(segs.len().saturating_sub(1)) {
+            let old = cfg
+                .retention_age
+                .is_some_and(|a| s.max_time < now.saturating_sub(a.as_nanos() as i64));
+            let big = cfg.retention_bytes.is_some_and(|b| remaining > b);
+            if !(old || big) || s.last_seq > self.last_added {
+                break;
+            }
+            remaining -= s.bytes;
+            remove.push(s.clone());
+        }
+        let Some(upto) = remove.last().map(|s| s.last_seq) else {
+            return Ok(());
+        };
+        self.writer.delete_query(Box::new(RangeQuery::new(
+            Bound::Unbounded,
+            Bound::Included(Term::from_field_u64(self.fields.seq, upto)),
+        )))?;
+        self.commit()?;
+        let gone: HashMap<u64, ()> = remove.iter().map(|s| (s.first_seq, ())).collect();
+        for s in &remove {
+            fs::remove_file(&s.path).map_err(io_err(&s.path))?;
+        }
+        lock(&self.inner.segments).retain(|s| !gone.contains_key(&s.first_seq));
+        fsync_dir(&self.inner.spool_dir)?;
+        tracing::info!(
+            segments = remove.len(),
+            upto_seq = upto,
+            "retention deleted old spool segments"
+        );
+        Ok(())
+    }
+}
