@@ -280,20 +280,26 @@ enum Item {
     Int(i64),
     Bool(bool),
     Float(f64),
-    Ref(ListRef),
-}
-
-#[derive(Deserialize, Clone, Debug)]
-#[serde(deny_unknown_fields)]
-struct ListRef {
-    list: String,
+    /// `{ list = "name" }` (a map, so a one-element array is never mistaken for it).
+    Ref(BTreeMap<String, String>),
 }
 
 #[derive(Deserialize, Clone, Debug)]
 #[serde(untagged)]
 enum Items {
-    One(Item),
     Many(Vec<Item>),
+    One(Item),
+}
+
+/// The list a `{ list = "name" }` item names.
+fn list_ref(m: &BTreeMap<String, String>) -> Result<&str, String> {
+    match (m.len(), m.get("list")) {
+        (1, Some(n)) => Ok(n),
+        _ => {
+            let keys: Vec<String> = m.keys().map(|k| format!("`{}`", k.escape_debug())).collect();
+            Err(format!("a list reference is `{{ list = \"name\" }}`, found keys {}", keys.join(", ")))
+        }
+    }
 }
 
 impl Items {
@@ -433,7 +439,8 @@ struct MacroEntry {
 
 struct CompiledMacro {
     node: Arc<Node>,
-    fields: Vec<Field>,
+    /// Fields used, each with the kinds an enclosing `kind` guard narrowed it to.
+    fields: Vec<(Field, Option<u32>)>,
 }
 
 /// Where a field is used (to check it against the rule's kinds).
@@ -441,6 +448,26 @@ struct Use {
     field: Field,
     at: usize,
     via_macro: Option<String>,
+    /// Kinds a sibling `{ field = "kind", equals/in = ... }` in an enclosing `all` allows.
+    narrow: Option<u32>,
+}
+
+/// The kinds a `{ field = "kind", equals = ... }` / `in = [...]` test allows.
+fn kind_guard(d: &CondDef) -> Option<u32> {
+    if d.field.as_deref() != Some("kind") {
+        return None;
+    }
+    let items = match (&d.equals, &d.in_) {
+        (Some(i), None) => vec![i.clone()],
+        (None, Some(v)) => v.clone().into_vec(),
+        _ => return None,
+    };
+    let mut mask = 0;
+    for i in items {
+        let Item::Str(s) = i else { return None };
+        mask |= kind_bit(Kind::from_name(&s)?);
+    }
+    Some(mask)
 }
 
 struct Compiler<'a> {
@@ -703,9 +730,15 @@ impl<'a> Compiler<'a> {
                 Item::Int(i) => out.push(Lit::Int(i)),
                 Item::Bool(b) => out.push(Lit::Bool(b)),
                 Item::Float(f) => out.push(Lit::Float(f)),
-                Item::Ref(r) => match self.resolve_list(&r.list, Some((file, span))) {
-                    Some(v) => out.extend(v),
-                    None => ok = false,
+                Item::Ref(r) => match list_ref(&r) {
+                    Ok(name) => match self.resolve_list(name, Some((file, span))) {
+                        Some(v) => out.extend(v),
+                        None => ok = false,
+                    },
+                    Err(e) => {
+                        self.err(file, span, e);
+                        ok = false;
+                    }
                 },
             }
         }
@@ -748,7 +781,7 @@ impl<'a> Compiler<'a> {
         let node = self.compile_cond(file, &def, 1, &mut uses);
         self.stack.pop();
         let result = node.map(|n| {
-            let mut fields: Vec<Field> = uses.iter().map(|u| u.field).collect();
+            let mut fields: Vec<(Field, Option<u32>)> = uses.iter().map(|u| (u.field, u.narrow)).collect();
             fields.sort();
             fields.dedup();
             Arc::new(CompiledMacro { node: Arc::new(n), fields })
@@ -768,9 +801,15 @@ impl<'a> Compiler<'a> {
                 Item::Int(i) => out.push(Lit::Int(i)),
                 Item::Bool(b) => out.push(Lit::Bool(b)),
                 Item::Float(f) => out.push(Lit::Float(f)),
-                Item::Ref(r) => match self.resolve_list(&r.list, Some((file, at))) {
-                    Some(v) => out.extend(v),
-                    None => ok = false,
+                Item::Ref(r) => match list_ref(&r) {
+                    Ok(name) => match self.resolve_list(name, Some((file, at))) {
+                        Some(v) => out.extend(v),
+                        None => ok = false,
+                    },
+                    Err(e) => {
+                        self.err(file, at, e);
+                        ok = false;
+                    }
                 },
             }
         }
@@ -822,9 +861,18 @@ impl<'a> Compiler<'a> {
                 return None;
             }
             let mut nodes = Vec::new();
+            let first_use = uses.len();
             for c in list {
                 if let Some(n) = self.compile_cond(file, c, depth + 1, uses) {
                     nodes.push(n);
+                }
+            }
+            if which == "all" {
+                let guard = list.iter().filter_map(|c| kind_guard(c.get_ref())).fold(None, |acc: Option<u32>, m| Some(acc.map_or(m, |a| a & m)));
+                if let Some(g) = guard {
+                    for u in &mut uses[first_use..] {
+                        u.narrow = Some(u.narrow.map_or(g, |n| n & g));
+                    }
                 }
             }
             if nodes.len() != list.len() {
@@ -844,8 +892,8 @@ impl<'a> Compiler<'a> {
         }
         if let Some(name) = &d.macro_ {
             let m = self.compile_macro(name, Some((file, at)))?;
-            for &f in &m.fields {
-                uses.push(Use { field: f, at, via_macro: Some(name.clone()) });
+            for &(f, narrow) in &m.fields {
+                uses.push(Use { field: f, at, via_macro: Some(name.clone()), narrow });
             }
             return Some(Node::Macro(m.node.clone()));
         }
@@ -872,7 +920,7 @@ impl<'a> Compiler<'a> {
             }
         };
         let lits = self.resolve_items(file, at, items)?;
-        uses.push(Use { field, at, via_macro: None });
+        uses.push(Use { field, at, via_macro: None, narrow: None });
         match build_matcher(field, op, lits) {
             Ok(m) => Some(Node::Match(m)),
             Err(e) => {
@@ -906,6 +954,7 @@ impl<'a> Compiler<'a> {
     fn check_uses(&mut self, file: usize, uses: &[Use], kinds: u32) -> bool {
         let mut ok = true;
         for u in uses {
+            let kinds = kinds & u.narrow.unwrap_or(u32::MAX);
             for k in Kind::ALL {
                 if kinds & kind_bit(k) != 0 && !u.field.applies_to(k) {
                     let via = u.via_macro.as_ref().map(|m| format!(" (through macro `{m}`)")).unwrap_or_default();
@@ -986,7 +1035,7 @@ impl<'a> Compiler<'a> {
                         None => Mode::Count { threshold },
                         Some(f) => match Field::from_name(f.get_ref()) {
                             Some(field) => {
-                                uses.push(Use { field, at: f.span().start, via_macro: None });
+                                uses.push(Use { field, at: f.span().start, via_macro: None, narrow: None });
                                 Mode::Distinct { field, threshold }
                             }
                             None => {
