@@ -121,9 +121,10 @@ pub struct OpenReport {
 }
 
 impl OpenReport {
-    /// True when nothing was damaged, missing or rebuilt.
+    /// True when nothing was corrupted, missing or rebuilt. A torn tail (the normal trace of a
+    /// crash mid-write) is reported in [`OpenReport::messages`] but counts as clean.
     pub fn is_clean(&self) -> bool {
-        self.damaged.iter().all(|d| d.torn_tail && d.len == 0)
+        self.damaged.iter().all(|d| d.torn_tail)
             && self.missing_seqs.is_empty()
             && self.index_rebuilt.is_none()
     }

@@ -128,6 +128,8 @@ pub(crate) struct SegmentMeta {
     pub events: u64,
     pub alerts: u64,
     pub max_time: i64,
+    /// Sequence ranges missing inside the segment (quarantined records).
+    pub gaps: Vec<(u64, u64)>,
 }
 
 impl SegmentMeta {
@@ -140,10 +142,15 @@ impl SegmentMeta {
             events: 0,
             alerts: 0,
             max_time: i64::MIN,
+            gaps: Vec::new(),
         }
     }
 
     pub fn count(&mut self, h: &RecHeader) {
+        let expect = self.last_seq + 1;
+        if h.seq > expect && expect >= self.first_seq {
+            self.gaps.push((expect, h.seq - 1));
+        }
         self.last_seq = h.seq;
         self.max_time = self.max_time.max(h.time);
         match h.ty {

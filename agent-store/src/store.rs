@@ -52,6 +52,7 @@ struct Writer {
 struct Inner {
     cfg: StoreConfig,
     spool_dir: PathBuf,
+    index_dir: PathBuf,
     writer: Mutex<Writer>,
     /// Every segment, oldest first; the last one is the active segment.
     segments: Mutex<Vec<SegmentMeta>>,
@@ -196,6 +197,7 @@ impl Store {
         }
         let mut expect: Option<u64> = None;
         for s in &segments {
+            report.missing_seqs.extend(s.gaps.iter().copied());
             if let Some(e) = expect
                 && s.first_seq > e
             {
@@ -253,6 +255,13 @@ impl Store {
         }
         report.replayed = report.last_seq.saturating_sub(indexed_seq);
         let writer: IndexWriter = index.writer_with_num_threads(1, cfg.index_memory_bytes)?;
+        // Documents of quarantined records point at padding now: drop them.
+        for (a, b) in &report.missing_seqs {
+            writer.delete_query(Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_u64(fields.seq, *a)),
+                Bound::Included(Term::from_field_u64(fields.seq, *b)),
+            )))?;
+        }
 
         let first_live = segments.first().map(|s| s.first_seq).unwrap_or(1);
         let cursor_seg = segments
@@ -264,6 +273,7 @@ impl Store {
         let inner = Arc::new(Inner {
             cfg: cfg.clone(),
             spool_dir: spool_dir.clone(),
+            index_dir: index_dir.clone(),
             writer: Mutex::new(Writer {
                 file: Arc::new(file),
                 file_len: active.bytes,
@@ -307,7 +317,7 @@ impl Store {
                 file: None,
                 last_added: indexed_seq,
                 committed: indexed_seq,
-                first_uncommitted: None,
+                first_uncommitted: (!report.missing_seqs.is_empty()).then(Instant::now),
                 last_retention: Instant::now(),
                 chunk: Vec::new(),
             };
@@ -667,7 +677,8 @@ impl Indexer {
         loop {
             let pumped = self.pump(PUMP_RECORDS)?;
             let uncommitted = self.last_added - self.committed;
-            if uncommitted > 0
+            let pending = uncommitted > 0 || self.first_uncommitted.is_some();
+            if pending
                 && (uncommitted >= self.inner.cfg.commit_every_events
                     || self
                         .first_uncommitted
@@ -699,7 +710,7 @@ impl Indexer {
                 Err(RecvTimeoutError::Disconnected) => {
                     if self.inner.shutdown.load(Ordering::Acquire) {
                         self.catch_up()?;
-                        if self.last_added > self.committed {
+                        if self.last_added > self.committed || self.first_uncommitted.is_some() {
                             self.commit()?;
                         }
                         return Ok(());
@@ -727,6 +738,9 @@ impl Indexer {
         self.committed = self.last_added;
         self.first_uncommitted = None;
         self.inner.indexed.store(self.committed, Ordering::Release);
+        // tantivy creates its files with the process umask; keep them private.
+        let mut fixed = Vec::new();
+        let _ = private_files(&self.inner.index_dir, &mut fixed);
         tracing::debug!(indexed_seq = self.committed, "index committed");
         Ok(())
     }
