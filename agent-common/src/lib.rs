@@ -204,7 +204,9 @@ pub struct OpenBody {
     pub dev: u32,
     pub fd: i32,
     pub path_len: u32,
-    pub _pad: u32,
+    /// Flags as requested by the caller (the kernel clears O_CREAT, O_EXCL, O_TRUNC and
+    /// O_NOCTTY from `f_flags` once the file is open).
+    pub req_flags: u32,
 }
 
 /// Body of [`RecordKind::Unlink`] and [`RecordKind::Rename`]. Followed by `dir_len` bytes of the
@@ -315,6 +317,9 @@ pub struct Offsets {
     pub iokiocb_file: u32,
     pub iokiocb_opcode: u32,
     pub cqe_res: u32,
+    /// `io_kiocb.cmd` + `io_open.how.flags`: requested flags of an io_uring open.
+    pub ioreq_open_flags: u32,
+    pub _pad: u32,
 }
 
 /// Read-only configuration the loader writes into the eBPF object before loading.
@@ -406,6 +411,7 @@ mod tests {
         assert_eq!(offset_of!(SockBody, saddr), 16);
         assert_eq!(size_of::<Offsets>() % 4, 0);
         assert_eq!(size_of::<Config>(), size_of::<Offsets>() + 16);
+        assert_eq!(size_of::<Offsets>() % 8, 0);
     }
 
     #[test]

@@ -135,8 +135,8 @@ impl Timestamp {
     }
 
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-        let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .ok()?;
+        let t =
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
         Some(Timestamp(t.unix_timestamp_nanos() as i64))
     }
 }

@@ -8,13 +8,14 @@
 
 pub mod bstr;
 pub mod decode;
+pub mod display;
 pub mod event;
 pub mod fields;
 
 pub use bstr::BStr;
 pub use event::{
-    AgentRef, Alert, Event, Exit, File, Kind, KindField, Monitor, Net, Parent, Process,
-    SessionRef, Severity, Timestamp,
+    AgentRef, Alert, Event, Exit, File, Kind, KindField, Monitor, Net, Parent, Process, SessionRef,
+    Severity, Timestamp,
 };
 pub use fields::{FIELDS, Field, FieldDef, FieldType, Value};
 

@@ -1,0 +1,142 @@
+//! Terminal-safe text: every string that came from an agent goes through [`escape`] before it
+//! reaches a terminal, so no control sequence, bidi override or newline from an event can move
+//! the cursor, retitle the window or hide text.
+
+use crate::event::{Event, Kind};
+
+/// Escape control characters (C0, DEL, C1), bidi controls, zero-width and other format
+/// characters as `\xNN` or `\u{NNNN}`; backslashes are doubled so the output is unambiguous.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if is_unsafe_format_char(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn is_unsafe_format_char(c: char) -> bool {
+    let u = c as u32;
+    (0x80..=0x9f).contains(&u)            // C1 controls (8-bit CSI, OSC, DCS...)
+        || (0x200b..=0x200f).contains(&u) // zero-width, LRM/RLM
+        || (0x2028..=0x202e).contains(&u) // line/paragraph separators, bidi embeddings
+        || (0x2060..=0x206f).contains(&u) // word joiner, bidi isolates, invisible operators
+        || u == 0xfeff                    // BOM / zero-width no-break space
+        || (0xfff9..=0xfffb).contains(&u) // interlinear annotation
+}
+
+/// One readable line for an event (escaped).
+pub fn event_line(ev: &Event) -> String {
+    let t = ev.time.to_rfc3339();
+    let time = t.get(11..23).unwrap_or(&t);
+    let agent = ev.agent_name().unwrap_or("-");
+    let session = ev
+        .session_id()
+        .map(|s| &s[s.len().saturating_sub(8)..])
+        .unwrap_or("-");
+    let p = &ev.process;
+    let who = format!("{}[{}]", escape(&p.comm.to_str_lossy()), p.pid);
+    let what = match ev.kind() {
+        Kind::ProcessExec => format!(
+            "{}  argv: {}{}",
+            escape(&p.exe.to_str_lossy()),
+            escape(&p.cmdline.to_str_lossy()),
+            if p.args_truncated { " [truncated]" } else { "" }
+        ),
+        Kind::ProcessExit => match &ev.exit {
+            Some(x) => match (x.code, x.signal) {
+                (_, Some(s)) => format!("killed by signal {s}"),
+                (Some(c), _) => format!("exit code {c}"),
+                _ => String::new(),
+            },
+            None => String::new(),
+        },
+        Kind::ProcessFork => format!(
+            "forked from pid {}",
+            ev.parent.as_ref().map_or(0, |p| p.pid)
+        ),
+        Kind::FileOpen | Kind::FileUnlink | Kind::FileRename => match &ev.file {
+            Some(f) => {
+                let mut s = escape(&f.path.to_str_lossy());
+                if let Some(t) = &f.target {
+                    s.push_str(" -> ");
+                    s.push_str(&escape(&t.to_str_lossy()));
+                }
+                if let Some(a) = &f.access {
+                    s.push_str(&format!("  ({a}"));
+                    for fl in f
+                        .flags
+                        .iter()
+                        .filter(|f| matches!(f.as_str(), "O_CREAT" | "O_TRUNC" | "O_APPEND"))
+                    {
+                        s.push(' ');
+                        s.push_str(fl);
+                    }
+                    if f.via.as_deref() == Some("io_uring") {
+                        s.push_str(" via io_uring");
+                    }
+                    s.push(')');
+                }
+                s
+            }
+            None => String::new(),
+        },
+        Kind::NetConnect | Kind::NetAccept | Kind::NetListen => match &ev.net {
+            Some(n) => {
+                let proto = n.protocol.as_deref().unwrap_or("");
+                if let Some(u) = &n.unix_path {
+                    format!("unix/{proto} {}", escape(&u.to_str_lossy()))
+                } else if let (Some(ip), Some(port)) = (n.dst_ip, n.dst_port) {
+                    format!("{proto} {ip}:{port}")
+                } else {
+                    format!(
+                        "{proto} {}:{}",
+                        n.src_ip.map(|i| i.to_string()).unwrap_or_default(),
+                        n.src_port.unwrap_or(0)
+                    )
+                }
+            }
+            None => String::new(),
+        },
+        _ => ev
+            .monitor
+            .as_ref()
+            .and_then(|m| m.message.as_deref())
+            .map(escape)
+            .unwrap_or_default(),
+    };
+    format!(
+        "{time} {agent:<12} {session} {:<13} {who:<22} {what}",
+        ev.kind().name()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_every_dangerous_character() {
+        let hostile = "a\x1b]0;pwned\x07b\x1b[2Jc\u{9b}31m\u{202e}evil\u{200b}\nnext\\";
+        let e = escape(hostile);
+        assert_eq!(
+            e,
+            "a\\x1b]0;pwned\\x07b\\x1b[2Jc\\u{009b}31m\\u{202e}evil\\u{200b}\\nnext\\\\"
+        );
+        assert!(e.chars().all(|c| !c.is_control()));
+    }
+
+    #[test]
+    fn plain_text_and_wide_characters_are_kept() {
+        assert_eq!(escape("/home/ünï/文件.txt"), "/home/ünï/文件.txt");
+    }
+}

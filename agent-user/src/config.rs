@@ -1,0 +1,291 @@
+//! Daemon configuration: which processes are agents, and daemon settings.
+//!
+//! ```toml
+//! [[agent]]
+//! name = "claude"
+//! exe = ["/usr/local/bin/claude", "/opt/*/bin/claude"]   # globs on the kernel's exe path
+//! comm = ["claude"]                                       # kernel command name (15 bytes)
+//! cgroup = ["/agents.slice/*"]                            # cgroup v2 path globs
+//! uid = [1500]
+//! ```
+//!
+//! Every selector is checked in the kernel at exec, so no event is lost between an agent's exec
+//! and its identification. An exe glob is pre-matched in the kernel on its file name, which must
+//! therefore be literal; user space confirms the whole glob on the exec record.
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobMatcher};
+use serde::Deserialize;
+
+/// The built-in configuration used when no file is given and `/etc/agentwatch/config.toml` is
+/// absent: well-known AI agent CLIs by command name.
+pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
+
+/// Default config path.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/agentwatch/config.toml";
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    agent: Vec<RawAgent>,
+    #[serde(default)]
+    daemon: RawDaemon,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    ringbuf_bytes: Option<u32>,
+    host: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    name: String,
+    #[serde(default)]
+    exe: Vec<String>,
+    #[serde(default)]
+    comm: Vec<String>,
+    #[serde(default)]
+    cgroup: Vec<String>,
+    #[serde(default)]
+    uid: Vec<u32>,
+}
+
+/// One agent class.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub name: String,
+    pub exe: Vec<(String, GlobMatcher)>,
+    pub comm: Vec<String>,
+    pub cgroup: Vec<(String, GlobMatcher)>,
+    pub uid: Vec<u32>,
+}
+
+impl Agent {
+    /// Whether an executable path matches one of the exe globs.
+    pub fn exe_matches(&self, exe: &str) -> bool {
+        self.exe.iter().any(|(_, g)| g.is_match(exe))
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (`<built-in>` or a path).
+    pub origin: String,
+    pub agents: Vec<Agent>,
+    pub ringbuf_bytes: u32,
+    pub host: Option<String>,
+}
+
+/// A configuration error, displayed as `file:line:col: message`.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}:{line}:{col}: {message}")]
+pub struct ConfigError {
+    pub origin: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+fn line_col(text: &str, byte: usize) -> (usize, usize) {
+    let byte = byte.min(text.len());
+    let before = &text[..byte];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(byte, |i| byte - i - 1) + 1;
+    (line, col)
+}
+
+/// Find the byte offset of a value in the text, for errors found after parsing.
+fn locate(text: &str, needle: &str) -> usize {
+    text.find(needle).unwrap_or(0)
+}
+
+impl Config {
+    /// Load from `path`, or the default path, or the built-in config.
+    pub fn load(path: Option<&Path>) -> Result<Config, anyhow::Error> {
+        let path: Option<PathBuf> = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Some(DEFAULT_CONFIG_PATH.into()),
+            None => None,
+        };
+        match path {
+            Some(p) => {
+                let bytes = std::fs::read(&p)
+                    .map_err(|e| anyhow::anyhow!("cannot read config `{}`: {e}", p.display()))?;
+                let text = String::from_utf8(bytes).map_err(|e| ConfigError {
+                    origin: p.display().to_string(),
+                    line: 1,
+                    col: 1,
+                    message: format!("config is not valid UTF-8: {e}"),
+                })?;
+                Ok(Config::parse(&p.display().to_string(), &text)?)
+            }
+            None => Ok(Config::parse("<built-in config>", DEFAULT_CONFIG)?),
+        }
+    }
+
+    /// Parse and validate config text.
+    pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
+        let err = |at: usize, message: String| {
+            let (line, col) = line_col(text, at);
+            ConfigError {
+                origin: origin.to_owned(),
+                line,
+                col,
+                message,
+            }
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start);
+            err(at, e.message().trim().to_owned())
+        })?;
+        let mut agents = Vec::new();
+        for a in raw.agent {
+            let at = locate(text, &format!("\"{}\"", a.name));
+            if a.name.is_empty()
+                || !a
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(err(
+                    at,
+                    format!(
+                        "agent name `{}` must be non-empty ASCII letters, digits, `-`, `_` or `.`",
+                        a.name
+                    ),
+                ));
+            }
+            if agents.iter().any(|x: &Agent| x.name == a.name) {
+                return Err(err(at, format!("duplicate agent `{}`", a.name)));
+            }
+            if a.exe.is_empty() && a.comm.is_empty() && a.cgroup.is_empty() && a.uid.is_empty() {
+                return Err(err(
+                    at,
+                    format!(
+                        "agent `{}` has no selector: give `exe`, `comm`, `cgroup` or `uid`",
+                        a.name
+                    ),
+                ));
+            }
+            let mut exe = Vec::new();
+            for g in a.exe {
+                let at = locate(text, &g);
+                if !g.starts_with('/') {
+                    return Err(err(at, format!("exe glob `{g}` must be an absolute path")));
+                }
+                let base = g.rsplit('/').next().unwrap_or("");
+                if base.is_empty() || base.contains(['*', '?', '[', '{']) {
+                    return Err(err(
+                        at,
+                        format!(
+                            "exe glob `{g}`: the file name part must be literal so the kernel can match it at exec; use `comm` for name patterns"
+                        ),
+                    ));
+                }
+                let m = Glob::new(&g)
+                    .map_err(|e| err(at, format!("bad exe glob `{g}`: {e}")))?
+                    .compile_matcher();
+                exe.push((g, m));
+            }
+            for c in &a.comm {
+                if c.is_empty() || c.len() > 15 {
+                    return Err(err(
+                        locate(text, c),
+                        format!("comm `{c}` must be 1 to 15 bytes (the kernel keeps 15)"),
+                    ));
+                }
+            }
+            let mut cgroup = Vec::new();
+            for g in a.cgroup {
+                let at = locate(text, &g);
+                if !g.starts_with('/') {
+                    return Err(err(
+                        at,
+                        format!(
+                            "cgroup glob `{g}` must start with `/` (relative to the cgroup v2 root)"
+                        ),
+                    ));
+                }
+                let m = Glob::new(&g)
+                    .map_err(|e| err(at, format!("bad cgroup glob `{g}`: {e}")))?
+                    .compile_matcher();
+                cgroup.push((g, m));
+            }
+            agents.push(Agent {
+                name: a.name,
+                exe,
+                comm: a.comm,
+                cgroup,
+                uid: a.uid,
+            });
+        }
+        let ringbuf_bytes = raw.daemon.ringbuf_bytes.unwrap_or(16 << 20);
+        if !ringbuf_bytes.is_power_of_two() || ringbuf_bytes < 4096 {
+            return Err(err(
+                locate(text, "ringbuf_bytes"),
+                format!(
+                    "`ringbuf_bytes` = `{ringbuf_bytes}` must be a power of two of at least 4096"
+                ),
+            ));
+        }
+        Ok(Config {
+            origin: origin.to_owned(),
+            agents,
+            ringbuf_bytes,
+            host: raw.daemon.host,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_config_is_valid() {
+        let c = Config::parse("<built-in>", DEFAULT_CONFIG).unwrap();
+        assert!(!c.agents.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let e = Config::parse("c.toml", "[[agent]]\nname = \"a\"\ncomn = [\"x\"]\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("c.toml:3:1: "), "{s}");
+        assert!(s.contains("comn"), "{s}");
+    }
+
+    #[test]
+    fn wildcard_file_name_in_exe_glob_is_rejected() {
+        let e = Config::parse("c.toml", "[[agent]]\nname = \"a\"\nexe = [\"/opt/*\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml:3:"), "{e}");
+        assert!(e.contains("must be literal"), "{e}");
+    }
+
+    #[test]
+    fn agent_without_selector_and_long_comm_are_rejected() {
+        assert!(Config::parse("c", "[[agent]]\nname = \"a\"\n").is_err());
+        assert!(
+            Config::parse(
+                "c",
+                "[[agent]]\nname = \"a\"\ncomm = [\"abcdefghijklmnopq\"]\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn exe_glob_matches_full_path() {
+        let c = Config::parse("c", "[[agent]]\nname = \"a\"\nexe = [\"/opt/**/agent\"]\n").unwrap();
+        assert!(c.agents[0].exe_matches("/opt/x/y/agent"));
+        assert!(!c.agents[0].exe_matches("/usr/bin/agent"));
+    }
+}

@@ -1,0 +1,488 @@
+//! The sensor loop: one thread that drains the ring buffer, decodes and enriches records, polls
+//! the loss counters, and serves commands that touch the kernel maps (registration, status).
+//!
+//! One thread owns the tracker and the maps, so there is no locking on the event path. The
+//! kernel only wakes this thread when the ring is a quarter full; otherwise it polls every
+//! `POLL_MS`, which keeps wake-ups far below one per event.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::AsRawFd as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use agent_common::{RecordKind, SessionInfo};
+use agent_model::decode::decode;
+use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
+use anyhow::{Result, anyhow};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::loader::Sensor;
+use crate::pipeline::Pipeline;
+use crate::tracker::{Action, Agents, Proc, Tracker};
+
+const POLL_MS: i32 = 20;
+
+/// Requests from the API to the sensor thread.
+pub enum Command {
+    /// Put `pid` (the peer of a `run` connection) into a new session.
+    Register {
+        pid: u32,
+        agent: String,
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    },
+    Status {
+        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+    },
+}
+
+/// Agent ids: config agents are 1..=N, names given to `agentwatch run --agent` follow.
+pub struct AgentTable {
+    cfg: Config,
+    extra: Vec<String>,
+}
+
+impl AgentTable {
+    fn id_for(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.cfg.agents.iter().position(|a| a.name == name) {
+            return i as u32 + 1;
+        }
+        if let Some(i) = self.extra.iter().position(|a| a == name) {
+            return (self.cfg.agents.len() + i) as u32 + 1;
+        }
+        self.extra.push(name.to_owned());
+        (self.cfg.agents.len() + self.extra.len()) as u32
+    }
+}
+
+impl Agents for AgentTable {
+    fn name(&self, id: u32) -> String {
+        let i = id as usize;
+        if i >= 1 && i <= self.cfg.agents.len() {
+            return self.cfg.agents[i - 1].name.clone();
+        }
+        self.extra
+            .get(i.wrapping_sub(self.cfg.agents.len() + 1))
+            .cloned()
+            .unwrap_or_else(|| format!("agent-{id}"))
+    }
+
+    fn confirm_exe(&self, id: u32, exe: &str) -> bool {
+        let i = id as usize;
+        i >= 1 && i <= self.cfg.agents.len() && self.cfg.agents[i - 1].exe_matches(exe)
+    }
+}
+
+pub struct SourceLoop {
+    sensor: Sensor,
+    tracker: Tracker,
+    agents: AgentTable,
+    pipeline: Pipeline,
+    commands: Receiver<Command>,
+    stop: Arc<AtomicBool>,
+    last_loss: BTreeMap<u32, u64>,
+    started: Instant,
+    decode_errors: u64,
+    next_session: u64,
+}
+
+fn kind_name(id: u32) -> String {
+    match RecordKind::try_from(id) {
+        Ok(k) => Kind::from_id(k as u32).map_or_else(|| id.to_string(), |k| k.name().to_owned()),
+        Err(_) => id.to_string(),
+    }
+}
+
+/// Read a process from /proc (for registration and seeding).
+pub fn proc_info(pid: u32) -> Option<(Proc, u32, String, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parentheses: split at the last ')'.
+    let close = stat.rfind(')')?;
+    let comm = stat.get(stat.find('(')? + 1..close)?.to_owned();
+    let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
+    let ppid: u32 = rest.get(1)?.parse().ok()?;
+    let start_ticks: u64 = rest.get(19)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let start_ns = start_ticks * (1_000_000_000 / hz);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| BStr(p.as_os_str().as_encoded_bytes().to_vec()))
+        .unwrap_or_default();
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+        .map(|p| BStr(p.as_os_str().as_encoded_bytes().to_vec()))
+        .unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args: Vec<BStr> = cmdline.split(|b| *b == 0).map(BStr::from).collect();
+    if args.last().is_some_and(|a| a.is_empty()) {
+        args.pop();
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX);
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
+        })
+        .unwrap_or_default();
+    Some((
+        Proc {
+            tgid: pid,
+            start_ns,
+            ppid,
+            exe,
+            comm: BStr::from(comm),
+            args,
+            cwd,
+            approx_start: true,
+            ..Default::default()
+        },
+        ppid,
+        cgroup,
+        uid,
+    ))
+}
+
+impl SourceLoop {
+    pub fn new(
+        sensor: Sensor,
+        cfg: Config,
+        host: String,
+        pipeline: Pipeline,
+        commands: Receiver<Command>,
+        stop: Arc<AtomicBool>,
+    ) -> SourceLoop {
+        SourceLoop {
+            sensor,
+            tracker: Tracker::new(host),
+            agents: AgentTable { cfg, extra: vec![] },
+            pipeline,
+            commands,
+            stop,
+            last_loss: BTreeMap::new(),
+            started: Instant::now(),
+            decode_errors: 0,
+            next_session: 0,
+        }
+    }
+
+    fn new_session_id(&mut self) -> u64 {
+        self.next_session += 1;
+        // User-space sessions have the top bit set; kernel-made ones never do.
+        (1u64 << 63)
+            | ((agent_model::Timestamp::now().0 as u64) << 8 & 0x7fff_ffff_ffff_ff00)
+            | (self.next_session & 0xff)
+    }
+
+    /// Find already-running agent processes and their descendants in /proc.
+    pub fn seed_from_proc(&mut self) {
+        for _pass in 0..2 {
+            let mut all: HashMap<u32, (Proc, u32, String, u32)> = HashMap::new();
+            if let Ok(rd) = std::fs::read_dir("/proc") {
+                for e in rd.flatten() {
+                    if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                        && pid != std::process::id()
+                        && let Some(info) = proc_info(pid)
+                    {
+                        all.insert(pid, info);
+                    }
+                }
+            }
+            let matches = |p: &Proc, cgroup: &str, uid: u32| -> Option<u32> {
+                self.agents
+                    .cfg
+                    .agents
+                    .iter()
+                    .position(|a| {
+                        let comm = p.comm.to_str_lossy();
+                        a.comm.iter().any(|c| *c == comm)
+                            || a.exe_matches(&p.exe.to_str_lossy())
+                            || a.uid.contains(&uid)
+                            || a.cgroup.iter().any(|(_, g)| g.is_match(cgroup))
+                    })
+                    .map(|i| i as u32 + 1)
+            };
+            // Session of each process: walk up to the topmost matching ancestor.
+            let mut assigned: Vec<(u32, u32, u32)> = Vec::new(); // (pid, root pid, agent)
+            for (&pid, _) in all.iter() {
+                let mut cur = pid;
+                let mut root = None;
+                for _ in 0..64 {
+                    let Some((p, ppid, cg, uid)) = all.get(&cur) else {
+                        break;
+                    };
+                    if let Some(a) = matches(p, cg, *uid) {
+                        root = Some((cur, a));
+                    }
+                    if *ppid == 0 || *ppid == cur {
+                        break;
+                    }
+                    cur = *ppid;
+                }
+                if let Some((r, a)) = root {
+                    assigned.push((pid, r, a));
+                }
+            }
+            assigned.sort_by_key(|(pid, root, _)| (*pid != *root, *pid));
+            let mut session_of_root: HashMap<u32, u64> = HashMap::new();
+            for (pid, root, agent) in assigned {
+                if self.sensor.sessions.get(&pid, 0).is_ok() {
+                    continue; // already tracked (second pass, or kernel picked it up)
+                }
+                let Some((p, ..)) = all.get(&pid).cloned() else {
+                    continue;
+                };
+                let sid = match session_of_root.get(&root) {
+                    Some(s) => *s,
+                    None => {
+                        let s = match self.sensor.sessions.get(&root, 0) {
+                            Ok(info) => info.session_id,
+                            Err(_) => self.new_session_id(),
+                        };
+                        session_of_root.insert(root, s);
+                        s
+                    }
+                };
+                let info = SessionInfo {
+                    session_id: sid,
+                    agent_id: agent,
+                    flags: 0,
+                };
+                if self.sensor.add_to_session(pid, info).is_err() {
+                    continue;
+                }
+                if pid == root && !self.tracker.sessions.contains_key(&sid) {
+                    let name = self.agents.name(agent);
+                    let mut ev = self.tracker.open_session(sid, &name, p);
+                    ev.monitor = Some(Monitor {
+                        message: Some("session found running at daemon start".into()),
+                        ..Default::default()
+                    });
+                    self.emit(ev);
+                } else {
+                    self.tracker.adopt(Proc { session: sid, ..p });
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, ev: Event) {
+        self.pipeline.event(ev);
+    }
+
+    fn register(&mut self, pid: u32, agent: &str) -> Result<String, String> {
+        let (p, ..) = proc_info(pid).ok_or_else(|| format!("pid `{pid}` vanished"))?;
+        let agent_id = self.agents.id_for(agent);
+        let sid = self.new_session_id();
+        self.sensor
+            .add_to_session(
+                pid,
+                SessionInfo {
+                    session_id: sid,
+                    agent_id,
+                    flags: 0,
+                },
+            )
+            .map_err(|e| format!("{e:#}"))?;
+        let ev = self.tracker.open_session(sid, agent, p);
+        self.emit(ev);
+        Ok(session_id_string(sid))
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let loss: BTreeMap<String, u64> = Sensor::counters(&self.sensor.loss)
+            .into_iter()
+            .map(|(k, v)| (kind_name(k), v))
+            .collect();
+        let errors: BTreeMap<String, u64> = Sensor::counters(&self.sensor.errors)
+            .into_iter()
+            .map(|(k, v)| (kind_name(k), v))
+            .collect();
+        let events: BTreeMap<String, u64> = self
+            .tracker
+            .delivered
+            .iter()
+            .map(|(k, v)| {
+                (
+                    Kind::from_id(*k).map_or_else(|| k.to_string(), |k| k.name().to_owned()),
+                    *v,
+                )
+            })
+            .collect();
+        let uptime = self.started.elapsed().as_secs_f64();
+        let rates: BTreeMap<&String, f64> = events
+            .iter()
+            .map(|(k, v)| (k, *v as f64 / uptime.max(1.0)))
+            .collect();
+        let sessions: Vec<_> = self
+            .tracker
+            .session_list()
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "id": session_id_string(s.id),
+                    "agent": s.agent,
+                    "root_pid": s.root.0,
+                    "start": s.start,
+                    "live_processes": s.live,
+                    "events": s.events,
+                })
+            })
+            .collect();
+        let mut v = json!({
+            "pid": std::process::id(),
+            "uptime_s": uptime,
+            "host": self.tracker.host,
+            "config": self.agents.cfg.origin,
+            "agents": self.agents.cfg.agents.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+            "programs": self.sensor.programs,
+            "ringbuf_bytes": self.sensor.ringbuf_bytes,
+            "events": events,
+            "events_per_s": rates,
+            "losses": loss,
+            "kernel_errors": errors,
+            "decode_errors": self.decode_errors,
+            "sessions": sessions,
+        });
+        self.pipeline.status_into(&mut v);
+        v
+    }
+
+    fn check_losses(&mut self) {
+        let now = Sensor::counters(&self.sensor.loss);
+        for (k, v) in &now {
+            let before = self.last_loss.get(k).copied().unwrap_or(0);
+            if *v > before {
+                let ev = self.tracker.monitor_event(
+                    Kind::MonitorLoss,
+                    Monitor {
+                        loss_kind: Some(kind_name(*k)),
+                        loss_count: Some(v - before),
+                        message: Some(format!(
+                            "ring buffer full: {} `{}` records lost",
+                            v - before,
+                            kind_name(*k)
+                        )),
+                    },
+                );
+                tracing::warn!(kind = %kind_name(*k), lost = v - before, "sensor lost records");
+                self.emit(ev);
+            }
+        }
+        self.last_loss = now;
+    }
+
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        while let Some(item) = self.sensor.ring.next() {
+            batch.push(item.to_vec());
+            n += 1;
+            if batch.len() >= 4096 {
+                break;
+            }
+        }
+        for raw in batch {
+            match decode(&raw) {
+                Ok(rec) => {
+                    let (evs, actions) = self.tracker.on_record(rec, &self.agents);
+                    for a in actions {
+                        match a {
+                            Action::Drop(pids) => {
+                                for p in pids {
+                                    self.sensor.remove_from_session(p);
+                                }
+                            }
+                            Action::Confirm(pid, sid, agent) => {
+                                let _ = self.sensor.add_to_session(
+                                    pid,
+                                    SessionInfo {
+                                        session_id: sid,
+                                        agent_id: agent,
+                                        flags: 0,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    for ev in evs {
+                        self.emit(ev);
+                    }
+                }
+                Err(e) => {
+                    self.decode_errors += 1;
+                    tracing::debug!(error = %e, "undecodable record");
+                }
+            }
+        }
+        n
+    }
+
+    /// Run until `stop` is set.
+    pub fn run(mut self) -> Result<()> {
+        let fd = self.sensor.ring.as_raw_fd();
+        let mut last_tick = Instant::now();
+        let mut last_cgroups = Instant::now() - Duration::from_secs(60);
+        loop {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(anyhow!(e).context("polling the ring buffer failed"));
+                }
+            }
+            while self.drain() > 0 {}
+            loop {
+                match self.commands.try_recv() {
+                    Ok(Command::Register { pid, agent, reply }) => {
+                        let _ = reply.send(self.register(pid, &agent));
+                    }
+                    Ok(Command::Status { reply }) => {
+                        let _ = reply.send(self.status());
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            }
+            if last_tick.elapsed() >= Duration::from_millis(250) {
+                last_tick = Instant::now();
+                self.check_losses();
+                self.pipeline.tick();
+            }
+            if last_cgroups.elapsed() >= Duration::from_secs(5) {
+                last_cgroups = Instant::now();
+                let cfg = self.agents.cfg.clone();
+                self.sensor.refresh_cgroups(&cfg);
+            }
+            self.pipeline.flush();
+            if self.stop.load(Ordering::Relaxed) {
+                while self.drain() > 0 {}
+                self.check_losses();
+                self.pipeline.flush();
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Host name for events.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
