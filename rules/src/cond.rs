@@ -71,7 +71,7 @@ impl Cidr {
                 .parse::<u8>()
                 .ok()
                 .filter(|&n| n <= max)
-                .ok_or_else(|| format!("`{s}` is not a valid CIDR: prefix length must be 0..={max}"))?,
+                .ok_or_else(|| format!("`{s}` is not a valid CIDR: prefix length must be `0..={max}`"))?,
         };
         Ok(Cidr { addr, len })
     }

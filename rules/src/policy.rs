@@ -392,7 +392,10 @@ fn valid_name(s: &str) -> bool {
 
 /// Add a "did you mean" to serde's unknown-key and unknown-value messages.
 fn improve_message(msg: &str) -> String {
-    let msg = msg.trim_end();
+    // One error, one line: parser messages can span several.
+    let joined: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let joined = joined.join(": ");
+    let msg = joined.as_str();
     let lead = if msg.starts_with("unknown field") {
         Some("unknown key")
     } else if msg.starts_with("unknown variant") {
@@ -401,6 +404,12 @@ fn improve_message(msg: &str) -> String {
         None
     };
     let Some(lead) = lead else {
+        if msg.contains("recursion limit exceeded") {
+            return format!("{msg}: nesting is too deep (conditions may nest `{MAX_DEPTH}` levels)");
+        }
+        if msg.contains("invalid basic string") || msg.contains("invalid literal string") {
+            return format!("{msg}: unterminated string (a half-written file?)");
+        }
         return msg.to_string();
     };
     let ticks: Vec<&str> = msg.split('`').skip(1).step_by(2).collect();
