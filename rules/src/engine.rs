@@ -274,8 +274,11 @@ impl Engine {
                     push_id(ids, &ev.id);
                 }
                 if seen.len() >= threshold {
+                    let before = seen.len();
                     seen.retain(|_, &mut s| s >= t - within);
-                    *first = seen.values().copied().min().unwrap_or(t);
+                    if seen.len() != before {
+                        *first = seen.values().copied().min().unwrap_or(t);
+                    }
                 }
                 if seen.len() >= threshold {
                     let f = *first;
@@ -420,6 +423,12 @@ impl Engine {
                 ks.windows.retain(|(_, w)| w.newest() >= horizon);
                 !ks.windows.is_empty()
             });
+            if map.is_empty() {
+                *map = HashMap::new();
+            }
+        }
+        if self.folds.is_empty() {
+            self.folds = HashMap::new();
         }
         out
     }
