@@ -345,7 +345,7 @@ impl Parser {
         {
             let name: String = self.s[self.i..colon].iter().collect();
             let Some(spec) = schema::lookup(&name) else {
-                return Err(QueryError::new(at, format!("unknown field `{name}`")));
+                return Err(QueryError::new(at, unknown_field(&name)));
             };
             self.i = colon + 1;
             let vpos = self.i;
@@ -551,7 +551,8 @@ impl Parser {
         }
         Ok(Word {
             text,
-            regex: wild.then_some(regex),
+            // `(?s)`: wildcards match newlines too (paths can hold them).
+            regex: wild.then(|| format!("(?s){regex}")),
         })
     }
 
@@ -574,8 +575,8 @@ impl Parser {
         if name.is_empty() {
             return Err(QueryError::new(at, "aggregation needs a field"));
         }
-        let spec = schema::lookup(&name)
-            .ok_or_else(|| QueryError::new(at, format!("unknown field `{name}`")))?;
+        let spec =
+            schema::lookup(&name).ok_or_else(|| QueryError::new(at, unknown_field(&name)))?;
         if !spec.fast {
             let fast: Vec<&str> = schema::SPECS
                 .iter()
@@ -652,6 +653,14 @@ impl Parser {
             return Err(QueryError::new(rest_at, format!("unexpected `{rest}`")));
         }
         Ok(agg)
+    }
+}
+
+fn unknown_field(name: &str) -> String {
+    let suffix = format!(".{name}");
+    match schema::SPECS.iter().find(|s| s.name.ends_with(&suffix)) {
+        Some(s) => format!("unknown field `{name}`; did you mean `{}`?", s.name),
+        None => format!("unknown field `{name}`"),
     }
 }
 

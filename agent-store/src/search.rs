@@ -192,7 +192,7 @@ impl BuildCtx<'_> {
                 QValue::Range { lo, hi } => {
                     let t = |s: &String| Term::from_field_text(field, clip(s));
                     range(map_bound(lo, t), map_bound(hi, t), || {
-                        self.regex(field, ".*", pos)
+                        self.regex(field, "(?s).*", pos)
                     })?
                 }
             }),

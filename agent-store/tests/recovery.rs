@@ -36,7 +36,11 @@ fn record_offsets(path: &Path) -> Vec<usize> {
 fn fill(store: &Store, prefix: &str, n: usize) {
     for i in 0..n {
         store
-            .append_event(&open_event(&format!("{prefix}{i}"), i as i64, &format!("/data/{prefix}/{i}")))
+            .append_event(&open_event(
+                &format!("{prefix}{i}"),
+                i as i64,
+                &format!("/data/{prefix}/{i}"),
+            ))
             .unwrap();
     }
 }
@@ -95,7 +99,11 @@ fn corrupted_middle_record_is_quarantined_and_reported() {
     let d = &rep.damaged[0];
     assert!(!d.torn_tail);
     assert_eq!(d.offset as usize, offs[9]);
-    assert_eq!(fs::read(&d.quarantine).unwrap(), original_region, "quarantine holds the bytes");
+    assert_eq!(
+        fs::read(&d.quarantine).unwrap(),
+        original_region,
+        "quarantine holds the bytes"
+    );
     assert_eq!(rep.missing_seqs, vec![(10, 10)]);
     assert!(rep.messages().iter().any(|m| m.contains("quarantined")));
     // File size unchanged: the region is now padding, later offsets still valid.
@@ -379,12 +387,18 @@ fn disk_full_is_a_clear_error_and_loses_nothing_acknowledged() {
     let r = s.reader().unwrap();
     let got: std::collections::HashSet<String> = ids(&r, "*").into_iter().collect();
     for i in 0..acked {
-        assert!(got.contains(&format!("f{i}")), "acknowledged f{i} lost; {rep:?}");
+        assert!(
+            got.contains(&format!("f{i}")),
+            "acknowledged f{i} lost; {rep:?}"
+        );
     }
 }
 
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
