@@ -226,8 +226,9 @@ pub struct File {
     /// Rename target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<BStr>,
+    /// Device number as `stat(2)` reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dev: Option<u32>,
+    pub dev: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ino: Option<u64>,
     /// `read`, `write` or `read_write`.

@@ -189,7 +189,7 @@ impl Event {
             F::Ancestry => Value::List(self.ancestry.iter().map(s).collect()),
             F::FilePath => Value::Str(s(&self.file.as_ref()?.path)),
             F::FileTarget => Value::Str(s(self.file.as_ref()?.target.as_ref()?)),
-            F::FileDev => Value::Int(self.file.as_ref()?.dev?.into()),
+            F::FileDev => Value::Int(self.file.as_ref()?.dev? as i64),
             F::FileIno => Value::Int(self.file.as_ref()?.ino? as i64),
             F::FileAccess => Value::Str(Cow::Borrowed(self.file.as_ref()?.access.as_deref()?)),
             F::FileFlags => Value::List(

@@ -122,6 +122,13 @@ fn o_flag_names(flags: u32) -> Vec<String> {
     out
 }
 
+/// Kernel-internal `dev_t` (major << 20 | minor) to the encoding `stat(2)` reports.
+pub fn user_dev(kdev: u32) -> u64 {
+    let major = (kdev >> 20) as u64;
+    let minor = (kdev & 0xfffff) as u64;
+    ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
+}
+
 fn file_type(i_mode: u32) -> Option<String> {
     Some(
         match i_mode & 0o170000 {
@@ -458,11 +465,13 @@ impl Tracker {
             }
             Record::Fork { .. } => {}
             Record::Open { body, path, .. } => {
-                let flags = body.f_flags | (body.req_flags & (0o100 | 0o200 | 0o400 | 0o1000));
+                // The kernel keeps neither the creation flags nor O_CLOEXEC (an fd flag) in f_flags.
+                let flags =
+                    body.f_flags | (body.req_flags & (0o100 | 0o200 | 0o400 | 0o1000 | 0o2000000));
                 ev.file = Some(File {
                     path: path.path,
                     path_truncated: path.truncated,
-                    dev: Some(body.dev),
+                    dev: Some(user_dev(body.dev)),
                     ino: Some(body.ino),
                     access: Some(
                         match flags & 3 {

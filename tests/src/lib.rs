@@ -1,1 +1,233 @@
-//! Helpers for the end-to-end tests: find the built binary, start a daemon, run workloads.
+//! Harness for the end-to-end tests: find the built `agentwatch` binary and the `workload`
+//! binary, start a real daemon (real eBPF programs in this kernel) in a temporary data dir, run
+//! workloads inside and outside agent sessions, and read the events it wrote as JSON lines.
+//!
+//! Root tests call [`skip_reason`] first: without root, BTF or the binary they print why and
+//! return; under CI (root) they always run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_model::Event;
+use anyhow::{Context as _, Result, anyhow, bail};
+
+/// Workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate lives in the workspace")
+        .to_path_buf()
+}
+
+/// The `agentwatch` binary: `$AGENTWATCH_BIN`, else the release build.
+pub fn bin() -> PathBuf {
+    std::env::var_os("AGENTWATCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/release/agentwatch"))
+}
+
+/// The workload binary built with these tests.
+pub fn workload() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/workload
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    dir.join("workload")
+}
+
+/// Why the sensor tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root to load eBPF programs".into());
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Some("kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
+    }
+    if !bin().exists() {
+        return Some(format!(
+            "`{}` not built; run `cargo xtask test`",
+            bin().display()
+        ));
+    }
+    if !workload().exists() {
+        return Some(format!("`{}` not built", workload().display()));
+    }
+    None
+}
+
+/// Skip the calling test with a clear message when the sensor cannot run; in CI, fail instead.
+#[macro_export]
+macro_rules! require_sensor {
+    () => {
+        if let Some(why) = $crate::skip_reason() {
+            if std::env::var_os("CI").is_some() {
+                panic!("sensor test cannot run in CI: {why}");
+            }
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
+
+/// A running daemon in a temporary data dir, stopped on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub events_path: PathBuf,
+}
+
+impl Daemon {
+    /// Start with the built-in config.
+    pub fn start() -> Result<Daemon> {
+        Daemon::start_with(None, &[])
+    }
+
+    /// Start with an optional config text and extra arguments.
+    pub fn start_with(config: Option<&str>, extra: &[&str]) -> Result<Daemon> {
+        let dir = tempfile::Builder::new().prefix("aw-test-").tempdir()?;
+        let events_path = dir.path().join("events.jsonl");
+        let mut cmd = Command::new(bin());
+        cmd.arg("daemon")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--events-jsonl")
+            .arg(&events_path)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(c) = config {
+            let p = dir.path().join("config.toml");
+            std::fs::write(&p, c)?;
+            cmd.arg("--config").arg(p);
+        }
+        let mut child = cmd.spawn().context("spawn daemon")?;
+        let socket = dir.path().join("data/agentwatch.sock");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                break;
+            }
+            if let Some(st) = child.try_wait()? {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                bail!("daemon exited early ({st}): {err}");
+            }
+            if Instant::now() > deadline {
+                bail!("daemon not ready after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Daemon {
+            child: Some(child),
+            dir,
+            events_path,
+        })
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `agentwatch run --agent AGENT -- CMD...`; returns the output and the session id.
+    pub fn run(&self, agent: &str, cmd: &[&str]) -> Result<(Output, String)> {
+        let out = Command::new(bin())
+            .args(["run", "--agent", agent, "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--")
+            .args(cmd)
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let session = err
+            .lines()
+            .find_map(|l| l.strip_prefix("agentwatch: session "))
+            .and_then(|l| l.split_whitespace().next())
+            .ok_or_else(|| anyhow!("no session line in: {err}"))?
+            .to_owned();
+        Ok((out, session))
+    }
+
+    /// Every event written so far.
+    pub fn events(&self) -> Vec<Event> {
+        let text = std::fs::read_to_string(&self.events_path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Wait until `pred` holds for the events (polling), or time out with the events seen.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&[Event]) -> bool) -> Result<Vec<Event>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let evs = self.events();
+            if pred(&evs) {
+                return Ok(evs);
+            }
+            if Instant::now() > deadline {
+                let dump: Vec<String> = evs
+                    .iter()
+                    .rev()
+                    .take(40)
+                    .map(agent_model::display::event_line)
+                    .collect();
+                bail!(
+                    "timed out waiting for {what}; last events:\n{}",
+                    dump.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Let the daemon drain what the kernel has produced so far.
+    pub fn settle(&self) {
+        std::thread::sleep(Duration::from_millis(400));
+    }
+
+    /// `agentwatch status --json`.
+    pub fn status(&self) -> Result<serde_json::Value> {
+        let out = Command::new(bin())
+            .args(["status", "--json", "--data-dir"])
+            .arg(self.data_dir())
+            .output()?;
+        if !out.status.success() {
+            bail!("status failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Events of one session.
+pub fn in_session<'a>(evs: &'a [Event], session: &str) -> Vec<&'a Event> {
+    evs.iter()
+        .filter(|e| e.session_id() == Some(session))
+        .collect()
+}
+
+/// `/bin/NAME` resolved as the kernel sees it (symlinks followed, e.g. /usr/bin/dash for sh).
+pub fn real_exe(name: &str) -> String {
+    std::fs::canonicalize(format!("/bin/{name}"))
+        .expect("canonicalize")
+        .display()
+        .to_string()
+}

@@ -1,1 +1,331 @@
-fn main() {}
+//! Developer tasks for agentwatch: `cargo xtask setup|build|run|test|bench`.
+//!
+//! `setup` installs every prerequisite the project needs on a fresh Debian machine, only where
+//! missing, so that it is idempotent and fast on the second run: `rust-src` for the nightly
+//! toolchain (the eBPF crate builds `core` from source), LLVM 22 and `bpf-linker` 0.13.0 linked
+//! against it, plus the tools the tests drive (tmux). Every other task calls it first. This crate
+//! depends on no workspace crate, so it builds even when the rest of the workspace does not.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <task>\n\n\
+     tasks:\n  \
+     setup        install prerequisites where missing (rust-src, llvm-22-dev, bpf-linker, tmux)\n  \
+     build        build target/release/agentwatch\n  \
+     run          start the daemon and a demo agent session; print its events live (Ctrl-C)\n  \
+     test         run every test, root tests included (what CI runs)\n  \
+     bench [what] run benchmarks: sensor, rules, store, or all (default)\n"
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("build") => setup().and_then(|_| build()).map(|_| ()),
+        Some("run") => setup().and_then(|_| run()),
+        Some("test") => setup().and_then(|_| test()),
+        Some("bench") => {
+            setup().and_then(|_| bench(args.get(1).map(String::as_str).unwrap_or("all")))
+        }
+        Some("-h" | "--help" | "help") => {
+            print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprint!("{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn sh(cmd: &mut Command) -> Result<()> {
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
+    Ok(())
+}
+
+fn output_ok(cmd: &mut Command) -> Option<String> {
+    let o = cmd.stderr(Stdio::null()).output().ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn is_root() -> bool {
+    output_ok(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+fn apt_install(pkgs: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| {
+            !output_ok(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_some_and(|s| s.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing Debian packages {missing:?}; hint: run `sudo apt-get install -y {}`",
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    sh(Command::new("apt-get").args(["update", "-qq"]))?;
+    sh(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Install prerequisites, only where missing.
+fn setup() -> Result<()> {
+    // rust-src for the nightly toolchain (build-std=core for the bpf target).
+    let installed = output_ok(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .unwrap_or_default();
+    if !installed.lines().any(|l| l.starts_with("rust-src")) {
+        eprintln!("xtask: installing rust-src for the nightly toolchain");
+        sh(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    apt_install(&["llvm-22-dev", "tmux"])?;
+    let linker_ok = output_ok(Command::new("bpf-linker").arg("--version"))
+        .is_some_and(|v| v.contains(BPF_LINKER_VERSION));
+    if !linker_ok {
+        eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} (LLVM 22)");
+        let path = format!(
+            "{LLVM_PREFIX}/bin:{}",
+            std::env::var("PATH").unwrap_or_default()
+        );
+        sh(Command::new("cargo")
+            .args([
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
+            .env("LLVM_PREFIX", LLVM_PREFIX)
+            .env("PATH", path))?;
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Build the release binary; returns its path.
+fn build() -> Result<PathBuf> {
+    sh(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "agent-user",
+        "--bin",
+        "agentwatch",
+    ]))?;
+    let bin = root().join("target/release/agentwatch");
+    if !bin.exists() {
+        bail!("build finished but `{}` is missing", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Kill a child on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SAFETY-free: plain kill via the std API (SIGKILL) after a polite SIGTERM.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_socket(path: &Path, daemon: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Ok(());
+        }
+        if let Some(st) = daemon.try_wait()? {
+            bail!("the daemon exited ({st}) before it was ready; see the message above");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(anyhow!(
+        "the daemon did not open `{}` within 30 s",
+        path.display()
+    ))
+}
+
+/// The demo agent session: reads a (fake) secret, spawns a shell, connects on loopback.
+const DEMO: &str = r#"
+set -u
+demo_home="$1"; port="$2"
+echo "[demo agent] reading project files and a planted fake SSH key"
+cat "$demo_home/project/README" > /dev/null
+cat "$demo_home/.ssh/id_rsa" > /dev/null
+echo "[demo agent] spawning a shell that writes, renames and deletes a file"
+sh -c "cd '$demo_home/project' && echo draft > notes.tmp && mv notes.tmp notes.txt && rm notes.txt"
+echo "[demo agent] connecting to 127.0.0.1:$port"
+exec 3<>"/dev/tcp/127.0.0.1/$port" && echo "hello from the agent" >&3 && exec 3>&-
+echo "[demo agent] done"
+"#;
+
+fn run() -> Result<()> {
+    if !is_root() {
+        bail!(
+            "the daemon loads eBPF programs and must run as root; hint: `sudo -E cargo xtask run`"
+        );
+    }
+    let bin = build()?;
+    let data = root().join("target/demo");
+    let _ = std::fs::remove_dir_all(&data);
+    let home = data.join("agent-home");
+    std::fs::create_dir_all(home.join(".ssh"))?;
+    std::fs::create_dir_all(home.join("project"))?;
+    std::fs::write(
+        home.join(".ssh/id_rsa"),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE KEY FOR THE DEMO\n-----END OPENSSH PRIVATE KEY-----\n",
+    )?;
+    std::fs::write(home.join("project/README"), "demo project\n")?;
+    let state = data.join("state");
+    let socket = state.join("agentwatch.sock");
+    let mut daemon = Command::new(&bin)
+        .args(["daemon", "--data-dir"])
+        .arg(&state)
+        .arg("--events-jsonl")
+        .arg(data.join("events.jsonl"))
+        .spawn()
+        .context("cannot start the daemon")?;
+    wait_for_socket(&socket, &mut daemon)?;
+    let _daemon = Guard(daemon);
+    let follower = Guard(
+        Command::new(&bin)
+            .args(["events", "--data-dir"])
+            .arg(&state)
+            .spawn()?,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // A loopback listener for the demo's connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut buf = [0u8; 64];
+            let _ = std::io::Read::read(&mut &s, &mut buf);
+        }
+    });
+    eprintln!("xtask: starting the demo agent session (events below; Ctrl-C to stop)");
+    let st = Command::new(&bin)
+        .args(["run", "--agent", "demo-agent", "--data-dir"])
+        .arg(&state)
+        .args(["--", "bash", "-c", DEMO, "demo"])
+        .arg(&home)
+        .arg(port.to_string())
+        .status()?;
+    if !st.success() {
+        eprintln!("xtask: the demo session exited with {st}");
+    }
+    eprintln!(
+        "xtask: demo finished; the daemon keeps watching. Try in another terminal:\n  \
+         {} status --data-dir {}\n  {} run --agent me --data-dir {} -- bash\nPress Ctrl-C to stop.",
+        bin.display(),
+        state.display(),
+        bin.display(),
+        state.display()
+    );
+    // Wait for Ctrl-C: the terminal delivers SIGINT to the whole process group (daemon and
+    // follower included); the guards clean up whatever is left.
+    let mut f = follower;
+    let _ = f.0.wait();
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    let bin = build()?;
+    if !is_root() {
+        eprintln!("xtask: not root: sensor tests will skip (they load eBPF programs)");
+    }
+    sh(cargo()
+        .args(["test", "--release", "--workspace", "--no-fail-fast"])
+        .env("AGENTWATCH_BIN", &bin))?;
+    Ok(())
+}
+
+fn bench(what: &str) -> Result<()> {
+    let bin = build()?;
+    let all = what == "all";
+    if all || what == "sensor" {
+        sh(cargo()
+            .args(["run", "--release", "-p", "tests", "--bin", "sensor-bench"])
+            .env("AGENTWATCH_BIN", &bin))?;
+    }
+    if all || what == "rules" {
+        sh(cargo().args(["bench", "-p", "rules"]))?;
+    }
+    if all || what == "store" {
+        sh(cargo().args(["bench", "-p", "agent-store"]))?;
+    }
+    if !all && !["sensor", "rules", "store"].contains(&what) {
+        bail!("unknown benchmark `{what}`; expected sensor, rules, store or all");
+    }
+    Ok(())
+}
