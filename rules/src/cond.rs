@@ -22,6 +22,30 @@ pub(crate) enum Node {
 }
 
 impl Node {
+    /// Rough evaluation cost, so `all` and `any` test cheap things first (their children are
+    /// pure, so order does not change the result).
+    pub(crate) fn cost(&self) -> u32 {
+        match self {
+            Node::True => 0,
+            Node::All(v) | Node::Any(v) => v.iter().map(Node::cost).sum(),
+            Node::Not(n) => n.cost(),
+            Node::Macro(n) => n.cost(),
+            Node::Match(m) => {
+                let base = match &m.op {
+                    Op::Exists(_) | Op::BoolEq(_) | Op::IntIn(_) | Op::Cmp(..) | Op::Ports(_) => 1,
+                    Op::Cidr(_) | Op::IpIn(_) => 2,
+                    Op::StrIn(_) => 3,
+                    Op::Prefix(_) | Op::Suffix(_) => 4,
+                    Op::Contains(_) => 8,
+                    Op::Glob(_) => 20,
+                    Op::Regex(_) => 25,
+                };
+                let list = matches!(m.field, Field::ProcessArgs | Field::Ancestry | Field::FileFlags);
+                if list { base * 4 } else { base }
+            }
+        }
+    }
+
     pub(crate) fn eval(&self, ev: &Event) -> bool {
         match self {
             Node::True => true,

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use agent_model::{Alert, BStr, Event, Kind, Timestamp, Value};
 
 use crate::output::render;
-use crate::policy::{Mode, Per, Policy, Rule, kind_bit};
+use crate::policy::{Mode, Part, Per, Policy, Rule, kind_bit};
 
 /// Most sessions and agents with windowed state.
 pub const MAX_TRACKED_KEYS: usize = 65_536;
@@ -82,11 +82,18 @@ struct KeyState {
     last_seen: i64,
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct FoldKey {
     rule: u32,
-    session: Box<str>,
+    /// Hash of the session id (the id itself is on the alert).
+    session: u64,
     key: u64,
+}
+
+fn hash_str(s: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
 }
 
 struct Fold {
@@ -163,7 +170,7 @@ impl Engine {
             match &rule.mode {
                 Mode::Event => {
                     if rule.cond.eval(ev) && !rule.exceptions.iter().any(|x| x.eval(ev)) {
-                        self.hit(ri, rule, ev, vec![ev.id.clone()], t, &mut out);
+                        self.hit(ri, rule, ev, None, t, &mut out);
                     }
                 }
                 Mode::Sequence { .. } => {
@@ -182,7 +189,7 @@ impl Engine {
             Kind::SessionEnd => {
                 if let Some(s) = ev.session_id() {
                     self.end_session(s);
-                    self.close_folds(|k| &*k.session == s, &mut out);
+                    self.close_folds(|f| f.alert.session.as_ref().is_some_and(|x| x.id == s), &mut out);
                 }
             }
             Kind::ProcessExit if ev.ancestry.is_empty() => {
@@ -204,10 +211,13 @@ impl Engine {
         // Sequences look at every event of their kinds; only create state when a step matches.
         if let Mode::Sequence { steps } = &rule.mode {
             let kind = kind_bit(ev.kind());
-            let matched: Vec<usize> = (0..steps.len())
-                .filter(|&i| steps[i].kinds & kind != 0 && steps[i].cond.eval(ev))
-                .collect();
-            if matched.is_empty() {
+            let mut matched = 0u32;
+            for (i, st) in steps.iter().enumerate() {
+                if st.kinds & kind != 0 && st.cond.eval(ev) {
+                    matched |= 1 << i;
+                }
+            }
+            if matched == 0 {
                 return;
             }
             let ks = Self::key_state(map, key, t);
@@ -215,7 +225,7 @@ impl Engine {
             let WinState::Seq { chains } = st else { return };
             let n = steps.len();
             let mut fired = None;
-            for &i in matched.iter().rev() {
+            for i in (0..n).rev().filter(|i| matched & (1 << i) != 0) {
                 if i == 0 {
                     chains[0] = Some((t, vec![ev.id.as_str().into()]));
                     continue;
@@ -238,7 +248,7 @@ impl Engine {
             if let Some((start, ids)) = fired {
                 chains.iter_mut().for_each(|c| *c = None);
                 let ids = ids.into_iter().map(String::from).collect();
-                self.hit(ri, rule, ev, ids, start, out);
+                self.hit(ri, rule, ev, Some(ids), start, out);
             }
             return;
         }
@@ -291,7 +301,7 @@ impl Engine {
             _ => None,
         };
         if let Some((first, ids)) = fired {
-            self.hit(ri, rule, ev, ids, first, out);
+            self.hit(ri, rule, ev, Some(ids), first, out);
         }
     }
 
@@ -320,10 +330,12 @@ impl Engine {
         &mut ks.windows[pos].1
     }
 
-    fn hit(&mut self, ri: u32, rule: &Rule, ev: &Event, event_ids: Vec<String>, first: i64, out: &mut Vec<Alert>) {
+    /// Record a hit. `event_ids` is `None` for a single-event rule (the id is `ev.id`). The
+    /// fold lookup hashes values instead of rendering the summary, so repeats cost no
+    /// allocation beyond their first 16 event ids.
+    fn hit(&mut self, ri: u32, rule: &Rule, ev: &Event, event_ids: Option<Vec<String>>, first: i64, out: &mut Vec<Alert>) {
         self.hits[ri as usize] += 1;
         let t = ev.time.0;
-        let summary = render(&rule.output, ev);
         let key = match (&rule.dedup_key, &rule.mode) {
             (Some(fields), _) => {
                 let mut h = DefaultHasher::new();
@@ -334,24 +346,34 @@ impl Engine {
             }
             (None, Mode::Event) => {
                 let mut h = DefaultHasher::new();
-                summary.hash(&mut h);
+                for p in &rule.output {
+                    if let Part::Field(f) = p {
+                        ev.get(*f).map(|v| hash_value(&v)).hash(&mut h);
+                    }
+                }
                 h.finish()
             }
             (None, _) => 0,
         };
-        let fk = FoldKey {
-            rule: ri,
-            session: ev.session_id().unwrap_or(NO_SESSION).into(),
-            key,
-        };
+        let fk = FoldKey { rule: ri, session: hash_str(ev.session_id().unwrap_or(NO_SESSION)), key };
         if let Some(f) = self.folds.get_mut(&fk) {
             if t - f.alert.first_time.0 <= rule.dedup_ns {
-                f.alert.count += 1;
-                f.alert.time = ev.time;
-                f.alert.last_time = Timestamp(f.alert.last_time.0.max(t));
-                for id in event_ids {
-                    if f.alert.event_ids.len() < MAX_EVENT_IDS && !f.alert.event_ids.contains(&id) {
-                        f.alert.event_ids.push(id);
+                let a = &mut f.alert;
+                a.count += 1;
+                a.time = ev.time;
+                a.last_time = Timestamp(a.last_time.0.max(t));
+                match event_ids {
+                    None => {
+                        if a.event_ids.len() < MAX_EVENT_IDS && !a.event_ids.contains(&ev.id) {
+                            a.event_ids.push(ev.id.clone());
+                        }
+                    }
+                    Some(ids) => {
+                        for id in ids {
+                            if a.event_ids.len() < MAX_EVENT_IDS && !a.event_ids.contains(&id) {
+                                a.event_ids.push(id);
+                            }
+                        }
                     }
                 }
                 return;
@@ -370,9 +392,9 @@ impl Engine {
             severity: rule.severity,
             agent: ev.agent.clone(),
             session: ev.session.clone(),
-            summary: BStr::from(summary),
+            summary: BStr::from(render(&rule.output, ev)),
             tags: rule.tags.clone(),
-            event_ids,
+            event_ids: event_ids.unwrap_or_else(|| vec![ev.id.clone()]),
             count: 1,
             first_time: Timestamp(first.min(t)),
             last_time: ev.time,
@@ -384,8 +406,8 @@ impl Engine {
         out.push(alert);
     }
 
-    fn close_folds(&mut self, pred: impl Fn(&FoldKey) -> bool, out: &mut Vec<Alert>) {
-        let keys: Vec<FoldKey> = self.folds.keys().filter(|k| pred(k)).cloned().collect();
+    fn close_folds(&mut self, pred: impl Fn(&Fold) -> bool, out: &mut Vec<Alert>) {
+        let keys: Vec<FoldKey> = self.folds.iter().filter(|(_, f)| pred(f)).map(|(k, _)| *k).collect();
         let mut closed = Vec::new();
         for k in keys {
             if let Some(f) = self.folds.remove(&k)
@@ -407,7 +429,7 @@ impl Engine {
             .folds
             .iter()
             .filter(|(_, f)| now - f.alert.first_time.0 > f.dedup_ns)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| *k)
             .collect();
         for k in expired {
             if let Some(f) = self.folds.remove(&k)
@@ -492,7 +514,8 @@ impl Engine {
         n += self.folds.capacity() * (size_of::<FoldKey>() + size_of::<Fold>() + 1);
         for (k, f) in &self.folds {
             let a = &f.alert;
-            n += k.session.len() + a.id.len() + a.host.len() + a.rule.len() + a.summary.0.len();
+            let _ = k;
+            n += a.id.len() + a.host.len() + a.rule.len() + a.summary.0.len();
             n += a.tags.iter().chain(&a.event_ids).map(|s| s.len() + size_of::<String>()).sum::<usize>();
         }
         n

@@ -887,6 +887,7 @@ impl<'a> Compiler<'a> {
             if nodes.len() != list.len() {
                 return None;
             }
+            nodes.sort_by_key(Node::cost);
             if which == "all" {
                 if let Some(why) = contradiction(&nodes) {
                     self.err(file, at, format!("this `all` can never match: {why}"));
