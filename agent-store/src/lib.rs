@@ -84,8 +84,10 @@ pub struct StoreConfig {
     pub retention_bytes: Option<u64>,
     /// Start a new spool segment past this size.
     pub segment_bytes: u64,
-    /// Memory budget of the tantivy writer.
+    /// Memory budget of the tantivy writer (split between its threads, at least 15 MB each).
     pub index_memory_bytes: usize,
+    /// tantivy indexing threads.
+    pub index_threads: usize,
 }
 
 impl Default for StoreConfig {
@@ -99,6 +101,7 @@ impl Default for StoreConfig {
             retention_bytes: None,
             segment_bytes: 64 << 20,
             index_memory_bytes: 96 << 20,
+            index_threads: 2,
         }
     }
 }

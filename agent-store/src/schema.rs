@@ -121,6 +121,61 @@ pub const SPECS: &[FieldSpec] = &[
     f("triage.state", C::Triage, false),
 ];
 
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Position of `name` in [`SPECS`], at compile time.
+pub(crate) const fn spec_index(name: &str) -> usize {
+    let mut i = 0;
+    while i < SPECS.len() {
+        if str_eq(SPECS[i].name, name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("unknown field name");
+}
+
+/// The tantivy field of a literal field name, resolved at compile time.
+macro_rules! fid {
+    ($fields:expr, $name:literal) => {
+        $fields.at(const { $crate::schema::spec_index($name) })
+    };
+}
+
+/// Numeric fields kept only as columns (cheaper to write than postings); term queries on them
+/// run as one-value ranges over the column.
+pub(crate) const COLUMN_ONLY: &[&str] = &[
+    "process.tid",
+    "process.uid",
+    "process.gid",
+    "process.euid",
+    "process.egid",
+    "process.args_len",
+    "parent.pid",
+    "file.dev",
+    "file.ino",
+    "file.mode",
+    "file.fd",
+    "net.src_port",
+    "exit.code",
+    "exit.signal",
+    "monitor.loss_count",
+    "count",
+];
+
 /// Short names a responder types, mapped to the dotted field.
 pub const ALIASES: &[(&str, &str)] = &[
     ("exe", "process.exe"),
@@ -190,6 +245,12 @@ pub(crate) struct Fields {
 }
 
 impl Fields {
+    /// The field at position `i` of [`SPECS`] (see [`spec_index`]).
+    #[inline]
+    pub fn at(&self, i: usize) -> Field {
+        self.by_spec[i].unwrap_or_else(|| panic!("field `{}` is virtual", SPECS[i].name))
+    }
+
     pub fn get(&self, name: &str) -> Field {
         let i = SPECS
             .iter()
@@ -203,7 +264,8 @@ impl Fields {
         let keyword = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer("raw")
-                .set_index_option(IndexRecordOption::Basic),
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
         );
         let text = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
@@ -226,13 +288,14 @@ impl Fields {
                 C::U64 | C::Time | C::I64 | C::Bool => {
                     // Time and fast numeric fields are scanned through their columns; the
                     // others are indexed for term and range queries.
-                    let opts: NumericOptions = if s.class == C::Time {
-                        NumericOptions::from(FAST)
-                    } else if s.fast {
-                        NumericOptions::from(INDEXED | FAST)
-                    } else {
-                        NumericOptions::from(INDEXED)
-                    };
+                    let opts: NumericOptions =
+                        if s.class == C::Time || COLUMN_ONLY.contains(&s.name) {
+                            NumericOptions::from(FAST)
+                        } else if s.fast {
+                            NumericOptions::from(INDEXED | FAST)
+                        } else {
+                            NumericOptions::from(INDEXED)
+                        };
                     Some(match s.class {
                         C::U64 => b.add_u64_field(s.name, opts),
                         C::Bool => b.add_bool_field(s.name, opts),
@@ -265,126 +328,138 @@ impl Fields {
         let mut d = TantivyDocument::new();
         d.add_u64(self.seq, seq);
         d.add_u64(self.off, off);
-        let kw = |d: &mut TantivyDocument, name: &str, v: &str| {
-            d.add_text(self.get(name), clip(v));
+        let kw = |d: &mut TantivyDocument, f: Field, v: &str| {
+            d.add_text(f, clip(v));
         };
-        let bkw = |d: &mut TantivyDocument, name: &str, v: &BStr| {
+        let bkw = |d: &mut TantivyDocument, f: Field, v: &BStr| {
             if !v.is_empty() {
-                d.add_text(self.get(name), clip(&v.to_str_lossy()));
+                d.add_text(f, clip(&v.to_str_lossy()));
             }
         };
-        let u = |d: &mut TantivyDocument, name: &str, v: Option<u64>| {
+        let u = |d: &mut TantivyDocument, f: Field, v: Option<u64>| {
             if let Some(v) = v {
-                d.add_u64(self.get(name), v);
+                d.add_u64(f, v);
             }
         };
-        let i = |d: &mut TantivyDocument, name: &str, v: Option<i64>| {
+        let i = |d: &mut TantivyDocument, f: Field, v: Option<i64>| {
             if let Some(v) = v {
-                d.add_i64(self.get(name), v);
+                d.add_i64(f, v);
             }
         };
-        kw(&mut d, "id", &e.id);
-        d.add_i64(self.get("time"), e.time.0);
-        kw(&mut d, "host", &e.host);
-        kw(&mut d, "kind", e.kind().name());
+        kw(&mut d, fid!(self, "id"), &e.id);
+        d.add_i64(fid!(self, "time"), e.time.0);
+        kw(&mut d, fid!(self, "host"), &e.host);
+        kw(&mut d, fid!(self, "kind"), e.kind().name());
         if let Some(a) = &e.agent {
-            kw(&mut d, "agent.name", &a.name);
+            kw(&mut d, fid!(self, "agent.name"), &a.name);
         }
         if let Some(s) = &e.session {
-            kw(&mut d, "session.id", &s.id);
+            kw(&mut d, fid!(self, "session.id"), &s.id);
         }
         let p = &e.process;
-        u(&mut d, "process.pid", Some(p.pid.into()));
-        u(&mut d, "process.tid", Some(p.tid.into()));
-        i(&mut d, "process.start", Some(p.start.0));
-        bkw(&mut d, "process.exe", &p.exe);
-        bkw(&mut d, "process.comm", &p.comm);
-        u(&mut d, "process.uid", Some(p.uid.into()));
-        u(&mut d, "process.gid", Some(p.gid.into()));
-        u(&mut d, "process.euid", p.euid.map(u64::from));
-        u(&mut d, "process.egid", p.egid.map(u64::from));
+        u(&mut d, fid!(self, "process.pid"), Some(p.pid.into()));
+        u(&mut d, fid!(self, "process.tid"), Some(p.tid.into()));
+        i(&mut d, fid!(self, "process.start"), Some(p.start.0));
+        bkw(&mut d, fid!(self, "process.exe"), &p.exe);
+        bkw(&mut d, fid!(self, "process.comm"), &p.comm);
+        u(&mut d, fid!(self, "process.uid"), Some(p.uid.into()));
+        u(&mut d, fid!(self, "process.gid"), Some(p.gid.into()));
+        u(&mut d, fid!(self, "process.euid"), p.euid.map(u64::from));
+        u(&mut d, fid!(self, "process.egid"), p.egid.map(u64::from));
         // Only exec events carry argv worth matching one by one.
         for a in p.args.iter().take(64) {
-            bkw(&mut d, "process.args", a);
+            bkw(&mut d, fid!(self, "process.args"), a);
         }
         if !p.cmdline.is_empty() {
-            d.add_text(self.get("process.cmdline"), p.cmdline.to_str_lossy());
+            d.add_text(fid!(self, "process.cmdline"), p.cmdline.to_str_lossy());
         }
         if p.args_truncated {
-            d.add_bool(self.get("process.args_truncated"), true);
+            d.add_bool(fid!(self, "process.args_truncated"), true);
         }
-        u(&mut d, "process.args_len", p.args_len.map(u64::from));
-        bkw(&mut d, "process.cwd", &p.cwd);
-        bkw(&mut d, "process.filename", &p.filename);
+        u(
+            &mut d,
+            fid!(self, "process.args_len"),
+            p.args_len.map(u64::from),
+        );
+        bkw(&mut d, fid!(self, "process.cwd"), &p.cwd);
+        bkw(&mut d, fid!(self, "process.filename"), &p.filename);
         let mut text = String::new();
         push_text(&mut text, &p.exe);
         if let Some(par) = &e.parent {
-            u(&mut d, "parent.pid", Some(par.pid.into()));
-            i(&mut d, "parent.start", par.start.map(|t| t.0));
-            bkw(&mut d, "parent.exe", &par.exe);
+            u(&mut d, fid!(self, "parent.pid"), Some(par.pid.into()));
+            i(&mut d, fid!(self, "parent.start"), par.start.map(|t| t.0));
+            bkw(&mut d, fid!(self, "parent.exe"), &par.exe);
         }
         for a in e.ancestry.iter().take(32) {
-            bkw(&mut d, "ancestry", a);
+            bkw(&mut d, fid!(self, "ancestry"), a);
         }
         if let Some(fl) = &e.file {
-            bkw(&mut d, "file.path", &fl.path);
+            bkw(&mut d, fid!(self, "file.path"), &fl.path);
             push_text(&mut text, &fl.path);
             if let Some(t) = &fl.target {
-                bkw(&mut d, "file.target", t);
+                bkw(&mut d, fid!(self, "file.target"), t);
                 push_text(&mut text, t);
             }
-            u(&mut d, "file.dev", fl.dev.map(u64::from));
-            u(&mut d, "file.ino", fl.ino);
+            u(&mut d, fid!(self, "file.dev"), fl.dev.map(u64::from));
+            u(&mut d, fid!(self, "file.ino"), fl.ino);
             if let Some(v) = &fl.access {
-                kw(&mut d, "file.access", v);
+                kw(&mut d, fid!(self, "file.access"), v);
             }
             for v in &fl.flags {
-                kw(&mut d, "file.flags", v);
+                kw(&mut d, fid!(self, "file.flags"), v);
             }
             if let Some(v) = &fl.r#type {
-                kw(&mut d, "file.type", v);
+                kw(&mut d, fid!(self, "file.type"), v);
             }
-            u(&mut d, "file.mode", fl.mode.map(u64::from));
-            i(&mut d, "file.fd", fl.fd.map(i64::from));
+            u(&mut d, fid!(self, "file.mode"), fl.mode.map(u64::from));
+            i(&mut d, fid!(self, "file.fd"), fl.fd.map(i64::from));
             if let Some(v) = &fl.via {
-                kw(&mut d, "file.via", v);
+                kw(&mut d, fid!(self, "file.via"), v);
             }
             if fl.path_truncated {
-                d.add_bool(self.get("file.path_truncated"), true);
+                d.add_bool(fid!(self, "file.path_truncated"), true);
             }
         }
         if let Some(n) = &e.net {
-            kw(&mut d, "net.family", &n.family);
+            kw(&mut d, fid!(self, "net.family"), &n.family);
             if let Some(v) = &n.protocol {
-                kw(&mut d, "net.protocol", v);
+                kw(&mut d, fid!(self, "net.protocol"), v);
             }
             if let Some(ip) = n.src_ip {
-                d.add_ip_addr(self.get("net.src_ip"), to_v6(ip));
+                d.add_ip_addr(fid!(self, "net.src_ip"), to_v6(ip));
             }
-            u(&mut d, "net.src_port", n.src_port.map(u64::from));
+            u(
+                &mut d,
+                fid!(self, "net.src_port"),
+                n.src_port.map(u64::from),
+            );
             if let Some(ip) = n.dst_ip {
-                d.add_ip_addr(self.get("net.dst_ip"), to_v6(ip));
+                d.add_ip_addr(fid!(self, "net.dst_ip"), to_v6(ip));
             }
-            u(&mut d, "net.dst_port", n.dst_port.map(u64::from));
+            u(
+                &mut d,
+                fid!(self, "net.dst_port"),
+                n.dst_port.map(u64::from),
+            );
             if let Some(v) = &n.unix_path {
-                bkw(&mut d, "net.unix_path", v);
+                bkw(&mut d, fid!(self, "net.unix_path"), v);
                 push_text(&mut text, v);
             }
             if let Some(v) = &n.via {
-                kw(&mut d, "net.via", v);
+                kw(&mut d, fid!(self, "net.via"), v);
             }
         }
         if let Some(x) = &e.exit {
-            i(&mut d, "exit.code", x.code.map(i64::from));
-            i(&mut d, "exit.signal", x.signal.map(i64::from));
+            i(&mut d, fid!(self, "exit.code"), x.code.map(i64::from));
+            i(&mut d, fid!(self, "exit.signal"), x.signal.map(i64::from));
         }
         if let Some(m) = &e.monitor {
             if let Some(v) = &m.loss_kind {
-                kw(&mut d, "monitor.loss_kind", v);
+                kw(&mut d, fid!(self, "monitor.loss_kind"), v);
             }
-            u(&mut d, "monitor.loss_count", m.loss_count);
+            u(&mut d, fid!(self, "monitor.loss_count"), m.loss_count);
             if let Some(v) = &m.message {
-                d.add_text(self.get("monitor.message"), v);
+                d.add_text(fid!(self, "monitor.message"), v);
             }
         }
         if !text.is_empty() {
@@ -398,28 +473,28 @@ impl Fields {
         let mut d = TantivyDocument::new();
         d.add_u64(self.seq, seq);
         d.add_u64(self.off, off);
-        d.add_text(self.get("id"), clip(&a.id));
-        d.add_i64(self.get("time"), a.time.0);
-        d.add_text(self.get("host"), clip(&a.host));
-        d.add_text(self.get("kind"), "alert");
-        d.add_text(self.get("rule"), clip(&a.rule));
-        d.add_text(self.get("severity"), a.severity.name());
+        d.add_text(fid!(self, "id"), clip(&a.id));
+        d.add_i64(fid!(self, "time"), a.time.0);
+        d.add_text(fid!(self, "host"), clip(&a.host));
+        d.add_text(fid!(self, "kind"), "alert");
+        d.add_text(fid!(self, "rule"), clip(&a.rule));
+        d.add_text(fid!(self, "severity"), a.severity.name());
         if let Some(ag) = &a.agent {
-            d.add_text(self.get("agent.name"), clip(&ag.name));
+            d.add_text(fid!(self, "agent.name"), clip(&ag.name));
         }
         if let Some(s) = &a.session {
-            d.add_text(self.get("session.id"), clip(&s.id));
+            d.add_text(fid!(self, "session.id"), clip(&s.id));
         }
-        d.add_text(self.get("summary"), a.summary.to_str_lossy());
+        d.add_text(fid!(self, "summary"), a.summary.to_str_lossy());
         for t in &a.tags {
-            d.add_text(self.get("tags"), clip(t));
+            d.add_text(fid!(self, "tags"), clip(t));
         }
         for id in &a.event_ids {
-            d.add_text(self.get("event_ids"), clip(id));
+            d.add_text(fid!(self, "event_ids"), clip(id));
         }
-        d.add_u64(self.get("count"), a.count);
+        d.add_u64(fid!(self, "count"), a.count);
         if a.in_loss_window {
-            d.add_bool(self.get("in_loss_window"), true);
+            d.add_bool(fid!(self, "in_loss_window"), true);
         }
         d
     }
@@ -429,9 +504,9 @@ impl Fields {
         let mut d = TantivyDocument::new();
         d.add_u64(self.seq, seq);
         d.add_u64(self.off, off);
-        d.add_text(self.get("kind"), "triage");
-        d.add_i64(self.get("time"), t.time.0);
-        d.add_text(self.get("triage.alert_id"), clip(&t.alert_id));
+        d.add_text(fid!(self, "kind"), "triage");
+        d.add_i64(fid!(self, "time"), t.time.0);
+        d.add_text(fid!(self, "triage.alert_id"), clip(&t.alert_id));
         d
     }
 }

@@ -302,7 +302,8 @@ impl BuildCtx<'_> {
                     }
                 }
                 let t = term(text)?;
-                if class == FieldClass::Time {
+                let indexed = self.fields.schema.get_field_entry(field).is_indexed();
+                if class == FieldClass::Time || !indexed {
                     return Ok(Box::new(RangeQuery::new(
                         Bound::Included(t.clone()),
                         Bound::Included(t),

@@ -254,7 +254,8 @@ impl Store {
             tracing::warn!(reason = %why, "rebuilding the index from the spool");
         }
         report.replayed = report.last_seq.saturating_sub(indexed_seq);
-        let writer: IndexWriter = index.writer_with_num_threads(1, cfg.index_memory_bytes)?;
+        let writer: IndexWriter =
+            index.writer_with_num_threads(cfg.index_threads.max(1), cfg.index_memory_bytes)?;
         // Documents of quarantined records point at padding now: drop them.
         for (a, b) in &report.missing_seqs {
             writer.delete_query(Box::new(RangeQuery::new(

@@ -22,6 +22,7 @@ fn crash_cfg() -> StoreConfig {
         sync_every: Duration::from_millis(5),
         segment_bytes: 256 << 10,
         index_memory_bytes: 15 << 20,
+        index_threads: 1,
         ..cfg()
     }
 }

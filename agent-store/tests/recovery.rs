@@ -349,6 +349,7 @@ fn disk_full_is_a_clear_error_and_loses_nothing_acknowledged() {
     let data = mnt.join("data");
     let cfg = StoreConfig {
         index_memory_bytes: 15 << 20,
+        index_threads: 1,
         commit_every: std::time::Duration::from_secs(3600),
         commit_every_events: u64::MAX,
         ..cfg()

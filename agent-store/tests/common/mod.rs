@@ -23,7 +23,8 @@ pub fn cfg() -> StoreConfig {
         retention_age: None,
         retention_bytes: None,
         segment_bytes: 1 << 20,
-        index_memory_bytes: 20 << 20,
+        index_memory_bytes: 40 << 20,
+        index_threads: 2,
     }
 }
 
