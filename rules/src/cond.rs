@@ -2,13 +2,70 @@
 //! [`Field`] and compiled (regexes, globs, CIDRs) at load time, so evaluation does no parsing and,
 //! for valid UTF-8 values, no allocation.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use agent_model::{Event, Field, Value};
+
+/// A small multiplicative hasher (FxHash-style) for the hot path. Keys are either fixed at load
+/// time (lookups only) or bounded per session, so hash flooding cannot grow anything.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fx(u64);
+
+impl Fx {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for Fx {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+        self.add(bytes.len() as u64);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FxBuild = BuildHasherDefault<Fx>;
 
 /// A compiled condition.
 #[derive(Debug)]
@@ -34,7 +91,7 @@ impl Node {
                 let base = match &m.op {
                     Op::Exists(_) | Op::BoolEq(_) | Op::IntIn(_) | Op::Cmp(..) | Op::Ports(_) => 1,
                     Op::Cidr(_) | Op::IpIn(_) => 2,
-                    Op::StrIn(_) => 3,
+                    Op::StrIn(_) | Op::Basename(_) => 3,
                     Op::Prefix(_) | Op::Suffix(_) => 4,
                     Op::Contains(_) => 8,
                     Op::Glob(_) => 20,
@@ -136,12 +193,15 @@ pub(crate) enum Op {
     /// The field is present (and, for lists, non-empty) — or absent when false.
     Exists(bool),
     /// Exact text, one of a set.
-    StrIn(HashSet<Box<str>>),
-    Prefix(Vec<Box<str>>),
-    Suffix(Vec<Box<str>>),
-    Contains(Vec<Box<str>>),
+    StrIn(HashSet<Box<[u8]>, FxBuild>),
+    /// The part after the last `/`, one of a set.
+    Basename(HashSet<Box<[u8]>, FxBuild>),
+    Prefix(Vec<Box<[u8]>>),
+    Suffix(Vec<Box<[u8]>>),
+    /// Any of several literals (compiled to one searcher).
+    Contains(regex::bytes::Regex),
     Glob(globset::GlobSet),
-    Regex(regex::Regex),
+    Regex(regex::bytes::Regex),
     IntIn(Vec<i64>),
     Cmp(Cmp, i64),
     Ports(Vec<(u16, u16)>),
@@ -150,24 +210,37 @@ pub(crate) enum Op {
     BoolEq(bool),
 }
 
-/// Call `f` on each text value of a field until it returns true.
+/// Call `f` on the raw bytes of each text value of a field until it returns true. Paths and
+/// arguments are matched as the bytes the kernel gave, without UTF-8 validation or copies.
 #[inline]
-pub(crate) fn any_str(ev: &Event, field: Field, mut f: impl FnMut(&str) -> bool) -> bool {
-    fn lossy(b: &agent_model::BStr) -> Cow<'_, str> {
-        b.to_str_lossy()
-    }
+pub(crate) fn any_text(ev: &Event, field: Field, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+    let p = &ev.process;
+    let nonempty = |b: &[u8]| !b.is_empty();
     match field {
-        Field::ProcessArgs => ev.process.args.iter().any(|a| f(&lossy(a))),
-        Field::Ancestry => ev.ancestry.iter().any(|a| f(&lossy(a))),
-        Field::FileFlags => ev
-            .file
-            .as_ref()
-            .is_some_and(|x| x.flags.iter().any(|a| f(a))),
+        Field::ProcessExe => f(&p.exe.0),
+        Field::ProcessComm => f(&p.comm.0),
+        Field::ProcessCmdline => nonempty(&p.cmdline.0) && f(&p.cmdline.0),
+        Field::ProcessCwd => nonempty(&p.cwd.0) && f(&p.cwd.0),
+        Field::ProcessFilename => nonempty(&p.filename.0) && f(&p.filename.0),
+        Field::ParentExe => ev.parent.as_ref().is_some_and(|x| nonempty(&x.exe.0) && f(&x.exe.0)),
+        Field::ProcessArgs => p.args.iter().any(|a| f(&a.0)),
+        Field::Ancestry => ev.ancestry.iter().any(|a| f(&a.0)),
+        Field::FilePath => ev.file.as_ref().is_some_and(|x| f(&x.path.0)),
+        Field::FileTarget => ev.file.as_ref().and_then(|x| x.target.as_ref()).is_some_and(|t| f(&t.0)),
+        Field::NetUnixPath => ev.net.as_ref().and_then(|x| x.unix_path.as_ref()).is_some_and(|t| f(&t.0)),
+        Field::FileFlags => ev.file.as_ref().is_some_and(|x| x.flags.iter().any(|a| f(a.as_bytes()))),
         _ => match ev.get(field) {
-            Some(Value::Str(s)) => f(&s),
-            Some(Value::List(l)) => l.iter().any(|s| f(s)),
+            Some(Value::Str(s)) => f(s.as_bytes()),
+            Some(Value::List(l)) => l.iter().any(|s| f(s.as_bytes())),
             _ => false,
         },
+    }
+}
+
+fn basename(b: &[u8]) -> &[u8] {
+    match b.iter().rposition(|&c| c == b'/') {
+        Some(i) => &b[i + 1..],
+        None => b,
     }
 }
 
@@ -192,12 +265,12 @@ impl Matcher {
                 };
                 present == *want
             }
-            Op::StrIn(set) => any_str(ev, field, |s| set.contains(s)),
-            Op::Prefix(p) => any_str(ev, field, |s| p.iter().any(|p| s.starts_with(&**p))),
-            Op::Suffix(p) => any_str(ev, field, |s| p.iter().any(|p| s.ends_with(&**p))),
-            Op::Contains(p) => any_str(ev, field, |s| p.iter().any(|p| s.contains(&**p))),
-            Op::Glob(g) => any_str(ev, field, |s| g.is_match(s)),
-            Op::Regex(r) => any_str(ev, field, |s| r.is_match(s)),
+            Op::StrIn(set) => any_text(ev, field, |s| set.contains(s)),
+            Op::Basename(set) => any_text(ev, field, |s| set.contains(basename(s))),
+            Op::Prefix(p) => any_text(ev, field, |s| p.iter().any(|p| s.starts_with(p))),
+            Op::Suffix(p) => any_text(ev, field, |s| p.iter().any(|p| s.ends_with(p))),
+            Op::Contains(r) | Op::Regex(r) => any_text(ev, field, |s| r.is_match(s)),
+            Op::Glob(g) => any_text(ev, field, |s| g.is_match(std::path::Path::new(std::ffi::OsStr::from_bytes(s)))),
             Op::IntIn(v) => int_of(ev, field).is_some_and(|i| v.contains(&i)),
             Op::Cmp(c, n) => int_of(ev, field).is_some_and(|i| match c {
                 Cmp::Gt => i > *n,

@@ -18,12 +18,13 @@
 //! than the policy's longest window at `flush`.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::mem::size_of;
 use std::sync::Arc;
 
 use agent_model::{Alert, BStr, Event, Kind, Timestamp, Value};
 
+use crate::cond::{Fx, FxBuild};
 use crate::output::render;
 use crate::policy::{Mode, Part, Per, Policy, Rule, kind_bit};
 
@@ -42,7 +43,7 @@ enum WinState {
         ids: VecDeque<Box<str>>,
     },
     Distinct {
-        seen: HashMap<u64, i64>,
+        seen: HashMap<u64, i64, FxBuild>,
         first: i64,
         ids: VecDeque<Box<str>>,
     },
@@ -91,7 +92,7 @@ struct FoldKey {
 }
 
 fn hash_str(s: &str) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = Fx::default();
     s.hash(&mut h);
     h.finish()
 }
@@ -106,9 +107,9 @@ struct Fold {
 pub struct Engine {
     policy: Arc<Policy>,
     hits: Vec<u64>,
-    sessions: HashMap<Box<str>, KeyState>,
-    agents: HashMap<Box<str>, KeyState>,
-    folds: HashMap<FoldKey, Fold>,
+    sessions: HashMap<Box<str>, KeyState, FxBuild>,
+    agents: HashMap<Box<str>, KeyState, FxBuild>,
+    folds: HashMap<FoldKey, Fold, FxBuild>,
     last_loss: Option<i64>,
     max_within: i64,
 }
@@ -123,7 +124,7 @@ fn push_id(ids: &mut VecDeque<Box<str>>, id: &str) {
 }
 
 fn hash_value(v: &Value<'_>) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = Fx::default();
     match v {
         Value::Str(s) => s.hash(&mut h),
         Value::List(l) => l.hash(&mut h),
@@ -144,9 +145,9 @@ impl Engine {
             hits: vec![0; policy.rules.len()],
             max_within: max_within(&policy),
             policy,
-            sessions: HashMap::new(),
-            agents: HashMap::new(),
-            folds: HashMap::new(),
+            sessions: HashMap::default(),
+            agents: HashMap::default(),
+            folds: HashMap::default(),
             last_loss: None,
         }
     }
@@ -275,7 +276,7 @@ impl Engine {
             Mode::Distinct { field, threshold } => {
                 let Some(v) = ev.get(field) else { return };
                 let h = hash_value(&v);
-                let st = Self::win(ks, ri, || WinState::Distinct { seen: HashMap::new(), first: t, ids: VecDeque::new() });
+                let st = Self::win(ks, ri, || WinState::Distinct { seen: HashMap::default(), first: t, ids: VecDeque::new() });
                 let WinState::Distinct { seen, first, ids } = st else { return };
                 if seen.is_empty() {
                     *first = t;
@@ -305,7 +306,7 @@ impl Engine {
         }
     }
 
-    fn key_state<'m>(map: &'m mut HashMap<Box<str>, KeyState>, key: &str, t: i64) -> &'m mut KeyState {
+    fn key_state<'m>(map: &'m mut HashMap<Box<str>, KeyState, FxBuild>, key: &str, t: i64) -> &'m mut KeyState {
         if !map.contains_key(key) {
             if map.len() >= MAX_TRACKED_KEYS
                 && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone())
@@ -338,14 +339,14 @@ impl Engine {
         let t = ev.time.0;
         let key = match (&rule.dedup_key, &rule.mode) {
             (Some(fields), _) => {
-                let mut h = DefaultHasher::new();
+                let mut h = Fx::default();
                 for f in fields {
                     ev.get(*f).map(|v| hash_value(&v)).hash(&mut h);
                 }
                 h.finish()
             }
             (None, Mode::Event) => {
-                let mut h = DefaultHasher::new();
+                let mut h = Fx::default();
                 for p in &rule.output {
                     if let Part::Field(f) = p {
                         ev.get(*f).map(|v| hash_value(&v)).hash(&mut h);
@@ -446,11 +447,11 @@ impl Engine {
                 !ks.windows.is_empty()
             });
             if map.is_empty() {
-                *map = HashMap::new();
+                *map = HashMap::default();
             }
         }
         if self.folds.is_empty() {
-            self.folds = HashMap::new();
+            self.folds = HashMap::default();
         }
         out
     }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::cond::{Cidr, Cmp, Matcher, Node, Op};
+use crate::cond::{Cidr, Cmp, FxBuild, Matcher, Node, Op};
 use crate::error::{Error, PolicyErrors, line_col, suggest};
 
 /// Largest policy file accepted.
@@ -262,6 +262,7 @@ struct CondDef {
     prefix: Option<Items>,
     suffix: Option<Items>,
     contains: Option<Items>,
+    basename: Option<Items>,
     glob: Option<Items>,
     regex: Option<Items>,
     cidr: Option<Items>,
@@ -842,6 +843,7 @@ impl<'a> Compiler<'a> {
             ("regex", d.regex.clone().map(Items::into_vec)),
             ("cidr", d.cidr.clone().map(Items::into_vec)),
             ("ports", d.ports.clone().map(Items::into_vec)),
+            ("basename", d.basename.clone().map(Items::into_vec)),
             ("gt", d.gt.clone().map(|i| vec![i])),
             ("ge", d.ge.clone().map(|i| vec![i])),
             ("lt", d.lt.clone().map(|i| vec![i])),
@@ -919,7 +921,7 @@ impl<'a> Compiler<'a> {
         };
         let (op, items) = match tests.len() {
             0 => {
-                self.err(file, at, format!("field `{fname}` has no test: add one of `equals`, `in`, `prefix`, `suffix`, `contains`, `glob`, `regex`, `cidr`, `ports`, `gt`, `ge`, `lt`, `le`, `exists`"));
+                self.err(file, at, format!("field `{fname}` has no test: add one of `equals`, `in`, `prefix`, `suffix`, `contains`, `basename`, `glob`, `regex`, `cidr`, `ports`, `gt`, `ge`, `lt`, `le`, `exists`"));
                 return None;
             }
             1 => tests.into_iter().next()?,
@@ -1244,7 +1246,7 @@ pub(crate) fn parse_template(s: &str) -> Result<Vec<Part>, String> {
 
 /// Detect direct contradictions among the children of an `all`.
 fn contradiction(nodes: &[Node]) -> Option<String> {
-    let mut eq: HashMap<Field, &HashSet<Box<str>>> = HashMap::new();
+    let mut eq: HashMap<Field, &HashSet<Box<[u8]>, FxBuild>> = HashMap::new();
     let mut lo: HashMap<Field, i64> = HashMap::new();
     let mut hi: HashMap<Field, i64> = HashMap::new();
     let mut absent: HashSet<Field> = HashSet::new();
@@ -1354,11 +1356,11 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
         "exists" => mk(Op::Exists(matches!(lits[0], Lit::Bool(true)))),
         "equals" | "in" => match ty {
             FieldType::Str | FieldType::StrList => {
-                let mut set = HashSet::new();
+                let mut set: HashSet<Box<[u8]>, FxBuild> = HashSet::default();
                 for l in &lits {
                     let s = lit_str(op, l)?;
                     path_check(&s, true)?;
-                    set.insert(s.into_boxed_str());
+                    set.insert(s.into_bytes().into_boxed_slice());
                 }
                 mk(Op::StrIn(set))
             }
@@ -1386,7 +1388,7 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                 _ => Err(format!("`{name}` is a boolean: use `equals = true` or `equals = false`")),
             },
         },
-        "prefix" | "suffix" | "contains" => {
+        "prefix" | "suffix" | "contains" | "basename" => {
             if !texty {
                 return wrong(tyname);
             }
@@ -1396,13 +1398,25 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                 if s.is_empty() {
                     return Err(format!("empty `{op}` pattern on `{name}` would match everything"));
                 }
+                if op == "basename" && s.contains('/') {
+                    return Err(format!("`basename` pattern `{s}` contains `/`: it is compared with the part after the last `/`"));
+                }
                 path_check(&s, op == "prefix")?;
-                v.push(s.into_boxed_str());
+                v.push(s);
             }
             mk(match op {
-                "prefix" => Op::Prefix(v),
-                "suffix" => Op::Suffix(v),
-                _ => Op::Contains(v),
+                "prefix" => Op::Prefix(v.into_iter().map(|s| s.into_bytes().into_boxed_slice()).collect()),
+                "suffix" => Op::Suffix(v.into_iter().map(|s| s.into_bytes().into_boxed_slice()).collect()),
+                "basename" => Op::Basename(v.into_iter().map(|s| s.into_bytes().into_boxed_slice()).collect()),
+                _ => {
+                    let alts: Vec<String> = v.iter().map(|s| regex::escape(s)).collect();
+                    let re = regex::bytes::RegexBuilder::new(&alts.join("|"))
+                        .unicode(false)
+                        .size_limit(MAX_REGEX_BYTES)
+                        .build()
+                        .map_err(|e| regex_error(&alts.join("|"), &e))?;
+                    Op::Contains(re)
+                }
             })
         }
         "glob" => {
@@ -1437,7 +1451,7 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                 alts.push(format!("(?:{s})"));
             }
             let all = alts.join("|");
-            let re = regex::RegexBuilder::new(&all)
+            let re = regex::bytes::RegexBuilder::new(&all)
                 .size_limit(MAX_REGEX_BYTES)
                 .build()
                 .map_err(|e| regex_error(&all, &e))?;
