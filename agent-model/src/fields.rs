@@ -225,9 +225,68 @@ impl Event {
     }
 }
 
+/// The field reference as a Markdown table (the README embeds it; a test keeps them equal).
+pub fn fields_markdown() -> String {
+    let mut out = String::from("| field | type | kinds | meaning |\n| --- | --- | --- | --- |\n");
+    for d in FIELDS {
+        let kinds = if d.kinds.is_empty() {
+            "all".to_owned()
+        } else {
+            d.kinds
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {:?} | {} | {} |\n",
+            d.name, d.ty, kinds, d.doc
+        ));
+    }
+    out
+}
+
+/// The event kinds as a Markdown table.
+pub fn kinds_markdown() -> String {
+    let mut out = String::from("| kind | id |\n| --- | --- |\n");
+    for k in Kind::ALL {
+        out.push_str(&format!("| `{}` | {} |\n", k.name(), k.id()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn block<'a>(text: &'a str, name: &str) -> &'a str {
+        let begin = format!("<!-- {name}:begin -->\n");
+        let end = format!("<!-- {name}:end -->");
+        let a = text
+            .find(&begin)
+            .map(|i| i + begin.len())
+            .unwrap_or_else(|| panic!("README lacks {begin}"));
+        let b = text[a..]
+            .find(&end)
+            .map(|i| a + i)
+            .unwrap_or_else(|| panic!("README lacks {end}"));
+        &text[a..b]
+    }
+
+    #[test]
+    fn readme_field_and_kind_tables_match_the_code() {
+        let readme = include_str!("../../README.md");
+        assert_eq!(
+            block(readme, "fields"),
+            fields_markdown(),
+            "regenerate the README table from fields_markdown()"
+        );
+        assert_eq!(
+            block(readme, "kinds"),
+            kinds_markdown(),
+            "regenerate the README table from kinds_markdown()"
+        );
+    }
 
     #[test]
     fn catalogue_is_in_declaration_order_and_names_are_unique() {
