@@ -63,9 +63,9 @@ impl Gen {
         let e = &mut self.ev;
         e.id = format!("b-{i}");
         e.time = Timestamp(T0 + (i as i64).saturating_mul(self.span_ns / self.n.max(1) as i64));
-        e.session
-            .as_mut()
-            .map(|s| s.id = format!("{:016x}", 0xab00 + (i / 50_000)));
+        if let Some(s) = e.session.as_mut() {
+            s.id = format!("{:016x}", 0xab00 + (i / 50_000));
+        }
         e.process.pid = 1000 + (h % 5000) as u32;
         e.process.tid = e.process.pid;
         e.process.start = Timestamp(T0 - 1000 * h as i64);
@@ -78,7 +78,7 @@ impl Gen {
                 e.kind = KindField(Kind::FileOpen);
                 e.process.exe = BStr::from("/usr/bin/python3");
                 e.process.comm = BStr::from("python3");
-                let path = if i % 997 == 0 {
+                let path = if i.is_multiple_of(997) {
                     "/home/alice/.ssh/id_rsa".to_string()
                 } else {
                     format!(
@@ -98,7 +98,7 @@ impl Gen {
             }
             12..=14 => {
                 e.kind = KindField(Kind::ProcessExec);
-                let (exe, args): (&str, Vec<String>) = if i % 1009 == 0 {
+                let (exe, args): (&str, Vec<String>) = if i.is_multiple_of(1009) {
                     (
                         "/usr/bin/grep",
                         vec![
@@ -127,7 +127,7 @@ impl Gen {
                 e.kind = KindField(Kind::NetConnect);
                 e.process.exe = BStr::from("/usr/bin/curl");
                 e.process.comm = BStr::from("curl");
-                let ip = if h % 3 == 0 {
+                let ip = if h.is_multiple_of(3) {
                     Ipv4Addr::new(10, (h >> 8) as u8, (h >> 16) as u8, h as u8)
                 } else {
                     Ipv4Addr::new(93, 184, (h >> 8) as u8, h as u8)
@@ -352,11 +352,9 @@ fn main() {
         );
     }
     drop(reader);
-    let st = store.stats();
     store.close().expect("close");
     println!("RSS after queries: {:.0} MB", rss_mb());
     let _ = fs::remove_file(&jsonl);
-    drop(st);
 
     // 3. A burst at 1 M events/s for `burst_secs`, absorbed by the spool; the index catches up.
     let dir = base.join("burst");

@@ -137,10 +137,8 @@ fn ocsf_event(e: &Event, raw: &str) -> Value {
     match class_uid {
         1007 => {
             o.insert("process".into(), process_obj(e));
-            if let Some(x) = &e.exit {
-                if let Some(c) = x.code {
-                    o.insert("exit_code".into(), json!(c));
-                }
+            if let Some(c) = e.exit.as_ref().and_then(|x| x.code) {
+                o.insert("exit_code".into(), json!(c));
             }
         }
         1001 => {

@@ -400,7 +400,7 @@ impl Fields {
                 bkw(&mut d, fid!(self, "file.target"), t);
                 push_text(&mut text, t);
             }
-            u(&mut d, fid!(self, "file.dev"), fl.dev.map(u64::from));
+            u(&mut d, fid!(self, "file.dev"), fl.dev);
             u(&mut d, fid!(self, "file.ino"), fl.ino);
             if let Some(v) = &fl.access {
                 kw(&mut d, fid!(self, "file.access"), v);

@@ -366,7 +366,7 @@ fn disk_full_is_a_clear_error_and_loses_nothing_acknowledged() {
                 break e;
             }
             i += 1;
-            if i % 100 == 0 {
+            if i.is_multiple_of(100) {
                 match s.sync() {
                     Ok(_) => acked = i,
                     Err(e) => break e,
