@@ -61,7 +61,8 @@ impl Hasher for Fx {
 
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply leaves its entropy in the high bits; hash tables index with the low ones.
+        self.0.rotate_left(26)
     }
 }
 
