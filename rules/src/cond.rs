@@ -90,7 +90,9 @@ impl Node {
             Node::Macro(n) => n.cost(),
             Node::Match(m) => {
                 let base = match &m.op {
+                    Op::KindIn(_) => 0,
                     Op::Exists(_) | Op::BoolEq(_) | Op::IntIn(_) | Op::Cmp(..) | Op::Ports(_) => 1,
+                    Op::StrInSmall(_) => 2,
                     Op::Cidr(_) | Op::IpIn(_) => 2,
                     Op::StrIn(_) | Op::Basename(_) => 3,
                     Op::Prefix(_) | Op::Suffix(_) => 4,
@@ -195,6 +197,10 @@ pub(crate) enum Op {
     Exists(bool),
     /// Exact text, one of a set.
     StrIn(HashSet<Box<[u8]>, FxBuild>),
+    /// Exact text, one of a few (compared directly: cheaper than hashing).
+    StrInSmall(Vec<Box<[u8]>>),
+    /// The event kind is one of a set (bit `Kind as usize`).
+    KindIn(u32),
     /// The part after the last `/`, one of a set.
     Basename(HashSet<Box<[u8]>, FxBuild>),
     Prefix(Vec<Box<[u8]>>),
@@ -267,6 +273,8 @@ impl Matcher {
                 present == *want
             }
             Op::StrIn(set) => any_text(ev, field, |s| set.contains(s)),
+            Op::StrInSmall(v) => any_text(ev, field, |s| v.iter().any(|x| x.len() == s.len() && **x == *s)),
+            Op::KindIn(mask) => mask & (1 << (ev.kind() as usize)) != 0,
             Op::Basename(set) => any_text(ev, field, |s| set.contains(basename(s))),
             Op::Prefix(p) => any_text(ev, field, |s| p.iter().any(|p| s.starts_with(p))),
             Op::Suffix(p) => any_text(ev, field, |s| p.iter().any(|p| s.ends_with(p))),

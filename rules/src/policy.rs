@@ -1246,7 +1246,7 @@ pub(crate) fn parse_template(s: &str) -> Result<Vec<Part>, String> {
 
 /// Detect direct contradictions among the children of an `all`.
 fn contradiction(nodes: &[Node]) -> Option<String> {
-    let mut eq: HashMap<Field, &HashSet<Box<[u8]>, FxBuild>> = HashMap::new();
+    let mut eq: HashMap<Field, HashSet<Vec<u8>>> = HashMap::new();
     let mut lo: HashMap<Field, i64> = HashMap::new();
     let mut hi: HashMap<Field, i64> = HashMap::new();
     let mut absent: HashSet<Field> = HashSet::new();
@@ -1259,9 +1259,19 @@ fn contradiction(nodes: &[Node]) -> Option<String> {
                 absent.insert(f);
                 continue;
             }
-            Op::StrIn(set) if f.def().ty == FieldType::Str => {
+            Op::StrIn(_) | Op::StrInSmall(_) | Op::KindIn(_) if f.def().ty == FieldType::Str => {
+                let set: HashSet<Vec<u8>> = match &m.op {
+                    Op::StrIn(s) => s.iter().map(|x| x.to_vec()).collect(),
+                    Op::StrInSmall(v) => v.iter().map(|x| x.to_vec()).collect(),
+                    Op::KindIn(mask) => Kind::ALL
+                        .iter()
+                        .filter(|&&k| mask & kind_bit(k) != 0)
+                        .map(|k| k.name().as_bytes().to_vec())
+                        .collect(),
+                    _ => HashSet::new(),
+                };
                 if let Some(prev) = eq.get(&f)
-                    && prev.is_disjoint(set)
+                    && prev.is_disjoint(&set)
                 {
                     return Some(format!("`{}` cannot equal values of two disjoint sets", f.name()));
                 }
@@ -1361,6 +1371,21 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                     let s = lit_str(op, l)?;
                     path_check(&s, true)?;
                     set.insert(s.into_bytes().into_boxed_slice());
+                }
+                if field == Field::EventKind {
+                    let mut mask = 0;
+                    for k in &set {
+                        let name = String::from_utf8_lossy(k);
+                        let kind = Kind::from_name(&name).ok_or_else(|| {
+                            let s = suggest(&name, Kind::ALL.iter().map(|k| k.name())).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
+                            format!("unknown event kind `{}`{s}", name.escape_debug())
+                        })?;
+                        mask |= kind_bit(kind);
+                    }
+                    return mk(Op::KindIn(mask));
+                }
+                if set.len() <= 8 {
+                    return mk(Op::StrInSmall(set.into_iter().collect()));
                 }
                 mk(Op::StrIn(set))
             }
