@@ -260,7 +260,7 @@ fn main() {
         }
     }
     let mid = Timestamp(T0 + DAY / 2);
-    let win = DAY / 100;
+    let win = 600_000_000_000; // 10 minutes: 22:00 to 22:10
     let queries: Vec<(&str, SearchRequest, Vec<&str>)> = vec![
         (
             "term",

@@ -15,9 +15,12 @@ use tantivy::{DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, Ter
 
 use crate::query::{self, AggSpec};
 use crate::schema::{Fields, TEXT_TOKENIZER, text_analyzer};
-use crate::search::{BuildCtx, HistogramCollector, SessionsCollector, TermsCollector};
+use crate::search::{BuildCtx, HistogramCollector, SessionsCollector, TermKey, TermsCollector};
 use crate::spool::{self, RecType, io_err};
 use crate::{StoreError, TriageInfo, TriageRecord, TriageState};
+
+/// Below this many documents, "newest N" sorts everything in one pass.
+const PROBE_MIN_DOCS: u64 = if cfg!(test) { 0 } else { 100_000 };
 
 /// Most records a session timeline loads.
 const MAX_SESSION_RECORDS: usize = 200_000;
@@ -329,16 +332,14 @@ impl Reader {
             triage: &states,
         };
         let built = ctx.build(&parsed.ast)?;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-            (Occur::Must, built),
-            (
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, built)];
+        let triage = Term::from_field_text(self.fields.get("kind"), "triage");
+        if self.reader.searcher().doc_freq(&triage)? > 0 {
+            clauses.push((
                 Occur::MustNot,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(self.fields.get("kind"), "triage"),
-                    IndexRecordOption::Basic,
-                )),
-            ),
-        ];
+                Box::new(TermQuery::new(triage, IndexRecordOption::Basic)),
+            ));
+        }
         if since.is_some() || until.is_some() {
             let t = self.fields.get("time");
             let lo = since.map_or(Bound::Unbounded, |s| {
@@ -349,6 +350,10 @@ impl Reader {
             });
             clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
         }
+        if clauses.len() == 1 {
+            let (_, q) = clauses.remove(0);
+            return Ok((q, parsed.agg));
+        }
         Ok((Box::new(BooleanQuery::new(clauses)), parsed.agg))
     }
 
@@ -357,14 +362,12 @@ impl Reader {
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse, StoreError> {
         let (q, agg) = self.full_query(&req.query, req.since, req.until)?;
         let searcher = self.reader.searcher();
-        let (total, addrs) = if req.limit > 0 {
-            let top = TopDocs::with_limit(req.limit)
-                .and_offset(req.offset)
-                .order_by_fast_field::<i64>("time", Order::Desc);
-            let (total, top) = searcher.search(&q, &(Count, top))?;
-            (total, top.into_iter().map(|(_, a)| a).collect::<Vec<_>>())
+        // Counting alone lets tantivy answer from posting lengths where it can.
+        let total = searcher.search(&q, &Count)?;
+        let addrs = if req.limit > 0 && total > req.offset {
+            self.newest(&searcher, &*q, req, total)?
         } else {
-            (searcher.search(&q, &Count)?, Vec::new())
+            Vec::new()
         };
         let aggregation = match agg {
             None => None,
@@ -373,10 +376,18 @@ impl Reader {
             }),
             Some(AggSpec::Terms { field, limit }) => {
                 let counts = searcher.search(&q, &TermsCollector { field })?;
-                let mut buckets: Vec<(String, u64)> = counts.into_iter().collect();
+                let all: u64 = counts.values().sum();
+                let mut raw: Vec<(TermKey, u64)> = counts.into_iter().collect();
+                if raw.len() > limit {
+                    raw.select_nth_unstable_by(limit, |a, b| {
+                        b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
+                    });
+                    raw.truncate(limit);
+                }
+                let mut buckets: Vec<(String, u64)> =
+                    raw.into_iter().map(|(k, c)| (k.render(), c)).collect();
                 buckets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                let other = buckets.iter().skip(limit).map(|b| b.1).sum();
-                buckets.truncate(limit);
+                let other = all - buckets.iter().map(|b| b.1).sum::<u64>();
                 Some(Aggregation::Terms {
                     field: field.name.to_string(),
                     buckets,
@@ -400,6 +411,60 @@ impl Reader {
             hits,
             aggregation,
         })
+    }
+
+    /// The newest `limit` matches after `offset`. Looks in a recent time window first and widens
+    /// it until it holds enough matches, so "newest 20" does not sort the whole history.
+    fn newest(
+        &self,
+        searcher: &Searcher,
+        q: &dyn Query,
+        req: &SearchRequest,
+        total: usize,
+    ) -> Result<Vec<DocAddress>, StoreError> {
+        let top = || {
+            TopDocs::with_limit(req.limit)
+                .and_offset(req.offset)
+                .order_by_fast_field::<i64>("time", Order::Desc)
+        };
+        let want = req.offset + req.limit;
+        let mut t_max = i64::MIN;
+        let mut t_min = i64::MAX;
+        for seg in searcher.segment_readers() {
+            if seg.num_docs() == 0 {
+                continue;
+            }
+            let col = seg.fast_fields().i64("time")?;
+            t_max = t_max.max(col.max_value());
+            t_min = t_min.min(col.min_value());
+        }
+        let hi = req.until.map_or(t_max, |u| u.0.min(t_max));
+        let floor = req.since.map_or(t_min, |s| s.0.max(t_min));
+        let time = self.fields.get("time");
+        let mut window: i64 = 60_000_000_000;
+        // Small result sets and small indexes: one pass is cheaper than probing.
+        if total > want.saturating_mul(4) && searcher.num_docs() > PROBE_MIN_DOCS {
+            while hi.saturating_sub(window) > floor {
+                let lo = hi.saturating_sub(window);
+                let windowed = BooleanQuery::new(vec![
+                    (Occur::Must, q.box_clone()),
+                    (
+                        Occur::Must,
+                        Box::new(RangeQuery::new(
+                            Bound::Included(Term::from_field_i64(time, lo)),
+                            Bound::Unbounded,
+                        )),
+                    ),
+                ]);
+                let found = searcher.search(&windowed, &top())?;
+                if found.len() >= req.limit {
+                    return Ok(found.into_iter().map(|(_, a)| a).collect());
+                }
+                window = window.saturating_mul(16);
+            }
+        }
+        let found = searcher.search(q, &top())?;
+        Ok(found.into_iter().map(|(_, a)| a).collect())
     }
 
     /// Alerts at or above `min_severity`, newest first.
@@ -562,5 +627,64 @@ impl Reader {
     /// Number of documents in the index (including triage records).
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, StoreConfig};
+    use agent_model::{Event, File, Kind, KindField};
+
+    #[test]
+    fn newest_first_probing_matches_a_full_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        // 600 events over three days, appended out of time order.
+        let base = 1_795_255_200_000_000_000i64;
+        for i in 0..600i64 {
+            let t = base + ((i * 7919) % 600) * 431_000_000_000;
+            let e = Event {
+                id: format!("n{i}"),
+                time: Timestamp(t),
+                kind: KindField(Kind::FileOpen),
+                file: Some(File {
+                    path: if i % 3 == 0 { "/a".into() } else { "/b".into() },
+                    ..File::default()
+                }),
+                ..Event::default()
+            };
+            s.append_event(&e).unwrap();
+        }
+        s.commit().unwrap();
+        let r = s.reader().unwrap();
+        for (q, offset, limit) in [
+            ("*", 0, 5),
+            ("*", 37, 10),
+            ("path:/a", 0, 3),
+            ("path:/a", 150, 60),
+        ] {
+            let got = r
+                .search(&SearchRequest {
+                    query: q.into(),
+                    limit,
+                    offset,
+                    ..SearchRequest::default()
+                })
+                .unwrap();
+            let all = r
+                .search(&SearchRequest {
+                    query: q.into(),
+                    limit: 10_000,
+                    ..SearchRequest::default()
+                })
+                .unwrap();
+            let times: Vec<Timestamp> = all.hits.iter().map(|h| h.record.time()).collect();
+            assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+            let want: Vec<Timestamp> = times.into_iter().skip(offset).take(limit).collect();
+            let have: Vec<Timestamp> = got.hits.iter().map(|h| h.record.time()).collect();
+            assert_eq!(have, want, "{q} offset {offset} limit {limit}");
+            assert_eq!(got.total, all.total);
+        }
     }
 }

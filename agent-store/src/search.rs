@@ -490,16 +490,61 @@ pub(crate) struct TermsCollector {
     pub field: &'static FieldSpec,
 }
 
+/// A value of an aggregated column, kept raw until the final top-N is rendered.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum TermKey {
+    Str(String),
+    U64(u64),
+    Ip(Ipv6Addr),
+    I64(i64),
+}
+
+impl TermKey {
+    pub fn render(&self) -> String {
+        match self {
+            TermKey::Str(s) => s.clone(),
+            TermKey::U64(v) => v.to_string(),
+            TermKey::Ip(ip) => ip_text(*ip),
+            TermKey::I64(v) => v.to_string(),
+        }
+    }
+}
+
+/// A multiply-rotate hasher for the small integer keys of aggregations (SipHash is several
+/// times slower and its DoS resistance buys nothing for counts of our own columns).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FastMap<K> = HashMap<K, u64, std::hash::BuildHasherDefault<FastHasher>>;
+
 pub(crate) enum TermsSeg {
     Str(tantivy::columnar::StrColumn, Vec<u64>),
-    U64(tantivy::columnar::Column<u64>, HashMap<u64, u64>),
-    Ip(tantivy::columnar::Column<Ipv6Addr>, HashMap<Ipv6Addr, u64>),
-    I64(tantivy::columnar::Column<i64>, HashMap<i64, u64>),
+    U64(tantivy::columnar::Column<u64>, FastMap<u64>),
+    Ip(tantivy::columnar::Column<Ipv6Addr>, FastMap<Ipv6Addr>),
+    I64(tantivy::columnar::Column<i64>, FastMap<i64>),
     None,
 }
 
 impl Collector for TermsCollector {
-    type Fruit = HashMap<String, u64>;
+    type Fruit = HashMap<TermKey, u64>;
     type Child = TermsSeg;
 
     fn for_segment(&self, _ord: u32, reader: &SegmentReader) -> tantivy::Result<TermsSeg> {
@@ -513,9 +558,9 @@ impl Collector for TermsCollector {
                 }
                 None => TermsSeg::None,
             },
-            FieldClass::U64 => TermsSeg::U64(ff.u64(name)?, HashMap::new()),
-            FieldClass::Ip => TermsSeg::Ip(ff.ip_addr(name)?, HashMap::new()),
-            FieldClass::I64 | FieldClass::Time => TermsSeg::I64(ff.i64(name)?, HashMap::new()),
+            FieldClass::U64 => TermsSeg::U64(ff.u64(name)?, FastMap::default()),
+            FieldClass::Ip => TermsSeg::Ip(ff.ip_addr(name)?, FastMap::default()),
+            FieldClass::I64 | FieldClass::Time => TermsSeg::I64(ff.i64(name)?, FastMap::default()),
             _ => TermsSeg::None,
         })
     }
@@ -524,9 +569,10 @@ impl Collector for TermsCollector {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<HashMap<String, u64>>) -> tantivy::Result<Self::Fruit> {
-        let mut out: HashMap<String, u64> = HashMap::new();
-        for f in fruits {
+    fn merge_fruits(&self, fruits: Vec<HashMap<TermKey, u64>>) -> tantivy::Result<Self::Fruit> {
+        let mut it = fruits.into_iter();
+        let mut out = it.next().unwrap_or_default();
+        for f in it {
             for (k, v) in f {
                 *out.entry(k).or_default() += v;
             }
@@ -536,7 +582,7 @@ impl Collector for TermsCollector {
 }
 
 impl SegmentCollector for TermsSeg {
-    type Fruit = HashMap<String, u64>;
+    type Fruit = HashMap<TermKey, u64>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         match self {
@@ -566,23 +612,23 @@ impl SegmentCollector for TermsSeg {
         }
     }
 
-    fn harvest(self) -> HashMap<String, u64> {
-        let mut out = HashMap::new();
+    fn harvest(self) -> HashMap<TermKey, u64> {
         match self {
             TermsSeg::Str(col, counts) => {
+                let mut out = HashMap::new();
                 let mut s = String::new();
                 for (o, c) in counts.into_iter().enumerate() {
                     if c > 0 && col.ord_to_str(o as u64, &mut s).unwrap_or(false) {
-                        out.insert(s.clone(), c);
+                        out.insert(TermKey::Str(s.clone()), c);
                     }
                 }
+                out
             }
-            TermsSeg::U64(_, m) => out.extend(m.into_iter().map(|(k, v)| (k.to_string(), v))),
-            TermsSeg::Ip(_, m) => out.extend(m.into_iter().map(|(k, v)| (ip_text(k), v))),
-            TermsSeg::I64(_, m) => out.extend(m.into_iter().map(|(k, v)| (k.to_string(), v))),
-            TermsSeg::None => {}
+            TermsSeg::U64(_, m) => m.into_iter().map(|(k, v)| (TermKey::U64(k), v)).collect(),
+            TermsSeg::Ip(_, m) => m.into_iter().map(|(k, v)| (TermKey::Ip(k), v)).collect(),
+            TermsSeg::I64(_, m) => m.into_iter().map(|(k, v)| (TermKey::I64(k), v)).collect(),
+            TermsSeg::None => HashMap::new(),
         }
-        out
     }
 }
 
