@@ -13,6 +13,12 @@ use rules::{Engine, Policy, default_sources};
 
 const SESSIONS: usize = 64;
 
+/// Nanoseconds this thread has run on a CPU (Linux `schedstat`), if available.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
 /// A mixed stream shaped like an agent at work: opens of project and system files, execs of
 /// build tools, connections to registries and local services, forks and exits, a few secrets.
 fn stream(n: usize) -> Vec<Event> {
@@ -66,10 +72,13 @@ fn throughput(c: &mut Criterion) {
     let policy = Arc::new(Policy::compile(&default_sources()).expect("default policy"));
     let events = stream(20_000);
 
-    // Explicit figure: several passes, best one (one core: the engine is single-threaded).
-    let mut best = 0.0f64;
+    // Explicit figure: several passes, best one, per second of this thread's CPU time (the
+    // engine is single-threaded; CPU time keeps the figure honest on a busy machine).
+    let mut best_cpu = 0.0f64;
+    let mut best_wall = 0.0f64;
     for _ in 0..5 {
         let mut engine = Engine::new(policy.clone());
+        let cpu0 = thread_cpu_ns();
         let start = Instant::now();
         let mut alerts = 0usize;
         for _ in 0..10 {
@@ -77,11 +86,22 @@ fn throughput(c: &mut Criterion) {
                 alerts += engine.process(black_box(ev)).len();
             }
         }
-        let secs = start.elapsed().as_secs_f64();
+        let wall = start.elapsed().as_secs_f64();
+        let cpu = cpu0.and_then(|c0| thread_cpu_ns().map(|c1| (c1 - c0) as f64 / 1e9));
         black_box(alerts);
-        best = best.max((events.len() * 10) as f64 / secs);
+        let n = (events.len() * 10) as f64;
+        best_wall = best_wall.max(n / wall);
+        if let Some(cpu) = cpu {
+            best_cpu = best_cpu.max(n / cpu);
+        }
     }
-    println!("rules: {:.2} M events/s/core ({} rules, mixed stream)", best / 1e6, policy.len());
+    let per_core = if best_cpu > 0.0 { best_cpu } else { best_wall };
+    println!(
+        "rules: {:.2} M events/s/core ({} rules, mixed stream; {:.2} M events/s wall clock)",
+        per_core / 1e6,
+        policy.len(),
+        best_wall / 1e6
+    );
 
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(events.len() as u64));

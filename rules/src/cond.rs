@@ -97,7 +97,7 @@ impl Node {
                     Op::StrIn(_) | Op::Basename(_) => 3,
                     Op::Prefix(_) | Op::Suffix(_) => 4,
                     Op::Contains(_) => 8,
-                    Op::Glob(_) => 20,
+                    Op::Glob(..) => 20,
                     Op::Regex(_) => 25,
                 };
                 let list = matches!(m.field, Field::ProcessArgs | Field::Ancestry | Field::FileFlags);
@@ -207,7 +207,9 @@ pub(crate) enum Op {
     Suffix(Vec<Box<[u8]>>),
     /// Any of several literals (compiled to one searcher).
     Contains(regex::bytes::Regex),
-    Glob(globset::GlobSet),
+    /// Globs, with an optional searcher for literals every match must contain (a quick miss
+    /// for the common case of an unrelated path).
+    Glob(globset::GlobSet, Option<regex::bytes::Regex>),
     Regex(regex::bytes::Regex),
     IntIn(Vec<i64>),
     Cmp(Cmp, i64),
@@ -279,7 +281,10 @@ impl Matcher {
             Op::Prefix(p) => any_text(ev, field, |s| p.iter().any(|p| s.starts_with(p))),
             Op::Suffix(p) => any_text(ev, field, |s| p.iter().any(|p| s.ends_with(p))),
             Op::Contains(r) | Op::Regex(r) => any_text(ev, field, |s| r.is_match(s)),
-            Op::Glob(g) => any_text(ev, field, |s| g.is_match(std::path::Path::new(std::ffi::OsStr::from_bytes(s)))),
+            Op::Glob(g, pre) => any_text(ev, field, |s| {
+                pre.as_ref().is_none_or(|p| p.is_match(s))
+                    && g.is_match(std::path::Path::new(std::ffi::OsStr::from_bytes(s)))
+            }),
             Op::IntIn(v) => int_of(ev, field).is_some_and(|i| v.contains(&i)),
             Op::Cmp(c, n) => int_of(ev, field).is_some_and(|i| match c {
                 Cmp::Gt => i > *n,
@@ -302,9 +307,47 @@ impl Matcher {
     }
 }
 
+/// The longest literal run that every match of a glob must contain (`None` when the glob has
+/// alternations or no run of 3 or more bytes).
+pub(crate) fn glob_literal(glob: &str) -> Option<&str> {
+    if glob.contains(['{', '}']) {
+        return None;
+    }
+    let mut best: &str = "";
+    let mut in_class = false;
+    let mut start = 0;
+    for (i, c) in glob.char_indices() {
+        let meta = in_class || matches!(c, '*' | '?' | '[' | ']' | '\\');
+        if c == '[' {
+            in_class = true;
+        } else if c == ']' {
+            in_class = false;
+        }
+        if meta {
+            if glob[start..i].len() > best.len() {
+                best = &glob[start..i];
+            }
+            start = i + c.len_utf8();
+        }
+    }
+    if glob[start..].len() > best.len() && !in_class {
+        best = &glob[start..];
+    }
+    (best.len() >= 3).then_some(best)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glob_literals_are_required_runs() {
+        assert_eq!(glob_literal("/**/.ssh/id_*"), Some("/.ssh/id_"));
+        assert_eq!(glob_literal("/**/*.kdbx"), Some(".kdbx"));
+        assert_eq!(glob_literal("/home/[abc]xyz/*"), Some("/home/"));
+        assert_eq!(glob_literal("/**/a{b,c}"), None);
+        assert_eq!(glob_literal("/*/*"), None);
+    }
 
     #[test]
     fn cidr_contains_v4_v6_and_mapped() {

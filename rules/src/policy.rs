@@ -1449,9 +1449,14 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                 return wrong(tyname);
             }
             let mut b = globset::GlobSetBuilder::new();
+            let mut literals: Option<Vec<String>> = Some(Vec::new());
             for l in &lits {
                 let s = lit_str(op, l)?;
                 path_check(&s, true)?;
+                match (crate::cond::glob_literal(&s), literals.as_mut()) {
+                    (Some(lit), Some(v)) => v.push(regex::escape(lit)),
+                    _ => literals = None,
+                }
                 let g = globset::GlobBuilder::new(&s)
                     .literal_separator(true)
                     .backslash_escape(true)
@@ -1460,7 +1465,15 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                 b.add(g);
             }
             let set = b.build().map_err(|e| format!("bad glob set: {e}"))?;
-            mk(Op::Glob(set))
+            let pre = match literals {
+                Some(v) if !v.is_empty() => regex::bytes::RegexBuilder::new(&v.join("|"))
+                    .unicode(false)
+                    .size_limit(MAX_REGEX_BYTES)
+                    .build()
+                    .ok(),
+                _ => None,
+            };
+            mk(Op::Glob(set, pre))
         }
         "regex" => {
             if !texty {
