@@ -22,6 +22,9 @@ use crate::{StoreError, TriageInfo, TriageRecord, TriageState};
 /// Below this many documents, "newest N" sorts everything in one pass.
 const PROBE_MIN_DOCS: u64 = if cfg!(test) { 0 } else { 100_000 };
 
+/// Below this many matches, sorting them all is cheaper than probing time windows.
+const PROBE_MIN_MATCHES: usize = if cfg!(test) { 0 } else { 20_000 };
+
 /// Most records a session timeline loads.
 const MAX_SESSION_RECORDS: usize = 200_000;
 
@@ -154,6 +157,8 @@ pub struct Reader {
     reader: IndexReader,
     /// Open segment files by first seq.
     files: Mutex<BTreeMap<u64, Arc<File>>>,
+    /// Segment files by first seq, as last listed.
+    segs: Mutex<Vec<(u64, PathBuf)>>,
     triage: RwLock<HashMap<String, TriageInfo>>,
 }
 
@@ -183,8 +188,10 @@ impl Reader {
             fields,
             reader,
             files: Mutex::new(BTreeMap::new()),
+            segs: Mutex::new(Vec::new()),
             triage: RwLock::new(HashMap::new()),
         };
+        r.refresh_segments()?;
         r.load_triage()?;
         Ok(r)
     }
@@ -235,26 +242,48 @@ impl Reader {
     }
 
     fn segment_file(&self, seq: u64) -> Result<(u64, Arc<File>), StoreError> {
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        let listed = spool::list_segments(&self.spool_dir)?;
-        let Some((first, path)) = listed.iter().rev().find(|(f, _)| *f <= seq) else {
-            return Err(StoreError::Corrupt {
-                path: self.spool_dir.clone(),
-                offset: seq,
-            });
+        let (first, path) = {
+            let segs = self.segs.lock().unwrap_or_else(|p| p.into_inner());
+            match segs.iter().rev().find(|(f, _)| *f <= seq) {
+                Some((f, p)) => (*f, p.clone()),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        path: self.spool_dir.clone(),
+                        offset: seq,
+                    });
+                }
+            }
         };
-        if let Some(f) = files.get(first) {
-            return Ok((*first, f.clone()));
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = files.get(&first) {
+            return Ok((first, f.clone()));
         }
-        let f = Arc::new(File::open(path).map_err(io_err(path))?);
-        files.insert(*first, f.clone());
-        Ok((*first, f))
+        let f = Arc::new(File::open(&path).map_err(io_err(&path))?);
+        files.insert(first, f.clone());
+        Ok((first, f))
+    }
+
+    fn refresh_segments(&self) -> Result<(), StoreError> {
+        let listed = spool::list_segments(&self.spool_dir)?;
+        *self.segs.lock().unwrap_or_else(|p| p.into_inner()) = listed;
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(())
     }
 
     fn read(&self, seq: u64, off: u64) -> Result<(spool::RecHeader, Vec<u8>), StoreError> {
-        let (first, file) = self.segment_file(seq)?;
-        let path = spool::segment_path(&self.spool_dir, first);
-        spool::read_at(&file, &path, off, seq)
+        let attempt = || {
+            let (first, file) = self.segment_file(seq)?;
+            let path = spool::segment_path(&self.spool_dir, first);
+            spool::read_at(&file, &path, off, seq)
+        };
+        match attempt() {
+            Ok(r) => Ok(r),
+            Err(_) => {
+                // A segment created (or deleted by retention) since the listing was taken.
+                self.refresh_segments()?;
+                attempt()
+            }
+        }
     }
 
     fn load_hit(&self, seq: u64, off: u64) -> Result<Hit, StoreError> {
@@ -443,7 +472,9 @@ impl Reader {
         let time = self.fields.get("time");
         let mut window: i64 = 60_000_000_000;
         // Small result sets and small indexes: one pass is cheaper than probing.
-        if total > want.saturating_mul(4) && searcher.num_docs() > PROBE_MIN_DOCS {
+        if total > want.saturating_mul(4).max(PROBE_MIN_MATCHES)
+            && searcher.num_docs() > PROBE_MIN_DOCS
+        {
             while hi.saturating_sub(window) > floor {
                 let lo = hi.saturating_sub(window);
                 let windowed = BooleanQuery::new(vec![
