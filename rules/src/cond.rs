@@ -96,7 +96,7 @@ impl Node {
                     Op::Cidr(_) | Op::IpIn(_) => 2,
                     Op::StrIn(_) | Op::Basename(_) => 3,
                     Op::Prefix(_) | Op::Suffix(_) => 4,
-                    Op::Contains(_) => 8,
+                    Op::Contains(..) => 8,
                     Op::Glob(..) => 20,
                     Op::Regex(_) => 25,
                 };
@@ -205,11 +205,11 @@ pub(crate) enum Op {
     Basename(HashSet<Box<[u8]>, FxBuild>),
     Prefix(Vec<Box<[u8]>>),
     Suffix(Vec<Box<[u8]>>),
-    /// Any of several literals (compiled to one searcher).
-    Contains(regex::bytes::Regex),
+    /// Any of several literals (compiled to one searcher; the literals kept for the index).
+    Contains(regex::bytes::Regex, Vec<Box<[u8]>>),
     /// Globs, with an optional searcher for literals every match must contain (a quick miss
     /// for the common case of an unrelated path).
-    Glob(globset::GlobSet, Option<regex::bytes::Regex>),
+    Glob(globset::GlobSet, Option<regex::bytes::Regex>, Vec<Box<[u8]>>),
     Regex(regex::bytes::Regex),
     IntIn(Vec<i64>),
     Cmp(Cmp, i64),
@@ -246,7 +246,7 @@ pub(crate) fn any_text(ev: &Event, field: Field, mut f: impl FnMut(&[u8]) -> boo
     }
 }
 
-fn basename(b: &[u8]) -> &[u8] {
+pub(crate) fn basename(b: &[u8]) -> &[u8] {
     match b.iter().rposition(|&c| c == b'/') {
         Some(i) => &b[i + 1..],
         None => b,
@@ -280,8 +280,8 @@ impl Matcher {
             Op::Basename(set) => any_text(ev, field, |s| set.contains(basename(s))),
             Op::Prefix(p) => any_text(ev, field, |s| p.iter().any(|p| s.starts_with(p))),
             Op::Suffix(p) => any_text(ev, field, |s| p.iter().any(|p| s.ends_with(p))),
-            Op::Contains(r) | Op::Regex(r) => any_text(ev, field, |s| r.is_match(s)),
-            Op::Glob(g, pre) => any_text(ev, field, |s| {
+            Op::Contains(r, _) | Op::Regex(r) => any_text(ev, field, |s| r.is_match(s)),
+            Op::Glob(g, pre, _) => any_text(ev, field, |s| {
                 pre.as_ref().is_none_or(|p| p.is_match(s))
                     && g.is_match(std::path::Path::new(std::ffi::OsStr::from_bytes(s)))
             }),

@@ -112,6 +112,8 @@ pub struct Engine {
     folds: HashMap<FoldKey, Fold, FxBuild>,
     last_loss: Option<i64>,
     max_within: i64,
+    /// Candidate rules of the current event (kept to reuse its allocation).
+    scratch: Vec<u32>,
 }
 
 const NO_SESSION: &str = "-";
@@ -149,6 +151,7 @@ impl Engine {
             agents: HashMap::default(),
             folds: HashMap::default(),
             last_loss: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -166,7 +169,9 @@ impl Engine {
             self.last_loss = Some(t);
         }
         let policy = Arc::clone(&self.policy);
-        for &ri in &policy.by_kind[kind as usize] {
+        let mut cands = std::mem::take(&mut self.scratch);
+        policy.index[kind as usize].candidates(ev, &mut cands);
+        for &ri in &cands {
             let rule = &policy.rules[ri as usize];
             match &rule.mode {
                 Mode::Event => {
@@ -186,6 +191,7 @@ impl Engine {
                 }
             }
         }
+        self.scratch = cands;
         match kind {
             Kind::SessionEnd => {
                 if let Some(s) = ev.session_id() {

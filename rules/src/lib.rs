@@ -14,6 +14,7 @@ mod cond;
 mod engine;
 mod error;
 pub mod fixtures;
+mod index;
 mod output;
 mod policy;
 

@@ -140,8 +140,8 @@ pub(crate) struct Rule {
 pub struct Policy {
     pub(crate) rules: Arc<Vec<Rule>>,
     pub(crate) infos: Arc<Vec<RuleInfo>>,
-    /// Enabled rule indexes by `Kind as usize`.
-    pub(crate) by_kind: Arc<Vec<Vec<u32>>>,
+    /// Per `Kind as usize`: which enabled rules can match an event (see [`crate::index`]).
+    pub(crate) index: Arc<Vec<crate::index::KindIndex>>,
     hash: String,
 }
 
@@ -687,17 +687,7 @@ impl<'a> Compiler<'a> {
             self.errors.retain(|e| seen.insert(e.to_string()));
             return Err(PolicyErrors(self.errors));
         }
-        let mut by_kind = vec![Vec::new(); Kind::ALL.len()];
-        for (i, r) in compiled.iter().enumerate() {
-            if !r.enabled {
-                continue;
-            }
-            for k in Kind::ALL {
-                if r.kinds & kind_bit(k) != 0 {
-                    by_kind[k as usize].push(i as u32);
-                }
-            }
-        }
+        let index = crate::index::build(&compiled);
         let mut h = Sha256::new();
         for s in self.sources {
             h.update((s.name.len() as u64).to_le_bytes());
@@ -706,7 +696,7 @@ impl<'a> Compiler<'a> {
             h.update(&s.bytes);
         }
         let hash: String = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
-        Ok(Policy { rules: Arc::new(compiled), infos: Arc::new(infos), by_kind: Arc::new(by_kind), hash })
+        Ok(Policy { rules: Arc::new(compiled), infos: Arc::new(infos), index: Arc::new(index), hash })
     }
 
     fn resolve_list(&mut self, name: &str, from: Option<(usize, usize)>) -> Option<Vec<Lit>> {
@@ -1440,7 +1430,7 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                         .size_limit(MAX_REGEX_BYTES)
                         .build()
                         .map_err(|e| regex_error(&alts.join("|"), &e))?;
-                    Op::Contains(re)
+                    Op::Contains(re, v.into_iter().map(|s| s.into_bytes().into_boxed_slice()).collect())
                 }
             })
         }
@@ -1454,7 +1444,7 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                 let s = lit_str(op, l)?;
                 path_check(&s, true)?;
                 match (crate::cond::glob_literal(&s), literals.as_mut()) {
-                    (Some(lit), Some(v)) => v.push(regex::escape(lit)),
+                    (Some(lit), Some(v)) => v.push(lit.to_string()),
                     _ => literals = None,
                 }
                 let g = globset::GlobBuilder::new(&s)
@@ -1465,15 +1455,19 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                 b.add(g);
             }
             let set = b.build().map_err(|e| format!("bad glob set: {e}"))?;
-            let pre = match literals {
-                Some(v) if !v.is_empty() => regex::bytes::RegexBuilder::new(&v.join("|"))
+            let literals = literals.unwrap_or_default();
+            let escaped: Vec<String> = literals.iter().map(|l| regex::escape(l)).collect();
+            let pre = if escaped.is_empty() {
+                None
+            } else {
+                regex::bytes::RegexBuilder::new(&escaped.join("|"))
                     .unicode(false)
                     .size_limit(MAX_REGEX_BYTES)
                     .build()
-                    .ok(),
-                _ => None,
+                    .ok()
             };
-            mk(Op::Glob(set, pre))
+            let literals = if pre.is_some() { literals.into_iter().map(|l| l.into_bytes().into_boxed_slice()).collect() } else { Vec::new() };
+            mk(Op::Glob(set, pre, literals))
         }
         "regex" => {
             if !texty {

@@ -1,0 +1,209 @@
+//! The rule index: which rules can possibly match an event, found without evaluating them.
+//!
+//! For each rule the compiler derives a *requirement* from its condition: a text field and a
+//! set of exact values, executable base names or literals, one of which the field must hold or
+//! contain whenever the condition matches (`all` takes its best child's, `any` the union of its
+//! children's when they test one field). Per event kind, rules with a requirement are indexed
+//! by those values (hash maps for exact values and base names, one Aho-Corasick automaton per
+//! field for literals); the rest are always evaluated. An event then costs one lookup or one
+//! scan per indexed field plus the evaluation of the few candidate rules. The index only ever
+//! skips rules that cannot match, so results are the same as evaluating every rule.
+
+use std::collections::HashMap;
+
+use agent_model::{Field, FieldType, Kind};
+use aho_corasick::AhoCorasick;
+
+use crate::cond::{FxBuild, Node, Op, any_text, basename};
+use crate::policy::{Mode, Rule, kind_bit};
+
+/// What a matching event must hold in one field.
+#[derive(Debug, Clone, PartialEq)]
+enum Req {
+    Exact(Field, Vec<Box<[u8]>>),
+    Base(Field, Vec<Box<[u8]>>),
+    Lits(Field, Vec<Box<[u8]>>),
+}
+
+impl Req {
+    fn field(&self) -> Field {
+        match self {
+            Req::Exact(f, _) | Req::Base(f, _) | Req::Lits(f, _) => *f,
+        }
+    }
+
+    fn values(&self) -> &[Box<[u8]>] {
+        match self {
+            Req::Exact(_, v) | Req::Base(_, v) | Req::Lits(_, v) => v,
+        }
+    }
+
+    /// Higher is more selective.
+    fn score(&self) -> usize {
+        let min = self.values().iter().map(|v| v.len()).min().unwrap_or(0);
+        match self {
+            Req::Exact(..) => 1000 + min,
+            Req::Base(..) => 500 + min,
+            Req::Lits(..) => min,
+        }
+    }
+
+    fn usable(&self) -> bool {
+        !self.values().is_empty() && self.values().iter().all(|v| v.len() >= 2)
+    }
+}
+
+fn to_vec(v: impl IntoIterator<Item = impl AsRef<[u8]>>) -> Vec<Box<[u8]>> {
+    v.into_iter().map(|x| x.as_ref().to_vec().into_boxed_slice()).collect()
+}
+
+fn requirement(n: &Node) -> Option<Req> {
+    match n {
+        Node::Match(m) => {
+            if m.field.def().ty != FieldType::Str || m.field == Field::EventKind {
+                return None;
+            }
+            let f = m.field;
+            let r = match &m.op {
+                Op::StrIn(s) => Req::Exact(f, to_vec(s.iter())),
+                Op::StrInSmall(v) => Req::Exact(f, to_vec(v.iter())),
+                Op::Basename(s) => Req::Base(f, to_vec(s.iter())),
+                Op::Prefix(v) | Op::Suffix(v) | Op::Contains(_, v) => Req::Lits(f, v.clone()),
+                Op::Glob(_, Some(_), lits) => Req::Lits(f, lits.clone()),
+                _ => return None,
+            };
+            r.usable().then_some(r)
+        }
+        Node::Macro(inner) => requirement(inner),
+        Node::All(v) => v.iter().filter_map(requirement).max_by_key(Req::score),
+        Node::Any(v) => {
+            let reqs: Option<Vec<Req>> = v.iter().map(requirement).collect();
+            let reqs = reqs?;
+            let field = reqs.first()?.field();
+            if reqs.iter().any(|r| r.field() != field) {
+                return None;
+            }
+            let all_values = || reqs.iter().flat_map(|r| r.values().iter().cloned()).collect();
+            if reqs.iter().all(|r| matches!(r, Req::Exact(..))) {
+                Some(Req::Exact(field, all_values()))
+            } else if reqs.iter().all(|r| matches!(r, Req::Base(..))) {
+                Some(Req::Base(field, all_values()))
+            } else {
+                Some(Req::Lits(field, all_values()))
+            }
+        }
+        Node::True | Node::Not(_) => None,
+    }
+}
+
+type ValueMap = HashMap<Box<[u8]>, Vec<u32>, FxBuild>;
+
+/// The candidate rules of one event kind.
+#[derive(Debug, Default)]
+pub(crate) struct KindIndex {
+    always: Vec<u32>,
+    exact: Vec<(Field, ValueMap)>,
+    base: Vec<(Field, ValueMap)>,
+    lits: Vec<(Field, AhoCorasick, Vec<Vec<u32>>)>,
+}
+
+impl KindIndex {
+    /// Sorted, unique indexes of the rules that may match `ev`.
+    pub(crate) fn candidates(&self, ev: &agent_model::Event, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend_from_slice(&self.always);
+        for (f, map) in &self.exact {
+            any_text(ev, *f, |s| {
+                if let Some(v) = map.get(s) {
+                    out.extend_from_slice(v);
+                }
+                false
+            });
+        }
+        for (f, map) in &self.base {
+            any_text(ev, *f, |s| {
+                if let Some(v) = map.get(basename(s)) {
+                    out.extend_from_slice(v);
+                }
+                false
+            });
+        }
+        for (f, ac, rules) in &self.lits {
+            any_text(ev, *f, |s| {
+                for m in ac.find_overlapping_iter(s) {
+                    out.extend_from_slice(&rules[m.pattern().as_usize()]);
+                }
+                false
+            });
+        }
+        if out.len() > self.always.len() {
+            out.sort_unstable();
+            out.dedup();
+        }
+    }
+}
+
+pub(crate) fn build(rules: &[Rule]) -> Vec<KindIndex> {
+    let mut out = Vec::new();
+    for k in Kind::ALL {
+        let mut idx = KindIndex::default();
+        let mut exact: HashMap<Field, ValueMap> = HashMap::new();
+        let mut base: HashMap<Field, ValueMap> = HashMap::new();
+        let mut lits: HashMap<Field, Vec<(Box<[u8]>, u32)>> = HashMap::new();
+        for (i, r) in rules.iter().enumerate() {
+            if !r.enabled || r.kinds & kind_bit(k) == 0 {
+                continue;
+            }
+            let i = i as u32;
+            let req = match r.mode {
+                Mode::Sequence { .. } => None,
+                _ => requirement(&r.cond),
+            };
+            match req {
+                None => idx.always.push(i),
+                Some(Req::Exact(f, v)) => {
+                    for x in v {
+                        exact.entry(f).or_default().entry(x).or_default().push(i);
+                    }
+                }
+                Some(Req::Base(f, v)) => {
+                    for x in v {
+                        base.entry(f).or_default().entry(x).or_default().push(i);
+                    }
+                }
+                Some(Req::Lits(f, v)) => lits.entry(f).or_default().extend(v.into_iter().map(|x| (x, i))),
+            }
+        }
+        let mut fields: Vec<Field> = exact.keys().copied().collect();
+        fields.sort();
+        idx.exact = fields.into_iter().map(|f| (f, exact.remove(&f).unwrap_or_default())).collect();
+        let mut fields: Vec<Field> = base.keys().copied().collect();
+        fields.sort();
+        idx.base = fields.into_iter().map(|f| (f, base.remove(&f).unwrap_or_default())).collect();
+        let mut fields: Vec<Field> = lits.keys().copied().collect();
+        fields.sort();
+        for f in fields {
+            let pairs = lits.remove(&f).unwrap_or_default();
+            let mut patterns: Vec<Box<[u8]>> = Vec::new();
+            let mut owners: Vec<Vec<u32>> = Vec::new();
+            for (p, r) in pairs {
+                match patterns.iter().position(|x| *x == p) {
+                    Some(j) => owners[j].push(r),
+                    None => {
+                        patterns.push(p);
+                        owners.push(vec![r]);
+                    }
+                }
+            }
+            match AhoCorasick::new(&patterns) {
+                Ok(ac) => idx.lits.push((f, ac, owners)),
+                // Cannot happen for plain literals; fall back to always evaluating.
+                Err(_) => idx.always.extend(owners.into_iter().flatten()),
+            }
+        }
+        idx.always.sort_unstable();
+        idx.always.dedup();
+        out.push(idx);
+    }
+    out
+}
