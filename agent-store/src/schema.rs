@@ -539,3 +539,95 @@ pub(crate) fn to_v6(ip: IpAddr) -> std::net::Ipv6Addr {
         IpAddr::V6(v6) => v6,
     }
 }
+
+/// The Quickwit doc mapping of the same fields (nested objects for the dotted names), for
+/// shipping events to a fleet-wide index. OpenSearch takes the same shape with `keyword`,
+/// `text`, `long`, `date_nanos`, `ip` and `boolean` types (see README.md).
+pub fn quickwit_doc_mapping() -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    fn leaf(s: &FieldSpec) -> Option<Value> {
+        Some(match s.class {
+            C::Keyword => json!({ "type": "text", "tokenizer": "raw", "fast": s.fast }),
+            C::Text => json!({ "type": "text", "tokenizer": "default", "record": "position" }),
+            C::U64 => json!({ "type": "u64", "fast": s.fast }),
+            C::I64 => json!({ "type": "i64", "fast": s.fast }),
+            C::Time => json!({
+                "type": "datetime",
+                "input_formats": ["rfc3339"],
+                "fast": true,
+                "fast_precision": "nanoseconds",
+            }),
+            C::Ip => json!({ "type": "ip", "fast": s.fast }),
+            C::Bool => json!({ "type": "bool" }),
+            C::Triage => return None,
+        })
+    }
+    fn insert(tree: &mut Map<String, Value>, path: &[&str], v: Value) {
+        if path.len() == 1 {
+            tree.insert(path[0].to_string(), v);
+            return;
+        }
+        let child = tree
+            .entry(path[0].to_string())
+            .or_insert_with(|| json!({ "type": "object", "field_mappings": {} }));
+        if let Some(Value::Object(m)) = child.get_mut("field_mappings") {
+            insert(m, &path[1..], v);
+        }
+    }
+    let mut tree = Map::new();
+    for s in SPECS {
+        if let Some(v) = leaf(s) {
+            let path: Vec<&str> = s.name.split('.').collect();
+            insert(&mut tree, &path, v);
+        }
+    }
+    fn to_list(tree: Map<String, Value>) -> Value {
+        Value::Array(
+            tree.into_iter()
+                .map(|(name, mut v)| {
+                    if let Some(Value::Object(m)) = v.get_mut("field_mappings").map(Value::take) {
+                        v["field_mappings"] = to_list(m);
+                    }
+                    v["name"] = Value::String(name);
+                    v
+                })
+                .collect(),
+        )
+    }
+    json!({
+        "field_mappings": to_list(tree),
+        "timestamp_field": "time",
+        "mode": "lenient",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogue_field_is_queryable_under_its_dotted_name() {
+        // The query schema covers every event field of the model's catalogue.
+        for d in agent_model::FIELDS {
+            assert!(lookup(d.name).is_some(), "`{}` is not in SPECS", d.name);
+        }
+        for (alias, target) in ALIASES {
+            assert!(lookup(target).is_some(), "alias `{alias}` → `{target}`");
+        }
+    }
+
+    #[test]
+    fn quickwit_mapping_nests_dotted_names() {
+        let m = quickwit_doc_mapping();
+        let fields = m["field_mappings"].as_array().unwrap();
+        let net = fields.iter().find(|f| f["name"] == "net").unwrap();
+        let dst = net["field_mappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "dst_ip")
+            .unwrap();
+        assert_eq!(dst["type"], "ip");
+        assert_eq!(m["timestamp_field"], "time");
+    }
+}
