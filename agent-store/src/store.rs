@@ -47,6 +47,8 @@ struct Writer {
     buf: Vec<u8>,
     next_seq: u64,
     unsynced: u64,
+    /// After a failed write, when appends may try again.
+    retry_after: Option<Instant>,
 }
 
 struct Inner {
@@ -282,6 +284,7 @@ impl Store {
                 buf: Vec::with_capacity(FLUSH_BYTES + (64 << 10)),
                 next_seq,
                 unsynced: 0,
+                retry_after: None,
             }),
             segments: Mutex::new(segments),
             published: Mutex::new(Published {
@@ -372,10 +375,14 @@ impl Store {
         w.seg.count(&spool::RecHeader { seq, time, ty, len });
         w.next_seq += 1;
         w.unsynced += 1;
-        if w.buf.len() >= FLUSH_BYTES {
-            // A failed write keeps the bytes buffered; the next flush retries.
-            if let Err(e) = flush_locked(inner, &mut w) {
-                tracing::warn!(error = %e, "spool write failed; will retry");
+        if w.buf.len() >= FLUSH_BYTES && w.retry_after.is_none_or(|t| Instant::now() >= t) {
+            // A failed write keeps the bytes buffered; retry after a pause, not on every append.
+            match flush_locked(inner, &mut w) {
+                Ok(()) => w.retry_after = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, buffered = w.buf.len(), "spool write failed; will retry");
+                    w.retry_after = Some(Instant::now() + Duration::from_millis(100));
+                }
             }
         }
         if w.unsynced >= inner.cfg.sync_every_events {
