@@ -472,7 +472,8 @@ impl Reader {
         let time = self.fields.get("time");
         let mut window: i64 = 60_000_000_000;
         // Small result sets and small indexes: one pass is cheaper than probing.
-        if total > want.saturating_mul(4).max(PROBE_MIN_MATCHES)
+        if total > want.saturating_mul(4)
+            && total > PROBE_MIN_MATCHES
             && searcher.num_docs() > PROBE_MIN_DOCS
         {
             while hi.saturating_sub(window) > floor {
