@@ -2,8 +2,8 @@
 //!
 //! For each rule the compiler derives a *requirement* from its condition: a text field and a
 //! set of exact values, executable base names or literals, one of which the field must hold or
-//! contain whenever the condition matches (`all` takes its best child's, `any` the union of its
-//! children's when they test one field). Per event kind, rules with a requirement are indexed
+//! contain whenever the condition matches (`all` takes its most selective child's, `any` the
+//! union of all its children's, possibly on different fields). Per event kind, rules with a requirement are indexed
 //! by those values (hash maps for exact values and base names, one Aho-Corasick automaton per
 //! field for literals); the rest are always evaluated. An event then costs one lookup or one
 //! scan per indexed field plus the evaluation of the few candidate rules. The index only ever
@@ -26,12 +26,6 @@ enum Req {
 }
 
 impl Req {
-    fn field(&self) -> Field {
-        match self {
-            Req::Exact(f, _) | Req::Base(f, _) | Req::Lits(f, _) => *f,
-        }
-    }
-
     fn values(&self) -> &[Box<[u8]>] {
         match self {
             Req::Exact(_, v) | Req::Base(_, v) | Req::Lits(_, v) => v,
@@ -57,10 +51,14 @@ fn to_vec(v: impl IntoIterator<Item = impl AsRef<[u8]>>) -> Vec<Box<[u8]>> {
     v.into_iter().map(|x| x.as_ref().to_vec().into_boxed_slice()).collect()
 }
 
-fn requirement(n: &Node) -> Option<Req> {
+/// Requirements of a node: the node can only match when at least one of them holds.
+fn requirement(n: &Node) -> Option<Vec<Req>> {
     match n {
         Node::Match(m) => {
-            if m.field.def().ty != FieldType::Str || m.field == Field::EventKind {
+            if m.field.def().ty != FieldType::Str && m.field.def().ty != FieldType::StrList {
+                return None;
+            }
+            if m.field == Field::EventKind {
                 return None;
             }
             let f = m.field;
@@ -72,25 +70,21 @@ fn requirement(n: &Node) -> Option<Req> {
                 Op::Glob(_, Some(_), lits) => Req::Lits(f, lits.clone()),
                 _ => return None,
             };
-            r.usable().then_some(r)
+            r.usable().then(|| vec![r])
         }
         Node::Macro(inner) => requirement(inner),
-        Node::All(v) => v.iter().filter_map(requirement).max_by_key(Req::score),
+        // Any one child's requirements will do: take the most selective.
+        Node::All(v) => v
+            .iter()
+            .filter_map(requirement)
+            .max_by_key(|alts| alts.iter().map(Req::score).min().unwrap_or(0)),
+        // Every branch must be covered; the rule is a candidate when any branch's holds.
         Node::Any(v) => {
-            let reqs: Option<Vec<Req>> = v.iter().map(requirement).collect();
-            let reqs = reqs?;
-            let field = reqs.first()?.field();
-            if reqs.iter().any(|r| r.field() != field) {
-                return None;
+            let mut out = Vec::new();
+            for c in v {
+                out.extend(requirement(c)?);
             }
-            let all_values = || reqs.iter().flat_map(|r| r.values().iter().cloned()).collect();
-            if reqs.iter().all(|r| matches!(r, Req::Exact(..))) {
-                Some(Req::Exact(field, all_values()))
-            } else if reqs.iter().all(|r| matches!(r, Req::Base(..))) {
-                Some(Req::Base(field, all_values()))
-            } else {
-                Some(Req::Lits(field, all_values()))
-            }
+            Some(out)
         }
         Node::True | Node::Not(_) => None,
     }
@@ -159,19 +153,24 @@ pub(crate) fn build(rules: &[Rule]) -> Vec<KindIndex> {
                 Mode::Sequence { .. } => None,
                 _ => requirement(&r.cond),
             };
-            match req {
-                None => idx.always.push(i),
-                Some(Req::Exact(f, v)) => {
-                    for x in v {
-                        exact.entry(f).or_default().entry(x).or_default().push(i);
+            let Some(alts) = req else {
+                idx.always.push(i);
+                continue;
+            };
+            for alt in alts {
+                match alt {
+                    Req::Exact(f, v) => {
+                        for x in v {
+                            exact.entry(f).or_default().entry(x).or_default().push(i);
+                        }
                     }
-                }
-                Some(Req::Base(f, v)) => {
-                    for x in v {
-                        base.entry(f).or_default().entry(x).or_default().push(i);
+                    Req::Base(f, v) => {
+                        for x in v {
+                            base.entry(f).or_default().entry(x).or_default().push(i);
+                        }
                     }
+                    Req::Lits(f, v) => lits.entry(f).or_default().extend(v.into_iter().map(|x| (x, i))),
                 }
-                Some(Req::Lits(f, v)) => lits.entry(f).or_default().extend(v.into_iter().map(|x| (x, i))),
             }
         }
         let mut fields: Vec<Field> = exact.keys().copied().collect();
@@ -206,4 +205,43 @@ pub(crate) fn build(rules: &[Rule]) -> Vec<KindIndex> {
         out.push(idx);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Policy, default_sources};
+
+    /// The index may only skip rules that cannot match: on every fixture event, each rule whose
+    /// condition matches is a candidate.
+    #[test]
+    fn index_never_skips_a_matching_rule() {
+        let p = Policy::compile(&default_sources()).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy/fixtures");
+        let mut checked = 0;
+        let mut skipped = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let v: toml::Value = toml::from_str(&text).unwrap();
+            for case in v["case"].as_array().unwrap() {
+                for (n, line) in case["events"].as_str().unwrap().lines().filter(|l| !l.trim().is_empty()).enumerate() {
+                    let ev = crate::fixtures::event_from_line(n, line).unwrap();
+                    let mut cands = Vec::new();
+                    p.index[ev.kind() as usize].candidates(&ev, &mut cands);
+                    for (i, r) in p.rules.iter().enumerate() {
+                        if r.kinds & kind_bit(ev.kind()) == 0 || matches!(r.mode, Mode::Sequence { .. }) {
+                            continue;
+                        }
+                        checked += 1;
+                        if r.cond.eval(&ev) {
+                            assert!(cands.contains(&(i as u32)), "rule `{}` skipped for {line}", r.id);
+                        } else if !cands.contains(&(i as u32)) {
+                            skipped += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000 && skipped > checked / 2, "{checked} checked, {skipped} skipped");
+    }
 }
