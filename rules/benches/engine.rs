@@ -33,7 +33,14 @@ fn stream(n: usize) -> Vec<Event> {
         "/home/dev/project/node_modules/react/index.js",
         "/tmp/tmp.abc",
     ];
-    let exes = ["/usr/bin/git", "/usr/bin/cargo", "/usr/bin/node", "/usr/bin/python3.12", "/usr/bin/ls", "/usr/bin/grep"];
+    let exes = [
+        "/usr/bin/git",
+        "/usr/bin/cargo",
+        "/usr/bin/node",
+        "/usr/bin/python3.12",
+        "/usr/bin/ls",
+        "/usr/bin/grep",
+    ];
     for i in 0..n {
         let s = format!("{:016x}", i % SESSIONS);
         let t = i as f64 * 0.0005;
@@ -59,7 +66,9 @@ fn stream(n: usize) -> Vec<Event> {
                         r#"{{"@t":{t},"session":{{"id":"{s}"}},"kind":"file.open","process":{{"exe":"/usr/bin/cat"}},"file":{{"path":"/home/dev/.aws/credentials","access":"read"}}}}"#
                     )
                 } else {
-                    format!(r#"{{"@t":{t},"session":{{"id":"{s}"}},"kind":"process.exit","ancestry":["/usr/bin/bash"],"exit":{{"code":0}}}}"#)
+                    format!(
+                        r#"{{"@t":{t},"session":{{"id":"{s}"}},"kind":"process.exit","ancestry":["/usr/bin/bash"],"exit":{{"code":0}}}}"#
+                    )
                 }
             }
         };
@@ -134,8 +143,15 @@ fn memory(_c: &mut Criterion) {
             n += 1;
             black_box(engine.process(&ev));
         };
-        for f in ["/home/a/.ssh/id_rsa", "/home/a/.aws/credentials", "/home/a/.kube/config", "/home/a/.netrc"] {
-            push(format!(r#"{{"session":{{"id":"{id}"}},"kind":"file.open","process":{{"exe":"/usr/bin/cat"}},"file":{{"path":"{f}","access":"read"}}}}"#));
+        for f in [
+            "/home/a/.ssh/id_rsa",
+            "/home/a/.aws/credentials",
+            "/home/a/.kube/config",
+            "/home/a/.netrc",
+        ] {
+            push(format!(
+                r#"{{"session":{{"id":"{id}"}},"kind":"file.open","process":{{"exe":"/usr/bin/cat"}},"file":{{"path":"{f}","access":"read"}}}}"#
+            ));
         }
         for p in 0..15 {
             push(format!(

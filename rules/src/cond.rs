@@ -100,7 +100,10 @@ impl Node {
                     Op::Glob(..) => 20,
                     Op::Regex(_) => 25,
                 };
-                let list = matches!(m.field, Field::ProcessArgs | Field::Ancestry | Field::FileFlags);
+                let list = matches!(
+                    m.field,
+                    Field::ProcessArgs | Field::Ancestry | Field::FileFlags
+                );
                 if list { base * 4 } else { base }
             }
         }
@@ -151,11 +154,9 @@ impl Cidr {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = match l {
             None => max,
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|&n| n <= max)
-                .ok_or_else(|| format!("`{s}` is not a valid CIDR: prefix length must be `0..={max}`"))?,
+            Some(l) => l.parse::<u8>().ok().filter(|&n| n <= max).ok_or_else(|| {
+                format!("`{s}` is not a valid CIDR: prefix length must be `0..={max}`")
+            })?,
         };
         Ok(Cidr { addr, len })
     }
@@ -170,11 +171,19 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.len == 0 { 0 } else { u32::MAX << (32 - self.len) };
+                let mask = if self.len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.len)
+                };
                 (u32::from(n) & mask) == (u32::from(a) & mask)
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.len == 0 { 0 } else { u128::MAX << (128 - self.len) };
+                let mask = if self.len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.len)
+                };
                 (u128::from(n) & mask) == (u128::from(a) & mask)
             }
             _ => false,
@@ -209,7 +218,11 @@ pub(crate) enum Op {
     Contains(regex::bytes::Regex, Vec<Box<[u8]>>),
     /// Globs, with an optional searcher for literals every match must contain (a quick miss
     /// for the common case of an unrelated path).
-    Glob(globset::GlobSet, Option<regex::bytes::Regex>, Vec<Box<[u8]>>),
+    Glob(
+        globset::GlobSet,
+        Option<regex::bytes::Regex>,
+        Vec<Box<[u8]>>,
+    ),
     Regex(regex::bytes::Regex),
     IntIn(Vec<i64>),
     Cmp(Cmp, i64),
@@ -231,13 +244,27 @@ pub(crate) fn any_text(ev: &Event, field: Field, mut f: impl FnMut(&[u8]) -> boo
         Field::ProcessCmdline => nonempty(&p.cmdline.0) && f(&p.cmdline.0),
         Field::ProcessCwd => nonempty(&p.cwd.0) && f(&p.cwd.0),
         Field::ProcessFilename => nonempty(&p.filename.0) && f(&p.filename.0),
-        Field::ParentExe => ev.parent.as_ref().is_some_and(|x| nonempty(&x.exe.0) && f(&x.exe.0)),
+        Field::ParentExe => ev
+            .parent
+            .as_ref()
+            .is_some_and(|x| nonempty(&x.exe.0) && f(&x.exe.0)),
         Field::ProcessArgs => p.args.iter().any(|a| f(&a.0)),
         Field::Ancestry => ev.ancestry.iter().any(|a| f(&a.0)),
         Field::FilePath => ev.file.as_ref().is_some_and(|x| f(&x.path.0)),
-        Field::FileTarget => ev.file.as_ref().and_then(|x| x.target.as_ref()).is_some_and(|t| f(&t.0)),
-        Field::NetUnixPath => ev.net.as_ref().and_then(|x| x.unix_path.as_ref()).is_some_and(|t| f(&t.0)),
-        Field::FileFlags => ev.file.as_ref().is_some_and(|x| x.flags.iter().any(|a| f(a.as_bytes()))),
+        Field::FileTarget => ev
+            .file
+            .as_ref()
+            .and_then(|x| x.target.as_ref())
+            .is_some_and(|t| f(&t.0)),
+        Field::NetUnixPath => ev
+            .net
+            .as_ref()
+            .and_then(|x| x.unix_path.as_ref())
+            .is_some_and(|t| f(&t.0)),
+        Field::FileFlags => ev
+            .file
+            .as_ref()
+            .is_some_and(|x| x.flags.iter().any(|a| f(a.as_bytes()))),
         _ => match ev.get(field) {
             Some(Value::Str(s)) => f(s.as_bytes()),
             Some(Value::List(l)) => l.iter().any(|s| f(s.as_bytes())),
@@ -275,7 +302,9 @@ impl Matcher {
                 present == *want
             }
             Op::StrIn(set) => any_text(ev, field, |s| set.contains(s)),
-            Op::StrInSmall(v) => any_text(ev, field, |s| v.iter().any(|x| x.len() == s.len() && **x == *s)),
+            Op::StrInSmall(v) => any_text(ev, field, |s| {
+                v.iter().any(|x| x.len() == s.len() && **x == *s)
+            }),
             Op::KindIn(mask) => mask & (1 << (ev.kind() as usize)) != 0,
             Op::Basename(set) => any_text(ev, field, |s| set.contains(basename(s))),
             Op::Prefix(p) => any_text(ev, field, |s| p.iter().any(|p| s.starts_with(p))),
@@ -292,8 +321,10 @@ impl Matcher {
                 Cmp::Lt => i < *n,
                 Cmp::Le => i <= *n,
             }),
-            Op::Ports(r) => int_of(ev, field)
-                .is_some_and(|p| r.iter().any(|&(lo, hi)| p >= i64::from(lo) && p <= i64::from(hi))),
+            Op::Ports(r) => int_of(ev, field).is_some_and(|p| {
+                r.iter()
+                    .any(|&(lo, hi)| p >= i64::from(lo) && p <= i64::from(hi))
+            }),
             Op::Cidr(c) => match ev.get(field) {
                 Some(Value::Ip(ip)) => c.iter().any(|c| c.contains(ip)),
                 _ => false,
@@ -365,7 +396,11 @@ mod tests {
 
     #[test]
     fn bad_cidrs_are_rejected() {
-        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("prefix length"));
+        assert!(
+            Cidr::parse("10.0.0.0/33")
+                .unwrap_err()
+                .contains("prefix length")
+        );
         assert!(Cidr::parse("10.0.0/8").unwrap_err().contains("not an IP"));
         assert!(Cidr::parse("::/129").is_err());
     }

@@ -55,16 +55,27 @@ enum WinState {
 
 impl WinState {
     fn bytes(&self) -> usize {
-        let ids = |v: &VecDeque<Box<str>>| v.iter().map(|s| s.len() + size_of::<Box<str>>()).sum::<usize>();
+        let ids = |v: &VecDeque<Box<str>>| {
+            v.iter()
+                .map(|s| s.len() + size_of::<Box<str>>())
+                .sum::<usize>()
+        };
         match self {
             WinState::Count { times, ids: i } => times.capacity() * 8 + ids(i),
             WinState::Distinct { seen, ids: i, .. } => seen.capacity() * (8 + 8 + 1) + ids(i),
-            WinState::Seq { chains } => chains
-                .iter()
-                .flatten()
-                .map(|(_, v)| 8 + v.iter().map(|s| s.len() + size_of::<Box<str>>()).sum::<usize>())
-                .sum::<usize>()
-                + chains.capacity() * size_of::<Option<(i64, Vec<Box<str>>)>>(),
+            WinState::Seq { chains } => {
+                chains
+                    .iter()
+                    .flatten()
+                    .map(|(_, v)| {
+                        8 + v
+                            .iter()
+                            .map(|s| s.len() + size_of::<Box<str>>())
+                            .sum::<usize>()
+                    })
+                    .sum::<usize>()
+                    + chains.capacity() * size_of::<Option<(i64, Vec<Box<str>>)>>()
+            }
         }
     }
 
@@ -72,7 +83,12 @@ impl WinState {
         match self {
             WinState::Count { times, .. } => times.back().copied().unwrap_or(i64::MIN),
             WinState::Distinct { seen, .. } => seen.values().copied().max().unwrap_or(i64::MIN),
-            WinState::Seq { chains } => chains.iter().flatten().map(|c| c.0).max().unwrap_or(i64::MIN),
+            WinState::Seq { chains } => chains
+                .iter()
+                .flatten()
+                .map(|c| c.0)
+                .max()
+                .unwrap_or(i64::MIN),
         }
     }
 }
@@ -196,7 +212,10 @@ impl Engine {
             Kind::SessionEnd => {
                 if let Some(s) = ev.session_id() {
                     self.end_session(s);
-                    self.close_folds(|f| f.alert.session.as_ref().is_some_and(|x| x.id == s), &mut out);
+                    self.close_folds(
+                        |f| f.alert.session.as_ref().is_some_and(|x| x.id == s),
+                        &mut out,
+                    );
                 }
             }
             Kind::ProcessExit if ev.ancestry.is_empty() => {
@@ -228,7 +247,9 @@ impl Engine {
                 return;
             }
             let ks = Self::key_state(map, key, t);
-            let st = Self::win(ks, ri, || WinState::Seq { chains: vec![None; steps.len()] });
+            let st = Self::win(ks, ri, || WinState::Seq {
+                chains: vec![None; steps.len()],
+            });
             let WinState::Seq { chains } = st else { return };
             let n = steps.len();
             let mut fired = None;
@@ -237,7 +258,9 @@ impl Engine {
                     chains[0] = Some((t, vec![ev.id.as_str().into()]));
                     continue;
                 }
-                let Some((start, ids)) = chains[i - 1].clone() else { continue };
+                let Some((start, ids)) = chains[i - 1].clone() else {
+                    continue;
+                };
                 if t - start > rule.within_ns {
                     chains[i - 1] = None;
                     continue;
@@ -263,8 +286,13 @@ impl Engine {
         let within = rule.within_ns;
         let fired: Option<(i64, Vec<String>)> = match rule.mode {
             Mode::Count { threshold } => {
-                let st = Self::win(ks, ri, || WinState::Count { times: VecDeque::new(), ids: VecDeque::new() });
-                let WinState::Count { times, ids } = st else { return };
+                let st = Self::win(ks, ri, || WinState::Count {
+                    times: VecDeque::new(),
+                    ids: VecDeque::new(),
+                });
+                let WinState::Count { times, ids } = st else {
+                    return;
+                };
                 times.push_back(t);
                 push_id(ids, &ev.id);
                 while times.front().is_some_and(|&f| f < t - within) || times.len() > threshold {
@@ -282,8 +310,14 @@ impl Engine {
             Mode::Distinct { field, threshold } => {
                 let Some(v) = ev.get(field) else { return };
                 let h = hash_value(&v);
-                let st = Self::win(ks, ri, || WinState::Distinct { seen: HashMap::default(), first: t, ids: VecDeque::new() });
-                let WinState::Distinct { seen, first, ids } = st else { return };
+                let st = Self::win(ks, ri, || WinState::Distinct {
+                    seen: HashMap::default(),
+                    first: t,
+                    ids: VecDeque::new(),
+                });
+                let WinState::Distinct { seen, first, ids } = st else {
+                    return;
+                };
                 if seen.is_empty() {
                     *first = t;
                 }
@@ -312,10 +346,17 @@ impl Engine {
         }
     }
 
-    fn key_state<'m>(map: &'m mut HashMap<Box<str>, KeyState, FxBuild>, key: &str, t: i64) -> &'m mut KeyState {
+    fn key_state<'m>(
+        map: &'m mut HashMap<Box<str>, KeyState, FxBuild>,
+        key: &str,
+        t: i64,
+    ) -> &'m mut KeyState {
         if !map.contains_key(key) {
             if map.len() >= MAX_TRACKED_KEYS
-                && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone())
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, s)| s.last_seen)
+                    .map(|(k, _)| k.clone())
             {
                 map.remove(&oldest);
             }
@@ -340,7 +381,15 @@ impl Engine {
     /// Record a hit. `event_ids` is `None` for a single-event rule (the id is `ev.id`). The
     /// fold lookup hashes values instead of rendering the summary, so repeats cost no
     /// allocation beyond their first 16 event ids.
-    fn hit(&mut self, ri: u32, rule: &Rule, ev: &Event, event_ids: Option<Vec<String>>, first: i64, out: &mut Vec<Alert>) {
+    fn hit(
+        &mut self,
+        ri: u32,
+        rule: &Rule,
+        ev: &Event,
+        event_ids: Option<Vec<String>>,
+        first: i64,
+        out: &mut Vec<Alert>,
+    ) {
         self.hits[ri as usize] += 1;
         let t = ev.time.0;
         let key = match (&rule.dedup_key, &rule.mode) {
@@ -362,7 +411,11 @@ impl Engine {
             }
             (None, _) => 0,
         };
-        let fk = FoldKey { rule: ri, session: hash_str(ev.session_id().unwrap_or(NO_SESSION)), key };
+        let fk = FoldKey {
+            rule: ri,
+            session: hash_str(ev.session_id().unwrap_or(NO_SESSION)),
+            key,
+        };
         if let Some(f) = self.folds.get_mut(&fk) {
             if t - f.alert.first_time.0 <= rule.dedup_ns {
                 let a = &mut f.alert;
@@ -405,16 +458,30 @@ impl Engine {
             count: 1,
             first_time: Timestamp(first.min(t)),
             last_time: ev.time,
-            in_loss_window: self.last_loss.is_some_and(|l| t >= l && t - l <= LOSS_WINDOW_NS),
+            in_loss_window: self
+                .last_loss
+                .is_some_and(|l| t >= l && t - l <= LOSS_WINDOW_NS),
         };
         if rule.dedup_ns > 0 && self.folds.len() < MAX_FOLDS {
-            self.folds.insert(fk, Fold { alert: alert.clone(), emitted: 1, dedup_ns: rule.dedup_ns });
+            self.folds.insert(
+                fk,
+                Fold {
+                    alert: alert.clone(),
+                    emitted: 1,
+                    dedup_ns: rule.dedup_ns,
+                },
+            );
         }
         out.push(alert);
     }
 
     fn close_folds(&mut self, pred: impl Fn(&Fold) -> bool, out: &mut Vec<Alert>) {
-        let keys: Vec<FoldKey> = self.folds.iter().filter(|(_, f)| pred(f)).map(|(k, _)| *k).collect();
+        let keys: Vec<FoldKey> = self
+            .folds
+            .iter()
+            .filter(|(_, f)| pred(f))
+            .map(|(k, _)| *k)
+            .collect();
         let mut closed = Vec::new();
         for k in keys {
             if let Some(f) = self.folds.remove(&k)
@@ -472,7 +539,12 @@ impl Engine {
     pub fn swap_policy(&mut self, policy: Arc<Policy>) {
         let old = &self.policy;
         let mut map: HashMap<u32, u32> = HashMap::new();
-        let by_id: HashMap<&str, usize> = policy.rules.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+        let by_id: HashMap<&str, usize> = policy
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
         let mut hits = vec![0; policy.rules.len()];
         for (oi, r) in old.rules.iter().enumerate() {
             if let Some(&ni) = by_id.get(r.id.as_str()) {
@@ -523,7 +595,12 @@ impl Engine {
             let a = &f.alert;
             let _ = k;
             n += a.id.len() + a.host.len() + a.rule.len() + a.summary.0.len();
-            n += a.tags.iter().chain(&a.event_ids).map(|s| s.len() + size_of::<String>()).sum::<usize>();
+            n += a
+                .tags
+                .iter()
+                .chain(&a.event_ids)
+                .map(|s| s.len() + size_of::<String>())
+                .sum::<usize>();
         }
         n
     }
@@ -535,7 +612,11 @@ impl Engine {
 
     /// Hits per rule id (events that matched, windows that fired), in policy order.
     pub fn hit_counts(&self) -> Vec<(String, u64)> {
-        self.policy.rules.iter().zip(&self.hits).map(|(r, &h)| (r.id.clone(), h)).collect()
+        self.policy
+            .rules
+            .iter()
+            .zip(&self.hits)
+            .map(|(r, &h)| (r.id.clone(), h))
+            .collect()
     }
 }
-

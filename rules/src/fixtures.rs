@@ -181,14 +181,21 @@ pub fn event_from_line(n: usize, line: &str) -> Result<Event, String> {
         .and_then(Json::as_object_mut)
         .ok_or("`process` must be an object")?;
     if !has_comm && let Some(exe) = p.get("exe").and_then(Json::as_str) {
-        let base: String = exe.rsplit('/').next().unwrap_or(exe).chars().take(15).collect();
+        let base: String = exe
+            .rsplit('/')
+            .next()
+            .unwrap_or(exe)
+            .chars()
+            .take(15)
+            .collect();
         p.insert("comm".into(), Json::String(base));
     }
     if !has_cmdline && let Some(args) = p.get("args").and_then(Json::as_array) {
         let joined: Vec<&str> = args.iter().filter_map(Json::as_str).collect();
         p.insert("cmdline".into(), Json::String(joined.join(" ")));
     }
-    let mut ev: Event = serde_json::from_value(ev).map_err(|e| format!("not a valid event: {e}"))?;
+    let mut ev: Event =
+        serde_json::from_value(ev).map_err(|e| format!("not a valid event: {e}"))?;
     if !line.contains("\"time\"") {
         ev.time = time;
     }
@@ -200,14 +207,19 @@ pub fn run(policy: &Policy, fixture_sources: &[Source]) -> TestReport {
     // Cheap: a policy's compiled parts are shared.
     let policy = Arc::new(policy.clone());
     let mut report = TestReport::default();
-    let known: std::collections::HashSet<&str> = policy.rules().iter().map(|r| r.id.as_str()).collect();
+    let known: std::collections::HashSet<&str> =
+        policy.rules().iter().map(|r| r.id.as_str()).collect();
     let mut positive: std::collections::HashSet<String> = Default::default();
     let mut negative: std::collections::HashSet<String> = Default::default();
     for src in fixture_sources {
         let text = match std::str::from_utf8(&src.bytes) {
             Ok(t) => t,
             Err(e) => {
-                report.errors.push(format!("{}: invalid UTF-8 at byte {}", src.name, e.valid_up_to()));
+                report.errors.push(format!(
+                    "{}: invalid UTF-8 at byte {}",
+                    src.name,
+                    e.valid_up_to()
+                ));
                 continue;
             }
         };
@@ -216,14 +228,21 @@ pub fn run(policy: &Policy, fixture_sources: &[Source]) -> TestReport {
             Err(e) => {
                 let (l, c) = line_col(&src.bytes, e.span().map_or(0, |s| s.start));
                 report.errors.push(
-                    Error::Fixture { file: src.name.clone(), line: l, col: c, message: e.message().trim().to_string() }
-                        .to_string(),
+                    Error::Fixture {
+                        file: src.name.clone(),
+                        line: l,
+                        col: c,
+                        message: e.message().trim().to_string(),
+                    }
+                    .to_string(),
                 );
                 continue;
             }
         };
         if file.case.is_empty() {
-            report.errors.push(format!("{}: no `[[case]]` in fixture file", src.name));
+            report
+                .errors
+                .push(format!("{}: no `[[case]]` in fixture file", src.name));
         }
         for case in file.case {
             let span = case.span().start;
@@ -237,7 +256,10 @@ pub fn run(policy: &Policy, fixture_sources: &[Source]) -> TestReport {
             for id in case.expect.iter().chain(&case.expect_not) {
                 if !known.contains(id.as_str()) {
                     let (l, c) = line_col(&src.bytes, span);
-                    report.errors.push(format!("{}:{l}:{c}: case `{}` names unknown rule `{id}`", src.name, case.name));
+                    report.errors.push(format!(
+                        "{}:{l}:{c}: case `{}` names unknown rule `{id}`",
+                        src.name, case.name
+                    ));
                 }
             }
             positive.extend(case.expect.iter().cloned());
@@ -250,10 +272,16 @@ pub fn run(policy: &Policy, fixture_sources: &[Source]) -> TestReport {
             continue;
         }
         if !positive.contains(&r.id) {
-            report.errors.push(format!("rule `{}` has no positive fixture (a case with it in `expect`)", r.id));
+            report.errors.push(format!(
+                "rule `{}` has no positive fixture (a case with it in `expect`)",
+                r.id
+            ));
         }
         if !negative.contains(&r.id) {
-            report.errors.push(format!("rule `{}` has no negative fixture (a case with it in `expect_not`)", r.id));
+            report.errors.push(format!(
+                "rule `{}` has no negative fixture (a case with it in `expect_not`)",
+                r.id
+            ));
         }
     }
     report
@@ -271,7 +299,13 @@ fn run_case(policy: &Arc<Policy>, file: &str, rule: String, case: &CaseDef) -> C
     let mut engine = Engine::new(Arc::clone(policy));
     let mut alerts = Vec::new();
     let mut last = Timestamp(BASE_NS);
-    for (n, line) in case.events.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+    for (n, line) in case
+        .events
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         match event_from_line(n, line) {
             Ok(ev) => {
                 last = last.max(ev.time);
@@ -300,7 +334,10 @@ fn run_case(policy: &Arc<Policy>, file: &str, rule: String, case: &CaseDef) -> C
     }
     if let Some(max) = case.max_severity {
         for a in alerts.iter().filter(|a| a.severity > max) {
-            problems.push(format!("`{}` fired at `{}`, above `{max}`: {}", a.rule, a.severity, a.summary));
+            problems.push(format!(
+                "`{}` fired at `{}`, above `{max}`: {}",
+                a.rule, a.severity, a.summary
+            ));
         }
     }
     if problems.is_empty() {

@@ -38,7 +38,8 @@ fn read_one(path: &Path) -> Result<Source, String> {
 }
 
 fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let rd = fs::read_dir(dir).map_err(|e| format!("cannot read directory `{}`: {e}", dir.display()))?;
+    let rd =
+        fs::read_dir(dir).map_err(|e| format!("cannot read directory `{}`: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -109,7 +110,11 @@ fn load_policy(paths: &[PathBuf], err: &mut dyn Write) -> Option<Policy> {
         Err(errors) => {
             let _ = writeln!(err, "{errors}");
             let n = errors.len();
-            let _ = writeln!(err, "policy rejected: {n} error{}", if n == 1 { "" } else { "s" });
+            let _ = writeln!(
+                err,
+                "policy rejected: {n} error{}",
+                if n == 1 { "" } else { "s" }
+            );
             None
         }
     }
@@ -118,9 +123,16 @@ fn load_policy(paths: &[PathBuf], err: &mut dyn Write) -> Option<Policy> {
 /// `agentwatch rules check [PATH...]`: 0 when the policy compiles, 2 on any error.
 pub fn cmd_check(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let paths = paths_or_default(paths);
-    let Some(p) = load_policy(&paths, err) else { return 2 };
+    let Some(p) = load_policy(&paths, err) else {
+        return 2;
+    };
     let enabled = p.rules().iter().filter(|r| r.enabled).count();
-    let _ = writeln!(out, "policy ok: {} rules ({enabled} enabled), hash {}", p.len(), p.hash());
+    let _ = writeln!(
+        out,
+        "policy ok: {} rules ({enabled} enabled), hash {}",
+        p.len(),
+        p.hash()
+    );
     0
 }
 
@@ -128,7 +140,9 @@ pub fn cmd_check(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) ->
 /// the policy is invalid.
 pub fn cmd_test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let paths = paths_or_default(paths);
-    let Some(p) = load_policy(&paths, err) else { return 2 };
+    let Some(p) = load_policy(&paths, err) else {
+        return 2;
+    };
     let fx = match load_fixture_sources(&paths) {
         Ok(f) => f,
         Err(e) => {
@@ -137,7 +151,10 @@ pub fn cmd_test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> 
         }
     };
     if fx.is_empty() {
-        let _ = writeln!(err, "error: no fixture files found (expected `*.toml` in a `fixtures/` directory beside the policy)");
+        let _ = writeln!(
+            err,
+            "error: no fixture files found (expected `*.toml` in a `fixtures/` directory beside the policy)"
+        );
         return 1;
     }
     let report = fixtures::run(&p, &fx);

@@ -48,7 +48,9 @@ impl Req {
 }
 
 fn to_vec(v: impl IntoIterator<Item = impl AsRef<[u8]>>) -> Vec<Box<[u8]>> {
-    v.into_iter().map(|x| x.as_ref().to_vec().into_boxed_slice()).collect()
+    v.into_iter()
+        .map(|x| x.as_ref().to_vec().into_boxed_slice())
+        .collect()
 }
 
 /// Requirements of a node: the node can only match when at least one of them holds.
@@ -91,6 +93,8 @@ fn requirement(n: &Node) -> Option<Vec<Req>> {
 }
 
 type ValueMap = HashMap<Box<[u8]>, Vec<u32>, FxBuild>;
+/// A literal and the rule that requires it.
+type Owned = (Box<[u8]>, u32);
 
 /// The candidate rules of one event kind.
 #[derive(Debug, Default)]
@@ -143,7 +147,7 @@ pub(crate) fn build(rules: &[Rule]) -> Vec<KindIndex> {
         let mut idx = KindIndex::default();
         let mut exact: HashMap<Field, ValueMap> = HashMap::new();
         let mut base: HashMap<Field, ValueMap> = HashMap::new();
-        let mut lits: HashMap<Field, Vec<(Box<[u8]>, u32)>> = HashMap::new();
+        let mut lits: HashMap<Field, Vec<Owned>> = HashMap::new();
         for (i, r) in rules.iter().enumerate() {
             if !r.enabled || r.kinds & kind_bit(k) == 0 {
                 continue;
@@ -169,16 +173,25 @@ pub(crate) fn build(rules: &[Rule]) -> Vec<KindIndex> {
                             base.entry(f).or_default().entry(x).or_default().push(i);
                         }
                     }
-                    Req::Lits(f, v) => lits.entry(f).or_default().extend(v.into_iter().map(|x| (x, i))),
+                    Req::Lits(f, v) => lits
+                        .entry(f)
+                        .or_default()
+                        .extend(v.into_iter().map(|x| (x, i))),
                 }
             }
         }
         let mut fields: Vec<Field> = exact.keys().copied().collect();
         fields.sort();
-        idx.exact = fields.into_iter().map(|f| (f, exact.remove(&f).unwrap_or_default())).collect();
+        idx.exact = fields
+            .into_iter()
+            .map(|f| (f, exact.remove(&f).unwrap_or_default()))
+            .collect();
         let mut fields: Vec<Field> = base.keys().copied().collect();
         fields.sort();
-        idx.base = fields.into_iter().map(|f| (f, base.remove(&f).unwrap_or_default())).collect();
+        idx.base = fields
+            .into_iter()
+            .map(|f| (f, base.remove(&f).unwrap_or_default()))
+            .collect();
         let mut fields: Vec<Field> = lits.keys().copied().collect();
         fields.sort();
         for f in fields {
@@ -224,17 +237,29 @@ mod tests {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
             let v: toml::Value = toml::from_str(&text).unwrap();
             for case in v["case"].as_array().unwrap() {
-                for (n, line) in case["events"].as_str().unwrap().lines().filter(|l| !l.trim().is_empty()).enumerate() {
+                for (n, line) in case["events"]
+                    .as_str()
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .enumerate()
+                {
                     let ev = crate::fixtures::event_from_line(n, line).unwrap();
                     let mut cands = Vec::new();
                     p.index[ev.kind() as usize].candidates(&ev, &mut cands);
                     for (i, r) in p.rules.iter().enumerate() {
-                        if r.kinds & kind_bit(ev.kind()) == 0 || matches!(r.mode, Mode::Sequence { .. }) {
+                        if r.kinds & kind_bit(ev.kind()) == 0
+                            || matches!(r.mode, Mode::Sequence { .. })
+                        {
                             continue;
                         }
                         checked += 1;
                         if r.cond.eval(&ev) {
-                            assert!(cands.contains(&(i as u32)), "rule `{}` skipped for {line}", r.id);
+                            assert!(
+                                cands.contains(&(i as u32)),
+                                "rule `{}` skipped for {line}",
+                                r.id
+                            );
                         } else if !cands.contains(&(i as u32)) {
                             skipped += 1;
                         }
@@ -242,6 +267,9 @@ mod tests {
                 }
             }
         }
-        assert!(checked > 1000 && skipped > checked / 2, "{checked} checked, {skipped} skipped");
+        assert!(
+            checked > 1000 && skipped > checked / 2,
+            "{checked} checked, {skipped} skipped"
+        );
     }
 }

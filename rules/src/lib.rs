@@ -31,11 +31,20 @@ pub use policy::{
 
 /// The shipped default policy files, embedded so the daemon works without the source tree.
 pub const DEFAULT_POLICY: &[(&str, &str)] = &[
-    ("credentials.toml", include_str!("../policy/credentials.toml")),
-    ("exfiltration.toml", include_str!("../policy/exfiltration.toml")),
+    (
+        "credentials.toml",
+        include_str!("../policy/credentials.toml"),
+    ),
+    (
+        "exfiltration.toml",
+        include_str!("../policy/exfiltration.toml"),
+    ),
     ("discovery.toml", include_str!("../policy/discovery.toml")),
     ("privilege.toml", include_str!("../policy/privilege.toml")),
-    ("persistence.toml", include_str!("../policy/persistence.toml")),
+    (
+        "persistence.toml",
+        include_str!("../policy/persistence.toml"),
+    ),
     ("evasion.toml", include_str!("../policy/evasion.toml")),
     ("delegation.toml", include_str!("../policy/delegation.toml")),
     ("lists.toml", include_str!("../policy/lists.toml")),

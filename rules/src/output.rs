@@ -80,8 +80,12 @@ mod tests {
             host: "h".into(),
             rule: "r".into(),
             severity: Severity::High,
-            agent: Some(AgentRef { name: "claude".into() }),
-            session: Some(SessionRef { id: "00000000000000ab".into() }),
+            agent: Some(AgentRef {
+                name: "claude".into(),
+            }),
+            session: Some(SessionRef {
+                id: "00000000000000ab".into(),
+            }),
             summary: "x read \u{1b}[2J".into(),
             tags: vec!["T1552".into()],
             event_ids: vec!["e1".into()],

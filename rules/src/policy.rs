@@ -297,8 +297,14 @@ fn list_ref(m: &BTreeMap<String, String>) -> Result<&str, String> {
     match (m.len(), m.get("list")) {
         (1, Some(n)) => Ok(n),
         _ => {
-            let keys: Vec<String> = m.keys().map(|k| format!("`{}`", k.escape_debug())).collect();
-            Err(format!("a list reference is `{{ list = \"name\" }}`, found keys {}", keys.join(", ")))
+            let keys: Vec<String> = m
+                .keys()
+                .map(|k| format!("`{}`", k.escape_debug()))
+                .collect();
+            Err(format!(
+                "a list reference is `{{ list = \"name\" }}`, found keys {}",
+                keys.join(", ")
+            ))
         }
     }
 }
@@ -345,9 +351,11 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration: expected a number and a unit like `10s`, `500ms`, `5m`, `1h`"))?;
+    let n: i64 = num.parse().map_err(|_| {
+        format!(
+            "`{s}` is not a duration: expected a number and a unit like `10s`, `500ms`, `5m`, `1h`"
+        )
+    })?;
     let mul: i64 = match unit {
         "ms" => 1_000_000,
         "s" => 1_000_000_000,
@@ -394,7 +402,11 @@ fn valid_name(s: &str) -> bool {
 /// Add a "did you mean" to serde's unknown-key and unknown-value messages.
 fn improve_message(msg: &str) -> String {
     // One error, one line: parser messages can span several.
-    let joined: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let joined: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let joined = joined.join(": ");
     let msg = joined.as_str();
     let lead = if msg.starts_with("unknown field") {
@@ -406,7 +418,9 @@ fn improve_message(msg: &str) -> String {
     };
     let Some(lead) = lead else {
         if msg.contains("recursion limit exceeded") {
-            return format!("{msg}: nesting is too deep (conditions may nest `{MAX_DEPTH}` levels)");
+            return format!(
+                "{msg}: nesting is too deep (conditions may nest `{MAX_DEPTH}` levels)"
+            );
         }
         if msg.contains("invalid basic string") || msg.contains("invalid literal string") {
             return format!("{msg}: unterminated string (a half-written file?)");
@@ -552,7 +566,11 @@ impl<'a> Compiler<'a> {
         let text = match std::str::from_utf8(&src.bytes) {
             Ok(t) => t,
             Err(e) => {
-                self.err(i, e.valid_up_to(), "invalid UTF-8: policy files must be UTF-8 text");
+                self.err(
+                    i,
+                    e.valid_up_to(),
+                    "invalid UTF-8: policy files must be UTF-8 text",
+                );
                 return None;
             }
         };
@@ -566,7 +584,10 @@ impl<'a> Compiler<'a> {
                 self.err(
                     i,
                     offset,
-                    format!("line is `{}` bytes, more than the limit of `{MAX_LINE_BYTES}`", line.len()),
+                    format!(
+                        "line is `{}` bytes, more than the limit of `{MAX_LINE_BYTES}`",
+                        line.len()
+                    ),
                 );
                 return None;
             }
@@ -576,7 +597,10 @@ impl<'a> Compiler<'a> {
             self.err(
                 i,
                 pos,
-                format!("control or bidi character `U+{:04X}` is not allowed in a policy file", c as u32),
+                format!(
+                    "control or bidi character `U+{:04X}` is not allowed in a policy file",
+                    c as u32
+                ),
             );
             return None;
         }
@@ -586,7 +610,13 @@ impl<'a> Compiler<'a> {
     fn run(mut self) -> Result<Policy, PolicyErrors> {
         let total: usize = self.sources.iter().map(|s| s.bytes.len()).sum();
         if total > MAX_TOTAL_BYTES {
-            self.err(0, 0, format!("policy is `{total}` bytes in all, more than the limit of `{MAX_TOTAL_BYTES}`"));
+            self.err(
+                0,
+                0,
+                format!(
+                    "policy is `{total}` bytes in all, more than the limit of `{MAX_TOTAL_BYTES}`"
+                ),
+            );
             return Err(PolicyErrors(self.errors));
         }
         if self.sources.is_empty() {
@@ -601,7 +631,9 @@ impl<'a> Compiler<'a> {
         // Parse every file.
         let mut rules: Vec<(usize, Spanned<RuleDef>)> = Vec::new();
         for i in 0..self.sources.len() {
-            let Some(text) = self.check_source(i) else { continue };
+            let Some(text) = self.check_source(i) else {
+                continue;
+            };
             let file: FileDef = match toml::from_str(text) {
                 Ok(f) => f,
                 Err(e) => {
@@ -611,36 +643,74 @@ impl<'a> Compiler<'a> {
                 }
             };
             if file.lists.is_empty() && file.macros.is_empty() && file.rule.is_empty() {
-                self.err(i, 0, "policy file defines no rules, lists or macros (a half-written file?)");
+                self.err(
+                    i,
+                    0,
+                    "policy file defines no rules, lists or macros (a half-written file?)",
+                );
             }
             for (name, items) in file.lists {
                 let span = items.span().start;
                 if !valid_name(&name) {
-                    self.err(i, span, format!("list name `{}` must be lowercase letters, digits, `_`, `.` or `-`", name.escape_debug()));
+                    self.err(
+                        i,
+                        span,
+                        format!(
+                            "list name `{}` must be lowercase letters, digits, `_`, `.` or `-`",
+                            name.escape_debug()
+                        ),
+                    );
                 }
                 if let Some(prev) = self.lists.get(&name) {
                     let first = self.at(prev.file, prev.span);
-                    self.err(i, span, format!("duplicate list `{name}`, first defined at {first}"));
+                    self.err(
+                        i,
+                        span,
+                        format!("duplicate list `{name}`, first defined at {first}"),
+                    );
                     continue;
                 }
                 self.lists.insert(
                     name,
-                    ListEntry { file: i, span, items: Some(items.into_inner()), resolved: None, busy: false },
+                    ListEntry {
+                        file: i,
+                        span,
+                        items: Some(items.into_inner()),
+                        resolved: None,
+                        busy: false,
+                    },
                 );
             }
             for (name, def) in file.macros {
                 let span = def.span().start;
                 if !valid_name(&name) {
-                    self.err(i, span, format!("macro name `{}` must be lowercase letters, digits, `_`, `.` or `-`", name.escape_debug()));
+                    self.err(
+                        i,
+                        span,
+                        format!(
+                            "macro name `{}` must be lowercase letters, digits, `_`, `.` or `-`",
+                            name.escape_debug()
+                        ),
+                    );
                 }
                 if let Some(prev) = self.macros.get(&name) {
                     let first = self.at(prev.file, prev.span);
-                    self.err(i, span, format!("duplicate macro `{name}`, first defined at {first}"));
+                    self.err(
+                        i,
+                        span,
+                        format!("duplicate macro `{name}`, first defined at {first}"),
+                    );
                     continue;
                 }
                 self.macros.insert(
                     name,
-                    MacroEntry { file: i, span, def: Some(def), compiled: None, busy: false },
+                    MacroEntry {
+                        file: i,
+                        span,
+                        def: Some(def),
+                        compiled: None,
+                        busy: false,
+                    },
                 );
             }
             rules.extend(file.rule.into_iter().map(|r| (i, r)));
@@ -671,7 +741,11 @@ impl<'a> Compiler<'a> {
             let id_at = def.id.span().start;
             if let Some(&(pf, ps)) = seen.get(&id) {
                 let first = self.at(pf, ps);
-                self.err(file, id_at, format!("duplicate rule id `{id}`, first defined at {first}"));
+                self.err(
+                    file,
+                    id_at,
+                    format!("duplicate rule id `{id}`, first defined at {first}"),
+                );
                 continue;
             }
             seen.insert(id.clone(), (file, id_at));
@@ -695,14 +769,26 @@ impl<'a> Compiler<'a> {
             h.update((s.bytes.len() as u64).to_le_bytes());
             h.update(&s.bytes);
         }
-        let hash: String = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
-        Ok(Policy { rules: Arc::new(compiled), infos: Arc::new(infos), index: Arc::new(index), hash })
+        let hash: String = h
+            .finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Policy {
+            rules: Arc::new(compiled),
+            infos: Arc::new(infos),
+            index: Arc::new(index),
+            hash,
+        })
     }
 
     fn resolve_list(&mut self, name: &str, from: Option<(usize, usize)>) -> Option<Vec<Lit>> {
         let Some(entry) = self.lists.get_mut(name) else {
             if let Some((f, at)) = from {
-                let s = suggest(name, self.lists.keys().map(|k| k.as_str())).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
+                let s = suggest(name, self.lists.keys().map(|k| k.as_str()))
+                    .map(|s| format!(", did you mean `{s}`?"))
+                    .unwrap_or_default();
                 self.err(f, at, format!("undefined list `{name}`{s}"));
             }
             return None;
@@ -715,7 +801,14 @@ impl<'a> Compiler<'a> {
             let mut path = self.stack.clone();
             path.push(name.to_string());
             let start = path.iter().position(|p| p == name).unwrap_or(0);
-            self.err(f, at, format!("list `{name}` refers to itself: {}", path[start..].join(" -> ")));
+            self.err(
+                f,
+                at,
+                format!(
+                    "list `{name}` refers to itself: {}",
+                    path[start..].join(" -> ")
+                ),
+            );
             return None;
         }
         let (file, items) = (entry.file, entry.items.take()?);
@@ -754,10 +847,16 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn compile_macro(&mut self, name: &str, from: Option<(usize, usize)>) -> Option<Arc<CompiledMacro>> {
+    fn compile_macro(
+        &mut self,
+        name: &str,
+        from: Option<(usize, usize)>,
+    ) -> Option<Arc<CompiledMacro>> {
         let Some(entry) = self.macros.get_mut(name) else {
             if let Some((f, at)) = from {
-                let s = suggest(name, self.macros.keys().map(|k| k.as_str())).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
+                let s = suggest(name, self.macros.keys().map(|k| k.as_str()))
+                    .map(|s| format!(", did you mean `{s}`?"))
+                    .unwrap_or_default();
                 self.err(f, at, format!("undefined macro `{name}`{s}"));
             }
             return None;
@@ -770,7 +869,14 @@ impl<'a> Compiler<'a> {
             let mut path = self.stack.clone();
             path.push(name.to_string());
             let start = path.iter().position(|p| p == name).unwrap_or(0);
-            self.err(f, at, format!("macro `{name}` refers to itself: {}", path[start..].join(" -> ")));
+            self.err(
+                f,
+                at,
+                format!(
+                    "macro `{name}` refers to itself: {}",
+                    path[start..].join(" -> ")
+                ),
+            );
             return None;
         }
         let def = entry.def.take()?;
@@ -781,10 +887,14 @@ impl<'a> Compiler<'a> {
         let node = self.compile_cond(file, &def, 1, &mut uses);
         self.stack.pop();
         let result = node.map(|n| {
-            let mut fields: Vec<(Field, Option<u32>)> = uses.iter().map(|u| (u.field, u.narrow)).collect();
+            let mut fields: Vec<(Field, Option<u32>)> =
+                uses.iter().map(|u| (u.field, u.narrow)).collect();
             fields.sort();
             fields.dedup();
-            Arc::new(CompiledMacro { node: Arc::new(n), fields })
+            Arc::new(CompiledMacro {
+                node: Arc::new(n),
+                fields,
+            })
         });
         let entry = self.macros.get_mut(name)?;
         entry.busy = false;
@@ -816,10 +926,20 @@ impl<'a> Compiler<'a> {
         ok.then_some(out)
     }
 
-    fn compile_cond(&mut self, file: usize, def: &Spanned<CondDef>, depth: usize, uses: &mut Vec<Use>) -> Option<Node> {
+    fn compile_cond(
+        &mut self,
+        file: usize,
+        def: &Spanned<CondDef>,
+        depth: usize,
+        uses: &mut Vec<Use>,
+    ) -> Option<Node> {
         let at = def.span().start;
         if depth > MAX_DEPTH {
-            self.err(file, at, format!("conditions are nested more than `{MAX_DEPTH}` levels deep"));
+            self.err(
+                file,
+                at,
+                format!("conditions are nested more than `{MAX_DEPTH}` levels deep"),
+            );
             return None;
         }
         let d = def.get_ref();
@@ -840,7 +960,10 @@ impl<'a> Compiler<'a> {
             ("le", d.le.clone().map(|i| vec![i])),
             ("exists", d.exists.map(|b| vec![Item::Bool(b)])),
         ];
-        let tests: Vec<(&str, Vec<Item>)> = ops.into_iter().filter_map(|(n, v)| v.map(|v| (n, v))).collect();
+        let tests: Vec<(&str, Vec<Item>)> = ops
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n, v)))
+            .collect();
         let shapes = usize::from(d.all.is_some())
             + usize::from(d.any.is_some())
             + usize::from(d.not.is_some())
@@ -858,7 +981,11 @@ impl<'a> Compiler<'a> {
         if let Some(list) = d.all.as_ref().or(d.any.as_ref()) {
             let which = if d.all.is_some() { "all" } else { "any" };
             if list.is_empty() {
-                self.err(file, at, format!("empty `{which}` can never be meaningful: list at least one condition"));
+                self.err(
+                    file,
+                    at,
+                    format!("empty `{which}` can never be meaningful: list at least one condition"),
+                );
                 return None;
             }
             let mut nodes = Vec::new();
@@ -869,7 +996,10 @@ impl<'a> Compiler<'a> {
                 }
             }
             if which == "all" {
-                let guard = list.iter().filter_map(|c| kind_guard(c.get_ref())).fold(None, |acc: Option<u32>, m| Some(acc.map_or(m, |a| a & m)));
+                let guard = list
+                    .iter()
+                    .filter_map(|c| kind_guard(c.get_ref()))
+                    .fold(None, |acc: Option<u32>, m| Some(acc.map_or(m, |a| a & m)));
                 if let Some(g) = guard {
                     for u in &mut uses[first_use..] {
                         u.narrow = Some(u.narrow.map_or(g, |n| n & g));
@@ -885,28 +1015,53 @@ impl<'a> Compiler<'a> {
                     self.err(file, at, format!("this `all` can never match: {why}"));
                     return None;
                 }
-                return Some(if nodes.len() == 1 { nodes.pop()? } else { Node::All(nodes) });
+                return Some(if nodes.len() == 1 {
+                    nodes.pop()?
+                } else {
+                    Node::All(nodes)
+                });
             }
-            return Some(if nodes.len() == 1 { nodes.pop()? } else { Node::Any(nodes) });
+            return Some(if nodes.len() == 1 {
+                nodes.pop()?
+            } else {
+                Node::Any(nodes)
+            });
         }
         if let Some(inner) = &d.not {
-            return self.compile_cond(file, inner, depth + 1, uses).map(|n| Node::Not(Box::new(n)));
+            return self
+                .compile_cond(file, inner, depth + 1, uses)
+                .map(|n| Node::Not(Box::new(n)));
         }
         if let Some(name) = &d.macro_ {
             let m = self.compile_macro(name, Some((file, at)))?;
             for &(f, narrow) in &m.fields {
-                uses.push(Use { field: f, at, via_macro: Some(name.clone()), narrow });
+                uses.push(Use {
+                    field: f,
+                    at,
+                    via_macro: Some(name.clone()),
+                    narrow,
+                });
             }
             return Some(Node::Macro(m.node.clone()));
         }
         // A field test.
         let Some(fname) = &d.field else {
-            self.err(file, at, format!("`{}` needs a `field` to test", tests[0].0));
+            self.err(
+                file,
+                at,
+                format!("`{}` needs a `field` to test", tests[0].0),
+            );
             return None;
         };
         let Some(field) = Field::from_name(fname) else {
-            let s = suggest(fname, FIELDS.iter().map(|f| f.name)).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
-            self.err(file, at, format!("unknown field `{}`{s}", fname.escape_debug()));
+            let s = suggest(fname, FIELDS.iter().map(|f| f.name))
+                .map(|s| format!(", did you mean `{s}`?"))
+                .unwrap_or_default();
+            self.err(
+                file,
+                at,
+                format!("unknown field `{}`{s}", fname.escape_debug()),
+            );
             return None;
         };
         let (op, items) = match tests.len() {
@@ -917,12 +1072,24 @@ impl<'a> Compiler<'a> {
             1 => tests.into_iter().next()?,
             _ => {
                 let names: Vec<String> = tests.iter().map(|t| format!("`{}`", t.0)).collect();
-                self.err(file, at, format!("one test per condition, found {}: wrap them in `all = [...]`", names.join(", ")));
+                self.err(
+                    file,
+                    at,
+                    format!(
+                        "one test per condition, found {}: wrap them in `all = [...]`",
+                        names.join(", ")
+                    ),
+                );
                 return None;
             }
         };
         let lits = self.resolve_items(file, at, items)?;
-        uses.push(Use { field, at, via_macro: None, narrow: None });
+        uses.push(Use {
+            field,
+            at,
+            via_macro: None,
+            narrow: None,
+        });
         match build_matcher(field, op, lits) {
             Ok(m) => Some(Node::Match(m)),
             Err(e) => {
@@ -944,8 +1111,14 @@ impl<'a> Compiler<'a> {
             match Kind::from_name(k) {
                 Some(kind) => mask |= kind_bit(kind),
                 None => {
-                    let s = suggest(k, Kind::ALL.iter().map(|k| k.name())).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
-                    self.err(file, at, format!("unknown event kind `{}`{s}", k.escape_debug()));
+                    let s = suggest(k, Kind::ALL.iter().map(|k| k.name()))
+                        .map(|s| format!(", did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    self.err(
+                        file,
+                        at,
+                        format!("unknown event kind `{}`{s}", k.escape_debug()),
+                    );
                     ok = false;
                 }
             }
@@ -959,11 +1132,20 @@ impl<'a> Compiler<'a> {
             let kinds = kinds & u.narrow.unwrap_or(u32::MAX);
             for k in Kind::ALL {
                 if kinds & kind_bit(k) != 0 && !u.field.applies_to(k) {
-                    let via = u.via_macro.as_ref().map(|m| format!(" (through macro `{m}`)")).unwrap_or_default();
+                    let via = u
+                        .via_macro
+                        .as_ref()
+                        .map(|m| format!(" (through macro `{m}`)"))
+                        .unwrap_or_default();
                     self.err(
                         file,
                         u.at,
-                        format!("field `{}`{via} does not exist for `{}` events; it exists for {}", u.field.name(), k.name(), kinds_of(u.field)),
+                        format!(
+                            "field `{}`{via} does not exist for `{}` events; it exists for {}",
+                            u.field.name(),
+                            k.name(),
+                            kinds_of(u.field)
+                        ),
                     );
                     ok = false;
                     break;
@@ -978,7 +1160,14 @@ impl<'a> Compiler<'a> {
         let id = def.id.get_ref().clone();
         let id_at = def.id.span().start;
         if !valid_name(&id) {
-            self.err(file, id_at, format!("rule id `{}` must be 1 to 128 lowercase letters, digits, `_`, `.` or `-`", id.escape_debug()));
+            self.err(
+                file,
+                id_at,
+                format!(
+                    "rule id `{}` must be 1 to 128 lowercase letters, digits, `_`, `.` or `-`",
+                    id.escape_debug()
+                ),
+            );
         }
         for (s, at) in [
             (def.description.get_ref(), def.description.span().start),
@@ -989,9 +1178,17 @@ impl<'a> Compiler<'a> {
             }
         }
         if def.description.get_ref().trim().is_empty() {
-            self.err(file, def.description.span().start, format!("rule `{id}` has an empty `description`"));
+            self.err(
+                file,
+                def.description.span().start,
+                format!("rule `{id}` has an empty `description`"),
+            );
         }
-        let tags: Vec<String> = def.tags.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
+        let tags: Vec<String> = def
+            .tags
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or_default();
         let tags_at = def.tags.as_ref().map_or(id_at, |t| t.span().start);
         for t in &tags {
             if let Err(e) = check_text(t) {
@@ -1010,12 +1207,20 @@ impl<'a> Compiler<'a> {
                 self.err(file, s.span().start, format!("rule `{id}` has both `condition` and `sequence`: a sequence takes its conditions in its steps"));
             }
             (None, None) => {
-                self.err(file, id_at, format!("rule `{id}` needs a `condition` or a `sequence`"));
+                self.err(
+                    file,
+                    id_at,
+                    format!("rule `{id}` needs a `condition` or a `sequence`"),
+                );
             }
             (Some(c), None) => {
                 match &def.kinds {
                     Some(k) => kinds = self.parse_kinds(file, k).unwrap_or(0),
-                    None => self.err(file, id_at, format!("rule `{id}` needs `kinds`, the event kinds it applies to")),
+                    None => self.err(
+                        file,
+                        id_at,
+                        format!("rule `{id}` needs `kinds`, the event kinds it applies to"),
+                    ),
                 }
                 if let Some(n) = self.compile_cond(file, c, 1, &mut uses) {
                     cond = n;
@@ -1024,25 +1229,44 @@ impl<'a> Compiler<'a> {
                     let w = w.get_ref();
                     per = w.per;
                     match parse_duration(w.within.get_ref()) {
-                        Ok(0) => self.err(file, w.within.span().start, "`within` must be longer than `0s`"),
+                        Ok(0) => self.err(
+                            file,
+                            w.within.span().start,
+                            "`within` must be longer than `0s`",
+                        ),
                         Ok(ns) => within_ns = ns,
                         Err(e) => self.err(file, w.within.span().start, e),
                     }
                     let t = *w.threshold.get_ref();
                     if !(2..=MAX_THRESHOLD).contains(&t) {
-                        self.err(file, w.threshold.span().start, format!("`threshold` `{t}` is out of range `2..={MAX_THRESHOLD}`"));
+                        self.err(
+                            file,
+                            w.threshold.span().start,
+                            format!("`threshold` `{t}` is out of range `2..={MAX_THRESHOLD}`"),
+                        );
                     }
                     let threshold = t.clamp(2, MAX_THRESHOLD) as usize;
                     mode = match &w.distinct {
                         None => Mode::Count { threshold },
                         Some(f) => match Field::from_name(f.get_ref()) {
                             Some(field) => {
-                                uses.push(Use { field, at: f.span().start, via_macro: None, narrow: None });
+                                uses.push(Use {
+                                    field,
+                                    at: f.span().start,
+                                    via_macro: None,
+                                    narrow: None,
+                                });
                                 Mode::Distinct { field, threshold }
                             }
                             None => {
-                                let s = suggest(f.get_ref(), FIELDS.iter().map(|f| f.name)).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
-                                self.err(file, f.span().start, format!("unknown field `{}`{s}", f.get_ref().escape_debug()));
+                                let s = suggest(f.get_ref(), FIELDS.iter().map(|f| f.name))
+                                    .map(|s| format!(", did you mean `{s}`?"))
+                                    .unwrap_or_default();
+                                self.err(
+                                    file,
+                                    f.span().start,
+                                    format!("unknown field `{}`{s}", f.get_ref().escape_debug()),
+                                );
                                 Mode::Count { threshold }
                             }
                         },
@@ -1051,30 +1275,56 @@ impl<'a> Compiler<'a> {
             }
             (None, Some(s)) => {
                 if let Some(k) = &def.kinds {
-                    self.err(file, k.span().start, "a `sequence` rule takes its `kinds` from its steps; remove `kinds`");
+                    self.err(
+                        file,
+                        k.span().start,
+                        "a `sequence` rule takes its `kinds` from its steps; remove `kinds`",
+                    );
                 }
                 if let Some(w) = &def.window {
-                    self.err(file, w.span().start, "a rule takes `window` or `sequence`, not both");
+                    self.err(
+                        file,
+                        w.span().start,
+                        "a rule takes `window` or `sequence`, not both",
+                    );
                 }
                 let sd = s.get_ref();
                 per = sd.per;
                 match parse_duration(sd.within.get_ref()) {
-                    Ok(0) => self.err(file, sd.within.span().start, "`within` must be longer than `0s`"),
+                    Ok(0) => self.err(
+                        file,
+                        sd.within.span().start,
+                        "`within` must be longer than `0s`",
+                    ),
                     Ok(ns) => within_ns = ns,
                     Err(e) => self.err(file, sd.within.span().start, e),
                 }
                 if sd.steps.len() < 2 || sd.steps.len() > MAX_STEPS {
-                    self.err(file, s.span().start, format!("a sequence needs `2..={MAX_STEPS}` steps, found `{}`", sd.steps.len()));
+                    self.err(
+                        file,
+                        s.span().start,
+                        format!(
+                            "a sequence needs `2..={MAX_STEPS}` steps, found `{}`",
+                            sd.steps.len()
+                        ),
+                    );
                 }
                 let mut steps = Vec::new();
                 for st in &sd.steps {
                     let st = st.get_ref();
-                    let Some(mask) = self.parse_kinds(file, &st.kinds) else { continue };
+                    let Some(mask) = self.parse_kinds(file, &st.kinds) else {
+                        continue;
+                    };
                     kinds |= mask;
                     let mut su = Vec::new();
-                    let Some(n) = self.compile_cond(file, &st.condition, 1, &mut su) else { continue };
+                    let Some(n) = self.compile_cond(file, &st.condition, 1, &mut su) else {
+                        continue;
+                    };
                     self.check_uses(file, &su, mask);
-                    steps.push(Step { kinds: mask, cond: n });
+                    steps.push(Step {
+                        kinds: mask,
+                        cond: n,
+                    });
                 }
                 mode = Mode::Sequence { steps };
             }
@@ -1097,9 +1347,18 @@ impl<'a> Compiler<'a> {
                 for part in &p {
                     if let Part::Field(f) = part
                         && kinds != 0
-                        && !Kind::ALL.iter().any(|&k| kinds & kind_bit(k) != 0 && f.applies_to(k))
+                        && !Kind::ALL
+                            .iter()
+                            .any(|&k| kinds & kind_bit(k) != 0 && f.applies_to(k))
                     {
-                        self.err(file, def.output.span().start, format!("output field `{}` does not exist for any of the rule's kinds", f.name()));
+                        self.err(
+                            file,
+                            def.output.span().start,
+                            format!(
+                                "output field `{}` does not exist for any of the rule's kinds",
+                                f.name()
+                            ),
+                        );
                     }
                 }
                 p
@@ -1124,8 +1383,14 @@ impl<'a> Compiler<'a> {
                     match Field::from_name(k) {
                         Some(f) => keys.push(f),
                         None => {
-                            let s = suggest(k, FIELDS.iter().map(|f| f.name)).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
-                            self.err(file, d.window.span().start, format!("unknown dedup key field `{}`{s}", k.escape_debug()));
+                            let s = suggest(k, FIELDS.iter().map(|f| f.name))
+                                .map(|s| format!(", did you mean `{s}`?"))
+                                .unwrap_or_default();
+                            self.err(
+                                file,
+                                d.window.span().start,
+                                format!("unknown dedup key field `{}`{s}", k.escape_debug()),
+                            );
                         }
                     }
                 }
@@ -1143,7 +1408,10 @@ impl<'a> Compiler<'a> {
             let h = Sha256::digest(text.as_bytes());
             h.iter().take(8).map(|b| format!("{b:02x}")).collect()
         };
-        let kind_list: Vec<Kind> = Kind::ALL.into_iter().filter(|&k| kinds & kind_bit(k) != 0).collect();
+        let kind_list: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|&k| kinds & kind_bit(k) != 0)
+            .collect();
         let info = RuleInfo {
             id: id.clone(),
             severity: def.severity,
@@ -1184,7 +1452,10 @@ fn kinds_of(f: Field) -> String {
     if ks.is_empty() {
         "every kind".into()
     } else {
-        ks.iter().map(|k| format!("`{}`", k.name())).collect::<Vec<_>>().join(", ")
+        ks.iter()
+            .map(|k| format!("`{}`", k.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -1209,11 +1480,15 @@ pub(crate) fn parse_template(s: &str) -> Result<Vec<Part>, String> {
                     match chars.next() {
                         Some('}') => break,
                         Some(c) => name.push(c),
-                        None => return Err(format!("unclosed `{{` in output template at `{{{name}`")),
+                        None => {
+                            return Err(format!("unclosed `{{` in output template at `{{{name}`"));
+                        }
                     }
                 }
                 let Some(f) = Field::from_name(name.trim()) else {
-                    let s = suggest(name.trim(), FIELDS.iter().map(|f| f.name)).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
+                    let s = suggest(name.trim(), FIELDS.iter().map(|f| f.name))
+                        .map(|s| format!(", did you mean `{s}`?"))
+                        .unwrap_or_default();
                     return Err(format!("unknown field `{{{name}}}` in output template{s}"));
                 };
                 if !lit.is_empty() {
@@ -1221,7 +1496,9 @@ pub(crate) fn parse_template(s: &str) -> Result<Vec<Part>, String> {
                 }
                 parts.push(Part::Field(f));
             }
-            '}' => return Err("stray `}` in output template: write `}}` for a literal brace".into()),
+            '}' => {
+                return Err("stray `}` in output template: write `}}` for a literal brace".into());
+            }
             c => lit.push(c),
         }
     }
@@ -1263,7 +1540,10 @@ fn contradiction(nodes: &[Node]) -> Option<String> {
                 if let Some(prev) = eq.get(&f)
                     && prev.is_disjoint(&set)
                 {
-                    return Some(format!("`{}` cannot equal values of two disjoint sets", f.name()));
+                    return Some(format!(
+                        "`{}` cannot equal values of two disjoint sets",
+                        f.name()
+                    ));
                 }
                 eq.insert(f, set);
             }
@@ -1277,7 +1557,10 @@ fn contradiction(nodes: &[Node]) -> Option<String> {
                 let l = lo.get(&f).copied().unwrap_or(i64::MIN).max(l);
                 let h = hi.get(&f).copied().unwrap_or(i64::MAX).min(h);
                 if l > h {
-                    return Some(format!("no value of `{}` is in the range the comparisons allow", f.name()));
+                    return Some(format!(
+                        "no value of `{}` is in the range the comparisons allow",
+                        f.name()
+                    ));
                 }
                 lo.insert(f, l);
                 hi.insert(f, h);
@@ -1311,7 +1594,10 @@ fn lit_int(op: &str, l: &Lit) -> Result<i64, String> {
         Lit::Int(i) => Ok(*i),
         Lit::Float(f) if f.is_nan() => Err(format!("`{op}` expects an integer, found `nan`")),
         Lit::Float(f) => Err(format!("`{op}` expects an integer, found the float `{f}`")),
-        Lit::Str(s) => Err(format!("`{op}` expects an integer, found the text `{}`", s.escape_debug())),
+        Lit::Str(s) => Err(format!(
+            "`{op}` expects an integer, found the text `{}`",
+            s.escape_debug()
+        )),
         Lit::Bool(b) => Err(format!("`{op}` expects an integer, found `{b}`")),
     }
 }
@@ -1324,9 +1610,17 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
     let ty = field.def().ty;
     let name = field.name();
     let desc = format!("{name} {op} {lits:?}");
-    let mk = |op: Op| Ok(Matcher { field, op, desc: desc.clone() });
+    let mk = |op: Op| {
+        Ok(Matcher {
+            field,
+            op,
+            desc: desc.clone(),
+        })
+    };
     if lits.is_empty() {
-        return Err(format!("`{op}` on `{name}` has an empty list and can never match"));
+        return Err(format!(
+            "`{op}` on `{name}` has an empty list and can never match"
+        ));
     }
     let texty = matches!(ty, FieldType::Str | FieldType::StrList);
     let numeric = matches!(ty, FieldType::Int | FieldType::Port | FieldType::Time);
@@ -1345,10 +1639,18 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
             return Ok(());
         }
         if has_dotdot(s) {
-            return Err(format!("path `{s}` contains `..`: paths from the kernel are normalized, so it can never match"));
+            return Err(format!(
+                "path `{s}` contains `..`: paths from the kernel are normalized, so it can never match"
+            ));
         }
-        if must_be_absolute && !(s.starts_with('/') || s.starts_with('*') || (field == Field::NetUnixPath && s.starts_with('@'))) {
-            return Err(format!("path `{s}` in `{op}` on `{name}` is relative: paths from the kernel are absolute"));
+        if must_be_absolute
+            && !(s.starts_with('/')
+                || s.starts_with('*')
+                || (field == Field::NetUnixPath && s.starts_with('@')))
+        {
+            return Err(format!(
+                "path `{s}` in `{op}` on `{name}` is relative: paths from the kernel are absolute"
+            ));
         }
         Ok(())
     };
@@ -1367,7 +1669,9 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                     for k in &set {
                         let name = String::from_utf8_lossy(k);
                         let kind = Kind::from_name(&name).ok_or_else(|| {
-                            let s = suggest(&name, Kind::ALL.iter().map(|k| k.name())).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
+                            let s = suggest(&name, Kind::ALL.iter().map(|k| k.name()))
+                                .map(|s| format!(", did you mean `{s}`?"))
+                                .unwrap_or_default();
                             format!("unknown event kind `{}`{s}", name.escape_debug())
                         })?;
                         mask |= kind_bit(kind);
@@ -1394,13 +1698,18 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                 let mut v = Vec::new();
                 for l in &lits {
                     let s = lit_str(op, l)?;
-                    v.push(s.parse::<IpAddr>().map_err(|_| format!("`{s}` is not an IP address"))?);
+                    v.push(
+                        s.parse::<IpAddr>()
+                            .map_err(|_| format!("`{s}` is not an IP address"))?,
+                    );
                 }
                 mk(Op::IpIn(v))
             }
             FieldType::Bool => match (&lits[..], op) {
                 ([Lit::Bool(b)], "equals") => mk(Op::BoolEq(*b)),
-                _ => Err(format!("`{name}` is a boolean: use `equals = true` or `equals = false`")),
+                _ => Err(format!(
+                    "`{name}` is a boolean: use `equals = true` or `equals = false`"
+                )),
             },
         },
         "prefix" | "suffix" | "contains" | "basename" => {
@@ -1411,18 +1720,34 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
             for l in &lits {
                 let s = lit_str(op, l)?;
                 if s.is_empty() {
-                    return Err(format!("empty `{op}` pattern on `{name}` would match everything"));
+                    return Err(format!(
+                        "empty `{op}` pattern on `{name}` would match everything"
+                    ));
                 }
                 if op == "basename" && s.contains('/') {
-                    return Err(format!("`basename` pattern `{s}` contains `/`: it is compared with the part after the last `/`"));
+                    return Err(format!(
+                        "`basename` pattern `{s}` contains `/`: it is compared with the part after the last `/`"
+                    ));
                 }
                 path_check(&s, op == "prefix")?;
                 v.push(s);
             }
             mk(match op {
-                "prefix" => Op::Prefix(v.into_iter().map(|s| s.into_bytes().into_boxed_slice()).collect()),
-                "suffix" => Op::Suffix(v.into_iter().map(|s| s.into_bytes().into_boxed_slice()).collect()),
-                "basename" => Op::Basename(v.into_iter().map(|s| s.into_bytes().into_boxed_slice()).collect()),
+                "prefix" => Op::Prefix(
+                    v.into_iter()
+                        .map(|s| s.into_bytes().into_boxed_slice())
+                        .collect(),
+                ),
+                "suffix" => Op::Suffix(
+                    v.into_iter()
+                        .map(|s| s.into_bytes().into_boxed_slice())
+                        .collect(),
+                ),
+                "basename" => Op::Basename(
+                    v.into_iter()
+                        .map(|s| s.into_bytes().into_boxed_slice())
+                        .collect(),
+                ),
                 _ => {
                     let alts: Vec<String> = v.iter().map(|s| regex::escape(s)).collect();
                     let re = regex::bytes::RegexBuilder::new(&alts.join("|"))
@@ -1430,7 +1755,12 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                         .size_limit(MAX_REGEX_BYTES)
                         .build()
                         .map_err(|e| regex_error(&alts.join("|"), &e))?;
-                    Op::Contains(re, v.into_iter().map(|s| s.into_bytes().into_boxed_slice()).collect())
+                    Op::Contains(
+                        re,
+                        v.into_iter()
+                            .map(|s| s.into_bytes().into_boxed_slice())
+                            .collect(),
+                    )
                 }
             })
         }
@@ -1466,7 +1796,14 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                     .build()
                     .ok()
             };
-            let literals = if pre.is_some() { literals.into_iter().map(|l| l.into_bytes().into_boxed_slice()).collect() } else { Vec::new() };
+            let literals = if pre.is_some() {
+                literals
+                    .into_iter()
+                    .map(|l| l.into_bytes().into_boxed_slice())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             mk(Op::Glob(set, pre, literals))
         }
         "regex" => {
@@ -1509,7 +1846,9 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                     Lit::Str(s) => {
                         let (a, b) = s.split_once('-').unwrap_or((s, s));
                         let p = |x: &str| -> Result<u16, String> {
-                            let n: i64 = x.trim().parse().map_err(|_| format!("`{s}` is not a port or a range like `1-1024`"))?;
+                            let n: i64 = x.trim().parse().map_err(|_| {
+                                format!("`{s}` is not a port or a range like `1-1024`")
+                            })?;
                             port_of(op, n)
                         };
                         (p(a)?, p(b)?)
@@ -1520,7 +1859,9 @@ fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Matcher, Stri
                     }
                 };
                 if lo > hi {
-                    return Err(format!("port range `{lo}-{hi}` is empty and can never match"));
+                    return Err(format!(
+                        "port range `{lo}-{hi}` is empty and can never match"
+                    ));
                 }
                 v.push((lo, hi));
             }
@@ -1554,8 +1895,15 @@ fn regex_error(s: &str, e: &regex::Error) -> String {
         }
         _ => {
             let msg = e.to_string();
-            let last = msg.lines().filter(|l| !l.trim().is_empty()).next_back().unwrap_or("").trim();
-            format!("bad regex `{short}`: {}", last.trim_start_matches("error: "))
+            let last = msg
+                .lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            format!(
+                "bad regex `{short}`: {}",
+                last.trim_start_matches("error: ")
+            )
         }
     }
 }
@@ -1585,8 +1933,16 @@ mod tests {
                 Part::Field(Field::FilePath)
             ]
         );
-        assert!(parse_template("{process.ex}").unwrap_err().contains("did you mean `process.exe`"));
-        assert!(parse_template("{file.path").unwrap_err().contains("unclosed"));
+        assert!(
+            parse_template("{process.ex}")
+                .unwrap_err()
+                .contains("did you mean `process.exe`")
+        );
+        assert!(
+            parse_template("{file.path")
+                .unwrap_err()
+                .contains("unclosed")
+        );
     }
 
     #[test]

@@ -37,7 +37,10 @@ fn embedded_policy_matches_the_policy_directory() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     on_disk.sort();
-    let mut embedded: Vec<String> = rules::DEFAULT_POLICY.iter().map(|(n, _)| n.to_string()).collect();
+    let mut embedded: Vec<String> = rules::DEFAULT_POLICY
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
     embedded.sort();
     assert_eq!(on_disk, embedded, "update DEFAULT_POLICY in lib.rs");
     for (n, text) in rules::DEFAULT_POLICY {
@@ -48,13 +51,22 @@ fn embedded_policy_matches_the_policy_directory() {
 #[test]
 fn every_category_is_covered_with_attack_tags() {
     let p = Policy::compile(&default_sources()).unwrap();
-    for prefix in ["cred.", "exfil.", "disc.", "priv.", "persist.", "evasion.", "deleg.", "monitor."] {
-        let n = p.rules().iter().filter(|r| r.id.starts_with(prefix)).count();
+    for prefix in [
+        "cred.", "exfil.", "disc.", "priv.", "persist.", "evasion.", "deleg.", "monitor.",
+    ] {
+        let n = p
+            .rules()
+            .iter()
+            .filter(|r| r.id.starts_with(prefix))
+            .count();
         assert!(n >= 2, "category `{prefix}` has {n} rules");
     }
     for r in p.rules() {
         assert!(
-            r.tags.iter().any(|t| t.starts_with('T') && t[1..].chars().next().is_some_and(|c| c.is_ascii_digit())),
+            r.tags
+                .iter()
+                .any(|t| t.starts_with('T')
+                    && t[1..].chars().next().is_some_and(|c| c.is_ascii_digit())),
             "rule `{}` has no ATT&CK technique tag",
             r.id
         );
@@ -72,17 +84,29 @@ fn default_fixtures_pass_and_cover_every_rule() {
     let report = fixtures::run(&p, &fx);
     println!("{report}");
     assert!(report.ok(), "{report}");
-    assert!(report.passed() >= 2 * p.len(), "{} cases for {} rules", report.passed(), p.len());
+    assert!(
+        report.passed() >= 2 * p.len(),
+        "{} cases for {} rules",
+        report.passed(),
+        p.len()
+    );
 }
 
 #[test]
 fn benign_session_raises_nothing_above_low() {
     let p = Policy::compile(&default_sources()).unwrap();
-    let fx: Vec<Source> = fixture_sources().into_iter().filter(|s| s.name.ends_with("benign_session.toml")).collect();
+    let fx: Vec<Source> = fixture_sources()
+        .into_iter()
+        .filter(|s| s.name.ends_with("benign_session.toml"))
+        .collect();
     assert_eq!(fx.len(), 1);
     let report = fixtures::run(&p, &fx);
     let case = &report.cases[0];
     assert!(case.passed, "{}", case.message);
     // The session does reach unlisted registries: those alerts exist, at `low`.
-    assert!(case.fired.contains(&"exfil.egress_unlisted".to_string()), "{:?}", case.fired);
+    assert!(
+        case.fired.contains(&"exfil.egress_unlisted".to_string()),
+        "{:?}",
+        case.fired
+    );
 }

@@ -11,7 +11,9 @@ const S: i64 = 1_000_000_000;
 const BASE: i64 = 1_767_225_600 * S;
 
 fn policy(text: &str) -> Arc<Policy> {
-    Arc::new(Policy::compile(&[Source::from_text("t.toml", text)]).unwrap_or_else(|e| panic!("{e}")))
+    Arc::new(
+        Policy::compile(&[Source::from_text("t.toml", text)]).unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 fn ev(n: usize, json: &str) -> Event {
@@ -34,11 +36,15 @@ const CONN: &str = r#"["net.connect"]"#;
 const EXEC: &str = r#"["process.exec"]"#;
 
 fn open_of(path: &str) -> String {
-    format!(r#"{{"kind":"file.open","process":{{"exe":"/usr/bin/cat"}},"file":{{"path":"{path}","access":"read","flags":["O_RDONLY"],"mode":384}}}}"#)
+    format!(
+        r#"{{"kind":"file.open","process":{{"exe":"/usr/bin/cat"}},"file":{{"path":"{path}","access":"read","flags":["O_RDONLY"],"mode":384}}}}"#
+    )
 }
 
 fn conn_to(ip: &str, port: u16) -> String {
-    format!(r#"{{"kind":"net.connect","process":{{"exe":"/usr/bin/curl"}},"net":{{"family":"ipv4","dst_ip":"{ip}","dst_port":{port}}}}}"#)
+    format!(
+        r#"{{"kind":"net.connect","process":{{"exe":"/usr/bin/curl"}},"net":{{"family":"ipv4","dst_ip":"{ip}","dst_port":{port}}}}}"#
+    )
 }
 
 #[test]
@@ -53,12 +59,36 @@ fn equals_and_in_match_exact_text() {
 
 #[test]
 fn prefix_suffix_contains() {
-    assert!(fires(OPEN, r#"{ field = "file.path", prefix = "/etc/" }"#, &open_of("/etc/x")));
-    assert!(!fires(OPEN, r#"{ field = "file.path", prefix = "/etc/" }"#, &open_of("/etcx")));
-    assert!(fires(OPEN, r#"{ field = "file.path", suffix = [".pem", ".key"] }"#, &open_of("/a/b.key")));
-    assert!(!fires(OPEN, r#"{ field = "file.path", suffix = ".key" }"#, &open_of("/a/b.keys")));
-    assert!(fires(OPEN, r#"{ field = "file.path", contains = "/.ssh/" }"#, &open_of("/h/.ssh/k")));
-    assert!(!fires(OPEN, r#"{ field = "file.path", contains = "/.ssh/" }"#, &open_of("/h/.sshx/k")));
+    assert!(fires(
+        OPEN,
+        r#"{ field = "file.path", prefix = "/etc/" }"#,
+        &open_of("/etc/x")
+    ));
+    assert!(!fires(
+        OPEN,
+        r#"{ field = "file.path", prefix = "/etc/" }"#,
+        &open_of("/etcx")
+    ));
+    assert!(fires(
+        OPEN,
+        r#"{ field = "file.path", suffix = [".pem", ".key"] }"#,
+        &open_of("/a/b.key")
+    ));
+    assert!(!fires(
+        OPEN,
+        r#"{ field = "file.path", suffix = ".key" }"#,
+        &open_of("/a/b.keys")
+    ));
+    assert!(fires(
+        OPEN,
+        r#"{ field = "file.path", contains = "/.ssh/" }"#,
+        &open_of("/h/.ssh/k")
+    ));
+    assert!(!fires(
+        OPEN,
+        r#"{ field = "file.path", contains = "/.ssh/" }"#,
+        &open_of("/h/.sshx/k")
+    ));
 }
 
 #[test]
@@ -73,8 +103,16 @@ fn glob_star_stays_in_one_segment_and_double_star_spans() {
 
 #[test]
 fn regex_is_a_search_unless_anchored() {
-    assert!(fires(OPEN, r#"{ field = "file.path", regex = 'id_(rsa|ed25519)' }"#, &open_of("/h/.ssh/id_rsa")));
-    assert!(!fires(OPEN, r#"{ field = "file.path", regex = '^id_rsa$' }"#, &open_of("/h/.ssh/id_rsa")));
+    assert!(fires(
+        OPEN,
+        r#"{ field = "file.path", regex = 'id_(rsa|ed25519)' }"#,
+        &open_of("/h/.ssh/id_rsa")
+    ));
+    assert!(!fires(
+        OPEN,
+        r#"{ field = "file.path", regex = '^id_rsa$' }"#,
+        &open_of("/h/.ssh/id_rsa")
+    ));
 }
 
 #[test]
@@ -82,7 +120,11 @@ fn cidr_and_ip_equality() {
     let c = r#"{ field = "net.dst_ip", cidr = ["10.0.0.0/8", "fd00::/8"] }"#;
     assert!(fires(CONN, c, &conn_to("10.9.8.7", 80)));
     assert!(!fires(CONN, c, &conn_to("11.0.0.1", 80)));
-    assert!(fires(CONN, r#"{ field = "net.dst_ip", equals = "1.2.3.4" }"#, &conn_to("1.2.3.4", 1)));
+    assert!(fires(
+        CONN,
+        r#"{ field = "net.dst_ip", equals = "1.2.3.4" }"#,
+        &conn_to("1.2.3.4", 1)
+    ));
 }
 
 #[test]
@@ -102,14 +144,30 @@ fn numeric_comparisons() {
     assert!(fires(OPEN, r#"{ field = "file.mode", lt = 385 }"#, &e));
     assert!(!fires(OPEN, r#"{ field = "file.mode", lt = 384 }"#, &e));
     assert!(fires(OPEN, r#"{ field = "file.mode", le = 384 }"#, &e));
-    assert!(fires(OPEN, r#"{ field = "process.uid", equals = 1000 }"#, &e));
+    assert!(fires(
+        OPEN,
+        r#"{ field = "process.uid", equals = 1000 }"#,
+        &e
+    ));
 }
 
 #[test]
 fn exists_tests_presence() {
-    assert!(fires(OPEN, r#"{ field = "file.mode", exists = true }"#, &open_of("/x")));
-    assert!(!fires(OPEN, r#"{ field = "file.fd", exists = true }"#, &open_of("/x")));
-    assert!(fires(OPEN, r#"{ field = "file.fd", exists = false }"#, &open_of("/x")));
+    assert!(fires(
+        OPEN,
+        r#"{ field = "file.mode", exists = true }"#,
+        &open_of("/x")
+    ));
+    assert!(!fires(
+        OPEN,
+        r#"{ field = "file.fd", exists = true }"#,
+        &open_of("/x")
+    ));
+    assert!(fires(
+        OPEN,
+        r#"{ field = "file.fd", exists = false }"#,
+        &open_of("/x")
+    ));
 }
 
 #[test]
@@ -125,10 +183,26 @@ fn all_any_not_combine() {
 #[test]
 fn list_fields_match_when_any_element_matches() {
     let e = r#"{"kind":"process.exec","process":{"exe":"/usr/bin/curl","args":["curl","-T","x"]},"ancestry":["/usr/bin/bash","/usr/bin/tmux"]}"#;
-    assert!(fires(EXEC, r#"{ field = "ancestry", suffix = "/tmux" }"#, e));
-    assert!(!fires(EXEC, r#"{ field = "ancestry", suffix = "/screen" }"#, e));
-    assert!(fires(EXEC, r#"{ field = "process.args", equals = "-T" }"#, e));
-    assert!(fires(EXEC, r#"{ field = "process.cmdline", equals = "curl -T x" }"#, e));
+    assert!(fires(
+        EXEC,
+        r#"{ field = "ancestry", suffix = "/tmux" }"#,
+        e
+    ));
+    assert!(!fires(
+        EXEC,
+        r#"{ field = "ancestry", suffix = "/screen" }"#,
+        e
+    ));
+    assert!(fires(
+        EXEC,
+        r#"{ field = "process.args", equals = "-T" }"#,
+        e
+    ));
+    assert!(fires(
+        EXEC,
+        r#"{ field = "process.cmdline", equals = "curl -T x" }"#,
+        e
+    ));
 }
 
 #[test]
@@ -149,7 +223,10 @@ condition = { field = "process.exe", prefix = "/usr/bin/" }
     );
     let mut e = Engine::new(p);
     assert_eq!(e.process(&ev(0, &open_of("/x"))).len(), 1);
-    assert!(e.process(&ev(1, &conn_to("1.1.1.1", 1))).is_empty(), "net.connect is not a kind of the rule");
+    assert!(
+        e.process(&ev(1, &conn_to("1.1.1.1", 1))).is_empty(),
+        "net.connect is not a kind of the rule"
+    );
     let ssh = r#"{"kind":"file.open","process":{"exe":"/usr/bin/ssh"},"file":{"path":"/y"}}"#;
     assert!(e.process(&ev(2, ssh)).is_empty(), "exception");
 }
@@ -201,7 +278,11 @@ fn distinct_count_fires_at_threshold_within_window() {
     let mut e = Engine::new(policy(SCAN));
     let mut alerts = Vec::new();
     for i in 0..19 {
-        alerts.extend(e.process(&at(i, i as f64 * 0.1, &conn_to("10.0.0.1", 1000 + i as u16))));
+        alerts.extend(e.process(&at(
+            i,
+            i as f64 * 0.1,
+            &conn_to("10.0.0.1", 1000 + i as u16),
+        )));
     }
     assert!(alerts.is_empty());
     // A repeated port does not count twice.
@@ -231,8 +312,15 @@ fn windows_are_per_session() {
     let mut e = Engine::new(policy(SCAN));
     let mut alerts = Vec::new();
     for i in 0..30 {
-        let sess = if i % 2 == 0 { "00000000000000a1" } else { "00000000000000a2" };
-        let json = conn_to("10.0.0.1", 1000 + i as u16).replace("\"kind\"", &format!("\"session\":{{\"id\":\"{sess}\"}},\"kind\""));
+        let sess = if i % 2 == 0 {
+            "00000000000000a1"
+        } else {
+            "00000000000000a2"
+        };
+        let json = conn_to("10.0.0.1", 1000 + i as u16).replace(
+            "\"kind\"",
+            &format!("\"session\":{{\"id\":\"{sess}\"}},\"kind\""),
+        );
         alerts.extend(e.process(&at(i, i as f64 * 0.1, &json)));
     }
     assert!(alerts.is_empty(), "15 ports per session is below 20");
@@ -251,7 +339,9 @@ fn count_window_fires_and_resets() {
     // 3 within 5 s at t=2, reset, again at t=5 and t=8.
     assert_eq!(fired, vec![0, 0, 1, 0, 0, 1, 0, 0, 1]);
     let mut e = Engine::new(e.policy().clone());
-    let fired: usize = (0..9).map(|i| e.process(&at(i, i as f64 * 3.0, &open_of("/x"))).len()).sum();
+    let fired: usize = (0..9)
+        .map(|i| e.process(&at(i, i as f64 * 3.0, &open_of("/x"))).len())
+        .sum();
     assert_eq!(fired, 0, "3 s apart: never 3 within 5 s");
 }
 
@@ -309,13 +399,20 @@ fn session_end_and_end_session_drop_state() {
     assert_eq!(e.tracked_keys(), 1);
     e.process(&at(1, 1.0, r#"{"kind":"session.end"}"#));
     assert_eq!(e.tracked_keys(), 0);
-    assert!(e.process(&at(2, 2.0, &conn_to("203.0.113.1", 443))).is_empty(), "state was dropped");
+    assert!(
+        e.process(&at(2, 2.0, &conn_to("203.0.113.1", 443)))
+            .is_empty(),
+        "state was dropped"
+    );
 
     let mut e = Engine::new(p);
     e.process(&at(0, 0.0, &open_of("/h/.ssh/id_rsa")));
     e.end_session("00000000000000f1");
     assert_eq!(e.tracked_keys(), 0);
-    assert!(e.process(&at(2, 2.0, &conn_to("203.0.113.1", 443))).is_empty());
+    assert!(
+        e.process(&at(2, 2.0, &conn_to("203.0.113.1", 443)))
+            .is_empty()
+    );
 }
 
 #[test]
@@ -323,7 +420,11 @@ fn state_is_bounded_per_session() {
     let mut e = Engine::new(policy(SCAN));
     // 20 distinct ports fire and reset; lots of repeats add nothing.
     for i in 0..10_000 {
-        e.process(&at(i, i as f64 * 0.001, &conn_to("10.0.0.1", 1 + (i % 19) as u16)));
+        e.process(&at(
+            i,
+            i as f64 * 0.001,
+            &conn_to("10.0.0.1", 1 + (i % 19) as u16),
+        ));
     }
     let bytes = e.state_bytes();
     assert!(bytes < 8 * 1024, "{bytes} bytes for one session");
@@ -337,7 +438,10 @@ fn repeats_fold_into_one_alert_with_count() {
     let first = e.process(&at(0, 0.0, &open_of("/x")));
     assert_eq!(first.len(), 1);
     for i in 1..5 {
-        assert!(e.process(&at(i, i as f64, &open_of("/x"))).is_empty(), "folded");
+        assert!(
+            e.process(&at(i, i as f64, &open_of("/x"))).is_empty(),
+            "folded"
+        );
     }
     // A different key (summary) is a new alert.
     assert_eq!(e.process(&at(5, 5.0, &open_of("/y"))).len(), 1);
@@ -372,7 +476,12 @@ fn dedup_key_fields_choose_what_folds() {
     let mut e = Engine::new(policy(
         "[[rule]]\nid = \"t\"\ndescription = \"d\"\nkinds = [\"net.connect\"]\nseverity = \"low\"\noutput = \"{net.dst_ip}:{net.dst_port}\"\ndedup = { window = \"10m\", key = [\"net.dst_ip\"] }\ncondition = { field = \"net.family\", equals = \"ipv4\" }\n",
     ));
-    let n: usize = (0..10).map(|i| e.process(&at(i, i as f64, &conn_to("1.1.1.1", 1000 + i as u16))).len()).sum();
+    let n: usize = (0..10)
+        .map(|i| {
+            e.process(&at(i, i as f64, &conn_to("1.1.1.1", 1000 + i as u16)))
+                .len()
+        })
+        .sum();
     assert_eq!(n, 1, "same ip, different ports fold");
     assert_eq!(e.process(&at(10, 10.0, &conn_to("1.1.1.2", 1))).len(), 1);
 }
@@ -380,7 +489,11 @@ fn dedup_key_fields_choose_what_folds() {
 #[test]
 fn alerts_after_a_loss_are_marked() {
     let mut e = Engine::new(one_rule(OPEN, r#"{ field = "file.path", prefix = "/" }"#));
-    e.process(&at(0, 0.0, r#"{"kind":"monitor.loss","monitor":{"loss_kind":"file.open","loss_count":5}}"#));
+    e.process(&at(
+        0,
+        0.0,
+        r#"{"kind":"monitor.loss","monitor":{"loss_kind":"file.open","loss_count":5}}"#,
+    ));
     assert!(e.process(&at(1, 1.0, &open_of("/x")))[0].in_loss_window);
     assert!(!e.process(&at(2, 30.0, &open_of("/x")))[0].in_loss_window);
 }
@@ -390,18 +503,29 @@ fn swap_policy_keeps_state_of_unchanged_rules_only() {
     let mut e = Engine::new(policy(SEQ));
     e.process(&at(0, 0.0, &open_of("/h/.ssh/id_rsa")));
     // Same rule text in a policy with an extra rule and other line numbers: state survives.
-    let extra = format!("[[rule]]\nid = \"other\"\ndescription = \"d\"\nkinds = [\"file.open\"]\nseverity = \"low\"\noutput = \"x\"\ncondition = {{ field = \"file.path\", equals = \"/nothing\" }}\n{SEQ}");
+    let extra = format!(
+        "[[rule]]\nid = \"other\"\ndescription = \"d\"\nkinds = [\"file.open\"]\nseverity = \"low\"\noutput = \"x\"\ncondition = {{ field = \"file.path\", equals = \"/nothing\" }}\n{SEQ}"
+    );
     e.swap_policy(policy(&extra));
-    assert_eq!(e.process(&at(1, 5.0, &conn_to("203.0.113.1", 443))).len(), 1);
+    assert_eq!(
+        e.process(&at(1, 5.0, &conn_to("203.0.113.1", 443))).len(),
+        1
+    );
     let hits: Vec<(String, u64)> = e.hit_counts();
-    assert!(hits.contains(&("seq".to_string(), 1)) && hits.contains(&("other".to_string(), 0)), "{hits:?}");
+    assert!(
+        hits.contains(&("seq".to_string(), 1)) && hits.contains(&("other".to_string(), 0)),
+        "{hits:?}"
+    );
 
     // A changed definition drops the state (but keeps the hit count).
     let mut e = Engine::new(policy(SEQ));
     e.process(&at(0, 0.0, &open_of("/h/.ssh/id_rsa")));
     e.swap_policy(policy(&SEQ.replace("60s", "30s")));
     assert_eq!(e.tracked_keys(), 0);
-    assert!(e.process(&at(1, 5.0, &conn_to("203.0.113.1", 443))).is_empty());
+    assert!(
+        e.process(&at(1, 5.0, &conn_to("203.0.113.1", 443)))
+            .is_empty()
+    );
 }
 
 #[test]
@@ -413,7 +537,10 @@ fn flush_drops_idle_window_state() {
     assert_eq!(e.tracked_keys(), 1, "still within 10 s");
     e.flush(Timestamp(BASE + 11 * S));
     assert_eq!(e.tracked_keys(), 0);
-    assert_eq!(e.state_bytes(), Engine::new(e.policy().clone()).state_bytes());
+    assert_eq!(
+        e.state_bytes(),
+        Engine::new(e.policy().clone()).state_bytes()
+    );
 }
 
 /// A recorded attack session against the default policy: which alerts, in which order, with
@@ -437,6 +564,9 @@ fn recorded_attack_session_snapshot() {
         alerts.extend(e.process(&event_from_line(i, l).unwrap()));
     }
     alerts.extend(e.flush(Timestamp(BASE + 3600 * S)));
-    let rendered: Vec<serde_json::Value> = alerts.iter().map(|a| serde_json::from_str(&falco_json(a)).unwrap()).collect();
+    let rendered: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|a| serde_json::from_str(&falco_json(a)).unwrap())
+        .collect();
     insta::assert_json_snapshot!(rendered);
 }

@@ -5,10 +5,17 @@ use std::path::PathBuf;
 
 use rules::fs::{cmd_check, cmd_test, default_policy_dir, load_sources};
 
-fn run(f: fn(&[PathBuf], &mut dyn std::io::Write, &mut dyn std::io::Write) -> i32, paths: &[PathBuf]) -> (i32, String, String) {
+fn run(
+    f: fn(&[PathBuf], &mut dyn std::io::Write, &mut dyn std::io::Write) -> i32,
+    paths: &[PathBuf],
+) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = f(paths, &mut out, &mut err);
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
 }
 
 const RULE: &str = "[[rule]]\nid = \"t.etc\"\ndescription = \"d\"\nkinds = [\"file.open\"]\nseverity = \"high\"\noutput = \"{file.path}\"\ncondition = { field = \"file.path\", prefix = \"/etc/\" }\n";
@@ -31,19 +38,43 @@ fn the_directory_and_the_embedded_policy_agree() {
     let a = rules::Policy::compile(&from_dir).unwrap();
     let b = rules::Policy::compile(&rules::default_sources()).unwrap();
     let key = |p: &rules::Policy| -> Vec<_> {
-        p.rules().iter().map(|r| (r.id.clone(), r.severity, r.kinds.clone(), r.tags.clone(), r.enabled)).collect()
+        p.rules()
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    r.severity,
+                    r.kinds.clone(),
+                    r.tags.clone(),
+                    r.enabled,
+                )
+            })
+            .collect()
     };
     assert_eq!(key(&a), key(&b));
-    assert!(a.rules()[0].defined_at.ends_with("policy/credentials.toml:3:1"), "{}", a.rules()[0].defined_at);
+    assert!(
+        a.rules()[0]
+            .defined_at
+            .ends_with("policy/credentials.toml:3:1"),
+        "{}",
+        a.rules()[0].defined_at
+    );
 }
 
 #[test]
 fn check_reports_errors_with_location_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.toml"), RULE.replace("severity", "severty")).unwrap();
+    std::fs::write(
+        dir.path().join("a.toml"),
+        RULE.replace("severity", "severty"),
+    )
+    .unwrap();
     let (code, _, err) = run(cmd_check, &[dir.path().to_path_buf()]);
     assert_eq!(code, 2);
-    assert!(err.contains("a.toml:5:1: unknown key `severty`, did you mean `severity`?"), "{err}");
+    assert!(
+        err.contains("a.toml:5:1: unknown key `severty`, did you mean `severity`?"),
+        "{err}"
+    );
     assert!(err.contains("policy rejected: 1 error"), "{err}");
 }
 
@@ -87,7 +118,10 @@ events = '{"kind":"file.open","file":{"path":"/etc/y"}}'
     let (code, out, _) = run(cmd_test, &[dir.path().to_path_buf()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL t.etc (1 passed, 1 failed)"), "{out}");
-    assert!(out.contains("wrongly expects a miss: expected `t.etc` not to fire"), "{out}");
+    assert!(
+        out.contains("wrongly expects a miss: expected `t.etc` not to fire"),
+        "{out}"
+    );
     assert!(out.ends_with("1 passed, 1 failed\n"), "{out}");
 
     std::fs::write(dir.path().join("p.toml"), "[[rule]]\nid = 3\n").unwrap();
@@ -107,5 +141,8 @@ fn test_reports_rules_without_negative_fixtures() {
     .unwrap();
     let (code, out, _) = run(cmd_test, &[dir.path().to_path_buf()]);
     assert_eq!(code, 1);
-    assert!(out.contains("rule `t.etc` has no negative fixture"), "{out}");
+    assert!(
+        out.contains("rule `t.etc` has no negative fixture"),
+        "{out}"
+    );
 }

@@ -13,7 +13,10 @@ use rules::{Engine, Policy, Source, default_sources};
 
 fn case_sources(path: &Path) -> Vec<Source> {
     let mut files: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).collect()
+        std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
     } else {
         vec![path.to_path_buf()]
     };
@@ -21,8 +24,17 @@ fn case_sources(path: &Path) -> Vec<Source> {
     files
         .iter()
         .map(|f| {
-            let name = f.strip_prefix(path.parent().unwrap()).unwrap().display().to_string();
-            Source { name, bytes: std::fs::read(f).unwrap(), regular_file: true, mode: 0o100644 }
+            let name = f
+                .strip_prefix(path.parent().unwrap())
+                .unwrap()
+                .display()
+                .to_string();
+            Source {
+                name,
+                bytes: std::fs::read(f).unwrap(),
+                regular_file: true,
+                mode: 0o100644,
+            }
         })
         .collect()
 }
@@ -70,12 +82,18 @@ fn every_invalid_fixture_fails_with_its_expected_error() {
         };
         assert_located(&errors);
         let Ok(expected) = std::fs::read_to_string(&expected_path) else {
-            failures.push(format!("{}: no .expected; actual:\n{errors}", case.display()));
+            failures.push(format!(
+                "{}: no .expected; actual:\n{errors}",
+                case.display()
+            ));
             continue;
         };
         for want in expected.lines().filter(|l| !l.trim().is_empty()) {
             if !errors.contains(want) {
-                failures.push(format!("{}: missing `{want}` in:\n{errors}", case.display()));
+                failures.push(format!(
+                    "{}: missing `{want}` in:\n{errors}",
+                    case.display()
+                ));
             }
         }
     }
@@ -101,14 +119,19 @@ fn world_writable_file_is_rejected() {
     let mut s = Source::from_text("rules.toml", rule_text("a"));
     s.mode = 0o100666;
     let e = errors_of(&[s]);
-    assert!(e.contains("rules.toml:1:1: `rules.toml` is world-writable (mode `666`)"), "{e}");
+    assert!(
+        e.contains("rules.toml:1:1: `rules.toml` is world-writable (mode `666`)"),
+        "{e}"
+    );
 }
 
 #[test]
 fn huge_file_is_rejected_without_parsing() {
     let mut text = rule_text("a");
     while text.len() <= rules::MAX_FILE_BYTES {
-        text.push_str("# padding padding padding padding padding padding padding padding padding\n");
+        text.push_str(
+            "# padding padding padding padding padding padding padding padding padding\n",
+        );
     }
     let e = errors_of(&[Source::from_text("big.toml", text)]);
     assert!(e.contains("big.toml:1:1: file is `"), "{e}");
@@ -117,7 +140,11 @@ fn huge_file_is_rejected_without_parsing() {
 
 #[test]
 fn huge_line_is_rejected() {
-    let text = format!("{}# {}\n", rule_text("a"), "x".repeat(rules::MAX_LINE_BYTES + 10));
+    let text = format!(
+        "{}# {}\n",
+        rule_text("a"),
+        "x".repeat(rules::MAX_LINE_BYTES + 10)
+    );
     let e = errors_of(&[Source::from_text("line.toml", text)]);
     assert!(e.contains("line.toml:8:1: line is `"), "{e}");
 }
@@ -130,7 +157,10 @@ fn ten_thousand_nesting_levels_are_rejected_quickly() {
         "{ any = [\n".repeat(depth),
         "] }\n".repeat(depth)
     );
-    let text = rule_text("a").replace("condition = { field = \"file.path\", prefix = \"/etc/\" }", &format!("condition = {cond}"));
+    let text = rule_text("a").replace(
+        "condition = { field = \"file.path\", prefix = \"/etc/\" }",
+        &format!("condition = {cond}"),
+    );
     let start = Instant::now();
     let e = errors_of(&[Source::from_text("deep.toml", text)]);
     assert_eq!(e.lines().count(), 1, "{e}");
@@ -143,7 +173,9 @@ fn ten_thousand_nesting_levels_are_rejected_quickly() {
 fn a_hundred_thousand_rules_are_rejected() {
     let sources: Vec<Source> = (0..100)
         .map(|f| {
-            let text: String = (0..1000).map(|i| rule_text(&format!("r.{f}.{i}"))).collect();
+            let text: String = (0..1000)
+                .map(|i| rule_text(&format!("r.{f}.{i}")))
+                .collect();
             Source::from_text(format!("bulk{f:03}.toml"), text)
         })
         .collect();
@@ -168,7 +200,10 @@ fn all_errors_are_reported_not_only_the_first() {
     let e = errors_of(&[Source::from_text("two.toml", text)]);
     assert_eq!(e.lines().count(), 2, "{e}");
     assert!(e.contains("two.toml:7:13: bad regex"), "{e}");
-    assert!(e.contains("two.toml:14:13: unknown field `file.pth`, did you mean `file.path`?"), "{e}");
+    assert!(
+        e.contains("two.toml:14:13: unknown field `file.pth`, did you mean `file.path`?"),
+        "{e}"
+    );
 }
 
 /// Reload storms: the daemon may compile and swap many times a second; a rejected compile
