@@ -231,6 +231,8 @@ impl Store {
             .write(true)
             .open(&active.path)
             .map_err(io_err(&active.path))?;
+        // What a crashed process left in the page cache becomes durable before it is indexed.
+        file.sync_all().map_err(io_err(&active.path))?;
 
         // 2. The index.
         let fields = Fields::build();
@@ -446,10 +448,7 @@ impl Store {
 
     /// Index everything appended so far and commit now. Returns the indexed seq.
     pub fn commit(&self) -> Result<u64, StoreError> {
-        {
-            let mut w = lock(&self.inner.writer);
-            flush_locked(&self.inner, &mut w)?;
-        }
+        do_sync(&self.inner)?;
         let (tx, rx) = mpsc::channel();
         lock(&self.cmd)
             .send(Cmd::Commit(tx))
@@ -590,12 +589,16 @@ fn flush_locked(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
             *last = w.seg.clone();
         }
     }
-    *lock(&inner.published) = Published {
-        seq: w.next_seq - 1,
-        seg_first: w.seg.first_seq,
-        seg_len: w.file_len,
-    };
     Ok(())
+}
+
+/// Let the indexer see records up to `p`, never moving backwards. Only fsynced records are
+/// published, so an index commit never claims a record a power loss could take away.
+fn publish(inner: &Inner, p: Published) {
+    let mut cur = lock(&inner.published);
+    if p.seq > cur.seq || (p.seq == cur.seq && p.seg_first >= cur.seg_first) {
+        *cur = p;
+    }
 }
 
 fn rotate(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
@@ -613,11 +616,14 @@ fn rotate(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
     w.file = Arc::new(f);
     w.file_len = FILE_MAGIC.len() as u64;
     w.seg = meta;
-    *lock(&inner.published) = Published {
-        seq: w.next_seq - 1,
-        seg_first: w.seg.first_seq,
-        seg_len: w.file_len,
-    };
+    publish(
+        inner,
+        Published {
+            seq: w.next_seq - 1,
+            seg_first: w.seg.first_seq,
+            seg_len: w.file_len,
+        },
+    );
     Ok(())
 }
 
@@ -626,14 +632,22 @@ fn do_sync(inner: &Inner) -> Result<u64, StoreError> {
         let mut w = lock(&inner.writer);
         flush_locked(inner, &mut w)?;
         w.unsynced = 0;
-        (w.file.clone(), w.seg.path.clone(), w.next_seq - 1)
+        (
+            w.file.clone(),
+            w.seg.path.clone(),
+            Published {
+                seq: w.next_seq - 1,
+                seg_first: w.seg.first_seq,
+                seg_len: w.file_len,
+            },
+        )
     };
-    if inner.durable.load(Ordering::Acquire) >= target {
-        return Ok(target);
+    if inner.durable.load(Ordering::Acquire) < target.seq {
+        file.sync_data().map_err(io_err(&path))?;
+        inner.durable.fetch_max(target.seq, Ordering::AcqRel);
     }
-    file.sync_data().map_err(io_err(&path))?;
-    inner.durable.fetch_max(target, Ordering::AcqRel);
-    Ok(target)
+    publish(inner, target);
+    Ok(target.seq)
 }
 
 fn sync_loop(inner: &Inner) {
@@ -753,7 +767,7 @@ impl Indexer {
         Ok(())
     }
 
-    /// Index up to `max` records the writer has published. Returns how many were read.
+    /// Index up to `max` fsynced records. Returns how many were read.
     fn pump(&mut self, max: usize) -> Result<usize, StoreError> {
         let published = *lock(&self.inner.published);
         if self.last_added >= published.seq {
