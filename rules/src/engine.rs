@@ -130,6 +130,8 @@ pub struct Engine {
     max_within: i64,
     /// Candidate rules of the current event (kept to reuse its allocation).
     scratch: Vec<u32>,
+    /// Session root (pid, start) by session-id hash, from `session.start`.
+    roots: HashMap<u64, (u32, i64), FxBuild>,
 }
 
 const NO_SESSION: &str = "-";
@@ -168,6 +170,7 @@ impl Engine {
             folds: HashMap::default(),
             last_loss: None,
             scratch: Vec::new(),
+            roots: HashMap::default(),
         }
     }
 
@@ -218,9 +221,23 @@ impl Engine {
                     );
                 }
             }
-            Kind::ProcessExit if ev.ancestry.is_empty() => {
+            Kind::SessionStart => {
+                // Remember the root so its exit retires the session's state. Keyed by
+                // (pid, start), never pid alone; bounded like the session map.
                 if let Some(s) = ev.session_id() {
-                    self.end_session(s);
+                    if self.roots.len() >= MAX_TRACKED_KEYS {
+                        self.roots.clear();
+                    }
+                    self.roots
+                        .insert(hash_str(s), (ev.process.pid, ev.process.start.0));
+                }
+            }
+            Kind::ProcessExit => {
+                if let Some(s) = ev.session_id() {
+                    let h = hash_str(s);
+                    if self.roots.get(&h) == Some(&(ev.process.pid, ev.process.start.0)) {
+                        self.end_session(s);
+                    }
                 }
             }
             _ => {}
@@ -526,12 +543,16 @@ impl Engine {
         if self.folds.is_empty() {
             self.folds = HashMap::default();
         }
+        if self.sessions.is_empty() && self.roots.capacity() > 0 && self.roots.is_empty() {
+            self.roots = HashMap::default();
+        }
         out
     }
 
     /// Forget the windowed state of a session (the daemon calls this when it retires one).
     pub fn end_session(&mut self, id: &str) {
         self.sessions.remove(id);
+        self.roots.remove(&hash_str(id));
     }
 
     /// Swap in a new policy. Windowed state and open folds survive for rules whose id and
@@ -582,7 +603,12 @@ impl Engine {
 
     /// Approximate bytes held by windowed state and open folds.
     pub fn state_bytes(&self) -> usize {
-        let mut n = 0;
+        self.window_state_bytes() + self.fold_bytes()
+    }
+
+    /// Approximate bytes held by windowed rules (counts, distinct values, sequence chains).
+    pub fn window_state_bytes(&self) -> usize {
+        let mut n = self.roots.capacity() * (8 + 16 + 1);
         for m in [&self.sessions, &self.agents] {
             n += m.capacity() * (size_of::<Box<str>>() + size_of::<KeyState>() + 1);
             for (k, ks) in m.iter() {
@@ -590,10 +616,14 @@ impl Engine {
                 n += ks.windows.iter().map(|(_, w)| w.bytes()).sum::<usize>();
             }
         }
-        n += self.folds.capacity() * (size_of::<FoldKey>() + size_of::<Fold>() + 1);
-        for (k, f) in &self.folds {
+        n
+    }
+
+    /// Approximate bytes held by open de-duplication folds (alerts waiting for their window).
+    pub fn fold_bytes(&self) -> usize {
+        let mut n = self.folds.capacity() * (size_of::<FoldKey>() + size_of::<Fold>() + 1);
+        for f in self.folds.values() {
             let a = &f.alert;
-            let _ = k;
             n += a.id.len() + a.host.len() + a.rule.len() + a.summary.0.len();
             n += a
                 .tags

@@ -23,7 +23,7 @@ pub mod fs;
 
 pub use engine::Engine;
 pub use error::{Error, PolicyErrors};
-pub use output::falco_json;
+pub use output::{RELOAD_REJECTED, falco_json, falco_priority, reload_rejected_alert};
 pub use policy::{
     MAX_DEPTH, MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_RULES, MAX_THRESHOLD, Per, Policy, RuleInfo,
     Source,

@@ -1,9 +1,42 @@
 //! Rendering: alert summaries from output templates, and the Falco-like JSON line written to
 //! `--alerts-jsonl`.
 
-use agent_model::{Alert, Event, Severity};
+use agent_model::{Alert, BStr, Event, Severity, Timestamp};
 
+use crate::PolicyErrors;
 use crate::policy::Part;
+
+/// Rule id of the alert raised when a policy reload is rejected.
+pub const RELOAD_REJECTED: &str = "policy.reload_rejected";
+
+/// The alert the daemon raises when a reload is rejected (it keeps running the old policy):
+/// severity high, the first errors in the summary, `time` from the caller's clock.
+pub fn reload_rejected_alert(errors: &PolicyErrors, host: &str, time: Timestamp) -> Alert {
+    let mut summary = format!(
+        "policy reload rejected ({} errors), running policy kept",
+        errors.len()
+    );
+    for e in errors.iter().take(5) {
+        summary.push_str("; ");
+        summary.push_str(&e.to_string());
+    }
+    Alert {
+        id: format!("{RELOAD_REJECTED}:{}", time.0),
+        time,
+        host: host.to_string(),
+        rule: RELOAD_REJECTED.to_string(),
+        severity: Severity::High,
+        agent: None,
+        session: None,
+        summary: BStr::from(summary),
+        tags: vec!["T1562.001".into(), "monitor".into()],
+        event_ids: Vec::new(),
+        count: 1,
+        first_time: time,
+        last_time: time,
+        in_loss_window: false,
+    }
+}
 
 /// Render an output template against an event; absent fields render as `<none>`.
 pub(crate) fn render(parts: &[Part], ev: &Event) -> String {
@@ -70,7 +103,22 @@ pub fn falco_json(a: &Alert) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_model::{AgentRef, SessionRef, Timestamp};
+    use agent_model::{AgentRef, SessionRef};
+
+    #[test]
+    fn reload_rejected_alert_names_the_errors() {
+        let errs =
+            crate::Policy::compile(&[crate::Source::from_text("p.toml", "[[rule]]\nid = 1\n")])
+                .unwrap_err();
+        let a = reload_rejected_alert(&errs, "h", Timestamp(5));
+        assert_eq!(a.rule, RELOAD_REJECTED);
+        assert_eq!(a.severity, Severity::High);
+        assert!(
+            a.summary.to_string().contains("p.toml:2:6: invalid type"),
+            "{}",
+            a.summary
+        );
+    }
 
     #[test]
     fn falco_json_has_falco_and_agentwatch_fields() {

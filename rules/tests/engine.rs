@@ -416,6 +416,39 @@ fn session_end_and_end_session_drop_state() {
 }
 
 #[test]
+fn the_session_root_exit_drops_state_but_other_exits_do_not() {
+    let p = policy(SEQ);
+    let mut e = Engine::new(p);
+    let root = r#"{"process":{"pid":500,"start":"2026-01-01T00:00:00Z"}"#;
+    e.process(&at(
+        0,
+        0.0,
+        &format!(r#"{{"kind":"session.start",{}}}"#, &root[1..]),
+    ));
+    e.process(&at(1, 1.0, &open_of("/h/.ssh/id_rsa")));
+    // A daemonised child (empty ancestry) exits: the chain must survive.
+    e.process(&at(
+        2,
+        2.0,
+        r#"{"kind":"process.exit","ancestry":[],"process":{"pid":777}}"#,
+    ));
+    assert_eq!(e.tracked_keys(), 1);
+    // Same pid, other start time: pid reuse, not the root.
+    e.process(&at(
+        3,
+        3.0,
+        r#"{"kind":"process.exit","process":{"pid":500,"start":"2026-01-01T00:00:01Z"}}"#,
+    ));
+    assert_eq!(e.tracked_keys(), 1);
+    e.process(&at(
+        4,
+        4.0,
+        &format!(r#"{{"kind":"process.exit",{}}}"#, &root[1..]),
+    ));
+    assert_eq!(e.tracked_keys(), 0);
+}
+
+#[test]
 fn state_is_bounded_per_session() {
     let mut e = Engine::new(policy(SCAN));
     // 20 distinct ports fire and reset; lots of repeats add nothing.
