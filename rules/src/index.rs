@@ -92,7 +92,34 @@ fn requirement(n: &Node) -> Option<Vec<Req>> {
     }
 }
 
-type ValueMap = HashMap<Box<[u8]>, Vec<u32>, FxBuild>;
+/// Values to rules, with the set of value lengths so most misses skip hashing.
+#[derive(Debug, Default)]
+struct ValueMap {
+    map: HashMap<Box<[u8]>, Vec<u32>, FxBuild>,
+    /// Bit `n` set when some value is `n` bytes long (`n < 128`).
+    lens: u128,
+    /// Some value is 128 bytes or longer.
+    long: bool,
+}
+
+impl ValueMap {
+    fn insert(&mut self, v: Box<[u8]>, rule: u32) {
+        match v.len() {
+            n if n < 128 => self.lens |= 1 << n,
+            _ => self.long = true,
+        }
+        self.map.entry(v).or_default().push(rule);
+    }
+
+    #[inline]
+    fn get(&self, v: &[u8]) -> Option<&Vec<u32>> {
+        let possible = match v.len() {
+            n if n < 128 => self.lens & (1 << n) != 0,
+            _ => self.long,
+        };
+        if possible { self.map.get(v) } else { None }
+    }
+}
 /// A literal and the rule that requires it.
 type Owned = (Box<[u8]>, u32);
 
@@ -165,12 +192,12 @@ pub(crate) fn build(rules: &[Rule]) -> Vec<KindIndex> {
                 match alt {
                     Req::Exact(f, v) => {
                         for x in v {
-                            exact.entry(f).or_default().entry(x).or_default().push(i);
+                            exact.entry(f).or_default().insert(x, i);
                         }
                     }
                     Req::Base(f, v) => {
                         for x in v {
-                            base.entry(f).or_default().entry(x).or_default().push(i);
+                            base.entry(f).or_default().insert(x, i);
                         }
                     }
                     Req::Lits(f, v) => lits
