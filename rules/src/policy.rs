@@ -1329,9 +1329,6 @@ impl<'a> Compiler<'a> {
                 mode = Mode::Sequence { steps };
             }
         }
-        if def.window.is_some() && def.condition.is_none() && def.sequence.is_none() {
-            // already reported: no condition
-        }
         let mut exceptions = Vec::new();
         for e in &def.exceptions {
             if let Some(n) = self.compile_cond(file, e, 1, &mut uses) {

@@ -48,6 +48,14 @@ fn conn_to(ip: &str, port: u16) -> String {
 }
 
 #[test]
+fn policy_can_be_shared_across_threads_and_the_engine_moved() {
+    fn shared<T: Send + Sync>() {}
+    fn movable<T: Send>() {}
+    shared::<Policy>();
+    movable::<Engine>();
+}
+
+#[test]
 fn equals_and_in_match_exact_text() {
     let c = r#"{ field = "file.path", equals = "/etc/shadow" }"#;
     assert!(fires(OPEN, c, &open_of("/etc/shadow")));
