@@ -585,7 +585,9 @@ impl TimelineState {
     /// A live event or alert of the open session.
     fn push(&mut self, e: Entry) {
         if self.session.is_some() && e.session == self.session {
-            let at = self.entries.partition_point(|x| x.time <= e.time);
+            // Same order as `load`: by time, alerts after the events at the same time.
+            let key = |x: &Entry| (x.time, matches!(x.kind, EntryKind::Alert(_)));
+            let at = self.entries.partition_point(|x| key(x) <= key(&e));
             if at <= self.cur.sel && !self.entries.is_empty() {
                 self.cur.sel += 1;
             }
