@@ -303,10 +303,7 @@ fn live_loop(
         };
         let retry = backoff(attempt);
         attempt += 1;
-        if up
-            .send(Update::Disconnected { error: err, retry })
-            .is_err()
-        {
+        if up.send(Update::Disconnected { error: err, retry }).is_err() {
             return;
         }
         thread::sleep(retry);

@@ -59,10 +59,16 @@ pub const KEYS: &[(&str, &str)] = &[
     ("j/k, Down/Up", "move down / up"),
     ("g / G", "first / last row"),
     ("PgDn / PgUp", "move one page"),
-    ("/", "filter (Alerts, Sessions, Rules) or edit query (Search)"),
+    (
+        "/",
+        "filter (Alerts, Sessions, Rules) or edit query (Search)",
+    ),
     ("Enter", "open: alert or session -> timeline; run query"),
     ("Esc", "close prompt / help, clear filter, back"),
-    ("a / r / o", "alert: acknowledge / resolve / reopen (asks a note)"),
+    (
+        "a / r / o",
+        "alert: acknowledge / resolve / reopen (asks a note)",
+    ),
     ("n / p", "timeline: next / previous alert"),
     ("t", "search: cycle time range"),
     ("q, Ctrl-C", "quit"),
@@ -390,7 +396,8 @@ impl SessionsState {
             })
             .collect();
         // Newest first.
-        self.rows.sort_by(|a, b| b.start.cmp(&a.start).then(a.id.cmp(&b.id)));
+        self.rows
+            .sort_by(|a, b| b.start.cmp(&a.start).then(a.id.cmp(&b.id)));
         self.refilter();
         if let Some(id) = keep
             && let Some(p) = self.visible.iter().position(|&i| self.rows[i].id == id)
@@ -522,14 +529,13 @@ fn event_entry(ev: &Event) -> Entry {
                 "LOSS: {} {} records lost{}",
                 m.loss_count.unwrap_or(0),
                 safe(m.loss_kind.as_deref().unwrap_or("?")),
-                m.message.map(|s| format!(" ({})", safe(&s))).unwrap_or_default()
+                m.message
+                    .map(|s| format!(" ({})", safe(&s)))
+                    .unwrap_or_default()
             ),
         )
     } else {
-        // event_line escapes; its first 12 columns are the time, which we draw ourselves.
-        let line = agent_model::display::event_line(ev);
-        let text = safe(line.get(13..).unwrap_or(&line));
-        (EntryKind::Event(ev.kind()), text)
+        (EntryKind::Event(ev.kind()), event_text(ev))
     };
     Entry {
         id: ev.id.clone(),
@@ -541,6 +547,79 @@ fn event_entry(ev: &Event) -> Entry {
         session: ev.session_id().map(str::to_string),
         fields,
     }
+}
+
+/// One escaped line for an event: kind, process, agent and what it did.
+pub fn event_text(ev: &Event) -> String {
+    let p = &ev.process;
+    let l = |b: &agent_model::BStr| safe(&b.to_str_lossy());
+    let what = match ev.kind() {
+        Kind::ProcessExec => {
+            let argv = if p.cmdline.is_empty() {
+                l(&p.exe)
+            } else {
+                l(&p.cmdline)
+            };
+            format!(
+                "exec {}{}",
+                argv,
+                if p.args_truncated { " [truncated]" } else { "" }
+            )
+        }
+        Kind::ProcessExit => match &ev.exit {
+            Some(x) => match (x.code, x.signal) {
+                (_, Some(s)) => format!("killed by signal {s}"),
+                (Some(c), _) => format!("exit code {c}"),
+                _ => "exit".into(),
+            },
+            None => "exit".into(),
+        },
+        Kind::ProcessFork => format!("forked from {}", ev.parent.as_ref().map_or(0, |p| p.pid)),
+        Kind::FileOpen | Kind::FileUnlink | Kind::FileRename => match &ev.file {
+            Some(f) => {
+                let mut s = l(&f.path);
+                if let Some(t) = &f.target {
+                    s = format!("{s} -> {}", l(t));
+                }
+                if let Some(a) = &f.access {
+                    s = format!("{s} ({})", safe(a));
+                }
+                if f.via.as_deref() == Some("io_uring") {
+                    s.push_str(" via io_uring");
+                }
+                s
+            }
+            None => String::new(),
+        },
+        Kind::NetConnect | Kind::NetAccept | Kind::NetListen => match &ev.net {
+            Some(n) => {
+                let proto = safe(n.protocol.as_deref().unwrap_or(""));
+                match (&n.unix_path, n.dst_ip, n.dst_port) {
+                    (Some(u), _, _) => format!("unix {}", l(u)),
+                    (None, Some(ip), Some(port)) => format!("{proto} {ip}:{port}"),
+                    _ => format!(
+                        "{proto} listen {}:{}",
+                        n.src_ip.map(|i| i.to_string()).unwrap_or_default(),
+                        n.src_port.unwrap_or(0)
+                    ),
+                }
+            }
+            None => String::new(),
+        },
+        _ => ev
+            .monitor
+            .as_ref()
+            .and_then(|m| m.message.as_deref())
+            .map(safe)
+            .unwrap_or_default(),
+    };
+    format!(
+        "{:<12} {}[{}] {}",
+        ev.kind().name(),
+        l(&p.comm),
+        p.pid,
+        what
+    )
 }
 
 /// A line of the process tree.
@@ -570,7 +649,12 @@ impl TimelineState {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .chain(v.get("alerts").and_then(Value::as_array).into_iter().flatten())
+            .chain(
+                v.get("alerts")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten(),
+            )
             .filter_map(parse_entry)
             .collect();
         // Stable: alerts sort after the events at the same time (they are caused by them).
@@ -628,7 +712,11 @@ fn proc_tree(v: &Value) -> Vec<ProcLine> {
     let roots: Vec<usize> = v
         .get("roots")
         .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x.as_u64().map(|x| x as usize))
+                .collect()
+        })
         .unwrap_or_default();
     let mut out = Vec::new();
     let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|&r| (r, 0)).collect();
@@ -852,7 +940,12 @@ fn bytes(n: u64) -> String {
 impl HealthState {
     fn set(&mut self, v: &Value) {
         self.polls += 1;
-        let obj = |k: &str| v.get(k).and_then(Value::as_object).cloned().unwrap_or_default();
+        let obj = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
         let events = obj("events");
         let rates = obj("events_per_s");
         let mut names: Vec<String> = events.keys().chain(rates.keys()).cloned().collect();
@@ -909,7 +1002,10 @@ impl HealthState {
                 ("lag", "store lag", false),
             ] {
                 if let Some(n) = s.get(k).and_then(Value::as_u64) {
-                    f.push((label.into(), if is_bytes { bytes(n) } else { n.to_string() }));
+                    f.push((
+                        label.into(),
+                        if is_bytes { bytes(n) } else { n.to_string() },
+                    ));
                 }
             }
         }
@@ -1117,7 +1213,12 @@ impl App {
     }
 
     fn on_answer(&mut self, purpose: Purpose, v: Value) {
-        let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+        let list = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
         match purpose {
             Purpose::Status => {
                 let live = list("sessions")
@@ -1185,7 +1286,10 @@ impl App {
     fn open_session(&mut self, id: String, focus: Option<String>) {
         self.timeline.loading = true;
         self.timeline.session = Some(id.clone());
-        self.send(Purpose::Session { focus }, json!({"op": "session", "id": id}));
+        self.send(
+            Purpose::Session { focus },
+            json!({"op": "session", "id": id}),
+        );
         self.view = View::Timeline;
     }
 

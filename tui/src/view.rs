@@ -42,7 +42,9 @@ impl Theme {
     fn sev(&self, s: Severity) -> Style {
         if !self.color {
             return match s {
-                Severity::Critical | Severity::High => Style::default().add_modifier(Modifier::BOLD),
+                Severity::Critical | Severity::High => {
+                    Style::default().add_modifier(Modifier::BOLD)
+                }
                 _ => Style::default(),
             };
         }
@@ -418,10 +420,7 @@ fn draw_sessions(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
     if !s.filter.is_empty() {
         info.push_str(&format!(" │ filter: {}", crate::text::safe(&s.filter)));
     }
-    f.render_widget(
-        Paragraph::new(fit(&info, w)),
-        Rect { height: 1, ..top },
-    );
+    f.render_widget(Paragraph::new(fit(&info, w)), Rect { height: 1, ..top });
     let agent_w = 12;
     let root_w = w.saturating_sub(16 + 1 + agent_w + 1 + 11 + 1 + 8 + 1 + 7 + 1 + 6 + 1 + 4 + 1);
     f.render_widget(
@@ -567,7 +566,10 @@ fn draw_timeline(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
         if t.loading { " │ loading…" } else { "" }
     );
     let (top, rest) = split_v(r, 1);
-    f.render_widget(Paragraph::new(fit(&title, w)).style(theme.fg(Color::Cyan)), top);
+    f.render_widget(
+        Paragraph::new(fit(&title, w)).style(theme.fg(Color::Cyan)),
+        top,
+    );
     // Process tree: left column when wide, top band otherwise.
     let wide = w >= 120;
     let (tree_r, main_r) = if wide {
@@ -577,7 +579,9 @@ fn draw_timeline(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
             .split(rest);
         (c[0], c[1])
     } else {
-        let th = (t.procs.len() as u16 + 2).clamp(3, rest.height / 3);
+        let th = (t.procs.len() as u16 + 2)
+            .min((rest.height / 3).max(3))
+            .min(rest.height);
         split_v(rest, th)
     };
     let tw = tree_r.width.saturating_sub(2) as usize;
@@ -640,7 +644,8 @@ fn agg_lines(a: &Aggregation, w: usize, theme: Theme) -> Vec<Line<'static>> {
                 .map(|b| width(&b.0))
                 .max()
                 .unwrap_or(0)
-                .clamp(4, w / 3);
+                .max(4)
+                .min(w / 3);
             let mut v = vec![Line::from(Span::styled(
                 fit(&format!("by {field}"), w),
                 theme.fg(Color::Cyan),
@@ -865,14 +870,14 @@ fn draw_health(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
                 Style::default()
             };
             Line::from(vec![
-                Span::styled(pad(k, 17), theme.fg(Color::Cyan)),
+                Span::styled(pad(k, 18), theme.fg(Color::Cyan)),
                 Span::styled(fit(v, facts_w.saturating_sub(20)), st),
             ])
         })
         .collect();
     if app.lagged > 0 {
         facts.push(Line::from(vec![
-            Span::styled(pad("ui lagged", 17), theme.fg(Color::Cyan)),
+            Span::styled(pad("ui lagged", 18), theme.fg(Color::Cyan)),
             Span::styled(app.lagged.to_string(), theme.fg(Color::Red)),
         ]));
     }
@@ -885,7 +890,11 @@ fn draw_health(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
         }
     }
     f.render_widget(
-        Paragraph::new(facts).block(Block::default().borders(Borders::ALL).title(" sensor & store ")),
+        Paragraph::new(facts).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" sensor & store "),
+        ),
         c[1],
     );
     // Rates column: one sparkline per kind.
@@ -896,7 +905,10 @@ fn draw_health(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
     let inner = block.inner(left);
     f.render_widget(block, left);
     if hs.kinds.is_empty() {
-        f.render_widget(Paragraph::new("waiting for status…").style(theme.dim()), inner);
+        f.render_widget(
+            Paragraph::new("waiting for status…").style(theme.dim()),
+            inner,
+        );
         return inner.height as usize;
     }
     let label_w = 24usize;
@@ -920,7 +932,7 @@ fn draw_health(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
             height: 1,
         };
         f.render_widget(
-            Paragraph::new(pad(&format!("{} {:>8.1}", fit(&k, 14), rate), label_w)),
+            Paragraph::new(pad(&format!("{} {:>8.1}", pad(&k, 14), rate), label_w)),
             row,
         );
         let data: Vec<u64> = hist

@@ -108,7 +108,12 @@ fn live_alerts_go_on_top_and_keep_a_scrolled_selection() {
     key(&mut app, KeyCode::Char('j'));
     key(&mut app, KeyCode::Char('j'));
     let before = app.alerts.selected().unwrap().alert.id.clone();
-    let a = alert(7, Severity::Critical, "secret-send", "sent id_rsa to 203.0.113.7");
+    let a = alert(
+        7,
+        Severity::Critical,
+        "secret-send",
+        "sent id_rsa to 203.0.113.7",
+    );
     app.on_update(Update::Live(json!({"alert": a})));
     assert_eq!(app.alerts.row(0).unwrap().alert.id, "a-7");
     assert_eq!(app.alerts.selected().unwrap().alert.id, before);
@@ -122,7 +127,12 @@ fn folded_duplicates_update_in_place_and_keep_triage() {
     a.count = 9;
     app.on_update(Update::Live(json!({"alert": a})));
     assert_eq!(app.alerts.len(), 6, "no new row for a folded duplicate");
-    let row = app.alerts.rows.iter().find(|r| r.alert.id == "a-3").unwrap();
+    let row = app
+        .alerts
+        .rows
+        .iter()
+        .find(|r| r.alert.id == "a-3")
+        .unwrap();
     assert_eq!(row.alert.count, 9);
     assert_eq!(row.triage, TriageState::Acknowledged);
     assert_eq!(app.alerts.counts[Severity::Medium as usize], 1);
@@ -139,7 +149,13 @@ fn acknowledge_with_a_note_sends_a_triage_request() {
     key(&mut app, KeyCode::Char('a'));
     assert!(matches!(
         app.prompt,
-        Some((Prompt::Note { state: TriageState::Acknowledged, .. }, _))
+        Some((
+            Prompt::Note {
+                state: TriageState::Acknowledged,
+                ..
+            },
+            _
+        ))
     ));
     typed(&mut app, "known tool");
     key(&mut app, KeyCode::Enter);
@@ -168,7 +184,11 @@ fn resolve_and_reopen_and_cancel() {
     key(&mut app, KeyCode::Char('a'));
     typed(&mut app, "oops");
     key(&mut app, KeyCode::Esc);
-    assert_eq!(app.outbox.len(), n, "Esc cancels the note without a request");
+    assert_eq!(
+        app.outbox.len(),
+        n,
+        "Esc cancels the note without a request"
+    );
 }
 
 #[test]
@@ -219,7 +239,10 @@ fn sessions_sorted_newest_first_live_marked_and_enter_opens_the_timeline() {
     assert_eq!(s.selected().unwrap().id, SESSION);
     assert!(s.selected().unwrap().live, "live from the status sessions");
     assert!(!s.rows[1].live);
-    assert_eq!(s.agents(), vec![("claude".into(), 1, 1), ("codex".into(), 1, 0)]);
+    assert_eq!(
+        s.agents(),
+        vec![("claude".into(), 1, 1), ("codex".into(), 1, 0)]
+    );
     key(&mut app, KeyCode::Char('/'));
     typed(&mut app, "codex");
     key(&mut app, KeyCode::Enter);
@@ -253,29 +276,42 @@ fn enter_on_an_alert_opens_its_session_centred_on_it() {
 #[test]
 fn timeline_orders_events_marks_losses_and_jumps_between_alerts() {
     let mut app = loaded_app();
-    answer(
-        &mut app,
-        Purpose::Session { focus: None },
-        session_detail(),
-    );
+    answer(&mut app, Purpose::Session { focus: None }, session_detail());
     app.view = View::Timeline;
     let t = &app.timeline;
     assert!(t.entries.windows(2).all(|w| w[0].time <= w[1].time));
-    let loss = t.entries.iter().find(|e| e.kind == EntryKind::Loss).unwrap();
-    assert!(loss.text.contains("37 file.open records lost"), "{}", loss.text);
+    let loss = t
+        .entries
+        .iter()
+        .find(|e| e.kind == EntryKind::Loss)
+        .unwrap();
+    assert!(
+        loss.text.contains("37 file.open records lost"),
+        "{}",
+        loss.text
+    );
     assert_eq!(t.cur.sel, 0);
     key(&mut app, KeyCode::Char('n'));
     assert_eq!(app.timeline.selected().unwrap().id, "a-1");
     key(&mut app, KeyCode::Char('n'));
     assert_eq!(app.timeline.selected().unwrap().id, "a-6");
     key(&mut app, KeyCode::Char('n'));
-    assert_eq!(app.timeline.selected().unwrap().id, "a-6", "stays on the last alert");
+    assert_eq!(
+        app.timeline.selected().unwrap().id,
+        "a-6",
+        "stays on the last alert"
+    );
     key(&mut app, KeyCode::Char('p'));
     assert_eq!(app.timeline.selected().unwrap().id, "a-1");
     // A live event of this session lands in time order.
     let ev = event(6, Kind::FileOpen, "/home/dev/.netrc");
     app.on_update(Update::Live(serde_json::to_value(&ev).unwrap()));
-    let pos = app.timeline.entries.iter().position(|e| e.id == "e-6").unwrap();
+    let pos = app
+        .timeline
+        .entries
+        .iter()
+        .position(|e| e.id == "e-6")
+        .unwrap();
     assert_eq!(app.timeline.entries[pos + 1].id, "a-6");
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.view, View::Sessions, "Esc goes back");
@@ -296,7 +332,10 @@ fn search_runs_the_query_with_the_time_range_and_shows_aggregations() {
     key(&mut app, KeyCode::Char('t'));
     assert_eq!(app.outbox.last().unwrap().body["since"], "7d");
     key(&mut app, KeyCode::Char('t'));
-    assert_eq!(app.outbox.last().unwrap().body["since"], serde_json::Value::Null);
+    assert_eq!(
+        app.outbox.last().unwrap().body["since"],
+        serde_json::Value::Null
+    );
     let hits = vec![
         serde_json::to_value(event(1, Kind::FileOpen, "/home/dev/.ssh/id_rsa")).unwrap(),
         alert_hit(&alerts_list()[0], "resolved"),
@@ -311,14 +350,26 @@ fn search_runs_the_query_with_the_time_range_and_shows_aggregations() {
     assert_eq!(app.search.total, 41);
     assert_eq!(app.search.results.len(), 2);
     let e = &app.search.results[0];
-    assert!(e.fields.iter().any(|(n, v)| n == "file.path" && v == "/home/dev/.ssh/id_rsa"));
-    assert!(e.fields.iter().any(|(n, v)| n == "process.pid" && v == "4242"));
+    assert!(
+        e.fields
+            .iter()
+            .any(|(n, v)| n == "file.path" && v == "/home/dev/.ssh/id_rsa")
+    );
+    assert!(
+        e.fields
+            .iter()
+            .any(|(n, v)| n == "process.pid" && v == "4242")
+    );
     assert!(matches!(
         &app.search.aggregation,
         Some(tui::state::Aggregation::Terms { buckets, .. }) if buckets.len() == 2
     ));
     let a = &app.search.results[1];
-    assert!(a.fields.iter().any(|(n, v)| n == "triage.state" && v == "resolved"));
+    assert!(
+        a.fields
+            .iter()
+            .any(|(n, v)| n == "triage.state" && v == "resolved")
+    );
     // Enter on a hit opens its session at that hit.
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.view, View::Timeline);
@@ -365,10 +416,23 @@ fn health_keeps_a_rate_history_per_kind() {
     let (total, rate, hist) = &app.health.kinds["file.open"];
     assert_eq!(*total, 5400);
     assert_eq!(*rate, 60.0);
-    assert_eq!(hist.iter().copied().collect::<Vec<_>>(), [40, 12, 55, 30, 80, 41, 8, 60]);
+    assert_eq!(
+        hist.iter().copied().collect::<Vec<_>>(),
+        [40, 12, 55, 30, 80, 41, 8, 60]
+    );
     assert_eq!(app.health.losses["file.open"], 37);
-    assert!(app.health.facts.iter().any(|(k, v)| k == "store lag" && v == "2"));
-    assert!(app.health.facts.iter().any(|(k, v)| k == "index size" && v == "70.0 MiB"));
+    assert!(
+        app.health
+            .facts
+            .iter()
+            .any(|(k, v)| k == "store lag" && v == "2")
+    );
+    assert!(
+        app.health
+            .facts
+            .iter()
+            .any(|(k, v)| k == "index size" && v == "70.0 MiB")
+    );
 }
 
 #[test]
@@ -378,13 +442,21 @@ fn ticks_poll_status_without_piling_up_requests() {
     for _ in 0..8 {
         app.on_tick(ts(1));
     }
-    let statuses = app.outbox.iter().filter(|r| r.purpose == Purpose::Status).count();
+    let statuses = app
+        .outbox
+        .iter()
+        .filter(|r| r.purpose == Purpose::Status)
+        .count();
     assert_eq!(statuses, 0, "the first status is still unanswered");
     answer(&mut app, Purpose::Status, status(1.0));
     for _ in 0..4 {
         app.on_tick(ts(2));
     }
-    let statuses = app.outbox.iter().filter(|r| r.purpose == Purpose::Status).count();
+    let statuses = app
+        .outbox
+        .iter()
+        .filter(|r| r.purpose == Purpose::Status)
+        .count();
     assert_eq!(statuses, 1);
 }
 
@@ -405,7 +477,11 @@ fn disconnect_shows_a_banner_and_reconnect_resyncs() {
     app.outbox.clear();
     app.on_update(Update::Connected);
     assert_eq!(app.conn, Conn::Live);
-    let ops: Vec<&str> = app.outbox.iter().map(|r| r.body["op"].as_str().unwrap()).collect();
+    let ops: Vec<&str> = app
+        .outbox
+        .iter()
+        .map(|r| r.body["op"].as_str().unwrap())
+        .collect();
     assert_eq!(ops, ["status", "rules", "alerts", "sessions"]);
 }
 

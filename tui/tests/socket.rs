@@ -1,0 +1,235 @@
+//! The socket backend against a tiny in-test unix-socket server speaking the daemon's protocol,
+//! and the worker's reconnect behaviour when that server goes away and comes back.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tui::backend::{Backend, Purpose, Request, SocketBackend, Update, Worker};
+
+/// A fake daemon: answers `status` and `search`, and for `subscribe` sends `{"ok":true}`, one
+/// event, one alert and a lag notice, then keeps the stream open until `stop`.
+fn serve(listener: UnixListener, stop: Arc<AtomicBool>) {
+    listener.set_nonblocking(true).unwrap();
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                let stop = stop.clone();
+                thread::spawn(move || connection(s, stop));
+            }
+            Err(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn connection(s: UnixStream, stop: Arc<AtomicBool>) {
+    s.set_nonblocking(false).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut lines = BufReader::new(s).lines();
+    while let Some(Ok(line)) = lines.next() {
+        let req: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                writeln!(
+                    w,
+                    "{}",
+                    json!({"ok": false, "error": format!("bad request: {e}")})
+                )
+                .unwrap();
+                continue;
+            }
+        };
+        match req["op"].as_str() {
+            Some("status") => writeln!(w, "{}", json!({"ok": true, "events": {"file.open": 3}})).unwrap(),
+            Some("search") => writeln!(
+                w,
+                "{}",
+                json!({"ok": true, "total": 0, "hits": [], "aggregation": null, "echo": req["query"]})
+            )
+            .unwrap(),
+            Some("slow") => {
+                thread::sleep(Duration::from_millis(300));
+                writeln!(w, "{}", json!({"ok": true})).unwrap();
+            }
+            Some("subscribe") => {
+                writeln!(w, "{}", json!({"ok": true})).unwrap();
+                writeln!(w, "{}", json!({"id": "e-1", "kind": "file.open"})).unwrap();
+                writeln!(w).unwrap();
+                writeln!(w, "{}", json!({"alert": {"id": "a-1"}})).unwrap();
+                writeln!(w, "{}", json!({"lagged": 5})).unwrap();
+                while !stop.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                return;
+            }
+            _ => writeln!(w, "{}", json!({"ok": false, "error": "unknown op"})).unwrap(),
+        }
+    }
+}
+
+fn start(path: &Path) -> Arc<AtomicBool> {
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    thread::spawn(move || serve(l, s));
+    stop
+}
+
+#[test]
+fn requests_get_one_answer_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentwatch.sock");
+    let stop = start(&path);
+    let mut b = SocketBackend::connect(&path).unwrap();
+    let v = b.request(&json!({"op": "status"})).unwrap();
+    assert_eq!(v["events"]["file.open"], 3);
+    let v = b
+        .request(&json!({"op": "search", "query": "file.path:\"a\\nb\""}))
+        .unwrap();
+    assert_eq!(
+        v["echo"], "file.path:\"a\\nb\"",
+        "query survives JSON framing"
+    );
+    let v = b.request(&json!({"op": "nope"})).unwrap();
+    assert_eq!(v["ok"], false);
+    stop.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn subscribe_streams_objects_until_the_daemon_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentwatch.sock");
+    let stop = start(&path);
+    let mut b = SocketBackend::connect(&path).unwrap();
+    let mut sub = b
+        .subscribe(&json!({"op": "subscribe", "session": null}))
+        .unwrap()
+        .expect("socket backend streams");
+    assert_eq!(sub.next().unwrap().unwrap()["id"], "e-1");
+    assert_eq!(
+        sub.next().unwrap().unwrap()["alert"]["id"],
+        "a-1",
+        "blank lines are skipped"
+    );
+    assert_eq!(sub.next().unwrap().unwrap()["lagged"], 5);
+    stop.store(true, Ordering::SeqCst);
+    drop(b);
+    assert!(sub.next().unwrap().is_none(), "end of stream");
+}
+
+#[test]
+fn connecting_to_a_missing_socket_names_it() {
+    let err = SocketBackend::connect(Path::new("/nonexistent/agentwatch.sock"))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("`/nonexistent/agentwatch.sock`"),
+        "{err}"
+    );
+}
+
+fn wait_for(w: &Worker, what: &str, mut f: impl FnMut(&Update) -> bool) -> Vec<Update> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(u) = w.updates.recv_timeout(Duration::from_millis(50)) {
+            let done = f(&u);
+            seen.push(u);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("timed out waiting for {what}; saw {seen:?}");
+}
+
+#[test]
+fn worker_reconnects_when_the_daemon_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentwatch.sock");
+    let w = Worker::start(SocketBackend::factory(path.clone()));
+    // No daemon yet: a banner-worthy disconnect, and requests fail without blocking.
+    wait_for(&w, "disconnect", |u| {
+        matches!(u, Update::Disconnected { .. })
+    });
+    assert!(w.send(Request {
+        purpose: Purpose::Status,
+        body: json!({"op": "status"})
+    }));
+    wait_for(
+        &w,
+        "failed status",
+        |u| matches!(u, Update::Answer { purpose: Purpose::Status, result: Err(e) } if e.contains("cannot connect")),
+    );
+    // The daemon starts: the live thread connects and streams.
+    let stop = start(&path);
+    wait_for(&w, "connected", |u| matches!(u, Update::Connected));
+    wait_for(
+        &w,
+        "live lag",
+        |u| matches!(u, Update::Live(v) if v["lagged"] == 5),
+    );
+    // Requests work again (the request thread reconnects on its own).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        w.send(Request {
+            purpose: Purpose::Status,
+            body: json!({"op": "status"}),
+        });
+        let us = wait_for(&w, "status answer", |u| matches!(u, Update::Answer { .. }));
+        if us
+            .iter()
+            .any(|u| matches!(u, Update::Answer { result: Ok(v), .. } if v["ok"] == true))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "requests never recovered");
+        thread::sleep(Duration::from_millis(100));
+    }
+    // The daemon goes away: the stream ends and the worker says so.
+    stop.store(true, Ordering::SeqCst);
+    wait_for(&w, "disconnect after stop", |u| {
+        matches!(u, Update::Disconnected { .. })
+    });
+    // And comes back.
+    let _stop = start(&path);
+    wait_for(&w, "reconnected", |u| matches!(u, Update::Connected));
+}
+
+#[test]
+fn a_slow_daemon_never_blocks_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentwatch.sock");
+    let stop = start(&path);
+    let w = Worker::start(SocketBackend::factory(path));
+    let t = Instant::now();
+    for _ in 0..10 {
+        w.send(Request {
+            purpose: Purpose::Triage,
+            body: json!({"op": "slow"}),
+        });
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "send is non-blocking"
+    );
+    // The queue is bounded: flooding it reports drops instead of blocking.
+    let mut refused = 0;
+    for _ in 0..(tui::backend::REQUEST_QUEUE * 2) {
+        if !w.send(Request {
+            purpose: Purpose::Triage,
+            body: json!({"op": "slow"}),
+        }) {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0);
+    assert!(t.elapsed() < Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+}
