@@ -22,6 +22,10 @@
 //! `process.comm` defaults to the basename of `process.exe`, and `process.cmdline` to the
 //! joined `process.args`. The result must be a valid event (unknown keys are errors).
 //! Each case runs on a fresh engine, which is flushed at the end, so folded counts are seen.
+//!
+//! A `.jsonl` fixture (handy for recorded sessions) holds the same in JSON lines: an optional
+//! `{"@rule": "id"}` line, then for each case a `{"@case": "name", "expect": [...],
+//! "expect_not": [...], "max_severity": "low"}` line followed by its events.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -223,41 +227,33 @@ pub fn run(policy: &Policy, fixture_sources: &[Source]) -> TestReport {
                 continue;
             }
         };
-        let file: FixtureFile = match toml::from_str(text) {
-            Ok(f) => f,
+        let parsed = if src.name.ends_with(".jsonl") {
+            parse_jsonl(&src.name, text)
+        } else {
+            parse_toml(&src.name, text)
+        };
+        let (file_rule, cases) = match parsed {
+            Ok(x) => x,
             Err(e) => {
-                let (l, c) = line_col(&src.bytes, e.span().map_or(0, |s| s.start));
-                report.errors.push(
-                    Error::Fixture {
-                        file: src.name.clone(),
-                        line: l,
-                        col: c,
-                        message: e.message().trim().to_string(),
-                    }
-                    .to_string(),
-                );
+                report.errors.push(e);
                 continue;
             }
         };
-        if file.case.is_empty() {
+        if cases.is_empty() {
             report
                 .errors
-                .push(format!("{}: no `[[case]]` in fixture file", src.name));
+                .push(format!("{}: no cases in fixture file", src.name));
         }
-        for case in file.case {
-            let span = case.span().start;
-            let case = case.into_inner();
-            let rule = file
-                .rule
+        for (line, case) in cases {
+            let rule = file_rule
                 .clone()
                 .or_else(|| case.expect.first().cloned())
                 .or_else(|| case.expect_not.first().cloned())
                 .unwrap_or_else(|| format!("fixture:{}", case.name));
             for id in case.expect.iter().chain(&case.expect_not) {
                 if !known.contains(id.as_str()) {
-                    let (l, c) = line_col(&src.bytes, span);
                     report.errors.push(format!(
-                        "{}:{l}:{c}: case `{}` names unknown rule `{id}`",
+                        "{}:{line}:1: case `{}` names unknown rule `{id}`",
                         src.name, case.name
                     ));
                 }
@@ -285,6 +281,91 @@ pub fn run(policy: &Policy, fixture_sources: &[Source]) -> TestReport {
         }
     }
     report
+}
+
+type Parsed = (Option<String>, Vec<(usize, CaseDef)>);
+
+fn parse_toml(name: &str, text: &str) -> Result<Parsed, String> {
+    let file: FixtureFile = match toml::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            let (l, c) = line_col(text.as_bytes(), e.span().map_or(0, |s| s.start));
+            return Err(Error::Fixture {
+                file: name.to_string(),
+                line: l,
+                col: c,
+                message: e.message().trim().to_string(),
+            }
+            .to_string());
+        }
+    };
+    let cases = file
+        .case
+        .into_iter()
+        .map(|c| {
+            let (line, _) = line_col(text.as_bytes(), c.span().start);
+            (line, c.into_inner())
+        })
+        .collect();
+    Ok((file.rule, cases))
+}
+
+/// A directive line of a JSONL fixture.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonDirective {
+    #[serde(rename = "@rule")]
+    rule: Option<String>,
+    #[serde(rename = "@case")]
+    case: Option<String>,
+    #[serde(default)]
+    expect: Vec<String>,
+    #[serde(default)]
+    expect_not: Vec<String>,
+    max_severity: Option<Severity>,
+}
+
+/// JSONL fixtures: `{"@rule": "id"}` (optional, first), then for each case a directive line
+/// `{"@case": "name", "expect": [...], "expect_not": [...], "max_severity": "low"}` followed by
+/// its event lines.
+fn parse_jsonl(name: &str, text: &str) -> Result<Parsed, String> {
+    let mut rule = None;
+    let mut cases: Vec<(usize, CaseDef)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if t.starts_with("{\"@rule\"") || t.starts_with("{\"@case\"") {
+            let d: JsonDirective =
+                serde_json::from_str(t).map_err(|e| format!("{name}:{}:1: {e}", i + 1))?;
+            if let Some(r) = d.rule {
+                rule = Some(r);
+            }
+            if let Some(c) = d.case {
+                cases.push((
+                    i + 1,
+                    CaseDef {
+                        name: c,
+                        expect: d.expect,
+                        expect_not: d.expect_not,
+                        max_severity: d.max_severity,
+                        events: String::new(),
+                    },
+                ));
+            }
+            continue;
+        }
+        let Some((_, case)) = cases.last_mut() else {
+            return Err(format!(
+                "{name}:{}:1: event before the first `@case` line",
+                i + 1
+            ));
+        };
+        case.events.push_str(t);
+        case.events.push('\n');
+    }
+    Ok((rule, cases))
 }
 
 fn run_case(policy: &Arc<Policy>, file: &str, rule: String, case: &CaseDef) -> CaseResult {
@@ -347,4 +428,80 @@ fn run_case(policy: &Arc<Policy>, file: &str, rule: String, case: &CaseDef) -> C
     }
     result.fired = fired;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy::compile(&[Source::from_text(
+            "p.toml",
+            "[[rule]]\nid = \"t.etc\"\ndescription = \"d\"\nkinds = [\"file.open\"]\nseverity = \"high\"\noutput = \"{file.path}\"\ncondition = { field = \"file.path\", prefix = \"/etc/\" }\n",
+        )])
+        .unwrap()
+    }
+
+    #[test]
+    fn jsonl_fixtures_run_and_report_failures() {
+        let fx = Source::from_text(
+            "t.jsonl",
+            r#"{"@rule": "t.etc"}
+{"@case": "hit", "expect": ["t.etc"]}
+{"kind":"file.open","file":{"path":"/etc/x"}}
+{"@case": "miss", "expect_not": ["t.etc"]}
+{"kind":"file.open","file":{"path":"/home/x"}}
+{"@case": "wrong", "expect": ["t.etc"]}
+{"kind":"file.open","file":{"path":"/tmp/x"}}
+"#,
+        );
+        let r = run(&policy(), &[fx]);
+        assert_eq!((r.passed(), r.failed()), (2, 1), "{r}");
+        assert!(
+            r.to_string()
+                .contains("t.jsonl: wrong: expected `t.etc` to fire"),
+            "{r}"
+        );
+        assert!(r.to_string().ends_with("2 passed, 1 failed"), "{r}");
+    }
+
+    #[test]
+    fn max_severity_and_bad_events_fail_cases() {
+        let fx = Source::from_text(
+            "t.toml",
+            r#"[[case]]
+name = "quiet"
+max_severity = "low"
+expect_not = ["t.etc"]
+events = '{"kind":"file.open","file":{"path":"/etc/x"}}'
+[[case]]
+name = "broken"
+expect = ["t.etc"]
+events = '{"kind":"file.open","file":{"path":"/etc/x","colour":"red"}}'
+"#,
+        );
+        let r = run(&policy(), &[fx]);
+        let text = r.to_string();
+        assert!(
+            text.contains("`t.etc` fired at `high`, above `low`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("broken: event 1: not a valid event"),
+            "{text}"
+        );
+        assert_eq!(r.passed(), 0);
+    }
+
+    #[test]
+    fn jsonl_event_before_a_case_is_an_error() {
+        let fx = Source::from_text("t.jsonl", "{\"kind\":\"file.open\"}\n");
+        let r = run(&policy(), &[fx]);
+        assert!(
+            r.errors
+                .iter()
+                .any(|e| e.contains("t.jsonl:1:1: event before the first `@case` line")),
+            "{r}"
+        );
+    }
 }

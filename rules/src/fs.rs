@@ -38,11 +38,15 @@ fn read_one(path: &Path) -> Result<Source, String> {
 }
 
 fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    files_with(dir, &["toml"])
+}
+
+fn files_with(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, String> {
     let rd =
         fs::read_dir(dir).map_err(|e| format!("cannot read directory `{}`: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| p.extension().is_some_and(|x| exts.iter().any(|e| x == *e)))
         .collect();
     files.sort();
     Ok(files)
@@ -67,7 +71,7 @@ pub fn load_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
     Ok(out)
 }
 
-/// Fixture files that belong to the policy paths (see the module docs).
+/// Fixture files (`*.toml`, `*.jsonl`) that belong to the policy paths (see the module docs).
 pub fn load_fixture_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for p in paths {
@@ -82,7 +86,7 @@ pub fn load_fixture_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
     }
     let mut out = Vec::new();
     for d in dirs.iter().filter(|d| d.is_dir()) {
-        for f in toml_files(d)? {
+        for f in files_with(d, &["toml", "jsonl"])? {
             out.push(read_one(&f)?);
         }
     }
@@ -153,7 +157,7 @@ pub fn cmd_test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> 
     if fx.is_empty() {
         let _ = writeln!(
             err,
-            "error: no fixture files found (expected `*.toml` in a `fixtures/` directory beside the policy)"
+            "error: no fixture files found (expected `*.toml` or `*.jsonl` in a `fixtures/` directory beside the policy)"
         );
         return 1;
     }

@@ -261,16 +261,31 @@ mod tests {
         let mut checked = 0;
         let mut skipped = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            let v: toml::Value = toml::from_str(&text).unwrap();
-            for case in v["case"].as_array().unwrap() {
-                for (n, line) in case["events"]
-                    .as_str()
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<String> = if path.extension().is_some_and(|x| x == "jsonl") {
+                text.lines()
+                    .filter(|l| !l.contains("\"@case\""))
+                    .map(String::from)
+                    .collect()
+            } else {
+                let v: toml::Value = toml::from_str(&text).unwrap();
+                v["case"]
+                    .as_array()
                     .unwrap()
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .enumerate()
-                {
+                    .iter()
+                    .flat_map(|c| {
+                        c["events"]
+                            .as_str()
+                            .unwrap()
+                            .lines()
+                            .map(String::from)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            };
+            {
+                for (n, line) in lines.iter().filter(|l| !l.trim().is_empty()).enumerate() {
                     let ev = crate::fixtures::event_from_line(n, line).unwrap();
                     let mut cands = Vec::new();
                     p.index[ev.kind() as usize].candidates(&ev, &mut cands);

@@ -11,7 +11,7 @@ fn fixture_sources() -> Vec<Source> {
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml" || x == "jsonl"))
         .collect();
     paths.sort();
     paths
@@ -97,7 +97,7 @@ fn benign_session_raises_nothing_above_low() {
     let p = Policy::compile(&default_sources()).unwrap();
     let fx: Vec<Source> = fixture_sources()
         .into_iter()
-        .filter(|s| s.name.ends_with("benign_session.toml"))
+        .filter(|s| s.name.ends_with("benign_session.jsonl"))
         .collect();
     assert_eq!(fx.len(), 1);
     let report = fixtures::run(&p, &fx);
