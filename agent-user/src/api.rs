@@ -7,12 +7,13 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use agent_model::Event;
+use crate::pipeline::LiveItem;
+use crate::query;
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Deserialize;
 use serde_json::json;
@@ -30,17 +31,70 @@ pub enum Request {
         agent: String,
     },
     Status,
-    /// Stream live events (optionally of one session) as JSON lines.
+    /// Loaded rules with hit counts and the policy state.
+    Rules,
+    /// Stream live events and alerts (optionally of one session) as JSON lines.
     Subscribe {
         #[serde(default)]
         session: Option<String>,
+        /// Include events (default true).
+        #[serde(default = "yes")]
+        events: bool,
+        /// Include alerts (default true).
+        #[serde(default = "yes")]
+        alerts: bool,
     },
+    /// Query stored events and alerts.
+    Search {
+        #[serde(default)]
+        query: String,
+        #[serde(default)]
+        since: Option<String>,
+        #[serde(default)]
+        until: Option<String>,
+        #[serde(default = "default_limit")]
+        limit: usize,
+        #[serde(default)]
+        offset: usize,
+    },
+    Alerts {
+        #[serde(default)]
+        since: Option<String>,
+        #[serde(default)]
+        severity: Option<String>,
+        #[serde(default = "default_limit")]
+        limit: usize,
+    },
+    Sessions {
+        #[serde(default)]
+        since: Option<String>,
+    },
+    Session {
+        id: String,
+    },
+    /// Set an alert's triage state (`open`, `acknowledged`, `resolved`) with a note.
+    Triage {
+        alert_id: String,
+        state: String,
+        #[serde(default)]
+        note: String,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_limit() -> usize {
+    100
 }
 
 #[derive(Clone)]
 pub struct Api {
     pub commands: SyncSender<Command>,
-    pub live: broadcast::Sender<Arc<Event>>,
+    pub live: broadcast::Sender<Arc<LiveItem>>,
+    pub store: Option<Arc<agent_store::Store>>,
+    pub reader: Option<Arc<agent_store::Reader>>,
 }
 
 /// Bind the socket: 0600, replacing a stale socket file but never a live daemon's.
@@ -125,19 +179,71 @@ impl Api {
                     v["ok"] = true.into();
                     write_line(&mut w, &v).await?;
                 }
-                Request::Subscribe { session } => {
+                Request::Rules => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    self.send(Command::Rules { reply: tx })?;
+                    write_line(&mut w, &rx.await?).await?;
+                }
+                Request::Triage {
+                    alert_id,
+                    state,
+                    note,
+                } => {
+                    let v = match (&self.store, agent_store::TriageState::from_name(&state)) {
+                        (None, _) => {
+                            json!({"ok": false, "error": "the daemon runs without a store"})
+                        }
+                        (_, None) => {
+                            json!({"ok": false, "error": format!("unknown triage state `{state}`; expected open, acknowledged or resolved")})
+                        }
+                        (Some(st), Some(ts)) => {
+                            let st = st.clone();
+                            let by = format!("uid:{}", cred.uid());
+                            let r = tokio::task::spawn_blocking(move || {
+                                st.set_triage(&alert_id, ts, &note, &by)
+                            })
+                            .await?;
+                            match r {
+                                Ok(_) => json!({"ok": true}),
+                                Err(e) => json!({"ok": false, "error": e.to_string()}),
+                            }
+                        }
+                    };
+                    write_line(&mut w, &v).await?;
+                }
+                req @ (Request::Search { .. }
+                | Request::Alerts { .. }
+                | Request::Sessions { .. }
+                | Request::Session { .. }) => {
+                    let v = match &self.reader {
+                        None => json!({"ok": false, "error": "the daemon runs without a store"}),
+                        Some(r) => {
+                            let r = r.clone();
+                            tokio::task::spawn_blocking(move || query::answer(&r, req)).await?
+                        }
+                    };
+                    write_line(&mut w, &v).await?;
+                }
+                Request::Subscribe {
+                    session,
+                    events,
+                    alerts,
+                } => {
                     let mut rx = self.live.subscribe();
                     write_line(&mut w, &json!({"ok": true})).await?;
                     loop {
                         match rx.recv().await {
-                            Ok(ev) => {
-                                if session
-                                    .as_deref()
-                                    .is_some_and(|s| ev.session_id() != Some(s))
-                                {
+                            Ok(item) => {
+                                let (sid, wanted) = match &*item {
+                                    LiveItem::Event(e) => (e.session_id(), events),
+                                    LiveItem::Alert { alert } => {
+                                        (alert.session.as_ref().map(|s| s.id.as_str()), alerts)
+                                    }
+                                };
+                                if !wanted || session.as_deref().is_some_and(|s| sid != Some(s)) {
                                     continue;
                                 }
-                                let mut line = ev.to_json();
+                                let mut line = serde_json::to_string(&*item)?;
                                 line.push('\n');
                                 w.write_all(line.as_bytes()).await?;
                             }
@@ -171,7 +277,6 @@ async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &serde_json::Va
 pub struct Client {
     reader: BufReader<std::os::unix::net::UnixStream>,
     writer: std::os::unix::net::UnixStream,
-    pub path: PathBuf,
 }
 
 impl Client {
@@ -185,7 +290,6 @@ impl Client {
         Ok(Client {
             reader: BufReader::new(s.try_clone()?),
             writer: s,
-            path: path.to_path_buf(),
         })
     }
 

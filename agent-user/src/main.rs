@@ -5,9 +5,12 @@
 
 mod api;
 mod btf;
+mod cli;
 mod config;
 mod loader;
 mod pipeline;
+mod policy;
+mod query;
 mod source;
 mod tracker;
 
@@ -28,7 +31,7 @@ const DEFAULT_DATA_DIR: &str = "/var/lib/agentwatch";
 
 /// An error caused by bad usage or bad input: exit status 2.
 #[derive(Debug)]
-struct BadInput(anyhow::Error);
+pub(crate) struct BadInput(pub(crate) anyhow::Error);
 
 impl std::fmt::Display for BadInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,6 +86,16 @@ enum Cmd {
         /// Append every event as one JSON object per line to this file.
         #[arg(long)]
         events_jsonl: Option<PathBuf>,
+        /// Append every alert as one JSON object per line (Falco-like shape) to this file.
+        #[arg(long)]
+        alerts_jsonl: Option<PathBuf>,
+        /// Policy files or directories (default: /etc/agentwatch/rules when present, else the
+        /// built-in default policy). Reloaded on SIGHUP and when the files change.
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        /// Do not keep a durable store (events go only to the JSON-lines outputs).
+        #[arg(long)]
+        no_store: bool,
         /// Ring buffer size in bytes (power of two, at least 4096); overrides the config.
         #[arg(long)]
         ringbuf_bytes: Option<u32>,
@@ -106,7 +119,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Print live events as they happen (Ctrl-C to stop).
+    /// Print live events and alerts as they happen (Ctrl-C to stop).
     Events {
         #[command(flatten)]
         conn: Conn,
@@ -114,6 +127,111 @@ enum Cmd {
         #[arg(long)]
         session: Option<String>,
         /// One JSON object a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate and test policies (no root needed).
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
+    /// Lucene-style search over stored events and alerts, newest first.
+    Search {
+        /// Query, e.g. `kind:file.open AND file.path:*id_rsa*` (append `| count by FIELD`,
+        /// `| top N FIELD` or `| histogram 1m` to aggregate).
+        query: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+        /// Start of the time range: `15m`, `2h`, `7d` or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// End of the time range.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stored alerts, newest first.
+    Alerts {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        since: Option<String>,
+        /// Minimum severity: info, low, medium, high, critical.
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Keep printing new alerts as they are raised.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sessions seen, with their agent, span, event and alert counts.
+    Sessions {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One session: its process tree and its timeline with alerts placed on it.
+    Session {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export stored events and alerts as JSON lines or OCSF.
+    Export {
+        /// Query (default: everything).
+        query: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, value_parser = ["jsonl", "ocsf"], default_value = "jsonl")]
+        format: String,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 1_000_000)]
+        limit: usize,
+    },
+    /// Acknowledge an alert (persisted by the daemon, seen by every client).
+    Ack {
+        alert_id: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Resolve an alert.
+    Resolve {
+        alert_id: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Validate policy files or directories (default: the shipped policy); exit 2 on any error.
+    Check { paths: Vec<PathBuf> },
+    /// Run the policy's fixtures; exit 1 on any failure.
+    Test { paths: Vec<PathBuf> },
+    /// Rules loaded in the running daemon, with hit counts.
+    List {
+        #[command(flatten)]
+        conn: Conn,
         #[arg(long)]
         json: bool,
     },
@@ -141,6 +259,13 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
+            // `agentwatch search ... | head` closing the pipe is not an error.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
             eprintln!("agentwatch: error: {e:#}");
             if e.downcast_ref::<BadInput>().is_some()
                 || e.downcast_ref::<config::ConfigError>().is_some()
@@ -159,13 +284,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             config,
             conn,
             events_jsonl,
+            alerts_jsonl,
+            rules,
+            no_store,
             ringbuf_bytes,
-        } => daemon(
-            config.as_deref(),
-            &conn,
-            events_jsonl.as_deref(),
+        } => daemon(DaemonArgs {
+            config: config.as_deref(),
+            conn: &conn,
+            events_jsonl: events_jsonl.as_deref(),
+            alerts_jsonl: alerts_jsonl.as_deref(),
+            rules: &rules,
+            no_store,
             ringbuf_bytes,
-        ),
+        }),
         Cmd::Run { agent, conn, cmd } => run(&agent, &conn, &cmd),
         Cmd::Status { conn, json } => status(&conn, json),
         Cmd::Events {
@@ -173,7 +304,105 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             session,
             json,
         } => events(&conn, session, json),
+        Cmd::Rules { cmd } => match cmd {
+            RulesCmd::Check { paths } => Ok(exit(rules::fs::cmd_check(
+                &paths,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            ))),
+            RulesCmd::Test { paths } => Ok(exit(rules::fs::cmd_test(
+                &paths,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            ))),
+            RulesCmd::List { conn, json } => cli::rules_list(&conn.socket(), json),
+        },
+        Cmd::Search {
+            query,
+            conn,
+            since,
+            until,
+            limit,
+            offset,
+            json,
+        } => cli::read(
+            &conn.socket(),
+            &conn.data_dir,
+            serde_json::json!({"op": "search", "query": query.join(" "), "since": since, "until": until, "limit": limit, "offset": offset}),
+            json,
+        ),
+        Cmd::Alerts {
+            conn,
+            since,
+            severity,
+            limit,
+            follow,
+            json,
+        } => {
+            let code = cli::read(
+                &conn.socket(),
+                &conn.data_dir,
+                serde_json::json!({"op": "alerts", "since": since, "severity": severity, "limit": limit}),
+                json,
+            )?;
+            if follow {
+                cli::follow_alerts(&conn.socket(), severity.as_deref(), json)
+            } else {
+                Ok(code)
+            }
+        }
+        Cmd::Sessions { conn, since, json } => cli::read(
+            &conn.socket(),
+            &conn.data_dir,
+            serde_json::json!({"op": "sessions", "since": since}),
+            json,
+        ),
+        Cmd::Session { id, conn, json } => cli::read(
+            &conn.socket(),
+            &conn.data_dir,
+            serde_json::json!({"op": "session", "id": id}),
+            json,
+        ),
+        Cmd::Export {
+            query,
+            conn,
+            format,
+            since,
+            until,
+            limit,
+        } => cli::export(
+            &conn.data_dir,
+            &query.join(" "),
+            &format,
+            since,
+            until,
+            limit,
+        ),
+        Cmd::Ack {
+            alert_id,
+            note,
+            conn,
+        } => cli::triage(&conn.socket(), &alert_id, "acknowledged", &note),
+        Cmd::Resolve {
+            alert_id,
+            note,
+            conn,
+        } => cli::triage(&conn.socket(), &alert_id, "resolved", &note),
     }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+struct DaemonArgs<'a> {
+    config: Option<&'a Path>,
+    conn: &'a Conn,
+    events_jsonl: Option<&'a Path>,
+    alerts_jsonl: Option<&'a Path>,
+    rules: &'a [PathBuf],
+    no_store: bool,
+    ringbuf_bytes: Option<u32>,
 }
 
 fn make_data_dir(dir: &Path) -> Result<()> {
@@ -184,13 +413,23 @@ fn make_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn daemon(
-    config: Option<&Path>,
-    conn: &Conn,
-    events_jsonl: Option<&Path>,
-    ringbuf_bytes: Option<u32>,
-) -> Result<ExitCode> {
+fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
+    let DaemonArgs {
+        config,
+        conn,
+        events_jsonl,
+        alerts_jsonl,
+        rules,
+        no_store,
+        ringbuf_bytes,
+    } = args;
     let cfg = config::Config::load(config)?;
+    let policy_source = policy::PolicySource::from_args(rules);
+    let compiled = policy_source.compile().map_err(|e| {
+        BadInput(e.context(format!("invalid policy in {}", policy_source.describe())))
+    })?;
+    let policy_state = policy::PolicyState::new(policy_source, &compiled);
+    let compiled = Arc::new(compiled);
     if let Some(n) = ringbuf_bytes
         && (!n.is_power_of_two() || n < 4096)
     {
@@ -202,13 +441,59 @@ fn daemon(
     make_data_dir(&conn.data_dir)?;
     let sensor = loader::Sensor::load(&cfg, ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes))?;
     let host = cfg.host.clone().unwrap_or_else(source::hostname);
+    let (store, store_report) = if no_store {
+        (None, None)
+    } else {
+        let dir = conn.data_dir.join("store");
+        let (st, report) = agent_store::Store::open(&dir, agent_store::StoreConfig::default())
+            .with_context(|| format!("cannot open the store in `{}`", dir.display()))?;
+        (Some(Arc::new(st)), Some(report))
+    };
+    let reader = match &store {
+        Some(st) => Some(Arc::new(
+            st.reader().context("cannot open a reader on the store")?,
+        )),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let (live, _) = tokio::sync::broadcast::channel(pipeline::LIVE_CAPACITY);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::sync_channel(1024);
-    let pipeline = pipeline::Pipeline::new(events_jsonl, live.clone())?;
+    let reload = Arc::new(AtomicBool::new(false));
+    let mut pipeline = pipeline::Pipeline::new(
+        host.clone(),
+        pipeline::Outputs {
+            events_jsonl,
+            alerts_jsonl,
+        },
+        live.clone(),
+        compiled,
+        policy_state,
+        reload.clone(),
+        store.clone(),
+    )?;
+    if let Some(report) = &store_report
+        && !report.is_clean()
+    {
+        for msg in report.messages() {
+            let now = agent_model::Timestamp::now();
+            pipeline.alert(agent_model::Alert {
+                id: format!("store-recovery-{}", now.0),
+                time: now,
+                host: host.clone(),
+                rule: "store.recovery".into(),
+                severity: agent_model::Severity::High,
+                summary: agent_model::BStr::from(msg),
+                tags: vec!["agentwatch".into(), "store".into()],
+                count: 1,
+                first_time: now,
+                last_time: now,
+                ..Default::default()
+            });
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let mut src =
         source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone());
@@ -224,6 +509,8 @@ fn daemon(
     let api = api::Api {
         commands: cmd_tx,
         live,
+        store: store.clone(),
+        reader,
     };
     rt.spawn(api.serve(listener));
     eprintln!(
@@ -236,9 +523,13 @@ fn daemon(
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => reload.store(true, Ordering::Relaxed),
+            }
         }
         anyhow::Ok(())
     })?;
@@ -248,6 +539,12 @@ fn daemon(
         .map_err(|_| anyhow!("sensor thread panicked"))?;
     let _ = std::fs::remove_file(&socket);
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    if let Some(st) = store
+        && let Ok(st) = Arc::try_unwrap(st)
+        && let Err(e) = st.close()
+    {
+        eprintln!("agentwatch: closing the store failed: {e}");
+    }
     res?;
     Ok(ExitCode::SUCCESS)
 }
@@ -364,10 +661,7 @@ fn events(conn: &Conn, session: Option<String>, as_json: bool) -> Result<ExitCod
         if as_json {
             out.write_all(line.as_bytes())?;
         } else {
-            match serde_json::from_str::<agent_model::Event>(&line) {
-                Ok(ev) => writeln!(out, "{}", agent_model::display::event_line(&ev))?,
-                Err(_) => writeln!(out, "-- {}", agent_model::display::escape(line.trim()))?,
-            }
+            writeln!(out, "{}", cli::live_line(&line))?;
         }
         out.flush()?;
     }

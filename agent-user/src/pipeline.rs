@@ -1,76 +1,223 @@
-//! Where enriched events go: the JSON-lines file, live subscribers, and (as later stages land)
-//! the policy engine and the store. Runs on the sensor thread; every output is buffered or
-//! bounded so a slow consumer never stalls the ring buffer.
+//! Where enriched events go, on the sensor thread: the policy engine, the durable store, the
+//! JSON-lines files and live subscribers. Every output is buffered or bounded so a slow
+//! consumer never stalls the ring buffer; failures are counted and shown in `status`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use agent_model::Event;
+use agent_model::{Alert, Event, Kind, Timestamp};
 use anyhow::{Context as _, Result};
+use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::policy::PolicyState;
+
 /// Capacity of the live broadcast; a subscriber that falls this far behind is told how many
-/// events it missed.
+/// items it missed.
 pub const LIVE_CAPACITY: usize = 65536;
 
+/// Alerts raised within this long after a loss are marked as possibly incomplete.
+const LOSS_WINDOW_NS: i64 = 10_000_000_000;
+
+/// One item on the live stream.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LiveItem {
+    Event(Event),
+    Alert { alert: Alert },
+}
+
+fn open_append(p: &Path, what: &str) -> Result<BufWriter<File>> {
+    Ok(BufWriter::with_capacity(
+        1 << 20,
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("cannot open {what} file `{}`", p.display()))?,
+    ))
+}
+
 pub struct Pipeline {
+    host: String,
     events_jsonl: Option<BufWriter<File>>,
-    live: broadcast::Sender<Arc<Event>>,
-    jsonl_errors: u64,
+    alerts_jsonl: Option<BufWriter<File>>,
+    live: broadcast::Sender<Arc<LiveItem>>,
+    engine: rules::Engine,
+    pub policy: PolicyState,
+    reload: Arc<AtomicBool>,
+    store: Option<Arc<agent_store::Store>>,
+    output_errors: u64,
+    store_errors: u64,
+    last_store_error: Option<String>,
+    alerts: u64,
+    last_loss: Option<Timestamp>,
+}
+
+pub struct Outputs<'a> {
+    pub events_jsonl: Option<&'a Path>,
+    pub alerts_jsonl: Option<&'a Path>,
 }
 
 impl Pipeline {
     pub fn new(
-        events_jsonl: Option<&Path>,
-        live: broadcast::Sender<Arc<Event>>,
+        host: String,
+        out: Outputs<'_>,
+        live: broadcast::Sender<Arc<LiveItem>>,
+        policy: Arc<rules::Policy>,
+        policy_state: PolicyState,
+        reload: Arc<AtomicBool>,
+        store: Option<Arc<agent_store::Store>>,
     ) -> Result<Pipeline> {
-        let events_jsonl = match events_jsonl {
-            Some(p) => Some(BufWriter::with_capacity(
-                1 << 20,
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .with_context(|| format!("cannot open events file `{}`", p.display()))?,
-            )),
-            None => None,
-        };
         Ok(Pipeline {
-            events_jsonl,
+            host,
+            events_jsonl: out
+                .events_jsonl
+                .map(|p| open_append(p, "events"))
+                .transpose()?,
+            alerts_jsonl: out
+                .alerts_jsonl
+                .map(|p| open_append(p, "alerts"))
+                .transpose()?,
             live,
-            jsonl_errors: 0,
+            engine: rules::Engine::new(policy),
+            policy: policy_state,
+            reload,
+            store,
+            output_errors: 0,
+            store_errors: 0,
+            last_store_error: None,
+            alerts: 0,
+            last_loss: None,
         })
     }
 
+    fn store_failed(&mut self, e: agent_store::StoreError) {
+        self.store_errors += 1;
+        let msg = e.to_string();
+        if self.last_store_error.as_deref() != Some(msg.as_str()) {
+            tracing::error!(error = %msg, "store write failed");
+        }
+        self.last_store_error = Some(msg);
+    }
+
     pub fn event(&mut self, ev: Event) {
+        if ev.kind() == Kind::MonitorLoss {
+            self.last_loss = Some(ev.time);
+        }
+        let alerts = self.engine.process(&ev);
+        if ev.kind() == Kind::SessionEnd
+            && let Some(s) = ev.session_id()
+        {
+            self.engine.end_session(s);
+        }
+        if let Some(st) = &self.store
+            && let Err(e) = st.append_event(&ev)
+        {
+            self.store_failed(e);
+        }
         if let Some(w) = &mut self.events_jsonl {
             let line = ev.to_json();
             if w.write_all(line.as_bytes())
                 .and_then(|_| w.write_all(b"\n"))
                 .is_err()
             {
-                self.jsonl_errors += 1;
+                self.output_errors += 1;
             }
         }
         // No subscriber is not an error.
-        let _ = self.live.send(Arc::new(ev));
+        let _ = self.live.send(Arc::new(LiveItem::Event(ev)));
+        for a in alerts {
+            self.alert(a);
+        }
     }
 
-    /// Periodic work (windowed rules, store cadence) — every 250 ms.
-    pub fn tick(&mut self) {}
+    pub fn alert(&mut self, mut a: Alert) {
+        if let Some(l) = self.last_loss
+            && a.time.0 >= l.0
+            && a.time.0 - l.0 <= LOSS_WINDOW_NS
+        {
+            a.in_loss_window = true;
+        }
+        self.alerts += 1;
+        if let Some(st) = &self.store
+            && let Err(e) = st.append_alert(&a)
+        {
+            self.store_failed(e);
+        }
+        if let Some(w) = &mut self.alerts_jsonl {
+            let line = rules::falco_json(&a);
+            if w.write_all(line.as_bytes())
+                .and_then(|_| w.write_all(b"\n"))
+                .is_err()
+            {
+                self.output_errors += 1;
+            }
+        }
+        let _ = self.live.send(Arc::new(LiveItem::Alert { alert: a }));
+    }
+
+    /// Periodic work, every 250 ms: windowed-rule flushes and policy reloads.
+    pub fn tick(&mut self) {
+        for a in self.engine.flush(Timestamp::now()) {
+            self.alert(a);
+        }
+        let hup = self.reload.swap(false, Ordering::Relaxed);
+        if hup || self.policy.changed_on_disk() {
+            match self.policy.reload(&self.host) {
+                Ok(p) => self.engine.swap_policy(p),
+                Err(alert) => self.alert(alert),
+            }
+        }
+    }
 
     pub fn flush(&mut self) {
-        if let Some(w) = &mut self.events_jsonl
-            && w.flush().is_err()
+        for w in [&mut self.events_jsonl, &mut self.alerts_jsonl]
+            .into_iter()
+            .flatten()
         {
-            self.jsonl_errors += 1;
+            if w.flush().is_err() {
+                self.output_errors += 1;
+            }
         }
     }
 
     pub fn status_into(&self, v: &mut serde_json::Value) {
-        v["output_errors"] = self.jsonl_errors.into();
+        v["output_errors"] = self.output_errors.into();
         v["live_subscribers"] = self.live.receiver_count().into();
+        let mut p = self.policy.status();
+        p["state_bytes"] = self.engine.state_bytes().into();
+        p["alerts"] = self.alerts.into();
+        let mut hits = self.engine.hit_counts();
+        hits.sort_by(|a, b| b.1.cmp(&a.1));
+        p["hits"] = serde_json::json!(hits.into_iter().filter(|h| h.1 > 0).collect::<Vec<_>>());
+        v["policy"] = p;
+        if let Some(st) = &self.store {
+            let mut s = serde_json::to_value(st.stats()).unwrap_or_default();
+            s["errors"] = self.store_errors.into();
+            s["last_error"] = self.last_store_error.clone().into();
+            s["dir"] = st.dir().display().to_string().into();
+            v["store"] = s;
+        }
+    }
+
+    pub fn rules_listing(&self) -> serde_json::Value {
+        let hits: std::collections::HashMap<String, u64> =
+            self.engine.hit_counts().into_iter().collect();
+        let rules: Vec<_> = self
+            .engine
+            .policy()
+            .rules()
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                v["hits"] = hits.get(&r.id).copied().unwrap_or(0).into();
+                v
+            })
+            .collect();
+        serde_json::json!({"ok": true, "policy": self.policy.status(), "rules": rules})
     }
 }

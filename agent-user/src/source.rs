@@ -36,6 +36,9 @@ pub enum Command {
     Status {
         reply: tokio::sync::oneshot::Sender<serde_json::Value>,
     },
+    Rules {
+        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+    },
 }
 
 /// Agent ids: config agents are 1..=N, names given to `agentwatch run --agent` follow.
@@ -452,6 +455,9 @@ impl SourceLoop {
                     }
                     Ok(Command::Status { reply }) => {
                         let _ = reply.send(self.status());
+                    }
+                    Ok(Command::Rules { reply }) => {
+                        let _ = reply.send(self.pipeline.rules_listing());
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => break,

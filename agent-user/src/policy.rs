@@ -1,0 +1,175 @@
+//! Policy loading and hot reload for the daemon.
+//!
+//! The policy comes from `--rules PATH...`, else `/etc/agentwatch/rules` when present, else the
+//! default policy embedded in the binary. A reload (SIGHUP, or a rule file changing on disk) reads
+//! and validates the whole set first and swaps it in atomically; a rejected reload keeps the
+//! running policy and raises a `policy.reload_rejected` alert with the error.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use agent_model::{Alert, BStr, Severity, Timestamp};
+use anyhow::{Result, anyhow};
+
+/// Where the policy is read from.
+#[derive(Clone, Debug)]
+pub enum PolicySource {
+    Paths(Vec<PathBuf>),
+    Embedded,
+}
+
+pub const DEFAULT_RULES_DIR: &str = "/etc/agentwatch/rules";
+
+impl PolicySource {
+    pub fn from_args(paths: &[PathBuf]) -> PolicySource {
+        if !paths.is_empty() {
+            PolicySource::Paths(paths.to_vec())
+        } else if std::path::Path::new(DEFAULT_RULES_DIR).is_dir() {
+            PolicySource::Paths(vec![DEFAULT_RULES_DIR.into()])
+        } else {
+            PolicySource::Embedded
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            PolicySource::Paths(p) => p
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            PolicySource::Embedded => "<built-in default policy>".into(),
+        }
+    }
+
+    /// Read and compile the whole set.
+    pub fn compile(&self) -> Result<rules::Policy> {
+        let sources = match self {
+            PolicySource::Paths(p) => rules::fs::load_sources(p).map_err(|e| anyhow!(e))?,
+            PolicySource::Embedded => rules::default_sources(),
+        };
+        rules::Policy::compile(&sources).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Newest modification time of the files (and directories) involved.
+    fn stamp(&self) -> Option<SystemTime> {
+        let PolicySource::Paths(paths) = self else {
+            return None;
+        };
+        let mut newest = None;
+        let mut bump = |t: Option<SystemTime>| {
+            if let Some(t) = t
+                && newest.is_none_or(|n| t > n)
+            {
+                newest = Some(t);
+            }
+        };
+        for p in paths {
+            bump(std::fs::metadata(p).and_then(|m| m.modified()).ok());
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    bump(e.metadata().and_then(|m| m.modified()).ok());
+                }
+            }
+        }
+        newest
+    }
+}
+
+/// Reload bookkeeping: current generation, hash, last error, and the file watch.
+pub struct PolicyState {
+    pub source: PolicySource,
+    pub generation: u64,
+    pub hash: String,
+    pub rules: usize,
+    pub last_error: Option<String>,
+    stamp: Option<SystemTime>,
+    last_check: Instant,
+    /// A change seen on disk; reload once files have been quiet for a moment (a half-written
+    /// file or a burst of saves becomes one reload).
+    pending_since: Option<Instant>,
+}
+
+impl PolicyState {
+    pub fn new(source: PolicySource, policy: &rules::Policy) -> PolicyState {
+        PolicyState {
+            stamp: source.stamp(),
+            source,
+            generation: 1,
+            hash: policy.hash(),
+            rules: policy.len(),
+            last_error: None,
+            last_check: Instant::now(),
+            pending_since: None,
+        }
+    }
+
+    /// Whether the files changed and have been quiet for 300 ms (checked at most every 500 ms).
+    pub fn changed_on_disk(&mut self) -> bool {
+        if let Some(since) = self.pending_since {
+            if since.elapsed() >= Duration::from_millis(300) {
+                let now = self.source.stamp();
+                self.pending_since = None;
+                self.stamp = now;
+                return true;
+            }
+            return false;
+        }
+        if self.last_check.elapsed() < Duration::from_millis(500) {
+            return false;
+        }
+        self.last_check = Instant::now();
+        let now = self.source.stamp();
+        if now != self.stamp {
+            self.pending_since = Some(Instant::now());
+        }
+        false
+    }
+
+    /// Try a reload: `Ok(policy)` to swap in, `Err(alert)` when rejected.
+    pub fn reload(&mut self, host: &str) -> Result<Arc<rules::Policy>, Alert> {
+        match self.source.compile() {
+            Ok(p) => {
+                self.generation += 1;
+                self.hash = p.hash();
+                self.rules = p.len();
+                self.last_error = None;
+                tracing::info!(generation = self.generation, hash = %self.hash, "policy reloaded");
+                Ok(Arc::new(p))
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                self.last_error = Some(msg.clone());
+                tracing::warn!(error = %msg, "policy reload rejected; keeping the running policy");
+                let now = Timestamp::now();
+                Err(Alert {
+                    id: format!("policy-reload-{}", now.0),
+                    time: now,
+                    host: host.to_owned(),
+                    rule: "policy.reload_rejected".into(),
+                    severity: Severity::High,
+                    summary: BStr::from(format!(
+                        "policy reload rejected, generation {} ({}) still running: {msg}",
+                        self.generation, self.hash
+                    )),
+                    tags: vec!["agentwatch".into(), "policy".into()],
+                    count: 1,
+                    first_time: now,
+                    last_time: now,
+                    ..Default::default()
+                })
+            }
+        }
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "source": self.source.describe(),
+            "generation": self.generation,
+            "hash": self.hash,
+            "rules": self.rules,
+            "last_error": self.last_error,
+        })
+    }
+}
