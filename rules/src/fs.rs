@@ -57,6 +57,15 @@ pub fn load_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
+            // Anyone who can write the directory can replace the files in it.
+            let mode = fs::metadata(p).map(|m| m.mode()).unwrap_or(0);
+            if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+                return Err(format!(
+                    "policy directory `{}` is world-writable (mode `{:o}`): any user could replace the policy; run `chmod o-w` on it",
+                    p.display(),
+                    mode & 0o7777
+                ));
+            }
             let files = toml_files(p)?;
             if files.is_empty() {
                 return Err(format!("no `*.toml` policy files in `{}`", p.display()));

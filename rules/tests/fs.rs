@@ -89,6 +89,16 @@ fn world_writable_and_non_regular_files_are_rejected() {
     assert!(err.contains("is world-writable (mode `666`)"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.toml"), RULE).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = run(cmd_check, &[dir.path().to_path_buf()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("is world-writable (mode `777`): any user could replace the policy"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("b.toml");
     let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let (code, _, err) = run(cmd_check, &[sock]);
