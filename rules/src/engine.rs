@@ -40,12 +40,12 @@ pub const LOSS_WINDOW_NS: i64 = 10_000_000_000;
 enum WinState {
     Count {
         times: VecDeque<i64>,
-        ids: VecDeque<Box<str>>,
+        ids: VecDeque<(i64, Box<str>)>,
     },
     Distinct {
         seen: HashMap<u64, i64, FxBuild>,
         first: i64,
-        ids: VecDeque<Box<str>>,
+        ids: VecDeque<(i64, Box<str>)>,
     },
     Seq {
         /// `chains[i]`: start time and event ids of the newest chain that completed step `i`.
@@ -55,9 +55,9 @@ enum WinState {
 
 impl WinState {
     fn bytes(&self) -> usize {
-        let ids = |v: &VecDeque<Box<str>>| {
+        let ids = |v: &VecDeque<(i64, Box<str>)>| {
             v.iter()
-                .map(|s| s.len() + size_of::<Box<str>>())
+                .map(|(_, s)| 8 + s.len() + size_of::<Box<str>>())
                 .sum::<usize>()
         };
         match self {
@@ -136,11 +136,19 @@ pub struct Engine {
 
 const NO_SESSION: &str = "-";
 
-fn push_id(ids: &mut VecDeque<Box<str>>, id: &str) {
+fn push_id(ids: &mut VecDeque<(i64, Box<str>)>, t: i64, id: &str) {
     if ids.len() == MAX_EVENT_IDS {
         ids.pop_front();
     }
-    ids.push_back(id.into());
+    ids.push_back((t, id.into()));
+}
+
+/// The ids of the events at or after `first` (the ones inside the window that fired).
+fn ids_since(ids: &mut VecDeque<(i64, Box<str>)>, first: i64) -> Vec<String> {
+    ids.drain(..)
+        .filter(|(t, _)| *t >= first)
+        .map(|(_, id)| String::from(id))
+        .collect()
 }
 
 fn hash_value(v: &Value<'_>) -> u64 {
@@ -311,13 +319,13 @@ impl Engine {
                     return;
                 };
                 times.push_back(t);
-                push_id(ids, &ev.id);
+                push_id(ids, t, &ev.id);
                 while times.front().is_some_and(|&f| f < t - within) || times.len() > threshold {
                     times.pop_front();
                 }
                 if times.len() >= threshold {
                     let first = times.front().copied().unwrap_or(t);
-                    let v = ids.drain(..).map(String::from).collect();
+                    let v = ids_since(ids, first);
                     times.clear();
                     Some((first, v))
                 } else {
@@ -339,7 +347,7 @@ impl Engine {
                     *first = t;
                 }
                 if seen.insert(h, t).is_none() {
-                    push_id(ids, &ev.id);
+                    push_id(ids, t, &ev.id);
                 }
                 if seen.len() >= threshold {
                     let before = seen.len();
@@ -351,7 +359,7 @@ impl Engine {
                 if seen.len() >= threshold {
                     let f = *first;
                     seen.clear();
-                    Some((f, ids.drain(..).map(String::from).collect()))
+                    Some((f, ids_since(ids, f)))
                 } else {
                     None
                 }

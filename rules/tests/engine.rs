@@ -346,6 +346,15 @@ fn count_window_fires_and_resets() {
         .collect();
     // 3 within 5 s at t=2, reset, again at t=5 and t=8.
     assert_eq!(fired, vec![0, 0, 1, 0, 0, 1, 0, 0, 1]);
+    // Only events inside the window that fired are named on the alert.
+    let mut e2 = Engine::new(e.policy().clone());
+    let mut out = Vec::new();
+    for (i, t) in [0.0, 10.0, 11.0, 12.0].into_iter().enumerate() {
+        out.extend(e2.process(&at(i, t, &open_of("/x"))));
+    }
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].event_ids, vec!["fx-1", "fx-2", "fx-3"]);
+    assert_eq!(out[0].first_time, Timestamp(BASE + 10 * S));
     let mut e = Engine::new(e.policy().clone());
     let fired: usize = (0..9)
         .map(|i| e.process(&at(i, i as f64 * 3.0, &open_of("/x"))).len())
