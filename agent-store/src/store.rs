@@ -243,7 +243,8 @@ impl Store {
                     "the index holds records up to `{seq}` but the spool ends at `{}`",
                     report.last_seq
                 );
-                (create_index(&index_dir, &fields)?, 0).tap_reason(&mut report, why)
+                report.index_rebuilt = Some(why);
+                (create_index(&index_dir, &fields)?, 0)
             }
             Err(why) => {
                 let had_data = report.last_seq > 0;
@@ -268,13 +269,11 @@ impl Store {
             )))?;
         }
 
-        let first_live = segments.first().map(|s| s.first_seq).unwrap_or(1);
         let cursor_seg = segments
             .iter()
             .find(|s| s.last_seq > indexed_seq || s.first_seq > indexed_seq)
             .map(|s| s.first_seq)
             .unwrap_or(active.first_seq);
-        let _ = first_live;
         let inner = Arc::new(Inner {
             cfg: cfg.clone(),
             spool_dir: spool_dir.clone(),
@@ -542,17 +541,6 @@ impl Drop for Store {
             let _ = self.sync();
             self.stop();
         }
-    }
-}
-
-trait TapReason {
-    fn tap_reason(self, report: &mut OpenReport, why: String) -> Self;
-}
-
-impl<T> TapReason for T {
-    fn tap_reason(self, report: &mut OpenReport, why: String) -> Self {
-        report.index_rebuilt = Some(why);
-        self
     }
 }
 
