@@ -319,7 +319,6 @@ pub struct Offsets {
     pub cqe_res: u32,
     /// `io_kiocb.cmd` + `io_open.how.flags`: requested flags of an io_uring open.
     pub ioreq_open_flags: u32,
-    pub _pad: u32,
 }
 
 /// Read-only configuration the loader writes into the eBPF object before loading.

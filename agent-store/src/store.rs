@@ -883,8 +883,15 @@ impl Indexer {
         let doc = match h.ty {
             RecType::Event => serde_json::from_slice::<Event>(payload)
                 .map(|e| self.fields.event_doc(&e, h.seq, off)),
-            RecType::Alert => serde_json::from_slice::<Alert>(payload)
-                .map(|a| self.fields.alert_doc(&a, h.seq, off)),
+            RecType::Alert => serde_json::from_slice::<Alert>(payload).map(|a| {
+                // The engine re-emits a folded alert with the same id, a higher count and a
+                // later last time: the newest copy replaces the older ones in the index.
+                self.writer.delete_term(Term::from_field_text(
+                    self.fields.at(const { crate::schema::spec_index("id") }),
+                    &a.id,
+                ));
+                self.fields.alert_doc(&a, h.seq, off)
+            }),
             RecType::Triage => serde_json::from_slice::<TriageRecord>(payload)
                 .map(|t| self.fields.triage_doc(&t, h.seq, off)),
             RecType::Pad => return Ok(used),

@@ -521,3 +521,33 @@ fn random_queries_run_against_the_index() {
         )
         .unwrap();
 }
+
+/// The policy engine folds repeats into one alert and re-emits it with the same id and a higher
+/// count; the store keeps only the newest copy, also after a restart (replayed from the spool).
+#[test]
+fn a_folded_alert_update_replaces_the_earlier_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (s, _) = open(dir.path());
+        let first = alert("fold-1", 10, "disc.port_scan", Severity::High, "scan");
+        s.append_alert(&first).unwrap();
+        let mut update = first.clone();
+        update.count = 7;
+        update.last_time = Timestamp(first.time.0 + 5_000_000_000);
+        s.append_alert(&update).unwrap();
+        s.append_alert(&alert("other", 11, "x.y", Severity::Low, "other"))
+            .unwrap();
+        s.commit().unwrap();
+        let r = s.reader().unwrap();
+        let hits = r.alerts(None, Severity::Info, 10).unwrap();
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        let f = hits.iter().find(|h| h.record.id() == "fold-1").unwrap();
+        let agent_store::Record::Alert(a) = &f.record else {
+            panic!()
+        };
+        assert_eq!(a.count, 7);
+        s.close().unwrap();
+    }
+    let r = Reader::open(dir.path()).unwrap();
+    assert_eq!(ids(&r, "rule:disc.port_scan").len(), 1);
+}

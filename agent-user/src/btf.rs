@@ -273,7 +273,6 @@ pub fn offsets(btf: &Btf) -> Result<Offsets> {
         iokiocb_opcode: o("io_kiocb", "opcode")?,
         cqe_res: o("io_uring_cqe", "res")?,
         ioreq_open_flags: o("io_kiocb", "cmd")? + o("io_open", "how.flags")?,
-        _pad: 0,
     })
 }
 
