@@ -25,7 +25,13 @@ fn alert(i: usize) -> Alert {
         id: format!("bench-{i}"),
         time: t,
         host: "devbox".into(),
-        rule: ["secret-read", "curl-pipe-shell", "egress-volume", "new-listener"][i % 4].into(),
+        rule: [
+            "secret-read",
+            "curl-pipe-shell",
+            "egress-volume",
+            "new-listener",
+        ][i % 4]
+            .into(),
         severity: Severity::ALL[i % 5],
         agent: Some(AgentRef {
             name: ["claude", "codex", "aider"][i % 3].into(),
@@ -33,13 +39,15 @@ fn alert(i: usize) -> Alert {
         session: Some(SessionRef {
             id: format!("{:016x}", i / 100),
         }),
-        summary: BStr::from(format!("agent read /home/dev/.ssh/id_rsa_{i} and 文件 \x1b[31m").as_str()),
+        summary: BStr::from(
+            format!("agent read /home/dev/.ssh/id_rsa_{i} and 文件 \x1b[31m").as_str(),
+        ),
         tags: vec!["secrets".into()],
         event_ids: vec![format!("e-{i}")],
         count: 1 + (i % 7) as u64,
         first_time: t,
         last_time: t,
-        in_loss_window: i % 50 == 0,
+        in_loss_window: i.is_multiple_of(50),
     }
 }
 
@@ -128,7 +136,10 @@ fn main() {
     println!(
         "machine: {} cpus, load average {} (wall-clock figures; p99 suffers when the machine is busy)",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     run(80, 24, None);
     run(160, 48, None);

@@ -114,8 +114,10 @@ impl Backend for SocketBackend {
         }
         // A live stream may be quiet for a long time.
         self.reader.get_ref().set_read_timeout(None)?;
+        // The stream must keep this reader: it may already hold buffered lines of the stream.
+        let fresh = BufReader::new(self.reader.get_ref().try_clone()?);
         let s = SocketStream {
-            reader: BufReader::new(self.reader.get_ref().try_clone()?),
+            reader: std::mem::replace(&mut self.reader, fresh),
         };
         Ok(Some(Box::new(s)))
     }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use agent_model::{Alert, Event, FIELDS, Kind, Severity, Timestamp};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::backend::{Purpose, Request, Update};
@@ -188,7 +189,8 @@ impl AlertRow {
 /// Parse an alert hit (`{"alert":{..},"triage":{..}}`) or a bare alert object.
 pub fn parse_alert_hit(v: &Value) -> Option<AlertRow> {
     let a = v.get("alert")?;
-    let alert: Alert = serde_json::from_value(a.clone()).ok()?;
+    // Deserialize from the borrowed value: no copy of the JSON tree.
+    let alert = Alert::deserialize(a).ok()?;
     let (state, note) = match v.get("triage") {
         Some(t) => (
             TriageState::parse(t.get("state").and_then(Value::as_str).unwrap_or("open")),
@@ -218,7 +220,8 @@ fn filter_terms(f: &str) -> Vec<String> {
 #[derive(Debug, Default)]
 pub struct AlertsState {
     /// In arrival order (oldest first); display is reversed.
-    pub rows: Vec<AlertRow>,
+    /// Boxed so growing the list moves pointers, not whole rows.
+    pub rows: Vec<Box<AlertRow>>,
     by_id: HashMap<String, usize>,
     /// Indexes into `rows` that pass the filter, ascending.
     visible: Vec<usize>,
@@ -241,7 +244,7 @@ impl AlertsState {
     /// Display row `i` (0 = newest).
     pub fn row(&self, i: usize) -> Option<&AlertRow> {
         let n = self.visible.len();
-        (i < n).then(|| &self.rows[self.visible[n - 1 - i]])
+        (i < n).then(|| &*self.rows[self.visible[n - 1 - i]])
     }
 
     pub fn selected(&self) -> Option<&AlertRow> {
@@ -249,7 +252,7 @@ impl AlertsState {
     }
 
     /// Replace everything (initial load, resync), oldest first by last time.
-    pub fn replace(&mut self, mut rows: Vec<AlertRow>) {
+    pub fn replace(&mut self, mut rows: Vec<Box<AlertRow>>) {
         let keep = self.selected().map(|r| r.alert.id.clone());
         rows.sort_by_key(|r| (r.alert.last_time, r.alert.time));
         self.rows.clear();
@@ -264,7 +267,7 @@ impl AlertsState {
         }
     }
 
-    fn insert(&mut self, r: AlertRow) -> Option<usize> {
+    fn insert(&mut self, r: Box<AlertRow>) -> Option<usize> {
         if let Some(&i) = self.by_id.get(&r.alert.id) {
             // A folded duplicate: the same alert with a new count; triage is kept unless the
             // newer copy carries one.
@@ -288,7 +291,7 @@ impl AlertsState {
     }
 
     /// One live alert. The selection stays on the same alert when the user has scrolled.
-    pub fn push(&mut self, r: AlertRow) {
+    pub fn push(&mut self, r: Box<AlertRow>) {
         if let Some(i) = self.insert(r)
             && self.rows[i].matches(&self.terms)
         {
@@ -512,7 +515,7 @@ pub fn parse_entry(v: &Value) -> Option<Entry> {
             fields,
         });
     }
-    let ev: Event = serde_json::from_value(v.clone()).ok()?;
+    let ev = Event::deserialize(v).ok()?;
     Some(event_entry(&ev))
 }
 
@@ -1230,16 +1233,32 @@ impl App {
             }
             Purpose::Rules => self.rules.set(&v),
             Purpose::Alerts => {
-                let rows: Vec<AlertRow> = list("hits").iter().filter_map(parse_alert_hit).collect();
+                let rows = v
+                    .get("hits")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| parse_alert_hit(h).map(Box::new))
+                    .collect();
                 self.alerts.replace(rows);
             }
-            Purpose::Sessions => self.sessions.set(&list("sessions")),
+            Purpose::Sessions => self.sessions.set(
+                v.get("sessions")
+                    .and_then(Value::as_array)
+                    .map_or(&[], |a| a.as_slice()),
+            ),
             Purpose::Session { focus } => self.timeline.load(&v, focus.as_deref()),
             Purpose::Search => {
                 self.search.pending = false;
                 self.search.error = None;
                 self.search.total = v.get("total").and_then(Value::as_u64).unwrap_or(0);
-                self.search.results = list("hits").iter().filter_map(parse_entry).collect();
+                self.search.results = v
+                    .get("hits")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(parse_entry)
+                    .collect();
                 self.search.aggregation = v.get("aggregation").and_then(parse_agg);
                 self.search.cur = Cursor::default();
             }
@@ -1255,10 +1274,13 @@ impl App {
         if v.get("alert").is_some() {
             match parse_alert_hit(&v) {
                 Some(r) => {
-                    if let Some(e) = parse_entry(&v) {
+                    if self.timeline.session.is_some()
+                        && r.alert.session.as_ref().map(|s| &s.id) == self.timeline.session.as_ref()
+                        && let Some(e) = parse_entry(&v)
+                    {
                         self.timeline.push(e);
                     }
-                    self.alerts.push(r);
+                    self.alerts.push(Box::new(r));
                 }
                 None => self.bad_objects += 1,
             }

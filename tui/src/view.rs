@@ -913,7 +913,6 @@ fn draw_health(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
     }
     let label_w = 24usize;
     let spark_w = (inner.width as usize).saturating_sub(label_w);
-    let mut y = inner.y;
     let total: Vec<(String, f64, &std::collections::VecDeque<u64>)> = std::iter::once((
         "all".to_string(),
         hs.kinds.values().map(|k| k.1).sum::<f64>(),
@@ -921,7 +920,7 @@ fn draw_health(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
     ))
     .chain(hs.kinds.iter().map(|(k, v)| (k.clone(), v.1, &v.2)))
     .collect();
-    for (k, rate, hist) in total {
+    for (y, (k, rate, hist)) in (inner.y..).zip(total) {
         if y >= inner.y + inner.height {
             break;
         }
@@ -950,7 +949,6 @@ fn draw_health(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
                 ..row
             },
         );
-        y += 1;
     }
     inner.height as usize
 }

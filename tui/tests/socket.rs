@@ -101,8 +101,30 @@ fn requests_get_one_answer_each() {
     stop.store(true, Ordering::SeqCst);
 }
 
+/// Run `f` on a thread and fail (instead of hanging) if it takes more than 10 s.
+fn within_10s(f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(()) => h.join().unwrap(),
+        Err(_) if h.is_finished() => h.join().unwrap(), // propagate the panic
+        Err(_) => panic!("timed out"),
+    }
+}
+
+/// Regression: the stream must keep the lines the daemon sent right after `{"ok":true}`, which
+/// may already sit in the request reader's buffer.
 #[test]
 fn subscribe_streams_objects_until_the_daemon_closes() {
+    for _ in 0..50 {
+        within_10s(subscribe_once);
+    }
+}
+
+fn subscribe_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agentwatch.sock");
     let stop = start(&path);
