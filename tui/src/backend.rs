@@ -10,7 +10,7 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::thread;
 use std::time::Duration;
 
@@ -233,25 +233,40 @@ fn request_loop(
 ) {
     let mut backend: Option<Box<dyn Backend>> = None;
     let mut attempt = 0u32;
+    let mut retry_at = std::time::Instant::now();
     while let Ok(req) = rx.recv() {
         if backend.is_none() {
-            match factory() {
+            // While backing off, answer at once instead of hammering a dead daemon; every
+            // request gets exactly one answer.
+            let now = std::time::Instant::now();
+            let made = if now < retry_at {
+                Err(anyhow::anyhow!(
+                    "daemon unreachable; next attempt in {} ms",
+                    (retry_at - now).as_millis()
+                ))
+            } else {
+                factory()
+            };
+            match made {
                 Ok(b) => {
                     backend = Some(b);
                     attempt = 0;
                 }
                 Err(e) => {
-                    let retry = backoff(attempt);
-                    attempt += 1;
-                    let _ = up.send(Update::Answer {
-                        purpose: req.purpose,
-                        result: Err(format!("{e:#}")),
-                    });
-                    // Do not hammer a dead daemon: wait, but drain requests meanwhile.
-                    match rx.recv_timeout(retry) {
-                        Ok(_) | Err(RecvTimeoutError::Timeout) => continue,
-                        Err(RecvTimeoutError::Disconnected) => return,
+                    if now >= retry_at {
+                        retry_at = now + backoff(attempt);
+                        attempt += 1;
                     }
+                    if up
+                        .send(Update::Answer {
+                            purpose: req.purpose,
+                            result: Err(format!("{e:#}")),
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
                 }
             }
         }

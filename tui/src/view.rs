@@ -156,7 +156,12 @@ fn banner(app: &App) -> Option<String> {
 }
 
 fn draw_tabs(f: &mut Frame, r: Rect, app: &App, theme: Theme) {
-    let mut spans = vec![Span::styled(" agentwatch ", theme.fg(Color::Cyan))];
+    // The product name only when there is room for it and the connection status.
+    let mut spans = if r.width >= 100 {
+        vec![Span::styled(" agentwatch ", theme.fg(Color::Cyan))]
+    } else {
+        vec![Span::raw(" ")]
+    };
     for (i, v) in View::ALL.iter().enumerate() {
         let label = format!(" {} {} ", i + 1, v.name());
         let st = if *v == app.view {
@@ -238,7 +243,7 @@ fn draw_footer(f: &mut Frame, r: Rect, app: &App, theme: Theme) {
 }
 
 fn draw_help(f: &mut Frame, area: Rect, theme: Theme) {
-    let w = 66.min(area.width);
+    let w = 78.min(area.width);
     let h = (KEYS.len() as u16 + 4).min(area.height);
     let r = Rect {
         x: area.x + (area.width - w) / 2,

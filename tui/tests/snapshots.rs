@@ -156,6 +156,9 @@ fn searched(app: &mut App, agg: Value) {
         Purpose::Search,
         json!({"ok": true, "total": 41, "hits": hits, "aggregation": agg}),
     );
+    // Select the alert hit: its detail fields are the TUI's own, so the snapshot does not churn
+    // when the event field catalogue grows (event details are checked in tests/state.rs).
+    key(app, KeyCode::Char('G'));
 }
 
 #[test]
@@ -301,7 +304,12 @@ fn hostile_content_is_escaped_on_every_view() {
     let b = render(&mut app, 80, 24, no_color());
     insta::assert_snapshot!("hostile_alerts_80x24", text(&b));
     app.view = View::Timeline;
-    app.timeline.cur.sel = 0;
+    app.timeline.cur.sel = app
+        .timeline
+        .entries
+        .iter()
+        .position(|e| matches!(e.kind, tui::state::EntryKind::Alert(_)))
+        .unwrap();
     let b = render(&mut app, 160, 48, no_color());
     insta::assert_snapshot!("hostile_timeline_160x48", text(&b));
 }
