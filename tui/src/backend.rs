@@ -181,6 +181,8 @@ pub enum Update {
     Disconnected { error: String, retry: Duration },
     /// The backend has no live stream (offline data dir).
     NoLiveStream,
+    /// A successful `alerts` answer, already parsed on the worker thread.
+    AlertRows(Vec<Box<crate::state::AlertRow>>),
 }
 
 /// Backoff after failed connections: 250 ms doubling to 5 s.
@@ -274,6 +276,17 @@ fn request_loop(
         let result = b.request(&req.body).map_err(|e| format!("{e:#}"));
         if result.is_err() {
             backend = None;
+        }
+        if let (Purpose::Alerts, Ok(v)) = (&req.purpose, &result)
+            && v.get("ok") != Some(&Value::Bool(false))
+        {
+            if up
+                .send(Update::AlertRows(crate::state::alert_rows(v)))
+                .is_err()
+            {
+                return;
+            }
+            continue;
         }
         if up
             .send(Update::Answer {

@@ -186,6 +186,17 @@ impl AlertRow {
     }
 }
 
+/// The rows of an `alerts` answer. The worker calls this on its own thread, so a large answer
+/// is parsed off the UI thread.
+pub fn alert_rows(v: &Value) -> Vec<Box<AlertRow>> {
+    v.get("hits")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|h| parse_alert_hit(h).map(Box::new))
+        .collect()
+}
+
 /// Parse an alert hit (`{"alert":{..},"triage":{..}}`) or a bare alert object.
 pub fn parse_alert_hit(v: &Value) -> Option<AlertRow> {
     let a = v.get("alert")?;
@@ -1083,6 +1094,8 @@ pub struct App {
     pub rules: RulesState,
     pub health: HealthState,
     pub quit: bool,
+    /// Where Esc goes from the timeline: the view it was opened from.
+    pub back: View,
     /// Requests to send; drained by the run loop (or inspected by tests).
     pub outbox: Vec<Request>,
     /// Rows per page for PgUp/PgDn, set by the view.
@@ -1113,6 +1126,7 @@ impl App {
             rules: RulesState::default(),
             health: HealthState::default(),
             quit: false,
+            back: View::Sessions,
             outbox: Vec::new(),
             page: 10,
             now,
@@ -1143,8 +1157,8 @@ impl App {
         self.send(Purpose::Sessions, json!({"op": "sessions", "since": null}));
     }
 
-    /// Called every 250 ms: status every second, sessions every 5 s, and alerts every 5 s
-    /// when there is no live stream.
+    /// Called every 250 ms: status every second, sessions every 5 s, alerts every 5 s when
+    /// there is no live stream and every 30 s when there is.
     pub fn on_tick(&mut self, now: Timestamp) {
         self.now = now;
         self.ticks += 1;
@@ -1153,7 +1167,11 @@ impl App {
         }
         if self.ticks.is_multiple_of(20) {
             self.send(Purpose::Sessions, json!({"op": "sessions", "since": null}));
-            if matches!(self.conn, Conn::Offline | Conn::Down { .. }) {
+            // Without a live stream, poll; with one, resync every 30 s so triage done in other
+            // TUIs shows up here too.
+            if matches!(self.conn, Conn::Offline | Conn::Down { .. })
+                || self.ticks.is_multiple_of(120)
+            {
                 self.send(
                     Purpose::Alerts,
                     json!({"op": "alerts", "since": "24h", "severity": "info", "limit": ALERT_FETCH}),
@@ -1178,6 +1196,7 @@ impl App {
                 };
             }
             Update::NoLiveStream => self.conn = Conn::Offline,
+            Update::AlertRows(rows) => self.alerts.replace(rows),
             Update::Live(v) => self.on_live(v),
             Update::Answer { purpose, result } => {
                 if purpose == Purpose::Status {
@@ -1232,16 +1251,7 @@ impl App {
                 self.health.set(&v);
             }
             Purpose::Rules => self.rules.set(&v),
-            Purpose::Alerts => {
-                let rows = v
-                    .get("hits")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|h| parse_alert_hit(h).map(Box::new))
-                    .collect();
-                self.alerts.replace(rows);
-            }
+            Purpose::Alerts => self.alerts.replace(alert_rows(&v)),
             Purpose::Sessions => self.sessions.set(
                 v.get("sessions")
                     .and_then(Value::as_array)
@@ -1306,6 +1316,9 @@ impl App {
     }
 
     fn open_session(&mut self, id: String, focus: Option<String>) {
+        if self.view != View::Timeline {
+            self.back = self.view;
+        }
         self.timeline.loading = true;
         self.timeline.session = Some(id.clone());
         self.send(
@@ -1385,7 +1398,7 @@ impl App {
                 View::Alerts => self.alerts.set_filter(""),
                 View::Sessions => self.sessions.set_filter(""),
                 View::Rules => self.rules.set_filter(""),
-                View::Timeline => self.view = View::Sessions,
+                View::Timeline => self.view = self.back,
                 _ => self.message = None,
             },
             KeyCode::Enter => self.enter(),

@@ -52,6 +52,13 @@ fn connection(s: UnixStream, stop: Arc<AtomicBool>) {
                 json!({"ok": true, "total": 0, "hits": [], "aggregation": null, "echo": req["query"]})
             )
             .unwrap(),
+            Some("alerts") => {
+                let a = json!({"id": "a-1", "time": "2026-11-25T10:00:00Z", "host": "h",
+                    "rule": "secret-read", "severity": "high", "summary": "read id_rsa", "count": 2,
+                    "first_time": "2026-11-25T10:00:00Z", "last_time": "2026-11-25T10:00:00Z"});
+                writeln!(w, "{}", json!({"ok": true, "hits": [{"alert": a, "triage": {"state": "open"}}]}))
+                    .unwrap()
+            }
             Some("slow") => {
                 thread::sleep(Duration::from_millis(300));
                 writeln!(w, "{}", json!({"ok": true})).unwrap();
@@ -253,5 +260,26 @@ fn a_slow_daemon_never_blocks_the_caller() {
     }
     assert!(refused > 0);
     assert!(t.elapsed() < Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn the_worker_parses_alert_lists_off_the_ui_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentwatch.sock");
+    let stop = start(&path);
+    let w = Worker::start(SocketBackend::factory(path));
+    w.send(Request {
+        purpose: Purpose::Alerts,
+        body: json!({"op": "alerts", "since": "24h"}),
+    });
+    let seen = wait_for(&w, "alert rows", |u| matches!(u, Update::AlertRows(_)));
+    match seen.last() {
+        Some(Update::AlertRows(rows)) => {
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].alert.count, 2);
+        }
+        u => panic!("{u:?}"),
+    }
     stop.store(true, Ordering::SeqCst);
 }

@@ -263,6 +263,7 @@ fn enter_on_an_alert_opens_its_session_centred_on_it() {
     let r = app.outbox.last().unwrap().clone();
     assert_eq!(r.body, json!({"op": "session", "id": SESSION}));
     answer(&mut app, r.purpose, session_detail());
+    assert_eq!(app.back, View::Alerts);
     let t = &app.timeline;
     let sel = t.selected().unwrap();
     assert_eq!(sel.id, "a-1");
@@ -313,8 +314,13 @@ fn timeline_orders_events_marks_losses_and_jumps_between_alerts() {
         .position(|e| e.id == "e-6")
         .unwrap();
     assert_eq!(app.timeline.entries[pos + 1].id, "a-6");
+    app.back = View::Search;
     key(&mut app, KeyCode::Esc);
-    assert_eq!(app.view, View::Sessions, "Esc goes back");
+    assert_eq!(
+        app.view,
+        View::Search,
+        "Esc goes back where the timeline was opened from"
+    );
 }
 
 #[test]
@@ -458,6 +464,32 @@ fn ticks_poll_status_without_piling_up_requests() {
         .filter(|r| r.purpose == Purpose::Status)
         .count();
     assert_eq!(statuses, 1);
+}
+
+#[test]
+fn alert_rows_parsed_by_the_worker_replace_the_list() {
+    let mut app = loaded_app();
+    let hits: Vec<_> = alerts_list()[..2]
+        .iter()
+        .map(|a| alert_hit(a, "resolved"))
+        .collect();
+    let rows = tui::state::alert_rows(&json!({"ok": true, "hits": hits}));
+    app.on_update(Update::AlertRows(rows));
+    assert_eq!(app.alerts.len(), 2);
+    assert_eq!(app.alerts.row(0).unwrap().triage, TriageState::Resolved);
+    assert_eq!(app.alerts.counts.iter().sum::<u64>(), 2);
+}
+
+#[test]
+fn live_alerts_are_resynced_every_30_seconds() {
+    let mut app = loaded_app();
+    app.outbox.clear();
+    for _ in 0..119 {
+        app.on_tick(ts(50));
+    }
+    assert!(!app.outbox.iter().any(|r| r.purpose == Purpose::Alerts));
+    app.on_tick(ts(50));
+    assert!(app.outbox.iter().any(|r| r.purpose == Purpose::Alerts));
 }
 
 #[test]
