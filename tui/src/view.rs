@@ -198,7 +198,16 @@ fn draw_footer(f: &mut Frame, r: Rect, app: &App, theme: Theme) {
             Prompt::Filter => "filter: ".to_string(),
             Prompt::Query => "query: ".to_string(),
             Prompt::Command => ":".to_string(),
-            Prompt::Note { state, .. } => format!("{} note (Enter to send): ", state.name()),
+            // Name the alert: a live alert may have arrived on top since the key was pressed.
+            Prompt::Note { state, alert_id } => format!(
+                "{} `{}`, note (Enter sends, Esc cancels): ",
+                match state {
+                    TriageState::Acknowledged => "acknowledge",
+                    TriageState::Resolved => "resolve",
+                    TriageState::Open => "reopen",
+                },
+                crate::text::safe(alert_id)
+            ),
         };
         // The typed text is the user's own, but it may hold pasted agent text: show it escaped,
         // and keep its end visible.
