@@ -1,4 +1,5 @@
-//! The TUI on canned data, without a daemon: `cargo run -p tui --example demo`.
+//! The TUI on canned data, without a daemon: `cargo run -p tui --example demo`
+//! (or `... --example demo -- /path/to/agentwatch.sock` against a daemon).
 //!
 //! An in-memory [`Backend`] answers every request from a small fixed world (two sessions, a few
 //! alerts, one loss) and its live stream raises a new alert every second, so the views, keys and
@@ -115,6 +116,10 @@ impl Subscription for Live {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `demo SOCKET` talks to a real daemon socket instead.
+    if let Some(path) = std::env::args_os().nth(1) {
+        return tui::run(tui::SocketBackend::factory(path.into()), Options::default());
+    }
     let start = now_ns() - 30_000_000_000;
     tui::run(
         Box::new(move || Ok(Box::new(Demo { start }) as Box<dyn Backend>)),

@@ -148,7 +148,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) -> usize {
 fn banner(app: &App) -> Option<String> {
     match &app.conn {
         Conn::Down { error, retry_ms } => Some(format!(
-            " daemon unreachable: {error} - retrying in {:.1}s; data shown may be stale",
+            " daemon unreachable, retrying in {:.1}s, data may be stale: {error}",
             *retry_ms as f64 / 1000.0
         )),
         _ => None,
