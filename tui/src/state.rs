@@ -468,7 +468,8 @@ impl SessionsState {
 pub enum EntryKind {
     Event(Kind),
     Alert(Severity),
-    /// A `monitor.loss` event: a span where the sensor lost records.
+    /// A `monitor.loss` event (the sensor lost records) or a `monitor.start` (a restart: a
+    /// gap in what was seen); drawn as a marked span.
     Loss,
 }
 
@@ -547,6 +548,18 @@ fn event_entry(ev: &Event) -> Entry {
                     .map(|s| format!(" ({})", safe(&s)))
                     .unwrap_or_default()
             ),
+        )
+    } else if ev.kind() == Kind::MonitorStart {
+        // A (re)started monitor: whatever happened while it was down was not seen.
+        let msg = ev
+            .monitor
+            .as_ref()
+            .and_then(|m| m.message.as_deref())
+            .map(|s| format!(" ({})", safe(s)))
+            .unwrap_or_default();
+        (
+            EntryKind::Loss,
+            format!("GAP: monitor (re)started, events before this may be missing{msg}"),
         )
     } else {
         (EntryKind::Event(ev.kind()), event_text(ev))

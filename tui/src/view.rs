@@ -572,7 +572,7 @@ fn draw_timeline(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
         .filter(|e| e.kind == EntryKind::Loss)
         .count();
     let title = format!(
-        " session {} │ {} entries │ {} alerts │ {} loss marks{}",
+        " session {} │ {} entries │ {} alerts │ {} loss/gap marks{}",
         crate::text::safe(id),
         t.entries.len(),
         alerts,
