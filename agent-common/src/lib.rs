@@ -56,23 +56,58 @@ pub enum RecordKind {
     Open = 10,
     Unlink = 11,
     Rename = 12,
+    Chmod = 13,
+    Chown = 14,
+    Link = 15,
+    Symlink = 16,
+    Mkdir = 17,
+    Truncate = 18,
+    Write = 19,
     Connect = 20,
     Accept = 21,
     Listen = 22,
+    /// UDP send with a destination (also the source of DNS queries).
+    Send = 23,
+    MmapExec = 25,
+    PrivChange = 30,
+    Ptrace = 31,
+    Bpf = 32,
+    Module = 33,
+    Mount = 34,
+    Namespace = 35,
+    Memfd = 36,
+    Signal = 37,
 }
 
 impl RecordKind {
     /// All kinds, in id order.
-    pub const ALL: [RecordKind; 9] = [
+    pub const ALL: [RecordKind; 26] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
         RecordKind::Open,
         RecordKind::Unlink,
         RecordKind::Rename,
+        RecordKind::Chmod,
+        RecordKind::Chown,
+        RecordKind::Link,
+        RecordKind::Symlink,
+        RecordKind::Mkdir,
+        RecordKind::Truncate,
+        RecordKind::Write,
         RecordKind::Connect,
         RecordKind::Accept,
         RecordKind::Listen,
+        RecordKind::Send,
+        RecordKind::MmapExec,
+        RecordKind::PrivChange,
+        RecordKind::Ptrace,
+        RecordKind::Bpf,
+        RecordKind::Module,
+        RecordKind::Mount,
+        RecordKind::Namespace,
+        RecordKind::Memfd,
+        RecordKind::Signal,
     ];
 }
 
@@ -90,9 +125,26 @@ impl TryFrom<u32> for RecordKind {
             10 => RecordKind::Open,
             11 => RecordKind::Unlink,
             12 => RecordKind::Rename,
+            13 => RecordKind::Chmod,
+            14 => RecordKind::Chown,
+            15 => RecordKind::Link,
+            16 => RecordKind::Symlink,
+            17 => RecordKind::Mkdir,
+            18 => RecordKind::Truncate,
+            19 => RecordKind::Write,
             20 => RecordKind::Connect,
             21 => RecordKind::Accept,
             22 => RecordKind::Listen,
+            23 => RecordKind::Send,
+            25 => RecordKind::MmapExec,
+            30 => RecordKind::PrivChange,
+            31 => RecordKind::Ptrace,
+            32 => RecordKind::Bpf,
+            33 => RecordKind::Module,
+            34 => RecordKind::Mount,
+            35 => RecordKind::Namespace,
+            36 => RecordKind::Memfd,
+            37 => RecordKind::Signal,
             other => return Err(UnknownKind(other)),
         })
     }
@@ -149,6 +201,11 @@ pub const REC_PROVISIONAL: u32 = 8;
 pub const REC_NEW_SESSION: u32 = 16;
 /// A second path (cwd, rename target) was truncated.
 pub const PATH2_TRUNCATED: u32 = 32;
+/// A path operation on a descriptor: the first path is the file's own (`EXE_*` markers of the
+/// file are in bits 8..16 of the flags).
+pub const FD_OP: u32 = 64;
+/// The first name of a [`SysBody`] is an encoded kernel path (a descriptor's file).
+pub const NAME_IS_PATH: u32 = 128;
 
 /// Body of [`RecordKind::Exec`]; followed by `exe_len` bytes of encoded exe path, `cwd_len`
 /// bytes of encoded cwd, `filename_len` bytes of the filename passed to exec, `argv_len` bytes of
@@ -167,9 +224,17 @@ pub struct ExecBody {
     pub argv_orig_len: u32,
     pub exe_ino: u64,
     pub exe_dev: u32,
-    pub _pad: u32,
+    /// `EXE_*` markers.
+    pub markers: u32,
     pub parent_start_ns: u64,
 }
+
+/// The executable is a memfd (fileless exec).
+pub const EXE_MEMFD: u32 = 1;
+/// The executable's inode has no links left (deleted after start, or never linked).
+pub const EXE_DELETED: u32 = 2;
+/// The executable's directory is writable by everyone (`/tmp`, `/dev/shm`, ...).
+pub const EXE_WRITABLE_DIR: u32 = 4;
 
 /// Body of [`RecordKind::Exit`].
 #[repr(C)]
@@ -209,20 +274,60 @@ pub struct OpenBody {
     pub req_flags: u32,
 }
 
-/// Body of [`RecordKind::Unlink`] and [`RecordKind::Rename`]. Followed by `dir_len` bytes of the
-/// encoded directory the first name is relative to (the dirfd's path or cwd), `name_len` bytes of
-/// the name as passed, then for rename `dir2_len` and `name2_len` bytes likewise.
+/// Body of the path operations (unlink, rename, chmod, chown, link, symlink, mkdir, truncate,
+/// write, mmap_exec). Followed by `dir_len` bytes of the encoded directory the first name is
+/// relative to (the dirfd's path or cwd; for fd-based operations the file's own path, with an
+/// empty name), `name_len` bytes of the name as passed, then `dir2_len` and `name2_len` bytes of
+/// the second path (rename and link targets, symlink contents).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PathOpBody {
     pub flags: u32,
-    /// Syscall flags (AT_REMOVEDIR, RENAME_*).
+    /// Syscall flags (AT_REMOVEDIR, RENAME_*, AT_SYMLINK_FOLLOW...).
     pub op_flags: u32,
     pub dir_len: u32,
     pub name_len: u32,
     pub dir2_len: u32,
     pub name2_len: u32,
+    /// Operation arguments: chmod/mkdir mode; chown uid; truncate length; mmap prot.
+    pub arg0: u64,
+    /// chown gid.
+    pub arg1: u64,
+    /// Inode of the file for fd-based operations.
+    pub ino: u64,
 }
+
+/// Body of the process and kernel operations (priv.change, ptrace, bpf, module, mount,
+/// namespace, memfd, signal). Followed by `name_len` and `name2_len` bytes of strings whose
+/// meaning depends on the kind (memfd name; mount source and target; module path; bpf program
+/// name).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SysBody {
+    pub flags: u32,
+    /// Syscall number, ptrace request, bpf command, or signal number.
+    pub op: u32,
+    pub arg0: u64,
+    pub arg1: u64,
+    pub arg2: u64,
+    pub arg3: u64,
+    /// Target process (ptrace, signal) by thread-group id, 0 when none.
+    pub target_tgid: u32,
+    /// `TARGET_*` relation of the target to the acting session.
+    pub target: u32,
+    pub ret: i64,
+    pub name_len: u32,
+    pub name2_len: u32,
+    /// Mount file system type, NUL padded.
+    pub fstype: [u8; 16],
+}
+
+/// The target process is in the same session.
+pub const TARGET_SAME_SESSION: u32 = 1;
+/// The target process is in another agent session.
+pub const TARGET_OTHER_SESSION: u32 = 2;
+/// The target process is the agentwatch daemon.
+pub const TARGET_DAEMON: u32 = 4;
 
 /// Body of [`RecordKind::Connect`], [`RecordKind::Accept`] and [`RecordKind::Listen`]. Followed
 /// by `unix_path_len` bytes of a unix socket address (`sun_path`, may start with NUL for abstract
@@ -244,6 +349,10 @@ pub struct SockBody {
     pub daddr: [u8; 16],
     pub unix_path_len: u32,
     pub fd: i32,
+    /// Bytes sent (net.send).
+    pub bytes: u32,
+    /// Payload bytes that follow the unix path (DNS queries only).
+    pub payload_len: u32,
 }
 
 /// Byte offsets of kernel struct members, read from BTF at load time (never hard-coded).
@@ -276,6 +385,7 @@ pub struct Offsets {
     pub path_dentry: u32,
     pub dentry_parent: u32,
     pub dentry_name: u32,
+    pub dentry_inode: u32,
     pub qstr_name: u32,
     pub qstr_len: u32,
     pub vfsmount_root: u32,
@@ -294,6 +404,9 @@ pub struct Offsets {
     pub cred_gid: u32,
     pub cred_euid: u32,
     pub cred_egid: u32,
+    pub cred_cap_effective: u32,
+    pub inode_nlink: u32,
+    pub inode_uid: u32,
     pub regs_di: u32,
     pub regs_si: u32,
     pub regs_dx: u32,
@@ -363,6 +476,8 @@ unsafe impl Plain for PathOpBody {}
 unsafe impl Plain for SockBody {}
 // SAFETY: as above.
 unsafe impl Plain for SessionInfo {}
+// SAFETY: as above.
+unsafe impl Plain for SysBody {}
 
 /// Read a plain record at byte offset `at`; `None` when `buf` is too short.
 pub fn read_plain<T: Plain>(buf: &[u8], at: usize) -> Option<T> {
@@ -405,12 +520,14 @@ mod tests {
         assert_eq!(size_of::<ForkBody>(), 16);
         assert_eq!(size_of::<OpenBody>(), 40);
         assert_eq!(offset_of!(OpenBody, ino), 16);
-        assert_eq!(size_of::<PathOpBody>(), 24);
-        assert_eq!(size_of::<SockBody>(), 56);
+        assert_eq!(size_of::<PathOpBody>(), 48);
+        assert_eq!(offset_of!(PathOpBody, arg0), 24);
+        assert_eq!(size_of::<SockBody>(), 64);
+        assert_eq!(size_of::<SysBody>(), 80);
+        assert_eq!(offset_of!(SysBody, ret), 48);
         assert_eq!(offset_of!(SockBody, saddr), 16);
         assert_eq!(size_of::<Offsets>() % 4, 0);
         assert_eq!(size_of::<Config>(), size_of::<Offsets>() + 16);
-        assert_eq!(size_of::<Offsets>() % 8, 0);
     }
 
     #[test]
@@ -420,5 +537,6 @@ mod tests {
         }
         assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
         assert_eq!(RecordKind::try_from(4), Err(UnknownKind(4)));
+        assert_eq!(RecordKind::try_from(24), Err(UnknownKind(24)));
     }
 }

@@ -16,10 +16,11 @@
 #![no_main]
 
 use agent_common::{
-    ARGV_TRUNCATED, COMM_LEN, Config, EXE_KEY_LEN, ExecBody, ExitBody, ForkBody, HEADER_LEN,
-    MAX_NAME, MAX_PATH_DEPTH, OpenBody, PATH_TRUNCATED, PATH2_TRUNCATED, PathOpBody,
-    REC_NEW_SESSION, REC_PROVISIONAL, RecordHeader, RecordKind, SCRATCH_SIZE, SESSION_PROVISIONAL,
-    SessionInfo, SockBody, VIA_IO_URING,
+    ARGV_TRUNCATED, COMM_LEN, Config, EXE_DELETED, EXE_KEY_LEN, EXE_MEMFD, EXE_WRITABLE_DIR,
+    ExecBody, ExitBody, FD_OP, ForkBody, HEADER_LEN, MAX_NAME, MAX_PATH_DEPTH, NAME_IS_PATH,
+    OpenBody, PATH_TRUNCATED, PATH2_TRUNCATED, PathOpBody, REC_NEW_SESSION, REC_PROVISIONAL,
+    RecordHeader, RecordKind, SCRATCH_SIZE, SESSION_PROVISIONAL, SessionInfo, SockBody, SysBody,
+    TARGET_DAEMON, TARGET_OTHER_SESSION, TARGET_SAME_SESSION, VIA_IO_URING,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -29,7 +30,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel, generated,
     },
     macros::{btf_tracepoint, map, raw_tracepoint},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 
@@ -51,6 +52,10 @@ static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(agent_common::KI
 
 #[map(name = "SCRATCH")]
 static SCRATCH: PerCpuArray<[u8; SCRATCH_SIZE]> = PerCpuArray::with_max_entries(1, 0);
+
+/// One per-CPU word used to hide a value's history from the verifier (see `launder`).
+#[map(name = "VARS")]
+static VARS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "SEL_COMM")]
 static SEL_COMM: HashMap<[u8; COMM_LEN], u32> = HashMap::with_max_entries(256, 0);
@@ -87,6 +92,64 @@ const NR_RENAMEAT: u64 = 264;
 const NR_ACCEPT4: u64 = 288;
 const NR_RENAMEAT2: u64 = 316;
 const NR_OPENAT2: u64 = 437;
+const NR_WRITE: u64 = 1;
+const NR_MMAP: u64 = 9;
+const NR_PWRITE64: u64 = 18;
+const NR_WRITEV: u64 = 20;
+const NR_SENDTO: u64 = 44;
+const NR_SENDMSG: u64 = 46;
+const NR_CLONE: u64 = 56;
+const NR_TRUNCATE: u64 = 76;
+const NR_FTRUNCATE: u64 = 77;
+const NR_MKDIR: u64 = 83;
+const NR_LINK: u64 = 86;
+const NR_SYMLINK: u64 = 88;
+const NR_CHMOD: u64 = 90;
+const NR_FCHMOD: u64 = 91;
+const NR_CHOWN: u64 = 92;
+const NR_FCHOWN: u64 = 93;
+const NR_LCHOWN: u64 = 94;
+const NR_PTRACE: u64 = 101;
+const NR_SETUID: u64 = 105;
+const NR_SETGID: u64 = 106;
+const NR_SETREUID: u64 = 113;
+const NR_SETREGID: u64 = 114;
+const NR_SETRESUID: u64 = 117;
+const NR_SETRESGID: u64 = 119;
+const NR_CAPSET: u64 = 126;
+const NR_MOUNT: u64 = 165;
+const NR_INIT_MODULE: u64 = 175;
+const NR_MKDIRAT: u64 = 258;
+const NR_FCHOWNAT: u64 = 260;
+const NR_LINKAT: u64 = 265;
+const NR_SYMLINKAT: u64 = 266;
+const NR_FCHMODAT: u64 = 268;
+const NR_UNSHARE: u64 = 272;
+const NR_PWRITEV: u64 = 296;
+const NR_SENDMMSG: u64 = 307;
+const NR_SETNS: u64 = 308;
+const NR_PROCESS_VM_WRITEV: u64 = 311;
+const NR_FINIT_MODULE: u64 = 313;
+const NR_MEMFD_CREATE: u64 = 319;
+const NR_BPF: u64 = 321;
+const NR_PWRITEV2: u64 = 328;
+const NR_MOVE_MOUNT: u64 = 429;
+const NR_CLONE3: u64 = 435;
+const NR_FCHMODAT2: u64 = 452;
+/// CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME.
+const CLONE_NEW_MASK: u64 = 0x0002_0000
+    | 0x0200_0000
+    | 0x0400_0000
+    | 0x0800_0000
+    | 0x1000_0000
+    | 0x2000_0000
+    | 0x4000_0000
+    | 0x80;
+const PROT_EXEC: u64 = 4;
+const SIGCHLD: i32 = 17;
+const IPPROTO_UDP: u16 = 17;
+const S_IFREG: u32 = 0o100000;
+const MAX_DNS_PAYLOAD: usize = 512;
 
 // io_uring opcodes (UAPI).
 const IORING_OP_ACCEPT: u8 = 13;
@@ -221,10 +284,38 @@ fn put<T>(buf: *mut u8, at: usize, v: T) {
     unsafe { core::ptr::write_unaligned(buf.add(at) as *mut T, v) };
 }
 
+/// Pass a value through map memory so that the verifier forgets how it was computed: after a
+/// bounded loop, every exit state then merges into one, and a second loop is verified once
+/// instead of once per exit state of the first. The result is re-bounded by the caller.
+#[inline(always)]
+fn launder(v: u64) -> u64 {
+    match VARS.get_ptr_mut(0) {
+        Some(p) => {
+            // SAFETY: per-CPU slot owned by this program for the duration of the call.
+            unsafe {
+                core::ptr::write_volatile(p, v);
+                core::ptr::read_volatile(p)
+            }
+        }
+        None => v,
+    }
+}
+
 /// Append the dentry names of `path` (a `struct path *`) leaf first, each NUL-terminated,
 /// crossing mount points up to the global root. Returns the new position and a truncation flag.
 #[inline(always)]
 fn write_path(buf: *mut u8, start: usize, path: *const u8) -> (usize, bool) {
+    let (pos, trunc) = write_path_raw(buf, start, path);
+    let v = launder(pos as u64 | (trunc as u64) << 32);
+    let pos = (v & 0xffff_ffff) as usize;
+    if pos > POS_MASK {
+        return (start, true);
+    }
+    (pos, v >> 32 != 0)
+}
+
+#[inline(always)]
+fn write_path_raw(buf: *mut u8, start: usize, path: *const u8) -> (usize, bool) {
     let mut pos = start;
     let Ok(mut dentry) = rdp(path, off!(path_dentry)) else {
         return (pos, true);
@@ -300,7 +391,11 @@ fn write_kstr(buf: *mut u8, pos: usize, src: *const u8, max: usize) -> usize {
             src as *const _,
         )
     };
-    if n > 0 { pos + ((n as usize) & 4095) } else { pos }
+    if n > 0 {
+        pos + ((n as usize) & 4095)
+    } else {
+        pos
+    }
 }
 
 /// Append a NUL-terminated user string of at most `max` bytes.
@@ -317,7 +412,11 @@ fn write_ustr(buf: *mut u8, pos: usize, src: *const u8, max: usize) -> usize {
             src as *const _,
         )
     };
-    if n > 0 { pos + ((n as usize) & 4095) } else { pos }
+    if n > 0 {
+        pos + ((n as usize) & 4095)
+    } else {
+        pos
+    }
 }
 
 /// The `struct file *` installed at descriptor `fd` of the current task.
@@ -344,17 +443,15 @@ fn file_of_fd(fd: i64) -> Result<*const u8, i32> {
 /// Directory a user-supplied path is relative to: the dirfd's path or the cwd.
 #[inline(always)]
 fn write_dir_of(buf: *mut u8, pos: usize, dfd: i64) -> (usize, bool) {
-    if dfd == AT_FDCWD {
-        let task = current_task();
-        let Ok(fs) = rdp(task, off!(task_fs)) else {
-            return (pos, true);
-        };
-        write_path(buf, pos, fs.wrapping_add(off!(fs_pwd)))
+    // Resolve the `struct path *` first so that only one path walk is inlined here.
+    let path = if dfd == AT_FDCWD {
+        rdp(current_task(), off!(task_fs)).map(|fs| fs.wrapping_add(off!(fs_pwd)))
     } else {
-        match file_of_fd(dfd) {
-            Ok(file) => write_path(buf, pos, file.wrapping_add(off!(file_path))),
-            Err(_) => (pos, true),
-        }
+        file_of_fd(dfd).map(|f| f.wrapping_add(off!(file_path)))
+    };
+    match path {
+        Ok(p) => write_path(buf, pos, p),
+        Err(_) => (pos, true),
     }
 }
 
@@ -512,6 +609,7 @@ fn on_exec(bprm: *const u8) -> Result<(), i32> {
     let exe_ino: u64 = rd(inode, off!(inode_ino)).unwrap_or(0);
     let sb = rdp(inode, off!(inode_sb)).unwrap_or(core::ptr::null());
     let exe_dev: u32 = rd(sb, off!(sb_dev)).unwrap_or(0);
+    let markers = exe_markers(file);
 
     // Working directory.
     let cwd_start = pos;
@@ -579,7 +677,7 @@ fn on_exec(bprm: *const u8) -> Result<(), i32> {
             argv_orig_len,
             exe_ino,
             exe_dev,
-            _pad: 0,
+            markers,
             parent_start_ns: rd(pleader, off!(task_start_boottime)).unwrap_or(0),
         },
     );
@@ -627,87 +725,120 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
 // Files and sockets at syscall exit
 // ---------------------------------------------------------------------------------------------
 
+/// Tail-call targets of `sys_exit`, by syscall family. Each handler is its own program, so the
+/// verifier checks them separately and the filter in front stays tiny.
+#[map(name = "HANDLERS")]
+static HANDLERS: ProgramArray = ProgramArray::with_max_entries(8, 0);
+
+/// (tgid, struct file *) pairs that already produced a `file.write`.
+#[map(name = "WRITTEN")]
+static WRITTEN: LruHashMap<[u64; 2], u8> = LruHashMap::with_max_entries(16384, 0);
+
+const H_OPEN: u32 = 0;
+const H_PATH: u32 = 1;
+const H_NET: u32 = 2;
+const H_PROC: u32 = 3;
+const H_IO: u32 = 4;
+const H_PATH2: u32 = 5;
+const H_FDOP: u32 = 6;
+
+/// Which handler family a syscall belongs to, if any.
+#[inline(always)]
+fn family(nr: u64) -> Option<u32> {
+    Some(match nr {
+        NR_OPEN | NR_OPENAT | NR_OPENAT2 | NR_CREAT => H_OPEN,
+        NR_UNLINK | NR_UNLINKAT | NR_CHMOD | NR_FCHMODAT | NR_FCHMODAT2 | NR_CHOWN | NR_LCHOWN
+        | NR_FCHOWNAT | NR_SYMLINK | NR_SYMLINKAT | NR_MKDIR | NR_MKDIRAT | NR_TRUNCATE => H_PATH,
+        NR_RENAME | NR_RENAMEAT | NR_RENAMEAT2 | NR_LINK | NR_LINKAT => H_PATH2,
+        NR_FCHMOD | NR_FCHOWN | NR_FTRUNCATE => H_FDOP,
+        NR_CONNECT | NR_ACCEPT | NR_ACCEPT4 | NR_LISTEN | NR_SENDTO | NR_SENDMSG | NR_SENDMMSG => {
+            H_NET
+        }
+        NR_SETUID | NR_SETGID | NR_SETREUID | NR_SETREGID | NR_SETRESUID | NR_SETRESGID
+        | NR_CAPSET | NR_PTRACE | NR_PROCESS_VM_WRITEV | NR_BPF | NR_INIT_MODULE
+        | NR_FINIT_MODULE | NR_MOUNT | NR_MOVE_MOUNT | NR_UNSHARE | NR_SETNS | NR_CLONE
+        | NR_CLONE3 | NR_MEMFD_CREATE => H_PROC,
+        NR_WRITE | NR_PWRITE64 | NR_WRITEV | NR_PWRITEV | NR_PWRITEV2 | NR_MMAP => H_IO,
+        _ => return None,
+    })
+}
+
+/// The filter in front of every syscall exit: one hash lookup for processes outside sessions.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(s) = session_of(tgid) else {
+    if session_of(tgid).is_none() {
         return 0;
-    };
+    }
     let regs: *const u8 = ctx.arg(0);
-    let ret: i64 = ctx.arg(1);
     let Ok(nr) = rd::<u64>(regs, off!(regs_orig_ax)) else {
         return 0;
     };
-    let arg = |o: usize| rd::<u64>(regs, o).unwrap_or(0);
-    match nr {
-        NR_OPEN | NR_OPENAT | NR_OPENAT2 | NR_CREAT => {
-            let req_flags = match nr {
-                NR_OPEN => arg(off!(regs_si)),
-                NR_OPENAT => arg(off!(regs_dx)),
-                NR_CREAT => O_CREAT_WRONLY_TRUNC,
-                _ => {
-                    // openat2: flags are the first u64 of the user's `struct open_how`.
-                    let how = arg(off!(regs_dx)) as *const u64;
-                    // SAFETY: the helper validates the user address.
-                    unsafe { aya_ebpf::helpers::bpf_probe_read_user(how) }.unwrap_or(0)
-                }
-            };
-            if ret >= 0 && emit_open(&s, ret, 0, req_flags as u32).is_err() {
-                bump(&ERRORS, RecordKind::Open);
-            }
+    if let Some(h) = family(nr) {
+        // SAFETY: the tail call either jumps to a handler of the same program type, or fails
+        // and we return.
+        unsafe { HANDLERS.tail_call(&ctx, h) };
+    }
+    0
+}
+
+/// Session, syscall number, return value and an argument reader for a handler.
+struct Sys {
+    s: SessionInfo,
+    nr: u64,
+    ret: i64,
+    regs: *const u8,
+}
+
+impl Sys {
+    #[inline(always)]
+    fn load(ctx: &RawTracePointContext) -> Option<Sys> {
+        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        let s = session_of(tgid)?;
+        let regs: *const u8 = ctx.arg(0);
+        let ret: i64 = ctx.arg(1);
+        let nr = rd::<u64>(regs, off!(regs_orig_ax)).ok()?;
+        Some(Sys { s, nr, ret, regs })
+    }
+
+    /// Syscall argument `i` (0-based, x86_64 order: di si dx r10 r8 r9).
+    #[inline(always)]
+    fn arg(&self, i: u32) -> u64 {
+        let o = match i {
+            0 => off!(regs_di),
+            1 => off!(regs_si),
+            2 => off!(regs_dx),
+            3 => off!(regs_r10),
+            _ => off!(regs_r8),
+        };
+        rd::<u64>(self.regs, o).unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn fd(&self, i: u32) -> i64 {
+        self.arg(i) as i32 as i64
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn h_open(ctx: RawTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    if x.ret < 0 {
+        return 0;
+    }
+    let req_flags = match x.nr {
+        NR_OPEN => x.arg(1),
+        NR_OPENAT => x.arg(2),
+        NR_CREAT => O_CREAT_WRONLY_TRUNC,
+        _ => {
+            // openat2: flags are the first u64 of the user's `struct open_how`.
+            let how = x.arg(2) as *const u64;
+            // SAFETY: the helper validates the user address.
+            unsafe { aya_ebpf::helpers::bpf_probe_read_user(how) }.unwrap_or(0)
         }
-        NR_UNLINK | NR_UNLINKAT => {
-            if ret == 0 {
-                let (dfd, name, fl) = if nr == NR_UNLINK {
-                    (AT_FDCWD, arg(off!(regs_di)), 0)
-                } else {
-                    (
-                        arg(off!(regs_di)) as i32 as i64,
-                        arg(off!(regs_si)),
-                        arg(off!(regs_dx)),
-                    )
-                };
-                let _ = emit_path_op(&s, RecordKind::Unlink, dfd, name, fl as u32);
-            }
-        }
-        NR_RENAME | NR_RENAMEAT | NR_RENAMEAT2 => {
-            if ret == 0 {
-                let (d1, n1, d2, n2, fl) = if nr == NR_RENAME {
-                    (AT_FDCWD, arg(off!(regs_di)), AT_FDCWD, arg(off!(regs_si)), 0)
-                } else {
-                    (
-                        arg(off!(regs_di)) as i32 as i64,
-                        arg(off!(regs_si)),
-                        arg(off!(regs_dx)) as i32 as i64,
-                        arg(off!(regs_r10)),
-                        if nr == NR_RENAMEAT2 {
-                            arg(off!(regs_r8))
-                        } else {
-                            0
-                        },
-                    )
-                };
-                let _ = emit_rename(&s, d1, n1, d2, n2, fl as u32);
-            }
-        }
-        NR_CONNECT => {
-            if ret == 0 || ret == -EINPROGRESS {
-                let fd = arg(off!(regs_di)) as i32 as i64;
-                let _ = emit_sock_fd(&s, RecordKind::Connect, fd, 0, true);
-            }
-        }
-        NR_ACCEPT | NR_ACCEPT4 => {
-            if ret >= 0 {
-                let _ = emit_sock_fd(&s, RecordKind::Accept, ret, 0, false);
-            }
-        }
-        NR_LISTEN => {
-            if ret == 0 {
-                let fd = arg(off!(regs_di)) as i32 as i64;
-                let _ = emit_sock_fd(&s, RecordKind::Listen, fd, 0, true);
-            }
-        }
-        _ => {}
+    };
+    if emit_open(&x.s, x.ret, 0, req_flags as u32).is_err() {
+        bump(&ERRORS, RecordKind::Open);
     }
     0
 }
@@ -741,52 +872,539 @@ fn emit_open(s: &SessionInfo, fd: i64, via: u32, req_flags: u32) -> Result<(), i
     Ok(())
 }
 
+/// No second directory.
+const NO_DIR: i64 = i64::MIN;
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn h_path(ctx: RawTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    if x.ret != 0 {
+        return 0;
+    }
+    let a = |i| x.arg(i);
+    let c = AT_FDCWD;
+    let n = NO_DIR;
+    use RecordKind as K;
+    // (kind, dir, name, second name, arg0, arg1, flags). One emit call site per handler, and
+    // one shape of path work per program, keeps the verifier's work bounded.
+    let (kind, d1, n1, n2, a0, a1, fl) = match x.nr {
+        NR_UNLINK => (K::Unlink, c, a(0), 0, 0, 0, 0),
+        NR_UNLINKAT => (K::Unlink, x.fd(0), a(1), 0, 0, 0, a(2)),
+        NR_CHMOD => (K::Chmod, c, a(0), 0, a(1), 0, 0),
+        NR_FCHMODAT => (K::Chmod, x.fd(0), a(1), 0, a(2), 0, 0),
+        NR_FCHMODAT2 => (K::Chmod, x.fd(0), a(1), 0, a(2), 0, a(3)),
+        NR_CHOWN | NR_LCHOWN => (K::Chown, c, a(0), 0, a(1), a(2), 0),
+        NR_FCHOWNAT => (K::Chown, x.fd(0), a(1), 0, a(2), a(3), a(4)),
+        // The new link is the path; what it points to is the second name, as written.
+        NR_SYMLINK => (K::Symlink, c, a(1), a(0), 0, 0, 0),
+        NR_SYMLINKAT => (K::Symlink, x.fd(1), a(2), a(0), 0, 0, 0),
+        NR_MKDIR => (K::Mkdir, c, a(0), 0, a(1), 0, 0),
+        NR_MKDIRAT => (K::Mkdir, x.fd(0), a(1), 0, a(2), 0, 0),
+        NR_TRUNCATE => (K::Truncate, c, a(0), 0, a(1), 0, 0),
+        _ => return 0,
+    };
+    let r = emit_path_op(&x.s, kind, d1, n1, n, n2, a0, a1, fl as u32);
+    if r.is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn h_path2(ctx: RawTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    if x.ret != 0 {
+        return 0;
+    }
+    let a = |i| x.arg(i);
+    let c = AT_FDCWD;
+    use RecordKind as K;
+    // Rename: old path, new path. Link: the new name is the path, the existing file the target.
+    let (kind, d1, n1, d2, n2, fl) = match x.nr {
+        NR_RENAME => (K::Rename, c, a(0), c, a(1), 0),
+        NR_RENAMEAT => (K::Rename, x.fd(0), a(1), x.fd(2), a(3), 0),
+        NR_RENAMEAT2 => (K::Rename, x.fd(0), a(1), x.fd(2), a(3), a(4)),
+        NR_LINK => (K::Link, c, a(1), c, a(0), 0),
+        NR_LINKAT => (K::Link, x.fd(2), a(3), x.fd(0), a(1), a(4)),
+        _ => return 0,
+    };
+    if emit_path_op(&x.s, kind, d1, n1, d2, n2, 0, 0, fl as u32).is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn h_fdop(ctx: RawTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    if x.ret != 0 {
+        return 0;
+    }
+    let kind = match x.nr {
+        NR_FCHMOD => RecordKind::Chmod,
+        NR_FCHOWN => RecordKind::Chown,
+        NR_FTRUNCATE => RecordKind::Truncate,
+        _ => return 0,
+    };
+    if emit_fd_op(&x.s, kind, x.fd(0), x.arg(1), x.arg(2)).is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn h_net(ctx: RawTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    let _ = match x.nr {
+        NR_CONNECT if x.ret == 0 || x.ret == -EINPROGRESS => {
+            emit_sock_fd(&x.s, RecordKind::Connect, x.fd(0), 0, true)
+        }
+        NR_ACCEPT | NR_ACCEPT4 if x.ret >= 0 => {
+            emit_sock_fd(&x.s, RecordKind::Accept, x.ret, 0, false)
+        }
+        NR_LISTEN if x.ret == 0 => emit_sock_fd(&x.s, RecordKind::Listen, x.fd(0), 0, true),
+        NR_SENDTO if x.ret > 0 => emit_send(&x.s, x.fd(0), x.arg(1), x.arg(4), x.ret),
+        NR_SENDMSG | NR_SENDMMSG if x.ret > 0 => {
+            // struct msghdr (x86_64 ABI): msg_name @0, msg_iov @16; iovec: base @0, len @8.
+            // For sendmmsg the first struct mmsghdr starts with its msghdr.
+            let msg = x.arg(1) as *const u8;
+            let name: u64 = read_user(msg, 0);
+            let iov: u64 = read_user(msg, 16);
+            let base: u64 = read_user(iov as *const u8, 0);
+            let len: u64 = read_user(iov as *const u8, 8);
+            let sent = if x.nr == NR_SENDMMSG {
+                len as i64
+            } else {
+                x.ret
+            };
+            emit_send(&x.s, x.fd(0), base, name, sent)
+        }
+        _ => Ok(()),
+    };
+    0
+}
+
 #[inline(always)]
+fn read_user<T: Default>(base: *const u8, off: usize) -> T {
+    if base.is_null() {
+        return T::default();
+    }
+    // SAFETY: the helper validates the user address.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_user(base.wrapping_add(off) as *const T) }
+        .unwrap_or_default()
+}
+
+/// UDP datagrams: a send with an explicit destination is `net.send`; anything to port 53 also
+/// carries the first bytes of the payload so user space can decode the DNS question.
+#[inline(always)]
+fn emit_send(s: &SessionInfo, fd: i64, buf: u64, addr: u64, sent: i64) -> Result<(), i32> {
+    let file = file_of_fd(fd)?;
+    let socket = rdp(file, off!(file_private_data))?;
+    let sk = rdp(socket, off!(socket_sk))?;
+    let protocol: u16 = rd(sk, off!(sk_protocol)).unwrap_or(0);
+    if protocol != IPPROTO_UDP {
+        return Ok(());
+    }
+    let mut family: u16 = rd(sk, off!(sk_family))?;
+    let mut body = SockBody {
+        flags: 0,
+        protocol,
+        sock_type: 2,
+        fd: fd as i32,
+        bytes: sent as u32,
+        ..SockBody::default()
+    };
+    if addr != 0 {
+        let ua = addr as *const u8;
+        family = read_user(ua, 0);
+        let port: u16 = read_user(ua, 2);
+        body.dport = u16::from_be(port);
+        if family == AF_INET {
+            let a4: [u8; 4] = read_user(ua, 4);
+            body.daddr[..4].copy_from_slice(&a4);
+        } else if family == AF_INET6 {
+            body.daddr = read_user(ua, 8);
+        }
+    } else {
+        let dport: u16 = rd(sk, off!(sk_dport)).unwrap_or(0);
+        body.dport = u16::from_be(dport);
+        if family == AF_INET {
+            let d: [u8; 4] = rd(sk, off!(sk_daddr)).unwrap_or([0; 4]);
+            body.daddr[..4].copy_from_slice(&d);
+        } else if family == AF_INET6 {
+            body.daddr = rd(sk, off!(sk_v6_daddr)).unwrap_or([0; 16]);
+        }
+    }
+    if addr == 0 && body.dport != 53 {
+        return Ok(()); // a connected socket's ordinary traffic: its connect was reported
+    }
+    body.family = family;
+    body.sport = rd(sk, off!(sk_num)).unwrap_or(0);
+    let buf_ptr = scratch().ok_or(-1)?;
+    header_current(buf_ptr, RecordKind::Send, s)?;
+    let start = HEADER_LEN + core::mem::size_of::<SockBody>();
+    let mut pos = start;
+    if body.dport == 53 && buf != 0 {
+        let mut n = sent as usize;
+        if n > MAX_DNS_PAYLOAD {
+            n = MAX_DNS_PAYLOAD;
+        }
+        if n > 0 {
+            // SAFETY: destination within the scratch buffer; n <= 512.
+            let r = unsafe {
+                generated::bpf_probe_read_user(
+                    buf_ptr.add(pos & POS_MASK) as *mut _,
+                    (n as u32) & 1023,
+                    buf as *const _,
+                )
+            };
+            if r == 0 {
+                pos += n & 1023;
+            }
+        }
+    }
+    body.payload_len = (pos - start) as u32;
+    put(buf_ptr, HEADER_LEN, body);
+    submit(buf_ptr, pos, RecordKind::Send);
+    Ok(())
+}
+
+#[inline(always)]
+fn relation(s: &SessionInfo, tgid: u32) -> u32 {
+    if tgid != 0 && tgid == cfg!(daemon_tgid) {
+        return TARGET_DAEMON;
+    }
+    match session_of(tgid) {
+        Some(t) if t.session_id == s.session_id => TARGET_SAME_SESSION,
+        Some(_) => TARGET_OTHER_SESSION,
+        None => 0,
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn h_proc(ctx: RawTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    let mut b = SysBody {
+        op: x.nr as u32,
+        ret: x.ret,
+        ..SysBody::default()
+    };
+    let mut name = 0u64;
+    let mut name2 = 0u64;
+    let mut name_fd = -1i64;
+    let kind = match x.nr {
+        NR_SETUID | NR_SETGID | NR_SETREUID | NR_SETREGID | NR_SETRESUID | NR_SETRESGID
+        | NR_CAPSET => {
+            if x.ret != 0 {
+                return 0;
+            }
+            // The credentials now in force.
+            let cred = rdp(current_task(), off!(task_cred)).unwrap_or(core::ptr::null());
+            let uid: u32 = rd(cred, off!(cred_uid)).unwrap_or(0);
+            let euid: u32 = rd(cred, off!(cred_euid)).unwrap_or(0);
+            let gid: u32 = rd(cred, off!(cred_gid)).unwrap_or(0);
+            let egid: u32 = rd(cred, off!(cred_egid)).unwrap_or(0);
+            b.arg0 = uid as u64 | (euid as u64) << 32;
+            b.arg1 = gid as u64 | (egid as u64) << 32;
+            b.arg2 = rd(cred, off!(cred_cap_effective)).unwrap_or(0);
+            b.arg3 = [x.arg(0), x.arg(1), x.arg(2)][0];
+            RecordKind::PrivChange
+        }
+        NR_PTRACE => {
+            let req = x.arg(0);
+            // attach, seize, poke text/data/user, set registers
+            if x.ret != 0 || !matches!(req, 4 | 5 | 6 | 13 | 16 | 0x4206) {
+                return 0;
+            }
+            b.op = req as u32;
+            b.target_tgid = x.arg(1) as u32;
+            b.target = relation(&x.s, b.target_tgid);
+            RecordKind::Ptrace
+        }
+        NR_PROCESS_VM_WRITEV => {
+            if x.ret <= 0 {
+                return 0;
+            }
+            b.target_tgid = x.arg(0) as u32;
+            b.target = relation(&x.s, b.target_tgid);
+            RecordKind::Ptrace
+        }
+        NR_BPF => {
+            // Program loads only: BPF_PROG_LOAD = 5; bpf_attr: prog_type @0, prog_name @48.
+            if x.arg(0) != 5 || x.ret < 0 {
+                return 0;
+            }
+            let attr = x.arg(1) as *const u8;
+            b.op = 5;
+            b.arg0 = read_user::<u32>(attr, 0) as u64;
+            b.fstype = read_user(attr, 48);
+            RecordKind::Bpf
+        }
+        NR_INIT_MODULE | NR_FINIT_MODULE => {
+            if x.ret != 0 {
+                return 0;
+            }
+            if x.nr == NR_FINIT_MODULE {
+                name_fd = x.fd(0);
+            } else {
+                b.arg0 = x.arg(1);
+            }
+            RecordKind::Module
+        }
+        NR_MOUNT => {
+            if x.ret != 0 {
+                return 0;
+            }
+            name = x.arg(0);
+            name2 = x.arg(1);
+            let t = x.arg(2) as *const u8;
+            if !t.is_null() {
+                // SAFETY: fixed-size destination; the helper validates the source.
+                unsafe {
+                    generated::bpf_probe_read_user_str(
+                        b.fstype.as_mut_ptr() as *mut _,
+                        16,
+                        t as *const _,
+                    )
+                };
+            }
+            b.arg0 = x.arg(3);
+            RecordKind::Mount
+        }
+        NR_MOVE_MOUNT => {
+            if x.ret != 0 {
+                return 0;
+            }
+            name2 = x.arg(3);
+            b.arg0 = x.arg(4);
+            RecordKind::Mount
+        }
+        NR_UNSHARE | NR_SETNS | NR_CLONE | NR_CLONE3 => {
+            let flags = match x.nr {
+                NR_UNSHARE => x.arg(0),
+                NR_SETNS => x.arg(1),
+                NR_CLONE => x.arg(0),
+                _ => read_user::<u64>(x.arg(0) as *const u8, 0),
+            };
+            // clone returns the child's pid in the parent and 0 in the child.
+            let ok = match x.nr {
+                NR_CLONE | NR_CLONE3 => x.ret > 0,
+                _ => x.ret == 0,
+            };
+            if !ok || (flags & CLONE_NEW_MASK == 0 && x.nr != NR_SETNS) {
+                return 0;
+            }
+            if x.nr == NR_SETNS {
+                name_fd = x.fd(0);
+            }
+            b.arg0 = flags;
+            RecordKind::Namespace
+        }
+        NR_MEMFD_CREATE => {
+            if x.ret < 0 {
+                return 0;
+            }
+            name = x.arg(0);
+            b.arg0 = x.arg(1);
+            RecordKind::Memfd
+        }
+        _ => return 0,
+    };
+    if emit_sys(&x.s, kind, b, name, name2, name_fd).is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+#[inline(always)]
+fn emit_sys(
+    s: &SessionInfo,
+    kind: RecordKind,
+    mut b: SysBody,
+    name: u64,
+    name2: u64,
+    name_fd: i64,
+) -> Result<(), i32> {
+    let buf = scratch().ok_or(-1)?;
+    header_current(buf, kind, s)?;
+    let start = HEADER_LEN + core::mem::size_of::<SysBody>();
+    let mut p1 = start;
+    if name_fd >= 0 {
+        if let Ok(file) = file_of_fd(name_fd) {
+            p1 = write_path(buf, start, file.wrapping_add(off!(file_path))).0;
+            b.flags |= NAME_IS_PATH;
+        }
+    } else if name != 0 {
+        p1 = write_ustr(buf, start, name as *const u8, 2047);
+    }
+    let p2 = if name2 != 0 {
+        write_ustr(buf, p1, name2 as *const u8, 2047)
+    } else {
+        p1
+    };
+    b.name_len = (p1 - start) as u32;
+    b.name2_len = (p2 - p1) as u32;
+    put(buf, HEADER_LEN, b);
+    submit(buf, p2, kind);
+    Ok(())
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn h_io(ctx: RawTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    let (kind, fd, arg0) = if x.nr == NR_MMAP {
+        // An executable mapping of a file from a world-writable directory, a memfd or a
+        // deleted file (LD_PRELOAD-style injection).
+        if x.ret < 0 || x.arg(2) & PROT_EXEC == 0 || x.fd(4) < 0 {
+            return 0;
+        }
+        let Ok(file) = file_of_fd(x.fd(4)) else {
+            return 0;
+        };
+        if exe_markers(file) == 0 {
+            return 0;
+        }
+        (RecordKind::MmapExec, x.fd(4), x.arg(2))
+    } else {
+        if x.ret <= 0 {
+            return 0;
+        }
+        let Ok(file) = file_of_fd(x.fd(0)) else {
+            return 0;
+        };
+        let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+        let mode: u16 = rd(inode, off!(inode_mode)).unwrap_or(0);
+        if (mode as u32) & S_IFMT != S_IFREG {
+            return 0; // pipes, sockets and terminals are not files written to
+        }
+        let key = [
+            x.s.session_id ^ ((bpf_get_current_pid_tgid() >> 32) << 1),
+            file as u64,
+        ];
+        // SAFETY: the value is only tested for presence.
+        if unsafe { WRITTEN.get(&key) }.is_some() {
+            return 0;
+        }
+        let _ = WRITTEN.insert(&key, &1, 0);
+        (RecordKind::Write, x.fd(0), x.ret as u64)
+    };
+    if emit_fd_op(&x.s, kind, fd, arg0, 0).is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+/// `EXE_*` markers of a file: memfd, deleted, in a world-writable directory.
+#[inline(always)]
+fn exe_markers(file: *const u8) -> u32 {
+    let mut m = 0;
+    let dentry = rdp(file, off!(file_path) + off!(path_dentry)).unwrap_or(core::ptr::null());
+    let name = rdp(dentry, off!(dentry_name) + off!(qstr_name)).unwrap_or(core::ptr::null());
+    let head: [u8; 6] = rd(name, 0).unwrap_or([0; 6]);
+    if &head == b"memfd:" {
+        m |= EXE_MEMFD;
+    }
+    let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+    let nlink: u32 = rd(inode, off!(inode_nlink)).unwrap_or(1);
+    if nlink == 0 {
+        m |= EXE_DELETED;
+    }
+    let parent = rdp(dentry, off!(dentry_parent)).unwrap_or(core::ptr::null());
+    let pinode = rdp(parent, off!(dentry_inode)).unwrap_or(core::ptr::null());
+    let pmode: u16 = rd(pinode, off!(inode_mode)).unwrap_or(0);
+    if pmode & 0o002 != 0 {
+        m |= EXE_WRITABLE_DIR;
+    }
+    m
+}
+
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(s) = session_of(tgid) else { return 0 };
+    let sig: i32 = ctx.arg(0);
+    let task: *const u8 = ctx.arg(2);
+    let result: i32 = ctx.arg(4);
+    // SIGCHLD to a parent outside the session is the kernel's doing, not the agent's.
+    if sig == SIGCHLD {
+        return 0;
+    }
+    let target: u32 = rd(task, off!(task_tgid)).unwrap_or(0);
+    let rel = relation(&s, target);
+    if rel == TARGET_SAME_SESSION {
+        return 0;
+    }
+    let b = SysBody {
+        op: sig as u32,
+        target_tgid: target,
+        target: rel,
+        ret: result as i64,
+        ..SysBody::default()
+    };
+    if emit_sys(&s, RecordKind::Signal, b, 0, 0, -1).is_err() {
+        bump(&ERRORS, RecordKind::Signal);
+    }
+    0
+}
+
+/// An operation on the file behind descriptor `fd` (fchmod, fchown, ftruncate, write, mmap).
+#[inline(always)]
+fn emit_fd_op(s: &SessionInfo, kind: RecordKind, fd: i64, arg0: u64, arg1: u64) -> Result<(), i32> {
+    let file = file_of_fd(fd)?;
+    let buf = scratch().ok_or(-1)?;
+    header_current(buf, kind, s)?;
+    let start = HEADER_LEN + core::mem::size_of::<PathOpBody>();
+    let (pos, trunc) = write_path(buf, start, file.wrapping_add(off!(file_path)));
+    let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+    put(
+        buf,
+        HEADER_LEN,
+        PathOpBody {
+            flags: if trunc { PATH_TRUNCATED } else { 0 } | FD_OP | exe_markers(file) << 8,
+            op_flags: 0,
+            dir_len: (pos - start) as u32,
+            name_len: 0,
+            dir2_len: 0,
+            name2_len: 0,
+            arg0,
+            arg1,
+            ino: rd(inode, off!(inode_ino)).unwrap_or(0),
+        },
+    );
+    submit(buf, pos, kind);
+    Ok(())
+}
+
+/// A path operation: directory (dirfd or cwd) + name as passed, optionally a second directory
+/// and name (`d2 == NO_DIR` with `n2 != 0` writes only the second name, e.g. a symlink's text).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn emit_path_op(
     s: &SessionInfo,
     kind: RecordKind,
-    dfd: i64,
-    name: u64,
+    d1: i64,
+    n1: u64,
+    d2: i64,
+    n2: u64,
+    arg0: u64,
+    arg1: u64,
     op_flags: u32,
 ) -> Result<(), i32> {
     let buf = scratch().ok_or(-1)?;
     header_current(buf, kind, s)?;
     let start = HEADER_LEN + core::mem::size_of::<PathOpBody>();
-    let (p, trunc) = write_dir_of(buf, start, dfd);
-    let dir_len = p - start;
-    let p2 = write_ustr(buf, p, name as *const u8, 4095);
-    put(
-        buf,
-        HEADER_LEN,
-        PathOpBody {
-            flags: if trunc { PATH_TRUNCATED } else { 0 },
-            op_flags,
-            dir_len: dir_len as u32,
-            name_len: (p2 - p) as u32,
-            dir2_len: 0,
-            name2_len: 0,
-        },
-    );
-    submit(buf, p2, kind);
-    Ok(())
-}
-
-#[inline(always)]
-fn emit_rename(
-    s: &SessionInfo,
-    d1: i64,
-    n1: u64,
-    d2: i64,
-    n2: u64,
-    op_flags: u32,
-) -> Result<(), i32> {
-    let buf = scratch().ok_or(-1)?;
-    header_current(buf, RecordKind::Rename, s)?;
-    let start = HEADER_LEN + core::mem::size_of::<PathOpBody>();
     let (p1, t1) = write_dir_of(buf, start, d1);
     let p2 = write_ustr(buf, p1, n1 as *const u8, 2047);
-    let (p3, t2) = write_dir_of(buf, p2, d2);
-    let p4 = write_ustr(buf, p3, n2 as *const u8, 2047);
+    let (p3, t2) = if d2 == NO_DIR {
+        (p2, false)
+    } else {
+        write_dir_of(buf, p2, d2)
+    };
+    let p4 = if n2 != 0 {
+        write_ustr(buf, p3, n2 as *const u8, 2047)
+    } else {
+        p3
+    };
     put(
         buf,
         HEADER_LEN,
@@ -797,9 +1415,12 @@ fn emit_rename(
             name_len: (p2 - p1) as u32,
             dir2_len: (p3 - p2) as u32,
             name2_len: (p4 - p3) as u32,
+            arg0,
+            arg1,
+            ino: 0,
         },
     );
-    submit(buf, p4, RecordKind::Rename);
+    submit(buf, p4, kind);
     Ok(())
 }
 

@@ -4,8 +4,8 @@
 //! is transmuted. A malformed record yields a [`DecodeError`], never a panic (see the proptest).
 
 use agent_common::{
-    ExecBody, ExitBody, ForkBody, HEADER_LEN, OpenBody, PathOpBody, RecordHeader, RecordKind,
-    SockBody,
+    ExecBody, ExitBody, ForkBody, HEADER_LEN, NAME_IS_PATH, OpenBody, PathOpBody, RecordHeader,
+    RecordKind, SockBody, SysBody,
 };
 
 use crate::bstr::BStr;
@@ -77,6 +77,15 @@ pub enum Record {
         hdr: Header,
         body: SockBody,
         unix_path: BStr,
+        /// First bytes of a DNS query (sends to port 53 only).
+        payload: Vec<u8>,
+    },
+    Sys {
+        hdr: Header,
+        body: SysBody,
+        /// A user string, or a kernel path when the body says so.
+        name: BStr,
+        name2: BStr,
     },
 }
 
@@ -88,7 +97,8 @@ impl Record {
             | Record::Fork { hdr, .. }
             | Record::Open { hdr, .. }
             | Record::PathOp { hdr, .. }
-            | Record::Sock { hdr, .. } => hdr,
+            | Record::Sock { hdr, .. }
+            | Record::Sys { hdr, .. } => hdr,
         }
     }
 }
@@ -243,7 +253,16 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
                 body,
             }
         }
-        RecordKind::Unlink | RecordKind::Rename => {
+        RecordKind::Unlink
+        | RecordKind::Rename
+        | RecordKind::Chmod
+        | RecordKind::Chown
+        | RecordKind::Link
+        | RecordKind::Symlink
+        | RecordKind::Mkdir
+        | RecordKind::Truncate
+        | RecordKind::Write
+        | RecordKind::MmapExec => {
             let body: PathOpBody = read_pod(buf, at)?;
             let mut c = Cursor {
                 buf,
@@ -262,15 +281,44 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
                 body,
             }
         }
-        RecordKind::Connect | RecordKind::Accept | RecordKind::Listen => {
+        RecordKind::Connect | RecordKind::Accept | RecordKind::Listen | RecordKind::Send => {
             let body: SockBody = read_pod(buf, at)?;
             let mut c = Cursor {
                 buf,
                 pos: at + std::mem::size_of::<SockBody>(),
             };
             let up = c.take("unix_path", body.unix_path_len)?;
+            let payload = c.take("payload", body.payload_len)?;
             Record::Sock {
                 unix_path: BStr(up.to_vec()),
+                payload: payload.to_vec(),
+                hdr,
+                body,
+            }
+        }
+        RecordKind::PrivChange
+        | RecordKind::Ptrace
+        | RecordKind::Bpf
+        | RecordKind::Module
+        | RecordKind::Mount
+        | RecordKind::Namespace
+        | RecordKind::Memfd
+        | RecordKind::Signal => {
+            let body: SysBody = read_pod(buf, at)?;
+            let mut c = Cursor {
+                buf,
+                pos: at + std::mem::size_of::<SysBody>(),
+            };
+            let n1 = c.take("name", body.name_len)?;
+            let n2 = c.take("name2", body.name2_len)?;
+            let name = if body.flags & NAME_IS_PATH != 0 {
+                KPath::from_components(n1, false).path
+            } else {
+                BStr(trim_nul(n1).to_vec())
+            };
+            Record::Sys {
+                name,
+                name2: BStr(trim_nul(n2).to_vec()),
                 hdr,
                 body,
             }
@@ -377,11 +425,104 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_bodies_never_panic(kind in prop::sample::select(vec![1u32,2,3,10,11,12,20,21,22]),
+        fn arbitrary_bodies_never_panic(kind in prop::sample::select(vec![1u32,2,3,10,11,12,13,14,15,16,17,18,19,20,21,22,23,25,30,31,32,33,34,35,36,37]),
                                         tail in proptest::collection::vec(any::<u8>(), 0..400)) {
             let hdr = RecordHeader { kind, ..Default::default() };
             let rec = encode(&hdr, &[], &tail);
             let _ = decode(&rec);
+        }
+    }
+}
+
+/// The first question of a DNS query (`qname`, `qtype`) from a bounded copy of a UDP payload;
+/// `None` when it is not a well-formed query.
+pub fn dns_question(p: &[u8]) -> Option<(BStr, u16)> {
+    if p.len() < 12 {
+        return None;
+    }
+    let flags = u16::from_be_bytes([p[2], p[3]]);
+    let qdcount = u16::from_be_bytes([p[4], p[5]]);
+    if flags & 0x8000 != 0 || qdcount == 0 {
+        return None; // a response, or no question
+    }
+    let mut i = 12;
+    let mut name = Vec::new();
+    for _ in 0..128 {
+        let len = *p.get(i)? as usize;
+        i += 1;
+        if len == 0 {
+            let qtype = u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]);
+            if name.is_empty() {
+                name.push(b'.');
+            }
+            return Some((BStr(name), qtype));
+        }
+        if len > 63 {
+            return None; // compression pointers do not appear in a query's first name
+        }
+        if !name.is_empty() {
+            name.push(b'.');
+        }
+        name.extend_from_slice(p.get(i..i + len)?);
+        i += len;
+    }
+    None
+}
+
+/// DNS type names for the common question types.
+pub fn dns_type_name(t: u16) -> String {
+    match t {
+        1 => "A".into(),
+        2 => "NS".into(),
+        5 => "CNAME".into(),
+        6 => "SOA".into(),
+        12 => "PTR".into(),
+        15 => "MX".into(),
+        16 => "TXT".into(),
+        28 => "AAAA".into(),
+        33 => "SRV".into(),
+        64 => "SVCB".into(),
+        65 => "HTTPS".into(),
+        255 => "ANY".into(),
+        n => n.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn query(name: &str, qtype: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in name.split('.') {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.push(0);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        q
+    }
+
+    #[test]
+    fn parses_a_query_and_rejects_responses() {
+        let q = query("aGVsbG8.exfil.example.com", 16);
+        assert_eq!(
+            dns_question(&q),
+            Some((BStr::from("aGVsbG8.exfil.example.com"), 16))
+        );
+        let mut r = q.clone();
+        r[2] |= 0x80;
+        assert_eq!(dns_question(&r), None);
+        assert_eq!(dns_question(&q[..20]), None, "truncated");
+        assert_eq!(dns_type_name(28), "AAAA");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = dns_question(&bytes);
         }
     }
 }

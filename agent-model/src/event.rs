@@ -32,6 +32,42 @@ pub enum Kind {
     NetAccept,
     #[serde(rename = "net.listen")]
     NetListen,
+    #[serde(rename = "file.chmod")]
+    FileChmod,
+    #[serde(rename = "file.chown")]
+    FileChown,
+    #[serde(rename = "file.link")]
+    FileLink,
+    #[serde(rename = "file.symlink")]
+    FileSymlink,
+    #[serde(rename = "file.mkdir")]
+    FileMkdir,
+    #[serde(rename = "file.truncate")]
+    FileTruncate,
+    #[serde(rename = "file.write")]
+    FileWrite,
+    #[serde(rename = "net.send")]
+    NetSend,
+    #[serde(rename = "net.dns")]
+    NetDns,
+    #[serde(rename = "file.mmap_exec")]
+    FileMmapExec,
+    #[serde(rename = "priv.change")]
+    PrivChange,
+    #[serde(rename = "process.ptrace")]
+    ProcessPtrace,
+    #[serde(rename = "kernel.bpf")]
+    KernelBpf,
+    #[serde(rename = "kernel.module")]
+    KernelModule,
+    #[serde(rename = "fs.mount")]
+    FsMount,
+    #[serde(rename = "process.namespace")]
+    ProcessNamespace,
+    #[serde(rename = "process.memfd")]
+    ProcessMemfd,
+    #[serde(rename = "process.signal")]
+    ProcessSignal,
     #[serde(rename = "monitor.loss")]
     MonitorLoss,
     #[serde(rename = "monitor.start")]
@@ -44,7 +80,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in id order.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 31] = [
         Kind::ProcessExec,
         Kind::ProcessExit,
         Kind::ProcessFork,
@@ -54,6 +90,24 @@ impl Kind {
         Kind::NetConnect,
         Kind::NetAccept,
         Kind::NetListen,
+        Kind::FileChmod,
+        Kind::FileChown,
+        Kind::FileLink,
+        Kind::FileSymlink,
+        Kind::FileMkdir,
+        Kind::FileTruncate,
+        Kind::FileWrite,
+        Kind::NetSend,
+        Kind::NetDns,
+        Kind::FileMmapExec,
+        Kind::PrivChange,
+        Kind::ProcessPtrace,
+        Kind::KernelBpf,
+        Kind::KernelModule,
+        Kind::FsMount,
+        Kind::ProcessNamespace,
+        Kind::ProcessMemfd,
+        Kind::ProcessSignal,
         Kind::MonitorLoss,
         Kind::MonitorStart,
         Kind::SessionStart,
@@ -72,6 +126,25 @@ impl Kind {
             Kind::NetConnect => 20,
             Kind::NetAccept => 21,
             Kind::NetListen => 22,
+            Kind::FileChmod => 13,
+            Kind::FileChown => 14,
+            Kind::FileLink => 15,
+            Kind::FileSymlink => 16,
+            Kind::FileMkdir => 17,
+            Kind::FileTruncate => 18,
+            Kind::FileWrite => 19,
+            Kind::NetSend => 23,
+            Kind::NetDns => 24,
+            Kind::FileMmapExec => 25,
+            Kind::PrivChange => 30,
+            Kind::ProcessPtrace => 31,
+            Kind::KernelBpf => 32,
+            Kind::KernelModule => 33,
+            Kind::FsMount => 34,
+            Kind::ProcessNamespace => 35,
+            Kind::ProcessMemfd => 36,
+            Kind::ProcessSignal => 37,
+
             Kind::MonitorLoss => 900,
             Kind::MonitorStart => 901,
             Kind::SessionStart => 910,
@@ -91,6 +164,25 @@ impl Kind {
             Kind::NetConnect => "net.connect",
             Kind::NetAccept => "net.accept",
             Kind::NetListen => "net.listen",
+            Kind::FileChmod => "file.chmod",
+            Kind::FileChown => "file.chown",
+            Kind::FileLink => "file.link",
+            Kind::FileSymlink => "file.symlink",
+            Kind::FileMkdir => "file.mkdir",
+            Kind::FileTruncate => "file.truncate",
+            Kind::FileWrite => "file.write",
+            Kind::NetSend => "net.send",
+            Kind::NetDns => "net.dns",
+            Kind::FileMmapExec => "file.mmap_exec",
+            Kind::PrivChange => "priv.change",
+            Kind::ProcessPtrace => "process.ptrace",
+            Kind::KernelBpf => "kernel.bpf",
+            Kind::KernelModule => "kernel.module",
+            Kind::FsMount => "fs.mount",
+            Kind::ProcessNamespace => "process.namespace",
+            Kind::ProcessMemfd => "process.memfd",
+            Kind::ProcessSignal => "process.signal",
+
             Kind::MonitorLoss => "monitor.loss",
             Kind::MonitorStart => "monitor.start",
             Kind::SessionStart => "session.start",
@@ -205,6 +297,12 @@ pub struct Process {
     /// The path given to exec (may differ from `exe`: symlinks, relative paths, scripts).
     #[serde(default, skip_serializing_if = "BStr::is_empty")]
     pub filename: BStr,
+    /// How the executable was found at exec: `memfd`, `deleted`, `writable_dir`, `ld_loader`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec_markers: Vec<String>,
+    /// Some argv values looked like secrets and were masked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub args_redacted: bool,
 }
 
 /// The parent of the subject process.
@@ -250,6 +348,17 @@ pub struct File {
     pub via: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub path_truncated: bool,
+    /// New owner (chown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_gid: Option<u32>,
+    /// New length (truncate), bytes of the first write (write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// `memfd`, `deleted`, `writable_dir` (mmap_exec, write).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub markers: Vec<String>,
 }
 
 /// A network endpoint pair.
@@ -273,6 +382,69 @@ pub struct Net {
     pub unix_path: Option<BStr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// Bytes sent (net.send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// A DNS question seen leaving the host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    pub qname: BStr,
+    /// `A`, `AAAA`, `TXT`, ... or the number.
+    pub qtype: String,
+}
+
+/// A credential change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Priv {
+    /// The syscall (`setuid`, `setresuid`, `capset`, ...) or `exec` for a setuid binary.
+    pub op: String,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    /// Effective capabilities, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caps: Option<String>,
+}
+
+/// Another process an event acts on (ptrace, signal).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub pid: u32,
+    /// `same_session`, `other_session`, `daemon` or `outside`.
+    pub relation: String,
+    #[serde(default, skip_serializing_if = "BStr::is_empty")]
+    pub exe: BStr,
+}
+
+/// Details of process, kernel and file-system operations.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Op {
+    /// The syscall, ptrace request or bpf command, by name.
+    pub name: String,
+    /// Signal number (process.signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Namespace or memfd flags by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// memfd name, module path, bpf program name, mount source, setns file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<BStr>,
+    /// Mount target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_path: Option<BStr>,
+    /// Mount file system type, bpf program type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<i64>,
 }
 
 /// How a process ended.
@@ -328,6 +500,14 @@ pub struct Event {
     pub exit: Option<Exit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<Monitor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#priv: Option<Priv>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<Op>,
 }
 
 /// `Kind` wrapped so `Event::default()` exists (defaults to `monitor.start`).

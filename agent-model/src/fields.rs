@@ -97,28 +97,53 @@ fields! {
     ProcessArgsLen => "process.args_len", Int, [ProcessExec], "argv bytes in the process before truncation";
     ProcessCwd => "process.cwd", Str, [], "working directory at exec";
     ProcessFilename => "process.filename", Str, [ProcessExec], "path passed to exec";
+    ProcessExecMarkers => "process.exec_markers", StrList, [ProcessExec], "`memfd`, `deleted`, `writable_dir`, `ld_loader`: how the executable was found";
+    ProcessArgsRedacted => "process.args_redacted", Bool, [], "argv values that looked like secrets were masked";
     ParentPid => "parent.pid", Int, [], "parent process id";
     ParentStart => "parent.start", Time, [], "parent start time";
     ParentExe => "parent.exe", Str, [], "parent executable";
     Ancestry => "ancestry", StrList, [], "executables from the parent up to the session root";
-    FilePath => "file.path", Str, [FileOpen, FileUnlink, FileRename], "path of the file (from the kernel's dentry for opens)";
-    FileTarget => "file.target", Str, [FileRename], "new path of a rename";
+    FilePath => "file.path", Str, [FileOpen, FileUnlink, FileRename, FileChmod, FileChown, FileLink, FileSymlink, FileMkdir, FileTruncate, FileWrite, FileMmapExec], "path of the file (from the kernel's dentry for opens and descriptor operations)";
+    FileTarget => "file.target", Str, [FileRename, FileLink, FileSymlink], "new path of a rename, the existing file of a hard link, the text of a symlink";
     FileDev => "file.dev", Int, [FileOpen], "device number";
     FileIno => "file.ino", Int, [FileOpen], "inode number";
     FileAccess => "file.access", Str, [FileOpen], "`read`, `write` or `read_write`";
     FileFlags => "file.flags", StrList, [FileOpen], "open flags by name (O_CREAT, O_TRUNC, ...)";
     FileType => "file.type", Str, [FileOpen], "file type: file, dir, symlink, char, block, fifo, socket";
-    FileMode => "file.mode", Int, [FileOpen], "permission bits";
+    FileMode => "file.mode", Int, [FileOpen, FileChmod, FileMkdir], "permission bits (the new mode for chmod and mkdir)";
+    FileOwnerUid => "file.owner_uid", Int, [FileChown], "new owner uid";
+    FileOwnerGid => "file.owner_gid", Int, [FileChown], "new owner gid";
+    FileSize => "file.size", Int, [FileTruncate, FileWrite], "new length (truncate), bytes of the first write (write)";
+    FileMarkers => "file.markers", StrList, [FileMmapExec, FileWrite], "`memfd`, `deleted`, `writable_dir`";
     FileFd => "file.fd", Int, [FileOpen], "file descriptor returned";
-    FileVia => "file.via", Str, [FileOpen], "`syscall` or `io_uring`";
-    NetFamily => "net.family", Str, [NetConnect, NetAccept, NetListen], "`ipv4`, `ipv6` or `unix`";
-    NetProtocol => "net.protocol", Str, [NetConnect, NetAccept, NetListen], "`tcp`, `udp`, ...";
+    FileVia => "file.via", Str, [FileOpen, FileUnlink, FileRename], "`syscall` or `io_uring`";
+    NetFamily => "net.family", Str, [NetConnect, NetAccept, NetListen, NetSend, NetDns], "`ipv4`, `ipv6` or `unix`";
+    NetProtocol => "net.protocol", Str, [NetConnect, NetAccept, NetListen, NetSend, NetDns], "`tcp`, `udp`, ...";
     NetSrcIp => "net.src_ip", Ip, [NetConnect, NetAccept, NetListen], "local address";
-    NetSrcPort => "net.src_port", Port, [NetConnect, NetAccept, NetListen], "local port";
-    NetDstIp => "net.dst_ip", Ip, [NetConnect, NetAccept], "remote address";
-    NetDstPort => "net.dst_port", Port, [NetConnect, NetAccept], "remote port";
+    NetSrcPort => "net.src_port", Port, [NetConnect, NetAccept, NetListen, NetSend, NetDns], "local port";
+    NetDstIp => "net.dst_ip", Ip, [NetConnect, NetAccept, NetSend, NetDns], "remote address";
+    NetDstPort => "net.dst_port", Port, [NetConnect, NetAccept, NetSend, NetDns], "remote port";
+    NetBytes => "net.bytes", Int, [NetSend, NetDns], "bytes sent";
     NetUnixPath => "net.unix_path", Str, [NetConnect, NetAccept, NetListen], "unix socket path (abstract ones start with `@`)";
     NetVia => "net.via", Str, [NetConnect, NetAccept, NetListen], "`syscall`, `io_uring` or `tcp_state`";
+    DnsQname => "dns.qname", Str, [NetDns], "DNS question name";
+    DnsQtype => "dns.qtype", Str, [NetDns], "DNS question type (`A`, `AAAA`, `TXT`, ...)";
+    PrivOp => "priv.op", Str, [PrivChange], "`setuid`, `setresuid`, `capset`, ... or `exec` (setuid binary)";
+    PrivUid => "priv.uid", Int, [PrivChange], "real uid after the change";
+    PrivEuid => "priv.euid", Int, [PrivChange], "effective uid after the change";
+    PrivGid => "priv.gid", Int, [PrivChange], "real gid after the change";
+    PrivEgid => "priv.egid", Int, [PrivChange], "effective gid after the change";
+    PrivCaps => "priv.caps", Str, [PrivChange], "effective capabilities after the change (hex)";
+    TargetPid => "target.pid", Int, [ProcessPtrace, ProcessSignal], "the process acted on";
+    TargetRelation => "target.relation", Str, [ProcessPtrace, ProcessSignal], "`same_session`, `other_session`, `daemon` or `outside`";
+    TargetExe => "target.exe", Str, [ProcessPtrace, ProcessSignal], "executable of the process acted on, when known";
+    OpName => "op.name", Str, [ProcessPtrace, KernelBpf, KernelModule, FsMount, ProcessNamespace, ProcessMemfd, ProcessSignal], "syscall, ptrace request or signal name";
+    OpSignal => "op.signal", Int, [ProcessSignal], "signal number";
+    OpFlags => "op.flags", StrList, [ProcessNamespace, ProcessMemfd], "namespace or memfd flags by name";
+    OpObject => "op.object", Str, [KernelBpf, KernelModule, FsMount, ProcessNamespace, ProcessMemfd], "memfd name, module file, bpf program name, mount source, setns file";
+    OpTargetPath => "op.target_path", Str, [FsMount], "mount point";
+    OpType => "op.type", Str, [KernelBpf, FsMount], "file system type or bpf program type";
+    OpResult => "op.result", Int, [ProcessSignal, KernelBpf], "result code";
     ExitCode => "exit.code", Int, [ProcessExit], "exit status";
     ExitSignal => "exit.signal", Int, [ProcessExit], "terminating signal";
     MonitorLossKind => "monitor.loss_kind", Str, [MonitorLoss], "kind whose records were lost";
@@ -183,6 +208,13 @@ impl Event {
             F::ProcessArgsLen => Value::Int(p.args_len?.into()),
             F::ProcessCwd => opt_str(&p.cwd)?,
             F::ProcessFilename => opt_str(&p.filename)?,
+            F::ProcessExecMarkers => Value::List(
+                p.exec_markers
+                    .iter()
+                    .map(|m| Cow::Borrowed(m.as_str()))
+                    .collect(),
+            ),
+            F::ProcessArgsRedacted => Value::Bool(p.args_redacted),
             F::ParentPid => Value::Int(self.parent.as_ref()?.pid.into()),
             F::ParentStart => Value::Time(self.parent.as_ref()?.start?.0),
             F::ParentExe => opt_str(&self.parent.as_ref()?.exe)?,
@@ -202,6 +234,17 @@ impl Event {
             ),
             F::FileType => Value::Str(Cow::Borrowed(self.file.as_ref()?.r#type.as_deref()?)),
             F::FileMode => Value::Int(self.file.as_ref()?.mode?.into()),
+            F::FileOwnerUid => Value::Int(self.file.as_ref()?.owner_uid?.into()),
+            F::FileOwnerGid => Value::Int(self.file.as_ref()?.owner_gid?.into()),
+            F::FileSize => Value::Int(self.file.as_ref()?.size? as i64),
+            F::FileMarkers => Value::List(
+                self.file
+                    .as_ref()?
+                    .markers
+                    .iter()
+                    .map(|m| Cow::Borrowed(m.as_str()))
+                    .collect(),
+            ),
             F::FileFd => Value::Int(self.file.as_ref()?.fd?.into()),
             F::FileVia => Value::Str(Cow::Borrowed(self.file.as_ref()?.via.as_deref()?)),
             F::NetFamily => Value::Str(Cow::Borrowed(&self.net.as_ref()?.family)),
@@ -212,6 +255,32 @@ impl Event {
             F::NetDstPort => Value::Int(self.net.as_ref()?.dst_port?.into()),
             F::NetUnixPath => Value::Str(s(self.net.as_ref()?.unix_path.as_ref()?)),
             F::NetVia => Value::Str(Cow::Borrowed(self.net.as_ref()?.via.as_deref()?)),
+            F::NetBytes => Value::Int(self.net.as_ref()?.bytes? as i64),
+            F::DnsQname => Value::Str(s(&self.dns.as_ref()?.qname)),
+            F::DnsQtype => Value::Str(Cow::Borrowed(&self.dns.as_ref()?.qtype)),
+            F::PrivOp => Value::Str(Cow::Borrowed(&self.r#priv.as_ref()?.op)),
+            F::PrivUid => Value::Int(self.r#priv.as_ref()?.uid.into()),
+            F::PrivEuid => Value::Int(self.r#priv.as_ref()?.euid.into()),
+            F::PrivGid => Value::Int(self.r#priv.as_ref()?.gid.into()),
+            F::PrivEgid => Value::Int(self.r#priv.as_ref()?.egid.into()),
+            F::PrivCaps => Value::Str(Cow::Borrowed(self.r#priv.as_ref()?.caps.as_deref()?)),
+            F::TargetPid => Value::Int(self.target.as_ref()?.pid.into()),
+            F::TargetRelation => Value::Str(Cow::Borrowed(&self.target.as_ref()?.relation)),
+            F::TargetExe => opt_str(&self.target.as_ref()?.exe)?,
+            F::OpName => Value::Str(Cow::Borrowed(&self.op.as_ref()?.name)),
+            F::OpSignal => Value::Int(self.op.as_ref()?.signal?.into()),
+            F::OpFlags => Value::List(
+                self.op
+                    .as_ref()?
+                    .flags
+                    .iter()
+                    .map(|m| Cow::Borrowed(m.as_str()))
+                    .collect(),
+            ),
+            F::OpObject => Value::Str(s(self.op.as_ref()?.object.as_ref()?)),
+            F::OpTargetPath => Value::Str(s(self.op.as_ref()?.target_path.as_ref()?)),
+            F::OpType => Value::Str(Cow::Borrowed(self.op.as_ref()?.r#type.as_deref()?)),
+            F::OpResult => Value::Int(self.op.as_ref()?.result?),
             F::ExitCode => Value::Int(self.exit.as_ref()?.code?.into()),
             F::ExitSignal => Value::Int(self.exit.as_ref()?.signal?.into()),
             F::MonitorLossKind => {

@@ -14,8 +14,8 @@ pub mod fields;
 
 pub use bstr::BStr;
 pub use event::{
-    AgentRef, Alert, Event, Exit, File, Kind, KindField, Monitor, Net, Parent, Process, SessionRef,
-    Severity, Timestamp,
+    AgentRef, Alert, Dns, Event, Exit, File, Kind, KindField, Monitor, Net, Op, Parent, Priv,
+    Process, SessionRef, Severity, Target, Timestamp,
 };
 pub use fields::{FIELDS, Field, FieldDef, FieldType, Value};
 

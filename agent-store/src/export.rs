@@ -118,6 +118,21 @@ fn ocsf_event(e: &Event, raw: &str) -> Value {
         Kind::FileRename => (1001, "File System Activity", 1, 5, "Rename"),
         Kind::NetConnect | Kind::NetAccept => (4001, "Network Activity", 4, 1, "Open"),
         Kind::NetListen => (4001, "Network Activity", 4, 7, "Listen"),
+        Kind::NetSend => (4001, "Network Activity", 4, 6, "Traffic"),
+        Kind::NetDns => (4003, "DNS Activity", 4, 1, "Query"),
+        Kind::FileChmod | Kind::FileChown => (1001, "File System Activity", 1, 7, "Set Security"),
+        Kind::FileLink | Kind::FileSymlink | Kind::FileMkdir => {
+            (1001, "File System Activity", 1, 1, "Create")
+        }
+        Kind::FileTruncate | Kind::FileWrite => (1001, "File System Activity", 1, 3, "Update"),
+        Kind::FileMmapExec => (1001, "File System Activity", 1, 14, "Open"),
+        Kind::FsMount => (1001, "File System Activity", 1, 12, "Mount"),
+        Kind::ProcessPtrace => (1007, "Process Activity", 1, 4, "Inject"),
+        Kind::PrivChange => (1007, "Process Activity", 1, 5, "Set User ID"),
+        Kind::ProcessNamespace | Kind::ProcessMemfd | Kind::ProcessSignal => {
+            (1007, "Process Activity", 1, 99, "Other")
+        }
+        Kind::KernelBpf | Kind::KernelModule => (1002, "Kernel Extension Activity", 1, 1, "Load"),
         Kind::MonitorLoss | Kind::MonitorStart | Kind::SessionStart | Kind::SessionEnd => {
             (0, "Base Event", 0, 99, "Other")
         }

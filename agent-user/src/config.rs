@@ -32,6 +32,18 @@ struct RawConfig {
     agent: Vec<RawAgent>,
     #[serde(default)]
     daemon: RawDaemon,
+    #[serde(default)]
+    redact: RawRedact,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRedact {
+    /// Replace the default patterns.
+    patterns: Option<Vec<String>>,
+    /// Add to them.
+    #[serde(default)]
+    extra_patterns: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -80,6 +92,8 @@ pub struct Config {
     pub agents: Vec<Agent>,
     pub ringbuf_bytes: u32,
     pub host: Option<String>,
+    /// argv redaction patterns (regexes; the first capture group is masked).
+    pub redact_patterns: Vec<String>,
 }
 
 /// A configuration error, displayed as `file:line:col: message`.
@@ -234,11 +248,27 @@ impl Config {
                 ),
             ));
         }
+        let mut redact_patterns: Vec<String> = raw.redact.patterns.unwrap_or_else(|| {
+            crate::redact::DEFAULT_PATTERNS
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        });
+        redact_patterns.extend(raw.redact.extra_patterns);
+        for p in &redact_patterns {
+            if let Err(e) = regex::bytes::Regex::new(p) {
+                return Err(err(
+                    locate(text, p),
+                    format!("bad redaction pattern `{p}`: {e}"),
+                ));
+            }
+        }
         Ok(Config {
             origin: origin.to_owned(),
             agents,
             ringbuf_bytes,
             host: raw.daemon.host,
+            redact_patterns,
         })
     }
 }

@@ -10,7 +10,7 @@ use agent_common::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
     programs::{BtfTracePoint, RawTracePoint},
 };
 
@@ -27,6 +27,19 @@ const BTF_PROGRAMS: &[&str] = &[
     "sched_process_exit",
     "inet_sock_set_state",
     "io_uring_complete",
+    "signal_generate",
+];
+
+/// `sys_exit` handlers, tail-called from the filter program by syscall family (their index in
+/// the `HANDLERS` program array).
+const HANDLER_PROGRAMS: &[(&str, u32)] = &[
+    ("h_open", 0),
+    ("h_path", 1),
+    ("h_net", 2),
+    ("h_proc", 3),
+    ("h_io", 4),
+    ("h_path2", 5),
+    ("h_fdop", 6),
 ];
 
 /// Raw tracepoints attached: (program, tracepoint).
@@ -41,6 +54,8 @@ pub struct Sensor {
     pub loss: PerCpuArray<MapData, u64>,
     pub errors: PerCpuArray<MapData, u64>,
     cgroups: HashMap<MapData, u64, u32>,
+    /// Kept so the tail-call table lives as long as the sensor.
+    _handlers: ProgramArray<MapData>,
     pub programs: Vec<String>,
     pub ringbuf_bytes: u32,
 }
@@ -138,6 +153,20 @@ impl Sensor {
                 .ok_or_else(|| anyhow!("no map `{MAP_SEL_CGROUP}`"))?,
         )?;
 
+        // Handlers first: the filter program jumps to them as soon as it is attached.
+        let mut handlers: ProgramArray<_> = ProgramArray::try_from(
+            ebpf.take_map("HANDLERS")
+                .ok_or_else(|| anyhow!("no map `HANDLERS`"))?,
+        )?;
+        for (name, idx) in HANDLER_PROGRAMS {
+            let p: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("program `{name}` missing from the object"))?
+                .try_into()?;
+            p.load()
+                .with_context(|| format!("the kernel refused handler `{name}`"))?;
+            handlers.set(*idx, p.fd()?, 0)?;
+        }
         let mut programs = Vec::new();
         for name in BTF_PROGRAMS {
             let p: &mut BtfTracePoint = ebpf
@@ -189,6 +218,7 @@ impl Sensor {
             loss,
             errors,
             cgroups,
+            _handlers: handlers,
             programs,
             ringbuf_bytes,
         })

@@ -11,6 +11,7 @@ mod loader;
 mod pipeline;
 mod policy;
 mod query;
+mod redact;
 mod source;
 mod tracker;
 

@@ -162,9 +162,13 @@ impl SourceLoop {
         commands: Receiver<Command>,
         stop: Arc<AtomicBool>,
     ) -> SourceLoop {
+        let mut tracker = Tracker::new(host);
+        if let Ok(r) = crate::redact::Redactor::new(&cfg.redact_patterns) {
+            tracker.set_redactor(r);
+        }
         SourceLoop {
             sensor,
-            tracker: Tracker::new(host),
+            tracker,
             agents: AgentTable { cfg, extra: vec![] },
             pipeline,
             commands,

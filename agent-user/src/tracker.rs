@@ -7,12 +7,18 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use agent_common::{ARGV_TRUNCATED, REC_NEW_SESSION, REC_PROVISIONAL, RecordKind, VIA_IO_URING};
-use agent_model::decode::{Header, Record};
-use agent_model::{
-    AgentRef, BStr, Event, Exit, File, Kind, KindField, Monitor, Net, Parent, Process, SessionRef,
-    Timestamp, session_id_string,
+use agent_common::{
+    ARGV_TRUNCATED, EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, FD_OP, REC_NEW_SESSION,
+    REC_PROVISIONAL, RecordKind, TARGET_DAEMON, TARGET_OTHER_SESSION, TARGET_SAME_SESSION,
+    VIA_IO_URING,
 };
+use agent_model::decode::{Header, Record, dns_question, dns_type_name};
+use agent_model::{
+    AgentRef, BStr, Dns, Event, Exit, File, Kind, KindField, Monitor, Net, Op, Parent, Priv,
+    Process, SessionRef, Target, Timestamp, session_id_string,
+};
+
+use crate::redact::Redactor;
 
 /// Cap on remembered processes (live and exited); the oldest exited ones go first.
 const MAX_PROCS: usize = 200_000;
@@ -34,6 +40,7 @@ pub struct Proc {
     pub exited: bool,
     /// Start time came from /proc (clock ticks), not from the kernel record.
     pub approx_start: bool,
+    pub args_redacted: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +81,7 @@ pub struct Tracker {
     rejected: HashSet<u64>,
     /// Events delivered, by kind id.
     pub delivered: HashMap<u32, u64>,
+    redactor: Redactor,
 }
 
 pub fn boot_offset_ns() -> i64 {
@@ -176,7 +184,12 @@ impl Tracker {
             sessions: HashMap::new(),
             rejected: HashSet::new(),
             delivered: HashMap::new(),
+            redactor: Redactor::defaults(),
         }
+    }
+
+    pub fn set_redactor(&mut self, r: Redactor) {
+        self.redactor = r;
     }
 
     fn next_id(&mut self) -> String {
@@ -285,6 +298,7 @@ impl Tracker {
             args_truncated: p.args_truncated,
             args_len: p.args_len,
             cwd: p.cwd.clone(),
+            args_redacted: p.args_redacted,
             ..Default::default()
         }
     }
@@ -371,6 +385,30 @@ impl Tracker {
             RecordKind::Connect => Kind::NetConnect,
             RecordKind::Accept => Kind::NetAccept,
             RecordKind::Listen => Kind::NetListen,
+            RecordKind::Chmod => Kind::FileChmod,
+            RecordKind::Chown => Kind::FileChown,
+            RecordKind::Link => Kind::FileLink,
+            RecordKind::Symlink => Kind::FileSymlink,
+            RecordKind::Mkdir => Kind::FileMkdir,
+            RecordKind::Truncate => Kind::FileTruncate,
+            RecordKind::Write => Kind::FileWrite,
+            RecordKind::MmapExec => Kind::FileMmapExec,
+            RecordKind::Send => match &rec {
+                Record::Sock { body, payload, .. }
+                    if body.dport == 53 && dns_question(payload).is_some() =>
+                {
+                    Kind::NetDns
+                }
+                _ => Kind::NetSend,
+            },
+            RecordKind::PrivChange => Kind::PrivChange,
+            RecordKind::Ptrace => Kind::ProcessPtrace,
+            RecordKind::Bpf => Kind::KernelBpf,
+            RecordKind::Module => Kind::KernelModule,
+            RecordKind::Mount => Kind::FsMount,
+            RecordKind::Namespace => Kind::ProcessNamespace,
+            RecordKind::Memfd => Kind::ProcessMemfd,
+            RecordKind::Signal => Kind::ProcessSignal,
         };
         // Update the process table first so the event shows the new state.
         match &rec {
@@ -417,10 +455,13 @@ impl Tracker {
                         ..Default::default()
                     });
                 }
+                let mut args = argv.clone();
+                let redacted = self.redactor.redact(&mut args);
                 if let Some(p) = self.current_mut(&h) {
                     p.exe = exe.path.clone();
                     p.comm = h.comm.clone();
-                    p.args = argv.clone();
+                    p.args = args;
+                    p.args_redacted = redacted;
                     p.args_truncated = body.flags & ARGV_TRUNCATED != 0;
                     p.args_len = Some(body.argv_orig_len);
                     p.cwd = cwd.path.clone();
@@ -441,11 +482,33 @@ impl Tracker {
             }
         }
         let mut ev = self.base_event(kind, &h);
+        let mut extra: Option<(u32, u32)> = None;
         match rec {
-            Record::Exec { body, filename, .. } => {
+            Record::Exec {
+                body,
+                filename,
+                exe,
+                ..
+            } => {
                 ev.process.euid = Some(body.euid);
                 ev.process.egid = Some(body.egid);
                 ev.process.filename = filename;
+                let mut m = markers(body.markers);
+                let base = exe
+                    .path
+                    .as_bytes()
+                    .rsplit(|b| *b == b'/')
+                    .next()
+                    .unwrap_or(&[]);
+                if base.starts_with(b"ld-linux") || base.starts_with(b"ld-musl") || base == b"ld.so"
+                {
+                    m.push("ld_loader".into());
+                }
+                ev.process.exec_markers = m;
+                // A setuid/setgid binary changed the effective ids at exec (sudo, su, pkexec).
+                if body.euid != h.uid || body.egid != h.gid {
+                    extra = Some((body.euid, body.egid));
+                }
             }
             Record::Exit { body, .. } => {
                 let code = body.exit_code;
@@ -497,23 +560,147 @@ impl Tracker {
                 });
             }
             Record::PathOp {
+                body,
                 dir,
                 name,
                 dir2,
                 name2,
                 ..
             } => {
-                let target = (h.kind == RecordKind::Rename).then(|| dir2.join(&name2));
-                ev.file = Some(File {
-                    path: dir.join(&name),
+                let fd_op = body.flags & FD_OP != 0;
+                let path = if fd_op {
+                    dir.path.clone()
+                } else {
+                    dir.join(&name)
+                };
+                let target = match h.kind {
+                    RecordKind::Rename | RecordKind::Link => Some(dir2.join(&name2)),
+                    RecordKind::Symlink => Some(name2),
+                    _ => None,
+                };
+                let mut f = File {
+                    path,
                     target,
+                    path_truncated: dir.truncated,
                     via: Some("syscall".into()),
                     ..Default::default()
-                });
+                };
+                if fd_op {
+                    f.ino = Some(body.ino);
+                    f.markers = markers((body.flags >> 8) & 0xff);
+                }
+                match h.kind {
+                    RecordKind::Chmod | RecordKind::Mkdir => {
+                        f.mode = Some(body.arg0 as u32 & 0o7777)
+                    }
+                    RecordKind::Chown => {
+                        f.owner_uid = (body.arg0 as u32 != u32::MAX).then_some(body.arg0 as u32);
+                        f.owner_gid = (body.arg1 as u32 != u32::MAX).then_some(body.arg1 as u32);
+                    }
+                    RecordKind::Truncate | RecordKind::Write => f.size = Some(body.arg0),
+                    _ => {}
+                }
+                ev.file = Some(f);
+            }
+            Record::Sys {
+                body, name, name2, ..
+            } => {
+                let relation = |t: u32| -> String {
+                    if t & TARGET_DAEMON != 0 {
+                        "daemon"
+                    } else if t & TARGET_SAME_SESSION != 0 {
+                        "same_session"
+                    } else if t & TARGET_OTHER_SESSION != 0 {
+                        "other_session"
+                    } else {
+                        "outside"
+                    }
+                    .into()
+                };
+                let mut op = Op {
+                    name: syscall_name(body.op).into(),
+                    ..Default::default()
+                };
+                let obj = |b: BStr| (!b.is_empty()).then_some(b);
+                match h.kind {
+                    RecordKind::PrivChange => {
+                        ev.r#priv = Some(Priv {
+                            op: syscall_name(body.op).into(),
+                            uid: body.arg0 as u32,
+                            euid: (body.arg0 >> 32) as u32,
+                            gid: body.arg1 as u32,
+                            egid: (body.arg1 >> 32) as u32,
+                            caps: Some(format!("{:x}", body.arg2)),
+                        });
+                    }
+                    RecordKind::Ptrace => {
+                        op.name = ptrace_name(body.op).into();
+                        ev.target = Some(self.target(body.target_tgid, relation(body.target)));
+                        ev.op = Some(op);
+                    }
+                    RecordKind::Signal => {
+                        op.name = signal_name(body.op as i32);
+                        op.signal = Some(body.op as i32);
+                        op.result = Some(body.ret);
+                        ev.target = Some(self.target(body.target_tgid, relation(body.target)));
+                        ev.op = Some(op);
+                    }
+                    RecordKind::Bpf => {
+                        op.name = "bpf_prog_load".into();
+                        op.r#type = Some(bpf_prog_type(body.arg0 as u32));
+                        let n: Vec<u8> = body
+                            .fstype
+                            .iter()
+                            .copied()
+                            .take_while(|b| *b != 0)
+                            .collect();
+                        op.object = obj(BStr(n));
+                        op.result = Some(body.ret);
+                        ev.op = Some(op);
+                    }
+                    RecordKind::Mount => {
+                        let t: Vec<u8> = body
+                            .fstype
+                            .iter()
+                            .copied()
+                            .take_while(|b| *b != 0)
+                            .collect();
+                        op.r#type =
+                            (!t.is_empty()).then(|| String::from_utf8_lossy(&t).into_owned());
+                        op.object = obj(name);
+                        op.target_path = obj(name2);
+                        ev.op = Some(op);
+                    }
+                    RecordKind::Namespace => {
+                        op.flags = ns_flags(body.arg0);
+                        op.object = obj(name);
+                        ev.op = Some(op);
+                    }
+                    RecordKind::Memfd => {
+                        op.flags = memfd_flags(body.arg0);
+                        op.object = obj(name);
+                        ev.op = Some(op);
+                    }
+                    _ => {
+                        op.object = obj(name);
+                        ev.op = Some(op);
+                    }
+                }
             }
             Record::Sock {
-                body, unix_path, ..
+                body,
+                unix_path,
+                payload,
+                ..
             } => {
+                if let Some((qname, qtype)) =
+                    (body.dport == 53).then(|| dns_question(&payload)).flatten()
+                {
+                    ev.dns = Some(Dns {
+                        qname,
+                        qtype: dns_type_name(qtype),
+                    });
+                }
                 let ip = |b: [u8; 16], v6: bool| -> IpAddr {
                     if v6 {
                         IpAddr::V6(Ipv6Addr::from(b))
@@ -523,6 +710,7 @@ impl Tracker {
                 };
                 let mut net = Net {
                     protocol: Some(protocol_name(body.protocol, body.sock_type)),
+                    bytes: (h.kind == RecordKind::Send).then_some(body.bytes as u64),
                     via: Some(
                         if body.flags & VIA_IO_URING != 0 {
                             "io_uring"
@@ -568,7 +756,23 @@ impl Tracker {
         if let Some(s) = self.sessions.get_mut(&h.session_id) {
             s.events += 1;
         }
+        let priv_ev = extra.map(|(euid, egid)| {
+            let mut p = ev.clone();
+            p.id = self.next_id();
+            p.kind = KindField(Kind::PrivChange);
+            p.r#priv = Some(Priv {
+                op: "exec".into(),
+                uid: h.uid,
+                euid,
+                gid: h.gid,
+                egid,
+                caps: None,
+            });
+            *self.delivered.entry(Kind::PrivChange.id()).or_default() += 1;
+            p
+        });
         out.push(ev);
+        out.extend(priv_ev);
         if h.kind == RecordKind::Exit {
             if let Some(p) = self.current_mut(&h) {
                 p.exited = true;
@@ -681,6 +885,24 @@ impl Tracker {
         (parent, chain)
     }
 
+    fn target(&self, tgid: u32, relation: String) -> Target {
+        let exe = self
+            .proc_by_tgid(tgid)
+            .map(|p| p.exe.clone())
+            .filter(|e| !e.is_empty())
+            .or_else(|| {
+                std::fs::read_link(format!("/proc/{tgid}/exe"))
+                    .ok()
+                    .map(|p| BStr(p.as_os_str().as_encoded_bytes().to_vec()))
+            })
+            .unwrap_or_default();
+        Target {
+            pid: tgid,
+            relation,
+            exe,
+        }
+    }
+
     fn parent_of(&self, p: &Proc) -> Option<&Proc> {
         if p.ppid == 0 || p.ppid == p.tgid {
             return None;
@@ -698,6 +920,143 @@ impl Tracker {
         v.sort_by_key(|s| s.start);
         v
     }
+}
+
+fn markers(m: u32) -> Vec<String> {
+    let mut v = Vec::new();
+    if m & EXE_MEMFD != 0 {
+        v.push("memfd".into());
+    }
+    if m & EXE_DELETED != 0 {
+        v.push("deleted".into());
+    }
+    if m & EXE_WRITABLE_DIR != 0 {
+        v.push("writable_dir".into());
+    }
+    v
+}
+
+fn syscall_name(nr: u32) -> &'static str {
+    match nr {
+        105 => "setuid",
+        106 => "setgid",
+        113 => "setreuid",
+        114 => "setregid",
+        117 => "setresuid",
+        119 => "setresgid",
+        126 => "capset",
+        165 => "mount",
+        429 => "move_mount",
+        175 => "init_module",
+        313 => "finit_module",
+        272 => "unshare",
+        308 => "setns",
+        56 => "clone",
+        435 => "clone3",
+        319 => "memfd_create",
+        311 => "process_vm_writev",
+        321 => "bpf",
+        _ => "syscall",
+    }
+}
+
+fn ptrace_name(req: u32) -> &'static str {
+    match req {
+        4 => "PTRACE_POKETEXT",
+        5 => "PTRACE_POKEDATA",
+        6 => "PTRACE_POKEUSER",
+        13 => "PTRACE_SETREGS",
+        16 => "PTRACE_ATTACH",
+        0x4206 => "PTRACE_SEIZE",
+        311 => "process_vm_writev",
+        _ => "ptrace",
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    const N: [&str; 32] = [
+        "0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    N.get(sig as usize)
+        .map_or_else(|| format!("SIGRT{sig}"), |s| (*s).to_owned())
+}
+
+fn bpf_prog_type(t: u32) -> String {
+    match t {
+        1 => "socket_filter".into(),
+        2 => "kprobe".into(),
+        3 => "sched_cls".into(),
+        5 => "tracepoint".into(),
+        6 => "xdp".into(),
+        7 => "perf_event".into(),
+        8 => "cgroup_skb".into(),
+        17 => "raw_tracepoint".into(),
+        26 => "tracing".into(),
+        29 => "lsm".into(),
+        n => n.to_string(),
+    }
+}
+
+fn ns_flags(f: u64) -> Vec<String> {
+    [
+        (0x0002_0000, "CLONE_NEWNS"),
+        (0x0200_0000, "CLONE_NEWCGROUP"),
+        (0x0400_0000, "CLONE_NEWUTS"),
+        (0x0800_0000, "CLONE_NEWIPC"),
+        (0x1000_0000, "CLONE_NEWUSER"),
+        (0x2000_0000, "CLONE_NEWPID"),
+        (0x4000_0000, "CLONE_NEWNET"),
+        (0x80, "CLONE_NEWTIME"),
+    ]
+    .iter()
+    .filter(|(b, _)| f & b != 0)
+    .map(|(_, n)| (*n).to_owned())
+    .collect()
+}
+
+fn memfd_flags(f: u64) -> Vec<String> {
+    [
+        (1, "MFD_CLOEXEC"),
+        (2, "MFD_ALLOW_SEALING"),
+        (4, "MFD_HUGETLB"),
+        (8, "MFD_NOEXEC_SEAL"),
+        (0x10, "MFD_EXEC"),
+    ]
+    .iter()
+    .filter(|(b, _)| f & b != 0)
+    .map(|(_, n)| (*n).to_owned())
+    .collect()
 }
 
 fn join_args(args: &[BStr]) -> BStr {
