@@ -16,6 +16,21 @@
 //! workload loop-open PATH SECS        open+close loop for SECS, prints ops
 //! workload loop-exec SECS             fork+exec /bin/true loop for SECS, prints ops
 //! workload loop-connect PORT SECS     loopback connect loop for SECS, prints ops
+//! workload fd-ops PATH UID GID LEN     open O_RDWR, fchmod 0640, fchown UID:GID, ftruncate LEN
+//! workload write-twice PATH           create PATH, write 5 bytes, then 3 more
+//! workload sendto HOST:PORT N         UDP sendto(2) of N bytes without connect
+//! workload dns HOST:PORT NAME QTYPE   UDP sendto(2) of a DNS question for NAME (QTYPE number)
+//! workload setresuid UID              setresuid(UID, UID, UID), then open /proc/self/status
+//! workload ptrace attach|seize PID    PTRACE_ATTACH (then detach) or PTRACE_SEIZE PID
+//! workload vm-target SECS             print `PID ADDR` of a buffer, then sleep SECS
+//! workload vm-write PID ADDR          process_vm_writev(2) 4 bytes at ADDR in PID
+//! workload bpf-load NAME              BPF_PROG_LOAD of a `return 0` socket filter named NAME
+//! workload finit-module PATH          finit_module(2) of PATH, prints the errno
+//! workload memfd-exec NAME PROG ARG.. memfd_create(NAME), copy PROG in, execveat(AT_EMPTY_PATH)
+//! workload exec-deleted PATH ARG..    open PATH, unlink it, execveat(AT_EMPTY_PATH)
+//! workload argv-rewrite PATH          overwrite argv in memory, print /proc/self/cmdline, open PATH
+//! workload flip-open SECRET DECOY N   open a path buffer N times while a thread flips it between
+//!                                     SECRET and DECOY; prints `secret=K` (opens of SECRET's inode)
 //! ```
 
 use std::ffi::CString;
@@ -114,6 +129,193 @@ fn uring_connect(target: &str) {
         .unwrap_or_else(|e| die(&format!("submit: {e}")));
     let res = ring.completion().next().map(|c| c.result()).unwrap_or(-1);
     println!("connect={res}");
+}
+
+fn fd_ops(path: &str, uid: &str, gid: &str, len: &str) {
+    let p = cstr(path);
+    let uid: u32 = uid.parse().unwrap_or_else(|_| die("bad uid"));
+    let gid: u32 = gid.parse().unwrap_or_else(|_| die("bad gid"));
+    let len: i64 = len.parse().unwrap_or_else(|_| die("bad len"));
+    // SAFETY: valid path; the descriptor is ours and closed below.
+    unsafe {
+        let fd = libc::open(p.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if fd < 0 {
+            die("open failed");
+        }
+        if libc::fchmod(fd, 0o640) != 0
+            || libc::fchown(fd, uid, gid) != 0
+            || libc::ftruncate(fd, len) != 0
+        {
+            die("fd op failed");
+        }
+        libc::close(fd);
+    }
+}
+
+/// A DNS query (one question, recursion desired) for `name`.
+fn dns_query(name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    q
+}
+
+fn ptrace(mode: &str, pid: &str) {
+    let pid: i32 = pid.parse().unwrap_or_else(|_| die("bad pid"));
+    let null = std::ptr::null_mut::<libc::c_void>();
+    // SAFETY: ptrace requests on a pid with null address/data.
+    unsafe {
+        match mode {
+            "attach" => {
+                if libc::ptrace(libc::PTRACE_ATTACH, pid, null, null) != 0 {
+                    die(&format!("attach: {}", std::io::Error::last_os_error()));
+                }
+                let mut st = 0;
+                libc::waitpid(pid, &mut st, libc::__WALL);
+                libc::ptrace(libc::PTRACE_DETACH, pid, null, null);
+            }
+            "seize" => {
+                if libc::ptrace(libc::PTRACE_SEIZE, pid, null, null) != 0 {
+                    die(&format!("seize: {}", std::io::Error::last_os_error()));
+                }
+            }
+            _ => die("ptrace attach|seize PID"),
+        }
+    }
+}
+
+fn bpf_load(name: &str) {
+    // r0 = 0; exit
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    let license = cstr("GPL");
+    let mut attr = [0u8; 128];
+    let put32 =
+        |a: &mut [u8; 128], off: usize, v: u32| a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    let put64 =
+        |a: &mut [u8; 128], off: usize, v: u64| a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+    put32(&mut attr, 0, 1); // BPF_PROG_TYPE_SOCKET_FILTER
+    put32(&mut attr, 4, insns.len() as u32);
+    put64(&mut attr, 8, insns.as_ptr() as u64);
+    put64(&mut attr, 16, license.as_ptr() as u64);
+    let n = name.as_bytes();
+    let n = &n[..n.len().min(15)];
+    attr[48..48 + n.len()].copy_from_slice(n);
+    // SAFETY: attr is a valid bpf_attr prefix for BPF_PROG_LOAD; pointers outlive the call.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, attr.as_ptr(), attr.len() as u32) };
+    if fd < 0 {
+        die(&format!("bpf: {}", std::io::Error::last_os_error()));
+    }
+    println!("prog_fd={fd}");
+}
+
+/// execveat(fd, "", argv, environ, AT_EMPTY_PATH); only returns on failure.
+fn exec_fd(fd: i32, argv: &[String]) -> ! {
+    let c: Vec<CString> = argv.iter().map(|s| cstr(s)).collect();
+    let mut ptrs: Vec<*const libc::c_char> = c.iter().map(|s| s.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let empty = cstr("");
+    unsafe extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: NUL-terminated argv array of valid strings; environ is the process environment.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            empty.as_ptr(),
+            ptrs.as_ptr(),
+            environ,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    die(&format!("execveat: {}", std::io::Error::last_os_error()))
+}
+
+/// Overwrite the argv strings in this process's memory (what /proc/PID/cmdline shows).
+fn argv_rewrite(path: &str) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_else(|_| die("stat"));
+    // Fields after the comm's closing parenthesis start at field 3; arg_start is field 48.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .unwrap_or_else(|| die("stat"));
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let start: usize = f[48 - 3].parse().unwrap_or_else(|_| die("arg_start"));
+    let end: usize = f[49 - 3].parse().unwrap_or_else(|_| die("arg_end"));
+    let fake = b"/usr/sbin/sshd -D";
+    // SAFETY: [arg_start, arg_end) is this process's own writable argv area.
+    unsafe {
+        let area = std::slice::from_raw_parts_mut(start as *mut u8, end - start);
+        area.fill(0);
+        let n = fake.len().min(area.len() - 1);
+        area[..n].copy_from_slice(&fake[..n]);
+    }
+    let now = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    println!(
+        "cmdline={}",
+        String::from_utf8_lossy(&now)
+            .trim_end_matches('\0')
+            .replace('\0', " ")
+    );
+    if !open_close(&cstr(path)) {
+        die("open failed");
+    }
+}
+
+fn flip_open(secret: &str, decoy: &str, n: &str) {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let n: u64 = n.parse().unwrap_or_else(|_| die("bad N"));
+    let secret_ino = std::fs::metadata(secret)
+        .unwrap_or_else(|_| die("stat secret"))
+        .ino();
+    let (s, d) = (secret.as_bytes(), decoy.as_bytes());
+    let len = s.len().max(d.len()) + 1;
+    // One buffer, both paths NUL-padded to the same length; the flipper rewrites it in place.
+    let buf: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
+    buf[..d.len()].copy_from_slice(d);
+    let addr = buf.as_mut_ptr() as usize;
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let (s2, d2) = (s.to_vec(), d.to_vec());
+    let flipper = std::thread::spawn(move || {
+        let mut i = 0u64;
+        while !STOP.load(Ordering::Relaxed) {
+            let src = if i % 2 == 0 { &s2 } else { &d2 };
+            let mut tmp = vec![0u8; len];
+            tmp[..src.len()].copy_from_slice(src);
+            // SAFETY: the buffer is leaked (lives forever); racing with open(2) is the point.
+            unsafe { std::ptr::copy_nonoverlapping(tmp.as_ptr(), addr as *mut u8, len) };
+            i += 1;
+        }
+    });
+    let mut hits = 0u64;
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    for _ in 0..n {
+        // SAFETY: the buffer always ends in NUL; its contents may change under us.
+        let fd = unsafe {
+            libc::open(
+                addr as *const libc::c_char,
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: fd is ours.
+            unsafe {
+                if libc::fstat(fd, &mut st) == 0 && st.st_ino == secret_ino {
+                    hits += 1;
+                }
+                libc::close(fd);
+            }
+        }
+    }
+    STOP.store(true, Ordering::Relaxed);
+    let _ = flipper.join();
+    println!("secret={hits}");
 }
 
 fn secs(s: &str) -> Duration {
@@ -253,6 +455,98 @@ fn main() {
             }
             println!("{}", n as f64 / t.elapsed().as_secs_f64());
         }
+        "fd-ops" => fd_ops(a(1), a(2), a(3), a(4)),
+        "write-twice" => {
+            let mut f = std::fs::File::create(a(1)).unwrap_or_else(|_| die("create"));
+            f.write_all(b"hello").unwrap_or_else(|_| die("write"));
+            f.write_all(b"abc").unwrap_or_else(|_| die("write"));
+        }
+        "sendto" => {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|_| die("bind"));
+            let n: usize = a(2).parse().unwrap_or_else(|_| die("bad N"));
+            let sent = s
+                .send_to(&vec![b'x'; n], addr(a(1)))
+                .unwrap_or_else(|e| die(&format!("sendto: {e}")));
+            println!("sent={sent}");
+        }
+        "dns" => {
+            let qtype: u16 = a(3).parse().unwrap_or_else(|_| die("bad qtype"));
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|_| die("bind"));
+            let q = dns_query(a(2), qtype);
+            let sent = s
+                .send_to(&q, addr(a(1)))
+                .unwrap_or_else(|e| die(&format!("sendto: {e}")));
+            println!("sent={sent}");
+        }
+        "setresuid" => {
+            let uid: u32 = a(1).parse().unwrap_or_else(|_| die("bad uid"));
+            // SAFETY: plain syscall.
+            if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+                die("setresuid failed");
+            }
+            if !open_close(&cstr("/proc/self/status")) {
+                die("open failed");
+            }
+        }
+        "ptrace" => ptrace(a(1), a(2)),
+        "vm-target" => {
+            static BUF: std::sync::Mutex<[u8; 16]> = std::sync::Mutex::new([0; 16]);
+            let addr = BUF.lock().map(|b| b.as_ptr() as usize).unwrap_or(0);
+            println!("{} {addr}", std::process::id());
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(secs(a(1)));
+            println!("{:?}", BUF.lock().map(|b| b.to_vec()).unwrap_or_default());
+        }
+        "vm-write" => {
+            let pid: i32 = a(1).parse().unwrap_or_else(|_| die("bad pid"));
+            let at: usize = a(2).parse().unwrap_or_else(|_| die("bad addr"));
+            let data = *b"pwnd";
+            let local = libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            };
+            let remote = libc::iovec {
+                iov_base: at as *mut libc::c_void,
+                iov_len: data.len(),
+            };
+            // SAFETY: both iovecs describe valid buffers of the given lengths.
+            let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+            if n != 4 {
+                die(&format!(
+                    "process_vm_writev: {n} {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+        "bpf-load" => bpf_load(a(1)),
+        "finit-module" => {
+            let f = std::fs::File::open(a(1)).unwrap_or_else(|_| die("open"));
+            let empty = cstr("");
+            // SAFETY: valid fd and NUL-terminated parameter string.
+            let r =
+                unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), empty.as_ptr(), 0) };
+            println!("finit_module={r} {}", std::io::Error::last_os_error());
+        }
+        "memfd-exec" => {
+            let name = cstr(a(1));
+            // SAFETY: valid name.
+            let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+            if fd < 0 {
+                die("memfd_create");
+            }
+            let bytes = std::fs::read(a(2)).unwrap_or_else(|_| die("read PROG"));
+            // SAFETY: fd is ours; the File takes it over.
+            let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            f.write_all(&bytes).unwrap_or_else(|_| die("write memfd"));
+            exec_fd(f.as_raw_fd(), &args[2..]);
+        }
+        "exec-deleted" => {
+            let f = std::fs::File::open(a(1)).unwrap_or_else(|_| die("open"));
+            std::fs::remove_file(a(1)).unwrap_or_else(|_| die("unlink"));
+            exec_fd(f.as_raw_fd(), &args[1..]);
+        }
+        "argv-rewrite" => argv_rewrite(a(1)),
+        "flip-open" => flip_open(a(1), a(2), a(3)),
         other => die(&format!("unknown workload `{other}`")),
     }
 }
