@@ -340,3 +340,50 @@ pub fn rules_list(socket: &Path, as_json: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The TUI's backend on a data dir without a daemon: read-only answers from the store.
+struct OfflineBackend {
+    reader: agent_store::Reader,
+}
+
+impl tui::Backend for OfflineBackend {
+    fn request(&mut self, req: &Value) -> Result<Value> {
+        match req["op"].as_str() {
+            Some("search" | "alerts" | "sessions" | "session") => {
+                let r: Request = serde_json::from_value(req.clone())?;
+                Ok(crate::query::answer(&self.reader, r))
+            }
+            Some("status") => Ok(json!({"ok": true, "offline": true})),
+            Some(op) => Ok(
+                json!({"ok": false, "error": format!("`{op}` needs a running daemon (offline, read-only)")}),
+            ),
+            None => Ok(json!({"ok": false, "error": "bad request"})),
+        }
+    }
+
+    fn subscribe(&mut self, _req: &Value) -> Result<Option<Box<dyn tui::Subscription>>> {
+        Ok(None)
+    }
+}
+
+pub fn tui(socket: &Path, data_dir: &Path) -> Result<ExitCode> {
+    let factory: tui::BackendFactory = if Client::connect(socket).is_ok() {
+        tui::SocketBackend::factory(socket.to_path_buf())
+    } else {
+        let dir = data_dir.join("store");
+        if !dir.exists() {
+            bail!(
+                "no daemon answers on `{}` and there is no store in `{}`; hint: start the daemon or pass --data-dir",
+                socket.display(),
+                data_dir.display()
+            );
+        }
+        Box::new(move || {
+            Ok(Box::new(OfflineBackend {
+                reader: agent_store::Reader::open(&dir)?,
+            }) as Box<dyn tui::Backend>)
+        })
+    };
+    tui::run(factory, tui::Options::default())?;
+    Ok(ExitCode::SUCCESS)
+}

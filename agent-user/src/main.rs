@@ -205,6 +205,12 @@ enum Cmd {
         #[arg(long, default_value_t = 1_000_000)]
         limit: usize,
     },
+    /// Terminal UI: live alerts, sessions, timelines, search, rules, health. Talks to the daemon;
+    /// when none answers, opens `<data-dir>/store` read-only for forensics.
+    Tui {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Acknowledge an alert (persisted by the daemon, seen by every client).
     Ack {
         alert_id: String,
@@ -379,6 +385,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             until,
             limit,
         ),
+        Cmd::Tui { conn } => cli::tui(&conn.socket(), &conn.data_dir),
         Cmd::Ack {
             alert_id,
             note,

@@ -1120,6 +1120,8 @@ pub struct App {
     /// Events the live stream skipped because we were too slow.
     pub lagged: u64,
     ticks: u64,
+    /// When to fetch the alert list again after the live stream connected.
+    refetch_alerts_at: Option<u64>,
     status_pending: bool,
 }
 
@@ -1146,6 +1148,7 @@ impl App {
             bad_objects: 0,
             lagged: 0,
             ticks: 0,
+            refetch_alerts_at: None,
             status_pending: false,
         };
         app.resync();
@@ -1175,6 +1178,13 @@ impl App {
     pub fn on_tick(&mut self, now: Timestamp) {
         self.now = now;
         self.ticks += 1;
+        if self.refetch_alerts_at.is_some_and(|t| self.ticks >= t) {
+            self.refetch_alerts_at = None;
+            self.send(
+                Purpose::Alerts,
+                json!({"op": "alerts", "since": "24h", "severity": "info", "limit": ALERT_FETCH}),
+            );
+        }
         if self.ticks.is_multiple_of(4) && !self.status_pending {
             self.send(Purpose::Status, json!({"op": "status"}));
         }
@@ -1201,6 +1211,10 @@ impl App {
                 if was_down {
                     self.resync();
                 }
+                // Alerts raised just before the live stream started may not have been indexed
+                // when the first list was fetched (the store commits every 500 ms): fetch again
+                // once the index has caught up.
+                self.refetch_alerts_at = Some(self.ticks + 6);
             }
             Update::Disconnected { error, retry } => {
                 self.conn = Conn::Down {

@@ -484,7 +484,12 @@ fn alert_rows_parsed_by_the_worker_replace_the_list() {
 fn live_alerts_are_resynced_every_30_seconds() {
     let mut app = loaded_app();
     app.outbox.clear();
-    for _ in 0..119 {
+    // The one re-fetch right after connecting (see the test below), then none until 30 s.
+    for _ in 0..10 {
+        app.on_tick(ts(50));
+    }
+    app.outbox.clear();
+    for _ in 10..119 {
         app.on_tick(ts(50));
     }
     assert!(!app.outbox.iter().any(|r| r.purpose == Purpose::Alerts));
@@ -541,4 +546,22 @@ fn lagged_and_malformed_live_objects_are_counted() {
     assert_eq!(app.lagged, 12);
     assert_eq!(app.bad_objects, 2);
     assert_eq!(app.alerts.len(), 6);
+}
+
+/// Regression: alerts raised just before the TUI connected were not indexed yet when the first
+/// list came back, and did not show until the 30 s resync. After connecting, the list is fetched
+/// again once the store's commit cadence has passed.
+#[test]
+fn alerts_are_fetched_again_shortly_after_connecting() {
+    let mut app = App::new(ts(0));
+    app.on_update(tui::backend::Update::Connected);
+    app.outbox.clear();
+    let mut asked = false;
+    for i in 0..8 {
+        app.on_tick(ts(i));
+        if app.outbox.drain(..).any(|r| r.body["op"] == "alerts") {
+            asked = true;
+        }
+    }
+    assert!(asked, "no alerts request within 2 s of connecting");
 }
