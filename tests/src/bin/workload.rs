@@ -538,12 +538,12 @@ fn main() {
             // SAFETY: fd is ours; the File takes it over.
             let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
             f.write_all(&bytes).unwrap_or_else(|_| die("write memfd"));
-            exec_fd(f.as_raw_fd(), &args[2..]);
+            exec_fd(f.as_raw_fd(), &args[3..]);
         }
         "exec-deleted" => {
             let f = std::fs::File::open(a(1)).unwrap_or_else(|_| die("open"));
             std::fs::remove_file(a(1)).unwrap_or_else(|_| die("unlink"));
-            exec_fd(f.as_raw_fd(), &args[1..]);
+            exec_fd(f.as_raw_fd(), &args[2..]);
         }
         "argv-rewrite" => argv_rewrite(a(1)),
         "flip-open" => flip_open(a(1), a(2), a(3)),
