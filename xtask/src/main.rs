@@ -257,13 +257,6 @@ fn run() -> Result<()> {
         .context("cannot start the daemon")?;
     wait_for_socket(&socket, &mut daemon)?;
     let _daemon = Guard(daemon);
-    let follower = Guard(
-        Command::new(&bin)
-            .args(["events", "--data-dir"])
-            .arg(&state)
-            .spawn()?,
-    );
-    std::thread::sleep(Duration::from_millis(300));
     // A loopback listener for the demo's connection.
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
@@ -273,29 +266,43 @@ fn run() -> Result<()> {
             let _ = std::io::Read::read(&mut &s, &mut buf);
         }
     });
-    eprintln!("xtask: starting the demo agent session (events below; Ctrl-C to stop)");
-    let st = Command::new(&bin)
-        .args(["run", "--agent", "demo-agent", "--data-dir"])
+    // The demo runs in the background (its output goes to a log) while the TUI takes the
+    // terminal; it starts after a short delay so its alerts arrive live on screen.
+    let log = std::fs::File::create(data.join("demo.log"))?;
+    let mut demo = Command::new(&bin);
+    demo.args(["run", "--agent", "demo-agent", "--data-dir"])
         .arg(&state)
-        .args(["--", "bash", "-c", DEMO, "demo"])
+        .args(["--", "bash", "-c", &format!("sleep 2; {DEMO}"), "demo"])
         .arg(&home)
         .arg(port.to_string())
-        .status()?;
-    if !st.success() {
-        eprintln!("xtask: the demo session exited with {st}");
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let _demo = Guard(demo.spawn().context("cannot start the demo session")?);
+    if std::env::var_os("AGENTWATCH_NO_TUI").is_some()
+        || !std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        // No terminal (or asked for plain output): print the session's events instead.
+        eprintln!("xtask: no terminal; printing live events (Ctrl-C to stop)");
+        let mut f = Guard(
+            Command::new(&bin)
+                .args(["events", "--data-dir"])
+                .arg(&state)
+                .spawn()?,
+        );
+        let _ = f.0.wait();
+        return Ok(());
     }
+    let st = Command::new(&bin)
+        .args(["tui", "--data-dir"])
+        .arg(&state)
+        .status()
+        .context("cannot start the TUI")?;
     eprintln!(
-        "xtask: demo finished; the daemon keeps watching. Try in another terminal:\n  \
-         {} status --data-dir {}\n  {} run --agent me --data-dir {} -- bash\nPress Ctrl-C to stop.",
-        bin.display(),
+        "xtask: TUI closed ({st}); the demo's data stays in {} (try `{} search --data-dir {} 'kind:file.open'`)",
         state.display(),
         bin.display(),
         state.display()
     );
-    // Wait for Ctrl-C: the terminal delivers SIGINT to the whole process group (daemon and
-    // follower included); the guards clean up whatever is left.
-    let mut f = follower;
-    let _ = f.0.wait();
     Ok(())
 }
 
