@@ -339,7 +339,8 @@ fn setresuid_and_a_setuid_exec_are_privilege_changes() {
     std::fs::copy(workload(), &suid).unwrap();
     std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let script = format!(
-        "{wl} setresuid 65534 && setpriv --reuid=65534 --regid=65534 --clear-groups {suid} open /proc/self/status",
+        "{wl} setresuid 65534 && setpriv --reuid=65534 --regid=65534 --clear-groups {suid} open /proc/self/status \
+         && setpriv --inh-caps=-all /bin/true && su -s /bin/true nobody",
         wl = w(),
         suid = suid.display()
     );
@@ -363,6 +364,20 @@ fn setresuid_and_a_setuid_exec_are_privilege_changes() {
     assert!(
         ops.iter()
             .any(|o| o.0 == "setresuid" && o.1 == 65534 && o.3 == "/usr/bin/setpriv"),
+        "{ops:?}"
+    );
+    // Capabilities changed by capset(2).
+    assert!(
+        ops.iter()
+            .any(|o| o.0 == "capset" && o.1 == 0 && o.3 == "/usr/bin/setpriv"),
+        "{ops:?}"
+    );
+    // su's child becoming nobody.
+    assert!(
+        ops.iter().any(|o| o.0.starts_with("set")
+            && o.1 == 65534
+            && o.2 == 65534
+            && o.3 == "/usr/bin/su"),
         "{ops:?}"
     );
     let ex: Vec<_> = p
@@ -478,9 +493,11 @@ fn unshare_and_mounts_in_a_user_namespace_and_reading_through_a_bind_mount() {
     let mnt = dir.join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let ino = std::fs::metadata(&secret).unwrap().ino();
+    let victim = Outside::sleep();
     let script = format!(
-        "unshare -U /bin/true && unshare -Urm /bin/sh -c 'mount -t tmpfs awfs {m} && mount --bind {s} {dc} && cat {dc}'",
+        "nsenter -t {v} -u /bin/true && unshare -U /bin/true && unshare -Urm /bin/sh -c 'mount -t tmpfs awfs {m} && mount --bind {s} {dc} && cat {dc}'",
         m = mnt.display(),
+        v = victim.pid(),
         s = secret.display(),
         dc = decoy.display()
     );
@@ -494,6 +511,10 @@ fn unshare_and_mounts_in_a_user_namespace_and_reading_through_a_bind_mount() {
             (op.name.clone(), op.flags.clone())
         })
         .collect();
+    assert!(
+        ns.contains(&("setns".into(), vec!["CLONE_NEWUTS".into()])),
+        "nsenter into an outside process's uts namespace: {ns:?}"
+    );
     assert!(
         ns.contains(&("unshare".into(), vec!["CLONE_NEWUSER".into()])),
         "{ns:?}"
@@ -609,14 +630,19 @@ fn memfd_create_and_exec_markers_memfd_deleted_writable_dir_ld_loader() {
 }
 
 #[test]
-#[ignore = "sensor bug: the exe of a memfd exec is reported as `/`"]
-fn memfd_exec_names_the_memfd_as_the_exe() {
+#[ignore = "sensor bug: pseudo-fs paths (memfd exe, nsfs file of setns) are reported as `/`"]
+fn memfd_exe_and_setns_file_are_named_as_the_kernel_names_them() {
     require_sensor!();
     let d = Daemon::start().unwrap();
+    let victim = Outside::sleep();
     let sid = run_ok(
         &d,
         "t-memfd-exe",
-        &format!("{} memfd-exec evil /bin/true memfd-true", w()),
+        &format!(
+            "{} memfd-exec evil /bin/true memfd-true && nsenter -t {} -u /bin/true",
+            w(),
+            victim.pid()
+        ),
     );
     let evs = ended(&d, &sid);
     let e = of(&evs, &sid, Kind::ProcessExec)
@@ -629,6 +655,10 @@ fn memfd_exec_names_the_memfd_as_the_exe() {
         "{:?}",
         e.process.exe
     );
+    // /proc/PID/ns/uts reads `uts:[4026531838]`.
+    let ns = of(&evs, &sid, Kind::ProcessNamespace);
+    let obj = ns[0].op.as_ref().unwrap().object.as_ref().unwrap();
+    assert!(obj.to_str_lossy().starts_with("uts:["), "{obj:?}");
 }
 
 #[test]

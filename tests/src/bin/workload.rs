@@ -285,7 +285,7 @@ fn flip_open(secret: &str, decoy: &str, n: &str) {
     let flipper = std::thread::spawn(move || {
         let mut i = 0u64;
         while !STOP.load(Ordering::Relaxed) {
-            let src = if i % 2 == 0 { &s2 } else { &d2 };
+            let src = if i.is_multiple_of(2) { &s2 } else { &d2 };
             let mut tmp = vec![0u8; len];
             tmp[..src.len()].copy_from_slice(src);
             // SAFETY: the buffer is leaked (lives forever); racing with open(2) is the point.
