@@ -22,7 +22,7 @@ fn usage() -> &'static str {
      build        build target/release/agentwatch\n  \
      run          start the daemon and a demo agent session; print its events live (Ctrl-C)\n  \
      test         run every test, root tests included (what CI runs)\n  \
-     bench [what] run benchmarks: sensor, rules, store, or all (default)\n"
+     bench [what] run benchmarks: sensor, rules, store, tui, or all (default)\n"
 }
 
 fn main() -> ExitCode {
@@ -339,8 +339,11 @@ fn bench(what: &str) -> Result<()> {
     if all || what == "store" {
         sh(cargo().args(["bench", "-p", "agent-store"]))?;
     }
-    if !all && !["sensor", "rules", "store"].contains(&what) {
-        bail!("unknown benchmark `{what}`; expected sensor, rules, store or all");
+    if all || what == "tui" {
+        sh(cargo().args(["bench", "-p", "tui"]))?;
+    }
+    if !all && !["sensor", "rules", "store", "tui"].contains(&what) {
+        bail!("unknown benchmark `{what}`; expected sensor, rules, store, tui or all");
     }
     Ok(())
 }
