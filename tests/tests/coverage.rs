@@ -961,7 +961,7 @@ fn evasion_thread_flipping_the_path_buffer_during_open() {
         &d,
         "t-flip",
         &format!(
-            "{} flip-open {} {} 3000",
+            "{} flip-open {} {} 300",
             w(),
             secret.display(),
             decoy.display()
@@ -986,6 +986,13 @@ fn evasion_thread_flipping_the_path_buffer_during_open() {
     assert!(
         secret_opens.iter().all(|e| path_of(e) == s(&secret)),
         "with the real path"
+    );
+    let decoy_ino = std::fs::metadata(&decoy).unwrap().ino();
+    assert!(
+        opens
+            .iter()
+            .any(|e| e.file.as_ref().unwrap().ino == Some(decoy_ino) && path_of(e) == s(&decoy)),
+        "the buffer really flipped (the decoy was opened too)"
     );
     assert!(
         opens

@@ -29,8 +29,9 @@
 //! workload memfd-exec NAME PROG ARG.. memfd_create(NAME), copy PROG in, execveat(AT_EMPTY_PATH)
 //! workload exec-deleted PATH ARG..    open PATH, unlink it, execveat(AT_EMPTY_PATH)
 //! workload argv-rewrite PATH          overwrite argv in memory, print /proc/self/cmdline, open PATH
-//! workload flip-open SECRET DECOY N   open a path buffer N times while a thread flips it between
-//!                                     SECRET and DECOY; prints `secret=K` (opens of SECRET's inode)
+//! workload flip-open SECRET DECOY N   open a path buffer while a thread flips it between SECRET
+//!                                     and DECOY, until N opens hit SECRET's inode (or 10 s);
+//!                                     prints `secret=K` (opens of SECRET's inode)
 //! ```
 
 use std::ffi::CString;
@@ -295,7 +296,8 @@ fn flip_open(secret: &str, decoy: &str, n: &str) {
     });
     let mut hits = 0u64;
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    for _ in 0..n {
+    let t = Instant::now();
+    while hits < n && t.elapsed() < Duration::from_secs(10) {
         // SAFETY: the buffer always ends in NUL; its contents may change under us.
         let fd = unsafe {
             libc::open(
