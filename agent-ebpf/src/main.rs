@@ -350,6 +350,23 @@ fn write_path_raw(buf: *mut u8, start: usize, path: *const u8) -> (usize, bool) 
             break;
         };
         if parent == dentry || parent.is_null() {
+            // A file on a kernel-internal mount (memfd, anon inodes) is its own root: its name
+            // (`memfd:evil`) is the only name it has.
+            if pos == start
+                && let Ok(name) = rdp(dentry, off!(dentry_name) + off!(qstr_name))
+            {
+                // SAFETY: destination masked into the buffer, at most MAX_NAME bytes.
+                let n = unsafe {
+                    generated::bpf_probe_read_kernel_str(
+                        buf.add(pos & POS_MASK) as *mut _,
+                        MAX_NAME as u32,
+                        name as *const _,
+                    )
+                };
+                if n > 1 {
+                    pos += (n as usize) & (MAX_NAME * 2 - 1);
+                }
+            }
             done = true;
             break;
         }
@@ -1233,6 +1250,9 @@ fn emit_sys(
         if let Ok(file) = file_of_fd(name_fd) {
             p1 = write_path(buf, start, file.wrapping_add(off!(file_path))).0;
             b.flags |= NAME_IS_PATH;
+            // Files of pseudo file systems (nsfs) are named by the kernel from their inode.
+            let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+            b.arg1 = rd(inode, off!(inode_ino)).unwrap_or(0);
         }
     } else if name != 0 {
         p1 = write_ustr(buf, start, name as *const u8, 2047);
@@ -1310,10 +1330,13 @@ fn exe_markers(file: *const u8) -> u32 {
         m |= EXE_DELETED;
     }
     let parent = rdp(dentry, off!(dentry_parent)).unwrap_or(core::ptr::null());
-    let pinode = rdp(parent, off!(dentry_inode)).unwrap_or(core::ptr::null());
-    let pmode: u16 = rd(pinode, off!(inode_mode)).unwrap_or(0);
-    if pmode & 0o002 != 0 {
-        m |= EXE_WRITABLE_DIR;
+    // A memfd is its own parent: there is no directory to judge.
+    if parent != dentry {
+        let pinode = rdp(parent, off!(dentry_inode)).unwrap_or(core::ptr::null());
+        let pmode: u16 = rd(pinode, off!(inode_mode)).unwrap_or(0);
+        if pmode & 0o002 != 0 {
+            m |= EXE_WRITABLE_DIR;
+        }
     }
     m
 }

@@ -15,7 +15,7 @@ use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnal
 use crate::TriageRecord;
 
 /// Schema version, recorded in every commit payload. A different version means a rebuild.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 /// Keyword values longer than this are indexed by their first bytes (the spool keeps them whole).
 pub(crate) const MAX_KEYWORD: usize = 1024;
 /// Name of the tokenizer of text fields.
@@ -80,6 +80,8 @@ pub const SPECS: &[FieldSpec] = &[
     f("process.args_len", C::U64, false),
     f("process.cwd", C::Keyword, false),
     f("process.filename", C::Keyword, false),
+    f("process.exec_markers", C::Keyword, false),
+    f("process.args_redacted", C::Bool, false),
     f("parent.pid", C::U64, false),
     f("parent.start", C::Time, false),
     f("parent.exe", C::Keyword, false),
@@ -95,6 +97,10 @@ pub const SPECS: &[FieldSpec] = &[
     f("file.fd", C::I64, false),
     f("file.via", C::Keyword, false),
     f("file.path_truncated", C::Bool, false),
+    f("file.owner_uid", C::U64, false),
+    f("file.owner_gid", C::U64, false),
+    f("file.size", C::U64, false),
+    f("file.markers", C::Keyword, false),
     f("net.family", C::Keyword, false),
     f("net.protocol", C::Keyword, false),
     f("net.src_ip", C::Ip, false),
@@ -103,6 +109,25 @@ pub const SPECS: &[FieldSpec] = &[
     f("net.dst_port", C::U64, true),
     f("net.unix_path", C::Keyword, false),
     f("net.via", C::Keyword, false),
+    f("net.bytes", C::U64, false),
+    f("dns.qname", C::Keyword, true),
+    f("dns.qtype", C::Keyword, false),
+    f("priv.op", C::Keyword, false),
+    f("priv.uid", C::U64, false),
+    f("priv.euid", C::U64, false),
+    f("priv.gid", C::U64, false),
+    f("priv.egid", C::U64, false),
+    f("priv.caps", C::Keyword, false),
+    f("target.pid", C::U64, false),
+    f("target.relation", C::Keyword, false),
+    f("target.exe", C::Keyword, false),
+    f("op.name", C::Keyword, false),
+    f("op.signal", C::I64, false),
+    f("op.flags", C::Keyword, false),
+    f("op.object", C::Keyword, false),
+    f("op.target_path", C::Keyword, false),
+    f("op.type", C::Keyword, false),
+    f("op.result", C::I64, false),
     f("exit.code", C::I64, false),
     f("exit.signal", C::I64, false),
     f("monitor.loss_kind", C::Keyword, false),
@@ -383,6 +408,12 @@ impl Fields {
         );
         bkw(&mut d, fid!(self, "process.cwd"), &p.cwd);
         bkw(&mut d, fid!(self, "process.filename"), &p.filename);
+        for m in &p.exec_markers {
+            kw(&mut d, fid!(self, "process.exec_markers"), m);
+        }
+        if p.args_redacted {
+            d.add_bool(fid!(self, "process.args_redacted"), true);
+        }
         let mut text = String::new();
         push_text(&mut text, &p.exe);
         if let Some(par) = &e.parent {
@@ -419,6 +450,20 @@ impl Fields {
             if fl.path_truncated {
                 d.add_bool(fid!(self, "file.path_truncated"), true);
             }
+            u(
+                &mut d,
+                fid!(self, "file.owner_uid"),
+                fl.owner_uid.map(u64::from),
+            );
+            u(
+                &mut d,
+                fid!(self, "file.owner_gid"),
+                fl.owner_gid.map(u64::from),
+            );
+            u(&mut d, fid!(self, "file.size"), fl.size);
+            for m in &fl.markers {
+                kw(&mut d, fid!(self, "file.markers"), m);
+            }
         }
         if let Some(n) = &e.net {
             kw(&mut d, fid!(self, "net.family"), &n.family);
@@ -448,6 +493,45 @@ impl Fields {
             if let Some(v) = &n.via {
                 kw(&mut d, fid!(self, "net.via"), v);
             }
+            u(&mut d, fid!(self, "net.bytes"), n.bytes);
+        }
+        if let Some(q) = &e.dns {
+            bkw(&mut d, fid!(self, "dns.qname"), &q.qname);
+            push_text(&mut text, &q.qname);
+            kw(&mut d, fid!(self, "dns.qtype"), &q.qtype);
+        }
+        if let Some(pv) = &e.r#priv {
+            kw(&mut d, fid!(self, "priv.op"), &pv.op);
+            u(&mut d, fid!(self, "priv.uid"), Some(pv.uid.into()));
+            u(&mut d, fid!(self, "priv.euid"), Some(pv.euid.into()));
+            u(&mut d, fid!(self, "priv.gid"), Some(pv.gid.into()));
+            u(&mut d, fid!(self, "priv.egid"), Some(pv.egid.into()));
+            if let Some(c) = &pv.caps {
+                kw(&mut d, fid!(self, "priv.caps"), c);
+            }
+        }
+        if let Some(t) = &e.target {
+            u(&mut d, fid!(self, "target.pid"), Some(t.pid.into()));
+            kw(&mut d, fid!(self, "target.relation"), &t.relation);
+            bkw(&mut d, fid!(self, "target.exe"), &t.exe);
+        }
+        if let Some(o) = &e.op {
+            kw(&mut d, fid!(self, "op.name"), &o.name);
+            i(&mut d, fid!(self, "op.signal"), o.signal.map(i64::from));
+            for f in &o.flags {
+                kw(&mut d, fid!(self, "op.flags"), f);
+            }
+            if let Some(v) = &o.object {
+                bkw(&mut d, fid!(self, "op.object"), v);
+                push_text(&mut text, v);
+            }
+            if let Some(v) = &o.target_path {
+                bkw(&mut d, fid!(self, "op.target_path"), v);
+            }
+            if let Some(v) = &o.r#type {
+                kw(&mut d, fid!(self, "op.type"), v);
+            }
+            i(&mut d, fid!(self, "op.result"), o.result);
         }
         if let Some(x) = &e.exit {
             i(&mut d, fid!(self, "exit.code"), x.code.map(i64::from));

@@ -11,6 +11,7 @@ use regex::bytes::Regex;
 /// none) is replaced by `***`.
 pub const DEFAULT_PATTERNS: &[&str] = &[
     r"(?i)(?:^|[-_])(?:password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key|client[-_]?secret|auth)\s*[=:]\s*(\S+)",
+    r"(?i)(?:^|\s)--?(?:password|passwd|pass|token|secret|api[-_]?key|access[-_]?key|secret[-_]?key|client[-_]?secret|auth[-_]?token)\s+([^\s;&|)-][^\s;&|)]*)",
     r"(?i)\bbearer\s+(\S+)",
     r"(?i)\bbasic\s+([A-Za-z0-9+/=]{8,})",
     r"://[^/\s:@]+:([^/\s@]+)@",
@@ -146,6 +147,23 @@ mod tests {
         assert_eq!(
             r(&["x", "ANTHROPIC_API_KEY=sk-ant-api03-abcdefghijklmnopqrstu"]).0[1],
             "ANTHROPIC_API_KEY=***"
+        );
+    }
+
+    /// Regression: most agent commands arrive as one `sh -c` string, where a secret follows its
+    /// flag after a space inside the same argument.
+    #[test]
+    fn masks_flag_values_inside_a_shell_command_string() {
+        let (v, changed) = r(&[
+            "/bin/sh",
+            "-c",
+            "true --password=hunter2 --token s3cr3tT0ken; true",
+        ]);
+        assert!(changed);
+        assert_eq!(v[2], "true --password=*** --token ***; true");
+        assert!(
+            !v.iter()
+                .any(|a| a.contains("s3cr3t") || a.contains("hunter2"))
         );
     }
 

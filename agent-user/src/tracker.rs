@@ -202,7 +202,8 @@ impl Tracker {
     }
 
     /// A user-space-created session (registration or /proc seeding).
-    pub fn open_session(&mut self, id: u64, agent: &str, root: Proc) -> Event {
+    pub fn open_session(&mut self, id: u64, agent: &str, mut root: Proc) -> Event {
+        root.args_redacted = self.redactor.redact(&mut root.args);
         let start = Timestamp::now();
         self.sessions.insert(
             id,
@@ -224,7 +225,8 @@ impl Tracker {
     }
 
     /// Add a seeded (already running) process to an existing session.
-    pub fn adopt(&mut self, p: Proc) {
+    pub fn adopt(&mut self, mut p: Proc) {
+        p.args_redacted = self.redactor.redact(&mut p.args);
         self.insert_proc(p);
     }
 
@@ -673,6 +675,15 @@ impl Tracker {
                     }
                     RecordKind::Namespace => {
                         op.flags = ns_flags(body.arg0);
+                        // An nsfs file has no stored name: the kernel shows `uts:[inode]`.
+                        let name = if (name.is_empty() || name.as_bytes() == b"/") && body.arg1 != 0
+                        {
+                            ns_file_name(body.arg0, body.arg1)
+                                .map(BStr::from)
+                                .unwrap_or(name)
+                        } else {
+                            name
+                        };
                         op.object = obj(name);
                         ev.op = Some(op);
                     }
@@ -1043,6 +1054,24 @@ fn ns_flags(f: u64) -> Vec<String> {
     .filter(|(b, _)| f & b != 0)
     .map(|(_, n)| (*n).to_owned())
     .collect()
+}
+
+/// The name the kernel gives a namespace file (`/proc/PID/ns/*` links): `uts:[4026531838]`.
+fn ns_file_name(flags: u64, ino: u64) -> Option<String> {
+    let ty = [
+        (0x0400_0000, "uts"),
+        (0x0800_0000, "ipc"),
+        (0x4000_0000, "net"),
+        (0x2000_0000, "pid"),
+        (0x1000_0000, "user"),
+        (0x0002_0000, "mnt"),
+        (0x0200_0000, "cgroup"),
+        (0x80, "time"),
+    ]
+    .iter()
+    .find(|(b, _)| flags & b != 0)?
+    .1;
+    Some(format!("{ty}:[{ino}]"))
 }
 
 fn memfd_flags(f: u64) -> Vec<String> {

@@ -630,7 +630,6 @@ fn memfd_create_and_exec_markers_memfd_deleted_writable_dir_ld_loader() {
 }
 
 #[test]
-#[ignore = "sensor bug: pseudo-fs paths (memfd exe, nsfs file of setns) are reported as `/`"]
 fn memfd_exe_and_setns_file_are_named_as_the_kernel_names_them() {
     require_sensor!();
     let d = Daemon::start().unwrap();
@@ -741,7 +740,6 @@ fn secret_lines(d: &Daemon, secrets: &[&str]) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "sensor bug: session.start carries the unredacted argv of `agentwatch run`"]
 fn the_session_start_event_redacts_the_run_command_line() {
     require_sensor!();
     let d = Daemon::start().unwrap();
@@ -757,7 +755,6 @@ fn the_session_start_event_redacts_the_run_command_line() {
 }
 
 #[test]
-#[ignore = "sensor bug: `--token VALUE` inside one argv string (sh -c) is not masked"]
 fn argv_secrets_inside_a_shell_command_string_are_redacted() {
     require_sensor!();
     let d = Daemon::start().unwrap();

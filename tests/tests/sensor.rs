@@ -82,7 +82,7 @@ fn exec_event_carries_exe_argv_cwd_ids_and_parent() {
         t.ancestry.first().map(|a| a.to_str_lossy().into_owned()),
         Some(real_exe("sh"))
     );
-    assert_eq!(t.process.start > agent_model::Timestamp(0), true);
+    assert!(t.process.start > agent_model::Timestamp(0));
 }
 
 #[test]
@@ -312,8 +312,12 @@ fn connect_accept_listen_for_tcp_udp_unix_and_ipv6() {
     assert!(out.status.success());
     let client_port = client.join().unwrap().expect("client connected");
     drop(ul);
+    // Wait for the whole session (the IPv6 connect comes after the accept).
     let evs = d
-        .wait_for("accept", |e| e.iter().any(|e| e.kind() == Kind::NetAccept))
+        .wait_for("session end", |e| {
+            e.iter()
+                .any(|e| e.kind() == Kind::SessionEnd && e.session_id() == Some(sid.as_str()))
+        })
         .unwrap();
     let s = in_session(&evs, &sid);
     let conns = kind(&s, Kind::NetConnect);
