@@ -295,6 +295,7 @@ fn flip_open(secret: &str, decoy: &str, n: &str) {
         }
     });
     let mut hits = 0u64;
+    let mut other = 0u64;
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let t = Instant::now();
     while hits < n && t.elapsed() < Duration::from_secs(10) {
@@ -310,6 +311,8 @@ fn flip_open(secret: &str, decoy: &str, n: &str) {
             unsafe {
                 if libc::fstat(fd, &mut st) == 0 && st.st_ino == secret_ino {
                     hits += 1;
+                } else {
+                    other += 1;
                 }
                 libc::close(fd);
             }
@@ -317,7 +320,7 @@ fn flip_open(secret: &str, decoy: &str, n: &str) {
     }
     STOP.store(true, Ordering::Relaxed);
     let _ = flipper.join();
-    println!("secret={hits}");
+    println!("secret={hits} decoy={other}");
 }
 
 fn secs(s: &str) -> Duration {
