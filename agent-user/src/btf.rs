@@ -196,7 +196,7 @@ impl Btf {
             bits += off;
             cur = ty;
         }
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             bail!("member `{strukt}.{path}` is a bitfield");
         }
         Ok(bits / 8)

@@ -26,8 +26,8 @@ const LOSS_WINDOW_NS: i64 = 10_000_000_000;
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum LiveItem {
-    Event(Event),
-    Alert { alert: Alert },
+    Event(Box<Event>),
+    Alert { alert: Box<Alert> },
 }
 
 fn open_append(p: &Path, what: &str) -> Result<BufWriter<File>> {
@@ -129,7 +129,7 @@ impl Pipeline {
             }
         }
         // No subscriber is not an error.
-        let _ = self.live.send(Arc::new(LiveItem::Event(ev)));
+        let _ = self.live.send(Arc::new(LiveItem::Event(Box::new(ev))));
         for a in alerts {
             self.alert(a);
         }
@@ -157,7 +157,9 @@ impl Pipeline {
                 self.output_errors += 1;
             }
         }
-        let _ = self.live.send(Arc::new(LiveItem::Alert { alert: a }));
+        let _ = self
+            .live
+            .send(Arc::new(LiveItem::Alert { alert: Box::new(a) }));
     }
 
     /// Periodic work, every 250 ms: windowed-rule flushes and policy reloads.
@@ -169,7 +171,7 @@ impl Pipeline {
         if hup || self.policy.changed_on_disk() {
             match self.policy.reload(&self.host) {
                 Ok(p) => self.engine.swap_policy(p),
-                Err(alert) => self.alert(alert),
+                Err(alert) => self.alert(*alert),
             }
         }
     }
@@ -192,7 +194,7 @@ impl Pipeline {
         p["state_bytes"] = self.engine.state_bytes().into();
         p["alerts"] = self.alerts.into();
         let mut hits = self.engine.hit_counts();
-        hits.sort_by(|a, b| b.1.cmp(&a.1));
+        hits.sort_by_key(|h| std::cmp::Reverse(h.1));
         p["hits"] = serde_json::json!(hits.into_iter().filter(|h| h.1 > 0).collect::<Vec<_>>());
         v["policy"] = p;
         if let Some(st) = &self.store {

@@ -128,7 +128,7 @@ impl PolicyState {
     }
 
     /// Try a reload: `Ok(policy)` to swap in, `Err(alert)` when rejected.
-    pub fn reload(&mut self, host: &str) -> Result<Arc<rules::Policy>, Alert> {
+    pub fn reload(&mut self, host: &str) -> Result<Arc<rules::Policy>, Box<Alert>> {
         match self.source.compile() {
             Ok(p) => {
                 self.generation += 1;
@@ -143,7 +143,7 @@ impl PolicyState {
                 self.last_error = Some(msg.clone());
                 tracing::warn!(error = %msg, "policy reload rejected; keeping the running policy");
                 let now = Timestamp::now();
-                Err(Alert {
+                Err(Box::new(Alert {
                     id: format!("policy-reload-{}", now.0),
                     time: now,
                     host: host.to_owned(),
@@ -158,7 +158,7 @@ impl PolicyState {
                     first_time: now,
                     last_time: now,
                     ..Default::default()
-                })
+                }))
             }
         }
     }
