@@ -394,19 +394,22 @@ fn write_path_raw(buf: *mut u8, start: usize, path: *const u8) -> (usize, bool) 
     (pos, !done)
 }
 
-/// Append a NUL-terminated kernel string of at most `max` bytes.
+/// Append a NUL-terminated string of at most `max` bytes from kernel or user memory.
 #[inline(always)]
-fn write_kstr(buf: *mut u8, pos: usize, src: *const u8, max: usize) -> usize {
-    if pos > POS_LIMIT {
+fn write_str(buf: *mut u8, pos: usize, src: *const u8, max: usize, user: bool) -> usize {
+    if pos > POS_LIMIT || src.is_null() {
         return pos;
     }
-    // SAFETY: destination within the buffer (masked position + max < SCRATCH_SIZE - POS_MASK).
+    let dst = buf.wrapping_add(pos & POS_MASK) as *mut _;
+    let size = (max & 4095) as u32;
+    // SAFETY: destination within the buffer (masked position + max < SCRATCH_SIZE - POS_MASK);
+    // the helpers validate the source address.
     let n = unsafe {
-        generated::bpf_probe_read_kernel_str(
-            buf.add(pos & POS_MASK) as *mut _,
-            (max & 4095) as u32,
-            src as *const _,
-        )
+        if user {
+            generated::bpf_probe_read_user_str(dst, size, src as *const _)
+        } else {
+            generated::bpf_probe_read_kernel_str(dst, size, src as *const _)
+        }
     };
     if n > 0 {
         pos + ((n as usize) & 4095)
@@ -415,25 +418,14 @@ fn write_kstr(buf: *mut u8, pos: usize, src: *const u8, max: usize) -> usize {
     }
 }
 
-/// Append a NUL-terminated user string of at most `max` bytes.
+#[inline(always)]
+fn write_kstr(buf: *mut u8, pos: usize, src: *const u8, max: usize) -> usize {
+    write_str(buf, pos, src, max, false)
+}
+
 #[inline(always)]
 fn write_ustr(buf: *mut u8, pos: usize, src: *const u8, max: usize) -> usize {
-    if pos > POS_LIMIT || src.is_null() {
-        return pos;
-    }
-    // SAFETY: as in write_kstr; the helper validates the user address.
-    let n = unsafe {
-        generated::bpf_probe_read_user_str(
-            buf.add(pos & POS_MASK) as *mut _,
-            (max & 4095) as u32,
-            src as *const _,
-        )
-    };
-    if n > 0 {
-        pos + ((n as usize) & 4095)
-    } else {
-        pos
-    }
+    write_str(buf, pos, src, max, true)
 }
 
 /// The `struct file *` installed at descriptor `fd` of the current task.

@@ -1039,21 +1039,28 @@ fn bpf_prog_type(t: u32) -> String {
     }
 }
 
+/// Names of the bits of `f` that a table knows.
+fn flag_names(table: &[(u64, &str)], f: u64) -> Vec<String> {
+    table
+        .iter()
+        .filter(|(b, _)| f & b != 0)
+        .map(|(_, n)| (*n).to_owned())
+        .collect()
+}
+
+const NS_FLAGS: &[(u64, &str)] = &[
+    (0x0002_0000, "CLONE_NEWNS"),
+    (0x0200_0000, "CLONE_NEWCGROUP"),
+    (0x0400_0000, "CLONE_NEWUTS"),
+    (0x0800_0000, "CLONE_NEWIPC"),
+    (0x1000_0000, "CLONE_NEWUSER"),
+    (0x2000_0000, "CLONE_NEWPID"),
+    (0x4000_0000, "CLONE_NEWNET"),
+    (0x80, "CLONE_NEWTIME"),
+];
+
 fn ns_flags(f: u64) -> Vec<String> {
-    [
-        (0x0002_0000, "CLONE_NEWNS"),
-        (0x0200_0000, "CLONE_NEWCGROUP"),
-        (0x0400_0000, "CLONE_NEWUTS"),
-        (0x0800_0000, "CLONE_NEWIPC"),
-        (0x1000_0000, "CLONE_NEWUSER"),
-        (0x2000_0000, "CLONE_NEWPID"),
-        (0x4000_0000, "CLONE_NEWNET"),
-        (0x80, "CLONE_NEWTIME"),
-    ]
-    .iter()
-    .filter(|(b, _)| f & b != 0)
-    .map(|(_, n)| (*n).to_owned())
-    .collect()
+    flag_names(NS_FLAGS, f)
 }
 
 /// The name the kernel gives a namespace file (`/proc/PID/ns/*` links): `uts:[4026531838]`.
@@ -1075,17 +1082,16 @@ fn ns_file_name(flags: u64, ino: u64) -> Option<String> {
 }
 
 fn memfd_flags(f: u64) -> Vec<String> {
-    [
-        (1, "MFD_CLOEXEC"),
-        (2, "MFD_ALLOW_SEALING"),
-        (4, "MFD_HUGETLB"),
-        (8, "MFD_NOEXEC_SEAL"),
-        (0x10, "MFD_EXEC"),
-    ]
-    .iter()
-    .filter(|(b, _)| f & b != 0)
-    .map(|(_, n)| (*n).to_owned())
-    .collect()
+    flag_names(
+        &[
+            (1, "MFD_CLOEXEC"),
+            (2, "MFD_ALLOW_SEALING"),
+            (4, "MFD_HUGETLB"),
+            (8, "MFD_NOEXEC_SEAL"),
+            (0x10, "MFD_EXEC"),
+        ],
+        f,
+    )
 }
 
 fn join_args(args: &[BStr]) -> BStr {
