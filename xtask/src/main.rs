@@ -341,6 +341,9 @@ fn bench(what: &str) -> Result<()> {
     }
     if all || what == "tui" {
         sh(cargo().args(["bench", "-p", "tui"]))?;
+        sh(cargo()
+            .args(["run", "--release", "-p", "tests", "--bin", "tui-latency"])
+            .env("AGENTWATCH_BIN", &bin))?;
     }
     if !all && !["sensor", "rules", "store", "tui"].contains(&what) {
         bail!("unknown benchmark `{what}`; expected sensor, rules, store, tui or all");
