@@ -55,6 +55,8 @@ pub struct Pipeline {
     last_store_error: Option<String>,
     alerts: u64,
     last_loss: Option<Timestamp>,
+    /// Time of the newest alert of each rule.
+    last_hit: std::collections::HashMap<String, Timestamp>,
 }
 
 pub struct Outputs<'a> {
@@ -92,6 +94,7 @@ impl Pipeline {
             last_store_error: None,
             alerts: 0,
             last_loss: None,
+            last_hit: std::collections::HashMap::new(),
         })
     }
 
@@ -143,6 +146,8 @@ impl Pipeline {
             a.in_loss_window = true;
         }
         self.alerts += 1;
+        let last = self.last_hit.entry(a.rule.clone()).or_default();
+        *last = (*last).max(a.last_time);
         if let Some(st) = &self.store
             && let Err(e) = st.append_alert(&a)
         {
@@ -217,6 +222,7 @@ impl Pipeline {
             .map(|r| {
                 let mut v = serde_json::to_value(r).unwrap_or_default();
                 v["hits"] = hits.get(&r.id).copied().unwrap_or(0).into();
+                v["last_hit"] = self.last_hit.get(&r.id).map(|t| t.to_rfc3339()).into();
                 v
             })
             .collect();

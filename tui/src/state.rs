@@ -858,6 +858,8 @@ pub struct RuleRow {
     pub kinds: String,
     pub mode: String,
     pub hits: u64,
+    /// Time of the newest alert of the rule (`HH:MM:SS`), or `-`.
+    pub last_hit: String,
 }
 
 #[derive(Debug, Default)]
@@ -911,6 +913,11 @@ impl RulesState {
                 kinds: list(r, "kinds"),
                 mode: safe(str_of(r, "mode")),
                 hits: u64_of(r, "hits"),
+                last_hit: r
+                    .get("last_hit")
+                    .and_then(Value::as_str)
+                    .and_then(|t| t.get(11..19))
+                    .map_or_else(|| "-".to_owned(), safe),
             })
             .collect();
         self.refilter();

@@ -806,15 +806,16 @@ fn draw_rules(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
     }
     let id_w = if w >= 120 { 32 } else { 22 };
     let kinds_w = if w >= 120 { 24 } else { 12 };
-    let desc_w = w.saturating_sub(id_w + 1 + 4 + 1 + 3 + 1 + 7 + 1 + kinds_w + 1);
+    let desc_w = w.saturating_sub(id_w + 1 + 4 + 1 + 3 + 1 + 7 + 1 + 8 + 1 + kinds_w + 1);
     f.render_widget(
         header(
             format!(
-                "{} {} {} {} {} {}",
+                "{} {} {} {} {} {} {}",
                 pad("RULE", id_w),
                 pad("SEV", 4),
                 pad("ON", 3),
                 pad("HITS", 7),
+                pad("LAST HIT", 8),
                 pad("KINDS", kinds_w),
                 "DESCRIPTION"
             ),
@@ -839,9 +840,10 @@ fn draw_rules(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
                 Span::raw(format!("{} ", pad(&row.id, id_w))),
                 Span::styled(tag, st),
                 Span::raw(format!(
-                    " {} {} {} {}",
+                    " {} {} {} {} {}",
                     pad(if row.enabled { "on" } else { "off" }, 3),
                     pad(&row.hits.to_string(), 7),
+                    pad(&row.last_hit, 8),
                     pad(&row.kinds, kinds_w),
                     pad(&row.description, desc_w)
                 )),

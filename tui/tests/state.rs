@@ -565,3 +565,19 @@ fn alerts_are_fetched_again_shortly_after_connecting() {
     }
     assert!(asked, "no alerts request within 2 s of connecting");
 }
+
+#[test]
+fn rules_show_the_time_of_their_last_hit() {
+    let mut app = App::new(ts(0));
+    app.on_update(Update::Answer {
+        purpose: Purpose::Rules,
+        result: Ok(json!({"ok": true, "policy": {"generation": 1}, "rules": [
+            {"id": "cred.ssh_private_key", "severity": "high", "enabled": true, "description": "d",
+             "kinds": ["file.open"], "mode": "event", "hits": 3, "last_hit": "2026-11-21T10:11:12.5Z"},
+            {"id": "quiet.rule", "severity": "low", "enabled": true, "description": "d",
+             "kinds": ["file.open"], "mode": "event", "hits": 0, "last_hit": null}
+        ]})),
+    });
+    assert_eq!(app.rules.rows[0].last_hit, "10:11:12");
+    assert_eq!(app.rules.rows[1].last_hit, "-");
+}
