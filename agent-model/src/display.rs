@@ -34,6 +34,21 @@ fn is_unsafe_format_char(c: char) -> bool {
         || (0xfff9..=0xfffb).contains(&u) // interlinear annotation
 }
 
+/// The endpoint of a network event as text: `tcp 1.2.3.4:443`, `unix /run/x.sock`, or
+/// `tcp listen 0.0.0.0:8080`. `esc` makes agent-originated strings safe for the caller's screen.
+pub fn net_endpoint(n: &crate::Net, esc: impl Fn(&str) -> String) -> String {
+    let proto = esc(n.protocol.as_deref().unwrap_or(""));
+    match (&n.unix_path, n.dst_ip, n.dst_port) {
+        (Some(u), _, _) => format!("unix {}", esc(&u.to_str_lossy())),
+        (None, Some(ip), Some(port)) => format!("{proto} {ip}:{port}"),
+        _ => format!(
+            "{proto} listen {}:{}",
+            n.src_ip.map(|i| i.to_string()).unwrap_or_default(),
+            n.src_port.unwrap_or(0)
+        ),
+    }
+}
+
 /// One readable line for an event (escaped).
 pub fn event_line(ev: &Event) -> String {
     let t = ev.time.to_rfc3339();
@@ -90,23 +105,11 @@ pub fn event_line(ev: &Event) -> String {
             }
             None => String::new(),
         },
-        Kind::NetConnect | Kind::NetAccept | Kind::NetListen => match &ev.net {
-            Some(n) => {
-                let proto = n.protocol.as_deref().unwrap_or("");
-                if let Some(u) = &n.unix_path {
-                    format!("unix/{proto} {}", escape(&u.to_str_lossy()))
-                } else if let (Some(ip), Some(port)) = (n.dst_ip, n.dst_port) {
-                    format!("{proto} {ip}:{port}")
-                } else {
-                    format!(
-                        "{proto} {}:{}",
-                        n.src_ip.map(|i| i.to_string()).unwrap_or_default(),
-                        n.src_port.unwrap_or(0)
-                    )
-                }
-            }
-            None => String::new(),
-        },
+        Kind::NetConnect | Kind::NetAccept | Kind::NetListen => ev
+            .net
+            .as_ref()
+            .map(|n| net_endpoint(n, escape))
+            .unwrap_or_default(),
         _ => ev
             .monitor
             .as_ref()

@@ -618,21 +618,11 @@ pub fn event_text(ev: &Event) -> String {
             }
             None => String::new(),
         },
-        Kind::NetConnect | Kind::NetAccept | Kind::NetListen => match &ev.net {
-            Some(n) => {
-                let proto = safe(n.protocol.as_deref().unwrap_or(""));
-                match (&n.unix_path, n.dst_ip, n.dst_port) {
-                    (Some(u), _, _) => format!("unix {}", l(u)),
-                    (None, Some(ip), Some(port)) => format!("{proto} {ip}:{port}"),
-                    _ => format!(
-                        "{proto} listen {}:{}",
-                        n.src_ip.map(|i| i.to_string()).unwrap_or_default(),
-                        n.src_port.unwrap_or(0)
-                    ),
-                }
-            }
-            None => String::new(),
-        },
+        Kind::NetConnect | Kind::NetAccept | Kind::NetListen => ev
+            .net
+            .as_ref()
+            .map(|n| agent_model::display::net_endpoint(n, safe))
+            .unwrap_or_default(),
         _ => ev
             .monitor
             .as_ref()
