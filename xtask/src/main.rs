@@ -325,13 +325,35 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+/// The minimal ring-buffer tracer (`agent-ebpf/src/bin/minitrace.rs`), built by aya-build next
+/// to the sensor object in agent-user's newest release OUT_DIR.
+fn minitrace_object() -> Option<PathBuf> {
+    let build = root().join("target/release/build");
+    std::fs::read_dir(build)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("agent-user-"))
+        .map(|e| e.path().join("out/minitrace"))
+        .filter(|p| p.is_file())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+}
+
 fn bench(what: &str) -> Result<()> {
     let bin = build()?;
     let all = what == "all";
     if all || what == "sensor" {
-        sh(cargo()
-            .args(["run", "--release", "-p", "tests", "--bin", "sensor-bench"])
-            .env("AGENTWATCH_BIN", &bin))?;
+        // The anchors the sensor is compared against (bench-only, so `test` does not pay).
+        apt_install(&["bpftrace", "auditd"])?;
+        let mut c = cargo();
+        c.args(["run", "--release", "-p", "tests", "--bin", "sensor-bench"])
+            .env("AGENTWATCH_BIN", &bin);
+        match minitrace_object() {
+            Some(o) => {
+                c.env("AGENTWATCH_MINITRACE", o);
+            }
+            None => eprintln!("xtask: the minimal tracer object was not found; no mini column"),
+        }
+        sh(&mut c)?;
     }
     if all || what == "rules" {
         sh(cargo().args(["bench", "-p", "rules"]))?;
