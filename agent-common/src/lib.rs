@@ -24,6 +24,9 @@ pub const MAP_SEL_EXE: &str = "SEL_EXE";
 pub const MAP_SEL_UID: &str = "SEL_UID";
 /// cgroup id -> agent id.
 pub const MAP_SEL_CGROUP: &str = "SEL_CGROUP";
+/// Per-socket byte counters of agent processes (key: the `struct sock` address, value:
+/// [`FlowRecord`]).
+pub const MAP_FLOWS: &str = "FLOWS";
 /// Name of the global that carries [`Config`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 
@@ -68,6 +71,8 @@ pub enum RecordKind {
     Listen = 22,
     /// UDP send with a destination (also the source of DNS queries).
     Send = 23,
+    /// Bytes sent and received on one socket (at close, periodically, at process exit).
+    Flow = 26,
     MmapExec = 25,
     PrivChange = 30,
     Ptrace = 31,
@@ -81,7 +86,7 @@ pub enum RecordKind {
 
 impl RecordKind {
     /// All kinds, in id order.
-    pub const ALL: [RecordKind; 26] = [
+    pub const ALL: [RecordKind; 27] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -100,6 +105,7 @@ impl RecordKind {
         RecordKind::Listen,
         RecordKind::Send,
         RecordKind::MmapExec,
+        RecordKind::Flow,
         RecordKind::PrivChange,
         RecordKind::Ptrace,
         RecordKind::Bpf,
@@ -137,6 +143,7 @@ impl TryFrom<u32> for RecordKind {
             22 => RecordKind::Listen,
             23 => RecordKind::Send,
             25 => RecordKind::MmapExec,
+            26 => RecordKind::Flow,
             30 => RecordKind::PrivChange,
             31 => RecordKind::Ptrace,
             32 => RecordKind::Bpf,
@@ -355,6 +362,39 @@ pub struct SockBody {
     pub payload_len: u32,
 }
 
+/// Per-socket traffic of an agent process: follows a [`SockBody`] in a [`RecordKind::Flow`]
+/// record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowBody {
+    /// Bytes sent (successful sendmsg/write/sendfile on the socket).
+    pub sent: u64,
+    /// Bytes received (successful recvmsg/read, MSG_PEEK excluded).
+    pub received: u64,
+    /// `bpf_ktime_get_boot_ns` of the first counted byte.
+    pub first_ns: u64,
+    /// One of the `FLOW_*` states.
+    pub state: u32,
+    pub _pad: u32,
+}
+
+/// The socket was closed and destroyed (TCP).
+pub const FLOW_CLOSE: u32 = 1;
+/// A periodic report of a flow that is still open (counters are totals so far).
+pub const FLOW_UPDATE: u32 = 2;
+/// The owning process exited; the final report of a socket without a TCP close (UDP).
+pub const FLOW_EXIT: u32 = 3;
+
+/// A whole flow record as kept in [`MAP_FLOWS`] and sent through the ring buffer: header
+/// (identity of the process that first moved bytes), socket addresses, counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowRecord {
+    pub hdr: RecordHeader,
+    pub sock: SockBody,
+    pub flow: FlowBody,
+}
+
 /// Byte offsets of kernel struct members, read from BTF at load time (never hard-coded).
 /// `u16::MAX`-free: every field is required; the loader fails with a clear error when one is
 /// missing.
@@ -478,6 +518,10 @@ unsafe impl Plain for SockBody {}
 unsafe impl Plain for SessionInfo {}
 // SAFETY: as above.
 unsafe impl Plain for SysBody {}
+// SAFETY: as above.
+unsafe impl Plain for FlowBody {}
+// SAFETY: as above.
+unsafe impl Plain for FlowRecord {}
 
 /// Read a plain record at byte offset `at`; `None` when `buf` is too short.
 pub fn read_plain<T: Plain>(buf: &[u8], at: usize) -> Option<T> {
@@ -501,6 +545,8 @@ mod pod {
     unsafe impl aya::Pod for super::SessionInfo {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FlowRecord {}
 }
 
 #[cfg(test)]
@@ -526,6 +572,8 @@ mod tests {
         assert_eq!(size_of::<SysBody>(), 80);
         assert_eq!(offset_of!(SysBody, ret), 48);
         assert_eq!(offset_of!(SockBody, saddr), 16);
+        assert_eq!(size_of::<FlowBody>(), 32);
+        assert_eq!(size_of::<FlowRecord>(), 72 + 64 + 32);
         assert_eq!(size_of::<Offsets>() % 4, 0);
         assert_eq!(size_of::<Config>(), size_of::<Offsets>() + 16);
     }

@@ -14,13 +14,17 @@
 //! copy is counted per kind in `LOSS`, never dropped silently.
 #![no_std]
 #![no_main]
+// `atomic_xadd` compiles to the BPF atomic add; core's AtomicU64 has no fetch_add on this target.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 use agent_common::{
     ARGV_TRUNCATED, COMM_LEN, Config, EXE_DELETED, EXE_KEY_LEN, EXE_MEMFD, EXE_WRITABLE_DIR,
-    ExecBody, ExitBody, FD_OP, ForkBody, HEADER_LEN, MAX_NAME, MAX_PATH_DEPTH, NAME_IS_PATH,
-    OpenBody, PATH_TRUNCATED, PATH2_TRUNCATED, PathOpBody, REC_NEW_SESSION, REC_PROVISIONAL,
-    RecordHeader, RecordKind, SCRATCH_SIZE, SESSION_PROVISIONAL, SessionInfo, SockBody, SysBody,
-    TARGET_DAEMON, TARGET_OTHER_SESSION, TARGET_SAME_SESSION, VIA_IO_URING,
+    ExecBody, ExitBody, FD_OP, FLOW_CLOSE, FlowBody, FlowRecord, ForkBody, HEADER_LEN, MAX_NAME,
+    MAX_PATH_DEPTH, NAME_IS_PATH, OpenBody, PATH_TRUNCATED, PATH2_TRUNCATED, PathOpBody,
+    REC_NEW_SESSION, REC_PROVISIONAL, RecordHeader, RecordKind, SCRATCH_SIZE, SESSION_PROVISIONAL,
+    SessionInfo, SockBody, SysBody, TARGET_DAEMON, TARGET_OTHER_SESSION, TARGET_SAME_SESSION,
+    VIA_IO_URING,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -40,6 +44,10 @@ static CONFIG: Config = unsafe { core::mem::zeroed() };
 
 #[map(name = "EVENTS")]
 static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
+
+/// Byte counters per socket of agent processes (see `flow_account`).
+#[map(name = "FLOWS")]
+static FLOWS: LruHashMap<u64, FlowRecord> = LruHashMap::with_max_entries(16384, 0);
 
 #[map(name = "SESSIONS")]
 static SESSIONS: HashMap<u32, SessionInfo> = HashMap::with_max_entries(65536, 0);
@@ -1490,19 +1498,8 @@ fn emit_sock(
     };
     let start = HEADER_LEN + core::mem::size_of::<SockBody>();
     let mut pos = start;
-    if family == AF_INET {
-        let d: [u8; 4] = rd(sk, off!(sk_daddr)).unwrap_or([0; 4]);
-        let sa: [u8; 4] = rd(sk, off!(sk_rcv_saddr)).unwrap_or([0; 4]);
-        body.daddr[..4].copy_from_slice(&d);
-        body.saddr[..4].copy_from_slice(&sa);
-    } else if family == AF_INET6 {
-        body.daddr = rd(sk, off!(sk_v6_daddr)).unwrap_or([0; 16]);
-        body.saddr = rd(sk, off!(sk_v6_rcv_saddr)).unwrap_or([0; 16]);
-    }
     if family == AF_INET || family == AF_INET6 {
-        let dport: u16 = rd(sk, off!(sk_dport)).unwrap_or(0);
-        body.dport = u16::from_be(dport);
-        body.sport = rd(sk, off!(sk_num)).unwrap_or(0);
+        inet_addrs(sk, family, &mut body);
     } else if family == AF_UNIX {
         // Connect names the peer's address; listen and accept name our own.
         let owner = if kind == RecordKind::Connect {
@@ -1536,19 +1533,169 @@ fn emit_sock(
     Ok(())
 }
 
+/// Local and remote address and port of an IPv4/IPv6 socket.
+#[inline(always)]
+fn inet_addrs(sk: *const u8, family: u16, body: &mut SockBody) {
+    if family == AF_INET {
+        let d: [u8; 4] = rd(sk, off!(sk_daddr)).unwrap_or([0; 4]);
+        let sa: [u8; 4] = rd(sk, off!(sk_rcv_saddr)).unwrap_or([0; 4]);
+        body.daddr[..4].copy_from_slice(&d);
+        body.saddr[..4].copy_from_slice(&sa);
+    } else {
+        body.daddr = rd(sk, off!(sk_v6_daddr)).unwrap_or([0; 16]);
+        body.saddr = rd(sk, off!(sk_v6_rcv_saddr)).unwrap_or([0; 16]);
+    }
+    let dport: u16 = rd(sk, off!(sk_dport)).unwrap_or(0);
+    body.dport = u16::from_be(dport);
+    body.sport = rd(sk, off!(sk_num)).unwrap_or(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-socket byte counts
+// ---------------------------------------------------------------------------------------------
+
+/// recv(2) flag: look at the data without consuming it (not counted).
+const MSG_PEEK: i32 = 2;
+const BPF_NOEXIST: u64 = 1;
+
+/// Count `n` bytes moved on `sk` by the current task, if it is in a session. The first count
+/// creates the flow entry with the task's identity and the socket's addresses; later ones are
+/// one lookup and one atomic add. Nothing goes to the ring here: the record is sent when a TCP
+/// socket is destroyed (`tcp_destroy_sock`), and user space reports long-lived flows and flows
+/// of exited processes from the map.
+#[inline(always)]
+fn flow_account(sk: *const u8, n: i32, sent: bool) {
+    if n <= 0 || sk.is_null() {
+        return;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(s) = session_of(tgid) else {
+        return;
+    };
+    let key = sk as u64;
+    let mut p = FLOWS.get_ptr_mut(&key);
+    if p.is_none() {
+        if flow_new(&s, sk).is_err() {
+            bump(&ERRORS, RecordKind::Flow);
+            return;
+        }
+        p = FLOWS.get_ptr_mut(&key);
+    }
+    let Some(p) = p else { return };
+    // SAFETY: `p` points into a live map value; the counters are updated atomically because
+    // threads of one process may share the socket.
+    unsafe {
+        let c = if sent {
+            core::ptr::addr_of_mut!((*p).flow.sent)
+        } else {
+            core::ptr::addr_of_mut!((*p).flow.received)
+        };
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            c, n as u64,
+        );
+    }
+}
+
+#[inline(always)]
+fn flow_new(s: &SessionInfo, sk: *const u8) -> Result<(), i32> {
+    let family: u16 = rd(sk, off!(sk_family))?;
+    if family != AF_INET && family != AF_INET6 {
+        return Err(0);
+    }
+    let buf = scratch().ok_or(-1)?;
+    header_current(buf, RecordKind::Flow, s)?;
+    let mut sock = SockBody {
+        family,
+        protocol: rd(sk, off!(sk_protocol)).unwrap_or(0),
+        fd: -1,
+        ..SockBody::default()
+    };
+    inet_addrs(sk, family, &mut sock);
+    put(buf, HEADER_LEN, sock);
+    put(
+        buf,
+        HEADER_LEN + core::mem::size_of::<SockBody>(),
+        FlowBody {
+            // SAFETY: the helper has no preconditions.
+            first_ns: unsafe { bpf_ktime_get_boot_ns() },
+            ..FlowBody::default()
+        },
+    );
+    // SAFETY: the scratch buffer holds a whole, initialised FlowRecord at offset 0 (8-aligned
+    // map memory).
+    let rec = unsafe { &*(buf as *const FlowRecord) };
+    FLOWS.insert(&(sk as u64), rec, BPF_NOEXIST).or(Ok(()))
+}
+
+/// A TCP socket is destroyed (after its owner closed it and any data it read is counted):
+/// send its flow record, if it has one, and forget it.
+#[inline(always)]
+fn flow_close(sk: *const u8) {
+    let key = sk as u64;
+    let Some(p) = FLOWS.get_ptr_mut(&key) else {
+        return;
+    };
+    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= cfg!(wakeup_bytes) as u64 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    } as u64;
+    // SAFETY: `p` points into a live map value of FlowRecord size.
+    unsafe {
+        (*p).hdr.kind = RecordKind::Flow as u32;
+        (*p).hdr.len = core::mem::size_of::<FlowRecord>() as u32;
+        (*p).hdr.ktime_ns = bpf_ktime_get_boot_ns();
+        (*p).flow.state = FLOW_CLOSE;
+        let family = (*p).sock.family;
+        inet_addrs(sk, family, &mut (*p).sock);
+        if EVENTS.output::<FlowRecord>(&*p, flags).is_err() {
+            bump(&LOSS, RecordKind::Flow);
+        }
+    }
+    let _ = FLOWS.remove(&key);
+}
+
+/// Runs for any task (often in softirq for orphaned sockets): the flow map, not the session,
+/// decides.
+#[btf_tracepoint(function = "tcp_destroy_sock")]
+pub fn tcp_destroy_sock(ctx: BtfTracePointContext) -> i32 {
+    let sk: *const u8 = ctx.arg(0);
+    flow_close(sk);
+    0
+}
+
+#[btf_tracepoint(function = "sock_send_length")]
+pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
+    let sk: *const u8 = ctx.arg(0);
+    let ret: i32 = ctx.arg(1);
+    flow_account(sk, ret, true);
+    0
+}
+
+#[btf_tracepoint(function = "sock_recv_length")]
+pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
+    let sk: *const u8 = ctx.arg(0);
+    let ret: i32 = ctx.arg(1);
+    let flags: i32 = ctx.arg(2);
+    if flags & MSG_PEEK == 0 {
+        flow_account(sk, ret, false);
+    }
+    0
+}
+
 // ---------------------------------------------------------------------------------------------
 // TCP state changes and io_uring completions
 // ---------------------------------------------------------------------------------------------
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
+    let sk: *const u8 = ctx.arg(0);
+    let old: i32 = ctx.arg(1);
+    let new: i32 = ctx.arg(2);
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let Some(s) = session_of(tgid) else {
         return 0;
     };
-    let sk: *const u8 = ctx.arg(0);
-    let old: i32 = ctx.arg(1);
-    let new: i32 = ctx.arg(2);
     let kind = if old == TCP_CLOSE && new == TCP_SYN_SENT {
         RecordKind::Connect
     } else if new == TCP_LISTEN && old != TCP_LISTEN {

@@ -4,8 +4,8 @@
 //! is transmuted. A malformed record yields a [`DecodeError`], never a panic (see the proptest).
 
 use agent_common::{
-    ExecBody, ExitBody, ForkBody, HEADER_LEN, NAME_IS_PATH, OpenBody, PathOpBody, RecordHeader,
-    RecordKind, SockBody, SysBody,
+    ExecBody, ExitBody, FlowBody, ForkBody, HEADER_LEN, NAME_IS_PATH, OpenBody, PathOpBody,
+    RecordHeader, RecordKind, SockBody, SysBody,
 };
 
 use crate::bstr::BStr;
@@ -79,6 +79,8 @@ pub enum Record {
         unix_path: BStr,
         /// First bytes of a DNS query (sends to port 53 only).
         payload: Vec<u8>,
+        /// Byte counters (net.flow records only).
+        flow: Option<FlowBody>,
     },
     Sys {
         hdr: Header,
@@ -294,6 +296,18 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
                 payload: payload.to_vec(),
                 hdr,
                 body,
+                flow: None,
+            }
+        }
+        RecordKind::Flow => {
+            let body: SockBody = read_pod(buf, at)?;
+            let flow: FlowBody = read_pod(buf, at + std::mem::size_of::<SockBody>())?;
+            Record::Sock {
+                unix_path: BStr::default(),
+                payload: Vec::new(),
+                hdr,
+                body,
+                flow: Some(flow),
             }
         }
         RecordKind::PrivChange

@@ -105,17 +105,34 @@ pub fn event_line(ev: &Event) -> String {
             }
             None => String::new(),
         },
-        Kind::NetConnect | Kind::NetAccept | Kind::NetListen => ev
-            .net
-            .as_ref()
-            .map(|n| net_endpoint(n, escape))
-            .unwrap_or_default(),
-        _ => ev
-            .monitor
-            .as_ref()
-            .and_then(|m| m.message.as_deref())
-            .map(escape)
-            .unwrap_or_default(),
+        Kind::NetDns => match &ev.dns {
+            Some(d) => format!("{} {}", d.qtype, escape(&d.qname.to_str_lossy())),
+            None => String::new(),
+        },
+        Kind::NetFlow => match &ev.net {
+            Some(n) => format!(
+                "{}  sent {} received {} ({})",
+                net_endpoint(n, escape),
+                n.bytes.unwrap_or(0),
+                n.bytes_received.unwrap_or(0),
+                n.flow_state.as_deref().unwrap_or("-")
+            ),
+            None => String::new(),
+        },
+        Kind::NetSend => match &ev.net {
+            Some(n) => format!(
+                "{}  {} bytes",
+                net_endpoint(n, escape),
+                n.bytes.unwrap_or(0)
+            ),
+            None => String::new(),
+        },
+        _ => match (&ev.net, &ev.file, &ev.monitor) {
+            (Some(n), _, _) => net_endpoint(n, escape),
+            (None, Some(f), _) => escape(&f.path.to_str_lossy()),
+            (None, None, Some(m)) => m.message.as_deref().map(escape).unwrap_or_default(),
+            _ => String::new(),
+        },
     };
     format!(
         "{time} {agent:<12} {session} {:<13} {who:<22} {what}",

@@ -50,6 +50,8 @@ pub enum Kind {
     NetSend,
     #[serde(rename = "net.dns")]
     NetDns,
+    #[serde(rename = "net.flow")]
+    NetFlow,
     #[serde(rename = "file.mmap_exec")]
     FileMmapExec,
     #[serde(rename = "priv.change")]
@@ -80,7 +82,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in id order.
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 32] = [
         Kind::ProcessExec,
         Kind::ProcessExit,
         Kind::ProcessFork,
@@ -99,6 +101,7 @@ impl Kind {
         Kind::FileWrite,
         Kind::NetSend,
         Kind::NetDns,
+        Kind::NetFlow,
         Kind::FileMmapExec,
         Kind::PrivChange,
         Kind::ProcessPtrace,
@@ -135,6 +138,7 @@ impl Kind {
             Kind::FileWrite => 19,
             Kind::NetSend => 23,
             Kind::NetDns => 24,
+            Kind::NetFlow => 26,
             Kind::FileMmapExec => 25,
             Kind::PrivChange => 30,
             Kind::ProcessPtrace => 31,
@@ -173,6 +177,7 @@ impl Kind {
             Kind::FileWrite => "file.write",
             Kind::NetSend => "net.send",
             Kind::NetDns => "net.dns",
+            Kind::NetFlow => "net.flow",
             Kind::FileMmapExec => "file.mmap_exec",
             Kind::PrivChange => "priv.change",
             Kind::ProcessPtrace => "process.ptrace",
@@ -382,9 +387,18 @@ pub struct Net {
     pub unix_path: Option<BStr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
-    /// Bytes sent (net.send).
+    /// Bytes sent (net.send; net.flow: total on the socket so far).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// Bytes received on the socket so far (net.flow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_received: Option<u64>,
+    /// `close`, `update` (periodic report of an open flow) or `exit` (owner exited) (net.flow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_state: Option<String>,
+    /// Milliseconds from the first counted byte to this report (net.flow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_ms: Option<u64>,
 }
 
 /// A DNS question seen leaving the host.

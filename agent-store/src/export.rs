@@ -118,7 +118,7 @@ fn ocsf_event(e: &Event, raw: &str) -> Value {
         Kind::FileRename => (1001, "File System Activity", 1, 5, "Rename"),
         Kind::NetConnect | Kind::NetAccept => (4001, "Network Activity", 4, 1, "Open"),
         Kind::NetListen => (4001, "Network Activity", 4, 7, "Listen"),
-        Kind::NetSend => (4001, "Network Activity", 4, 6, "Traffic"),
+        Kind::NetSend | Kind::NetFlow => (4001, "Network Activity", 4, 6, "Traffic"),
         Kind::NetDns => (4003, "DNS Activity", 4, 1, "Query"),
         Kind::FileChmod | Kind::FileChown => (1001, "File System Activity", 1, 7, "Set Security"),
         Kind::FileLink | Kind::FileSymlink | Kind::FileMkdir => {

@@ -15,7 +15,7 @@ use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnal
 use crate::TriageRecord;
 
 /// Schema version, recorded in every commit payload. A different version means a rebuild.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 /// Keyword values longer than this are indexed by their first bytes (the spool keeps them whole).
 pub(crate) const MAX_KEYWORD: usize = 1024;
 /// Name of the tokenizer of text fields.
@@ -110,6 +110,9 @@ pub const SPECS: &[FieldSpec] = &[
     f("net.unix_path", C::Keyword, false),
     f("net.via", C::Keyword, false),
     f("net.bytes", C::U64, false),
+    f("net.bytes_received", C::U64, false),
+    f("net.flow_state", C::Keyword, false),
+    f("net.flow_ms", C::U64, false),
     f("dns.qname", C::Keyword, true),
     f("dns.qtype", C::Keyword, false),
     f("priv.op", C::Keyword, false),
@@ -494,6 +497,11 @@ impl Fields {
                 kw(&mut d, fid!(self, "net.via"), v);
             }
             u(&mut d, fid!(self, "net.bytes"), n.bytes);
+            u(&mut d, fid!(self, "net.bytes_received"), n.bytes_received);
+            u(&mut d, fid!(self, "net.flow_ms"), n.flow_ms);
+            if let Some(v) = &n.flow_state {
+                kw(&mut d, fid!(self, "net.flow_state"), v);
+            }
         }
         if let Some(q) = &e.dns {
             bkw(&mut d, fid!(self, "dns.qname"), &q.qname);

@@ -50,6 +50,7 @@ struct RawRedact {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     ringbuf_bytes: Option<u32>,
+    flow_report_secs: Option<u64>,
     host: Option<String>,
 }
 
@@ -91,6 +92,8 @@ pub struct Config {
     pub origin: String,
     pub agents: Vec<Agent>,
     pub ringbuf_bytes: u32,
+    /// How often a socket that is still open gets a `net.flow` `update` report (seconds).
+    pub flow_report_secs: u64,
     pub host: Option<String>,
     /// argv redaction patterns (regexes; the first capture group is masked).
     pub redact_patterns: Vec<String>,
@@ -248,6 +251,13 @@ impl Config {
                 ),
             ));
         }
+        let flow_report_secs = raw.daemon.flow_report_secs.unwrap_or(30);
+        if flow_report_secs == 0 {
+            return Err(err(
+                locate(text, "flow_report_secs"),
+                "`flow_report_secs` must be at least 1".to_owned(),
+            ));
+        }
         let mut redact_patterns: Vec<String> = raw.redact.patterns.unwrap_or_else(|| {
             crate::redact::DEFAULT_PATTERNS
                 .iter()
@@ -267,6 +277,7 @@ impl Config {
             origin: origin.to_owned(),
             agents,
             ringbuf_bytes,
+            flow_report_secs,
             host: raw.daemon.host,
             redact_patterns,
         })

@@ -28,6 +28,9 @@ const BTF_PROGRAMS: &[&str] = &[
     "inet_sock_set_state",
     "io_uring_complete",
     "signal_generate",
+    "sock_send_length",
+    "sock_recv_length",
+    "tcp_destroy_sock",
 ];
 
 /// `sys_exit` handlers, tail-called from the filter program by syscall family (their index in
@@ -53,6 +56,8 @@ pub struct Sensor {
     pub sessions: HashMap<MapData, u32, SessionInfo>,
     pub loss: PerCpuArray<MapData, u64>,
     pub errors: PerCpuArray<MapData, u64>,
+    /// Per-socket byte counters of agent processes (see `source::FlowReporter`).
+    pub flows: HashMap<MapData, u64, agent_common::FlowRecord>,
     cgroups: HashMap<MapData, u64, u32>,
     /// Kept so the tail-call table lives as long as the sensor.
     _handlers: ProgramArray<MapData>,
@@ -207,6 +212,10 @@ impl Sensor {
             ebpf.take_map(MAP_LOSS)
                 .ok_or_else(|| anyhow!("no map `{MAP_LOSS}`"))?,
         )?;
+        let flows = HashMap::try_from(
+            ebpf.take_map(agent_common::MAP_FLOWS)
+                .ok_or_else(|| anyhow!("no map `{}`", agent_common::MAP_FLOWS))?,
+        )?;
         let errors = PerCpuArray::try_from(
             ebpf.take_map(MAP_ERRORS)
                 .ok_or_else(|| anyhow!("no map `{MAP_ERRORS}`"))?,
@@ -217,6 +226,7 @@ impl Sensor {
             sessions,
             loss,
             errors,
+            flows,
             cgroups,
             _handlers: handlers,
             programs,

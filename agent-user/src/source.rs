@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use agent_common::{RecordKind, SessionInfo};
+use agent_common::{FLOW_EXIT, FLOW_UPDATE, FlowRecord, RecordKind, SessionInfo};
 use agent_model::decode::decode;
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
@@ -89,6 +89,25 @@ pub struct SourceLoop {
     started: Instant,
     decode_errors: u64,
     next_session: u64,
+    /// What the last `net.flow` report of each socket said (key: the kernel's socket address).
+    flows: std::collections::HashMap<u64, FlowSeen>,
+}
+
+struct FlowSeen {
+    sent: u64,
+    received: u64,
+    reported_ns: u64,
+}
+
+/// CLOCK_BOOTTIME in ns, the clock of `bpf_ktime_get_boot_ns`.
+fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn kind_name(id: u32) -> String {
@@ -177,6 +196,7 @@ impl SourceLoop {
             started: Instant::now(),
             decode_errors: 0,
             next_session: 0,
+            flows: std::collections::HashMap::new(),
         }
     }
 
@@ -397,7 +417,59 @@ impl SourceLoop {
             }
         }
         for raw in batch {
-            match decode(&raw) {
+            self.handle(&raw);
+        }
+        n
+    }
+
+    /// Periodic `net.flow` reports from the kernel's per-socket counters: an `update` for a
+    /// socket whose counters moved and whose last report is older than `flow_report_secs`, and
+    /// a final `exit` report (then the entry is dropped) for a socket whose owner exited
+    /// without a TCP close (UDP, or TCP still closing). TCP closes are reported by the kernel.
+    fn report_flows(&mut self) {
+        let now = boot_ns();
+        let every = self
+            .agents
+            .cfg
+            .flow_report_secs
+            .saturating_mul(1_000_000_000);
+        let entries: Vec<(u64, FlowRecord)> = self.sensor.flows.iter().flatten().collect();
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        for (sk, mut rec) in entries {
+            seen.insert(sk);
+            let last = self.flows.entry(sk).or_insert(FlowSeen {
+                sent: 0,
+                received: 0,
+                reported_ns: rec.flow.first_ns,
+            });
+            let state = if !self.tracker.is_live(rec.hdr.tgid, rec.hdr.start_ns) {
+                FLOW_EXIT
+            } else if (rec.flow.sent, rec.flow.received) != (last.sent, last.received)
+                && now.saturating_sub(last.reported_ns) >= every
+            {
+                FLOW_UPDATE
+            } else {
+                continue;
+            };
+            last.sent = rec.flow.sent;
+            last.received = rec.flow.received;
+            last.reported_ns = now;
+            if state == FLOW_EXIT {
+                let _ = self.sensor.flows.remove(&sk);
+                self.flows.remove(&sk);
+            }
+            rec.hdr.kind = RecordKind::Flow as u32;
+            rec.hdr.len = std::mem::size_of::<FlowRecord>() as u32;
+            rec.hdr.ktime_ns = now;
+            rec.flow.state = state;
+            self.handle(agent_common::plain_bytes(&rec));
+        }
+        self.flows.retain(|k, _| seen.contains(k));
+    }
+
+    fn handle(&mut self, raw: &[u8]) {
+        {
+            match decode(raw) {
                 Ok(rec) => {
                     let (evs, actions) = self.tracker.on_record(rec, &self.agents);
                     for a in actions {
@@ -429,13 +501,13 @@ impl SourceLoop {
                 }
             }
         }
-        n
     }
 
     /// Run until `stop` is set.
     pub fn run(mut self) -> Result<()> {
         let fd = self.sensor.ring.as_raw_fd();
         let mut last_tick = Instant::now();
+        let mut last_flows = Instant::now();
         let mut last_cgroups = Instant::now() - Duration::from_secs(60);
         loop {
             let mut pfd = libc::pollfd {
@@ -472,6 +544,10 @@ impl SourceLoop {
                 self.check_losses();
                 self.pipeline.tick();
             }
+            if last_flows.elapsed() >= Duration::from_secs(1) {
+                last_flows = Instant::now();
+                self.report_flows();
+            }
             if last_cgroups.elapsed() >= Duration::from_secs(5) {
                 last_cgroups = Instant::now();
                 let cfg = self.agents.cfg.clone();
@@ -481,6 +557,7 @@ impl SourceLoop {
             if self.stop.load(Ordering::Relaxed) {
                 while self.drain() > 0 {}
                 self.check_losses();
+                self.report_flows();
                 self.pipeline.flush();
                 return Ok(());
             }

@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_common::{
-    ARGV_TRUNCATED, EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, FD_OP, REC_NEW_SESSION,
-    REC_PROVISIONAL, RecordKind, TARGET_DAEMON, TARGET_OTHER_SESSION, TARGET_SAME_SESSION,
-    VIA_IO_URING,
+    ARGV_TRUNCATED, EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, FD_OP, FLOW_CLOSE, FLOW_EXIT,
+    REC_NEW_SESSION, REC_PROVISIONAL, RecordKind, TARGET_DAEMON, TARGET_OTHER_SESSION,
+    TARGET_SAME_SESSION, VIA_IO_URING,
 };
 use agent_model::decode::{Header, Record, dns_question, dns_type_name};
 use agent_model::{
@@ -283,6 +283,11 @@ impl Tracker {
         ev
     }
 
+    /// Whether the process (tgid, start time) has not exited.
+    pub fn is_live(&self, tgid: u32, start_ns: u64) -> bool {
+        self.live.get(&tgid) == Some(&start_ns)
+    }
+
     fn proc_by_tgid(&self, tgid: u32) -> Option<&Proc> {
         let start = self.live.get(&tgid)?;
         self.procs.get(&(tgid, *start))
@@ -403,6 +408,7 @@ impl Tracker {
                 }
                 _ => Kind::NetSend,
             },
+            RecordKind::Flow => Kind::NetFlow,
             RecordKind::PrivChange => Kind::PrivChange,
             RecordKind::Ptrace => Kind::ProcessPtrace,
             RecordKind::Bpf => Kind::KernelBpf,
@@ -702,6 +708,7 @@ impl Tracker {
                 body,
                 unix_path,
                 payload,
+                flow,
                 ..
             } => {
                 if let Some((qname, qtype)) =
@@ -721,8 +728,21 @@ impl Tracker {
                 };
                 let mut net = Net {
                     protocol: Some(protocol_name(body.protocol, body.sock_type)),
-                    bytes: (h.kind == RecordKind::Send).then_some(body.bytes as u64),
-                    via: Some(
+                    bytes: match flow {
+                        Some(f) => Some(f.sent),
+                        None => (h.kind == RecordKind::Send).then_some(body.bytes as u64),
+                    },
+                    bytes_received: flow.map(|f| f.received),
+                    flow_state: flow.map(|f| {
+                        match f.state {
+                            FLOW_CLOSE => "close",
+                            FLOW_EXIT => "exit",
+                            _ => "update",
+                        }
+                        .to_owned()
+                    }),
+                    flow_ms: flow.map(|f| h.ktime_ns.saturating_sub(f.first_ns) / 1_000_000),
+                    via: flow.is_none().then(|| {
                         if body.flags & VIA_IO_URING != 0 {
                             "io_uring"
                         } else if body.fd < 0 {
@@ -730,8 +750,8 @@ impl Tracker {
                         } else {
                             "syscall"
                         }
-                        .into(),
-                    ),
+                        .into()
+                    }),
                     ..Default::default()
                 };
                 match body.family {

@@ -328,6 +328,104 @@ fn udp_sendto_without_connect_and_dns_questions() {
     assert_eq!(n.protocol.as_deref(), Some("udp"));
 }
 
+/// A loopback TCP server that reads each connection to EOF, then answers `reply` bytes and
+/// closes. Returns its port.
+fn tcp_sink(reply: usize) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut sink = Vec::new();
+                let _ = c.read_to_end(&mut sink);
+                let _ = c.write_all(&vec![b'd'; reply]);
+            });
+        }
+    });
+    port
+}
+
+fn flows_to(evs: &[Event], sid: &str, port: u16, proto: &str) -> Vec<Event> {
+    of(evs, sid, Kind::NetFlow)
+        .into_iter()
+        .filter(|e| {
+            let n = e.net.as_ref().unwrap();
+            n.protocol.as_deref() == Some(proto) && (n.dst_port == Some(port) || proto == "udp")
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn per_connection_byte_counts_at_close_periodically_and_at_exit() {
+    require_sensor!();
+    let cfg = "[daemon]\nflow_report_secs = 1\n";
+    let d = Daemon::start_with(Some(cfg), &[]).unwrap();
+    let short = tcp_sink(50_000);
+    let long = tcp_sink(7);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let uport = udp.local_addr().unwrap().port();
+    let script = format!(
+        "{wl} tcp-xfer 127.0.0.1:{short} 100000 0 && {wl} tcp-xfer 127.0.0.1:{long} 3000 3 \
+         && {wl} sendto 127.0.0.1:{uport} 37",
+        wl = w()
+    );
+    let (out, sid) = run_out(&d, "t-flow", &script);
+    assert!(out.contains("sent=100000 received=50000"), "{out}");
+    assert!(out.contains("sent=3000 received=7"), "{out}");
+    // UDP has no close: its final report follows the owner's exit within a scan period.
+    let evs = d
+        .wait_for("udp flow exit report", |e| {
+            !flows_to(e, &sid, uport, "udp").is_empty()
+        })
+        .unwrap();
+
+    // A short connection: one report, at close, with both directions exact.
+    let f = flows_to(&evs, &sid, short, "tcp");
+    assert_eq!(f.len(), 1, "{f:?}");
+    let n = f[0].net.as_ref().unwrap();
+    assert_eq!(n.flow_state.as_deref(), Some("close"));
+    assert_eq!((n.bytes, n.bytes_received), (Some(100_000), Some(50_000)));
+    assert_eq!(n.dst_ip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(n.src_ip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(n.family, "ipv4");
+    assert!(f[0].process.exe.to_str_lossy().ends_with("/workload"));
+
+    // A connection open for ~3 s with the report period at 1 s: updates with growing totals,
+    // then the close with the final ones.
+    let f = flows_to(&evs, &sid, long, "tcp");
+    let states: Vec<_> = f
+        .iter()
+        .map(|e| e.net.as_ref().unwrap().flow_state.clone().unwrap())
+        .collect();
+    assert!(states.iter().any(|s| s == "update"), "{states:?}");
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("close"),
+        "{states:?}"
+    );
+    let sent: Vec<u64> = f
+        .iter()
+        .map(|e| e.net.as_ref().unwrap().bytes.unwrap())
+        .collect();
+    assert!(sent.windows(2).all(|w| w[0] <= w[1]), "{sent:?}");
+    assert!(
+        sent[0] < 3000,
+        "the first update came before the end: {sent:?}"
+    );
+    let last = f.last().unwrap().net.as_ref().unwrap();
+    assert_eq!((last.bytes, last.bytes_received), (Some(3000), Some(7)));
+    assert!(last.flow_ms.unwrap() >= 1500, "{last:?}");
+
+    // UDP: the owner exited, so the final report says `exit`.
+    let f = flows_to(&evs, &sid, uport, "udp");
+    assert_eq!(f.len(), 1, "{f:?}");
+    let n = f[0].net.as_ref().unwrap();
+    assert_eq!(n.flow_state.as_deref(), Some("exit"));
+    assert_eq!((n.bytes, n.bytes_received), (Some(37), Some(0)));
+}
+
 #[test]
 fn setresuid_and_a_setuid_exec_are_privilege_changes() {
     require_sensor!();
@@ -1103,6 +1201,7 @@ fn the_new_workloads_outside_a_session_produce_no_events() {
         "cd {d} && echo x > f && chmod 600 f && chown 1:1 f && ln f hard && ln -s f soft && mkdir sub \
          && truncate -s 3 f && {wl} fd-ops {d}/f 2 2 1 && {wl} write-twice {d}/w \
          && {wl} sendto 127.0.0.1:{port} 9 && {wl} dns 127.0.0.1:53 outside.aw-test.example 1 \
+         && {wl} tcp-xfer 127.0.0.1:{tport} 5000 0 \
          && {wl} setresuid 65534 && {wl} ptrace seize {v} && {wl} bpf-load aw_out \
          && {wl} finit-module {d}/bogus.ko && {wl} memfd-exec evil /bin/true t \
          && {wl} exec-deleted {d}/gone t && {ww}/true && LD_PRELOAD={so} /bin/true \
@@ -1115,6 +1214,7 @@ fn the_new_workloads_outside_a_session_produce_no_events() {
         so = so.display(),
         v = victim.pid(),
         dp = d.pid(),
+        tport = tcp_sink(10),
     );
     let out = Command::new("/bin/sh")
         .args(["-c", &script])

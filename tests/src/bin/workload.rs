@@ -20,6 +20,8 @@
 //! workload write-twice PATH           create PATH, write 5 bytes, then 3 more
 //! workload sendto HOST:PORT N         UDP sendto(2) of N bytes without connect
 //! workload dns HOST:PORT NAME QTYPE   UDP sendto(2) of a DNS question for NAME (QTYPE number)
+//! workload tcp-xfer HOST:PORT N SECS  connect, send N bytes spread over SECS seconds, shut down
+//!                                     writing, read until EOF, close; prints `sent=N received=M`
 //! workload setresuid UID              setresuid(UID, UID, UID), then open /proc/self/status
 //! workload ptrace attach|seize PID    PTRACE_ATTACH (then detach) or PTRACE_SEIZE PID
 //! workload vm-target SECS             print `PID ADDR` of a buffer, then sleep SECS
@@ -473,6 +475,34 @@ fn main() {
                 .send_to(&vec![b'x'; n], addr(a(1)))
                 .unwrap_or_else(|e| die(&format!("sendto: {e}")));
             println!("sent={sent}");
+        }
+        "tcp-xfer" => {
+            let n: usize = a(2).parse().unwrap_or_else(|_| die("bad N"));
+            let secs: u64 = a(3).parse().unwrap_or_else(|_| die("bad SECS"));
+            let mut c =
+                TcpStream::connect(addr(a(1))).unwrap_or_else(|e| die(&format!("connect: {e}")));
+            let chunks = secs.max(1) as usize;
+            let mut sent = 0;
+            for i in 0..chunks {
+                let len = if i + 1 == chunks {
+                    n - sent
+                } else {
+                    n / chunks
+                };
+                c.write_all(&vec![b'u'; len])
+                    .unwrap_or_else(|e| die(&format!("send: {e}")));
+                sent += len;
+                if secs > 0 {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            c.shutdown(std::net::Shutdown::Write)
+                .unwrap_or_else(|e| die(&format!("shutdown: {e}")));
+            let mut got = Vec::new();
+            c.read_to_end(&mut got)
+                .unwrap_or_else(|e| die(&format!("recv: {e}")));
+            drop(c);
+            println!("sent={sent} received={}", got.len());
         }
         "dns" => {
             let qtype: u16 = a(3).parse().unwrap_or_else(|_| die("bad qtype"));
