@@ -453,6 +453,12 @@ pub struct Offsets {
     pub regs_r10: u32,
     pub regs_r8: u32,
     pub regs_orig_ax: u32,
+    /// 32-bit (ia32) syscall argument registers.
+    pub regs_bx: u32,
+    pub regs_cx: u32,
+    pub regs_bp: u32,
+    /// `task_struct.thread_info.status` (TS_COMPAT marks an ia32 syscall in progress).
+    pub task_ti_status: u32,
     pub socket_sk: u32,
     pub socket_type: u32,
     pub sk_family: u32,

@@ -61,6 +61,10 @@ static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(agent_common::KI
 #[map(name = "SCRATCH")]
 static SCRATCH: PerCpuArray<[u8; SCRATCH_SIZE]> = PerCpuArray::with_max_entries(1, 0);
 
+/// The syscall a handler is tail-called for: [x86_64 number, 1 if it was a 32-bit syscall].
+#[map(name = "SYSNR")]
+static SYSNR: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
 /// One per-CPU word used to hide a value's history from the verifier (see `launder`).
 #[map(name = "VARS")]
 static VARS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -780,7 +784,74 @@ fn family(nr: u64) -> Option<u32> {
     })
 }
 
+/// `thread_info.status` bit of a 32-bit (int 0x80 / sysenter) syscall in progress; cleared only
+/// on the way back to user space, so it is still set at the `sys_exit` tracepoint.
+const TS_COMPAT: u32 = 2;
+
+/// The x86_64 number of a 32-bit (ia32) syscall the handlers understand, so an agent cannot hide
+/// an open or unlink behind `int 0x80`. Numbers from 424 on are shared by both tables. Left out:
+/// `socketcall` (multiplexed), `sendmsg`/`sendmmsg` (32-bit msghdr) and the old `mmap`.
+#[inline(always)]
+fn ia32_to_x64(nr: u64) -> Option<u64> {
+    Some(match nr {
+        4 => NR_WRITE,
+        5 => NR_OPEN,
+        8 => NR_CREAT,
+        9 => NR_LINK,
+        10 => NR_UNLINK,
+        15 => NR_CHMOD,
+        16 | 198 => NR_LCHOWN,
+        21 => NR_MOUNT,
+        23 | 213 => NR_SETUID,
+        26 => NR_PTRACE,
+        38 => NR_RENAME,
+        39 => NR_MKDIR,
+        46 | 214 => NR_SETGID,
+        70 | 203 => NR_SETREUID,
+        71 | 204 => NR_SETREGID,
+        83 => NR_SYMLINK,
+        92 | 193 => NR_TRUNCATE,
+        93 | 194 => NR_FTRUNCATE,
+        94 => NR_FCHMOD,
+        95 | 207 => NR_FCHOWN,
+        120 => NR_CLONE,
+        128 => NR_INIT_MODULE,
+        146 => NR_WRITEV,
+        164 | 208 => NR_SETRESUID,
+        170 | 210 => NR_SETRESGID,
+        181 => NR_PWRITE64,
+        182 | 212 => NR_CHOWN,
+        185 => NR_CAPSET,
+        192 => NR_MMAP,
+        295 => NR_OPENAT,
+        296 => NR_MKDIRAT,
+        298 => NR_FCHOWNAT,
+        301 => NR_UNLINKAT,
+        302 => NR_RENAMEAT,
+        303 => NR_LINKAT,
+        304 => NR_SYMLINKAT,
+        306 => NR_FCHMODAT,
+        310 => NR_UNSHARE,
+        334 => NR_PWRITEV,
+        346 => NR_SETNS,
+        348 => NR_PROCESS_VM_WRITEV,
+        350 => NR_FINIT_MODULE,
+        353 => NR_RENAMEAT2,
+        356 => NR_MEMFD_CREATE,
+        357 => NR_BPF,
+        362 => NR_CONNECT,
+        363 => NR_LISTEN,
+        364 => NR_ACCEPT4,
+        369 => NR_SENDTO,
+        379 => NR_PWRITEV2,
+        424..=511 => nr,
+        _ => return None,
+    })
+}
+
 /// The filter in front of every syscall exit: one hash lookup for processes outside sessions.
+/// For session processes it resolves the syscall (translating 32-bit ones) into `SYSNR` for the
+/// handler it tail-calls.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -788,10 +859,23 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let regs: *const u8 = ctx.arg(0);
-    let Ok(nr) = rd::<u64>(regs, off!(regs_orig_ax)) else {
+    let Ok(mut nr) = rd::<u64>(regs, off!(regs_orig_ax)) else {
         return 0;
     };
+    let status: u32 = rd(current_task(), off!(task_ti_status)).unwrap_or(0);
+    let compat = status & TS_COMPAT != 0;
+    if compat {
+        match ia32_to_x64(nr) {
+            Some(n) => nr = n,
+            None => return 0,
+        }
+    }
     if let Some(h) = family(nr) {
+        let Some(p) = SYSNR.get_ptr_mut(0) else {
+            return 0;
+        };
+        // SAFETY: per-CPU slot; the tail-called handler runs next on this CPU.
+        unsafe { *p = [nr, compat as u64] };
         // SAFETY: the tail call either jumps to a handler of the same program type, or fails
         // and we return.
         unsafe { HANDLERS.tail_call(&ctx, h) };
@@ -805,6 +889,8 @@ struct Sys {
     nr: u64,
     ret: i64,
     regs: *const u8,
+    /// A 32-bit syscall (`nr` is already the x86_64 number).
+    compat: bool,
 }
 
 impl Sys {
@@ -814,21 +900,35 @@ impl Sys {
         let s = session_of(tgid)?;
         let regs: *const u8 = ctx.arg(0);
         let ret: i64 = ctx.arg(1);
-        let nr = rd::<u64>(regs, off!(regs_orig_ax)).ok()?;
-        Some(Sys { s, nr, ret, regs })
+        // SAFETY: per-CPU slot written by the filter just before the tail call.
+        let [nr, compat] = unsafe { *SYSNR.get_ptr_mut(0)? };
+        Some(Sys {
+            s,
+            nr,
+            ret,
+            regs,
+            compat: compat != 0,
+        })
     }
 
-    /// Syscall argument `i` (0-based, x86_64 order: di si dx r10 r8 r9).
+    /// Syscall argument `i` (0-based; x86_64 order di si dx r10 r8, ia32 order bx cx dx si di,
+    /// cut to 32 bits as the kernel does).
     #[inline(always)]
     fn arg(&self, i: u32) -> u64 {
-        let o = match i {
-            0 => off!(regs_di),
-            1 => off!(regs_si),
-            2 => off!(regs_dx),
-            3 => off!(regs_r10),
-            _ => off!(regs_r8),
+        let o = match (self.compat, i) {
+            (false, 0) => off!(regs_di),
+            (false, 1) => off!(regs_si),
+            (false, 2) => off!(regs_dx),
+            (false, 3) => off!(regs_r10),
+            (false, _) => off!(regs_r8),
+            (true, 0) => off!(regs_bx),
+            (true, 1) => off!(regs_cx),
+            (true, 2) => off!(regs_dx),
+            (true, 3) => off!(regs_si),
+            (true, _) => off!(regs_di),
         };
-        rd::<u64>(self.regs, o).unwrap_or(0)
+        let v = rd::<u64>(self.regs, o).unwrap_or(0);
+        if self.compat { v & 0xffff_ffff } else { v }
     }
 
     #[inline(always)]
