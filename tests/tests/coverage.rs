@@ -427,6 +427,34 @@ fn per_connection_byte_counts_at_close_periodically_and_at_exit() {
 }
 
 #[test]
+fn evasion_io_uring_send_is_counted_in_the_flow() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    let port = tcp_sink(0);
+    let (out, sid) = run_out(
+        &d,
+        "t-uring-send",
+        &format!("{} uring-connect 127.0.0.1:{port} 4321", w()),
+    );
+    assert!(out.contains("sent=4321"), "{out}");
+    let evs = d
+        .wait_for("io_uring flow", |e| {
+            !flows_to(e, &sid, port, "tcp").is_empty()
+        })
+        .unwrap();
+    let f = flows_to(&evs, &sid, port, "tcp");
+    assert_eq!(f.len(), 1, "{f:?}");
+    let n = f[0].net.as_ref().unwrap();
+    assert_eq!(n.bytes, Some(4321));
+    assert_eq!(n.bytes_received, Some(0));
+    let connects: Vec<_> = of(&evs, &sid, Kind::NetConnect)
+        .into_iter()
+        .filter(|e| e.net.as_ref().unwrap().dst_port == Some(port))
+        .collect();
+    assert_eq!(connects.len(), 1, "{connects:?}");
+}
+
+#[test]
 fn setresuid_and_a_setuid_exec_are_privilege_changes() {
     require_sensor!();
     let d = Daemon::start().unwrap();
@@ -1146,6 +1174,37 @@ fn evasion_bash_dev_tcp_and_nohup() {
 }
 
 #[test]
+fn evasion_32bit_int80_open_and_unlink_are_seen_as_open_and_unlink() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    let t = tmpdir();
+    let dir = real(&t);
+    let secret = dir.join("id_rsa");
+    let gone = dir.join("evidence.log");
+    std::fs::write(&secret, "KEY").unwrap();
+    std::fs::write(&gone, "x").unwrap();
+    let script = format!(
+        "{wl} int80 open {s} && {wl} int80 unlink {g}",
+        wl = w(),
+        s = secret.display(),
+        g = gone.display()
+    );
+    let (out, sid) = run_out(&d, "t-int80", &script);
+    assert!(
+        out.contains("byte=K"),
+        "the 32-bit open really read the file: {out}"
+    );
+    assert!(!gone.exists());
+    let evs = ended(&d, &sid);
+    let e = file_ev(&evs, &sid, Kind::FileOpen, &secret);
+    let f = e.file.as_ref().unwrap();
+    assert_eq!(f.access.as_deref(), Some("read"));
+    assert_eq!(f.ino, Some(std::fs::metadata(&secret).unwrap().ino()));
+    assert!(e.process.exe.to_str_lossy().ends_with("/workload"));
+    file_ev(&evs, &sid, Kind::FileUnlink, &gone);
+}
+
+#[test]
 fn evasion_rename_a_secret_then_read_it() {
     require_sensor!();
     let d = Daemon::start().unwrap();
@@ -1201,7 +1260,8 @@ fn the_new_workloads_outside_a_session_produce_no_events() {
         "cd {d} && echo x > f && chmod 600 f && chown 1:1 f && ln f hard && ln -s f soft && mkdir sub \
          && truncate -s 3 f && {wl} fd-ops {d}/f 2 2 1 && {wl} write-twice {d}/w \
          && {wl} sendto 127.0.0.1:{port} 9 && {wl} dns 127.0.0.1:53 outside.aw-test.example 1 \
-         && {wl} tcp-xfer 127.0.0.1:{tport} 5000 0 \
+         && {wl} tcp-xfer 127.0.0.1:{tport} 5000 0 && {wl} int80 open {d}/secret \
+         && cp {d}/decoy {d}/decoy2 && {wl} int80 unlink {d}/decoy2 \
          && {wl} setresuid 65534 && {wl} ptrace seize {v} && {wl} bpf-load aw_out \
          && {wl} finit-module {d}/bogus.ko && {wl} memfd-exec evil /bin/true t \
          && {wl} exec-deleted {d}/gone t && {ww}/true && LD_PRELOAD={so} /bin/true \

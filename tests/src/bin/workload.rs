@@ -5,7 +5,7 @@
 //! workload open PATH                  open(2) read-only, then close
 //! workload create PATH                open(O_CREAT|O_TRUNC|O_WRONLY)
 //! workload uring-open PATH            IORING_OP_OPENAT, then read through io_uring
-//! workload uring-connect HOST:PORT    IORING_OP_CONNECT (TCP)
+//! workload uring-connect HOST:PORT [N] IORING_OP_CONNECT (TCP), then N bytes by IORING_OP_SEND
 //! workload connect HOST:PORT          connect(2) TCP
 //! workload connect-unix PATH          connect(2) AF_UNIX stream
 //! workload udp-connect HOST:PORT      connect(2) UDP
@@ -20,6 +20,8 @@
 //! workload write-twice PATH           create PATH, write 5 bytes, then 3 more
 //! workload sendto HOST:PORT N         UDP sendto(2) of N bytes without connect
 //! workload dns HOST:PORT NAME QTYPE   UDP sendto(2) of a DNS question for NAME (QTYPE number)
+//! workload int80 open|unlink PATH     the 32-bit syscall through `int 0x80` (path below 4 GiB);
+//!                                     open reads a byte and prints `fd=N byte=B`
 //! workload tcp-xfer HOST:PORT N SECS  connect, send N bytes spread over SECS seconds, shut down
 //!                                     writing, read until EOF, close; prints `sent=N received=M`
 //! workload setresuid UID              setresuid(UID, UID, UID), then open /proc/self/status
@@ -57,6 +59,25 @@ fn open_close(path: &CString) -> bool {
     } else {
         false
     }
+}
+
+/// A 32-bit syscall through `int 0x80` (ia32 emulation): nr in eax, args in ebx, ecx, edx.
+fn int80(nr: u32, a: u64, b: u64, c: u64) -> i32 {
+    let ret: i32;
+    // SAFETY: a raw syscall with scalar arguments or pointers into our own memory; rbx is
+    // reserved by LLVM, so the first argument is swapped in and out around the trap.
+    unsafe {
+        std::arch::asm!(
+            "xchg {a}, rbx",
+            "int 0x80",
+            "xchg {a}, rbx",
+            a = inout(reg) a => _,
+            inlateout("eax") nr => ret,
+            in("ecx") b as u32,
+            in("edx") c as u32,
+        );
+    }
+    ret
 }
 
 fn cstr(s: &str) -> CString {
@@ -99,7 +120,7 @@ fn uring_open(path: &str) {
     println!("fd={fd} read={n}");
 }
 
-fn uring_connect(target: &str) {
+fn uring_connect(target: &str, send: Option<usize>) {
     use io_uring::{IoUring, opcode, types};
     let a = addr(target);
     let std::net::SocketAddr::V4(v4) = a else {
@@ -132,6 +153,20 @@ fn uring_connect(target: &str) {
         .unwrap_or_else(|e| die(&format!("submit: {e}")));
     let res = ring.completion().next().map(|c| c.result()).unwrap_or(-1);
     println!("connect={res}");
+    if let Some(n) = send {
+        let data = vec![b'z'; n];
+        let e = opcode::Send::new(types::Fd(fd), data.as_ptr(), n as u32)
+            .build()
+            .user_data(2);
+        // SAFETY: `data` outlives the submission.
+        unsafe { ring.submission().push(&e) }.unwrap_or_else(|_| die("sq full"));
+        ring.submit_and_wait(1)
+            .unwrap_or_else(|e| die(&format!("submit: {e}")));
+        let sent = ring.completion().next().map(|c| c.result()).unwrap_or(-1);
+        println!("sent={sent}");
+    }
+    // SAFETY: our descriptor.
+    unsafe { libc::close(fd) };
 }
 
 fn fd_ops(path: &str, uid: &str, gid: &str, len: &str) {
@@ -359,7 +394,7 @@ fn main() {
             unsafe { libc::close(fd) };
         }
         "uring-open" => uring_open(a(1)),
-        "uring-connect" => uring_connect(a(1)),
+        "uring-connect" => uring_connect(a(1), args.get(2).and_then(|n| n.parse().ok())),
         "connect" => {
             let _ = TcpStream::connect_timeout(&addr(a(1)), Duration::from_secs(2));
         }
@@ -475,6 +510,51 @@ fn main() {
                 .send_to(&vec![b'x'; n], addr(a(1)))
                 .unwrap_or_else(|e| die(&format!("sendto: {e}")));
             println!("sent={sent}");
+        }
+        "int80" => {
+            let path = a(2).as_bytes();
+            // SAFETY: a fresh anonymous mapping below 4 GiB, so 32-bit syscalls can address it.
+            let page = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096 + path.len(),
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                    -1,
+                    0,
+                )
+            };
+            if page == libc::MAP_FAILED {
+                die("mmap MAP_32BIT failed");
+            }
+            let buf = page as *mut u8;
+            // SAFETY: the mapping is 4096 + len bytes; the path and its NUL fit from offset 16.
+            unsafe {
+                std::ptr::copy_nonoverlapping(path.as_ptr(), buf.add(16), path.len());
+                *buf.add(16 + path.len()) = 0;
+            }
+            let p = buf as u64 + 16;
+            match a(1) {
+                "open" => {
+                    let fd = int80(5, p, libc::O_RDONLY as u64, 0);
+                    if fd < 0 {
+                        die(&format!("int80 open: {fd}"));
+                    }
+                    let n = int80(3, fd as u64, buf as u64, 1);
+                    // SAFETY: the read wrote at most one byte at `buf`.
+                    let b = unsafe { *buf };
+                    int80(6, fd as u64, 0, 0);
+                    println!("fd={fd} byte={}", if n == 1 { b as char } else { '?' });
+                }
+                "unlink" => {
+                    let r = int80(10, p, 0, 0);
+                    if r != 0 {
+                        die(&format!("int80 unlink: {r}"));
+                    }
+                    println!("unlinked");
+                }
+                _ => die("int80 open|unlink PATH"),
+            }
         }
         "tcp-xfer" => {
             let n: usize = a(2).parse().unwrap_or_else(|_| die("bad N"));
