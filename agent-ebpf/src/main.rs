@@ -338,10 +338,11 @@ fn write_path_raw(buf: *mut u8, start: usize, path: *const u8) -> (usize, bool) 
     let mut mount = vfsmnt.wrapping_sub(off!(mount_mnt));
     let limit = start + MAX_PATH_REGION - MAX_NAME;
     let mut done = false;
+    // Read once per mount, not once per component.
+    let Ok(mut mnt_root) = rdp(vfsmnt, off!(vfsmount_root)) else {
+        return (pos, true);
+    };
     for _ in 0..MAX_PATH_DEPTH {
-        let Ok(mnt_root) = rdp(vfsmnt, off!(vfsmount_root)) else {
-            break;
-        };
         if dentry == mnt_root {
             let Ok(parent_mount) = rdp(mount, off!(mount_parent)) else {
                 break;
@@ -356,6 +357,10 @@ fn write_path_raw(buf: *mut u8, start: usize, path: *const u8) -> (usize, bool) 
             dentry = mp;
             mount = parent_mount;
             vfsmnt = mount.wrapping_add(off!(mount_mnt));
+            let Ok(r) = rdp(vfsmnt, off!(vfsmount_root)) else {
+                break;
+            };
+            mnt_root = r;
             continue;
         }
         let Ok(parent) = rdp(dentry, off!(dentry_parent)) else {
