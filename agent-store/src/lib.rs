@@ -1,7 +1,9 @@
 //! The agentwatch store: every event and alert goes first into an append-only, checksummed spool
 //! (fsynced in groups), then into a tantivy index committed on a cadence by a background thread.
 //!
-//! The spool is the source of truth and holds each record's JSON byte for byte; the index holds
+//! The spool is the source of truth and holds each record losslessly (events in a compact binary
+//! encoding, cheap to write on the hot path and to read back for indexing; alerts as JSON), from
+//! which the JSON the store hands out is exactly what was appended; the index holds
 //! only what queries need plus a pointer (`_seq`, `_off`) back into the spool, which keeps it
 //! small and lets a damaged or deleted index be rebuilt from the spool. Each index commit records
 //! the last spool sequence it holds, so after a crash the spool tail is replayed: nothing
@@ -18,6 +20,7 @@ use std::time::Duration;
 use agent_model::Timestamp;
 use serde::{Deserialize, Serialize};
 
+mod codec;
 pub mod export;
 pub mod query;
 mod reader;
@@ -61,6 +64,10 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "spool segment `{path}` has format `{magic}`, written by a newer agentwatch; this version reads `AWSPOOL1` and `AWSPOOL2`"
+    )]
+    SpoolFormat { path: PathBuf, magic: String },
     #[error("spool buffer is full (`{0}` bytes unwritten); the disk may be full")]
     Backlog(usize),
     #[error("the indexer thread stopped: {0}")]

@@ -13,6 +13,7 @@ use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, Term};
 
+use crate::codec;
 use crate::query::{self, AggSpec};
 use crate::schema::{Fields, TEXT_TOKENIZER, text_analyzer};
 use crate::search::{BuildCtx, HistogramCollector, SessionsCollector, TermKey, TermsCollector};
@@ -66,7 +67,8 @@ impl Record {
 pub struct Hit {
     /// Spool sequence number.
     pub seq: u64,
-    /// The record's JSON exactly as stored.
+    /// The record's JSON: as stored for alerts; for events, `serde_json` of the stored event
+    /// (the spool encoding is lossless, so these are the bytes it was appended as).
     pub json: String,
     pub record: Record,
     /// Latest triage change, for alerts that have one.
@@ -288,21 +290,32 @@ impl Reader {
 
     fn load_hit(&self, seq: u64, off: u64) -> Result<Hit, StoreError> {
         let (h, payload) = self.read(seq, off)?;
-        let record = match h.ty {
-            RecType::Event => Record::Event(Box::new(
-                serde_json::from_slice(&payload)
-                    .map_err(|source| StoreError::Json { seq, source })?,
-            )),
-            RecType::Alert => Record::Alert(Box::new(
-                serde_json::from_slice(&payload)
-                    .map_err(|source| StoreError::Json { seq, source })?,
-            )),
-            _ => {
-                return Err(StoreError::Corrupt {
-                    path: self.spool_dir.clone(),
-                    offset: off,
-                });
+        let corrupt = || StoreError::Corrupt {
+            path: self.spool_dir.clone(),
+            offset: off,
+        };
+        let (record, json) = match h.ty {
+            RecType::Event => {
+                let e = codec::decode_event(&payload).map_err(|_| corrupt())?;
+                // The JSON the record would have held: the encoding is lossless.
+                let json = e.to_json();
+                (Record::Event(Box::new(e)), json)
             }
+            RecType::JsonEvent => (
+                Record::Event(Box::new(
+                    serde_json::from_slice(&payload)
+                        .map_err(|source| StoreError::Json { seq, source })?,
+                )),
+                String::from_utf8(payload).map_err(|_| corrupt())?,
+            ),
+            RecType::Alert => (
+                Record::Alert(Box::new(
+                    serde_json::from_slice(&payload)
+                        .map_err(|source| StoreError::Json { seq, source })?,
+                )),
+                String::from_utf8(payload).map_err(|_| corrupt())?,
+            ),
+            _ => return Err(corrupt()),
         };
         let triage = match &record {
             Record::Alert(a) => self
@@ -313,10 +326,6 @@ impl Reader {
                 .cloned(),
             Record::Event(_) => None,
         };
-        let json = String::from_utf8(payload).map_err(|_| StoreError::Corrupt {
-            path: self.spool_dir.clone(),
-            offset: off,
-        })?;
         Ok(Hit {
             seq,
             json,

@@ -1,7 +1,8 @@
 //! The spool: append-only segment files of checksummed records.
 //!
-//! Segment file `spool/<first seq, 20 digits>.spool` starts with the 8-byte magic `AWSPOOL1`,
-//! then records, little endian:
+//! Segment file `spool/<first seq, 20 digits>.spool` starts with the 8-byte magic `AWSPOOL2`
+//! (`AWSPOOL1` in segments written before events were binary; those are still read), then
+//! records, little endian:
 //!
 //! ```text
 //! 0  magic u32  0x5053_5741 ("AWSP")
@@ -9,8 +10,9 @@
 //! 8  crc   u32  crc32c of bytes 12 .. 29 + len (seq, time, type, payload)
 //! 12 seq   u64  sequence number, +1 per record across segments
 //! 20 time  i64  event time (ns since the epoch), for retention
-//! 28 type  u8   1 event, 2 alert, 3 triage, 255 quarantine padding
-//! 29 payload    the record's JSON, exactly as serialized
+//! 28 type  u8   4 event (binary, see `codec`), 2 alert, 3 triage (JSON), 255 quarantine
+//!               padding; 1 is an event as JSON, written by format 1 only
+//! 29 payload
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -20,7 +22,10 @@ use std::path::{Path, PathBuf};
 
 use crate::StoreError;
 
-pub(crate) const FILE_MAGIC: &[u8; 8] = b"AWSPOOL1";
+/// Magic of the segments this version writes.
+pub(crate) const FILE_MAGIC: &[u8; 8] = b"AWSPOOL2";
+/// Magic of format 1 segments (events as JSON), still read.
+pub(crate) const FILE_MAGIC_V1: &[u8; 8] = b"AWSPOOL1";
 pub(crate) const REC_MAGIC: u32 = 0x5053_5741;
 pub(crate) const HEADER: usize = 29;
 /// Largest accepted payload (a 128 KiB argv plus a 64 KiB path fit many times over).
@@ -29,18 +34,22 @@ pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
 /// What a spool record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RecType {
-    Event = 1,
+    /// An event as JSON (format 1 segments).
+    JsonEvent = 1,
     Alert = 2,
     Triage = 3,
+    /// An event in the binary encoding of `codec`.
+    Event = 4,
     Pad = 255,
 }
 
 impl RecType {
     fn from_u8(v: u8) -> Option<RecType> {
         match v {
-            1 => Some(RecType::Event),
+            1 => Some(RecType::JsonEvent),
             2 => Some(RecType::Alert),
             3 => Some(RecType::Triage),
+            4 => Some(RecType::Event),
             255 => Some(RecType::Pad),
             _ => None,
         }
@@ -130,6 +139,8 @@ pub(crate) struct SegmentMeta {
     pub max_time: i64,
     /// Sequence ranges missing inside the segment (quarantined records).
     pub gaps: Vec<(u64, u64)>,
+    /// Format of the segment file: 1 (events as JSON) or 2 (binary events).
+    pub format: u8,
 }
 
 impl SegmentMeta {
@@ -143,6 +154,7 @@ impl SegmentMeta {
             alerts: 0,
             max_time: i64::MIN,
             gaps: Vec::new(),
+            format: 2,
         }
     }
 
@@ -154,7 +166,7 @@ impl SegmentMeta {
         self.last_seq = h.seq;
         self.max_time = self.max_time.max(h.time);
         match h.ty {
-            RecType::Event => self.events += 1,
+            RecType::Event | RecType::JsonEvent => self.events += 1,
             RecType::Alert => self.alerts += 1,
             _ => {}
         }
@@ -240,7 +252,20 @@ pub(crate) fn scan_and_repair(
         .write(true)
         .open(path)
         .map_err(io_err(path))?;
-    if b.len() < FILE_MAGIC.len() || &b[..FILE_MAGIC.len()] != FILE_MAGIC {
+    if b.len() >= FILE_MAGIC.len()
+        && b[..7] == FILE_MAGIC[..7]
+        && b[7].is_ascii_digit()
+        && b[7] > FILE_MAGIC[7]
+    {
+        // Written by a newer version: quarantining it would throw its records away.
+        return Err(StoreError::SpoolFormat {
+            path: path.to_path_buf(),
+            magic: String::from_utf8_lossy(&b[..FILE_MAGIC.len()]).into_owned(),
+        });
+    }
+    if b.starts_with(FILE_MAGIC_V1) {
+        meta.format = 1;
+    } else if b.len() < FILE_MAGIC.len() || &b[..FILE_MAGIC.len()] != FILE_MAGIC {
         // A segment whose creation was torn before its magic reached the disk.
         if b.len() < FILE_MAGIC.len() && FILE_MAGIC.starts_with(&b) {
             file.write_all_at(FILE_MAGIC, 0).map_err(io_err(path))?;

@@ -15,6 +15,7 @@ use agent_model::{Alert, Event, Timestamp};
 use tantivy::query::RangeQuery;
 use tantivy::{Index, IndexWriter, ReloadPolicy, Term};
 
+use crate::codec;
 use crate::reader::Reader;
 use crate::schema::{Fields, SCHEMA_VERSION, TEXT_TOKENIZER, text_analyzer};
 use crate::spool::{
@@ -114,6 +115,15 @@ fn private_files(dir: &Path, fixed: &mut Vec<PathBuf>) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Create the empty segment file of `meta`, durably.
+fn new_segment(meta: &SegmentMeta, spool_dir: &Path) -> Result<(), StoreError> {
+    let f = create_private(&meta.path)?;
+    f.write_all_at(FILE_MAGIC, 0)
+        .and_then(|_| f.sync_all())
+        .map_err(io_err(&meta.path))?;
+    fsync_dir(spool_dir)
+}
+
 /// Open the index at `path`, or say why it cannot be used. Returns the last seq it holds.
 fn open_index(path: &Path, fields: &Fields) -> Result<(Index, u64), String> {
     if !path.join("meta.json").exists() {
@@ -211,13 +221,34 @@ impl Store {
                 expect = Some(expect.unwrap_or(s.first_seq).max(s.first_seq));
             }
         }
-        if segments.is_empty() {
-            let meta = SegmentMeta::new(&spool_dir, 1);
-            let f = create_private(&meta.path)?;
-            f.write_all_at(FILE_MAGIC, 0).map_err(io_err(&meta.path))?;
-            f.sync_all().map_err(io_err(&meta.path))?;
-            fsync_dir(&spool_dir)?;
-            segments.push(meta);
+        // New records go to a segment of the current format: a format 1 active segment (from
+        // an older version) is closed and stays readable as it is.
+        let max_seq = segments.iter().map(|s| s.last_seq).max().unwrap_or(0);
+        match segments.last_mut() {
+            Some(last) if last.format == 1 && last.last_seq < last.first_seq => {
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&last.path)
+                    .map_err(io_err(&last.path))?;
+                f.write_all_at(FILE_MAGIC, 0)
+                    .and_then(|_| f.sync_all())
+                    .map_err(io_err(&last.path))?;
+                last.format = 2;
+            }
+            Some(last) if last.format == 1 => {
+                File::open(&last.path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err(&last.path))?;
+                let meta = SegmentMeta::new(&spool_dir, max_seq + 1);
+                new_segment(&meta, &spool_dir)?;
+                segments.push(meta);
+            }
+            Some(_) => {}
+            None => {
+                let meta = SegmentMeta::new(&spool_dir, 1);
+                new_segment(&meta, &spool_dir)?;
+                segments.push(meta);
+            }
         }
         let active = segments
             .last()
@@ -325,6 +356,7 @@ impl Store {
                 first_uncommitted: (!report.missing_seqs.is_empty()).then(Instant::now),
                 last_retention: Instant::now(),
                 chunk: Vec::new(),
+                event: Event::default(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -399,8 +431,8 @@ impl Store {
     /// once [`Store::durable_seq`] reaches it (group fsync) or after [`Store::sync`].
     pub fn append_event(&self, e: &Event) -> Result<u64, StoreError> {
         self.append(RecType::Event, e.time.0, |buf| {
-            serde_json::to_writer(&mut *buf, e)
-                .map_err(|source| StoreError::Json { seq: 0, source })
+            codec::encode_event(buf, e);
+            Ok(())
         })
     }
 
@@ -673,6 +705,8 @@ struct Indexer {
     first_uncommitted: Option<Instant>,
     last_retention: Instant,
     chunk: Vec<u8>,
+    /// The event records are decoded into, reused to spare allocations.
+    event: Event,
 }
 
 impl Indexer {
@@ -881,19 +915,27 @@ impl Indexer {
         }
         let payload = &rec[HEADER..used];
         let doc = match h.ty {
-            RecType::Event => serde_json::from_slice::<Event>(payload)
-                .map(|e| self.fields.event_doc(&e, h.seq, off)),
-            RecType::Alert => serde_json::from_slice::<Alert>(payload).map(|a| {
-                // The engine re-emits a folded alert with the same id, a higher count and a
-                // later last time: the newest copy replaces the older ones in the index.
-                self.writer.delete_term(Term::from_field_text(
-                    self.fields.at(const { crate::schema::spec_index("id") }),
-                    &a.id,
-                ));
-                self.fields.alert_doc(&a, h.seq, off)
-            }),
+            RecType::Event => match codec::decode_event_into(payload, &mut self.event) {
+                Ok(()) => Ok(self.fields.event_doc(&self.event, h.seq, off)),
+                Err(_) => Err("the event does not decode".to_string()),
+            },
+            RecType::JsonEvent => serde_json::from_slice::<Event>(payload)
+                .map(|e| self.fields.event_doc(&e, h.seq, off))
+                .map_err(|e| e.to_string()),
+            RecType::Alert => serde_json::from_slice::<Alert>(payload)
+                .map(|a| {
+                    // The engine re-emits a folded alert with the same id, a higher count and a
+                    // later last time: the newest copy replaces the older ones in the index.
+                    self.writer.delete_term(Term::from_field_text(
+                        self.fields.at(const { crate::schema::spec_index("id") }),
+                        &a.id,
+                    ));
+                    self.fields.alert_doc(&a, h.seq, off)
+                })
+                .map_err(|e| e.to_string()),
             RecType::Triage => serde_json::from_slice::<TriageRecord>(payload)
-                .map(|t| self.fields.triage_doc(&t, h.seq, off)),
+                .map(|t| self.fields.triage_doc(&t, h.seq, off))
+                .map_err(|e| e.to_string()),
             RecType::Pad => return Ok(used),
         };
         match doc {
@@ -901,7 +943,7 @@ impl Indexer {
                 self.writer.add_document(doc)?;
             }
             Err(e) => {
-                tracing::warn!(seq = h.seq, error = %e, "spool record is not valid json; not indexed")
+                tracing::warn!(seq = h.seq, error = %e, "spool record does not decode; not indexed")
             }
         }
         self.last_added = h.seq;

@@ -403,3 +403,90 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A format 1 spool record: the event's JSON, as versions before the binary encoding wrote it.
+fn v1_record(seq: u64, e: &agent_model::Event) -> Vec<u8> {
+    let json = e.to_json();
+    let mut body = Vec::new();
+    body.extend_from_slice(&seq.to_le_bytes());
+    body.extend_from_slice(&e.time.0.to_le_bytes());
+    body.push(1);
+    body.extend_from_slice(json.as_bytes());
+    let mut r = Vec::new();
+    r.extend_from_slice(&0x5053_5741u32.to_le_bytes());
+    r.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    r.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    r.extend_from_slice(&body);
+    r
+}
+
+#[test]
+fn format_1_spool_is_read_and_new_records_go_to_a_format_2_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    fs::create_dir_all(&spool).unwrap();
+    let old: Vec<_> = (0..3)
+        .map(|i| open_event(&format!("v1-{i}"), i, &format!("/old/{i}")))
+        .collect();
+    let mut seg = b"AWSPOOL1".to_vec();
+    for (i, e) in old.iter().enumerate() {
+        seg.extend_from_slice(&v1_record(i as u64 + 1, e));
+    }
+    fs::write(spool.join("00000000000000000001.spool"), &seg).unwrap();
+    {
+        // (No index was written here, so it is built from the spool.)
+        let (s, rep) = open(dir.path());
+        assert!(
+            rep.damaged.is_empty() && rep.missing_seqs.is_empty(),
+            "{:?}",
+            rep.messages()
+        );
+        assert_eq!((rep.last_seq, rep.replayed), (3, 3));
+        s.append_event(&open_event("v2-0", 10, "/new/0")).unwrap();
+        s.close().unwrap();
+    }
+    // The old segment is left as it was; new records start a format 2 segment.
+    let segs = segments(dir.path());
+    assert_eq!(segs.len(), 2, "{segs:?}");
+    assert_eq!(fs::read(&segs[0]).unwrap(), seg);
+    assert!(segs[1].ends_with("00000000000000000004.spool"));
+    assert_eq!(&fs::read(&segs[1]).unwrap()[..8], b"AWSPOOL2");
+    let (s, rep) = open(dir.path());
+    assert!(rep.is_clean() && rep.replayed == 0, "{:?}", rep);
+    let r = s.reader().unwrap();
+    assert_eq!(ids(&r, "path:/old/*").len(), 3);
+    assert_eq!(ids(&r, "path:/new/0"), ["v2-0"]);
+    let hits = r
+        .search(&agent_store::SearchRequest {
+            query: "path:/old/1".into(),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap()
+        .hits;
+    assert_eq!(
+        hits[0].json,
+        old[1].to_json(),
+        "format 1 JSON is served as stored"
+    );
+}
+
+#[test]
+fn spool_of_a_newer_format_is_refused_not_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    fs::create_dir_all(&spool).unwrap();
+    let seg = spool.join("00000000000000000001.spool");
+    fs::write(&seg, b"AWSPOOL3 records of a later version").unwrap();
+    let err = Store::open(dir.path(), cfg()).err().expect("refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&seg.display().to_string()) && msg.contains("newer"),
+        "{msg}"
+    );
+    assert_eq!(
+        fs::read(&seg).unwrap(),
+        b"AWSPOOL3 records of a later version"
+    );
+    assert!(!dir.path().join("quarantine").exists());
+}
