@@ -3,8 +3,9 @@
 //! the same events as JSON lines, and RSS.
 //!
 //! `STORE_BENCH_EVENTS` sets the size of the query data set (default 1 000 000; use 10 000 000
-//! for the full figures). `STORE_BENCH_BURST_SECS` (default 5) and `STORE_BENCH_DIR` (default a
-//! temp dir) tune the rest.
+//! for the full figures). `STORE_BENCH_BURST_SECS` (default 5), `STORE_BENCH_DIR` (default a
+//! temp dir), `STORE_BENCH_COMMIT_MS`, `STORE_BENCH_INDEX_MB` and `STORE_BENCH_INDEX_THREADS`
+//! (default: `StoreConfig::default()`) tune the rest.
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -209,6 +210,7 @@ fn main() {
             (defaults.index_memory_bytes >> 20) as u64,
         ) as usize
             * (1 << 20),
+        index_threads: env_u64("STORE_BENCH_INDEX_THREADS", defaults.index_threads as u64) as usize,
         ..defaults
     };
     println!(
