@@ -237,6 +237,16 @@ fn session_of(tgid: u32) -> Option<SessionInfo> {
     unsafe { SESSIONS.get(&tgid) }.copied()
 }
 
+/// Output flags: wake the reader only once the ring holds `wakeup_bytes`; below that it polls.
+#[inline(always)]
+fn wake_flags() -> u64 {
+    (if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= cfg!(wakeup_bytes) as u64 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }) as u64
+}
+
 /// Copy `len` bytes of the scratch buffer to the ring buffer; count a loss on failure.
 #[inline(always)]
 fn submit(buf: *mut u8, len: usize, kind: RecordKind) {
@@ -247,15 +257,9 @@ fn submit(buf: *mut u8, len: usize, kind: RecordKind) {
     // Patch the total length into the header.
     // SAFETY: buf points at SCRATCH_SIZE bytes; the header is at offset 0.
     unsafe { (*(buf as *mut RecordHeader)).len = len as u32 };
-    let wake = cfg!(wakeup_bytes) as u64;
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wake {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    } as u64;
     // SAFETY: the slice stays within the scratch buffer (len <= SCRATCH_SIZE checked above).
     let data = unsafe { core::slice::from_raw_parts(buf as *const u8, len) };
-    if EVENTS.output::<[u8]>(data, flags).is_err() {
+    if EVENTS.output::<[u8]>(data, wake_flags()).is_err() {
         bump(&LOSS, kind);
     }
 }
@@ -1740,11 +1744,7 @@ fn flow_close(sk: *const u8) {
     let Some(p) = FLOWS.get_ptr_mut(&key) else {
         return;
     };
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= cfg!(wakeup_bytes) as u64 {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    } as u64;
+    let flags = wake_flags();
     // SAFETY: `p` points into a live map value of FlowRecord size.
     unsafe {
         (*p).hdr.kind = RecordKind::Flow as u32;

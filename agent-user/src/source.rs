@@ -467,38 +467,37 @@ impl SourceLoop {
         self.flows.retain(|k, _| seen.contains(k));
     }
 
+    /// Decode one ring record (or a flow record built from the map), track it, emit its events.
     fn handle(&mut self, raw: &[u8]) {
-        {
-            match decode(raw) {
-                Ok(rec) => {
-                    let (evs, actions) = self.tracker.on_record(rec, &self.agents);
-                    for a in actions {
-                        match a {
-                            Action::Drop(pids) => {
-                                for p in pids {
-                                    self.sensor.remove_from_session(p);
-                                }
-                            }
-                            Action::Confirm(pid, sid, agent) => {
-                                let _ = self.sensor.add_to_session(
-                                    pid,
-                                    SessionInfo {
-                                        session_id: sid,
-                                        agent_id: agent,
-                                        flags: 0,
-                                    },
-                                );
+        match decode(raw) {
+            Ok(rec) => {
+                let (evs, actions) = self.tracker.on_record(rec, &self.agents);
+                for a in actions {
+                    match a {
+                        Action::Drop(pids) => {
+                            for p in pids {
+                                self.sensor.remove_from_session(p);
                             }
                         }
-                    }
-                    for ev in evs {
-                        self.emit(ev);
+                        Action::Confirm(pid, sid, agent) => {
+                            let _ = self.sensor.add_to_session(
+                                pid,
+                                SessionInfo {
+                                    session_id: sid,
+                                    agent_id: agent,
+                                    flags: 0,
+                                },
+                            );
+                        }
                     }
                 }
-                Err(e) => {
-                    self.decode_errors += 1;
-                    tracing::debug!(error = %e, "undecodable record");
+                for ev in evs {
+                    self.emit(ev);
                 }
+            }
+            Err(e) => {
+                self.decode_errors += 1;
+                tracing::debug!(error = %e, "undecodable record");
             }
         }
     }
