@@ -2,10 +2,11 @@
 //! in force, a 5 s burst at 1 M events/s, index bytes per event, query latency next to `rg` over
 //! the same events as JSON lines, and RSS.
 //!
-//! `STORE_BENCH_EVENTS` sets the size of the query data set (default 1 000 000; use 10 000 000
-//! for the full figures). `STORE_BENCH_BURST_SECS` (default 5), `STORE_BENCH_DIR` (default a
-//! temp dir), `STORE_BENCH_COMMIT_MS`, `STORE_BENCH_INDEX_MB` and `STORE_BENCH_INDEX_THREADS`
-//! (default: `StoreConfig::default()`) tune the rest.
+//! `STORE_BENCH_EVENTS` sets the size of the query data set (default 1 000 000; `cargo xtask
+//! bench store` uses 10 000 000, the figures). `STORE_BENCH_BURST_SECS` (default 5),
+//! `STORE_BENCH_DIR` (default a temp dir), `STORE_BENCH_COMMIT_MS`, `STORE_BENCH_COMMIT_EVENTS`,
+//! `STORE_BENCH_INDEX_MB` and `STORE_BENCH_INDEX_THREADS` (default: `StoreConfig::default()`)
+//! tune the rest.
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -201,6 +202,7 @@ fn main() {
     let defaults = StoreConfig::default();
     let cfg = StoreConfig {
         retention_age: None,
+        commit_every_events: env_u64("STORE_BENCH_COMMIT_EVENTS", defaults.commit_every_events),
         commit_every: Duration::from_millis(env_u64(
             "STORE_BENCH_COMMIT_MS",
             defaults.commit_every.as_millis() as u64,
