@@ -30,12 +30,12 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
+        bpf_get_current_task_btf, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
         bpf_probe_read_kernel, generated,
     },
-    macros::{btf_tracepoint, map, raw_tracepoint},
+    macros::{btf_tracepoint, map},
     maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
-    programs::{BtfTracePointContext, RawTracePointContext},
+    programs::BtfTracePointContext,
 };
 
 /// Set by the loader before load (see `agent_common::Config`).
@@ -207,10 +207,27 @@ fn rd<T>(base: *const u8, off: usize) -> Result<T, i32> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(off) as *const T) }
 }
 
+/// Read a `T` at `base + off` with a plain load. Only for pointers whose kernel type the verifier
+/// knows (BTF): the current task, tracepoint arguments, and pointer members loaded from them with
+/// `ld`. The verifier checks the access against the type; the JIT guards it (a bad address reads
+/// as zero). It costs a load, where `rd` costs a helper call.
+#[inline(always)]
+fn ld<T: Copy>(base: *const u8, off: usize) -> T {
+    // SAFETY: the verifier only accepts this on BTF-typed pointers and turns it into a guarded
+    // load; a faulting address yields zero instead of an exception.
+    unsafe { core::ptr::read_volatile(base.wrapping_add(off) as *const T) }
+}
+
+#[inline(always)]
+fn ldp(base: *const u8, off: usize) -> *const u8 {
+    ld::<*const u8>(base, off)
+}
+
+/// The current `task_struct`, typed for the verifier (so `ld` works on it).
 #[inline(always)]
 fn current_task() -> *const u8 {
     // SAFETY: the helper has no preconditions; it returns the current task_struct pointer.
-    unsafe { bpf_get_current_task() as *const u8 }
+    unsafe { bpf_get_current_task_btf() as *const u8 }
 }
 
 #[inline(always)]
@@ -270,10 +287,10 @@ fn header_current(buf: *mut u8, kind: RecordKind, s: &SessionInfo) -> Result<(),
     let task = current_task();
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
-    let leader = rdp(task, off!(task_group_leader))?;
-    let start_ns: u64 = rd(leader, off!(task_start_boottime)).unwrap_or(0);
-    let parent = rdp(task, off!(task_real_parent))?;
-    let ppid: u32 = rd(parent, off!(task_tgid)).unwrap_or(0);
+    let leader = ldp(task, off!(task_group_leader));
+    let start_ns: u64 = ld(leader, off!(task_start_boottime));
+    let parent = ldp(task, off!(task_real_parent));
+    let ppid: u32 = ld(parent, off!(task_tgid));
     let comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
     let h = RecordHeader {
         kind: kind as u32,
@@ -456,13 +473,15 @@ fn file_of_fd(fd: i64) -> Result<*const u8, i32> {
         return Err(-1);
     }
     let task = current_task();
-    let files = rdp(task, off!(task_files))?;
-    let fdt = rdp(files, off!(files_fdt))?;
-    let max: u32 = rd(fdt, off!(fdt_max_fds))?;
+    let files = ldp(task, off!(task_files));
+    let fdt = ldp(files, off!(files_fdt));
+    let max: u32 = ld(fdt, off!(fdt_max_fds));
     if fd as u64 >= max as u64 {
         return Err(-1);
     }
-    let arr = rdp(fdt, off!(fdt_fd))?;
+    // `struct file **`: the verifier types the array as a number, so the slot is read with a
+    // helper.
+    let arr = ldp(fdt, off!(fdt_fd));
     let file = rdp(arr, (fd as usize) * 8)?;
     if file.is_null() {
         return Err(-1);
@@ -475,7 +494,7 @@ fn file_of_fd(fd: i64) -> Result<*const u8, i32> {
 fn write_dir_of(buf: *mut u8, pos: usize, dfd: i64) -> (usize, bool) {
     // Resolve the `struct path *` first so that only one path walk is inlined here.
     let path = if dfd == AT_FDCWD {
-        rdp(current_task(), off!(task_fs)).map(|fs| fs.wrapping_add(off!(fs_pwd)))
+        Ok(ldp(current_task(), off!(task_fs)).wrapping_add(off!(fs_pwd)))
     } else {
         file_of_fd(dfd).map(|f| f.wrapping_add(off!(file_path)))
     };
@@ -861,17 +880,15 @@ fn ia32_to_x64(nr: u64) -> Option<u64> {
 /// The filter in front of every syscall exit: one hash lookup for processes outside sessions.
 /// For session processes it resolves the syscall (translating 32-bit ones) into `SYSNR` for the
 /// handler it tail-calls.
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if session_of(tgid).is_none() {
         return 0;
     }
     let regs: *const u8 = ctx.arg(0);
-    let Ok(mut nr) = rd::<u64>(regs, off!(regs_orig_ax)) else {
-        return 0;
-    };
-    let status: u32 = rd(current_task(), off!(task_ti_status)).unwrap_or(0);
+    let mut nr: u64 = ld(regs, off!(regs_orig_ax));
+    let status: u32 = ld(current_task(), off!(task_ti_status));
     let compat = status & TS_COMPAT != 0;
     if compat {
         match ia32_to_x64(nr) {
@@ -904,7 +921,7 @@ struct Sys {
 
 impl Sys {
     #[inline(always)]
-    fn load(ctx: &RawTracePointContext) -> Option<Sys> {
+    fn load(ctx: &BtfTracePointContext) -> Option<Sys> {
         let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
         let s = session_of(tgid)?;
         let regs: *const u8 = ctx.arg(0);
@@ -936,7 +953,7 @@ impl Sys {
             (true, 3) => off!(regs_si),
             (true, _) => off!(regs_di),
         };
-        let v = rd::<u64>(self.regs, o).unwrap_or(0);
+        let v: u64 = ld(self.regs, o);
         if self.compat { v & 0xffff_ffff } else { v }
     }
 
@@ -946,8 +963,8 @@ impl Sys {
     }
 }
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn h_open(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_open(ctx: BtfTracePointContext) -> i32 {
     let Some(x) = Sys::load(&ctx) else { return 0 };
     if x.ret < 0 {
         return 0;
@@ -1001,8 +1018,8 @@ fn emit_open(s: &SessionInfo, fd: i64, via: u32, req_flags: u32) -> Result<(), i
 /// No second directory.
 const NO_DIR: i64 = i64::MIN;
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn h_path(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_path(ctx: BtfTracePointContext) -> i32 {
     let Some(x) = Sys::load(&ctx) else { return 0 };
     if x.ret != 0 {
         return 0;
@@ -1036,8 +1053,8 @@ pub fn h_path(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn h_path2(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_path2(ctx: BtfTracePointContext) -> i32 {
     let Some(x) = Sys::load(&ctx) else { return 0 };
     if x.ret != 0 {
         return 0;
@@ -1060,8 +1077,8 @@ pub fn h_path2(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn h_fdop(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_fdop(ctx: BtfTracePointContext) -> i32 {
     let Some(x) = Sys::load(&ctx) else { return 0 };
     if x.ret != 0 {
         return 0;
@@ -1078,8 +1095,8 @@ pub fn h_fdop(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn h_net(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_net(ctx: BtfTracePointContext) -> i32 {
     let Some(x) = Sys::load(&ctx) else { return 0 };
     let _ = match x.nr {
         NR_CONNECT if x.ret == 0 || x.ret == -EINPROGRESS => {
@@ -1207,8 +1224,8 @@ fn relation(s: &SessionInfo, tgid: u32) -> u32 {
     }
 }
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn h_proc(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_proc(ctx: BtfTracePointContext) -> i32 {
     let Some(x) = Sys::load(&ctx) else { return 0 };
     let mut b = SysBody {
         op: x.nr as u32,
@@ -1378,8 +1395,8 @@ fn emit_sys(
     Ok(())
 }
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn h_io(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_io(ctx: BtfTracePointContext) -> i32 {
     let Some(x) = Sys::load(&ctx) else { return 0 };
     let (kind, fd, arg0) = if x.nr == NR_MMAP {
         // An executable mapping of a file from a world-writable directory, a memfd or a

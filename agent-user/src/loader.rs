@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
-    programs::{BtfTracePoint, RawTracePoint},
+    programs::BtfTracePoint,
 };
 
 use crate::btf;
@@ -31,6 +31,8 @@ const BTF_PROGRAMS: &[&str] = &[
     "sock_send_length",
     "sock_recv_length",
     "tcp_destroy_sock",
+    // The syscall-exit filter last: it tail-calls the handlers loaded before it.
+    "sys_exit",
 ];
 
 /// `sys_exit` handlers, tail-called from the filter program by syscall family (their index in
@@ -44,9 +46,6 @@ const HANDLER_PROGRAMS: &[(&str, u32)] = &[
     ("h_path2", 5),
     ("h_fdop", 6),
 ];
-
-/// Raw tracepoints attached: (program, tracepoint).
-const RAW_PROGRAMS: &[(&str, &str)] = &[("sys_exit", "sys_exit")];
 
 /// The loaded sensor: maps user space reads and writes, and the attached program names.
 pub struct Sensor {
@@ -164,11 +163,11 @@ impl Sensor {
                 .ok_or_else(|| anyhow!("no map `HANDLERS`"))?,
         )?;
         for (name, idx) in HANDLER_PROGRAMS {
-            let p: &mut RawTracePoint = ebpf
+            let p: &mut BtfTracePoint = ebpf
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("program `{name}` missing from the object"))?
                 .try_into()?;
-            p.load()
+            p.load("sys_exit", &aya_btf)
                 .with_context(|| format!("the kernel refused handler `{name}`"))?;
             handlers.set(*idx, p.fd()?, 0)?;
         }
@@ -184,17 +183,6 @@ impl Sensor {
             p.attach()
                 .with_context(|| format!("attaching `tp_btf/{name}` failed"))?;
             programs.push(format!("tp_btf/{name}"));
-        }
-        for (name, tp) in RAW_PROGRAMS {
-            let p: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .ok_or_else(|| anyhow!("program `{name}` missing from the object"))?
-                .try_into()?;
-            p.load()
-                .with_context(|| format!("the kernel refused raw tracepoint `{name}`"))?;
-            p.attach(tp)
-                .with_context(|| format!("attaching `raw_tp/{tp}` failed"))?;
-            programs.push(format!("raw_tp/{tp}"));
         }
         // Keep the selector maps alive with the object (they are referenced by the programs,
         // which hold their own references; dropping our handles is fine).

@@ -748,7 +748,7 @@ fn status_lists_programs_events_losses_and_sessions() {
     for p in [
         "tp_btf/sched_process_exec",
         "tp_btf/sched_process_fork",
-        "raw_tp/sys_exit",
+        "tp_btf/sys_exit",
         "tp_btf/io_uring_complete",
     ] {
         assert!(progs.contains(&p), "{p} not attached: {progs:?}");
