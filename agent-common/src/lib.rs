@@ -487,8 +487,9 @@ pub struct Config {
     pub offsets: Offsets,
     /// Thread-group id of the daemon (its own activity is never recorded).
     pub daemon_tgid: u32,
-    /// Ring buffer fill level (bytes) above which a record wakes the reader; below it the
-    /// reader polls on a timer, which avoids a wake-up per event.
+    /// Ring buffer fill level (bytes): the record that crosses it wakes the reader; otherwise
+    /// the reader polls on a timer, which avoids a wake-up (an inter-processor interrupt) per
+    /// event.
     pub wakeup_bytes: u32,
     /// Non-zero when [`MAP_SEL_EXE`] has entries.
     pub have_exe_selectors: u32,

@@ -254,10 +254,16 @@ fn session_of(tgid: u32) -> Option<SessionInfo> {
     unsafe { SESSIONS.get(&tgid) }.copied()
 }
 
-/// Output flags: wake the reader only once the ring holds `wakeup_bytes`; below that it polls.
+/// Output flags for a record of `len` bytes: wake the reader only with the record that takes
+/// the ring past `wakeup_bytes`, once per batch. A wake-up is an inter-processor interrupt
+/// (a VM exit under virtualization) and costs more than the record; past the threshold the
+/// reader is either awake already (its poll returns at once while data is waiting) or wakes
+/// on its poll timer, which also covers two CPUs crossing the threshold together.
 #[inline(always)]
-fn wake_flags() -> u64 {
-    (if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= cfg!(wakeup_bytes) as u64 {
+fn wake_flags(len: usize) -> u64 {
+    let avail = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    let t = cfg!(wakeup_bytes) as u64;
+    (if avail < t && avail + len as u64 >= t {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
@@ -276,7 +282,7 @@ fn submit(buf: *mut u8, len: usize, kind: RecordKind) {
     unsafe { (*(buf as *mut RecordHeader)).len = len as u32 };
     // SAFETY: the slice stays within the scratch buffer (len <= SCRATCH_SIZE checked above).
     let data = unsafe { core::slice::from_raw_parts(buf as *const u8, len) };
-    if EVENTS.output::<[u8]>(data, wake_flags()).is_err() {
+    if EVENTS.output::<[u8]>(data, wake_flags(len)).is_err() {
         bump(&LOSS, kind);
     }
 }
@@ -1761,7 +1767,7 @@ fn flow_close(sk: *const u8) {
     let Some(p) = FLOWS.get_ptr_mut(&key) else {
         return;
     };
-    let flags = wake_flags();
+    let flags = wake_flags(core::mem::size_of::<FlowRecord>());
     // SAFETY: `p` points into a live map value of FlowRecord size.
     unsafe {
         (*p).hdr.kind = RecordKind::Flow as u32;
