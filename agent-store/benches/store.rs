@@ -187,6 +187,10 @@ fn have(cmd: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The daemon's allocator, so that ingest speed and RSS are the daemon's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     let n = env_u64("STORE_BENCH_EVENTS", 1_000_000);
