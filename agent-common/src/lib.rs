@@ -200,7 +200,7 @@ pub struct RecordHeader {
 pub const PATH_TRUNCATED: u32 = 1;
 /// argv was longer than [`MAX_ARGV_BYTES`].
 pub const ARGV_TRUNCATED: u32 = 2;
-/// The record came from an io_uring completion rather than a syscall.
+/// The record came from an io_uring request rather than a syscall.
 pub const VIA_IO_URING: u32 = 4;
 /// The session is provisional (see [`SESSION_PROVISIONAL`]).
 pub const REC_PROVISIONAL: u32 = 8;
@@ -213,6 +213,13 @@ pub const PATH2_TRUNCATED: u32 = 32;
 pub const FD_OP: u32 = 64;
 /// The first name of a [`SysBody`] is an encoded kernel path (a descriptor's file).
 pub const NAME_IS_PATH: u32 = 128;
+/// A [`PathOpBody`] of an io_uring path operation at submission: the paths, not yet the result.
+/// User space holds it until the [`IO_RESULT`] record with the same cookie says it succeeded.
+/// (Bits 8..16 are the `EXE_*` markers of [`FD_OP`] records.)
+pub const IO_PENDING: u32 = 1 << 16;
+/// A [`PathOpBody`] with no strings: the result (`arg0`, as i64) of the io_uring path operation
+/// whose submission record has the same cookie.
+pub const IO_RESULT: u32 = 1 << 17;
 
 /// Body of [`RecordKind::Exec`]; followed by `exe_len` bytes of encoded exe path, `cwd_len`
 /// bytes of encoded cwd, `filename_len` bytes of the filename passed to exec, `argv_len` bytes of
@@ -302,6 +309,10 @@ pub struct PathOpBody {
     pub arg1: u64,
     /// Inode of the file for fd-based operations.
     pub ino: u64,
+    /// io_uring path operations: the request (`struct io_kiocb *`) that pairs the record sent at
+    /// submission ([`IO_PENDING`], with the paths) with the one sent at completion
+    /// ([`IO_RESULT`], result in `arg0`). Zero otherwise.
+    pub cookie: u64,
 }
 
 /// Body of the process and kernel operations (priv.change, ptrace, bpf, module, mount,
@@ -478,6 +489,27 @@ pub struct Offsets {
     pub cqe_res: u32,
     /// `io_kiocb.cmd` + `io_open.how.flags`: requested flags of an io_uring open.
     pub ioreq_open_flags: u32,
+    /// `io_kiocb.cmd`, where the prepared operation (`io_unlink`, `io_rename`...) lives.
+    pub iokiocb_cmd: u32,
+    pub io_unlink_dfd: u32,
+    pub io_unlink_flags: u32,
+    pub io_unlink_filename: u32,
+    pub io_mkdir_dfd: u32,
+    pub io_mkdir_mode: u32,
+    pub io_mkdir_filename: u32,
+    /// `io_rename` and `io_link` (symlink and link) share this shape; both are read from BTF.
+    pub io_rename_old_dfd: u32,
+    pub io_rename_new_dfd: u32,
+    pub io_rename_oldpath: u32,
+    pub io_rename_newpath: u32,
+    pub io_rename_flags: u32,
+    pub io_link_old_dfd: u32,
+    pub io_link_new_dfd: u32,
+    pub io_link_oldpath: u32,
+    pub io_link_newpath: u32,
+    pub io_link_flags: u32,
+    /// `struct filename.name`: the kernel copy of a path passed by user space.
+    pub filename_name: u32,
 }
 
 /// Read-only configuration the loader writes into the eBPF object before loading.
@@ -573,7 +605,7 @@ mod tests {
         assert_eq!(size_of::<ForkBody>(), 16);
         assert_eq!(size_of::<OpenBody>(), 40);
         assert_eq!(offset_of!(OpenBody, ino), 16);
-        assert_eq!(size_of::<PathOpBody>(), 48);
+        assert_eq!(size_of::<PathOpBody>(), 56);
         assert_eq!(offset_of!(PathOpBody, arg0), 24);
         assert_eq!(size_of::<SockBody>(), 64);
         assert_eq!(size_of::<SysBody>(), 80);

@@ -20,11 +20,11 @@
 
 use agent_common::{
     ARGV_TRUNCATED, COMM_LEN, Config, EXE_DELETED, EXE_KEY_LEN, EXE_MEMFD, EXE_WRITABLE_DIR,
-    ExecBody, ExitBody, FD_OP, FLOW_CLOSE, FlowBody, FlowRecord, ForkBody, HEADER_LEN, MAX_NAME,
-    MAX_PATH_DEPTH, NAME_IS_PATH, OpenBody, PATH_TRUNCATED, PATH2_TRUNCATED, PathOpBody,
-    REC_NEW_SESSION, REC_PROVISIONAL, RecordHeader, RecordKind, SCRATCH_SIZE, SESSION_PROVISIONAL,
-    SessionInfo, SockBody, SysBody, TARGET_DAEMON, TARGET_OTHER_SESSION, TARGET_SAME_SESSION,
-    VIA_IO_URING,
+    ExecBody, ExitBody, FD_OP, FLOW_CLOSE, FlowBody, FlowRecord, ForkBody, HEADER_LEN, IO_PENDING,
+    IO_RESULT, MAX_NAME, MAX_PATH_DEPTH, NAME_IS_PATH, OpenBody, PATH_TRUNCATED, PATH2_TRUNCATED,
+    PathOpBody, REC_NEW_SESSION, REC_PROVISIONAL, RecordHeader, RecordKind, SCRATCH_SIZE,
+    SESSION_PROVISIONAL, SessionInfo, SockBody, SysBody, TARGET_DAEMON, TARGET_OTHER_SESSION,
+    TARGET_SAME_SESSION, VIA_IO_URING,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -168,6 +168,11 @@ const IORING_OP_ACCEPT: u8 = 13;
 const IORING_OP_CONNECT: u8 = 16;
 const IORING_OP_OPENAT: u8 = 18;
 const IORING_OP_OPENAT2: u8 = 28;
+const IORING_OP_RENAMEAT: u8 = 35;
+const IORING_OP_UNLINKAT: u8 = 36;
+const IORING_OP_MKDIRAT: u8 = 37;
+const IORING_OP_SYMLINKAT: u8 = 38;
+const IORING_OP_LINKAT: u8 = 39;
 
 const AT_FDCWD: i64 = -100;
 /// creat(2) is open(O_CREAT | O_WRONLY | O_TRUNC).
@@ -1052,7 +1057,7 @@ pub fn h_path(ctx: BtfTracePointContext) -> i32 {
         NR_TRUNCATE => (K::Truncate, c, a(0), 0, a(1), 0, 0),
         _ => return 0,
     };
-    let r = emit_path_op(&x.s, kind, d1, n1, n, n2, a0, a1, fl as u32);
+    let r = emit_path_op(&x.s, kind, d1, n1, n, n2, a0, a1, fl as u32, 0);
     if r.is_err() {
         bump(&ERRORS, kind);
     }
@@ -1077,7 +1082,7 @@ pub fn h_path2(ctx: BtfTracePointContext) -> i32 {
         NR_LINKAT => (K::Link, x.fd(2), a(3), x.fd(0), a(1), a(4)),
         _ => return 0,
     };
-    if emit_path_op(&x.s, kind, d1, n1, d2, n2, 0, 0, fl as u32).is_err() {
+    if emit_path_op(&x.s, kind, d1, n1, d2, n2, 0, 0, fl as u32, 0).is_err() {
         bump(&ERRORS, kind);
     }
     0
@@ -1524,6 +1529,7 @@ fn emit_fd_op(s: &SessionInfo, kind: RecordKind, fd: i64, arg0: u64, arg1: u64) 
             arg0,
             arg1,
             ino: rd(inode, off!(inode_ino)).unwrap_or(0),
+            cookie: 0,
         },
     );
     submit(buf, pos, kind);
@@ -1544,27 +1550,34 @@ fn emit_path_op(
     arg0: u64,
     arg1: u64,
     op_flags: u32,
+    io_cookie: u64,
 ) -> Result<(), i32> {
     let buf = scratch().ok_or(-1)?;
     header_current(buf, kind, s)?;
     let start = HEADER_LEN + core::mem::size_of::<PathOpBody>();
+    // io_uring requests carry kernel copies of the names (`struct filename`); syscalls the
+    // user's pointers.
+    let user = io_cookie == 0;
     let (p1, t1) = write_dir_of(buf, start, d1);
-    let p2 = write_ustr(buf, p1, n1 as *const u8, 2047);
+    let p2 = write_str(buf, p1, n1 as *const u8, 2047, user);
     let (p3, t2) = if d2 == NO_DIR {
         (p2, false)
     } else {
         write_dir_of(buf, p2, d2)
     };
     let p4 = if n2 != 0 {
-        write_ustr(buf, p3, n2 as *const u8, 2047)
+        write_str(buf, p3, n2 as *const u8, 2047, user)
     } else {
         p3
     };
+    let io = if user { 0 } else { IO_PENDING | VIA_IO_URING };
     put(
         buf,
         HEADER_LEN,
         PathOpBody {
-            flags: (if t1 { PATH_TRUNCATED } else { 0 }) | (if t2 { PATH2_TRUNCATED } else { 0 }),
+            flags: (if t1 { PATH_TRUNCATED } else { 0 })
+                | (if t2 { PATH2_TRUNCATED } else { 0 })
+                | io,
             op_flags,
             dir_len: (p1 - start) as u32,
             name_len: (p2 - p1) as u32,
@@ -1573,6 +1586,7 @@ fn emit_path_op(
             arg0,
             arg1,
             ino: 0,
+            cookie: io_cookie,
         },
     );
     submit(buf, p4, kind);
@@ -1862,6 +1876,11 @@ pub fn io_uring_complete(ctx: BtfTracePointContext) -> i32 {
                 let _ = emit_sock_fd(&s, RecordKind::Accept, res as i64, VIA_IO_URING, false);
             }
         }
+        IORING_OP_RENAMEAT..=IORING_OP_LINKAT => {
+            if let Some(kind) = io_path_kind(op) {
+                io_path_result(&s, kind, launder(req as u64), res);
+            }
+        }
         IORING_OP_CONNECT => {
             if res == 0 || res == -(EINPROGRESS as i32) {
                 if let Ok(file) = rdp(req, off!(iokiocb_file)) {
@@ -1875,6 +1894,124 @@ pub fn io_uring_complete(ctx: BtfTracePointContext) -> i32 {
 }
 
 /// io_uring connect on a non-TCP socket (TCP is seen by `inet_sock_set_state`).
+/// The record kind of an io_uring path operation.
+#[inline(always)]
+fn io_path_kind(op: u8) -> Option<RecordKind> {
+    Some(match op {
+        IORING_OP_RENAMEAT => RecordKind::Rename,
+        IORING_OP_UNLINKAT => RecordKind::Unlink,
+        IORING_OP_MKDIRAT => RecordKind::Mkdir,
+        IORING_OP_SYMLINKAT => RecordKind::Symlink,
+        IORING_OP_LINKAT => RecordKind::Link,
+        _ => return None,
+    })
+}
+
+/// io_uring path operations are seen twice: at submission (here), when the request holds the
+/// kernel copies of its names, and at completion, when the names are already freed but the
+/// result is known. This sends the paths with `IO_PENDING` and the request as cookie; user space
+/// reports the operation when the completion record (`io_path_result`) says it succeeded. The
+/// header is the submitting thread's, as for the syscall.
+#[btf_tracepoint(function = "io_uring_submit_req")]
+pub fn io_uring_submit_req(ctx: BtfTracePointContext) -> i32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(s) = session_of(tgid) else {
+        return 0;
+    };
+    let req: *const u8 = ctx.arg(0);
+    let Ok(op) = rd::<u8>(req, off!(iokiocb_opcode)) else {
+        return 0;
+    };
+    let Some(kind) = io_path_kind(op) else {
+        return 0;
+    };
+    let cmd = req.wrapping_add(off!(iokiocb_cmd));
+    let dfd = |o: usize| rd::<i32>(cmd, o).unwrap_or(AT_FDCWD as i32) as i64;
+    let name = |o: usize| {
+        rdp(cmd, o)
+            .and_then(|f| rdp(f, off!(filename_name)))
+            .map(|p| p as u64)
+            .unwrap_or(0)
+    };
+    let word = |o: usize| rd::<u32>(cmd, o).unwrap_or(0) as u64;
+    // (dir, name, second dir, second name, arg0, flags), as the syscall handlers order them.
+    let (d1, n1, d2, n2, a0, fl) = match op {
+        IORING_OP_UNLINKAT => (
+            dfd(off!(io_unlink_dfd)),
+            name(off!(io_unlink_filename)),
+            NO_DIR,
+            0,
+            0,
+            word(off!(io_unlink_flags)),
+        ),
+        IORING_OP_MKDIRAT => (
+            dfd(off!(io_mkdir_dfd)),
+            name(off!(io_mkdir_filename)),
+            NO_DIR,
+            0,
+            word(off!(io_mkdir_mode)),
+            0,
+        ),
+        IORING_OP_RENAMEAT => (
+            dfd(off!(io_rename_old_dfd)),
+            name(off!(io_rename_oldpath)),
+            dfd(off!(io_rename_new_dfd)),
+            name(off!(io_rename_newpath)),
+            0,
+            word(off!(io_rename_flags)),
+        ),
+        // The new link is the path; a symlink's content is the second name, as written.
+        IORING_OP_SYMLINKAT => (
+            dfd(off!(io_link_new_dfd)),
+            name(off!(io_link_newpath)),
+            NO_DIR,
+            name(off!(io_link_oldpath)),
+            0,
+            0,
+        ),
+        _ => (
+            dfd(off!(io_link_new_dfd)),
+            name(off!(io_link_newpath)),
+            dfd(off!(io_link_old_dfd)),
+            name(off!(io_link_oldpath)),
+            0,
+            word(off!(io_link_flags)),
+        ),
+    };
+    if n1 == 0 {
+        return 0;
+    }
+    // The request's address as a plain number (the verifier forbids arithmetic on a pointer,
+    // and the cookie is written byte by byte).
+    let cookie = launder(req as u64);
+    if emit_path_op(&s, kind, d1, n1, d2, n2, a0, 0, fl as u32, cookie).is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+/// The completion half of an io_uring path operation: its result, no strings.
+#[inline(always)]
+fn io_path_result(s: &SessionInfo, kind: RecordKind, cookie: u64, res: i32) {
+    let Some(buf) = scratch() else {
+        return;
+    };
+    if header_current(buf, kind, s).is_err() {
+        return;
+    }
+    put(
+        buf,
+        HEADER_LEN,
+        PathOpBody {
+            flags: IO_RESULT | VIA_IO_URING,
+            arg0: res as i64 as u64,
+            cookie,
+            ..Default::default()
+        },
+    );
+    submit(buf, HEADER_LEN + core::mem::size_of::<PathOpBody>(), kind);
+}
+
 #[inline(always)]
 fn emit_sock_file(s: &SessionInfo, file: *const u8) -> Result<(), i32> {
     let socket = rdp(file, off!(file_private_data))?;

@@ -116,7 +116,7 @@ fields! {
     FileSize => "file.size", Int, [FileTruncate, FileWrite], "new length (truncate), bytes of the first write (write)";
     FileMarkers => "file.markers", StrList, [FileMmapExec, FileWrite], "`memfd`, `deleted`, `writable_dir`";
     FileFd => "file.fd", Int, [FileOpen], "file descriptor returned";
-    FileVia => "file.via", Str, [FileOpen, FileUnlink, FileRename], "`syscall` or `io_uring`";
+    FileVia => "file.via", Str, [FileOpen, FileUnlink, FileRename, FileChmod, FileChown, FileLink, FileSymlink, FileMkdir, FileTruncate, FileWrite, FileMmapExec], "`syscall` or `io_uring` (io_uring issues opens, mkdir, symlink, link, rename and unlink)";
     NetFamily => "net.family", Str, [NetConnect, NetAccept, NetListen, NetSend, NetDns, NetFlow], "`ipv4`, `ipv6` or `unix`";
     NetProtocol => "net.protocol", Str, [NetConnect, NetAccept, NetListen, NetSend, NetDns, NetFlow], "`tcp`, `udp`, ...";
     NetSrcIp => "net.src_ip", Ip, [NetConnect, NetAccept, NetListen, NetFlow], "local address";

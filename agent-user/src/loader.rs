@@ -26,6 +26,7 @@ const BTF_PROGRAMS: &[&str] = &[
     "sched_process_exec",
     "sched_process_exit",
     "inet_sock_set_state",
+    "io_uring_submit_req",
     "io_uring_complete",
     "signal_generate",
     "sock_send_length",

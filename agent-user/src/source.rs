@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use agent_common::{FLOW_EXIT, FLOW_UPDATE, FlowRecord, RecordKind, SessionInfo};
-use agent_model::decode::decode;
+use agent_common::{
+    FLOW_EXIT, FLOW_UPDATE, FlowRecord, IO_PENDING, IO_RESULT, RecordKind, SessionInfo,
+};
+use agent_model::decode::{Record, decode};
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
 use serde_json::json;
@@ -91,7 +93,12 @@ pub struct SourceLoop {
     next_session: u64,
     /// What the last `net.flow` report of each socket said (key: the kernel's socket address).
     flows: std::collections::HashMap<u64, FlowSeen>,
+    /// io_uring path operations submitted and not yet completed (key: the request's cookie).
+    io_pending: HashMap<u64, (Record, Instant)>,
 }
+
+/// How long a submitted io_uring path operation waits for its completion record.
+const IO_PENDING_TTL: Duration = Duration::from_secs(60);
 
 struct FlowSeen {
     sent: u64,
@@ -197,6 +204,7 @@ impl SourceLoop {
             decode_errors: 0,
             next_session: 0,
             flows: std::collections::HashMap::new(),
+            io_pending: HashMap::new(),
         }
     }
 
@@ -468,9 +476,31 @@ impl SourceLoop {
     }
 
     /// Decode one ring record (or a flow record built from the map), track it, emit its events.
+    /// io_uring path operations arrive as two records (see `IO_PENDING`): hold the submission,
+    /// with its paths, until the completion says the operation succeeded; drop failed ones, as
+    /// the syscall handlers do.
+    fn pair_io(&mut self, rec: Record) -> Option<Record> {
+        let Record::PathOp { body, .. } = &rec else {
+            return Some(rec);
+        };
+        let (flags, cookie, res) = (body.flags, body.cookie, body.arg0 as i64);
+        if flags & IO_PENDING != 0 {
+            self.io_pending.insert(cookie, (rec, Instant::now()));
+            return None;
+        }
+        if flags & IO_RESULT != 0 {
+            let (held, _) = self.io_pending.remove(&cookie)?;
+            return (res == 0).then_some(held);
+        }
+        Some(rec)
+    }
+
     fn handle(&mut self, raw: &[u8]) {
         match decode(raw) {
             Ok(rec) => {
+                let Some(rec) = self.pair_io(rec) else {
+                    return;
+                };
                 let (evs, actions) = self.tracker.on_record(rec, &self.agents);
                 for a in actions {
                     match a {
@@ -542,6 +572,15 @@ impl SourceLoop {
                 last_tick = Instant::now();
                 self.check_losses();
                 self.pipeline.tick();
+                let n = self.io_pending.len();
+                self.io_pending
+                    .retain(|_, (_, t)| t.elapsed() < IO_PENDING_TTL);
+                if self.io_pending.len() < n {
+                    tracing::debug!(
+                        expired = n - self.io_pending.len(),
+                        "io_uring path operations without a completion record"
+                    );
+                }
             }
             if last_flows.elapsed() >= Duration::from_secs(1) {
                 last_flows = Instant::now();

@@ -590,7 +590,14 @@ impl Tracker {
                     path,
                     target,
                     path_truncated: dir.truncated,
-                    via: Some("syscall".into()),
+                    via: Some(
+                        if body.flags & VIA_IO_URING != 0 {
+                            "io_uring"
+                        } else {
+                            "syscall"
+                        }
+                        .into(),
+                    ),
                     ..Default::default()
                 };
                 if fd_op {

@@ -455,6 +455,58 @@ fn evasion_io_uring_send_is_counted_in_the_flow() {
 }
 
 #[test]
+fn evasion_io_uring_mkdir_symlink_link_rename_unlink_are_seen_with_full_paths() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    let t = tmpdir();
+    let dir = real(&t);
+    let (out, sid) = run_out(
+        &d,
+        "t-uring-paths",
+        &format!("{} uring-paths {}", w(), dir.display()),
+    );
+    for step in [
+        "mkdirat=0",
+        "symlinkat=0",
+        "linkat=0",
+        "renameat=0",
+        "unlinkat=0",
+        "unlinkat-missing=-2",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    let evs = ended(&d, &sid);
+    let via = |e: &Event| {
+        e.file
+            .as_ref()
+            .and_then(|f| f.via.clone())
+            .unwrap_or_default()
+    };
+
+    // Names are relative to a descriptor of the directory: the events carry the whole path.
+    let m = file_ev(&evs, &sid, Kind::FileMkdir, &dir.join("sub"));
+    assert_eq!(m.file.as_ref().unwrap().mode, Some(0o750));
+    assert_eq!(via(m), "io_uring");
+    let sl = file_ev(&evs, &sid, Kind::FileSymlink, &dir.join("sub/link"));
+    assert_eq!(target_of(sl), "/etc/hostname");
+    let l = file_ev(&evs, &sid, Kind::FileLink, &dir.join("sub/hard"));
+    assert_eq!(target_of(l), s(&dir.join("f")));
+    let r = file_ev(&evs, &sid, Kind::FileRename, &dir.join("f"));
+    assert_eq!(target_of(r), s(&dir.join("g")));
+    let u = file_ev(&evs, &sid, Kind::FileUnlink, &dir.join("g"));
+    assert_eq!(via(u), "io_uring");
+    // The header is the submitting thread's: the agent's own process, not an io-wq worker.
+    assert!(u.process.exe.to_str_lossy().ends_with("/workload"), "{u:?}");
+    // A failed operation is not reported, as with the syscalls.
+    assert!(!has_file(
+        &evs,
+        &sid,
+        Kind::FileUnlink,
+        &dir.join("missing")
+    ));
+}
+
+#[test]
 fn setresuid_and_a_setuid_exec_are_privilege_changes() {
     require_sensor!();
     let d = Daemon::start().unwrap();
@@ -1262,6 +1314,7 @@ fn the_new_workloads_outside_a_session_produce_no_events() {
          && {wl} sendto 127.0.0.1:{port} 9 && {wl} dns 127.0.0.1:53 outside.aw-test.example 1 \
          && {wl} tcp-xfer 127.0.0.1:{tport} 5000 0 && {wl} int80 open {d}/secret \
          && cp {d}/decoy {d}/decoy2 && {wl} int80 unlink {d}/decoy2 \
+         && mkdir {d}/up && {wl} uring-paths {d}/up \
          && {wl} setresuid 65534 && {wl} ptrace seize {v} && {wl} bpf-load aw_out \
          && {wl} finit-module {d}/bogus.ko && {wl} memfd-exec evil /bin/true t \
          && {wl} exec-deleted {d}/gone t && {ww}/true && LD_PRELOAD={so} /bin/true \

@@ -6,6 +6,10 @@
 //! workload create PATH                open(O_CREAT|O_TRUNC|O_WRONLY)
 //! workload uring-open PATH            IORING_OP_OPENAT, then read through io_uring
 //! workload uring-connect HOST:PORT [N] IORING_OP_CONNECT (TCP), then N bytes by IORING_OP_SEND
+//! workload uring-paths DIR            through io_uring, relative to a descriptor of DIR: mkdirat
+//!                                     sub (0750), symlinkat sub/link -> /etc/hostname, linkat f
+//!                                     sub/hard, renameat f g, unlinkat g, and an unlinkat of a
+//!                                     missing name that fails; prints each result
 //! workload connect HOST:PORT          connect(2) TCP
 //! workload connect-unix PATH          connect(2) AF_UNIX stream
 //! workload udp-connect HOST:PORT      connect(2) UDP
@@ -118,6 +122,62 @@ fn uring_open(path: &str) {
         .unwrap_or_else(|e| die(&format!("submit: {e}")));
     let n = ring.completion().next().map(|c| c.result()).unwrap_or(-1);
     println!("fd={fd} read={n}");
+}
+
+/// Submit one io_uring request and wait for its result.
+fn uring_one(ring: &mut io_uring::IoUring, e: io_uring::squeue::Entry) -> i32 {
+    // SAFETY: callers keep every buffer the entry points at alive until this returns, and it
+    // returns only after the completion.
+    unsafe { ring.submission().push(&e) }.unwrap_or_else(|_| die("sq full"));
+    ring.submit_and_wait(1)
+        .unwrap_or_else(|e| die(&format!("submit: {e}")));
+    ring.completion().next().map(|c| c.result()).unwrap_or(-1)
+}
+
+fn uring_paths(dir: &str) {
+    use io_uring::{IoUring, opcode, types};
+    std::fs::write(format!("{dir}/f"), b"x").unwrap_or_else(|e| die(&format!("{dir}/f: {e}")));
+    let d = cstr(dir);
+    // SAFETY: a valid C string; the descriptor is closed when the process exits.
+    let dfd = unsafe { libc::open(d.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+    if dfd < 0 {
+        die(&format!("open {dir}: {}", std::io::Error::last_os_error()));
+    }
+    let fd = types::Fd(dfd);
+    let mut ring = IoUring::new(8).unwrap_or_else(|e| die(&format!("io_uring_setup: {e}")));
+    let (sub, link, target, hard) = (
+        cstr("sub"),
+        cstr("sub/link"),
+        cstr("/etc/hostname"),
+        cstr("sub/hard"),
+    );
+    let (f, g, missing) = (cstr("f"), cstr("g"), cstr("missing"));
+    let steps = [
+        (
+            "mkdirat",
+            opcode::MkDirAt::new(fd, sub.as_ptr()).mode(0o750).build(),
+        ),
+        (
+            "symlinkat",
+            opcode::SymlinkAt::new(fd, target.as_ptr(), link.as_ptr()).build(),
+        ),
+        (
+            "linkat",
+            opcode::LinkAt::new(fd, f.as_ptr(), fd, hard.as_ptr()).build(),
+        ),
+        (
+            "renameat",
+            opcode::RenameAt::new(fd, f.as_ptr(), fd, g.as_ptr()).build(),
+        ),
+        ("unlinkat", opcode::UnlinkAt::new(fd, g.as_ptr()).build()),
+        (
+            "unlinkat-missing",
+            opcode::UnlinkAt::new(fd, missing.as_ptr()).build(),
+        ),
+    ];
+    for (name, e) in steps {
+        println!("{name}={}", uring_one(&mut ring, e));
+    }
 }
 
 fn uring_connect(target: &str, send: Option<usize>) {
@@ -394,6 +454,7 @@ fn main() {
             unsafe { libc::close(fd) };
         }
         "uring-open" => uring_open(a(1)),
+        "uring-paths" => uring_paths(a(1)),
         "uring-connect" => uring_connect(a(1), args.get(2).and_then(|n| n.parse().ok())),
         "connect" => {
             let _ = TcpStream::connect_timeout(&addr(a(1)), Duration::from_secs(2));
