@@ -98,6 +98,18 @@ pub fn boot_offset_ns() -> i64 {
     (rt.tv_sec - bt.tv_sec) * 1_000_000_000 + (rt.tv_nsec - bt.tv_nsec)
 }
 
+/// `file.via` of a file record: how the agent asked for the operation.
+fn file_via(flags: u32) -> Option<String> {
+    Some(
+        if flags & VIA_IO_URING != 0 {
+            "io_uring"
+        } else {
+            "syscall"
+        }
+        .into(),
+    )
+}
+
 fn o_flag_names(flags: u32) -> Vec<String> {
     const NAMES: &[(u32, &str)] = &[
         (0o100, "O_CREAT"),
@@ -556,14 +568,7 @@ impl Tracker {
                     r#type: file_type(body.i_mode),
                     mode: Some(body.i_mode & 0o7777),
                     fd: Some(body.fd),
-                    via: Some(
-                        if body.flags & VIA_IO_URING != 0 {
-                            "io_uring"
-                        } else {
-                            "syscall"
-                        }
-                        .into(),
-                    ),
+                    via: file_via(body.flags),
                     ..Default::default()
                 });
             }
@@ -590,14 +595,7 @@ impl Tracker {
                     path,
                     target,
                     path_truncated: dir.truncated,
-                    via: Some(
-                        if body.flags & VIA_IO_URING != 0 {
-                            "io_uring"
-                        } else {
-                            "syscall"
-                        }
-                        .into(),
-                    ),
+                    via: file_via(body.flags),
                     ..Default::default()
                 };
                 if fd_op {
