@@ -1914,15 +1914,15 @@ fn io_path_kind(op: u8) -> Option<RecordKind> {
 /// header is the submitting thread's, as for the syscall.
 #[btf_tracepoint(function = "io_uring_submit_req")]
 pub fn io_uring_submit_req(ctx: BtfTracePointContext) -> i32 {
+    // Every io_uring submission on the host passes here: the opcode (a plain load from the
+    // typed request) rules most out before the session lookup.
+    let req: *const u8 = ctx.arg(0);
+    let op: u8 = ld(req, off!(iokiocb_opcode));
+    let Some(kind) = io_path_kind(op) else {
+        return 0;
+    };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let Some(s) = session_of(tgid) else {
-        return 0;
-    };
-    let req: *const u8 = ctx.arg(0);
-    let Ok(op) = rd::<u8>(req, off!(iokiocb_opcode)) else {
-        return 0;
-    };
-    let Some(kind) = io_path_kind(op) else {
         return 0;
     };
     let cmd = req.wrapping_add(off!(iokiocb_cmd));
