@@ -213,12 +213,14 @@ pub const PATH2_TRUNCATED: u32 = 32;
 pub const FD_OP: u32 = 64;
 /// The first name of a [`SysBody`] is an encoded kernel path (a descriptor's file).
 pub const NAME_IS_PATH: u32 = 128;
-/// A [`PathOpBody`] of an io_uring path operation at submission: the paths, not yet the result.
-/// User space holds it until the [`IO_RESULT`] record with the same cookie says it succeeded.
+/// A [`PathOpBody`] of an io_uring path operation (or a [`SockBody`] of an io_uring send) at
+/// submission: the paths or the destination, not yet the result. User space holds it until the
+/// [`IO_RESULT`] record with the same cookie says it succeeded.
 /// (Bits 8..16 are the `EXE_*` markers of [`FD_OP`] records.)
 pub const IO_PENDING: u32 = 1 << 16;
 /// A [`PathOpBody`] with no strings: the result (`arg0`, as i64) of the io_uring path operation
-/// whose submission record has the same cookie.
+/// whose submission record has the same cookie; or a [`SockBody`] with the result (`bytes`, as
+/// i32) of an io_uring send.
 pub const IO_RESULT: u32 = 1 << 17;
 
 /// Body of [`RecordKind::Exec`]; followed by `exe_len` bytes of encoded exe path, `cwd_len`
@@ -371,6 +373,10 @@ pub struct SockBody {
     pub bytes: u32,
     /// Payload bytes that follow the unix path (DNS queries only).
     pub payload_len: u32,
+    /// io_uring sends: the request that pairs the record sent at submission ([`IO_PENDING`],
+    /// with the destination and payload) with the one sent at completion ([`IO_RESULT`], the
+    /// result as an i32 in `bytes`). Zero otherwise.
+    pub cookie: u64,
 }
 
 /// Per-socket traffic of an agent process: follows a [`SockBody`] in a [`RecordKind::Flow`]
@@ -510,6 +516,17 @@ pub struct Offsets {
     pub io_link_flags: u32,
     /// `struct filename.name`: the kernel copy of a path passed by user space.
     pub filename_name: u32,
+    /// `io_kiocb.flags` (`REQ_F_FIXED_FILE` is bit 0).
+    pub iokiocb_flags: u32,
+    /// `io_kiocb.cqe.fd`: the descriptor of a request, before the file is looked up at issue.
+    pub iokiocb_fd: u32,
+    /// `io_kiocb.async_data`: a send's `struct io_async_msghdr`, prepared at submission.
+    pub iokiocb_async_data: u32,
+    /// `io_async_msghdr.msg.msg_name`: the kernel copy of a send's destination, or NULL.
+    pub io_amsg_name: u32,
+    /// `io_sr_msg.buf` (also `umsg`, the user's msghdr of a sendmsg) and `io_sr_msg.len`.
+    pub io_sr_buf: u32,
+    pub io_sr_len: u32,
 }
 
 /// Read-only configuration the loader writes into the eBPF object before loading.
@@ -607,12 +624,12 @@ mod tests {
         assert_eq!(offset_of!(OpenBody, ino), 16);
         assert_eq!(size_of::<PathOpBody>(), 56);
         assert_eq!(offset_of!(PathOpBody, arg0), 24);
-        assert_eq!(size_of::<SockBody>(), 64);
+        assert_eq!(size_of::<SockBody>(), 72);
         assert_eq!(size_of::<SysBody>(), 80);
         assert_eq!(offset_of!(SysBody, ret), 48);
         assert_eq!(offset_of!(SockBody, saddr), 16);
         assert_eq!(size_of::<FlowBody>(), 32);
-        assert_eq!(size_of::<FlowRecord>(), 72 + 64 + 32);
+        assert_eq!(size_of::<FlowRecord>(), 72 + 72 + 32);
         assert_eq!(size_of::<Offsets>() % 4, 0);
         assert_eq!(size_of::<Config>(), size_of::<Offsets>() + 16);
     }

@@ -61,9 +61,10 @@ static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(agent_common::KI
 #[map(name = "SCRATCH")]
 static SCRATCH: PerCpuArray<[u8; SCRATCH_SIZE]> = PerCpuArray::with_max_entries(1, 0);
 
-/// The syscall a handler is tail-called for: [x86_64 number, 1 if it was a 32-bit syscall].
+/// The syscall a handler is tail-called for: [x86_64 number, `ARGS_*` mode, user address of
+/// the arguments when they are in memory (`socketcall`, the old 32-bit `mmap`)].
 #[map(name = "SYSNR")]
-static SYSNR: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+static SYSNR: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_entries(1, 0);
 
 /// One per-CPU word used to hide a value's history from the verifier (see `launder`).
 #[map(name = "VARS")]
@@ -164,6 +165,7 @@ const S_IFREG: u32 = 0o100000;
 const MAX_DNS_PAYLOAD: usize = 512;
 
 // io_uring opcodes (UAPI).
+const IORING_OP_SENDMSG: u8 = 9;
 const IORING_OP_ACCEPT: u8 = 13;
 const IORING_OP_CONNECT: u8 = 16;
 const IORING_OP_OPENAT: u8 = 18;
@@ -173,6 +175,11 @@ const IORING_OP_UNLINKAT: u8 = 36;
 const IORING_OP_MKDIRAT: u8 = 37;
 const IORING_OP_SYMLINKAT: u8 = 38;
 const IORING_OP_LINKAT: u8 = 39;
+const IORING_OP_SEND: u8 = 26;
+const IORING_OP_SEND_ZC: u8 = 47;
+const IORING_OP_SENDMSG_ZC: u8 = 48;
+/// `io_kiocb.flags`: the request names a registered (fixed) file, not a descriptor.
+const REQ_F_FIXED_FILE: u64 = 1;
 
 const AT_FDCWD: i64 = -100;
 /// creat(2) is open(O_CREAT | O_WRONLY | O_TRUNC).
@@ -790,6 +797,11 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
 #[map(name = "HANDLERS")]
 static HANDLERS: ProgramArray = ProgramArray::with_max_entries(8, 0);
 
+/// io_uring send requests whose submission sent an `IO_PENDING` record: their completion sends
+/// the result (one lookup per send completion of a session process).
+#[map(name = "IO_SENDS")]
+static IO_SENDS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
+
 /// (tgid, struct file *) pairs that already produced a `file.write`.
 #[map(name = "WRITTEN")]
 static WRITTEN: LruHashMap<[u64; 2], u8> = LruHashMap::with_max_entries(16384, 0);
@@ -827,9 +839,36 @@ fn family(nr: u64) -> Option<u32> {
 /// on the way back to user space, so it is still set at the `sys_exit` tracepoint.
 const TS_COMPAT: u32 = 2;
 
+/// `SYSNR` modes: a 32-bit syscall (arguments in ia32 registers, 32 bits wide).
+const ARGS_COMPAT: u64 = 1;
+/// The arguments are an array of 32-bit words in user memory (`socketcall`, the old `mmap`);
+/// their count is in bits 8..16 of the mode.
+const ARGS_IN_MEMORY: u64 = 2;
+
+/// ia32 `socketcall(call, args)`: the x86_64 number and argument count of a call the handlers
+/// understand (`SYS_SEND` is a `sendto` without destination).
+#[inline(always)]
+fn socketcall_to_x64(call: u64) -> Option<(u64, u64)> {
+    Some(match call {
+        3 => (NR_CONNECT, 3),
+        4 => (NR_LISTEN, 2),
+        5 => (NR_ACCEPT, 3),
+        9 => (NR_SENDTO, 4),
+        11 => (NR_SENDTO, 6),
+        16 => (NR_SENDMSG, 3),
+        18 => (NR_ACCEPT4, 4),
+        20 => (NR_SENDMMSG, 4),
+        _ => return None,
+    })
+}
+
+/// ia32 `socketcall` and the old `mmap(struct mmap_arg_struct *)`.
+const IA32_SOCKETCALL: u64 = 102;
+const IA32_OLD_MMAP: u64 = 90;
+
 /// The x86_64 number of a 32-bit (ia32) syscall the handlers understand, so an agent cannot hide
-/// an open or unlink behind `int 0x80`. Numbers from 424 on are shared by both tables. Left out:
-/// `socketcall` (multiplexed), `sendmsg`/`sendmmsg` (32-bit msghdr) and the old `mmap`.
+/// an open, unlink or send behind `int 0x80`. Numbers from 424 on are shared by both tables.
+/// `socketcall` and the old `mmap` are resolved by the filter (their arguments are in memory).
 #[inline(always)]
 fn ia32_to_x64(nr: u64) -> Option<u64> {
     Some(match nr {
@@ -881,7 +920,9 @@ fn ia32_to_x64(nr: u64) -> Option<u64> {
         362 => NR_CONNECT,
         363 => NR_LISTEN,
         364 => NR_ACCEPT4,
+        345 => NR_SENDMMSG,
         369 => NR_SENDTO,
+        370 => NR_SENDMSG,
         379 => NR_PWRITEV2,
         424..=511 => nr,
         _ => return None,
@@ -900,11 +941,24 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let regs: *const u8 = ctx.arg(0);
     let mut nr: u64 = ld(regs, off!(regs_orig_ax));
     let status: u32 = ld(current_task(), off!(task_ti_status));
-    let compat = status & TS_COMPAT != 0;
-    if compat {
-        match ia32_to_x64(nr) {
-            Some(n) => nr = n,
-            None => return 0,
+    let mut mode = 0;
+    let mut args = 0;
+    if status & TS_COMPAT != 0 {
+        mode = ARGS_COMPAT;
+        let bx: u64 = ld(regs, off!(regs_bx));
+        if nr == IA32_SOCKETCALL {
+            let Some((n, count)) = socketcall_to_x64(bx & 0xffff_ffff) else {
+                return 0;
+            };
+            let cx: u64 = ld(regs, off!(regs_cx));
+            (nr, mode, args) = (n, mode | ARGS_IN_MEMORY | count << 8, cx & 0xffff_ffff);
+        } else if nr == IA32_OLD_MMAP {
+            (nr, mode, args) = (NR_MMAP, mode | ARGS_IN_MEMORY | 6 << 8, bx & 0xffff_ffff);
+        } else {
+            match ia32_to_x64(nr) {
+                Some(n) => nr = n,
+                None => return 0,
+            }
         }
     }
     if let Some(h) = family(nr) {
@@ -912,7 +966,7 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
             return 0;
         };
         // SAFETY: per-CPU slot; the tail-called handler runs next on this CPU.
-        unsafe { *p = [nr, compat as u64] };
+        unsafe { *p = [nr, mode, args] };
         // SAFETY: the tail call either jumps to a handler of the same program type, or fails
         // and we return.
         unsafe { HANDLERS.tail_call(&ctx, h) };
@@ -928,6 +982,9 @@ struct Sys {
     regs: *const u8,
     /// A 32-bit syscall (`nr` is already the x86_64 number).
     compat: bool,
+    /// `ARGS_*` mode and, for arguments in memory, their user address.
+    mode: u64,
+    args: u64,
 }
 
 impl Sys {
@@ -938,20 +995,30 @@ impl Sys {
         let regs: *const u8 = ctx.arg(0);
         let ret: i64 = ctx.arg(1);
         // SAFETY: per-CPU slot written by the filter just before the tail call.
-        let [nr, compat] = unsafe { *SYSNR.get_ptr_mut(0)? };
+        let [nr, mode, args] = unsafe { *SYSNR.get_ptr_mut(0)? };
         Some(Sys {
             s,
             nr,
             ret,
             regs,
-            compat: compat != 0,
+            compat: mode & ARGS_COMPAT != 0,
+            mode,
+            args,
         })
     }
 
     /// Syscall argument `i` (0-based; x86_64 order di si dx r10 r8, ia32 order bx cx dx si di,
-    /// cut to 32 bits as the kernel does).
+    /// cut to 32 bits as the kernel does; or the i-th 32-bit word of an argument array in
+    /// memory, zero past its count).
     #[inline(always)]
     fn arg(&self, i: u32) -> u64 {
+        if self.mode & ARGS_IN_MEMORY != 0 {
+            if i as u64 >= (self.mode >> 8) & 0xff {
+                return 0;
+            }
+            let w: u32 = read_user(self.args as *const u8, (i as usize & 7) * 4);
+            return w as u64;
+        }
         let o = match (self.compat, i) {
             (false, 0) => off!(regs_di),
             (false, 1) => off!(regs_si),
@@ -1117,21 +1184,31 @@ pub fn h_net(ctx: BtfTracePointContext) -> i32 {
             emit_sock_fd(&x.s, RecordKind::Accept, x.ret, 0, false)
         }
         NR_LISTEN if x.ret == 0 => emit_sock_fd(&x.s, RecordKind::Listen, x.fd(0), 0, true),
-        NR_SENDTO if x.ret > 0 => emit_send(&x.s, x.fd(0), x.arg(1), x.arg(4), x.ret),
+        NR_SENDTO if x.ret > 0 => emit_send(&x.s, x.fd(0), x.arg(1), x.arg(4), false, x.ret, 0),
         NR_SENDMSG | NR_SENDMMSG if x.ret > 0 => {
             // struct msghdr (x86_64 ABI): msg_name @0, msg_iov @16; iovec: base @0, len @8.
+            // The 32-bit compat_msghdr: msg_name @0, msg_iov @8; compat_iovec: base @0, len @4.
             // For sendmmsg the first struct mmsghdr starts with its msghdr.
             let msg = x.arg(1) as *const u8;
-            let name: u64 = read_user(msg, 0);
-            let iov: u64 = read_user(msg, 16);
-            let base: u64 = read_user(iov as *const u8, 0);
-            let len: u64 = read_user(iov as *const u8, 8);
+            let (name, base, len) = if x.compat {
+                let name: u32 = read_user(msg, 0);
+                let iov: u32 = read_user(msg, 8);
+                let base: u32 = read_user(iov as u64 as *const u8, 0);
+                let len: u32 = read_user(iov as u64 as *const u8, 4);
+                (name as u64, base as u64, len as u64)
+            } else {
+                let name: u64 = read_user(msg, 0);
+                let iov: u64 = read_user(msg, 16);
+                let base: u64 = read_user(iov as *const u8, 0);
+                let len: u64 = read_user(iov as *const u8, 8);
+                (name, base, len)
+            };
             let sent = if x.nr == NR_SENDMMSG {
                 len as i64
             } else {
                 x.ret
             };
-            emit_send(&x.s, x.fd(0), base, name, sent)
+            emit_send(&x.s, x.fd(0), base, name, false, sent, 0)
         }
         _ => Ok(()),
     };
@@ -1148,10 +1225,30 @@ fn read_user<T: Default>(base: *const u8, off: usize) -> T {
         .unwrap_or_default()
 }
 
-/// UDP datagrams: a send with an explicit destination is `net.send`; anything to port 53 also
-/// carries the first bytes of the payload so user space can decode the DNS question.
+/// A user or kernel pointer's bytes at `off` (zero when unreadable).
 #[inline(always)]
-fn emit_send(s: &SessionInfo, fd: i64, buf: u64, addr: u64, sent: i64) -> Result<(), i32> {
+fn read_any<T: Default>(base: *const u8, off: usize, kernel: bool) -> T {
+    if kernel {
+        rd(base, off).unwrap_or_default()
+    } else {
+        read_user(base, off)
+    }
+}
+
+/// UDP datagrams: a send with an explicit destination is `net.send`; anything to port 53 also
+/// carries the first bytes of the payload so user space can decode the DNS question. `addr` is
+/// the destination (a user pointer, or a kernel copy for io_uring); `cookie` is nonzero for an
+/// io_uring submission, whose result comes later (`IO_PENDING`).
+#[inline(always)]
+fn emit_send(
+    s: &SessionInfo,
+    fd: i64,
+    buf: u64,
+    addr: u64,
+    addr_kernel: bool,
+    sent: i64,
+    cookie: u64,
+) -> Result<(), i32> {
     let file = file_of_fd(fd)?;
     let socket = rdp(file, off!(file_private_data))?;
     let sk = rdp(socket, off!(socket_sk))?;
@@ -1161,23 +1258,28 @@ fn emit_send(s: &SessionInfo, fd: i64, buf: u64, addr: u64, sent: i64) -> Result
     }
     let mut family: u16 = rd(sk, off!(sk_family))?;
     let mut body = SockBody {
-        flags: 0,
+        flags: if cookie != 0 {
+            IO_PENDING | VIA_IO_URING
+        } else {
+            0
+        },
         protocol,
         sock_type: 2,
         fd: fd as i32,
         bytes: sent as u32,
+        cookie,
         ..SockBody::default()
     };
     if addr != 0 {
         let ua = addr as *const u8;
-        family = read_user(ua, 0);
-        let port: u16 = read_user(ua, 2);
+        family = read_any(ua, 0, addr_kernel);
+        let port: u16 = read_any(ua, 2, addr_kernel);
         body.dport = u16::from_be(port);
         if family == AF_INET {
-            let a4: [u8; 4] = read_user(ua, 4);
+            let a4: [u8; 4] = read_any(ua, 4, addr_kernel);
             body.daddr[..4].copy_from_slice(&a4);
         } else if family == AF_INET6 {
-            body.daddr = read_user(ua, 8);
+            body.daddr = read_any(ua, 8, addr_kernel);
         }
     } else {
         let dport: u16 = rd(sk, off!(sk_dport)).unwrap_or(0);
@@ -1220,6 +1322,9 @@ fn emit_send(s: &SessionInfo, fd: i64, buf: u64, addr: u64, sent: i64) -> Result
     body.payload_len = (pos - start) as u32;
     put(buf_ptr, HEADER_LEN, body);
     submit(buf_ptr, pos, RecordKind::Send);
+    if cookie != 0 {
+        let _ = IO_SENDS.insert(&cookie, &1, 0);
+    }
     Ok(())
 }
 
@@ -1881,6 +1986,12 @@ pub fn io_uring_complete(ctx: BtfTracePointContext) -> i32 {
                 io_path_result(&s, kind, launder(req as u64), res);
             }
         }
+        IORING_OP_SENDMSG | IORING_OP_SEND | IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC => {
+            let cookie = launder(req as u64);
+            if IO_SENDS.remove(&cookie).is_ok() {
+                io_send_result(&s, cookie, res);
+            }
+        }
         IORING_OP_CONNECT => {
             if res == 0 || res == -(EINPROGRESS as i32) {
                 if let Ok(file) = rdp(req, off!(iokiocb_file)) {
@@ -1918,6 +2029,13 @@ pub fn io_uring_submit_req(ctx: BtfTracePointContext) -> i32 {
     // typed request) rules most out before the session lookup.
     let req: *const u8 = ctx.arg(0);
     let op: u8 = ld(req, off!(iokiocb_opcode));
+    if matches!(
+        op,
+        IORING_OP_SENDMSG | IORING_OP_SEND | IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC
+    ) {
+        io_send_submit(req, op);
+        return 0;
+    }
     let Some(kind) = io_path_kind(op) else {
         return 0;
     };
@@ -1988,6 +2106,66 @@ pub fn io_uring_submit_req(ctx: BtfTracePointContext) -> i32 {
         bump(&ERRORS, kind);
     }
     0
+}
+
+/// An io_uring send at submission, when its prepared message holds the kernel copy of the
+/// destination and the user's buffers are still the submitter's: the same `net.send` and DNS
+/// record as the syscalls, with `IO_PENDING` (the result comes with the completion). Requests on
+/// registered (fixed) files are not followed: their socket is not in the descriptor table.
+#[inline(always)]
+fn io_send_submit(req: *const u8, op: u8) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(s) = session_of(tgid) else {
+        return;
+    };
+    let flags: u64 = ld(req, off!(iokiocb_flags));
+    if flags & REQ_F_FIXED_FILE != 0 {
+        return;
+    }
+    let fd: i32 = ld(req, off!(iokiocb_fd));
+    let name = rdp(req, off!(iokiocb_async_data))
+        .and_then(|m| rdp(m, off!(io_amsg_name)))
+        .map(|p| p as u64)
+        .unwrap_or(0);
+    let cmd = req.wrapping_add(off!(iokiocb_cmd));
+    let ubuf: u64 = rd(cmd, off!(io_sr_buf)).unwrap_or(0);
+    let (buf, len) = if op == IORING_OP_SEND || op == IORING_OP_SEND_ZC {
+        (ubuf, rd::<i32>(cmd, off!(io_sr_len)).unwrap_or(0) as i64)
+    } else {
+        // The user's struct msghdr (x86_64): msg_iov @16; iovec: base @0, len @8.
+        let iov: u64 = read_user(ubuf as *const u8, 16);
+        let base: u64 = read_user(iov as *const u8, 0);
+        let len: u64 = read_user(iov as *const u8, 8);
+        (base, len as i64)
+    };
+    let cookie = launder(req as u64);
+    let _ = emit_send(&s, fd as i64, buf, name, true, len, cookie);
+}
+
+/// The completion half of an io_uring send: its result, no payload.
+#[inline(always)]
+fn io_send_result(s: &SessionInfo, cookie: u64, res: i32) {
+    let Some(buf) = scratch() else {
+        return;
+    };
+    if header_current(buf, RecordKind::Send, s).is_err() {
+        return;
+    }
+    put(
+        buf,
+        HEADER_LEN,
+        SockBody {
+            flags: IO_RESULT | VIA_IO_URING,
+            bytes: res as u32,
+            cookie,
+            ..Default::default()
+        },
+    );
+    submit(
+        buf,
+        HEADER_LEN + core::mem::size_of::<SockBody>(),
+        RecordKind::Send,
+    );
 }
 
 /// The completion half of an io_uring path operation: its result, no strings.

@@ -128,7 +128,7 @@ fields! {
     NetFlowState => "net.flow_state", Str, [NetFlow], "`close` (TCP socket closed), `update` (periodic, still open) or `exit` (owner exited first; UDP)";
     NetFlowMs => "net.flow_ms", Int, [NetFlow], "milliseconds from the first counted byte to this report";
     NetUnixPath => "net.unix_path", Str, [NetConnect, NetAccept, NetListen], "unix socket path (abstract ones start with `@`)";
-    NetVia => "net.via", Str, [NetConnect, NetAccept, NetListen], "`syscall`, `io_uring` or `tcp_state`";
+    NetVia => "net.via", Str, [NetConnect, NetAccept, NetListen, NetSend, NetDns], "`syscall`, `io_uring` or `tcp_state`";
     DnsQname => "dns.qname", Str, [NetDns], "DNS question name";
     DnsQtype => "dns.qtype", Str, [NetDns], "DNS question type (`A`, `AAAA`, `TXT`, ...)";
     PrivOp => "priv.op", Str, [PrivChange], "`setuid`, `setresuid`, `capset`, ... or `exec` (setuid binary)";

@@ -299,6 +299,12 @@ pub fn offsets(btf: &Btf) -> Result<Offsets> {
         io_link_newpath: o("io_link", "newpath")?,
         io_link_flags: o("io_link", "flags")?,
         filename_name: o("filename", "name")?,
+        iokiocb_flags: o("io_kiocb", "flags")?,
+        iokiocb_fd: o("io_kiocb", "cqe.fd")?,
+        iokiocb_async_data: o("io_kiocb", "async_data")?,
+        io_amsg_name: o("io_async_msghdr", "msg.msg_name")?,
+        io_sr_buf: o("io_sr_msg", "buf")?,
+        io_sr_len: o("io_sr_msg", "len")?,
     })
 }
 

@@ -479,18 +479,29 @@ impl SourceLoop {
     /// io_uring path operations arrive as two records (see `IO_PENDING`): hold the submission,
     /// with its paths, until the completion says the operation succeeded; drop failed ones, as
     /// the syscall handlers do.
+    /// io_uring sends (`net.send`, DNS) pair the same way: reported when the completion says
+    /// bytes went, with that count.
     fn pair_io(&mut self, rec: Record) -> Option<Record> {
-        let Record::PathOp { body, .. } = &rec else {
-            return Some(rec);
+        let (flags, cookie, res, send) = match &rec {
+            Record::PathOp { body, .. } => (body.flags, body.cookie, body.arg0 as i64, false),
+            Record::Sock { hdr, body, .. } if hdr.kind == RecordKind::Send => {
+                (body.flags, body.cookie, body.bytes as i32 as i64, true)
+            }
+            _ => return Some(rec),
         };
-        let (flags, cookie, res) = (body.flags, body.cookie, body.arg0 as i64);
         if flags & IO_PENDING != 0 {
             self.io_pending.insert(cookie, (rec, Instant::now()));
             return None;
         }
         if flags & IO_RESULT != 0 {
-            let (held, _) = self.io_pending.remove(&cookie)?;
-            return (res == 0).then_some(held);
+            let (mut held, _) = self.io_pending.remove(&cookie)?;
+            if !send {
+                return (res == 0).then_some(held);
+            }
+            if let Record::Sock { body, .. } = &mut held {
+                body.bytes = res as u32;
+            }
+            return (res > 0).then_some(held);
         }
         Some(rec)
     }

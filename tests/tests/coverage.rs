@@ -455,6 +455,114 @@ fn evasion_io_uring_send_is_counted_in_the_flow() {
 }
 
 #[test]
+fn evasion_32bit_socketcall_sendmsg_and_sendmmsg_are_seen_with_their_destination() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let (out, sid) = run_out(
+        &d,
+        "t-int80-net",
+        &format!("{} int80-net 127.0.0.1:{port} compat.aw-test.example", w()),
+    );
+    for step in [
+        "sc-sendto=23",
+        "sendmsg=29",
+        "sc-sendmsg=31",
+        "sendmmsg=1",
+        "sc-sendmmsg=1",
+        "sc-connect=0",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    let mut buf = [0u8; 64];
+    for n in [23, 29, 31, 33, 35] {
+        assert_eq!(sink.recv(&mut buf).unwrap(), n, "the datagrams really went");
+    }
+    let evs = ended(&d, &sid);
+    let mut bytes: Vec<u64> = of(&evs, &sid, Kind::NetSend)
+        .into_iter()
+        .filter_map(|e| {
+            let n = e.net.as_ref().unwrap();
+            assert_eq!(n.protocol.as_deref(), Some("udp"));
+            (n.dst_port == Some(port) && n.dst_ip == Some("127.0.0.1".parse().unwrap()))
+                .then_some(n.bytes.unwrap())
+        })
+        .collect();
+    bytes.sort();
+    assert_eq!(bytes, [23, 29, 31, 33, 35], "{evs:?}");
+    let dns = of(&evs, &sid, Kind::NetDns);
+    assert_eq!(dns.len(), 1, "{dns:?}");
+    let q = dns[0].dns.as_ref().unwrap();
+    assert_eq!(q.qname.to_str_lossy(), "compat.aw-test.example");
+    assert_eq!(q.qtype, "TXT");
+    let connects: Vec<_> = of(&evs, &sid, Kind::NetConnect)
+        .into_iter()
+        .filter(|e| e.net.as_ref().unwrap().dst_port == Some(port))
+        .collect();
+    assert_eq!(connects.len(), 1, "{connects:?}");
+    assert_eq!(
+        connects[0].net.as_ref().unwrap().protocol.as_deref(),
+        Some("udp")
+    );
+}
+
+#[test]
+fn evasion_io_uring_udp_sends_and_dns_are_seen_with_their_destination() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let (out, sid) = run_out(
+        &d,
+        "t-uring-udp",
+        &format!("{} uring-udp 127.0.0.1:{port} ring.aw-test.example", w()),
+    );
+    for step in ["sendmsg=37", "send=41", "send6=-97", "dns="] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        sink.recv(&mut buf).unwrap(),
+        37,
+        "the sendmsg datagram really went"
+    );
+    assert_eq!(
+        sink.recv(&mut buf).unwrap(),
+        41,
+        "the send datagram really went"
+    );
+    let evs = ended(&d, &sid);
+    let mut sends: Vec<_> = of(&evs, &sid, Kind::NetSend)
+        .into_iter()
+        .filter(|e| e.net.as_ref().unwrap().dst_port == Some(port))
+        .collect();
+    sends.sort_by_key(|e| e.net.as_ref().unwrap().bytes);
+    // The refused IPv6 send is not reported, as a failed sendto(2) is not.
+    assert_eq!(sends.len(), 2, "{sends:?}");
+    for (e, bytes) in sends.iter().zip([37, 41]) {
+        let n = e.net.as_ref().unwrap();
+        assert_eq!(n.bytes, Some(bytes));
+        assert_eq!(n.dst_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(n.protocol.as_deref(), Some("udp"));
+        assert_eq!(n.via.as_deref(), Some("io_uring"));
+        let exe = std::fs::canonicalize(w()).unwrap();
+        assert_eq!(e.process.exe.to_str_lossy(), s(&exe));
+    }
+    let dns = of(&evs, &sid, Kind::NetDns);
+    assert_eq!(dns.len(), 1, "{dns:?}");
+    let q = dns[0].dns.as_ref().unwrap();
+    assert_eq!(q.qname.to_str_lossy(), "ring.aw-test.example");
+    assert_eq!(q.qtype, "TXT");
+    let n = dns[0].net.as_ref().unwrap();
+    assert_eq!(
+        (n.dst_ip, n.dst_port),
+        (Some("127.0.0.1".parse().unwrap()), Some(53))
+    );
+    assert_eq!(n.via.as_deref(), Some("io_uring"));
+}
+
+#[test]
 fn evasion_io_uring_mkdir_symlink_link_rename_unlink_are_seen_with_full_paths() {
     require_sensor!();
     let d = Daemon::start().unwrap();
@@ -1226,7 +1334,7 @@ fn evasion_bash_dev_tcp_and_nohup() {
 }
 
 #[test]
-fn evasion_32bit_int80_open_and_unlink_are_seen_as_open_and_unlink() {
+fn evasion_32bit_int80_open_unlink_and_old_mmap_are_seen() {
     require_sensor!();
     let d = Daemon::start().unwrap();
     let t = tmpdir();
@@ -1235,11 +1343,14 @@ fn evasion_32bit_int80_open_and_unlink_are_seen_as_open_and_unlink() {
     let gone = dir.join("evidence.log");
     std::fs::write(&secret, "KEY").unwrap();
     std::fs::write(&gone, "x").unwrap();
+    let lib = world_writable(&t).join("hook.so");
+    std::fs::copy("/bin/true", &lib).unwrap();
     let script = format!(
-        "{wl} int80 open {s} && {wl} int80 unlink {g}",
+        "{wl} int80 open {s} && {wl} int80 unlink {g} && {wl} int80 mmap-exec {l}",
         wl = w(),
         s = secret.display(),
-        g = gone.display()
+        g = gone.display(),
+        l = lib.display(),
     );
     let (out, sid) = run_out(&d, "t-int80", &script);
     assert!(
@@ -1254,6 +1365,18 @@ fn evasion_32bit_int80_open_and_unlink_are_seen_as_open_and_unlink() {
     assert_eq!(f.ino, Some(std::fs::metadata(&secret).unwrap().ino()));
     assert!(e.process.exe.to_str_lossy().ends_with("/workload"));
     file_ev(&evs, &sid, Kind::FileUnlink, &gone);
+    // The old 32-bit mmap passes its arguments in memory: still an executable mapping.
+    assert!(out.contains("mapped"), "{out}");
+    let m = file_ev(&evs, &sid, Kind::FileMmapExec, &lib);
+    assert!(
+        m.file
+            .as_ref()
+            .unwrap()
+            .markers
+            .iter()
+            .any(|x| x == "writable_dir"),
+        "{m:?}"
+    );
 }
 
 #[test]
@@ -1312,9 +1435,10 @@ fn the_new_workloads_outside_a_session_produce_no_events() {
         "cd {d} && echo x > f && chmod 600 f && chown 1:1 f && ln f hard && ln -s f soft && mkdir sub \
          && truncate -s 3 f && {wl} fd-ops {d}/f 2 2 1 && {wl} write-twice {d}/w \
          && {wl} sendto 127.0.0.1:{port} 9 && {wl} dns 127.0.0.1:53 outside.aw-test.example 1 \
-         && {wl} tcp-xfer 127.0.0.1:{tport} 5000 0 && {wl} int80 open {d}/secret \
+         && {wl} tcp-xfer 127.0.0.1:{tport} 5000 0 && {wl} int80 open {d}/secret && {wl} int80 mmap-exec {ww}/true \
          && cp {d}/decoy {d}/decoy2 && {wl} int80 unlink {d}/decoy2 \
-         && mkdir {d}/up && {wl} uring-paths {d}/up \
+         && mkdir {d}/up && {wl} uring-paths {d}/up && {wl} uring-udp 127.0.0.1:{port} out.aw-test.example \
+         && {wl} int80-net 127.0.0.1:{port} out32.aw-test.example \
          && {wl} setresuid 65534 && {wl} ptrace seize {v} && {wl} bpf-load aw_out \
          && {wl} finit-module {d}/bogus.ko && {wl} memfd-exec evil /bin/true t \
          && {wl} exec-deleted {d}/gone t && {ww}/true && LD_PRELOAD={so} /bin/true \

@@ -10,6 +10,11 @@
 //!                                     sub (0750), symlinkat sub/link -> /etc/hostname, linkat f
 //!                                     sub/hard, renameat f g, unlinkat g, and an unlinkat of a
 //!                                     missing name that fails; prints each result
+//! workload uring-udp IPV4:PORT NAME   on one unconnected UDP socket, through io_uring: SENDMSG
+//!                                     of 37 bytes and SEND (with a destination) of 41 bytes to
+//!                                     IPV4:PORT, a SEND to [::1]:PORT that fails, and SENDMSG of
+//!                                     a DNS TXT question for NAME to 127.0.0.1:53; prints each
+//!                                     result
 //! workload connect HOST:PORT          connect(2) TCP
 //! workload connect-unix PATH          connect(2) AF_UNIX stream
 //! workload udp-connect HOST:PORT      connect(2) UDP
@@ -24,8 +29,16 @@
 //! workload write-twice PATH           create PATH, write 5 bytes, then 3 more
 //! workload sendto HOST:PORT N         UDP sendto(2) of N bytes without connect
 //! workload dns HOST:PORT NAME QTYPE   UDP sendto(2) of a DNS question for NAME (QTYPE number)
-//! workload int80 open|unlink PATH     the 32-bit syscall through `int 0x80` (path below 4 GiB);
-//!                                     open reads a byte and prints `fd=N byte=B`
+//! workload int80 open|unlink|mmap-exec PATH
+//!                                     the 32-bit syscall through `int 0x80` (path below 4 GiB);
+//!                                     open reads a byte and prints `fd=N byte=B`; mmap-exec maps
+//!                                     PATH executable with the old `mmap` (arguments in memory)
+//! workload int80-net IPV4:PORT NAME  32-bit sends to IPV4:PORT from memory below 4 GiB:
+//!                                     socketcall sendto (23 bytes), ia32 sendmsg (29),
+//!                                     socketcall sendmsg (31), ia32 sendmmsg (33), socketcall
+//!                                     sendmmsg (35), a socketcall sendto of a DNS TXT question
+//!                                     for NAME to 127.0.0.1:53, a socketcall connect of a second
+//!                                     UDP socket; prints each result
 //! workload tcp-xfer HOST:PORT N SECS  connect, send N bytes spread over SECS seconds, shut down
 //!                                     writing, read until EOF, close; prints `sent=N received=M`
 //! workload setresuid UID              setresuid(UID, UID, UID), then open /proc/self/status
@@ -67,6 +80,11 @@ fn open_close(path: &CString) -> bool {
 
 /// A 32-bit syscall through `int 0x80` (ia32 emulation): nr in eax, args in ebx, ecx, edx.
 fn int80(nr: u32, a: u64, b: u64, c: u64) -> i32 {
+    int80_4(nr, a, b, c, 0)
+}
+
+/// [`int80`] with a fourth argument (esi).
+fn int80_4(nr: u32, a: u64, b: u64, c: u64, d: u64) -> i32 {
     let ret: i32;
     // SAFETY: a raw syscall with scalar arguments or pointers into our own memory; rbx is
     // reserved by LLVM, so the first argument is swapped in and out around the trap.
@@ -79,9 +97,107 @@ fn int80(nr: u32, a: u64, b: u64, c: u64) -> i32 {
             inlateout("eax") nr => ret,
             in("ecx") b as u32,
             in("edx") c as u32,
+            in("esi") d as u32,
         );
     }
     ret
+}
+
+/// Sends over 32-bit syscalls, all from memory below 4 GiB to an unconnected UDP socket: the
+/// multiplexed `socketcall` (sendto, sendmsg, sendmmsg, connect) and the direct ia32 `sendmsg`
+/// and `sendmmsg` with their 32-bit message headers; then a DNS TXT question for NAME to
+/// 127.0.0.1:53 through `socketcall`.
+fn int80_net(target: &str, name: &str) {
+    let std::net::SocketAddr::V4(v4) = addr(target) else {
+        die("int80-net takes an IPv4 address")
+    };
+    // SAFETY: a fresh anonymous mapping below 4 GiB, so 32-bit syscalls can address it.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        die("mmap MAP_32BIT failed");
+    }
+    let base = page as u64;
+    let put = |off: u64, bytes: &[u8]| {
+        assert!(off as usize + bytes.len() <= 4096);
+        // SAFETY: within the 4096-byte mapping (checked above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), (base + off) as *mut u8, bytes.len())
+        };
+    };
+    let words = |off: u64, w: &[u32]| {
+        let b: Vec<u8> = w.iter().flat_map(|x| x.to_ne_bytes()).collect();
+        put(off, &b);
+    };
+    let sin = |a: std::net::SocketAddrV4| {
+        let s = sockaddr_in(a);
+        // SAFETY: sockaddr_in is plain old data.
+        unsafe {
+            std::slice::from_raw_parts(
+                &s as *const libc::sockaddr_in as *const u8,
+                std::mem::size_of::<libc::sockaddr_in>(),
+            )
+        }
+        .to_vec()
+    };
+    // Layout: destination @0, DNS server @16, argument words @64, compat_msghdr @128 (the
+    // mmsghdr's msg_len follows it), compat_iovec @192, payload @512, DNS question @1024.
+    let (dst, dns, args, msg, iov, data, query) = (0, 16, 64, 128, 192, 512, 1024);
+    put(dst, &sin(v4));
+    put(
+        dns,
+        &sin(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            53,
+        )),
+    );
+    put(data, &[b'q'; 64]);
+    let q = dns_query(name, 16);
+    put(query, &q);
+    let a = |off: u64| (base + off) as u32;
+    // compat_msghdr: name, namelen, iov, iovlen, control, controllen, flags; compat_iovec.
+    let message = |len: u32| {
+        words(msg, &[a(dst), 16, a(iov), 1, 0, 0, 0, 0]);
+        words(iov, &[a(data), len]);
+    };
+    // SAFETY: plain socket(2).
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        die("socket failed");
+    }
+    let fd = fd as u32;
+    const SOCKETCALL: u32 = 102;
+    words(args, &[fd, a(data), 23, 0, a(dst), 16]);
+    println!("sc-sendto={}", int80(SOCKETCALL, 11, a(args) as u64, 0));
+    message(29);
+    println!("sendmsg={}", int80(370, fd as u64, a(msg) as u64, 0));
+    message(31);
+    words(args, &[fd, a(msg), 0]);
+    println!("sc-sendmsg={}", int80(SOCKETCALL, 16, a(args) as u64, 0));
+    message(33);
+    println!("sendmmsg={}", int80_4(345, fd as u64, a(msg) as u64, 1, 0));
+    message(35);
+    words(args, &[fd, a(msg), 1, 0]);
+    println!("sc-sendmmsg={}", int80(SOCKETCALL, 20, a(args) as u64, 0));
+    words(args, &[fd, a(query), q.len() as u32, 0, a(dns), 16]);
+    println!("sc-dns={}", int80(SOCKETCALL, 11, a(args) as u64, 0));
+    // SAFETY: plain socket(2).
+    let fd2 = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    words(args, &[fd2 as u32, a(dst), 16]);
+    println!("sc-connect={}", int80(SOCKETCALL, 3, a(args) as u64, 0));
+    // SAFETY: our descriptors.
+    unsafe {
+        libc::close(fd as i32);
+        libc::close(fd2);
+    }
 }
 
 fn cstr(s: &str) -> CString {
@@ -178,6 +294,70 @@ fn uring_paths(dir: &str) {
     for (name, e) in steps {
         println!("{name}={}", uring_one(&mut ring, e));
     }
+}
+
+fn sockaddr_in(a: std::net::SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn uring_udp(target: &str, name: &str) {
+    use io_uring::{IoUring, opcode, types};
+    let std::net::SocketAddr::V4(v4) = addr(target) else {
+        die("uring-udp takes an IPv4 address")
+    };
+    // SAFETY: plain socket(2); closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        die("socket failed");
+    }
+    let mut ring = IoUring::new(8).unwrap_or_else(|e| die(&format!("io_uring_setup: {e}")));
+    let sin_len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+    let sendmsg = |ring: &mut IoUring, to: &libc::sockaddr_in, data: &[u8]| {
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // SAFETY: an all-zero msghdr is valid; the fields set below point at live locals.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = to as *const libc::sockaddr_in as *mut libc::c_void;
+        msg.msg_namelen = sin_len;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        uring_one(ring, opcode::SendMsg::new(types::Fd(fd), &msg).build())
+    };
+    let to = sockaddr_in(v4);
+    println!("sendmsg={}", sendmsg(&mut ring, &to, &[b'm'; 37]));
+    let data = [b's'; 41];
+    let e = opcode::Send::new(types::Fd(fd), data.as_ptr(), data.len() as u32)
+        .dest_addr(&to as *const libc::sockaddr_in as *const libc::sockaddr)
+        .dest_addr_len(sin_len)
+        .build();
+    println!("send={}", uring_one(&mut ring, e));
+    // An IPv6 destination on an IPv4 socket: the kernel refuses it (EAFNOSUPPORT).
+    // SAFETY: an all-zero sockaddr_in6 is valid.
+    let mut six: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    six.sin6_family = libc::AF_INET6 as u16;
+    six.sin6_port = v4.port().to_be();
+    six.sin6_addr.s6_addr[15] = 1;
+    let e = opcode::Send::new(types::Fd(fd), data.as_ptr(), 7)
+        .dest_addr(&six as *const libc::sockaddr_in6 as *const libc::sockaddr)
+        .dest_addr_len(std::mem::size_of::<libc::sockaddr_in6>() as u32)
+        .build();
+    println!("send6={}", uring_one(&mut ring, e));
+    let dns = sockaddr_in(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::LOCALHOST,
+        53,
+    ));
+    println!("dns={}", sendmsg(&mut ring, &dns, &dns_query(name, 16)));
+    // SAFETY: our descriptor.
+    unsafe { libc::close(fd) };
 }
 
 fn uring_connect(target: &str, send: Option<usize>) {
@@ -455,6 +635,8 @@ fn main() {
         }
         "uring-open" => uring_open(a(1)),
         "uring-paths" => uring_paths(a(1)),
+        "uring-udp" => uring_udp(a(1), a(2)),
+        "int80-net" => int80_net(a(1), a(2)),
         "uring-connect" => uring_connect(a(1), args.get(2).and_then(|n| n.parse().ok())),
         "connect" => {
             let _ = TcpStream::connect_timeout(&addr(a(1)), Duration::from_secs(2));
@@ -614,7 +796,27 @@ fn main() {
                     }
                     println!("unlinked");
                 }
-                _ => die("int80 open|unlink PATH"),
+                "mmap-exec" => {
+                    // The old ia32 mmap takes its six arguments as 32-bit words in memory.
+                    let c = cstr(a(2));
+                    // SAFETY: a valid path; the descriptor stays open for the mapping.
+                    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                    if fd < 0 {
+                        die("open failed");
+                    }
+                    let args: [u32; 6] =
+                        [0, 4096, 5 /* PROT_READ|PROT_EXEC */, 2, fd as u32, 0];
+                    // SAFETY: 24 bytes at offset 2048 of the 4096 + len mapping.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(args.as_ptr(), buf.add(2048) as *mut u32, 6)
+                    };
+                    let r = int80(90, buf as u64 + 2048, 0, 0);
+                    if (r as u32) >= 0xffff_f000 {
+                        die(&format!("int80 old mmap: {r}"));
+                    }
+                    println!("mapped");
+                }
+                _ => die("int80 open|unlink|mmap-exec PATH"),
             }
         }
         "tcp-xfer" => {
