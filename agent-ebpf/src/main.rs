@@ -1399,10 +1399,9 @@ pub fn h_proc(ctx: BtfTracePointContext) -> i32 {
             b.fstype = read_user(attr, 48);
             RecordKind::Bpf
         }
+        // Every attempt, failed ones included (`ret`): an agent trying to load kernel code
+        // matters even when the kernel refuses it.
         NR_INIT_MODULE | NR_FINIT_MODULE => {
-            if x.ret != 0 {
-                return 0;
-            }
             if x.nr == NR_FINIT_MODULE {
                 name_fd = x.fd(0);
             } else {

@@ -146,7 +146,7 @@ fields! {
     OpObject => "op.object", Str, [KernelBpf, KernelModule, FsMount, ProcessNamespace, ProcessMemfd], "memfd name, module file, bpf program name, mount source, setns file";
     OpTargetPath => "op.target_path", Str, [FsMount], "mount point";
     OpType => "op.type", Str, [KernelBpf, FsMount], "file system type or bpf program type";
-    OpResult => "op.result", Int, [ProcessSignal, KernelBpf], "result code";
+    OpResult => "op.result", Int, [ProcessSignal, KernelBpf, KernelModule], "result code (a negative errno when the kernel refused: module loads are reported when attempted)";
     ExitCode => "exit.code", Int, [ProcessExit], "exit status";
     ExitSignal => "exit.signal", Int, [ProcessExit], "terminating signal";
     MonitorLossKind => "monitor.loss_kind", Str, [MonitorLoss], "kind whose records were lost";

@@ -703,6 +703,12 @@ impl Tracker {
                         op.object = obj(name);
                         ev.op = Some(op);
                     }
+                    RecordKind::Module => {
+                        // Attempts are reported too: the result says whether the kernel loaded it.
+                        op.object = obj(name);
+                        op.result = Some(body.ret);
+                        ev.op = Some(op);
+                    }
                     _ => {
                         op.object = obj(name);
                         ev.op = Some(op);

@@ -144,6 +144,40 @@ fn ssh_key_read_then_egress_raises_the_expected_alerts() {
 }
 
 #[test]
+fn bpf_loads_and_module_load_attempts_raise_kernel_tamper_alerts() {
+    require_sensor!();
+    let work = tempfile::tempdir().unwrap();
+    let bogus = work.path().canonicalize().unwrap().join("rootkit.ko");
+    std::fs::write(&bogus, b"not a module").unwrap();
+    let alerts = work.path().join("alerts.jsonl");
+    let d = Daemon::start_with(None, &["--alerts-jsonl", alerts.to_str().unwrap()]).unwrap();
+    let w = tests::workload();
+    let script = format!(
+        "{w} bpf-load aw_hide && {w} finit-module {b}",
+        w = w.display(),
+        b = bogus.display()
+    );
+    let (_, sid) = d.run("claude", &["/bin/sh", "-c", &script]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tamper = loop {
+        let got: Vec<_> = alerts_of(&alerts)
+            .into_iter()
+            .filter(|a| a["rule"] == "evasion.kernel_tamper" && a["session"] == sid.as_str())
+            .collect();
+        if got.len() >= 2 || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // One alert for the BPF program load, one for the refused module load.
+    assert_eq!(tamper.len(), 2, "{tamper:?}");
+    for a in &tamper {
+        assert_eq!(a["priority"], "Critical", "{a}");
+        assert!(a["output"].as_str().unwrap().contains("workload"), "{a}");
+    }
+}
+
+#[test]
 fn policy_reload_swaps_valid_sets_and_rejects_broken_ones() {
     require_sensor!();
     let work = tempfile::tempdir().unwrap();
