@@ -1,10 +1,11 @@
 //! agentwatch eBPF sensor.
 //!
 //! Tracepoint-family programs only (they load everywhere agentwatch runs; LSM and fentry may be
-//! refused): sched tracepoints follow exec/fork/exit, the raw `sys_exit` tracepoint reads the
+//! refused): sched tracepoints follow exec/fork/exit, the BTF `sys_exit` tracepoint reads the
 //! kernel objects a syscall produced (the opened `struct file` through the fd table, the socket
 //! behind a descriptor), `inet_sock_set_state` sees TCP connects and listens from any path, and
-//! `io_uring_complete` covers io_uring-issued opens, connects and accepts.
+//! `io_uring_submit_req` with `io_uring_complete` cover io_uring-issued opens, connects,
+//! accepts, path operations and UDP sends.
 //!
 //! Filtering happens here: every program first looks the current thread group up in `SESSIONS`
 //! and returns at once when it is not part of an agent session. Sessions are inherited at fork,

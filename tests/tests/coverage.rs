@@ -292,12 +292,33 @@ fn ld_preload_library_in_a_writable_dir_is_an_executable_mapping() {
     assert_eq!(maps.len(), 1, "only the preloaded library: {maps:?}");
 }
 
+/// A loopback UDP socket that receives what the workloads send, and its port.
+fn udp_sink() -> (std::net::UdpSocket, u16) {
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port();
+    (sink, port)
+}
+
+/// The session's only `net.dns` event: a TXT question for `qname` sent over UDP to
+/// 127.0.0.1:53.
+fn the_dns_question<'a>(evs: &'a [Event], sid: &str, qname: &str) -> &'a Event {
+    let dns = of(evs, sid, Kind::NetDns);
+    assert_eq!(dns.len(), 1, "{dns:?}");
+    let q = dns[0].dns.as_ref().unwrap();
+    assert_eq!(q.qname.to_str_lossy(), qname);
+    assert_eq!(q.qtype, "TXT");
+    let n = dns[0].net.as_ref().unwrap();
+    assert_eq!(n.dst_port, Some(53));
+    assert_eq!(n.dst_ip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(n.protocol.as_deref(), Some("udp"));
+    dns[0]
+}
+
 #[test]
 fn udp_sendto_without_connect_and_dns_questions() {
     require_sensor!();
     let d = Daemon::start().unwrap();
-    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = sink.local_addr().unwrap().port();
+    let (sink, port) = udp_sink();
     let script = format!(
         "{wl} sendto 127.0.0.1:{port} 37 && {wl} dns 127.0.0.1:53 exfil.aw-test.example 16",
         wl = w()
@@ -317,15 +338,7 @@ fn udp_sendto_without_connect_and_dns_questions() {
     let mut buf = [0u8; 64];
     assert_eq!(sink.recv(&mut buf).unwrap(), 37, "the datagram really went");
 
-    let dns = of(&evs, &sid, Kind::NetDns);
-    assert_eq!(dns.len(), 1, "{dns:?}");
-    let q = dns[0].dns.as_ref().unwrap();
-    assert_eq!(q.qname.to_str_lossy(), "exfil.aw-test.example");
-    assert_eq!(q.qtype, "TXT");
-    let n = dns[0].net.as_ref().unwrap();
-    assert_eq!(n.dst_port, Some(53));
-    assert_eq!(n.dst_ip, Some("127.0.0.1".parse().unwrap()));
-    assert_eq!(n.protocol.as_deref(), Some("udp"));
+    the_dns_question(&evs, &sid, "exfil.aw-test.example");
 }
 
 /// A loopback TCP server that reads each connection to EOF, then answers `reply` bytes and
@@ -458,8 +471,7 @@ fn evasion_io_uring_send_is_counted_in_the_flow() {
 fn evasion_32bit_socketcall_sendmsg_and_sendmmsg_are_seen_with_their_destination() {
     require_sensor!();
     let d = Daemon::start().unwrap();
-    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = sink.local_addr().unwrap().port();
+    let (sink, port) = udp_sink();
     let (out, sid) = run_out(
         &d,
         "t-int80-net",
@@ -491,11 +503,7 @@ fn evasion_32bit_socketcall_sendmsg_and_sendmmsg_are_seen_with_their_destination
         .collect();
     bytes.sort();
     assert_eq!(bytes, [23, 29, 31, 33, 35], "{evs:?}");
-    let dns = of(&evs, &sid, Kind::NetDns);
-    assert_eq!(dns.len(), 1, "{dns:?}");
-    let q = dns[0].dns.as_ref().unwrap();
-    assert_eq!(q.qname.to_str_lossy(), "compat.aw-test.example");
-    assert_eq!(q.qtype, "TXT");
+    the_dns_question(&evs, &sid, "compat.aw-test.example");
     let connects: Vec<_> = of(&evs, &sid, Kind::NetConnect)
         .into_iter()
         .filter(|e| e.net.as_ref().unwrap().dst_port == Some(port))
@@ -511,8 +519,7 @@ fn evasion_32bit_socketcall_sendmsg_and_sendmmsg_are_seen_with_their_destination
 fn evasion_io_uring_udp_sends_and_dns_are_seen_with_their_destination() {
     require_sensor!();
     let d = Daemon::start().unwrap();
-    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = sink.local_addr().unwrap().port();
+    let (sink, port) = udp_sink();
     let (out, sid) = run_out(
         &d,
         "t-uring-udp",
@@ -549,17 +556,8 @@ fn evasion_io_uring_udp_sends_and_dns_are_seen_with_their_destination() {
         let exe = std::fs::canonicalize(w()).unwrap();
         assert_eq!(e.process.exe.to_str_lossy(), s(&exe));
     }
-    let dns = of(&evs, &sid, Kind::NetDns);
-    assert_eq!(dns.len(), 1, "{dns:?}");
-    let q = dns[0].dns.as_ref().unwrap();
-    assert_eq!(q.qname.to_str_lossy(), "ring.aw-test.example");
-    assert_eq!(q.qtype, "TXT");
-    let n = dns[0].net.as_ref().unwrap();
-    assert_eq!(
-        (n.dst_ip, n.dst_port),
-        (Some("127.0.0.1".parse().unwrap()), Some(53))
-    );
-    assert_eq!(n.via.as_deref(), Some("io_uring"));
+    let q = the_dns_question(&evs, &sid, "ring.aw-test.example");
+    assert_eq!(q.net.as_ref().unwrap().via.as_deref(), Some("io_uring"));
 }
 
 #[test]
@@ -1424,8 +1422,7 @@ fn the_new_workloads_outside_a_session_produce_no_events() {
     let dir = real(&t);
     let ww = world_writable(&t);
     let victim = Outside::sleep();
-    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = sink.local_addr().unwrap().port();
+    let (_sink, port) = udp_sink();
     let so = ww.join("evil.so");
     let src = dir.join("evil.c");
     std::fs::write(&src, "void aw_f(void) {}\n").unwrap();
