@@ -549,6 +549,18 @@ pub(crate) enum TermsSeg {
     None,
 }
 
+/// Sum per-segment counts into one map (the first segment's map is reused).
+fn merge_counts<K: std::hash::Hash + Eq>(fruits: Vec<HashMap<K, u64>>) -> HashMap<K, u64> {
+    let mut it = fruits.into_iter();
+    let mut out = it.next().unwrap_or_default();
+    for f in it {
+        for (k, v) in f {
+            *out.entry(k).or_default() += v;
+        }
+    }
+    out
+}
+
 impl Collector for TermsCollector {
     type Fruit = HashMap<TermKey, u64>;
     type Child = TermsSeg;
@@ -576,14 +588,7 @@ impl Collector for TermsCollector {
     }
 
     fn merge_fruits(&self, fruits: Vec<HashMap<TermKey, u64>>) -> tantivy::Result<Self::Fruit> {
-        let mut it = fruits.into_iter();
-        let mut out = it.next().unwrap_or_default();
-        for f in it {
-            for (k, v) in f {
-                *out.entry(k).or_default() += v;
-            }
-        }
-        Ok(out)
+        Ok(merge_counts(fruits))
     }
 }
 
@@ -666,13 +671,7 @@ impl Collector for HistogramCollector {
     }
 
     fn merge_fruits(&self, fruits: Vec<HashMap<i64, u64>>) -> tantivy::Result<Self::Fruit> {
-        let mut out: HashMap<i64, u64> = HashMap::new();
-        for f in fruits {
-            for (k, v) in f {
-                *out.entry(k).or_default() += v;
-            }
-        }
-        Ok(out)
+        Ok(merge_counts(fruits))
     }
 }
 

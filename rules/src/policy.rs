@@ -519,6 +519,38 @@ impl<'a> Compiler<'a> {
         (src.name.clone(), l, c)
     }
 
+    /// Checks the name of a list or macro definition at (`file`, `span`) and that it is not a
+    /// second definition (`prev`: where the first one is). False for a duplicate, to be skipped.
+    fn check_definition(
+        &mut self,
+        what: &str,
+        name: &str,
+        file: usize,
+        span: usize,
+        prev: Option<(usize, usize)>,
+    ) -> bool {
+        if !valid_name(name) {
+            self.err(
+                file,
+                span,
+                format!(
+                    "{what} name `{}` must be lowercase letters, digits, `_`, `.` or `-`",
+                    name.escape_debug()
+                ),
+            );
+        }
+        if let Some((pf, ps)) = prev {
+            let first = self.at(pf, ps);
+            self.err(
+                file,
+                span,
+                format!("duplicate {what} `{name}`, first defined at {first}"),
+            );
+            return false;
+        }
+        true
+    }
+
     fn err(&mut self, file: usize, offset: usize, message: impl Into<String>) {
         let (file, line, col) = self.place(file, offset);
         self.errors.push(Error::Policy {
@@ -651,23 +683,8 @@ impl<'a> Compiler<'a> {
             }
             for (name, items) in file.lists {
                 let span = items.span().start;
-                if !valid_name(&name) {
-                    self.err(
-                        i,
-                        span,
-                        format!(
-                            "list name `{}` must be lowercase letters, digits, `_`, `.` or `-`",
-                            name.escape_debug()
-                        ),
-                    );
-                }
-                if let Some(prev) = self.lists.get(&name) {
-                    let first = self.at(prev.file, prev.span);
-                    self.err(
-                        i,
-                        span,
-                        format!("duplicate list `{name}`, first defined at {first}"),
-                    );
+                let prev = self.lists.get(&name).map(|p| (p.file, p.span));
+                if !self.check_definition("list", &name, i, span, prev) {
                     continue;
                 }
                 self.lists.insert(
@@ -683,23 +700,8 @@ impl<'a> Compiler<'a> {
             }
             for (name, def) in file.macros {
                 let span = def.span().start;
-                if !valid_name(&name) {
-                    self.err(
-                        i,
-                        span,
-                        format!(
-                            "macro name `{}` must be lowercase letters, digits, `_`, `.` or `-`",
-                            name.escape_debug()
-                        ),
-                    );
-                }
-                if let Some(prev) = self.macros.get(&name) {
-                    let first = self.at(prev.file, prev.span);
-                    self.err(
-                        i,
-                        span,
-                        format!("duplicate macro `{name}`, first defined at {first}"),
-                    );
+                let prev = self.macros.get(&name).map(|p| (p.file, p.span));
+                if !self.check_definition("macro", &name, i, span, prev) {
                     continue;
                 }
                 self.macros.insert(

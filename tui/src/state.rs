@@ -227,6 +227,17 @@ fn filter_terms(f: &str) -> Vec<String> {
     f.split_whitespace().map(str::to_lowercase).collect()
 }
 
+/// Indexes of the rows whose text (`hay`, lowercased) contains every term of `filter`.
+fn matching_rows<T>(rows: &[T], filter: &str, hay: impl Fn(&T) -> String) -> Vec<usize> {
+    let terms = filter_terms(filter);
+    (0..rows.len())
+        .filter(|&i| {
+            let hay = hay(&rows[i]).to_lowercase();
+            terms.iter().all(|t| hay.contains(t.as_str()))
+        })
+        .collect()
+}
+
 /// The live alert list, newest first.
 #[derive(Debug, Default)]
 pub struct AlertsState {
@@ -434,14 +445,9 @@ impl SessionsState {
     }
 
     fn refilter(&mut self) {
-        let terms = filter_terms(&self.filter);
-        self.visible = (0..self.rows.len())
-            .filter(|&i| {
-                let r = &self.rows[i];
-                let hay = format!("{} {} {}", r.agent, r.id_text, r.root).to_lowercase();
-                terms.iter().all(|t| hay.contains(t.as_str()))
-            })
-            .collect();
+        self.visible = matching_rows(&self.rows, &self.filter, |r| {
+            format!("{} {} {}", r.agent, r.id_text, r.root)
+        });
         self.cur.clamp(self.visible.len());
     }
 
@@ -920,14 +926,9 @@ impl RulesState {
     }
 
     fn refilter(&mut self) {
-        let terms = filter_terms(&self.filter);
-        self.visible = (0..self.rows.len())
-            .filter(|&i| {
-                let r = &self.rows[i];
-                let hay = format!("{} {} {}", r.id, r.description, r.kinds).to_lowercase();
-                terms.iter().all(|t| hay.contains(t.as_str()))
-            })
-            .collect();
+        self.visible = matching_rows(&self.rows, &self.filter, |r| {
+            format!("{} {} {}", r.id, r.description, r.kinds)
+        });
         self.cur.clamp(self.visible.len());
     }
 }
