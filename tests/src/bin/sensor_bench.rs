@@ -10,8 +10,12 @@
 //! - `bpftrace`: bpftrace printing an event per open, exec and connect of the loop;
 //! - `auditd`: auditd running, with syscall rules for the loop's openat, execve and connect.
 //!
-//! Rounds alternate the modes; each figure is the median of the rounds. Prints ops/s, the
-//! ratios the issues set targets for, and for the session open loop events generated vs
+//! Rounds alternate the modes; each ops/s figure is the median of the rounds, each ratio the
+//! median of the per-round ratios. The `none` baseline of a round is the mean of a run before
+//! the daemon starts and one after it stops. Outside loops run on an
+//! idle daemon (after start-up, before any session loop). Audit contexts are kept off every
+//! task except in the `auditd` mode (see `AuditQuiet`). Prints ops/s, the ratios the issues set
+//! targets for, and for the session open loop the loop's exact count of opens vs events
 //! delivered vs counted lost. `bpftrace`/`auditd` columns read `-` when the tool is missing
 //! (`cargo xtask setup` installs both).
 
@@ -28,8 +32,11 @@ use aya::maps::{MapData, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 
-const ROUNDS: usize = 5;
-const SECS: &str = "1.0";
+const ROUNDS: usize = 7;
+/// Seconds per run: the open loop makes ~2 M operations a second; the exec and connect loops
+/// make ~1.5 k and ~16 k, so they run longer to keep the per-run noise down.
+const SECS_OPEN: &str = "1.0";
+const SECS_SLOW: &str = "2.0";
 /// The comm every loop runs under (the workload binary's name).
 const COMM: &str = "workload";
 
@@ -103,6 +110,25 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         Daemon { child, dir }
+    }
+
+    /// Wait until the daemon has digested everything queued: its event counts stop moving.
+    fn settle(&self) {
+        let total = |v: serde_json::Value| -> u64 {
+            v["events"]
+                .as_object()
+                .map_or(0, |m| m.values().filter_map(|x| x.as_u64()).sum())
+        };
+        let t = Instant::now();
+        let mut last = total(self.status());
+        while t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = total(self.status());
+            if now == last {
+                return;
+            }
+            last = now;
+        }
     }
 
     fn status(&self) -> serde_json::Value {
@@ -315,6 +341,55 @@ struct Auditd {
     child: Option<Child>,
     rules: Vec<Vec<String>>,
     was_enabled: String,
+    /// The `task,never` rule was in place and is lifted while auditd is measured.
+    lifted_never: bool,
+}
+
+/// The rule that keeps audit contexts off new tasks, as `auditctl -l` lists it.
+const TASK_NEVER: &str = "-a never,task";
+
+fn task_never_present() -> bool {
+    auditctl(&["-l"]).is_ok_and(|l| l.lines().any(|r| r.trim() == TASK_NEVER))
+}
+
+/// Keeps the kernel's audit machinery off the measured tasks.
+///
+/// Once audit has been enabled since boot (auditd ran, in this bench or before), the kernel
+/// gives every new task an audit context, and every syscall of that task then takes the slow
+/// path through `audit_syscall_entry`/`exit`: about 12 % of the open loop here, in every mode,
+/// the baseline included. That would hide the cost of hooking syscall exit, which is the same
+/// slow path. Tasks created while a `task,never` rule is in place get no context; the bench
+/// adds that rule for its run (removing it at the end if it added it), and `Auditd` lifts it
+/// while auditd itself is measured.
+struct AuditQuiet {
+    added: bool,
+}
+
+impl AuditQuiet {
+    fn enter() -> AuditQuiet {
+        if task_never_present() {
+            return AuditQuiet { added: false };
+        }
+        match auditctl(&["-a", "task,never"]) {
+            Ok(_) => AuditQuiet { added: true },
+            Err(e) => {
+                eprintln!(
+                    "sensor bench: could not keep audit contexts off the loops ({e}); if audit was enabled since boot, every mode pays for it"
+                );
+                AuditQuiet { added: false }
+            }
+        }
+    }
+}
+
+impl Drop for AuditQuiet {
+    fn drop(&mut self) {
+        if self.added
+            && let Err(e) = auditctl(&["-d", "task,never"])
+        {
+            eprintln!("sensor bench: removing the task,never audit rule failed: {e}");
+        }
+    }
 }
 
 fn auditctl(args: &[&str]) -> Result<String> {
@@ -389,7 +464,12 @@ impl Auditd {
             child,
             rules: Vec::new(),
             was_enabled,
+            lifted_never: false,
         };
+        if task_never_present() {
+            auditctl(&["-d", "task,never"])?;
+            a.lifted_never = true;
+        }
         auditctl(&["-b", "8192"])?;
         auditctl(&["-e", "1"])?;
         for r in rules {
@@ -411,6 +491,11 @@ impl Drop for Auditd {
                 eprintln!("sensor bench: removing an audit rule failed: {e}");
             }
         }
+        if self.lifted_never
+            && let Err(e) = auditctl(&["-a", "task,never"])
+        {
+            eprintln!("sensor bench: restoring the task,never audit rule failed: {e}");
+        }
         let _ = auditctl(&["-e", &self.was_enabled]);
         if let Some(c) = &mut self.child {
             // SAFETY: kill(2) on our own child.
@@ -420,7 +505,8 @@ impl Drop for Auditd {
     }
 }
 
-fn run_loop(args: &[String], daemon: Option<&Daemon>) -> f64 {
+/// Run one loop; returns its ops/s and the exact number of operations it made.
+fn run_loop(args: &[String], daemon: Option<&Daemon>) -> (f64, u64) {
     let out = match daemon {
         Some(d) => Command::new(bin())
             .args(["run", "--agent", "bench", "--data-dir"])
@@ -433,10 +519,11 @@ fn run_loop(args: &[String], daemon: Option<&Daemon>) -> f64 {
         None => Command::new(workload()).args(args).output(),
     }
     .expect("workload");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0.0)
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    let ops = words.next().and_then(|w| w.parse().ok()).unwrap_or(0.0);
+    let n = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    (ops, n)
 }
 
 fn median(v: &mut [f64]) -> Option<f64> {
@@ -491,15 +578,18 @@ fn main() {
     let loops: Vec<(&str, Vec<String>)> = vec![
         (
             "open+close",
-            vec!["loop-open".into(), file.display().to_string(), SECS.into()],
+            vec![
+                "loop-open".into(),
+                file.display().to_string(),
+                SECS_OPEN.into(),
+            ],
         ),
-        ("fork+exec", vec!["loop-exec".into(), SECS.into()]),
+        ("fork+exec", vec!["loop-exec".into(), SECS_SLOW.into()]),
         (
             "connect",
-            vec!["loop-connect".into(), port.to_string(), SECS.into()],
+            vec!["loop-connect".into(), port.to_string(), SECS_SLOW.into()],
         ),
     ];
-    let secs: f64 = SECS.parse().unwrap_or(1.0);
 
     let mut mini = match minitrace_object() {
         Some(o) => match Mini::load(&o) {
@@ -525,30 +615,44 @@ fn main() {
         eprintln!("sensor bench: auditd not installed (cargo xtask setup installs it)");
     }
 
-    // res[loop][mode] = ops/s per round
-    let mut res: Vec<Vec<Vec<f64>>> = loops.iter().map(|_| vec![vec![]; MODES.len()]).collect();
+    // res[loop][mode][round] = ops/s, when the mode ran in that round
+    let mut res: Vec<Vec<Vec<Option<f64>>>> = loops
+        .iter()
+        .map(|_| vec![vec![None; ROUNDS]; MODES.len()])
+        .collect();
     let idx = |m: Mode| MODES.iter().position(|x| *x == m).unwrap_or(0);
-    let mut session_generated = 0.0;
+    let mut session_generated = 0u64;
     let mut session_delivered = 0u64;
     let mut session_lost = 0u64;
-    let mut mini_generated = 0.0;
+    let mut mini_generated = 0u64;
     let mut mini_delivered = 0u64;
+    // Keep audit contexts off the measured tasks (see `AuditQuiet`); auditd's own mode lifts it.
+    let _audit_quiet = have_auditd.then(AuditQuiet::enter);
     for round in 0..ROUNDS {
         eprintln!("sensor bench: round {}/{ROUNDS}", round + 1);
-        for (i, (_, args)) in loops.iter().enumerate() {
-            res[i][idx(Mode::None)].push(run_loop(args, None));
+        // The baseline brackets the daemon's modes (the mean of a run before and one after), so
+        // that a drift of the machine during the round does not read as the sensor's cost.
+        let mut before_daemon = Vec::new();
+        for (_, args) in &loops {
+            before_daemon.push(run_loop(args, None).0);
         }
         let d = Daemon::start();
+        // Outside loops run on an idle daemon: after its start-up, and before any session loop
+        // leaves it a backlog to digest.
+        d.settle();
         for (i, (_, args)) in loops.iter().enumerate() {
-            res[i][idx(Mode::Outside)].push(run_loop(args, None));
+            res[i][idx(Mode::Outside)][round] = Some(run_loop(args, None).0);
+        }
+        for (i, (_, args)) in loops.iter().enumerate() {
+            d.settle();
             let before = d.status();
-            let ops = run_loop(args, Some(&d));
-            res[i][idx(Mode::Session)].push(ops);
+            let (ops, n) = run_loop(args, Some(&d));
+            res[i][idx(Mode::Session)][round] = Some(ops);
             if i == 0 {
-                std::thread::sleep(Duration::from_millis(500));
+                d.settle();
                 let after = d.status();
                 let get = |v: &serde_json::Value, k: &str, f: &str| v[k][f].as_u64().unwrap_or(0);
-                session_generated += ops * secs;
+                session_generated += n;
                 session_delivered +=
                     get(&after, "events", "file.open") - get(&before, "events", "file.open");
                 session_lost +=
@@ -556,22 +660,26 @@ fn main() {
             }
         }
         drop(d);
+        for (i, (_, args)) in loops.iter().enumerate() {
+            let after = run_loop(args, None).0;
+            res[i][idx(Mode::None)][round] = Some((before_daemon[i] + after) / 2.0);
+        }
         if let Some(m) = &mut mini {
             for (i, (_, args)) in loops.iter().enumerate() {
                 let before = m.delivered.load(Ordering::Relaxed);
                 match m.with(false, || run_loop(args, None)) {
-                    Ok(ops) => {
-                        res[i][idx(Mode::Mini)].push(ops);
+                    Ok((ops, n)) => {
+                        res[i][idx(Mode::Mini)][round] = Some(ops);
                         if i == 0 {
                             std::thread::sleep(Duration::from_millis(300));
-                            mini_generated += ops * secs;
+                            mini_generated += n;
                             mini_delivered += m.delivered.load(Ordering::Relaxed) - before;
                         }
                     }
                     Err(e) => eprintln!("sensor bench: minimal tracer: {e:#}"),
                 }
                 match m.with(true, || run_loop(args, None)) {
-                    Ok(ops) => res[i][idx(Mode::Floor)].push(ops),
+                    Ok((ops, _)) => res[i][idx(Mode::Floor)][round] = Some(ops),
                     Err(e) => eprintln!("sensor bench: empty sys_exit hook: {e:#}"),
                 }
             }
@@ -580,7 +688,7 @@ fn main() {
             match Bpftrace::start() {
                 Ok(bt) => {
                     for (i, (_, args)) in loops.iter().enumerate() {
-                        res[i][idx(Mode::Bpftrace)].push(run_loop(args, None));
+                        res[i][idx(Mode::Bpftrace)][round] = Some(run_loop(args, None).0);
                     }
                     drop(bt);
                 }
@@ -591,7 +699,7 @@ fn main() {
             match Auditd::start(&workload()) {
                 Ok(a) => {
                     for (i, (_, args)) in loops.iter().enumerate() {
-                        res[i][idx(Mode::Auditd)].push(run_loop(args, None));
+                        res[i][idx(Mode::Auditd)][round] = Some(run_loop(args, None).0);
                     }
                     drop(a);
                 }
@@ -601,16 +709,30 @@ fn main() {
     }
 
     let med: Vec<Vec<Option<f64>>> = res
-        .iter_mut()
-        .map(|l| l.iter_mut().map(|v| median(v)).collect())
+        .iter()
+        .map(|l| {
+            l.iter()
+                .map(|v| median(&mut v.iter().flatten().copied().collect::<Vec<_>>()))
+                .collect()
+        })
         .collect();
     let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.0}"));
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
-        _ => "-".to_owned(),
+    // A ratio is the median of the per-round ratios: each compares figures of the same round.
+    let ratio = |i: usize, a: Mode, b: Mode| {
+        let mut per_round: Vec<f64> = res[i][idx(a)]
+            .iter()
+            .zip(&res[i][idx(b)])
+            .filter_map(|(x, y)| match (x, y) {
+                (Some(x), Some(y)) if *y > 0.0 => Some(x / y),
+                _ => None,
+            })
+            .collect();
+        median(&mut per_round).map_or("-".to_owned(), |r| format!("{r:.3}"))
     };
     println!();
-    println!("sensor overhead: ops/s, median of {ROUNDS} alternating rounds, {SECS} s per loop");
+    println!(
+        "sensor overhead: ops/s, median of {ROUNDS} alternating rounds, {SECS_OPEN} s per open run, {SECS_SLOW} s per exec or connect run"
+    );
     print!("{:<12}", "loop");
     for m in MODES {
         print!(" {:>10}", m.label());
@@ -624,7 +746,7 @@ fn main() {
         println!();
     }
     println!();
-    println!("ratios (higher is better for agentwatch)");
+    println!("ratios, median of the per-round ratios (higher is better for agentwatch)");
     println!(
         "{:<12} {:>9} {:>9} {:>9} {:>12} {:>12} {:>14}",
         "loop", "b/a", "c/a", "floor/a", "session/mini", "session/audit", "session/bpftrace"
@@ -635,30 +757,53 @@ fn main() {
         "b/a>=0.98",
     ];
     for (i, (name, _)) in loops.iter().enumerate() {
-        let g = |m: Mode| med[i][idx(m)];
         println!(
             "{:<12} {:>9} {:>9} {:>9} {:>12} {:>12} {:>14}   {}",
             name,
-            ratio(g(Mode::Outside), g(Mode::None)),
-            ratio(g(Mode::Session), g(Mode::None)),
-            ratio(g(Mode::Floor), g(Mode::None)),
-            ratio(g(Mode::Session), g(Mode::Mini)),
-            ratio(g(Mode::Session), g(Mode::Auditd)),
-            ratio(g(Mode::Session), g(Mode::Bpftrace)),
+            ratio(i, Mode::Outside, Mode::None),
+            ratio(i, Mode::Session, Mode::None),
+            ratio(i, Mode::Floor, Mode::None),
+            ratio(i, Mode::Session, Mode::Mini),
+            ratio(i, Mode::Session, Mode::Auditd),
+            ratio(i, Mode::Session, Mode::Bpftrace),
             targets[i]
         );
     }
     println!();
+    println!("per-round b/a and floor/a (their spread is this machine's run-to-run noise)");
+    let per_round = |i: usize, m: Mode| -> String {
+        res[i][idx(m)]
+            .iter()
+            .zip(&res[i][idx(Mode::None)])
+            .map(|(x, a)| match (x, a) {
+                (Some(x), Some(a)) if *a > 0.0 => format!("{:.3}", x / a),
+                _ => "-".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (i, (name, _)) in loops.iter().enumerate() {
+        println!("{name:<12} b/a     {}", per_round(i, Mode::Outside));
+        println!("{:<12} floor/a {}", "", per_round(i, Mode::Floor));
+    }
+    println!();
+    // The loop's own opens plus the process's start-up opens (loader, libraries): delivered
+    // plus counted lost may exceed the loop's count by those, never fall short of it.
+    let accounted = session_delivered + session_lost;
     println!(
-        "session open loop: ~{:.0} opens generated (the loop's own count), {} file.open events delivered, {} counted lost; unaccounted: {:.0}",
-        session_generated,
-        session_delivered,
-        session_lost,
-        (session_generated - session_delivered as f64 - session_lost as f64).abs()
+        "session open loop: {session_generated} opens made by the loop, {session_delivered} file.open events delivered, {session_lost} counted lost; {}",
+        if accounted >= session_generated {
+            format!(
+                "none unaccounted ({} more from process start-up)",
+                accounted - session_generated
+            )
+        } else {
+            format!("{} UNACCOUNTED", session_generated - accounted)
+        }
     );
     if mini.is_some() {
         println!(
-            "mini open loop: ~{mini_generated:.0} opens generated, {mini_delivered} delivered by the minimal tracer"
+            "mini open loop: {mini_generated} opens made by the loop, {mini_delivered} delivered by the minimal tracer"
         );
     }
     println!(

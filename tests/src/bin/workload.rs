@@ -22,9 +22,9 @@
 //! workload prctl-rename NAME PATH     PR_SET_NAME then open PATH
 //! workload flood PATH N               open+close PATH N times
 //! workload wait-open TRIGGER PATH     wait until TRIGGER exists, then open PATH
-//! workload loop-open PATH SECS        open+close loop for SECS, prints ops
-//! workload loop-exec SECS             fork+exec /bin/true loop for SECS, prints ops
-//! workload loop-connect PORT SECS     loopback connect loop for SECS, prints ops
+//! workload loop-open PATH SECS        open+close loop for SECS, prints ops/s and the count
+//! workload loop-exec SECS             fork+exec /bin/true loop for SECS, prints ops/s and count
+//! workload loop-connect PORT SECS     loopback connect loop for SECS, prints ops/s and count
 //! workload fd-ops PATH UID GID LEN     open O_RDWR, fchmod 0640, fchown UID:GID, ftruncate LEN
 //! workload write-twice PATH           create PATH, write 5 bytes, then 3 more
 //! workload sendto HOST:PORT N         UDP sendto(2) of N bytes without connect
@@ -697,7 +697,7 @@ fn main() {
                 }
                 n += 256;
             }
-            println!("{}", n as f64 / t.elapsed().as_secs_f64());
+            println!("{} {n}", n as f64 / t.elapsed().as_secs_f64());
         }
         "loop-exec" => {
             let d = secs(a(1));
@@ -707,7 +707,7 @@ fn main() {
                 let _ = std::process::Command::new("/bin/true").status();
                 n += 1;
             }
-            println!("{}", n as f64 / t.elapsed().as_secs_f64());
+            println!("{} {n}", n as f64 / t.elapsed().as_secs_f64());
         }
         "loop-connect" => {
             let port: u16 = a(1).parse().unwrap_or_else(|_| die("bad port"));
@@ -738,7 +738,7 @@ fn main() {
                 }
                 n += 1;
             }
-            println!("{}", n as f64 / t.elapsed().as_secs_f64());
+            println!("{} {n}", n as f64 / t.elapsed().as_secs_f64());
         }
         "fd-ops" => fd_ops(a(1), a(2), a(3), a(4)),
         "write-twice" => {
