@@ -543,8 +543,11 @@ fn on_fork(parent: *const u8, child: *const u8) -> Result<(), i32> {
         return Ok(()); // a new thread, already covered by its process
     }
     let Some(s) = session_of(ptgid) else {
-        // A reused pid must not inherit a stale session.
-        let _ = SESSIONS.remove(&ctgid);
+        // A reused pid must not inherit a stale session. The lookup is lock-free; the delete
+        // takes a bucket lock, so it runs only when there is something to delete.
+        if session_of(ctgid).is_some() {
+            let _ = SESSIONS.remove(&ctgid);
+        }
         return Ok(());
     };
     SESSIONS.insert(&ctgid, &s, 0).map_err(|e| e as i32)?;
@@ -1585,15 +1588,16 @@ fn exe_markers(file: *const u8) -> u32 {
 
 #[btf_tracepoint(function = "signal_generate")]
 pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(s) = session_of(tgid) else { return 0 };
     let sig: i32 = ctx.arg(0);
-    let task: *const u8 = ctx.arg(2);
-    let result: i32 = ctx.arg(4);
-    // SIGCHLD to a parent outside the session is the kernel's doing, not the agent's.
+    // SIGCHLD to a parent outside the session is the kernel's doing, not the agent's (and
+    // every exit sends one: decide before the session lookup).
     if sig == SIGCHLD {
         return 0;
     }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(s) = session_of(tgid) else { return 0 };
+    let task: *const u8 = ctx.arg(2);
+    let result: i32 = ctx.arg(4);
     let target: u32 = rd(task, off!(task_tgid)).unwrap_or(0);
     let rel = relation(&s, target);
     if rel == TARGET_SAME_SESSION {
@@ -1939,15 +1943,17 @@ pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let sk: *const u8 = ctx.arg(0);
     let old: i32 = ctx.arg(1);
     let new: i32 = ctx.arg(2);
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(s) = session_of(tgid) else {
-        return 0;
-    };
+    // Most transitions of a connection are none of ours: decide on the states before the
+    // session lookup.
     let kind = if old == TCP_CLOSE && new == TCP_SYN_SENT {
         RecordKind::Connect
     } else if new == TCP_LISTEN && old != TCP_LISTEN {
         RecordKind::Listen
     } else {
+        return 0;
+    };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(s) = session_of(tgid) else {
         return 0;
     };
     let family: u16 = rd(sk, off!(sk_family)).unwrap_or(0);
