@@ -95,6 +95,10 @@ pub struct SourceLoop {
     flows: std::collections::HashMap<u64, FlowSeen>,
     /// io_uring path operations submitted and not yet completed (key: the request's cookie).
     io_pending: HashMap<u64, (Record, Instant)>,
+    /// Records copied out of the ring by `drain`, back to back, and where each ends (kept
+    /// between drains so that a busy ring costs no allocation per record).
+    drained: Vec<u8>,
+    drained_ends: Vec<usize>,
 }
 
 /// How long a submitted io_uring path operation waits for its completion record.
@@ -205,6 +209,8 @@ impl SourceLoop {
             next_session: 0,
             flows: std::collections::HashMap::new(),
             io_pending: HashMap::new(),
+            drained: Vec::new(),
+            drained_ends: Vec::new(),
         }
     }
 
@@ -415,18 +421,25 @@ impl SourceLoop {
     }
 
     fn drain(&mut self) -> usize {
-        let mut n = 0;
-        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut buf = std::mem::take(&mut self.drained);
+        let mut ends = std::mem::take(&mut self.drained_ends);
+        buf.clear();
+        ends.clear();
         while let Some(item) = self.sensor.ring.next() {
-            batch.push(item.to_vec());
-            n += 1;
-            if batch.len() >= 4096 {
+            buf.extend_from_slice(&item);
+            ends.push(buf.len());
+            if ends.len() >= 4096 {
                 break;
             }
         }
-        for raw in batch {
-            self.handle(&raw);
+        let n = ends.len();
+        let mut start = 0;
+        for &end in &ends {
+            self.handle(&buf[start..end]);
+            start = end;
         }
+        self.drained = buf;
+        self.drained_ends = ends;
         n
     }
 

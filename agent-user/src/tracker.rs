@@ -206,7 +206,11 @@ impl Tracker {
 
     fn next_id(&mut self) -> String {
         self.seq += 1;
-        format!("{}-{:x}", self.instance, self.seq)
+        let mut id = String::with_capacity(self.instance.len() + 17);
+        id.push_str(&self.instance);
+        id.push('-');
+        agent_model::push_hex(&mut id, self.seq, 0);
+        id
     }
 
     pub fn ts(&self, boot_ns: u64) -> Timestamp {
@@ -873,17 +877,24 @@ impl Tracker {
 
     fn base_event(&mut self, kind: Kind, h: &Header) -> Event {
         let id = self.next_id();
-        let p = self.current(h).cloned().unwrap_or_else(|| Proc {
-            tgid: h.tgid,
-            start_ns: h.start_ns,
-            comm: h.comm.clone(),
-            ..Default::default()
-        });
-        let mut process = self.process_of(&p, h.pid);
+        let unknown;
+        let p = match self.current(h) {
+            Some(p) => p,
+            None => {
+                unknown = Proc {
+                    tgid: h.tgid,
+                    start_ns: h.start_ns,
+                    comm: h.comm.clone(),
+                    ..Default::default()
+                };
+                &unknown
+            }
+        };
+        let mut process = self.process_of(p, h.pid);
         process.comm = h.comm.clone();
         process.uid = h.uid;
         process.gid = h.gid;
-        let (parent, ancestry) = self.lineage(&p, h.session_id);
+        let (parent, ancestry) = self.lineage(p, h.session_id);
         let session = self.sessions.get(&h.session_id);
         Event {
             id,
