@@ -62,10 +62,22 @@ static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(agent_common::KI
 #[map(name = "SCRATCH")]
 static SCRATCH: PerCpuArray<[u8; SCRATCH_SIZE]> = PerCpuArray::with_max_entries(1, 0);
 
-/// The syscall a handler is tail-called for: [x86_64 number, `ARGS_*` mode, user address of
-/// the arguments when they are in memory (`socketcall`, the old 32-bit `mmap`)].
+/// What the filter hands the handler it tail-calls, so the handler repeats no lookup.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct SysCall {
+    /// The x86_64 syscall number.
+    nr: u64,
+    /// `ARGS_*` mode.
+    mode: u64,
+    /// User address of the arguments when they are in memory (`socketcall`, old 32-bit `mmap`).
+    args: u64,
+    /// The caller's session.
+    session: SessionInfo,
+}
+
 #[map(name = "SYSNR")]
-static SYSNR: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_entries(1, 0);
+static SYSNR: PerCpuArray<SysCall> = PerCpuArray::with_max_entries(1, 0);
 
 /// One per-CPU word used to hide a value's history from the verifier (see `launder`).
 #[map(name = "VARS")]
@@ -934,14 +946,14 @@ fn ia32_to_x64(nr: u64) -> Option<u64> {
 }
 
 /// The filter in front of every syscall exit: one hash lookup for processes outside sessions.
-/// For session processes it resolves the syscall (translating 32-bit ones) into `SYSNR` for the
-/// handler it tail-calls.
+/// For session processes it resolves the syscall (translating 32-bit ones) and hands it, with
+/// the session, to the handler it tail-calls through `SYSNR`.
 #[btf_tracepoint(function = "sys_exit")]
 pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if session_of(tgid).is_none() {
+    let Some(session) = session_of(tgid) else {
         return 0;
-    }
+    };
     let regs: *const u8 = ctx.arg(0);
     let mut nr: u64 = ld(regs, off!(regs_orig_ax));
     let status: u32 = ld(current_task(), off!(task_ti_status));
@@ -970,7 +982,14 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
             return 0;
         };
         // SAFETY: per-CPU slot; the tail-called handler runs next on this CPU.
-        unsafe { *p = [nr, mode, args] };
+        unsafe {
+            *p = SysCall {
+                nr,
+                mode,
+                args,
+                session,
+            }
+        };
         // SAFETY: the tail call either jumps to a handler of the same program type, or fails
         // and we return.
         unsafe { HANDLERS.tail_call(&ctx, h) };
@@ -994,14 +1013,18 @@ struct Sys {
 impl Sys {
     #[inline(always)]
     fn load(ctx: &BtfTracePointContext) -> Option<Sys> {
-        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-        let s = session_of(tgid)?;
         let regs: *const u8 = ctx.arg(0);
         let ret: i64 = ctx.arg(1);
-        // SAFETY: per-CPU slot written by the filter just before the tail call.
-        let [nr, mode, args] = unsafe { *SYSNR.get_ptr_mut(0)? };
+        // SAFETY: per-CPU slot written by the filter just before the tail call (sys_exit does
+        // not nest on a CPU, so nothing else writes it in between).
+        let SysCall {
+            nr,
+            mode,
+            args,
+            session,
+        } = unsafe { *SYSNR.get_ptr_mut(0)? };
         Some(Sys {
-            s,
+            s: session,
             nr,
             ret,
             regs,
