@@ -526,6 +526,11 @@ fn run_loop(args: &[String], daemon: Option<&Daemon>) -> (f64, u64) {
     (ops, n)
 }
 
+/// Record a figure of `round` for loop `i` and mode index `m`.
+fn put(res: &mut [Vec<Vec<Option<f64>>>], i: usize, m: usize, round: usize, v: Option<f64>) {
+    res[i][m][round] = v;
+}
+
 fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -641,13 +646,19 @@ fn main() {
         // leaves it a backlog to digest.
         d.settle();
         for (i, (_, args)) in loops.iter().enumerate() {
-            res[i][idx(Mode::Outside)][round] = Some(run_loop(args, None).0);
+            put(
+                &mut res,
+                i,
+                idx(Mode::Outside),
+                round,
+                Some(run_loop(args, None).0),
+            );
         }
         for (i, (_, args)) in loops.iter().enumerate() {
             d.settle();
             let before = d.status();
             let (ops, n) = run_loop(args, Some(&d));
-            res[i][idx(Mode::Session)][round] = Some(ops);
+            put(&mut res, i, idx(Mode::Session), round, Some(ops));
             if i == 0 {
                 d.settle();
                 let after = d.status();
@@ -662,14 +673,20 @@ fn main() {
         drop(d);
         for (i, (_, args)) in loops.iter().enumerate() {
             let after = run_loop(args, None).0;
-            res[i][idx(Mode::None)][round] = Some((before_daemon[i] + after) / 2.0);
+            put(
+                &mut res,
+                i,
+                idx(Mode::None),
+                round,
+                Some((before_daemon[i] + after) / 2.0),
+            );
         }
         if let Some(m) = &mut mini {
             for (i, (_, args)) in loops.iter().enumerate() {
                 let before = m.delivered.load(Ordering::Relaxed);
                 match m.with(false, || run_loop(args, None)) {
                     Ok((ops, n)) => {
-                        res[i][idx(Mode::Mini)][round] = Some(ops);
+                        put(&mut res, i, idx(Mode::Mini), round, Some(ops));
                         if i == 0 {
                             std::thread::sleep(Duration::from_millis(300));
                             mini_generated += n;
@@ -679,7 +696,7 @@ fn main() {
                     Err(e) => eprintln!("sensor bench: minimal tracer: {e:#}"),
                 }
                 match m.with(true, || run_loop(args, None)) {
-                    Ok((ops, _)) => res[i][idx(Mode::Floor)][round] = Some(ops),
+                    Ok((ops, _)) => put(&mut res, i, idx(Mode::Floor), round, Some(ops)),
                     Err(e) => eprintln!("sensor bench: empty sys_exit hook: {e:#}"),
                 }
             }
@@ -688,7 +705,13 @@ fn main() {
             match Bpftrace::start() {
                 Ok(bt) => {
                     for (i, (_, args)) in loops.iter().enumerate() {
-                        res[i][idx(Mode::Bpftrace)][round] = Some(run_loop(args, None).0);
+                        put(
+                            &mut res,
+                            i,
+                            idx(Mode::Bpftrace),
+                            round,
+                            Some(run_loop(args, None).0),
+                        );
                     }
                     drop(bt);
                 }
@@ -699,7 +722,13 @@ fn main() {
             match Auditd::start(&workload()) {
                 Ok(a) => {
                     for (i, (_, args)) in loops.iter().enumerate() {
-                        res[i][idx(Mode::Auditd)][round] = Some(run_loop(args, None).0);
+                        put(
+                            &mut res,
+                            i,
+                            idx(Mode::Auditd),
+                            round,
+                            Some(run_loop(args, None).0),
+                        );
                     }
                     drop(a);
                 }
