@@ -531,6 +531,18 @@ fn put(res: &mut [Vec<Vec<Option<f64>>>], i: usize, m: usize, round: usize, v: O
     res[i][m][round] = v;
 }
 
+/// Run every loop once outside any session, as the figures of mode index `m` in `round`.
+fn run_plain(
+    loops: &[(&str, Vec<String>)],
+    res: &mut [Vec<Vec<Option<f64>>>],
+    m: usize,
+    round: usize,
+) {
+    for (i, (_, args)) in loops.iter().enumerate() {
+        put(res, i, m, round, Some(run_loop(args, None).0));
+    }
+}
+
 fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -645,15 +657,7 @@ fn main() {
         // Outside loops run on an idle daemon: after its start-up, and before any session loop
         // leaves it a backlog to digest.
         d.settle();
-        for (i, (_, args)) in loops.iter().enumerate() {
-            put(
-                &mut res,
-                i,
-                idx(Mode::Outside),
-                round,
-                Some(run_loop(args, None).0),
-            );
-        }
+        run_plain(&loops, &mut res, idx(Mode::Outside), round);
         for (i, (_, args)) in loops.iter().enumerate() {
             d.settle();
             let before = d.status();
@@ -704,15 +708,7 @@ fn main() {
         if have_bpftrace {
             match Bpftrace::start() {
                 Ok(bt) => {
-                    for (i, (_, args)) in loops.iter().enumerate() {
-                        put(
-                            &mut res,
-                            i,
-                            idx(Mode::Bpftrace),
-                            round,
-                            Some(run_loop(args, None).0),
-                        );
-                    }
+                    run_plain(&loops, &mut res, idx(Mode::Bpftrace), round);
                     drop(bt);
                 }
                 Err(e) => eprintln!("sensor bench: bpftrace: {e:#}"),
@@ -721,15 +717,7 @@ fn main() {
         if have_auditd {
             match Auditd::start(&workload()) {
                 Ok(a) => {
-                    for (i, (_, args)) in loops.iter().enumerate() {
-                        put(
-                            &mut res,
-                            i,
-                            idx(Mode::Auditd),
-                            round,
-                            Some(run_loop(args, None).0),
-                        );
-                    }
+                    run_plain(&loops, &mut res, idx(Mode::Auditd), round);
                     drop(a);
                 }
                 Err(e) => eprintln!("sensor bench: auditd: {e:#}"),
