@@ -527,8 +527,8 @@ fn run_loop(args: &[String], daemon: Option<&Daemon>) -> (f64, u64) {
 }
 
 /// Record a figure of `round` for loop `i` and mode index `m`.
-fn put(res: &mut [Vec<Vec<Option<f64>>>], i: usize, m: usize, round: usize, v: Option<f64>) {
-    res[i][m][round] = v;
+fn put(res: &mut [Vec<Vec<Option<f64>>>], i: usize, m: usize, round: usize, v: f64) {
+    res[i][m][round] = Some(v);
 }
 
 /// Run every loop once outside any session, as the figures of mode index `m` in `round`.
@@ -539,8 +539,19 @@ fn run_plain(
     round: usize,
 ) {
     for (i, (_, args)) in loops.iter().enumerate() {
-        put(res, i, m, round, Some(run_loop(args, None).0));
+        put(res, i, m, round, run_loop(args, None).0);
     }
+}
+
+/// `x / y` for each round where both ran.
+fn round_ratios(x: &[Option<f64>], y: &[Option<f64>]) -> Vec<Option<f64>> {
+    x.iter()
+        .zip(y)
+        .map(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) if *y > 0.0 => Some(x / y),
+            _ => None,
+        })
+        .collect()
 }
 
 fn median(v: &mut [f64]) -> Option<f64> {
@@ -662,7 +673,7 @@ fn main() {
             d.settle();
             let before = d.status();
             let (ops, n) = run_loop(args, Some(&d));
-            put(&mut res, i, idx(Mode::Session), round, Some(ops));
+            put(&mut res, i, idx(Mode::Session), round, ops);
             if i == 0 {
                 d.settle();
                 let after = d.status();
@@ -682,7 +693,7 @@ fn main() {
                 i,
                 idx(Mode::None),
                 round,
-                Some((before_daemon[i] + after) / 2.0),
+                (before_daemon[i] + after) / 2.0,
             );
         }
         if let Some(m) = &mut mini {
@@ -690,7 +701,7 @@ fn main() {
                 let before = m.delivered.load(Ordering::Relaxed);
                 match m.with(false, || run_loop(args, None)) {
                     Ok((ops, n)) => {
-                        put(&mut res, i, idx(Mode::Mini), round, Some(ops));
+                        put(&mut res, i, idx(Mode::Mini), round, ops);
                         if i == 0 {
                             std::thread::sleep(Duration::from_millis(300));
                             mini_generated += n;
@@ -700,7 +711,7 @@ fn main() {
                     Err(e) => eprintln!("sensor bench: minimal tracer: {e:#}"),
                 }
                 match m.with(true, || run_loop(args, None)) {
-                    Ok((ops, _)) => put(&mut res, i, idx(Mode::Floor), round, Some(ops)),
+                    Ok((ops, _)) => put(&mut res, i, idx(Mode::Floor), round, ops),
                     Err(e) => eprintln!("sensor bench: empty sys_exit hook: {e:#}"),
                 }
             }
@@ -736,15 +747,11 @@ fn main() {
     let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.0}"));
     // A ratio is the median of the per-round ratios: each compares figures of the same round.
     let ratio = |i: usize, a: Mode, b: Mode| {
-        let mut per_round: Vec<f64> = res[i][idx(a)]
-            .iter()
-            .zip(&res[i][idx(b)])
-            .filter_map(|(x, y)| match (x, y) {
-                (Some(x), Some(y)) if *y > 0.0 => Some(x / y),
-                _ => None,
-            })
+        let mut r: Vec<f64> = round_ratios(&res[i][idx(a)], &res[i][idx(b)])
+            .into_iter()
+            .flatten()
             .collect();
-        median(&mut per_round).map_or("-".to_owned(), |r| format!("{r:.3}"))
+        median(&mut r).map_or("-".to_owned(), |r| format!("{r:.3}"))
     };
     println!();
     println!(
@@ -789,13 +796,9 @@ fn main() {
     println!();
     println!("per-round b/a and floor/a (their spread is this machine's run-to-run noise)");
     let per_round = |i: usize, m: Mode| -> String {
-        res[i][idx(m)]
+        round_ratios(&res[i][idx(m)], &res[i][idx(Mode::None)])
             .iter()
-            .zip(&res[i][idx(Mode::None)])
-            .map(|(x, a)| match (x, a) {
-                (Some(x), Some(a)) if *a > 0.0 => format!("{:.3}", x / a),
-                _ => "-".to_owned(),
-            })
+            .map(|r| r.map_or("-".to_owned(), |r| format!("{r:.3}")))
             .collect::<Vec<_>>()
             .join(" ")
     };
