@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use agent_model::Event;
 use anyhow::{Context as _, Result, anyhow, bail};
 
+pub mod agents;
+
 /// Workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
