@@ -150,7 +150,54 @@ fn setup() -> Result<()> {
             .env("LLVM_PREFIX", LLVM_PREFIX)
             .env("PATH", path))?;
     }
+    install_agents()?;
     Ok(())
+}
+
+/// The real AI agent CLIs the end-to-end tests drive (`tests/src/agents.rs`), pinned.
+const AGENT_PACKAGES: &[(&str, &str)] = &[
+    ("@anthropic-ai/claude-code", "2.1.332"),
+    ("@openai/codex", "0.171.0"),
+];
+
+/// Install the agent CLIs with npm into `target/agents` (or `$AGENTWATCH_AGENTS_DIR`), unless
+/// the pinned versions are there. `--ignore-scripts`: the tests run the native binaries of the
+/// platform packages directly, so no install script (and no particular node version: Claude
+/// Code declares node >= 22, Debian 12 ships 18) is needed; node and npm only fetch the files.
+fn install_agents() -> Result<()> {
+    let dir = std::env::var_os("AGENTWATCH_AGENTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/agents"));
+    let pinned = |(name, version): &(&str, &str)| {
+        std::fs::read_to_string(dir.join("node_modules").join(name).join("package.json"))
+            .is_ok_and(|t| t.contains(&format!("\"version\": \"{version}\"")))
+    };
+    if AGENT_PACKAGES.iter().all(pinned) {
+        return Ok(());
+    }
+    if output_ok(Command::new("npm").arg("--version")).is_none() {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    let specs: Vec<String> = AGENT_PACKAGES
+        .iter()
+        .map(|(name, version)| format!("{name}@{version}"))
+        .collect();
+    eprintln!(
+        "xtask: installing {} into {}",
+        specs.join(" "),
+        dir.display()
+    );
+    std::fs::create_dir_all(&dir)?;
+    sh(Command::new("npm")
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--prefix",
+        ])
+        .arg(&dir)
+        .args(&specs))
 }
 
 fn cargo() -> Command {
