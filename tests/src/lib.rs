@@ -2,6 +2,8 @@
 //! binary, start a real daemon (real eBPF programs in this kernel) in a temporary data dir, run
 //! workloads inside and outside agent sessions, and read the events it wrote as JSON lines.
 //!
+//! [`agents`] runs the real Claude Code and Codex CLIs against a scripted model server.
+//!
 //! Root tests call [`skip_reason`] first: without root, BTF or the binary they print why and
 //! return; under CI (root) they always run.
 
