@@ -246,6 +246,8 @@ impl AgentHome {
         std::fs::write(&script, serde_json::to_vec(&json!({ "turns": turns }))?)?;
         let server = ModelServer::start(&script, &log_dir)?;
         let home = self.home();
+        // Scratch files (Claude Code's task outputs, ...) stay in the temporary dir.
+        let tmp = self.mkdir("tmp")?;
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/proc/{}/ns/net", server.pid()))
             .arg("--")
@@ -262,6 +264,7 @@ impl AgentHome {
             .env("LOGNAME", TEST_USER)
             .env("SHELL", "/bin/bash")
             .env("LANG", "C.UTF-8")
+            .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
