@@ -1,5 +1,5 @@
 //! Real AI agent CLIs driven by a scripted model: Claude Code and Codex, as installed by
-//! `cargo xtask setup` (pinned npm packages under `target/agents`), run as the unprivileged user
+//! `cargo xtask setup` (pinned npm packages under `/opt/agentwatch-test/agents`), run as the unprivileged user
 //! `agentwatch-test` in a fresh network namespace that has only `lo`, against the `model_api`
 //! test binary listening on 127.0.0.1 inside that namespace. Nothing can leave the host.
 //!
@@ -45,7 +45,7 @@ impl Cli {
     }
 
     /// The native binary inside the npm install (`$AGENTWATCH_AGENTS_DIR`, else
-    /// `target/agents`).
+    /// [`DEFAULT_AGENTS_DIR`]).
     pub fn binary(self) -> PathBuf {
         let (npm_arch, triple_arch) = match std::env::consts::ARCH {
             "aarch64" => ("arm64", "aarch64"),
@@ -63,11 +63,16 @@ impl Cli {
     }
 }
 
+/// Where `cargo xtask setup` installs the agent CLIs by default: outside the checkout, so the
+/// unprivileged test user can reach the binaries wherever the repository is cloned (a CI clone
+/// under a 0700 home would otherwise hide them). Keep in step with xtask's `AGENTS_DIR`.
+pub const DEFAULT_AGENTS_DIR: &str = "/opt/agentwatch-test/agents";
+
 /// Where `cargo xtask setup` installs the agent CLIs.
 pub fn agents_dir() -> PathBuf {
     std::env::var_os("AGENTWATCH_AGENTS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::root().join("target/agents"))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_AGENTS_DIR))
 }
 
 /// The scripted model server built with these tests.

@@ -160,14 +160,18 @@ const AGENT_PACKAGES: &[(&str, &str)] = &[
     ("@openai/codex", "0.171.0"),
 ];
 
-/// Install the agent CLIs with npm into `target/agents` (or `$AGENTWATCH_AGENTS_DIR`), unless
+/// Where the agent CLIs go: outside the checkout, so that the unprivileged user the tests run
+/// them as can reach them wherever the repository is cloned (tests/src/agents.rs has the same).
+const AGENTS_DIR: &str = "/opt/agentwatch-test/agents";
+
+/// Install the agent CLIs with npm into [`AGENTS_DIR`] (or `$AGENTWATCH_AGENTS_DIR`), unless
 /// the pinned versions are there. `--ignore-scripts`: the tests run the native binaries of the
 /// platform packages directly, so no install script (and no particular node version: Claude
 /// Code declares node >= 22, Debian 12 ships 18) is needed; node and npm only fetch the files.
 fn install_agents() -> Result<()> {
     let dir = std::env::var_os("AGENTWATCH_AGENTS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/agents"));
+        .unwrap_or_else(|| PathBuf::from(AGENTS_DIR));
     let pinned = |(name, version): &(&str, &str)| {
         std::fs::read_to_string(dir.join("node_modules").join(name).join("package.json"))
             .is_ok_and(|t| t.contains(&format!("\"version\": \"{version}\"")))
