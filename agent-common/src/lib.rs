@@ -568,7 +568,7 @@ const _: () = {
     assert!(offset_of!(SysBody, ret) == 48);
     assert!(size_of::<FlowBody>() == 32);
     assert!(size_of::<FlowRecord>() == 72 + 72 + 32);
-    assert!(size_of::<Offsets>() % 4 == 0);
+    assert!(size_of::<Offsets>().is_multiple_of(4));
     assert!(size_of::<Config>() == size_of::<Offsets>() + 16);
 };
 

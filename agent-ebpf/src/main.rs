@@ -23,6 +23,8 @@
 // `atomic_xadd` compiles to the BPF atomic add; core's AtomicU64 has no fetch_add on this target.
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
+// STYLE.md: every `unsafe` block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod abi;
 mod maps;

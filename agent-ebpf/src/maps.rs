@@ -14,6 +14,7 @@ use aya_ebpf::{
 
 /// Set by the loader before load (see `agent_common::Config`).
 #[unsafe(no_mangle)]
+// SAFETY: Config is plain integers, for which all-zero bytes are a valid value.
 pub(crate) static CONFIG: Config = unsafe { core::mem::zeroed() };
 
 #[map(name = "EVENTS")]
@@ -103,9 +104,8 @@ macro_rules! config {
 pub(crate) use config;
 
 /// The session of thread group `tgid`, if it is in one.
-
 #[inline(always)]
 pub(crate) fn session_of(tgid: u32) -> Option<SessionInfo> {
     // SAFETY: the value is copied out immediately.
-    unsafe { SESSIONS.get(&tgid) }.copied()
+    unsafe { SESSIONS.get(tgid) }.copied()
 }

@@ -54,7 +54,7 @@ pub(crate) fn wake_flags(len: usize) -> u64 {
 /// Copy `len` bytes of the scratch buffer to the ring buffer; count a loss on failure.
 #[inline(always)]
 pub(crate) fn submit(buf: *mut u8, len: usize, kind: RecordKind) {
-    if len < HEADER_LEN || len > SCRATCH_SIZE {
+    if !(HEADER_LEN..=SCRATCH_SIZE).contains(&len) {
         bump(&ERRORS, kind);
         return;
     }
@@ -82,6 +82,7 @@ pub(crate) fn header_current(buf: *mut u8, kind: RecordKind, s: &SessionInfo) ->
     let h = RecordHeader {
         kind: kind as u32,
         len: 0,
+        // SAFETY: the helper has no preconditions.
         ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
         session_id: s.session_id,
         start_ns,

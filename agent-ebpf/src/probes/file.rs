@@ -196,10 +196,10 @@ pub fn h_io(ctx: BtfTracePointContext) -> i32 {
             file as u64,
         ];
         // SAFETY: the value is only tested for presence.
-        if unsafe { WRITTEN.get(&key) }.is_some() {
+        if unsafe { WRITTEN.get(key) }.is_some() {
             return 0;
         }
-        let _ = WRITTEN.insert(&key, &1, 0);
+        let _ = WRITTEN.insert(key, 1, 0);
         (RecordKind::Write, x.fd(0), x.ret as u64)
     };
     if emit_fd_op(&x.s, kind, fd, arg0, 0).is_err() {

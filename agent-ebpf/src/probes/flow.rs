@@ -40,13 +40,13 @@ fn flow_account(sk: *const u8, n: i32, sent: bool) {
         return;
     };
     let key = sk as u64;
-    let mut p = FLOWS.get_ptr_mut(&key);
+    let mut p = FLOWS.get_ptr_mut(key);
     if p.is_none() {
         if flow_new(&s, sk).is_err() {
             bump(&ERRORS, RecordKind::Flow);
             return;
         }
-        p = FLOWS.get_ptr_mut(&key);
+        p = FLOWS.get_ptr_mut(key);
     }
     let Some(p) = p else { return };
     // SAFETY: `p` points into a live map value; the counters are updated atomically because
@@ -91,7 +91,7 @@ fn flow_new(s: &SessionInfo, sk: *const u8) -> Result<(), i32> {
     // SAFETY: the scratch buffer holds a whole, initialised FlowRecord at offset 0 (8-aligned
     // map memory).
     let rec = unsafe { &*(buf as *const FlowRecord) };
-    FLOWS.insert(&(sk as u64), rec, BPF_NOEXIST).or(Ok(()))
+    FLOWS.insert(sk as u64, rec, BPF_NOEXIST).or(Ok(()))
 }
 
 /// A TCP socket is destroyed (after its owner closed it and any data it read is counted):
@@ -99,7 +99,7 @@ fn flow_new(s: &SessionInfo, sk: *const u8) -> Result<(), i32> {
 #[inline(always)]
 fn flow_close(sk: *const u8) {
     let key = sk as u64;
-    let Some(p) = FLOWS.get_ptr_mut(&key) else {
+    let Some(p) = FLOWS.get_ptr_mut(key) else {
         return;
     };
     let flags = wake_flags(core::mem::size_of::<FlowRecord>());
@@ -115,7 +115,7 @@ fn flow_close(sk: *const u8) {
             bump(&LOSS, RecordKind::Flow);
         }
     }
-    let _ = FLOWS.remove(&key);
+    let _ = FLOWS.remove(key);
 }
 
 /// Runs for any task (often in softirq for orphaned sockets): the flow map, not the session,

@@ -68,15 +68,15 @@ pub fn io_uring_complete(ctx: BtfTracePointContext) -> i32 {
         }
         IORING_OP_SENDMSG | IORING_OP_SEND | IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC => {
             let cookie = launder(req as u64);
-            if IO_SENDS.remove(&cookie).is_ok() {
+            if IO_SENDS.remove(cookie).is_ok() {
                 io_send_result(&s, cookie, res);
             }
         }
         IORING_OP_CONNECT => {
-            if res == 0 || res == -(EINPROGRESS as i32) {
-                if let Ok(file) = rdp(req, off!(iokiocb_file)) {
-                    let _ = emit_sock_file(&s, file);
-                }
+            if (res == 0 || res == -(EINPROGRESS as i32))
+                && let Ok(file) = rdp(req, off!(iokiocb_file))
+            {
+                let _ = emit_sock_file(&s, file);
             }
         }
         _ => {}

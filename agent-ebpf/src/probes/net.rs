@@ -155,7 +155,7 @@ pub(crate) fn emit_send(
     put(buf_ptr, HEADER_LEN, body);
     submit(buf_ptr, pos, RecordKind::Send);
     if cookie != 0 {
-        let _ = IO_SENDS.insert(&cookie, &1, 0);
+        let _ = IO_SENDS.insert(cookie, 1, 0);
     }
     Ok(())
 }

@@ -45,11 +45,11 @@ fn on_fork(parent: *const u8, child: *const u8) -> Result<(), i32> {
         // A reused pid must not inherit a stale session. The lookup is lock-free; the delete
         // takes a bucket lock, so it runs only when there is something to delete.
         if session_of(ctgid).is_some() {
-            let _ = SESSIONS.remove(&ctgid);
+            let _ = SESSIONS.remove(ctgid);
         }
         return Ok(());
     };
-    SESSIONS.insert(&ctgid, &s, 0).map_err(|e| e as i32)?;
+    SESSIONS.insert(ctgid, s, 0)?;
     let buf = scratch().ok_or(-1)?;
     let cpid: u32 = rd(child, off!(task_pid))?;
     let cstart: u64 = rd(child, off!(task_start_boottime)).unwrap_or(0);
@@ -60,6 +60,7 @@ fn on_fork(parent: *const u8, child: *const u8) -> Result<(), i32> {
     let h = RecordHeader {
         kind: RecordKind::Fork as u32,
         len: 0,
+        // SAFETY: the helper has no preconditions.
         ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
         session_id: s.session_id,
         start_ns: cstart,
@@ -106,14 +107,17 @@ fn select(tgid: u32, bprm: *const u8) -> Option<SessionInfo> {
     if config!(have_other_selectors) != 0 {
         let comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
         // SAFETY: values are copied out at once.
-        agent = unsafe { SEL_COMM.get(&comm) }.copied();
+        agent = unsafe { SEL_COMM.get(comm) }.copied();
         if agent.is_none() {
             let uid = bpf_get_current_uid_gid() as u32;
-            agent = unsafe { SEL_UID.get(&uid) }.copied();
+            // SAFETY: as above.
+            agent = unsafe { SEL_UID.get(uid) }.copied();
         }
         if agent.is_none() {
+            // SAFETY: the helper has no preconditions.
             let cg = unsafe { bpf_get_current_cgroup_id() };
-            agent = unsafe { SEL_CGROUP.get(&cg) }.copied();
+            // SAFETY: as above.
+            agent = unsafe { SEL_CGROUP.get(cg) }.copied();
         }
     }
     if agent.is_none() && config!(have_exe_selectors) != 0 {
@@ -129,17 +133,19 @@ fn select(tgid: u32, bprm: *const u8) -> Option<SessionInfo> {
                 name as *const _,
             )
         };
-        agent = unsafe { SEL_EXE.get(&key) }.copied();
+        // SAFETY: the value is copied out at once.
+        agent = unsafe { SEL_EXE.get(key) }.copied();
         flags = SESSION_PROVISIONAL;
     }
     let agent_id = agent?;
+    // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let s = SessionInfo {
         session_id: ((tgid as u64) << 40) ^ (now & 0xff_ffff_ffff),
         agent_id,
         flags,
     };
-    SESSIONS.insert(&tgid, &s, 0).ok()?;
+    SESSIONS.insert(tgid, s, 0).ok()?;
     Some(s)
 }
 
@@ -266,7 +272,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     let Some(s) = session_of(tgid) else {
         return 0;
     };
-    let _ = SESSIONS.remove(&tgid);
+    let _ = SESSIONS.remove(tgid);
     let Some(buf) = scratch() else {
         return 0;
     };
