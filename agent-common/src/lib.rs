@@ -546,17 +546,43 @@ pub struct Config {
     pub have_other_selectors: u32,
 }
 
+// Layouts, checked at compile time (so the eBPF build checks them too): the sizes and offsets
+// the decoder and the kernel side agree on. Each size is the sum of the record's field sizes,
+// so a record that gained implicit padding (which `Plain` rules out) fails to build.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<RecordHeader>() == 72);
+    assert!(offset_of!(RecordHeader, comm) == 56);
+    assert!(size_of::<SessionInfo>() == 16);
+    assert!(size_of::<ExecBody>() == 56);
+    assert!(offset_of!(ExecBody, parent_start_ns) == 48);
+    assert!(size_of::<ExitBody>() == 8);
+    assert!(size_of::<ForkBody>() == 16);
+    assert!(size_of::<OpenBody>() == 40);
+    assert!(offset_of!(OpenBody, ino) == 16);
+    assert!(size_of::<PathOpBody>() == 56);
+    assert!(offset_of!(PathOpBody, arg0) == 24);
+    assert!(size_of::<SockBody>() == 72);
+    assert!(offset_of!(SockBody, saddr) == 16);
+    assert!(size_of::<SysBody>() == 80);
+    assert!(offset_of!(SysBody, ret) == 48);
+    assert!(size_of::<FlowBody>() == 32);
+    assert!(size_of::<FlowRecord>() == 72 + 72 + 32);
+    assert!(size_of::<Offsets>().is_multiple_of(4));
+    assert!(size_of::<Config>() == size_of::<Offsets>() + 16);
+};
+
 /// Bytes of a record header.
 pub const HEADER_LEN: usize = core::mem::size_of::<RecordHeader>();
 
 /// Plain records: `repr(C)`, only integers and byte arrays, no implicit padding (checked by the
-/// layout tests), so every bit pattern is a valid value.
+/// layout asserts), so every bit pattern is a valid value.
 ///
 /// # Safety
 /// Implement only for types that meet the description above.
 pub unsafe trait Plain: Copy + Default {}
 
-// SAFETY: each type below is repr(C), integer/byte-array only, without padding (layout tests).
+// SAFETY: each type below is repr(C), integer/byte-array only, without padding (layout asserts).
 unsafe impl Plain for RecordHeader {}
 // SAFETY: as above.
 unsafe impl Plain for ExecBody {}
@@ -597,7 +623,7 @@ pub fn plain_bytes<T: Plain>(v: &T) -> &[u8] {
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all these types are `repr(C)`, contain only integers and byte arrays, and have no
-    // implicit padding (checked by the layout tests), so any bit pattern is valid.
+    // implicit padding (checked by the layout asserts), so any bit pattern is valid.
     unsafe impl aya::Pod for super::SessionInfo {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Config {}
@@ -609,30 +635,6 @@ mod pod {
 mod tests {
     extern crate std;
     use super::*;
-    use core::mem::{offset_of, size_of};
-
-    #[test]
-    fn layouts_have_no_implicit_padding() {
-        assert_eq!(size_of::<RecordHeader>(), 72);
-        assert_eq!(offset_of!(RecordHeader, comm), 56);
-        assert_eq!(size_of::<SessionInfo>(), 16);
-        assert_eq!(size_of::<ExecBody>(), 56);
-        assert_eq!(offset_of!(ExecBody, parent_start_ns), 48);
-        assert_eq!(size_of::<ExitBody>(), 8);
-        assert_eq!(size_of::<ForkBody>(), 16);
-        assert_eq!(size_of::<OpenBody>(), 40);
-        assert_eq!(offset_of!(OpenBody, ino), 16);
-        assert_eq!(size_of::<PathOpBody>(), 56);
-        assert_eq!(offset_of!(PathOpBody, arg0), 24);
-        assert_eq!(size_of::<SockBody>(), 72);
-        assert_eq!(size_of::<SysBody>(), 80);
-        assert_eq!(offset_of!(SysBody, ret), 48);
-        assert_eq!(offset_of!(SockBody, saddr), 16);
-        assert_eq!(size_of::<FlowBody>(), 32);
-        assert_eq!(size_of::<FlowRecord>(), 72 + 72 + 32);
-        assert_eq!(size_of::<Offsets>() % 4, 0);
-        assert_eq!(size_of::<Config>(), size_of::<Offsets>() + 16);
-    }
 
     #[test]
     fn kind_ids_round_trip_and_unknown_ids_fail() {

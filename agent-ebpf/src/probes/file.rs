@@ -1,0 +1,301 @@
+//! Files at syscall exit: opens, path operations (unlink, rename, chmod, chown, link, symlink,
+//! mkdir, truncate), operations on descriptors, the first write to a file, and executable
+//! mappings.
+//!
+//! The `h_*` handlers are tail-called by the `sys_exit` filter; the record builders
+//! (`emit_open`, `emit_path_op`, `emit_fd_op`) are shared with the io_uring probes.
+
+use crate::{
+    abi::{AT_FDCWD, S_IFMT, S_IFREG},
+    maps::{ERRORS, WRITTEN, off},
+    probes::filter::Sys,
+    read::{exe_markers, file_of_fd, rd, rdp, write_dir_of, write_path, write_str},
+    record::{bump, header_current, put, scratch, submit},
+    syscalls::{
+        NR_CHMOD, NR_CHOWN, NR_CREAT, NR_FCHMOD, NR_FCHMODAT, NR_FCHMODAT2, NR_FCHOWN, NR_FCHOWNAT,
+        NR_FTRUNCATE, NR_LCHOWN, NR_LINK, NR_LINKAT, NR_MKDIR, NR_MKDIRAT, NR_MMAP, NR_OPEN,
+        NR_OPENAT, NR_RENAME, NR_RENAMEAT, NR_RENAMEAT2, NR_SYMLINK, NR_SYMLINKAT, NR_TRUNCATE,
+        NR_UNLINK, NR_UNLINKAT,
+    },
+};
+use agent_common::{
+    FD_OP, HEADER_LEN, IO_PENDING, OpenBody, PATH_TRUNCATED, PATH2_TRUNCATED, PathOpBody,
+    RecordKind, SessionInfo, VIA_IO_URING,
+};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
+
+const PROT_EXEC: u64 = 4;
+
+/// creat(2) is open(O_CREAT | O_WRONLY | O_TRUNC).
+const O_CREAT_WRONLY_TRUNC: u64 = 0o1101;
+
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_open(ctx: BtfTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    if x.ret < 0 {
+        return 0;
+    }
+    let req_flags = match x.nr {
+        NR_OPEN => x.arg(1),
+        NR_OPENAT => x.arg(2),
+        NR_CREAT => O_CREAT_WRONLY_TRUNC,
+        _ => {
+            // openat2: flags are the first u64 of the user's `struct open_how`.
+            let how = x.arg(2) as *const u64;
+            // SAFETY: the helper validates the user address.
+            unsafe { aya_ebpf::helpers::bpf_probe_read_user(how) }.unwrap_or(0)
+        }
+    };
+    if emit_open(&x.s, x.ret, 0, req_flags as u32).is_err() {
+        bump(&ERRORS, RecordKind::Open);
+    }
+    0
+}
+
+#[inline(always)]
+pub(crate) fn emit_open(s: &SessionInfo, fd: i64, via: u32, req_flags: u32) -> Result<(), i32> {
+    let file = file_of_fd(fd)?;
+    let buf = scratch().ok_or(-1)?;
+    header_current(buf, RecordKind::Open, s)?;
+    let start = HEADER_LEN + core::mem::size_of::<OpenBody>();
+    let (pos, trunc) = write_path(buf, start, file.wrapping_add(off!(file_path)));
+    let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+    let sb = rdp(inode, off!(inode_sb)).unwrap_or(core::ptr::null());
+    let i_mode: u16 = rd(inode, off!(inode_mode)).unwrap_or(0);
+    put(
+        buf,
+        HEADER_LEN,
+        OpenBody {
+            flags: via | if trunc { PATH_TRUNCATED } else { 0 },
+            f_flags: rd(file, off!(file_flags)).unwrap_or(0),
+            f_mode: rd(file, off!(file_mode)).unwrap_or(0),
+            i_mode: i_mode as u32,
+            ino: rd(inode, off!(inode_ino)).unwrap_or(0),
+            dev: rd(sb, off!(sb_dev)).unwrap_or(0),
+            fd: fd as i32,
+            path_len: (pos - start) as u32,
+            req_flags,
+        },
+    );
+    submit(buf, pos, RecordKind::Open);
+    Ok(())
+}
+
+/// No second directory.
+pub(crate) const NO_DIR: i64 = i64::MIN;
+
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_path(ctx: BtfTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    if x.ret != 0 {
+        return 0;
+    }
+    let a = |i| x.arg(i);
+    let c = AT_FDCWD;
+    let n = NO_DIR;
+    use RecordKind as K;
+    // (kind, dir, name, second name, arg0, arg1, flags). One emit call site per handler, and
+    // one shape of path work per program, keeps the verifier's work bounded.
+    let (kind, d1, n1, n2, a0, a1, fl) = match x.nr {
+        NR_UNLINK => (K::Unlink, c, a(0), 0, 0, 0, 0),
+        NR_UNLINKAT => (K::Unlink, x.fd(0), a(1), 0, 0, 0, a(2)),
+        NR_CHMOD => (K::Chmod, c, a(0), 0, a(1), 0, 0),
+        NR_FCHMODAT => (K::Chmod, x.fd(0), a(1), 0, a(2), 0, 0),
+        NR_FCHMODAT2 => (K::Chmod, x.fd(0), a(1), 0, a(2), 0, a(3)),
+        NR_CHOWN | NR_LCHOWN => (K::Chown, c, a(0), 0, a(1), a(2), 0),
+        NR_FCHOWNAT => (K::Chown, x.fd(0), a(1), 0, a(2), a(3), a(4)),
+        // The new link is the path; what it points to is the second name, as written.
+        NR_SYMLINK => (K::Symlink, c, a(1), a(0), 0, 0, 0),
+        NR_SYMLINKAT => (K::Symlink, x.fd(1), a(2), a(0), 0, 0, 0),
+        NR_MKDIR => (K::Mkdir, c, a(0), 0, a(1), 0, 0),
+        NR_MKDIRAT => (K::Mkdir, x.fd(0), a(1), 0, a(2), 0, 0),
+        NR_TRUNCATE => (K::Truncate, c, a(0), 0, a(1), 0, 0),
+        _ => return 0,
+    };
+    let r = emit_path_op(&x.s, kind, d1, n1, n, n2, a0, a1, fl as u32, 0);
+    if r.is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_path2(ctx: BtfTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    if x.ret != 0 {
+        return 0;
+    }
+    let a = |i| x.arg(i);
+    let c = AT_FDCWD;
+    use RecordKind as K;
+    // Rename: old path, new path. Link: the new name is the path, the existing file the target.
+    let (kind, d1, n1, d2, n2, fl) = match x.nr {
+        NR_RENAME => (K::Rename, c, a(0), c, a(1), 0),
+        NR_RENAMEAT => (K::Rename, x.fd(0), a(1), x.fd(2), a(3), 0),
+        NR_RENAMEAT2 => (K::Rename, x.fd(0), a(1), x.fd(2), a(3), a(4)),
+        NR_LINK => (K::Link, c, a(1), c, a(0), 0),
+        NR_LINKAT => (K::Link, x.fd(2), a(3), x.fd(0), a(1), a(4)),
+        _ => return 0,
+    };
+    if emit_path_op(&x.s, kind, d1, n1, d2, n2, 0, 0, fl as u32, 0).is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_fdop(ctx: BtfTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    if x.ret != 0 {
+        return 0;
+    }
+    let kind = match x.nr {
+        NR_FCHMOD => RecordKind::Chmod,
+        NR_FCHOWN => RecordKind::Chown,
+        NR_FTRUNCATE => RecordKind::Truncate,
+        _ => return 0,
+    };
+    if emit_fd_op(&x.s, kind, x.fd(0), x.arg(1), x.arg(2)).is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_io(ctx: BtfTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    let (kind, fd, arg0) = if x.nr == NR_MMAP {
+        // An executable mapping of a file from a world-writable directory, a memfd or a
+        // deleted file (LD_PRELOAD-style injection).
+        if x.ret < 0 || x.arg(2) & PROT_EXEC == 0 || x.fd(4) < 0 {
+            return 0;
+        }
+        let Ok(file) = file_of_fd(x.fd(4)) else {
+            return 0;
+        };
+        if exe_markers(file) == 0 {
+            return 0;
+        }
+        (RecordKind::MmapExec, x.fd(4), x.arg(2))
+    } else {
+        if x.ret <= 0 {
+            return 0;
+        }
+        let Ok(file) = file_of_fd(x.fd(0)) else {
+            return 0;
+        };
+        let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+        let mode: u16 = rd(inode, off!(inode_mode)).unwrap_or(0);
+        if (mode as u32) & S_IFMT != S_IFREG {
+            return 0; // pipes, sockets and terminals are not files written to
+        }
+        let key = [
+            x.s.session_id ^ ((bpf_get_current_pid_tgid() >> 32) << 1),
+            file as u64,
+        ];
+        // SAFETY: the value is only tested for presence.
+        if unsafe { WRITTEN.get(key) }.is_some() {
+            return 0;
+        }
+        let _ = WRITTEN.insert(key, 1, 0);
+        (RecordKind::Write, x.fd(0), x.ret as u64)
+    };
+    if emit_fd_op(&x.s, kind, fd, arg0, 0).is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+/// An operation on the file behind descriptor `fd` (fchmod, fchown, ftruncate, write, mmap).
+#[inline(always)]
+pub(crate) fn emit_fd_op(
+    s: &SessionInfo,
+    kind: RecordKind,
+    fd: i64,
+    arg0: u64,
+    arg1: u64,
+) -> Result<(), i32> {
+    let file = file_of_fd(fd)?;
+    let buf = scratch().ok_or(-1)?;
+    header_current(buf, kind, s)?;
+    let start = HEADER_LEN + core::mem::size_of::<PathOpBody>();
+    let (pos, trunc) = write_path(buf, start, file.wrapping_add(off!(file_path)));
+    let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+    put(
+        buf,
+        HEADER_LEN,
+        PathOpBody {
+            flags: if trunc { PATH_TRUNCATED } else { 0 } | FD_OP | exe_markers(file) << 8,
+            op_flags: 0,
+            dir_len: (pos - start) as u32,
+            name_len: 0,
+            dir2_len: 0,
+            name2_len: 0,
+            arg0,
+            arg1,
+            ino: rd(inode, off!(inode_ino)).unwrap_or(0),
+            cookie: 0,
+        },
+    );
+    submit(buf, pos, kind);
+    Ok(())
+}
+
+/// A path operation: directory (dirfd or cwd) + name as passed, optionally a second directory
+/// and name (`d2 == NO_DIR` with `n2 != 0` writes only the second name, e.g. a symlink's text).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn emit_path_op(
+    s: &SessionInfo,
+    kind: RecordKind,
+    d1: i64,
+    n1: u64,
+    d2: i64,
+    n2: u64,
+    arg0: u64,
+    arg1: u64,
+    op_flags: u32,
+    io_cookie: u64,
+) -> Result<(), i32> {
+    let buf = scratch().ok_or(-1)?;
+    header_current(buf, kind, s)?;
+    let start = HEADER_LEN + core::mem::size_of::<PathOpBody>();
+    // io_uring requests carry kernel copies of the names (`struct filename`); syscalls the
+    // user's pointers.
+    let user = io_cookie == 0;
+    let (p1, t1) = write_dir_of(buf, start, d1);
+    let p2 = write_str(buf, p1, n1 as *const u8, 2047, user);
+    let (p3, t2) = if d2 == NO_DIR {
+        (p2, false)
+    } else {
+        write_dir_of(buf, p2, d2)
+    };
+    let p4 = if n2 != 0 {
+        write_str(buf, p3, n2 as *const u8, 2047, user)
+    } else {
+        p3
+    };
+    let io = if user { 0 } else { IO_PENDING | VIA_IO_URING };
+    put(
+        buf,
+        HEADER_LEN,
+        PathOpBody {
+            flags: (if t1 { PATH_TRUNCATED } else { 0 })
+                | (if t2 { PATH2_TRUNCATED } else { 0 })
+                | io,
+            op_flags,
+            dir_len: (p1 - start) as u32,
+            name_len: (p2 - p1) as u32,
+            dir2_len: (p3 - p2) as u32,
+            name2_len: (p4 - p3) as u32,
+            arg0,
+            arg1,
+            ino: 0,
+            cookie: io_cookie,
+        },
+    );
+    submit(buf, p4, kind);
+    Ok(())
+}
