@@ -35,8 +35,9 @@ use agent_model::{Event, Severity, Timestamp};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
+use crate::engine::Engine;
 use crate::error::{Error, line_col};
-use crate::{Engine, Policy, Source};
+use crate::policy::{Policy, Source};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::{MAX_FILE_BYTES, Policy, Source, fixtures};
+use crate::fixtures;
+use crate::policy::{MAX_FILE_BYTES, Policy, Source};
 
 /// The shipped default policy in the source tree.
 pub fn default_policy_dir() -> PathBuf {

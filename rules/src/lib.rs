@@ -8,19 +8,35 @@
 //! from `event.time`. The one exception is the `fs` module behind the `fs` feature, which reads
 //! policy files for the command line. Everything a policy can get wrong is found at load time
 //! and reported as `file:line:col: message`, so a running engine never meets a bad rule.
+//!
+//! # Layout
+//! Modules depend only on those listed before them (unit tests aside, which may use the default
+//! policy and fixtures); none imports a module that imports it back.
+//! - `error`: the crate's error enum and [`PolicyErrors`], the list `rules check` prints.
+//! - `cond`: compiled conditions and their evaluation over an event.
+//! - `policy`: loading — [`Source`]s in, a compiled [`Policy`] out, through definitions
+//!   (serde types), validation, matchers, output templates, the compiler (split by what it
+//!   compiles: lists and macros, conditions, windows and sequences, rules) and the per-kind rule
+//!   index. [`Policy::compile`] is the single entry point, IO-free (also for fuzzing).
+//! - `output`: rendering alerts and the Falco-like JSON line.
+//! - `engine`: runs a [`Policy`] over events, with windowed state and de-duplication.
+//! - `defaults`: the embedded default policy.
+//! - [`fixtures`]: recorded events and the alerts they must raise, run on an [`Engine`].
+//! - `fs` (feature `fs`): the only IO — reading policy and fixture files for the CLI.
 #![forbid(unsafe_code)]
 
 mod cond;
+mod defaults;
 mod engine;
 mod error;
 pub mod fixtures;
-mod index;
 mod output;
 mod policy;
 
 #[cfg(feature = "fs")]
 pub mod fs;
 
+pub use defaults::{DEFAULT_POLICY, default_sources};
 pub use engine::Engine;
 pub use error::{Error, PolicyErrors};
 pub use output::{RELOAD_REJECTED, falco_json, falco_priority, reload_rejected_alert};
@@ -28,35 +44,3 @@ pub use policy::{
     MAX_DEPTH, MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_RULES, MAX_THRESHOLD, Per, Policy, RuleInfo,
     Source,
 };
-
-/// The shipped default policy files, embedded so the daemon works without the source tree.
-pub const DEFAULT_POLICY: &[(&str, &str)] = &[
-    (
-        "credentials.toml",
-        include_str!("../policy/credentials.toml"),
-    ),
-    (
-        "exfiltration.toml",
-        include_str!("../policy/exfiltration.toml"),
-    ),
-    ("discovery.toml", include_str!("../policy/discovery.toml")),
-    ("privilege.toml", include_str!("../policy/privilege.toml")),
-    (
-        "persistence.toml",
-        include_str!("../policy/persistence.toml"),
-    ),
-    ("evasion.toml", include_str!("../policy/evasion.toml")),
-    ("delegation.toml", include_str!("../policy/delegation.toml")),
-    ("lists.toml", include_str!("../policy/lists.toml")),
-    ("monitor.toml", include_str!("../policy/monitor.toml")),
-];
-
-/// The default policy as sources (names like `<default>/credentials.toml`).
-pub fn default_sources() -> Vec<Source> {
-    let mut v: Vec<Source> = DEFAULT_POLICY
-        .iter()
-        .map(|(n, t)| Source::from_text(format!("<default>/{n}"), *t))
-        .collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    v
-}

@@ -3,7 +3,7 @@
 
 use agent_model::{Alert, BStr, Event, Severity, Timestamp};
 
-use crate::PolicyErrors;
+use crate::error::PolicyErrors;
 use crate::policy::Part;
 
 /// Rule id of the alert raised when a policy reload is rejected.
@@ -107,9 +107,11 @@ mod tests {
 
     #[test]
     fn reload_rejected_alert_names_the_errors() {
-        let errs =
-            crate::Policy::compile(&[crate::Source::from_text("p.toml", "[[rule]]\nid = 1\n")])
-                .unwrap_err();
+        let errs = crate::policy::Policy::compile(&[crate::policy::Source::from_text(
+            "p.toml",
+            "[[rule]]\nid = 1\n",
+        )])
+        .unwrap_err();
         let a = reload_rejected_alert(&errs, "h", Timestamp(5));
         assert_eq!(a.rule, RELOAD_REJECTED);
         assert_eq!(a.severity, Severity::High);

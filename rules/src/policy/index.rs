@@ -8,14 +8,18 @@
 //! field for literals); the rest are always evaluated. An event then costs one lookup or one
 //! scan per indexed field plus the evaluation of the few candidate rules. The index only ever
 //! skips rules that cannot match, so results are the same as evaluating every rule.
+//!
+//! It lives in `policy` because it is part of a compiled policy, built once by
+//! `Policy::compile` and read by the engine; it reads compiled rules (`policy::rule`), never the
+//! `Policy` that holds it, so the two do not import each other.
 
 use std::collections::HashMap;
 
 use agent_model::{Field, FieldType, Kind};
 use aho_corasick::AhoCorasick;
 
+use super::rule::{Mode, Rule, kind_bit};
 use crate::cond::{FxBuild, Node, Op, any_text, basename};
-use crate::policy::{Mode, Rule, kind_bit};
 
 /// What a matching event must hold in one field.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,13 +254,15 @@ pub(crate) fn build(rules: &[Rule]) -> Vec<KindIndex> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Policy, default_sources};
+    use crate::defaults::default_sources;
+    use crate::policy::compile::compile;
 
     /// The index may only skip rules that cannot match: on every fixture event, each rule whose
     /// condition matches is a candidate.
     #[test]
     fn index_never_skips_a_matching_rule() {
-        let p = Policy::compile(&default_sources()).unwrap();
+        let compiled = compile(&default_sources()).unwrap();
+        let (rules, index) = (&compiled.rules, build(&compiled.rules));
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy/fixtures");
         let mut checked = 0;
         let mut skipped = 0;
@@ -288,8 +294,8 @@ mod tests {
                 for (n, line) in lines.iter().filter(|l| !l.trim().is_empty()).enumerate() {
                     let ev = crate::fixtures::event_from_line(n, line).unwrap();
                     let mut cands = Vec::new();
-                    p.index[ev.kind() as usize].candidates(&ev, &mut cands);
-                    for (i, r) in p.rules.iter().enumerate() {
+                    index[ev.kind() as usize].candidates(&ev, &mut cands);
+                    for (i, r) in rules.iter().enumerate() {
                         if r.kinds & kind_bit(ev.kind()) == 0
                             || matches!(r.mode, Mode::Sequence { .. })
                         {

@@ -1,0 +1,185 @@
+//! One rule, from its definition to the compiled [`Rule`] and its [`RuleInfo`]: id, texts and
+//! tags, exceptions, the output template checked against the rule's kinds, de-duplication, and
+//! the fingerprint that decides whether windowed state survives a policy swap.
+//!
+//! The shape (condition, window or sequence) is compiled by the sibling `window` module; this
+//! module completes it. A rule with any error yields nothing, so the engine only ever sees
+//! rules that compiled whole.
+
+use agent_model::{FIELDS, Field, Kind};
+use sha2::{Digest, Sha256};
+
+use super::context::Compiler;
+use super::window::Shape;
+use crate::error::suggest;
+use crate::policy::definitions::RuleDef;
+use crate::policy::limits::DEFAULT_DEDUP_NS;
+use crate::policy::rule::{Mode, Rule, RuleInfo, kind_bit};
+use crate::policy::template::{Part, parse_template};
+use crate::policy::validate::{check_text, parse_duration, valid_name};
+
+impl Compiler<'_> {
+    /// One rule: its names and texts, shape, exceptions, output template and de-duplication,
+    /// with the fields it uses checked against its kinds. `None` after recording its errors.
+    pub(super) fn compile_rule(&mut self, file: usize, def: RuleDef) -> Option<(Rule, RuleInfo)> {
+        let n0 = self.errors.len();
+        let id = def.id.get_ref().clone();
+        let id_at = def.id.span().start;
+        if !valid_name(&id) {
+            self.err(
+                file,
+                id_at,
+                format!(
+                    "rule id `{}` must be 1 to 128 lowercase letters, digits, `_`, `.` or `-`",
+                    id.escape_debug()
+                ),
+            );
+        }
+        for (s, at) in [
+            (def.description.get_ref(), def.description.span().start),
+            (def.output.get_ref(), def.output.span().start),
+        ] {
+            if let Err(e) = check_text(s) {
+                self.err(file, at, e);
+            }
+        }
+        if def.description.get_ref().trim().is_empty() {
+            self.err(
+                file,
+                def.description.span().start,
+                format!("rule `{id}` has an empty `description`"),
+            );
+        }
+        let tags: Vec<String> = def
+            .tags
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or_default();
+        let tags_at = def.tags.as_ref().map_or(id_at, |t| t.span().start);
+        for t in &tags {
+            if let Err(e) = check_text(t) {
+                self.err(file, tags_at, e);
+            }
+        }
+        let Shape {
+            mode,
+            per,
+            within_ns,
+            kinds,
+            mut uses,
+            cond,
+        } = self.compile_shape(file, &def, &id, id_at);
+        let mut exceptions = Vec::new();
+        for e in &def.exceptions {
+            if let Some(n) = self.compile_cond(file, e, 1, &mut uses) {
+                exceptions.push(n);
+            }
+        }
+        if kinds != 0 {
+            self.check_uses(file, &uses, kinds);
+        }
+        // Output template.
+        let output = match parse_template(def.output.get_ref()) {
+            Ok(p) => {
+                for part in &p {
+                    if let Part::Field(f) = part
+                        && kinds != 0
+                        && !Kind::ALL
+                            .iter()
+                            .any(|&k| kinds & kind_bit(k) != 0 && f.applies_to(k))
+                    {
+                        self.err(
+                            file,
+                            def.output.span().start,
+                            format!(
+                                "output field `{}` does not exist for any of the rule's kinds",
+                                f.name()
+                            ),
+                        );
+                    }
+                }
+                p
+            }
+            Err(e) => {
+                self.err(file, def.output.span().start, e);
+                Vec::new()
+            }
+        };
+        // De-duplication.
+        let mut dedup_ns = DEFAULT_DEDUP_NS;
+        let mut dedup_key = None;
+        if let Some(d) = &def.dedup {
+            let d = d.get_ref();
+            match parse_duration(d.window.get_ref()) {
+                Ok(ns) => dedup_ns = ns,
+                Err(e) => self.err(file, d.window.span().start, e),
+            }
+            if !d.key.is_empty() {
+                let mut keys = Vec::new();
+                for k in &d.key {
+                    match Field::from_name(k) {
+                        Some(f) => keys.push(f),
+                        None => {
+                            let s = suggest(k, FIELDS.iter().map(|f| f.name))
+                                .map(|s| format!(", did you mean `{s}`?"))
+                                .unwrap_or_default();
+                            self.err(
+                                file,
+                                d.window.span().start,
+                                format!("unknown dedup key field `{}`{s}", k.escape_debug()),
+                            );
+                        }
+                    }
+                }
+                dedup_key = Some(keys);
+            }
+        }
+        if self.errors.len() != n0 {
+            return None;
+        }
+        let fingerprint = {
+            let text = format!(
+                "{:?}|{:?}|{kinds}|{:?}|{:?}|{:?}|{:?}|{within_ns}|{dedup_ns}|{:?}|{}",
+                def.severity, mode, cond, exceptions, output, per, dedup_key, def.enabled
+            );
+            let h = Sha256::digest(text.as_bytes());
+            h.iter().take(8).map(|b| format!("{b:02x}")).collect()
+        };
+        let kind_list: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|&k| kinds & kind_bit(k) != 0)
+            .collect();
+        let info = RuleInfo {
+            id: id.clone(),
+            severity: def.severity,
+            enabled: def.enabled,
+            description: def.description.get_ref().clone(),
+            kinds: kind_list,
+            tags: tags.clone(),
+            mode: match mode {
+                Mode::Event => "event",
+                Mode::Count { .. } => "count",
+                Mode::Distinct { .. } => "distinct",
+                Mode::Sequence { .. } => "sequence",
+            },
+            defined_at: String::new(),
+        };
+        let rule = Rule {
+            id,
+            severity: def.severity,
+            tags,
+            enabled: def.enabled,
+            kinds,
+            cond,
+            exceptions,
+            output,
+            mode,
+            per,
+            within_ns,
+            dedup_ns,
+            dedup_key,
+            fingerprint,
+        };
+        Some((rule, info))
+    }
+}

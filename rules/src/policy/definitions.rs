@@ -1,0 +1,164 @@
+//! The policy as written: the serde types a TOML policy file deserializes into.
+//!
+//! They mirror the file format one to one, keep the spans (`Spanned`) that errors need for
+//! `file:line:col`, and reject unknown keys (`deny_unknown_fields`) so that a typo fails loudly.
+//! Nothing here checks meaning: names, types and kinds are the compiler's job, which can then
+//! report every problem with its place instead of stopping at the first.
+
+use std::collections::BTreeMap;
+
+use agent_model::Severity;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::rule::Per;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileDef {
+    #[serde(default)]
+    pub(super) lists: BTreeMap<String, Spanned<Vec<Item>>>,
+    #[serde(default)]
+    pub(super) macros: BTreeMap<String, Spanned<CondDef>>,
+    #[serde(default)]
+    pub(super) rule: Vec<Spanned<RuleDef>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RuleDef {
+    pub(super) id: Spanned<String>,
+    pub(super) description: Spanned<String>,
+    pub(super) kinds: Option<Spanned<Vec<String>>>,
+    pub(super) condition: Option<Spanned<CondDef>>,
+    pub(super) window: Option<Spanned<WindowDef>>,
+    pub(super) sequence: Option<Spanned<SeqDef>>,
+    pub(super) severity: Severity,
+    pub(super) tags: Option<Spanned<Vec<String>>>,
+    pub(super) output: Spanned<String>,
+    #[serde(default)]
+    pub(super) exceptions: Vec<Spanned<CondDef>>,
+    #[serde(default = "yes")]
+    pub(super) enabled: bool,
+    pub(super) dedup: Option<Spanned<DedupDef>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WindowDef {
+    #[serde(default)]
+    pub(super) per: Per,
+    pub(super) within: Spanned<String>,
+    pub(super) threshold: Spanned<i64>,
+    pub(super) distinct: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SeqDef {
+    #[serde(default)]
+    pub(super) per: Per,
+    pub(super) within: Spanned<String>,
+    pub(super) steps: Vec<Spanned<StepDef>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StepDef {
+    pub(super) kinds: Spanned<Vec<String>>,
+    pub(super) condition: Spanned<CondDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DedupDef {
+    pub(super) window: Spanned<String>,
+    #[serde(default)]
+    pub(super) key: Vec<String>,
+}
+
+/// A condition node as written: exactly one of `all`, `any`, `not`, `macro`, or `field` with
+/// one test.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CondDef {
+    pub(super) all: Option<Vec<Spanned<CondDef>>>,
+    pub(super) any: Option<Vec<Spanned<CondDef>>>,
+    pub(super) not: Option<Box<Spanned<CondDef>>>,
+    #[serde(rename = "macro")]
+    pub(super) macro_: Option<String>,
+    pub(super) field: Option<String>,
+    pub(super) equals: Option<Item>,
+    #[serde(rename = "in")]
+    pub(super) in_: Option<Items>,
+    pub(super) prefix: Option<Items>,
+    pub(super) suffix: Option<Items>,
+    pub(super) contains: Option<Items>,
+    pub(super) basename: Option<Items>,
+    pub(super) glob: Option<Items>,
+    pub(super) regex: Option<Items>,
+    pub(super) cidr: Option<Items>,
+    pub(super) ports: Option<Items>,
+    pub(super) gt: Option<Item>,
+    pub(super) ge: Option<Item>,
+    pub(super) lt: Option<Item>,
+    pub(super) le: Option<Item>,
+    pub(super) exists: Option<bool>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(untagged)]
+pub(super) enum Item {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    Float(f64),
+    /// `{ list = "name" }` (a map, so a one-element array is never mistaken for it).
+    Ref(BTreeMap<String, String>),
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(untagged)]
+pub(super) enum Items {
+    Many(Vec<Item>),
+    One(Item),
+}
+
+/// The list a `{ list = "name" }` item names.
+pub(super) fn list_ref(m: &BTreeMap<String, String>) -> Result<&str, String> {
+    match (m.len(), m.get("list")) {
+        (1, Some(n)) => Ok(n),
+        _ => {
+            let keys: Vec<String> = m
+                .keys()
+                .map(|k| format!("`{}`", k.escape_debug()))
+                .collect();
+            Err(format!(
+                "a list reference is `{{ list = \"name\" }}`, found keys {}",
+                keys.join(", ")
+            ))
+        }
+    }
+}
+
+impl Items {
+    pub(super) fn into_vec(self) -> Vec<Item> {
+        match self {
+            Items::One(i) => vec![i],
+            Items::Many(v) => v,
+        }
+    }
+}
+
+/// A list item after list references are resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Lit {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    Float(f64),
+}
