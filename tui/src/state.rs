@@ -13,7 +13,7 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::backend::{Purpose, Request, Update};
-use crate::text::safe;
+use crate::text::{bytes, duration, safe};
 
 /// The views, in tab order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -947,21 +947,6 @@ pub struct HealthState {
     pub polls: u64,
 }
 
-fn bytes(n: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut f = n as f64;
-    let mut u = 0;
-    while f >= 1024.0 && u < U.len() - 1 {
-        f /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{f:.1} {}", U[u])
-    }
-}
-
 impl HealthState {
     fn set(&mut self, v: &Value) {
         self.polls += 1;
@@ -1046,20 +1031,6 @@ impl HealthState {
             }
         }
         self.facts = f;
-    }
-}
-
-/// `1h02m`, `3m05s`, `12s`.
-pub fn duration(ns: i64) -> String {
-    let s = (ns / 1_000_000_000).max(0);
-    if s >= 86400 {
-        format!("{}d{:02}h", s / 86400, s % 86400 / 3600)
-    } else if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
     }
 }
 
