@@ -4,12 +4,14 @@
 //! Shaped like tokio-console: [`state`] is the model (pure, updated by keys, daemon answers and
 //! ticks, unit-tested), [`view`] draws it with ratatui (snapshot-tested with `TestBackend`; one
 //! file per view plus the theme and shared widgets), and
-//! [`backend`] talks to the daemon on background threads so the UI never blocks on it. Every
+//! [`backend`] talks to the daemon on background threads so the UI never blocks on it; the
+//! requests and updates they exchange are in [`msg`], so the model never imports the backend. Every
 //! string that came from an agent is escaped once, when it enters the model ([`text::safe`]),
 //! and cut to its column width by display width when drawn.
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod msg;
 pub mod state;
 pub mod text;
 pub mod view;

@@ -12,7 +12,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
-use crate::backend::{Purpose, Request, Update};
+use crate::msg::{Purpose, Request, Update};
 use crate::text::{bytes, duration, safe};
 
 /// The views, in tab order.
