@@ -9,7 +9,7 @@
 //!
 //! The worker speaks [`Request`] and [`Update`], defined in [`crate::msg`] (and re-exported here
 //! for callers of the worker) so that the model never has to import this module; answers to
-//! `alerts` requests are parsed here, on the request thread, with [`crate::state::alert_rows`].
+//! `alerts` requests are parsed here, on the request thread, with [`crate::answer::alert_rows`].
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::answer::alert_rows;
 pub use crate::msg::{Purpose, Request, Update};
-use crate::state::alert_rows;
 
 /// Errors of the socket backend.
 #[derive(Debug, thiserror::Error)]

@@ -3,13 +3,13 @@
 //!
 //! They live apart from both sides so that [`crate::state`] (which queues requests and applies
 //! updates) and [`crate::backend`] (which sends and receives them) each depend on this module
-//! and never on each other.
+//! and never on each other. It only knows the parsed rows of [`crate::answer`].
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::state::AlertRow;
+use crate::answer::AlertRow;
 
 /// What a request is for, so its answer lands in the right place of the model.
 #[derive(Clone, Debug, PartialEq, Eq)]

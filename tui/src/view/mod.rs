@@ -1,7 +1,7 @@
 //! Drawing: turns the model into a frame. Nothing here changes the model except the page size
 //! hint (rows per page for PgUp/PgDn), which the caller passes back.
 //!
-//! One file per view, plus the [`theme`] every style comes from and the [`widgets`] the views
+//! One file per view, plus the `theme` every style comes from and the `widgets` the views
 //! share; this file draws the frame around them (tabs, banner, footer or prompt, help overlay).
 //! Only visible rows are formatted, so a frame costs the same with 100 rows or 100 000. Cells are
 //! cut with [`crate::text::fit`] by display width, so wide and combining characters cannot push
