@@ -6,6 +6,10 @@
 //! `agent-user`. [`Worker`] owns two background threads, one for requests and one for the live
 //! stream, each building its backend from a factory and reconnecting with backoff; the UI only
 //! ever touches channels.
+//!
+//! The worker speaks [`Request`] and [`Update`], defined in [`crate::msg`] (and re-exported here
+//! for callers of the worker) so that the model never has to import this module; answers to
+//! `alerts` requests are parsed here, on the request thread, with [`crate::answer::alert_rows`].
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
@@ -15,6 +19,9 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use crate::answer::alert_rows;
+pub use crate::msg::{Purpose, Request, Update};
 
 /// Errors of the socket backend.
 #[derive(Debug, thiserror::Error)]
@@ -143,48 +150,6 @@ impl Subscription for SocketStream {
     }
 }
 
-/// What a request is for, so its answer lands in the right place of the model.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Purpose {
-    Status,
-    Rules,
-    Alerts,
-    Sessions,
-    /// Open a session; `focus` is an alert id to centre the timeline on.
-    Session {
-        focus: Option<String>,
-    },
-    Search,
-    Triage,
-}
-
-/// A request from the UI.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Request {
-    pub purpose: Purpose,
-    pub body: Value,
-}
-
-/// Something that happened on the background threads.
-#[derive(Debug)]
-pub enum Update {
-    /// An answer (or the error that prevented one).
-    Answer {
-        purpose: Purpose,
-        result: Result<Value, String>,
-    },
-    /// One object of the live stream.
-    Live(Value),
-    /// The live stream is (re)connected.
-    Connected,
-    /// The connection is down; retrying in `retry`.
-    Disconnected { error: String, retry: Duration },
-    /// The backend has no live stream (offline data dir).
-    NoLiveStream,
-    /// A successful `alerts` answer, already parsed on the worker thread.
-    AlertRows(Vec<Box<crate::state::AlertRow>>),
-}
-
 /// Backoff after failed connections: 250 ms doubling to 5 s.
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((250u64 << attempt.min(5)).min(5000))
@@ -280,10 +245,7 @@ fn request_loop(
         if let (Purpose::Alerts, Ok(v)) = (&req.purpose, &result)
             && v.get("ok") != Some(&Value::Bool(false))
         {
-            if up
-                .send(Update::AlertRows(crate::state::alert_rows(v)))
-                .is_err()
-            {
+            if up.send(Update::AlertRows(alert_rows(v))).is_err() {
                 return;
             }
             continue;

@@ -1,14 +1,32 @@
 //! The agentwatch terminal UI: live alerts, sessions with their process trees and timelines,
 //! search over the whole history, rules and sensor health, for SOC staff who live in a terminal.
 //!
-//! Shaped like tokio-console: [`state`] is the model (pure, updated by keys, daemon answers and
-//! ticks, unit-tested), [`view`] draws it with ratatui (snapshot-tested with `TestBackend`), and
-//! [`backend`] talks to the daemon on background threads so the UI never blocks on it. Every
-//! string that came from an agent is escaped once, when it enters the model ([`text::safe`]),
-//! and cut to its column width by display width when drawn.
+//! Shaped like tokio-console, model apart from drawing, and laid out so that no module imports
+//! one that imports it back:
+//!
+//! - [`state`] is the model: pure, updated by keys, daemon answers and ticks, unit-tested. One
+//!   file per view model (`state/alerts.rs`, `sessions`, `timeline`, `search`, `rules`,
+//!   `health`); the filtered ones are built on one generic list (`state/list.rs`: rows, filter,
+//!   order, sort hook, cursor) and every list moves the same cursor; `state/mod.rs` holds the
+//!   [`state::App`] and the key dispatch.
+//! - [`view`] draws the model with ratatui (snapshot-tested with `TestBackend`): one file per
+//!   view plus the theme and shared widgets.
+//! - [`answer`] reads the daemon's JSON answers into typed rows, the only place that does; both
+//!   the model and the backend use it.
+//! - [`msg`] holds the [`msg::Request`]s the model queues and the [`msg::Update`]s it receives,
+//!   so that the model and the backend both use it and never each other.
+//! - [`backend`] talks to the daemon on background threads so the UI never blocks on it.
+//! - [`text`] makes strings safe and fits them to columns. Every string that came from an agent
+//!   is escaped once, when it enters the model ([`text::safe`]), and cut to its column width by
+//!   display width when drawn.
+//!
+//! This file runs the terminal: raw mode, the event loop, and restoring the terminal on exit or
+//! panic.
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod backend;
+pub mod msg;
 pub mod state;
 pub mod text;
 pub mod view;

@@ -6,6 +6,9 @@
 //! at most [`MAX_MARKS`] of them and the rest are shown as `\u{..}` escapes, so a combining-mark
 //! storm cannot pile thousands of code points into one terminal cell, and a mark with no base at
 //! the start of a string cannot attach itself to the cell drawn before it.
+//!
+//! The two human formats of numbers the UI shows, [`duration`] and [`bytes`], live here too: they
+//! make short display strings as well, and both the answer parsing and the drawing use them.
 
 use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
 
@@ -105,6 +108,36 @@ pub fn is_dangerous(c: char) -> bool {
         || (0x2060..=0x206f).contains(&u)
         || u == 0xfeff
         || (0xfff9..=0xfffb).contains(&u)
+}
+
+/// `1h02m`, `3m05s`, `12s`.
+pub fn duration(ns: i64) -> String {
+    let s = (ns / 1_000_000_000).max(0);
+    if s >= 86400 {
+        format!("{}d{:02}h", s / 86400, s % 86400 / 3600)
+    } else if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// `512 B`, `1.5 KiB`, ... up to TiB.
+pub fn bytes(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut f = n as f64;
+    let mut u = 0;
+    while f >= 1024.0 && u < U.len() - 1 {
+        f /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{f:.1} {}", U[u])
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,54 @@
+//! The messages the model and the background worker exchange: [`Request`]s go out to the
+//! daemon, [`Update`]s come back.
+//!
+//! They live apart from both sides so that [`crate::state`] (which queues requests and applies
+//! updates) and [`crate::backend`] (which sends and receives them) each depend on this module
+//! and never on each other. It only knows the parsed rows of [`crate::answer`].
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::answer::AlertRow;
+
+/// What a request is for, so its answer lands in the right place of the model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Status,
+    Rules,
+    Alerts,
+    Sessions,
+    /// Open a session; `focus` is an alert id to centre the timeline on.
+    Session {
+        focus: Option<String>,
+    },
+    Search,
+    Triage,
+}
+
+/// A request from the UI.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub purpose: Purpose,
+    pub body: Value,
+}
+
+/// Something that happened on the background threads.
+#[derive(Debug)]
+pub enum Update {
+    /// An answer (or the error that prevented one).
+    Answer {
+        purpose: Purpose,
+        result: Result<Value, String>,
+    },
+    /// One object of the live stream.
+    Live(Value),
+    /// The live stream is (re)connected.
+    Connected,
+    /// The connection is down; retrying in `retry`.
+    Disconnected { error: String, retry: Duration },
+    /// The backend has no live stream (offline data dir).
+    NoLiveStream,
+    /// A successful `alerts` answer, already parsed on the worker thread.
+    AlertRows(Vec<Box<AlertRow>>),
+}

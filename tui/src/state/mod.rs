@@ -1,0 +1,577 @@
+//! The model: everything the TUI knows, and how keys and daemon answers change it.
+//!
+//! Pure and synchronous: [`App::on_key`], [`App::on_update`] and [`App::on_tick`] mutate the
+//! state and queue [`Request`]s in [`App::outbox`]; nothing here draws or does IO, so every
+//! behaviour is testable without a terminal.
+//!
+//! One file per view model ([`alerts`], [`sessions`], [`timeline`], [`search`], [`rules`],
+//! [`health`]). The filtered ones (Alerts, Sessions, Rules) are the one generic
+//! [`FilteredList`] of [`list`] plus their extras, and every list moves the same [`Cursor`];
+//! this file holds the [`App`] that owns them, the connection and prompt state, and the key
+//! dispatch. Daemon
+//! answers are parsed by [`crate::answer`] (which escapes agent-originated strings once, when
+//! they enter the model); its row types are re-exported here, as the model is made of them.
+
+pub mod alerts;
+pub mod health;
+pub mod list;
+pub mod rules;
+pub mod search;
+pub mod sessions;
+pub mod timeline;
+
+use agent_model::Timestamp;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde_json::{Value, json};
+
+pub use self::alerts::AlertsState;
+pub use self::health::{HISTORY, HealthState};
+pub use self::list::{Cursor, Filterable, FilteredList, Order};
+pub use self::rules::RulesState;
+pub use self::search::{RANGES, SearchState};
+pub use self::sessions::SessionsState;
+pub use self::timeline::TimelineState;
+use crate::answer;
+pub use crate::answer::{
+    Aggregation, AlertRow, Entry, EntryKind, ProcLine, RuleRow, SessionRow, TriageState,
+    alert_rows, event_text, parse_alert_hit, parse_entry,
+};
+use crate::msg::{Purpose, Request, Update};
+use crate::text::safe;
+
+/// The views, in tab order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Alerts,
+    Sessions,
+    Timeline,
+    Search,
+    Rules,
+    Health,
+}
+
+impl View {
+    pub const ALL: [View; 6] = [
+        View::Alerts,
+        View::Sessions,
+        View::Timeline,
+        View::Search,
+        View::Rules,
+        View::Health,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Alerts => "Alerts",
+            View::Sessions => "Sessions",
+            View::Timeline => "Timeline",
+            View::Search => "Search",
+            View::Rules => "Rules",
+            View::Health => "Health",
+        }
+    }
+
+    fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+}
+
+/// Every key, for the help overlay and the README.
+pub const KEYS: &[(&str, &str)] = &[
+    ("?", "toggle this help"),
+    ("1-6, Tab, S-Tab", "switch view"),
+    (":", "command: a view name (alerts, sessions, ...) or q"),
+    ("j/k, Down/Up", "move down / up"),
+    ("g / G", "first / last row"),
+    ("PgDn / PgUp", "move one page"),
+    (
+        "/",
+        "filter (Alerts, Sessions, Rules) or edit query (Search)",
+    ),
+    ("Enter", "open: alert or session -> timeline; run query"),
+    ("Esc", "close prompt / help, clear filter, back"),
+    (
+        "a / r / o",
+        "alert: acknowledge / resolve / reopen (asks a note)",
+    ),
+    ("n / p", "timeline: next / previous alert"),
+    ("t", "search: cycle time range"),
+    ("q, Ctrl-C", "quit"),
+];
+
+/// Alerts fetched at start and after every reconnect.
+pub const ALERT_FETCH: usize = 10_000;
+
+/// The daemon connection as the user sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conn {
+    Connecting,
+    Live,
+    /// Escaped error, retry delay in ms.
+    Down {
+        error: String,
+        retry_ms: u64,
+    },
+    /// An offline data dir: no live stream.
+    Offline,
+}
+
+/// What a prompt line is editing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    Filter,
+    Query,
+    Command,
+    Note {
+        alert_id: String,
+        state: TriageState,
+    },
+}
+
+/// The whole model.
+#[derive(Debug)]
+pub struct App {
+    pub view: View,
+    pub help: bool,
+    pub prompt: Option<(Prompt, String)>,
+    pub conn: Conn,
+    /// Last error or notice (escaped).
+    pub message: Option<String>,
+    pub alerts: AlertsState,
+    pub sessions: SessionsState,
+    pub timeline: TimelineState,
+    pub search: SearchState,
+    pub rules: RulesState,
+    pub health: HealthState,
+    pub quit: bool,
+    /// Where Esc goes from the timeline: the view it was opened from.
+    pub back: View,
+    /// Requests to send; drained by the run loop (or inspected by tests).
+    pub outbox: Vec<Request>,
+    /// Rows per page for PgUp/PgDn, set by the view.
+    pub page: usize,
+    /// Wall clock for durations of live sessions (set by the run loop; fixed in tests).
+    pub now: Timestamp,
+    /// Live objects that could not be parsed.
+    pub bad_objects: u64,
+    /// Events the live stream skipped because we were too slow.
+    pub lagged: u64,
+    ticks: u64,
+    /// When to fetch the alert list again after the live stream connected.
+    refetch_alerts_at: Option<u64>,
+    status_pending: bool,
+}
+
+impl App {
+    /// A fresh model; queues the initial requests.
+    pub fn new(now: Timestamp) -> App {
+        let mut app = App {
+            view: View::Alerts,
+            help: false,
+            prompt: None,
+            conn: Conn::Connecting,
+            message: None,
+            alerts: AlertsState::default(),
+            sessions: SessionsState::default(),
+            timeline: TimelineState::default(),
+            search: SearchState::default(),
+            rules: RulesState::default(),
+            health: HealthState::default(),
+            quit: false,
+            back: View::Sessions,
+            outbox: Vec::new(),
+            page: 10,
+            now,
+            bad_objects: 0,
+            lagged: 0,
+            ticks: 0,
+            refetch_alerts_at: None,
+            status_pending: false,
+        };
+        app.resync();
+        app
+    }
+
+    fn send(&mut self, purpose: Purpose, body: Value) {
+        if purpose == Purpose::Status {
+            self.status_pending = true;
+        }
+        self.outbox.push(Request { purpose, body });
+    }
+
+    /// The alert list of the last day, every severity.
+    fn fetch_alerts(&mut self) {
+        self.send(
+            Purpose::Alerts,
+            json!({"op": "alerts", "since": "24h", "severity": "info", "limit": ALERT_FETCH}),
+        );
+    }
+
+    /// Ask for everything again (start, reconnect).
+    fn resync(&mut self) {
+        self.send(Purpose::Status, json!({"op": "status"}));
+        self.send(Purpose::Rules, json!({"op": "rules"}));
+        self.fetch_alerts();
+        self.send(Purpose::Sessions, json!({"op": "sessions", "since": null}));
+    }
+
+    /// Called every 250 ms: status every second, sessions every 5 s, alerts every 5 s when
+    /// there is no live stream and every 30 s when there is.
+    pub fn on_tick(&mut self, now: Timestamp) {
+        self.now = now;
+        self.ticks += 1;
+        if self.refetch_alerts_at.is_some_and(|t| self.ticks >= t) {
+            self.refetch_alerts_at = None;
+            self.fetch_alerts();
+        }
+        if self.ticks.is_multiple_of(4) && !self.status_pending {
+            self.send(Purpose::Status, json!({"op": "status"}));
+        }
+        if self.ticks.is_multiple_of(20) {
+            self.send(Purpose::Sessions, json!({"op": "sessions", "since": null}));
+            // Without a live stream, poll; with one, resync every 30 s so triage done in other
+            // TUIs shows up here too.
+            if matches!(self.conn, Conn::Offline | Conn::Down { .. })
+                || self.ticks.is_multiple_of(120)
+            {
+                self.fetch_alerts();
+            }
+        }
+    }
+
+    pub fn on_update(&mut self, u: Update) {
+        match u {
+            Update::Connected => {
+                let was_down = !matches!(self.conn, Conn::Connecting);
+                self.conn = Conn::Live;
+                if was_down {
+                    self.resync();
+                }
+                // Alerts raised just before the live stream started may not have been indexed
+                // when the first list was fetched (the store commits every 500 ms): fetch again
+                // once the index has caught up.
+                self.refetch_alerts_at = Some(self.ticks + 6);
+            }
+            Update::Disconnected { error, retry } => {
+                self.conn = Conn::Down {
+                    error: safe(&error),
+                    retry_ms: retry.as_millis() as u64,
+                };
+            }
+            Update::NoLiveStream => self.conn = Conn::Offline,
+            Update::AlertRows(rows) => self.alerts.replace(rows),
+            Update::Live(v) => self.on_live(v),
+            Update::Answer { purpose, result } => {
+                if purpose == Purpose::Status {
+                    self.status_pending = false;
+                }
+                let v = match result {
+                    Ok(v) if v.get("ok") == Some(&Value::Bool(false)) => {
+                        let e = v.get("error").and_then(Value::as_str).unwrap_or("error");
+                        self.fail(&purpose, e);
+                        return;
+                    }
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.fail(&purpose, &e);
+                        return;
+                    }
+                };
+                self.on_answer(purpose, v);
+            }
+        }
+    }
+
+    fn fail(&mut self, purpose: &Purpose, e: &str) {
+        let e = safe(e);
+        match purpose {
+            Purpose::Search => self.search.failed(e),
+            Purpose::Session { .. } => {
+                self.timeline.loading = false;
+                self.message = Some(format!("cannot open session: {e}"));
+            }
+            _ => self.message = Some(format!("{purpose:?}: {e}").to_lowercase()),
+        }
+    }
+
+    fn on_answer(&mut self, purpose: Purpose, v: Value) {
+        match purpose {
+            Purpose::Status => {
+                let mut status = answer::status(&v);
+                self.sessions
+                    .set_live(std::mem::take(&mut status.live_sessions));
+                self.health.set(status);
+            }
+            Purpose::Rules => self.rules.set(answer::policy(&v)),
+            Purpose::Alerts => self.alerts.replace(alert_rows(&v)),
+            Purpose::Sessions => self.sessions.set(answer::session_rows(&v)),
+            Purpose::Session { focus } => self
+                .timeline
+                .load(answer::session_detail(&v), focus.as_deref()),
+            Purpose::Search => self.search.found(answer::found(&v)),
+            Purpose::Triage => {}
+        }
+    }
+
+    fn on_live(&mut self, v: Value) {
+        if let Some(n) = v.get("lagged").and_then(Value::as_u64) {
+            self.lagged += n;
+            return;
+        }
+        if v.get("alert").is_some() {
+            match parse_alert_hit(&v) {
+                Some(r) => {
+                    if self.timeline.session.is_some()
+                        && r.alert.session.as_ref().map(|s| &s.id) == self.timeline.session.as_ref()
+                        && let Some(e) = parse_entry(&v)
+                    {
+                        self.timeline.push(e);
+                    }
+                    self.alerts.push(Box::new(r));
+                }
+                None => self.bad_objects += 1,
+            }
+            return;
+        }
+        if v.get("ok").is_some() {
+            return;
+        }
+        match parse_entry(&v) {
+            Some(e) => self.timeline.push(e),
+            None => self.bad_objects += 1,
+        }
+    }
+
+    fn switch(&mut self, v: View) {
+        self.view = v;
+        if v == View::Sessions {
+            self.send(Purpose::Sessions, json!({"op": "sessions", "since": null}));
+        }
+        if v == View::Rules {
+            self.send(Purpose::Rules, json!({"op": "rules"}));
+        }
+    }
+
+    fn open_session(&mut self, id: String, focus: Option<String>) {
+        if self.view != View::Timeline {
+            self.back = self.view;
+        }
+        self.timeline.loading = true;
+        self.timeline.session = Some(id.clone());
+        self.send(
+            Purpose::Session { focus },
+            json!({"op": "session", "id": id}),
+        );
+        self.view = View::Timeline;
+    }
+
+    fn run_search(&mut self) {
+        self.search.pending = true;
+        let since = self.search.since();
+        self.send(
+            Purpose::Search,
+            json!({"op": "search", "query": self.search.query, "since": since, "until": null,
+                   "limit": 500, "offset": 0}),
+        );
+    }
+
+    /// Length of the current view's list and its cursor.
+    fn list(&mut self) -> (usize, &mut Cursor) {
+        match self.view {
+            View::Alerts => self.alerts.nav(),
+            View::Sessions => self.sessions.nav(),
+            View::Timeline => self.timeline.nav(),
+            View::Search => self.search.nav(),
+            View::Rules => self.rules.nav(),
+            // Health has no list: its movement keys act on an empty one. That it is the Rules
+            // cursor (reset to the top by them) is kept from before the split into view models.
+            View::Health => (0, &mut self.rules.cur),
+        }
+    }
+
+    pub fn on_key(&mut self, k: KeyEvent) {
+        if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
+            self.quit = true;
+            return;
+        }
+        if self.prompt.is_some() {
+            self.on_prompt_key(k);
+            return;
+        }
+        if self.help {
+            // Any key closes help; `q` still quits.
+            self.help = false;
+            if k.code == KeyCode::Char('q') {
+                self.quit = true;
+            }
+            return;
+        }
+        let page = self.page.max(1) as isize;
+        match k.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab => self.switch(View::ALL[(self.view.index() + 1) % 6]),
+            KeyCode::BackTab => self.switch(View::ALL[(self.view.index() + 5) % 6]),
+            KeyCode::Char(c @ '1'..='6') => self.switch(View::ALL[c as usize - '1' as usize]),
+            KeyCode::Char(':') => self.prompt = Some((Prompt::Command, String::new())),
+            KeyCode::Char('j') | KeyCode::Down => self.move_by(1),
+            KeyCode::Char('k') | KeyCode::Up => self.move_by(-1),
+            KeyCode::PageDown => self.move_by(page),
+            KeyCode::PageUp => self.move_by(-page),
+            KeyCode::Char('g') | KeyCode::Home => self.list().1.sel = 0,
+            KeyCode::Char('G') | KeyCode::End => {
+                let (n, c) = self.list();
+                c.sel = n.saturating_sub(1);
+            }
+            KeyCode::Char('/') => {
+                let (p, cur) = match self.view {
+                    View::Alerts => (Prompt::Filter, self.alerts.filter.clone()),
+                    View::Sessions => (Prompt::Filter, self.sessions.filter.clone()),
+                    View::Rules => (Prompt::Filter, self.rules.filter.clone()),
+                    View::Search => (Prompt::Query, self.search.query.clone()),
+                    View::Timeline | View::Health => return,
+                };
+                self.prompt = Some((p, cur));
+            }
+            KeyCode::Esc => match self.view {
+                View::Alerts => self.alerts.set_filter(""),
+                View::Sessions => self.sessions.set_filter(""),
+                View::Rules => self.rules.set_filter(""),
+                View::Timeline => self.view = self.back,
+                _ => self.message = None,
+            },
+            KeyCode::Enter => self.enter(),
+            KeyCode::Char(c @ ('a' | 'r' | 'o')) if self.view == View::Alerts => {
+                if let Some(r) = self.alerts.selected() {
+                    let state = match c {
+                        'a' => TriageState::Acknowledged,
+                        'r' => TriageState::Resolved,
+                        _ => TriageState::Open,
+                    };
+                    self.prompt = Some((
+                        Prompt::Note {
+                            alert_id: r.alert.id.clone(),
+                            state,
+                        },
+                        String::new(),
+                    ));
+                }
+            }
+            KeyCode::Char('n') if self.view == View::Timeline => self.timeline.jump_alert(true),
+            KeyCode::Char('p') if self.view == View::Timeline => self.timeline.jump_alert(false),
+            KeyCode::Char('t') if self.view == View::Search => {
+                self.search.next_range();
+                if !self.search.query.is_empty() {
+                    self.run_search();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn move_by(&mut self, d: isize) {
+        let (n, c) = self.list();
+        c.by(d, n);
+    }
+
+    fn enter(&mut self) {
+        match self.view {
+            View::Alerts => {
+                if let Some(r) = self.alerts.selected() {
+                    match &r.alert.session {
+                        Some(s) => self.open_session(s.id.clone(), Some(r.alert.id.clone())),
+                        None => self.message = Some("this alert has no session".into()),
+                    }
+                }
+            }
+            View::Sessions => {
+                if let Some(s) = self.sessions.selected() {
+                    self.open_session(s.id.clone(), None);
+                }
+            }
+            View::Search => {
+                if let Some(e) = self.search.selected() {
+                    if let Some(s) = e.session.clone() {
+                        let id = e.id.clone();
+                        self.open_session(s, Some(id));
+                    }
+                } else if !self.search.query.is_empty() {
+                    self.run_search();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_prompt_key(&mut self, k: KeyEvent) {
+        let Some((p, mut buf)) = self.prompt.take() else {
+            return;
+        };
+        match k.code {
+            KeyCode::Esc => {
+                // Esc on a filter clears it; on other prompts it just cancels.
+                if p == Prompt::Filter {
+                    self.apply_filter("");
+                }
+                return;
+            }
+            KeyCode::Enter => {
+                self.submit(p, buf);
+                return;
+            }
+            KeyCode::Backspace => {
+                buf.pop();
+            }
+            KeyCode::Char(c) if !c.is_control() => buf.push(c),
+            _ => {}
+        }
+        if p == Prompt::Filter {
+            // Filter as you type.
+            self.apply_filter(&buf);
+        }
+        self.prompt = Some((p, buf));
+    }
+
+    fn apply_filter(&mut self, f: &str) {
+        match self.view {
+            View::Alerts => self.alerts.set_filter(f),
+            View::Sessions => self.sessions.set_filter(f),
+            View::Rules => self.rules.set_filter(f),
+            _ => {}
+        }
+    }
+
+    fn submit(&mut self, p: Prompt, buf: String) {
+        match p {
+            Prompt::Filter => self.apply_filter(&buf),
+            Prompt::Query => {
+                self.search.query = buf;
+                if !self.search.query.trim().is_empty() {
+                    self.run_search();
+                }
+            }
+            Prompt::Command => {
+                let c = buf.trim().to_lowercase();
+                if c == "q" || c == "quit" {
+                    self.quit = true;
+                } else if let Some(v) = View::ALL
+                    .into_iter()
+                    .find(|v| !c.is_empty() && v.name().to_lowercase().starts_with(&c))
+                {
+                    self.switch(v);
+                } else {
+                    self.message = Some(format!("unknown command `{}`", safe(&c)));
+                }
+            }
+            Prompt::Note { alert_id, state } => {
+                self.send(
+                    Purpose::Triage,
+                    json!({"op": "triage", "alert_id": alert_id, "state": state.name(),
+                           "note": buf}),
+                );
+                self.alerts.set_triage(&alert_id, state, &buf);
+                self.message = Some(format!("{} `{}`", state.name(), safe(&alert_id)));
+            }
+        }
+    }
+}
