@@ -357,11 +357,16 @@ fn lint() -> Result<()> {
 /// selects nightly); `core` is built from source as aya-build does.
 const EBPF_CLIPPY: &[&str] = &[
     "clippy",
+    "-p",
+    "agent-ebpf",
     "--release",
     "--target",
     "bpfel-unknown-none",
     "-Z",
     "build-std=core",
+    // Not --all-targets: a lib test needs the `test` crate, which the bpf target lacks.
+    "--lib",
+    "--bins",
     "--",
     "-D",
     "warnings",
