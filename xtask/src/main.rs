@@ -22,6 +22,8 @@ fn usage() -> &'static str {
      build        build target/release/agentwatch\n  \
      run          start the daemon and a demo agent session; print its events live (Ctrl-C)\n  \
      test         run every test, root tests included (what CI runs)\n  \
+     lint         cargo fmt --check and clippy -D warnings (the workspace and the eBPF crate)\n  \
+     fuzz [secs]  run every cargo-fuzz target for SECS seconds each (default 60)\n  \
      bench [what] run benchmarks: sensor, rules, store, tui, or all (default)\n"
 }
 
@@ -32,6 +34,8 @@ fn main() -> ExitCode {
         Some("build") => setup().and_then(|_| build()).map(|_| ()),
         Some("run") => setup().and_then(|_| run()),
         Some("test") => setup().and_then(|_| test()),
+        Some("lint") => setup().and_then(|_| lint()),
+        Some("fuzz") => setup().and_then(|_| fuzz(args.get(1).map(String::as_str))),
         Some("bench") => {
             setup().and_then(|_| bench(args.get(1).map(String::as_str).unwrap_or("all")))
         }
@@ -373,6 +377,110 @@ fn test() -> Result<()> {
             "--no-fail-fast",
         ])
         .env("AGENTWATCH_BIN", &bin))?;
+    Ok(())
+}
+
+/// Formatting and clippy, as CI checks them before the tests: the workspace with the stable
+/// toolchain, then the eBPF crate for its own target with the nightly toolchain that its
+/// `rust-toolchain.toml` names.
+fn lint() -> Result<()> {
+    sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    sh(cargo().args([
+        "clippy",
+        "--release",
+        "--workspace",
+        "--exclude",
+        "agent-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    sh(Command::new("cargo")
+        .current_dir(root().join("agent-ebpf"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .args(EBPF_CLIPPY))
+}
+
+/// The clippy command for the eBPF crate, run from `agent-ebpf/` (whose `rust-toolchain.toml`
+/// selects nightly); `core` is built from source as aya-build does.
+const EBPF_CLIPPY: &[&str] = &[
+    "clippy",
+    "-p",
+    "agent-ebpf",
+    "--release",
+    "--target",
+    "bpfel-unknown-none",
+    "-Z",
+    "build-std=core",
+    // Not --all-targets: a lib test needs the `test` crate, which the bpf target lacks.
+    "--lib",
+    "--bins",
+    "--",
+    "-D",
+    "warnings",
+];
+
+/// The cargo-fuzz targets under `fuzz/` (a workspace of its own), each run for `secs` seconds
+/// from a corpus seeded with real inputs (the shipped policy, the README's queries).
+fn fuzz(secs: Option<&str>) -> Result<()> {
+    let secs: u64 = match secs {
+        None => 60,
+        Some(s) => s
+            .parse()
+            .map_err(|_| anyhow!("`{s}` is not a number of seconds"))?,
+    };
+    if output_ok(Command::new("cargo").args(["fuzz", "--version"])).is_none() {
+        eprintln!("xtask: installing cargo-fuzz");
+        sh(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let fuzz = root().join("fuzz");
+    seed_corpus(&fuzz)?;
+    for target in FUZZ_TARGETS {
+        eprintln!("xtask: fuzzing `{target}` for {secs} s");
+        sh(Command::new("cargo")
+            .current_dir(&fuzz)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO")
+            .env_remove("RUSTC")
+            .args(["+nightly", "fuzz", "run", target, "--release", "--"])
+            .arg(format!("-max_total_time={secs}"))
+            .arg("-rss_limit_mb=2048"))?;
+    }
+    Ok(())
+}
+
+const FUZZ_TARGETS: &[&str] = &["record_decode", "query_parse", "policy_load"];
+
+/// Starting inputs so the fuzzer begins from valid policies and queries, not from nothing.
+fn seed_corpus(fuzz: &Path) -> Result<()> {
+    let policy = fuzz.join("corpus/policy_load");
+    std::fs::create_dir_all(&policy)?;
+    for e in std::fs::read_dir(root().join("rules/policy"))?.flatten() {
+        let to = policy.join(e.file_name());
+        if !to.exists() {
+            std::fs::copy(e.path(), to)?;
+        }
+    }
+    let query = fuzz.join("corpus/query_parse");
+    std::fs::create_dir_all(&query)?;
+    for (i, q) in [
+        "kind:file.open AND file.path:*/.ssh/*",
+        "agent.name:claude AND kind:net.connect AND NOT net.dst_ip:10.0.0.0/8",
+        "kind:net.connect | top 10 net.dst_ip",
+        "process.cmdline:\"curl -d\" OR process.exe:*nc",
+        "net.dst_port:[1 TO 1024] | histogram 1m",
+        "15m",
+        "2026-01-02T03:04:05Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(query.join(format!("seed{i}")), q)?;
+    }
+    std::fs::create_dir_all(fuzz.join("corpus/record_decode"))?;
     Ok(())
 }
 
