@@ -573,6 +573,7 @@ fn flip_open(secret: &str, decoy: &str, n: &str) {
     });
     let mut hits = 0u64;
     let mut other = 0u64;
+    // SAFETY: `stat` is plain old data; all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let t = Instant::now();
     while hits < n && t.elapsed() < Duration::from_secs(10) {
