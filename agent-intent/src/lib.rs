@@ -15,18 +15,18 @@
 //! metadata-only mode.
 #![forbid(unsafe_code)]
 
-//pub mod api;
+pub mod api;
 pub mod excerpt;
 pub mod hpack;
 pub mod http;
 pub mod limits;
-//pub mod mcp;
+pub mod mcp;
 pub mod sse;
-//pub mod tracker;
+pub mod tracker;
 
-//pub use api::{LlmRequest, LlmResponse, Provider, ToolCall, Usage};
+pub use api::{LlmRequest, LlmResponse, Provider, ToolCall, Usage};
 pub use excerpt::{ExcerptPolicy, Redact};
 pub use http::{Connection, Direction, HttpEvent};
 pub use limits::{Limits, Stats};
-//pub use mcp::{McpEvent, McpSession};
-//pub use tracker::{IntentEvent, IntentTracker};
+pub use mcp::{McpEvent, McpSession};
+pub use tracker::{IntentEvent, IntentTracker};
