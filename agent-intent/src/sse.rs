@@ -28,6 +28,7 @@ pub struct SseDecoder {
     line_cut: bool,
     after_cr: bool,
     started: bool,
+    bom: usize,
     event: Option<String>,
     data: String,
     has_data: bool,
@@ -53,15 +54,34 @@ impl SseDecoder {
         stats: &mut Stats,
         out: &mut Vec<SseEvent>,
     ) {
-        if !self.started {
-            // A leading UTF-8 BOM is not part of the first line.
-            if let Some(rest) = bytes.strip_prefix(b"\xef\xbb\xbf") {
+        // A leading UTF-8 BOM is not part of the first line, even when split across calls.
+        const BOM: &[u8] = b"\xef\xbb\xbf";
+        while !self.started {
+            let Some((&b, rest)) = bytes.split_first() else {
+                return;
+            };
+            if b == BOM[self.bom] {
+                self.bom += 1;
                 bytes = rest;
-            }
-            if !bytes.is_empty() {
+                if self.bom == BOM.len() {
+                    self.started = true;
+                }
+            } else {
                 self.started = true;
+                let seen = self.bom;
+                self.feed_bytes(&BOM[..seen], limits, stats, out);
             }
         }
+        self.feed_bytes(bytes, limits, stats, out);
+    }
+
+    fn feed_bytes(
+        &mut self,
+        bytes: &[u8],
+        limits: &Limits,
+        stats: &mut Stats,
+        out: &mut Vec<SseEvent>,
+    ) {
         for &b in bytes {
             if self.after_cr {
                 self.after_cr = false;

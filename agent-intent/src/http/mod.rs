@@ -170,8 +170,9 @@ impl BodySink {
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 enum Proto {
-    /// Not known yet: response bytes seen so far wait here (bounded).
-    Undecided(Vec<u8>),
+    /// Not known yet: the first request bytes (at most the preface's length) and the response
+    /// bytes seen so far (bounded) wait here.
+    Undecided(Vec<u8>, Vec<u8>),
     H1(Box<h1::Http1>),
     H2(Box<h2::Http2>),
 }
@@ -190,7 +191,7 @@ impl Default for Connection {
 impl Connection {
     pub fn new() -> Self {
         Self {
-            proto: Proto::Undecided(Vec::new()),
+            proto: Proto::Undecided(Vec::new(), Vec::new()),
         }
     }
 
@@ -204,36 +205,45 @@ impl Connection {
         out: &mut Vec<HttpEvent>,
     ) {
         stats.bytes_in += bytes.len() as u64;
-        if let Proto::Undecided(pending) = &mut self.proto {
+        if let Proto::Undecided(req, resp) = &mut self.proto {
             match dir {
+                Direction::Response
+                    if !resp.starts_with(b"HTTP/") && !bytes.starts_with(b"HTTP/") =>
+                {
+                    let room = limits.max_buffer.saturating_sub(resp.len());
+                    let take = bytes.len().min(room);
+                    stats.buffer_overflow_bytes += (bytes.len() - take) as u64;
+                    resp.extend_from_slice(&bytes[..take]);
+                    return;
+                }
                 Direction::Response => {
-                    if bytes.starts_with(b"HTTP/") || pending.starts_with(b"HTTP/") {
-                        self.proto = Proto::H1(Box::default());
-                    } else {
-                        let room = limits.max_buffer.saturating_sub(pending.len());
-                        let take = bytes.len().min(room);
-                        stats.buffer_overflow_bytes += (bytes.len() - take) as u64;
-                        pending.extend_from_slice(&bytes[..take]);
-                        return;
-                    }
+                    // A response head before any request: HTTP/1.1 (requests were missed).
+                    let (req, resp) = (std::mem::take(req), std::mem::take(resp));
+                    self.proto = Proto::H1(Box::default());
+                    self.feed_proto(Direction::Request, &req, limits, stats, out);
+                    self.feed_proto(Direction::Response, &resp, limits, stats, out);
                 }
                 Direction::Request => {
-                    let n = bytes.len().min(H2_PREFACE.len());
-                    if bytes[..n] != H2_PREFACE[..n] {
-                        let pending = std::mem::take(pending);
-                        self.proto = Proto::H1(Box::default());
-                        // Response bytes before any request cannot be paired; let h1 skip them.
-                        self.feed_proto(Direction::Response, &pending, limits, stats, out);
-                    } else if n == H2_PREFACE.len() {
-                        let pending = std::mem::take(pending);
-                        self.proto = Proto::H2(Box::new(h2::Http2::new(limits)));
-                        self.feed_proto(Direction::Request, bytes, limits, stats, out);
-                        self.feed_proto(Direction::Response, &pending, limits, stats, out);
+                    // Decide once the first bytes match the preface or cannot.
+                    let need = H2_PREFACE.len() - req.len().min(H2_PREFACE.len());
+                    let n = bytes.len().min(need);
+                    req.extend_from_slice(&bytes[..n]);
+                    let bytes = &bytes[n..];
+                    let m = req.len();
+                    if req[..] == H2_PREFACE[..m] && m < H2_PREFACE.len() {
                         return;
-                    } else {
-                        // A prefix of the preface, split across writes: rare; decide on it.
-                        self.proto = Proto::H2(Box::new(h2::Http2::new(limits)));
                     }
+                    let h2 = req[..] == H2_PREFACE[..];
+                    let (req, resp) = (std::mem::take(req), std::mem::take(resp));
+                    self.proto = if h2 {
+                        Proto::H2(Box::new(h2::Http2::new(limits)))
+                    } else {
+                        Proto::H1(Box::default())
+                    };
+                    self.feed_proto(Direction::Request, &req, limits, stats, out);
+                    self.feed_proto(Direction::Request, bytes, limits, stats, out);
+                    self.feed_proto(Direction::Response, &resp, limits, stats, out);
+                    return;
                 }
             }
         }
@@ -249,7 +259,7 @@ impl Connection {
         out: &mut Vec<HttpEvent>,
     ) {
         match &mut self.proto {
-            Proto::Undecided(_) => {}
+            Proto::Undecided(..) => {}
             Proto::H1(h) => h.feed(dir, bytes, limits, stats, out),
             Proto::H2(h) => h.feed(dir, bytes, limits, stats, out),
         }
@@ -258,7 +268,7 @@ impl Connection {
     /// The connection closed: ends a response delimited by close and aborts the rest.
     pub fn close(&mut self, limits: &Limits, stats: &mut Stats, out: &mut Vec<HttpEvent>) {
         match &mut self.proto {
-            Proto::Undecided(_) => {}
+            Proto::Undecided(..) => {}
             Proto::H1(h) => h.close(limits, stats, out),
             Proto::H2(h) => h.close(out),
         }
@@ -272,7 +282,7 @@ impl Connection {
     /// Bytes held in buffers right now (for memory-bound assertions).
     pub fn buffered(&self) -> usize {
         match &self.proto {
-            Proto::Undecided(p) => p.len(),
+            Proto::Undecided(q, p) => q.len() + p.len(),
             Proto::H1(h) => h.buffered(),
             Proto::H2(h) => h.buffered(),
         }
