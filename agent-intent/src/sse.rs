@@ -128,7 +128,7 @@ impl SseDecoder {
                 self.has_data = true;
                 let v = lossy(value, stats);
                 let room = limits.max_sse_event.saturating_sub(self.data.len());
-                if v.len() + 1 <= room {
+                if v.len() < room {
                     self.data.push_str(&v);
                     self.data.push('\n');
                 } else {

@@ -212,7 +212,7 @@ fn codex_responses_over_http2() {
 "input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"fix the bug"}]},
 {"type":"function_call","call_id":"call_awturn0x0","name":"shell","arguments":"{}"},
 {"type":"function_call_output","call_id":"call_awturn0x0","output":"ok"}]}"#;
-    let mut client = hpack::H2_PREFACE_FOR_TESTS.to_vec();
+    let mut client = agent_intent::http::H2_PREFACE.to_vec();
     client.extend(frame(wire::SETTINGS, 0, 0, &[0, 4, 0, 0x10, 0, 0]));
     let block = hpack::encode_literals(
         &[

@@ -499,6 +499,3 @@ mod tests {
         }
     }
 }
-
-/// The HTTP/2 client preface, for tests that build a client stream by hand.
-pub const H2_PREFACE_FOR_TESTS: &[u8] = crate::http::H2_PREFACE;

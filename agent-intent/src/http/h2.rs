@@ -262,11 +262,7 @@ impl Http2 {
                     self.side(dir).block = Some(block);
                 }
             }
-            PRIORITY => {
-                if payload.len() != 5 || stream == 0 {
-                    return Err(FrameError::Protocol);
-                }
-            }
+            PRIORITY if payload.len() != 5 || stream == 0 => return Err(FrameError::Protocol),
             RST_STREAM => {
                 if payload.len() != 4 || stream == 0 {
                     return Err(FrameError::Protocol);
@@ -278,15 +274,11 @@ impl Http2 {
             }
             SETTINGS => {
                 let ack = flags & 0x1 != 0;
-                if stream != 0 || payload.len() % 6 != 0 || (ack && !payload.is_empty()) {
+                if stream != 0 || !payload.len().is_multiple_of(6) || (ack && !payload.is_empty()) {
                     return Err(FrameError::Protocol);
                 }
             }
-            PING => {
-                if payload.len() != 8 || stream != 0 {
-                    return Err(FrameError::Protocol);
-                }
-            }
+            PING if payload.len() != 8 || stream != 0 => return Err(FrameError::Protocol),
             GOAWAY => {
                 if payload.len() < 8 || stream != 0 {
                     return Err(FrameError::Protocol);
@@ -306,11 +298,7 @@ impl Http2 {
                     }
                 }
             }
-            WINDOW_UPDATE => {
-                if payload.len() != 4 {
-                    return Err(FrameError::Protocol);
-                }
-            }
+            WINDOW_UPDATE if payload.len() != 4 => return Err(FrameError::Protocol),
             _ => {} // unknown frame types are ignored (RFC 9113 §4.1)
         }
         Ok(())
@@ -458,15 +446,15 @@ impl Http2 {
     }
 
     fn end_response(&mut self, id: u32, stats: &mut Stats, out: &mut Vec<HttpEvent>) {
-        if let Some(s) = self.streams.remove(&id) {
-            if let Some(sink) = s.response {
-                stats.http_responses += 1;
-                out.push(HttpEvent::ResponseEnd {
-                    stream: u64::from(id),
-                    body: sink.finish(),
-                    aborted: false,
-                });
-            }
+        if let Some(s) = self.streams.remove(&id)
+            && let Some(sink) = s.response
+        {
+            stats.http_responses += 1;
+            out.push(HttpEvent::ResponseEnd {
+                stream: u64::from(id),
+                body: sink.finish(),
+                aborted: false,
+            });
         }
     }
 
