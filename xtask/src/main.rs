@@ -452,7 +452,15 @@ fn fuzz(secs: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-const FUZZ_TARGETS: &[&str] = &["record_decode", "query_parse", "policy_load"];
+const FUZZ_TARGETS: &[&str] = &[
+    "record_decode",
+    "query_parse",
+    "policy_load",
+    "intent_hpack",
+    "intent_sse",
+    "intent_http",
+    "intent_mcp",
+];
 
 /// Starting inputs so the fuzzer begins from valid policies and queries, not from nothing.
 fn seed_corpus(fuzz: &Path) -> Result<()> {
