@@ -91,7 +91,7 @@ fn item_json(ty: RecType, body: &[u8]) -> Option<String> {
 pub(crate) fn export(reader: &Reader, session: &str) -> Result<EvidencePack, StoreError> {
     let resp = reader.search(&SearchRequest {
         query: format!("session.id:\"{}\"", session.replace('"', "\\\"")),
-        limit: usize::MAX >> 1,
+        limit: reader.num_docs() as usize + 1,
         ..SearchRequest::default()
     })?;
     let wanted: BTreeSet<u64> = resp.hits.iter().map(|h| h.seq).collect();
@@ -298,7 +298,10 @@ pub fn verify_pack(r: &mut dyn BufRead) -> io::Result<PackReport> {
         if !listed.contains(&it.seq) {
             find(
                 PackFindingKind::Unexpected,
-                format!("item `{}` (line {line}) is not listed in the header", it.seq),
+                format!(
+                    "item `{}` (line {line}) is not listed in the header",
+                    it.seq
+                ),
             );
         }
         if seen.insert(it.seq, line).is_some() {

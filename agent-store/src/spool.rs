@@ -29,8 +29,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::chain::{self, Chain};
 use crate::StoreError;
+use crate::chain::{self, Chain};
 
 /// Magic of the segments this version writes.
 pub(crate) const FILE_MAGIC: &[u8; 8] = b"AWSPOOL3";
@@ -108,7 +108,11 @@ impl RecHeader {
 
     /// The chain value this record's bytes link to from `prev`.
     pub fn link(&self, prev: &Chain, rec: &[u8]) -> Chain {
-        chain::link(prev, &rec[12..HEADER], &rec[self.body_off()..HEADER + self.len])
+        chain::link(
+            prev,
+            &rec[12..HEADER],
+            &rec[self.body_off()..HEADER + self.len],
+        )
     }
 }
 
@@ -358,9 +362,9 @@ pub(crate) struct Scan {
     pub altered: Vec<(u64, u64)>,
     /// Records of a chained segment that carry no chain: (seq, offset).
     pub unchained: Vec<(u64, u64)>,
-    /// Seq of the first record after the first anomaly: from there on, index documents may
-    /// point at offsets that moved.
-    pub resync_seq: Option<u64>,
+    /// (seq, offset) of the first record after each anomaly (damage, a seq gap, a rewritten
+    /// record): where index documents may point at offsets that moved.
+    pub resync: Vec<(u64, u64)>,
     /// Stored chain value at the seq asked for (a record's, or an anchor's continuing from it).
     pub want_chain: Option<Chain>,
     /// Offsets of the records (data records only), when asked for.
@@ -390,7 +394,7 @@ pub(crate) fn scan(
         regions: Vec::new(),
         altered: Vec::new(),
         unchained: Vec::new(),
-        resync_seq: None,
+        resync: Vec::new(),
         want_chain: None,
         offsets: Vec::new(),
     };
@@ -490,8 +494,9 @@ pub(crate) fn scan(
                 if h.seq > expect && (sc.first_rec.is_some() || sc.anchor.is_some()) {
                     anomaly = true;
                 }
-                if anomaly && sc.resync_seq.is_none() {
-                    sc.resync_seq = Some(h.seq);
+                if anomaly {
+                    sc.resync.push((h.seq, pos as u64));
+                    anomaly = false;
                 }
                 // `count` records in-segment gaps against the previous record (or, for the
                 // first record, against the anchor or the file name).
@@ -513,7 +518,8 @@ pub(crate) fn scan(
                             && h.link(&pc, rec) != stored
                         {
                             sc.altered.push((h.seq, pos as u64));
-                            sc.resync_seq = Some(sc.resync_seq.map_or(h.seq, |r| r.min(h.seq)));
+                            // A rewrite of another length moves the records after it.
+                            anomaly = true;
                         }
                         prev = Some((h.seq, stored));
                         sc.last_chain = Some(stored);

@@ -181,6 +181,26 @@ fn open_index(path: &Path, fields: &Fields) -> Result<(Index, u64), String> {
     Ok((index, seq))
 }
 
+/// The spool offset the index holds for `seq`, if it has a document for it.
+fn indexed_offset(index: &Index, fields: &Fields, seq: u64) -> Option<u64> {
+    let reader: tantivy::IndexReader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .ok()?;
+    let searcher = reader.searcher();
+    let q = RangeQuery::new(
+        Bound::Included(Term::from_field_u64(fields.seq, seq)),
+        Bound::Included(Term::from_field_u64(fields.seq, seq)),
+    );
+    let docs = searcher
+        .search(&q, &tantivy::collector::DocSetCollector)
+        .ok()?;
+    let addr = docs.into_iter().next()?;
+    let ff = searcher.segment_reader(addr.segment_ord).fast_fields();
+    ff.u64("_off").ok()?.first(addr.doc_id)
+}
+
 fn create_index(path: &Path, fields: &Fields) -> Result<Index, StoreError> {
     if path.exists() {
         fs::remove_dir_all(path).map_err(io_err(path))?;
@@ -295,9 +315,6 @@ impl Store {
                 }
             }
         }
-        // From here on, index documents may point at offsets that moved (records cut out or
-        // rewritten with another length): they are deleted and indexed again.
-        let resync = scans.iter().filter_map(|s| s.resync_seq).min();
         let active = segments
             .last()
             .cloned()
@@ -345,7 +362,17 @@ impl Store {
                 Bound::Included(Term::from_field_u64(fields.seq, *b)),
             )))?;
         }
-        if let Some(r) = resync.filter(|r| *r <= indexed_seq) {
+        // Where records were cut out or rewritten with another length, index documents point at
+        // offsets that moved: from the first such record on, they are deleted and indexed again.
+        let resync = scans
+            .iter()
+            .flat_map(|s| s.resync.iter().copied())
+            .filter(|&(seq, off)| {
+                seq <= indexed_seq && indexed_offset(&index, &fields, seq) != Some(off)
+            })
+            .map(|(seq, _)| seq)
+            .min();
+        if let Some(r) = resync {
             // Committed at once: the spool repair above is already durable, so a crash now
             // must not leave documents pointing at moved records.
             writer.delete_query(Box::new(RangeQuery::new(
@@ -778,7 +805,9 @@ fn write_mark(inner: &Inner, seq: u64, chain: Chain) {
     };
     match mark::write(path, &m) {
         Ok(()) => *written = seq,
-        Err(e) => tracing::warn!(mark = %path.display(), error = %e, "cannot write the high-water mark"),
+        Err(e) => {
+            tracing::warn!(mark = %path.display(), error = %e, "cannot write the high-water mark")
+        }
     }
 }
 

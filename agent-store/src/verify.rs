@@ -247,10 +247,13 @@ pub(crate) fn analyze(segs: &[Scan], mark: MarkView<'_>) -> Vec<Finding> {
         };
         let pname = p.meta.path.display();
         let plast = p.meta.last_seq;
+        // Where the segment says it starts: its anchor; without one (an older format, or a
+        // damaged head, already reported with its seqs), its file name.
+        let head_damaged = s.regions.first().is_some_and(|r| r.offset <= 8);
         let starts = s
             .anchor
             .map(|(a, _)| a)
-            .or(s.first_rec.map(|f| f - 1))
+            .or(s.first_rec.filter(|_| !head_damaged).map(|f| f - 1))
             .unwrap_or(s.meta.first_seq - 1);
         if starts > plast {
             let tail = p.regions.iter().find(|r| !r.followed);
@@ -307,7 +310,9 @@ pub(crate) fn analyze(segs: &[Scan], mark: MarkView<'_>) -> Vec<Finding> {
     });
     let last_seq = segs.iter().map(|s| s.meta.last_seq).max().unwrap_or(0);
     let has_records = segs.iter().any(|s| s.first_rec.is_some());
-    let chained = segs.iter().any(|s| s.meta.format == 3 && s.last_chain.is_some());
+    let chained = segs
+        .iter()
+        .any(|s| s.meta.format == 3 && s.last_chain.is_some());
     match mark {
         MarkView::Present(m) => {
             if let Some(f) = first
@@ -456,7 +461,10 @@ pub fn verify(dir: &Path, mark: Option<&Path>) -> Result<VerifyReport, StoreErro
     Ok(VerifyReport {
         findings,
         segments: scans.len(),
-        records: scans.iter().map(|s| s.meta.events + s.meta.alerts).sum::<u64>(),
+        records: scans
+            .iter()
+            .map(|s| s.meta.events + s.meta.alerts)
+            .sum::<u64>(),
         last_seq: scans.iter().map(|s| s.meta.last_seq).max().unwrap_or(0),
         head: scans
             .iter()

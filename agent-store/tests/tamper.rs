@@ -42,7 +42,10 @@ fn records(path: &Path) -> Vec<(usize, u64)> {
     while pos + 29 <= b.len() {
         let len = u32::from_le_bytes(b[pos + 4..pos + 8].try_into().unwrap()) as usize;
         if b[pos + 28] != 0x45 {
-            out.push((pos, u64::from_le_bytes(b[pos + 12..pos + 20].try_into().unwrap())));
+            out.push((
+                pos,
+                u64::from_le_bytes(b[pos + 12..pos + 20].try_into().unwrap()),
+            ));
         }
         pos += 29 + len;
     }
@@ -54,8 +57,12 @@ fn build(dir: &Path, n: usize, mark: Option<PathBuf>) {
     let (s, rep) = Store::open(dir, small_cfg(mark)).unwrap();
     assert!(rep.is_clean(), "{:?}", rep.messages());
     for i in 0..n {
-        s.append_event(&open_event(&format!("e{i}"), i as i64, &format!("/data/{i}")))
-            .unwrap();
+        s.append_event(&open_event(
+            &format!("e{i}"),
+            i as i64,
+            &format!("/data/{i}"),
+        ))
+        .unwrap();
     }
     s.close().unwrap();
 }
@@ -72,10 +79,17 @@ fn an_untouched_store_verifies_clean_with_its_mark() {
     build(&data, 400, Some(mark.clone()));
     let rep = verify(&data, Some(&mark)).unwrap();
     assert!(rep.findings.is_empty(), "{:?}", rep.messages());
-    assert_eq!((rep.last_seq, rep.mark_seq, rep.records), (400, Some(400), 400));
+    assert_eq!(
+        (rep.last_seq, rep.mark_seq, rep.records),
+        (400, Some(400), 400)
+    );
     assert!(segments(&data).len() >= 4);
     let (_s, rep) = Store::open(&data, small_cfg(Some(mark))).unwrap();
-    assert!(rep.is_clean() && rep.findings.is_empty(), "{:?}", rep.messages());
+    assert!(
+        rep.is_clean() && rep.findings.is_empty(),
+        "{:?}",
+        rep.messages()
+    );
 }
 
 #[test]
@@ -96,7 +110,10 @@ fn deleting_a_middle_segment_names_the_missing_seqs() {
     assert!(!rep.is_clean());
     assert_eq!(kinds(&rep.findings), [FindingKind::SegmentsMissing]);
     assert_eq!(rep.missing_seqs, vec![(gone, next - 1)]);
-    assert_eq!(s.append_event(&open_event("after", 0, "/after")).unwrap(), 401);
+    assert_eq!(
+        s.append_event(&open_event("after", 0, "/after")).unwrap(),
+        401
+    );
 }
 
 #[test]
@@ -116,7 +133,10 @@ fn deleting_the_last_segment_is_a_rollback_against_the_mark() {
     assert_eq!(kinds(&rep.findings), [FindingKind::RolledBack]);
     assert!(rep.missing_seqs.contains(&(from, 400)), "{rep:?}");
     // The lost seqs are not reused, and the gap stays visible in the spool itself.
-    assert_eq!(s.append_event(&open_event("after", 0, "/after")).unwrap(), 401);
+    assert_eq!(
+        s.append_event(&open_event("after", 0, "/after")).unwrap(),
+        401
+    );
     s.close().unwrap();
     let rep = verify(&data, None).unwrap();
     assert_eq!(kinds(&rep.findings), [FindingKind::SegmentsMissing]);
@@ -158,7 +178,10 @@ fn a_zeroed_region_costs_only_its_own_records() {
     let rep = verify(dir.path(), None).unwrap();
     assert_eq!(kinds(&rep.findings), [FindingKind::Damaged]);
     let d = &rep.findings[0];
-    assert_eq!((d.offset, d.len), (Some(from as u64), Some((to - from) as u64)));
+    assert_eq!(
+        (d.offset, d.len),
+        (Some(from as u64), Some((to - from) as u64))
+    );
     assert_eq!(d.seqs, Some((s_from, s_to - 1)));
     // Open keeps every record after the zeroed bytes.
     let (s, rep) = open(dir.path());
@@ -184,8 +207,17 @@ fn a_zeroed_segment_head_keeps_the_records_after_it() {
     fs::write(seg, &b).unwrap();
     let (s, rep) = open(dir.path());
     let first = first_seq(seg);
-    assert_eq!(rep.missing_seqs, vec![(first, s_to - 1)], "{:?}", rep.messages());
-    assert!(kinds(&rep.findings).contains(&FindingKind::Damaged), "{:?}", rep.findings);
+    assert_eq!(
+        rep.missing_seqs,
+        vec![(first, s_to - 1)],
+        "{:?}",
+        rep.messages()
+    );
+    assert!(
+        kinds(&rep.findings).contains(&FindingKind::Damaged),
+        "{:?}",
+        rep.findings
+    );
     s.commit().unwrap();
     let r = s.reader().unwrap();
     assert_eq!(ids(&r, "*").len() as u64, 400 - (s_to - first));
@@ -239,7 +271,11 @@ fn wiping_spool_and_index_is_reported_from_the_mark() {
     let (s, rep) = Store::open(&data, small_cfg(Some(mark.clone()))).unwrap();
     assert!(!rep.is_clean());
     assert_eq!(kinds(&rep.findings), [FindingKind::Wiped]);
-    assert!(rep.messages().iter().any(|m| m.contains("(wiped)")), "{:?}", rep.messages());
+    assert!(
+        rep.messages().iter().any(|m| m.contains("(wiped)")),
+        "{:?}",
+        rep.messages()
+    );
     // The store keeps working, after the seqs it lost.
     assert_eq!(s.append_event(&open_event("w", 0, "/w")).unwrap(), 301);
     s.commit().unwrap();
@@ -263,9 +299,7 @@ fn pack_lines(dir: &Path) -> Vec<String> {
     for i in 0..30 {
         let mut e = open_event(&format!("p{i}"), i, &format!("/p/{i}"));
         if i % 3 == 0 {
-            e.session = Some(agent_model::SessionRef {
-                id: "other".into(),
-            });
+            e.session = Some(agent_model::SessionRef { id: "other".into() });
         }
         s.append_event(&e).unwrap();
     }
@@ -277,11 +311,18 @@ fn pack_lines(dir: &Path) -> Vec<String> {
         .unwrap()
         .export_evidence("00000000000000ab")
         .unwrap();
-    assert_eq!((pack.header.items, pack.header.events, pack.header.alerts), (21, 20, 1));
+    assert_eq!(
+        (pack.header.items, pack.header.events, pack.header.alerts),
+        (21, 20, 1)
+    );
     assert_eq!(pack.header.head_seq, 31);
     let mut out = Vec::new();
     pack.write_jsonl(&mut out).unwrap();
-    String::from_utf8(out).unwrap().lines().map(String::from).collect()
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 fn check(lines: &[String]) -> agent_store::evidence::PackReport {
@@ -298,7 +339,10 @@ fn an_evidence_pack_verifies_and_names_removed_and_altered_items() {
 
     // A line removed (item seq 5: `p4`).
     let mut removed = lines.clone();
-    let at = removed.iter().position(|l| l.contains("\"seq\":5,")).unwrap();
+    let at = removed
+        .iter()
+        .position(|l| l.contains("\"seq\":5,"))
+        .unwrap();
     removed.remove(at);
     let rep = check(&removed);
     let got: Vec<_> = rep.findings.iter().map(|f| (f.kind, f.seq)).collect();
@@ -321,9 +365,18 @@ fn an_evidence_pack_verifies_and_names_removed_and_altered_items() {
     let hex_of = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
     let mut v = line.clone();
     v["body"] = body.replace(&hex_of("/p/4"), &hex_of("/p/X")).into();
-    v["json"] = line["json"].as_str().unwrap().replace("/p/4", "/p/X").into();
+    v["json"] = line["json"]
+        .as_str()
+        .unwrap()
+        .replace("/p/4", "/p/X")
+        .into();
     altered[at] = v.to_string();
     let rep = check(&altered);
     let got: Vec<_> = rep.findings.iter().map(|f| (f.kind, f.seq)).collect();
-    assert_eq!(got, [(PackFindingKind::Altered, Some(5))], "{:?}", rep.findings);
+    assert_eq!(
+        got,
+        [(PackFindingKind::Altered, Some(5))],
+        "{:?}",
+        rep.findings
+    );
 }
