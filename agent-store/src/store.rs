@@ -1,4 +1,5 @@
 //! The writer side: spool appends, the group-fsync thread and the indexer thread.
+//! One file because the three share `Inner` and its locking order (writer, segments, published).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
