@@ -20,14 +20,18 @@ use std::time::Duration;
 use agent_model::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub mod chain;
 mod codec;
+pub mod evidence;
 pub mod export;
+pub mod mark;
 pub mod query;
 mod reader;
 pub mod schema;
 mod search;
 mod spool;
 mod store;
+pub mod verify;
 
 pub use query::{QueryError, parse_time_bound};
 pub use reader::{
@@ -36,6 +40,7 @@ pub use reader::{
 };
 pub use spool::Damage;
 pub use store::Store;
+pub use verify::{Finding, FindingKind, VerifyReport, verify};
 
 /// The one error type of the store.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +70,7 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     #[error(
-        "spool segment `{path}` has format `{magic}`, written by a newer agentwatch; this version reads `AWSPOOL1` and `AWSPOOL2`"
+        "spool segment `{path}` has format `{magic}`, written by a newer agentwatch; this version reads `AWSPOOL1` to `AWSPOOL3`"
     )]
     SpoolFormat { path: PathBuf, magic: String },
     #[error("spool buffer is full (`{0}` bytes unwritten); the disk may be full")]
@@ -95,6 +100,9 @@ pub struct StoreConfig {
     pub index_memory_bytes: usize,
     /// tantivy indexing threads.
     pub index_threads: usize,
+    /// Where to keep the high-water mark (last durable seq and chain value), outside the data
+    /// dir; `None` keeps none. See [`mark`].
+    pub mark: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -109,6 +117,7 @@ impl Default for StoreConfig {
             segment_bytes: 64 << 20,
             index_memory_bytes: 96 << 20,
             index_threads: 2,
+            mark: None,
         }
     }
 }
@@ -128,6 +137,9 @@ pub struct OpenReport {
     pub last_seq: u64,
     /// Files and directories whose permissions were too open and were fixed.
     pub permissions_fixed: Vec<PathBuf>,
+    /// Tamper evidence: what the chain, the segment anchors and the mark say is missing or
+    /// altered (and, informationally, older-format segments and torn tails).
+    pub findings: Vec<Finding>,
 }
 
 impl OpenReport {
@@ -137,6 +149,7 @@ impl OpenReport {
         self.damaged.iter().all(|d| d.torn_tail)
             && self.missing_seqs.is_empty()
             && self.index_rebuilt.is_none()
+            && self.findings.iter().all(|f| !f.kind.is_tamper())
     }
 
     /// One line per finding, for an alert or a log.
@@ -166,6 +179,9 @@ impl OpenReport {
         }
         if let Some(r) = &self.index_rebuilt {
             out.push(format!("index rebuilt from the spool: {r}"));
+        }
+        for f in self.findings.iter().filter(|f| f.kind.is_tamper()) {
+            out.push(format!("tamper evidence ({}): {}", f.kind.name(), f.detail));
         }
         for p in &self.permissions_fixed {
             out.push(format!(

@@ -175,6 +175,19 @@ impl Reader {
         Reader::from_index(dir, index, Fields::build())
     }
 
+    /// The evidence pack of session `session`: its stored items with their chain values (see
+    /// [`crate::evidence`]).
+    pub fn export_evidence(
+        &self,
+        session: &str,
+    ) -> Result<crate::evidence::EvidencePack, StoreError> {
+        crate::evidence::export(self, session)
+    }
+
+    pub(crate) fn spool_dir(&self) -> &Path {
+        &self.spool_dir
+    }
+
     pub(crate) fn from_index(
         dir: &Path,
         index: Index,

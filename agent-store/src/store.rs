@@ -1,4 +1,5 @@
 //! The writer side: spool appends, the group-fsync thread and the indexer thread.
+//! One file because the three share `Inner` and its locking order (writer, segments, published).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -15,12 +16,15 @@ use agent_model::{Alert, Event, Timestamp};
 use tantivy::query::RangeQuery;
 use tantivy::{Index, IndexWriter, ReloadPolicy, Term};
 
+use crate::chain::{self, Chain};
 use crate::codec;
+use crate::mark::{self, Mark};
 use crate::reader::Reader;
 use crate::schema::{Fields, SCHEMA_VERSION, TEXT_TOKENIZER, text_analyzer};
 use crate::spool::{
     self, FILE_MAGIC, HEADER, RecType, SegmentMeta, create_private, fsync_dir, io_err,
 };
+use crate::verify::{self, MarkView};
 use crate::{OpenReport, StoreConfig, StoreError, StoreStats, TriageRecord, TriageState};
 
 /// Bytes buffered before they are written to the segment file.
@@ -47,6 +51,8 @@ struct Writer {
     file_len: u64,
     buf: Vec<u8>,
     next_seq: u64,
+    /// Chain value after `next_seq - 1`.
+    chain: Chain,
     unsynced: u64,
     /// After a failed write, when appends may try again.
     retry_after: Option<Instant>,
@@ -66,6 +72,8 @@ struct Inner {
     sync_cv: Condvar,
     shutdown: AtomicBool,
     indexer_error: Mutex<Option<String>>,
+    /// Where the high-water mark is kept, and the seq it was last written for.
+    mark: Option<(PathBuf, Mutex<u64>)>,
 }
 
 enum Cmd {
@@ -115,12 +123,16 @@ fn private_files(dir: &Path, fixed: &mut Vec<PathBuf>) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Create the empty segment file of `meta`, durably.
-fn new_segment(meta: &SegmentMeta, spool_dir: &Path) -> Result<(), StoreError> {
+/// Create the segment file of `meta` (magic and anchor), durably.
+fn new_segment(meta: &mut SegmentMeta, spool_dir: &Path, chain: &Chain) -> Result<(), StoreError> {
     let f = create_private(&meta.path)?;
-    f.write_all_at(FILE_MAGIC, 0)
+    let head = spool::segment_head(meta.first_seq - 1, chain);
+    f.set_len(0)
+        .and_then(|_| f.write_all_at(&head, 0))
         .and_then(|_| f.sync_all())
         .map_err(io_err(&meta.path))?;
+    meta.bytes = head.len() as u64;
+    meta.last_seq = meta.first_seq - 1;
     fsync_dir(spool_dir)
 }
 
@@ -170,6 +182,26 @@ fn open_index(path: &Path, fields: &Fields) -> Result<(Index, u64), String> {
     Ok((index, seq))
 }
 
+/// The spool offset the index holds for `seq`, if it has a document for it.
+fn indexed_offset(index: &Index, fields: &Fields, seq: u64) -> Option<u64> {
+    let reader: tantivy::IndexReader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .ok()?;
+    let searcher = reader.searcher();
+    let q = RangeQuery::new(
+        Bound::Included(Term::from_field_u64(fields.seq, seq)),
+        Bound::Included(Term::from_field_u64(fields.seq, seq)),
+    );
+    let docs = searcher
+        .search(&q, &tantivy::collector::DocSetCollector)
+        .ok()?;
+    let addr = docs.into_iter().next()?;
+    let ff = searcher.segment_reader(addr.segment_ord).fast_fields();
+    ff.u64("_off").ok()?.first(addr.doc_id)
+}
+
 fn create_index(path: &Path, fields: &Fields) -> Result<Index, StoreError> {
     if path.exists() {
         fs::remove_dir_all(path).map_err(io_err(path))?;
@@ -198,15 +230,38 @@ impl Store {
         }
         private_files(&spool_dir, &mut report.permissions_fixed)?;
 
-        // 1. The spool.
+        // 1. The spool, checked against the chain, its anchors and the mark.
+        let mark_read = cfg.mark.as_deref().map(mark::read);
+        let mark_now: Option<Mark> = match &mark_read {
+            Some(Ok(Some(m))) => Some(m.clone()),
+            _ => None,
+        };
         let listed = spool::list_segments(&spool_dir)?;
-        let mut segments = Vec::with_capacity(listed.len() + 1);
+        let mut scans = Vec::with_capacity(listed.len() + 1);
         for (i, (first, path)) in listed.iter().enumerate() {
             let last = i + 1 == listed.len();
-            let meta =
-                spool::scan_and_repair(path, *first, &quarantine_dir, last, &mut report.damaged)?;
-            segments.push(meta);
+            scans.push(spool::scan_and_repair(
+                path,
+                *first,
+                &quarantine_dir,
+                last,
+                mark_now.as_ref().map(|m| m.last_seq),
+                &mut report.damaged,
+            )?);
         }
+        let view = match &mark_read {
+            None => MarkView::NotUsed,
+            Some(Ok(None)) => MarkView::Missing,
+            Some(Ok(Some(m))) => MarkView::Present(m),
+            Some(Err(why)) => MarkView::Invalid(why),
+        };
+        report.findings = verify::analyze(&scans, view);
+        for f in &report.findings {
+            if f.kind.is_tamper() {
+                tracing::warn!(kind = f.kind.name(), detail = %f.detail, "spool tamper evidence");
+            }
+        }
+        let mut segments: Vec<SegmentMeta> = scans.iter().map(|s| s.meta.clone()).collect();
         let mut expect: Option<u64> = None;
         for s in &segments {
             report.missing_seqs.extend(s.gaps.iter().copied());
@@ -221,41 +276,50 @@ impl Store {
                 expect = Some(expect.unwrap_or(s.first_seq).max(s.first_seq));
             }
         }
-        // New records go to a segment of the current format: a format 1 active segment (from
-        // an older version) is closed and stays readable as it is.
-        let max_seq = segments.iter().map(|s| s.last_seq).max().unwrap_or(0);
-        match segments.last_mut() {
-            Some(last) if last.format == 1 && last.last_seq < last.first_seq => {
-                let f = fs::OpenOptions::new()
-                    .write(true)
-                    .open(&last.path)
-                    .map_err(io_err(&last.path))?;
-                f.write_all_at(FILE_MAGIC, 0)
-                    .and_then(|_| f.sync_all())
-                    .map_err(io_err(&last.path))?;
-                last.format = 2;
-            }
-            Some(last) if last.format == 1 => {
-                File::open(&last.path)
-                    .and_then(|f| f.sync_all())
-                    .map_err(io_err(&last.path))?;
-                let meta = SegmentMeta::new(&spool_dir, max_seq + 1);
-                new_segment(&meta, &spool_dir)?;
-                segments.push(meta);
-            }
-            Some(_) => {}
-            None => {
-                let meta = SegmentMeta::new(&spool_dir, 1);
-                new_segment(&meta, &spool_dir)?;
-                segments.push(meta);
+        // Records the mark says were durable and the spool lost: their seqs are never reused,
+        // and the new segment's anchor continues the chain the mark knew.
+        let spool_last = segments.iter().map(|s| s.last_seq).max().unwrap_or(0);
+        let floor = mark_now.as_ref().map_or(0, |m| m.last_seq);
+        if floor > spool_last {
+            report.missing_seqs.push((spool_last + 1, floor));
+        }
+        let mut chain = match scans.last() {
+            Some(s) if s.meta.format == 3 => s.last_chain.unwrap_or(chain::GENESIS),
+            _ => chain::GENESIS,
+        };
+        if let Some(m) = mark_now.as_ref().filter(|_| floor > spool_last) {
+            chain = m.last_chain;
+        }
+        let next_seq = (spool_last + 1)
+            .max(floor + 1)
+            .max(segments.last().map_or(1, |s| s.first_seq));
+        // New records go to a chained segment: one of an older format (from an older version)
+        // is closed and stays readable as it is; an empty one is rewritten.
+        let keep = scans
+            .last()
+            .is_some_and(|s| s.meta.format == 3 && s.anchor.is_some() && floor <= spool_last);
+        let empty_last = scans
+            .last()
+            .is_some_and(|s| s.first_rec.is_none() && s.meta.first_seq == next_seq);
+        if !keep {
+            match segments.last_mut() {
+                Some(last) if empty_last => new_segment(last, &spool_dir, &chain)?,
+                last => {
+                    if let Some(last) = last {
+                        File::open(&last.path)
+                            .and_then(|f| f.sync_all())
+                            .map_err(io_err(&last.path))?;
+                    }
+                    let mut meta = SegmentMeta::new(&spool_dir, next_seq);
+                    new_segment(&mut meta, &spool_dir, &chain)?;
+                    segments.push(meta);
+                }
             }
         }
         let active = segments
             .last()
             .cloned()
             .unwrap_or_else(|| SegmentMeta::new(&spool_dir, 1));
-        let last_seq = segments.iter().map(|s| s.last_seq).max().unwrap_or(0);
-        let next_seq = (last_seq + 1).max(active.first_seq);
         report.last_seq = next_seq - 1;
         let file = fs::OpenOptions::new()
             .read(true)
@@ -289,8 +353,8 @@ impl Store {
         if let Some(why) = &report.index_rebuilt {
             tracing::warn!(reason = %why, "rebuilding the index from the spool");
         }
-        report.replayed = report.last_seq.saturating_sub(indexed_seq);
-        let writer: IndexWriter =
+        let mut indexed_seq = indexed_seq;
+        let mut writer: IndexWriter =
             index.writer_with_num_threads(cfg.index_threads.max(1), cfg.index_memory_bytes)?;
         // Documents of quarantined records point at padding now: drop them.
         for (a, b) in &report.missing_seqs {
@@ -299,6 +363,43 @@ impl Store {
                 Bound::Included(Term::from_field_u64(fields.seq, *b)),
             )))?;
         }
+        // Where records were cut out or rewritten with another length, index documents point at
+        // offsets that moved: from the first such record on, they are deleted and indexed again.
+        let resync = scans
+            .iter()
+            .flat_map(|s| s.resync.iter().copied())
+            .filter(|&(seq, off)| {
+                seq <= indexed_seq && indexed_offset(&index, &fields, seq) != Some(off)
+            })
+            .map(|(seq, _)| seq)
+            .min();
+        if let Some(r) = resync {
+            // Committed at once: the spool repair above is already durable, so a crash now
+            // must not leave documents pointing at moved records.
+            writer.delete_query(Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_u64(fields.seq, r)),
+                Bound::Unbounded,
+            )))?;
+            indexed_seq = r - 1;
+            let payload = serde_json::json!({ "last_seq": indexed_seq, "schema": SCHEMA_VERSION });
+            let mut pc = writer.prepare_commit()?;
+            pc.set_payload(&payload.to_string());
+            pc.commit()?;
+        }
+        report.replayed = report.last_seq.saturating_sub(indexed_seq);
+        let mark = cfg.mark.clone().map(|p| {
+            let first = segments.first().map_or(1, |s| s.first_seq);
+            let m = Mark {
+                last_seq: next_seq - 1,
+                last_chain: chain,
+                segments: segments.len() as u64,
+                first_seq: first,
+            };
+            if let Err(e) = mark::write(&p, &m) {
+                tracing::warn!(mark = %p.display(), error = %e, "cannot write the high-water mark");
+            }
+            (p, Mutex::new(next_seq - 1))
+        });
 
         let cursor_seg = segments
             .iter()
@@ -315,6 +416,7 @@ impl Store {
                 seg: active.clone(),
                 buf: Vec::with_capacity(FLUSH_BYTES + (64 << 10)),
                 next_seq,
+                chain,
                 unsynced: 0,
                 retry_after: None,
             }),
@@ -330,6 +432,7 @@ impl Store {
             sync_cv: Condvar::new(),
             shutdown: AtomicBool::new(false),
             indexer_error: Mutex::new(None),
+            mark,
         });
         let (tx, rx) = mpsc::channel();
         let mut threads = Vec::new();
@@ -403,9 +506,16 @@ impl Store {
         }
         let seq = w.next_seq;
         let start = w.buf.len();
-        spool::encode_into(&mut w.buf, seq, time, ty, fill)?;
+        let wr = &mut *w;
+        spool::encode_into(&mut wr.buf, seq, time, ty, Some(&mut wr.chain), fill)?;
         let len = w.buf.len() - start - HEADER;
-        w.seg.count(&spool::RecHeader { seq, time, ty, len });
+        w.seg.count(&spool::RecHeader {
+            seq,
+            time,
+            ty,
+            len,
+            chained: true,
+        });
         w.next_seq += 1;
         w.unsynced += 1;
         if w.buf.len() >= FLUSH_BYTES && w.retry_after.is_none_or(|t| Instant::now() >= t) {
@@ -625,16 +735,18 @@ fn rotate(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
     flush_locked(inner, w)?;
     w.file.sync_data().map_err(io_err(&w.seg.path))?;
     inner.durable.fetch_max(w.next_seq - 1, Ordering::AcqRel);
-    let meta = SegmentMeta::new(&inner.spool_dir, w.next_seq);
+    let mut meta = SegmentMeta::new(&inner.spool_dir, w.next_seq);
     let f = create_private(&meta.path)?;
-    if let Err(e) = f.write_all_at(FILE_MAGIC, 0).and_then(|_| f.sync_data()) {
+    let head = spool::segment_head(w.next_seq - 1, &w.chain);
+    if let Err(e) = f.write_all_at(&head, 0).and_then(|_| f.sync_data()) {
         let _ = fs::remove_file(&meta.path);
         return Err(io_err(&meta.path)(e));
     }
     fsync_dir(&inner.spool_dir)?;
+    meta.bytes = head.len() as u64;
     lock(&inner.segments).push(meta.clone());
     w.file = Arc::new(f);
-    w.file_len = FILE_MAGIC.len() as u64;
+    w.file_len = head.len() as u64;
     w.seg = meta;
     publish(
         inner,
@@ -648,13 +760,14 @@ fn rotate(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
 }
 
 fn do_sync(inner: &Inner) -> Result<u64, StoreError> {
-    let (file, path, target) = {
+    let (file, path, chain, target) = {
         let mut w = lock(&inner.writer);
         flush_locked(inner, &mut w)?;
         w.unsynced = 0;
         (
             w.file.clone(),
             w.seg.path.clone(),
+            w.chain,
             Published {
                 seq: w.next_seq - 1,
                 seg_first: w.seg.first_seq,
@@ -667,7 +780,54 @@ fn do_sync(inner: &Inner) -> Result<u64, StoreError> {
         inner.durable.fetch_max(target.seq, Ordering::AcqRel);
     }
     publish(inner, target);
+    write_mark(inner, target.seq, chain);
     Ok(target.seq)
+}
+
+/// Record `seq` and its chain value in the high-water mark, once durable. A failure is logged,
+/// not returned: the spool is what must not fail.
+fn write_mark(inner: &Inner, seq: u64, chain: Chain) {
+    let Some((path, written)) = &inner.mark else {
+        return;
+    };
+    let mut written = lock(written);
+    if *written >= seq {
+        return;
+    }
+    let (segments, first_seq) = {
+        let segs = lock(&inner.segments);
+        (segs.len() as u64, segs.first().map_or(1, |s| s.first_seq))
+    };
+    let m = Mark {
+        last_seq: seq,
+        last_chain: chain,
+        segments,
+        first_seq,
+    };
+    match mark::write(path, &m) {
+        Ok(()) => *written = seq,
+        Err(e) => {
+            tracing::warn!(mark = %path.display(), error = %e, "cannot write the high-water mark")
+        }
+    }
+}
+
+/// After retention: the mark's first seq and segment count follow, so that the next open does
+/// not take retention for a deletion.
+fn refresh_mark(inner: &Inner) {
+    let Some((path, written)) = &inner.mark else {
+        return;
+    };
+    let _written = lock(written);
+    if let Ok(Some(mut m)) = mark::read(path) {
+        let segs = lock(&inner.segments);
+        m.segments = segs.len() as u64;
+        m.first_seq = segs.first().map_or(m.first_seq, |s| s.first_seq);
+        drop(segs);
+        if let Err(e) = mark::write(path, &m) {
+            tracing::warn!(mark = %path.display(), error = %e, "cannot write the high-water mark");
+        }
+    }
 }
 
 fn sync_loop(inner: &Inner) {
@@ -910,10 +1070,10 @@ impl Indexer {
             });
         };
         let used = HEADER + h.len;
-        if h.ty == RecType::Pad || h.seq <= self.last_added {
+        if !h.ty.is_data() || h.seq <= self.last_added {
             return Ok(used);
         }
-        let payload = &rec[HEADER..used];
+        let payload = &rec[h.body_off()..used];
         let doc = match h.ty {
             RecType::Event => match codec::decode_event_into(payload, &mut self.event) {
                 Ok(()) => Ok(self.fields.event_doc(&self.event, h.seq, off)),
@@ -936,7 +1096,7 @@ impl Indexer {
             RecType::Triage => serde_json::from_slice::<TriageRecord>(payload)
                 .map(|t| self.fields.triage_doc(&t, h.seq, off))
                 .map_err(|e| e.to_string()),
-            RecType::Pad => return Ok(used),
+            RecType::Pad | RecType::Anchor => return Ok(used),
         };
         match doc {
             Ok(doc) => {
@@ -985,6 +1145,7 @@ impl Indexer {
         }
         lock(&self.inner.segments).retain(|s| !gone.contains_key(&s.first_seq));
         fsync_dir(&self.inner.spool_dir)?;
+        refresh_mark(&self.inner);
         tracing::info!(
             segments = remove.len(),
             upto_seq = upto,

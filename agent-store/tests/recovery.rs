@@ -20,13 +20,15 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Offsets of the records of a segment file.
+/// Offsets of the records of a segment file (not counting a format 3 segment's anchor).
 fn record_offsets(path: &Path) -> Vec<usize> {
     let b = fs::read(path).unwrap();
     let mut pos = 8;
     let mut out = Vec::new();
     while pos + 29 <= b.len() {
-        out.push(pos);
+        if b[pos + 28] != 0x45 {
+            out.push(pos);
+        }
         let len = u32::from_le_bytes(b[pos + 4..pos + 8].try_into().unwrap()) as usize;
         pos += 29 + len;
     }
@@ -421,7 +423,7 @@ fn v1_record(seq: u64, e: &agent_model::Event) -> Vec<u8> {
 }
 
 #[test]
-fn format_1_spool_is_read_and_new_records_go_to_a_format_2_segment() {
+fn format_1_spool_is_read_and_new_records_go_to_a_format_3_segment() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     fs::create_dir_all(&spool).unwrap();
@@ -445,12 +447,12 @@ fn format_1_spool_is_read_and_new_records_go_to_a_format_2_segment() {
         s.append_event(&open_event("v2-0", 10, "/new/0")).unwrap();
         s.close().unwrap();
     }
-    // The old segment is left as it was; new records start a format 2 segment.
+    // The old segment is left as it was; new records start a (chained) format 3 segment.
     let segs = segments(dir.path());
     assert_eq!(segs.len(), 2, "{segs:?}");
     assert_eq!(fs::read(&segs[0]).unwrap(), seg);
     assert!(segs[1].ends_with("00000000000000000004.spool"));
-    assert_eq!(&fs::read(&segs[1]).unwrap()[..8], b"AWSPOOL2");
+    assert_eq!(&fs::read(&segs[1]).unwrap()[..8], b"AWSPOOL3");
     let (s, rep) = open(dir.path());
     assert!(rep.is_clean() && rep.replayed == 0, "{:?}", rep);
     let r = s.reader().unwrap();
@@ -477,7 +479,7 @@ fn spool_of_a_newer_format_is_refused_not_quarantined() {
     let spool = dir.path().join("spool");
     fs::create_dir_all(&spool).unwrap();
     let seg = spool.join("00000000000000000001.spool");
-    fs::write(&seg, b"AWSPOOL3 records of a later version").unwrap();
+    fs::write(&seg, b"AWSPOOL4 records of a later version").unwrap();
     let err = Store::open(dir.path(), cfg()).err().expect("refused");
     let msg = err.to_string();
     assert!(
@@ -486,7 +488,7 @@ fn spool_of_a_newer_format_is_refused_not_quarantined() {
     );
     assert_eq!(
         fs::read(&seg).unwrap(),
-        b"AWSPOOL3 records of a later version"
+        b"AWSPOOL4 records of a later version"
     );
     assert!(!dir.path().join("quarantine").exists());
 }

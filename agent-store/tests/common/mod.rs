@@ -25,6 +25,7 @@ pub fn cfg() -> StoreConfig {
         segment_bytes: 1 << 20,
         index_memory_bytes: 40 << 20,
         index_threads: 2,
+        mark: None,
     }
 }
 
