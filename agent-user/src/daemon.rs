@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context as _, Result, anyhow};
 
 use crate::commands::Conn;
-use crate::{BadInput, api, config, loader, pipeline, policy, source};
+use crate::{BadInput, api, config, loader, pipeline, reload, source};
 
 /// The arguments of `agentwatch daemon`.
 pub struct DaemonArgs<'a> {
@@ -45,11 +45,11 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         ringbuf_bytes,
     } = args;
     let cfg = config::Config::load(config)?;
-    let policy_source = policy::PolicySource::from_args(rules);
+    let policy_source = reload::PolicySource::from_args(rules);
     let compiled = policy_source.compile().map_err(|e| {
         BadInput(e.context(format!("invalid policy in {}", policy_source.describe())))
     })?;
-    let policy_state = policy::PolicyState::new(policy_source, &compiled);
+    let policy_state = reload::PolicyState::new(policy_source, &compiled);
     let compiled = Arc::new(compiled);
     if let Some(n) = ringbuf_bytes
         && (!n.is_power_of_two() || n < 4096)
@@ -117,7 +117,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let mut src =
-        source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone());
+        source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone())?;
     src.seed_from_proc();
     let socket = conn.socket();
     let listener = {

@@ -7,15 +7,17 @@
 
 pub mod api;
 pub mod btf;
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod iopair;
 pub mod loader;
 pub mod pipeline;
-pub mod policy;
 pub mod query;
 pub mod redact;
+pub mod reload;
 pub mod source;
 pub mod tracker;
 
