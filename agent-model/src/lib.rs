@@ -11,6 +11,7 @@ pub mod decode;
 pub mod display;
 pub mod event;
 pub mod fields;
+pub mod linux;
 
 pub use bstr::BStr;
 pub use event::{

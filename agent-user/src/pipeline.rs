@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::policy::PolicyState;
+use crate::reload::PolicyState;
 
 /// Capacity of the live broadcast; a subscriber that falls this far behind is told how many
 /// items it missed.

@@ -12,18 +12,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use agent_common::{
-    FLOW_EXIT, FLOW_UPDATE, FlowRecord, IO_PENDING, IO_RESULT, RecordKind, SessionInfo,
-};
-use agent_model::decode::{Record, decode};
+use agent_common::{FLOW_EXIT, FLOW_UPDATE, FlowRecord, RecordKind, SessionInfo};
+use agent_model::decode::decode;
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
 use serde_json::json;
 
+use crate::capture::Capture;
 use crate::config::Config;
+use crate::iopair::IoPairs;
 use crate::loader::Sensor;
 use crate::pipeline::Pipeline;
-use crate::tracker::{Action, Agents, Proc, Tracker};
+use crate::tracker::{Action, Agents, Proc, SystemClock, Tracker};
 
 const POLL_MS: i32 = 20;
 
@@ -93,8 +93,10 @@ pub struct SourceLoop {
     next_session: u64,
     /// What the last `net.flow` report of each socket said (key: the kernel's socket address).
     flows: std::collections::HashMap<u64, FlowSeen>,
-    /// io_uring path operations submitted and not yet completed (key: the request's cookie).
-    io_pending: HashMap<u64, (Record, Instant)>,
+    /// io_uring operations submitted and not yet completed.
+    io_pending: IoPairs,
+    /// Where drained records are copied when `AGENTWATCH_CAPTURE_RECORDS` is set.
+    capture: Option<Capture>,
     /// Records copied out of the ring by `drain`, back to back, and where each ends (kept
     /// between drains so that a busy ring costs no allocation per record).
     drained: Vec<u8>,
@@ -191,12 +193,12 @@ impl SourceLoop {
         pipeline: Pipeline,
         commands: Receiver<Command>,
         stop: Arc<AtomicBool>,
-    ) -> SourceLoop {
-        let mut tracker = Tracker::new(host);
+    ) -> Result<SourceLoop> {
+        let mut tracker = Tracker::new(host, Box::new(SystemClock));
         if let Ok(r) = crate::redact::Redactor::new(&cfg.redact_patterns) {
             tracker.set_redactor(r);
         }
-        SourceLoop {
+        Ok(SourceLoop {
             sensor,
             tracker,
             agents: AgentTable { cfg, extra: vec![] },
@@ -208,10 +210,11 @@ impl SourceLoop {
             decode_errors: 0,
             next_session: 0,
             flows: std::collections::HashMap::new(),
-            io_pending: HashMap::new(),
+            io_pending: IoPairs::default(),
+            capture: Capture::from_env()?,
             drained: Vec::new(),
             drained_ends: Vec::new(),
-        }
+        })
     }
 
     fn new_session_id(&mut self) -> u64 {
@@ -433,6 +436,9 @@ impl SourceLoop {
             }
         }
         let n = ends.len();
+        if let Some(c) = &mut self.capture {
+            c.write_batch(&buf, &ends);
+        }
         let mut start = 0;
         for &end in &ends {
             self.handle(&buf[start..end]);
@@ -488,41 +494,12 @@ impl SourceLoop {
         self.flows.retain(|k, _| seen.contains(k));
     }
 
-    /// Decode one ring record (or a flow record built from the map), track it, emit its events.
-    /// io_uring path operations arrive as two records (see `IO_PENDING`): hold the submission,
-    /// with its paths, until the completion says the operation succeeded; drop failed ones, as
-    /// the syscall handlers do.
-    /// io_uring sends (`net.send`, DNS) pair the same way: reported when the completion says
-    /// bytes went, with that count.
-    fn pair_io(&mut self, rec: Record) -> Option<Record> {
-        let (flags, cookie, res, send) = match &rec {
-            Record::PathOp { body, .. } => (body.flags, body.cookie, body.arg0 as i64, false),
-            Record::Sock { hdr, body, .. } if hdr.kind == RecordKind::Send => {
-                (body.flags, body.cookie, body.bytes as i32 as i64, true)
-            }
-            _ => return Some(rec),
-        };
-        if flags & IO_PENDING != 0 {
-            self.io_pending.insert(cookie, (rec, Instant::now()));
-            return None;
-        }
-        if flags & IO_RESULT != 0 {
-            let (mut held, _) = self.io_pending.remove(&cookie)?;
-            if !send {
-                return (res == 0).then_some(held);
-            }
-            if let Record::Sock { body, .. } = &mut held {
-                body.bytes = res as u32;
-            }
-            return (res > 0).then_some(held);
-        }
-        Some(rec)
-    }
-
+    /// Decode one ring record (or a flow record built from the map), pair io_uring submissions
+    /// with their completions, track it, emit its events.
     fn handle(&mut self, raw: &[u8]) {
         match decode(raw) {
             Ok(rec) => {
-                let Some(rec) = self.pair_io(rec) else {
+                let Some(rec) = self.io_pending.pair(rec) else {
                     return;
                 };
                 let (evs, actions) = self.tracker.on_record(rec, &self.agents);
@@ -596,12 +573,10 @@ impl SourceLoop {
                 last_tick = Instant::now();
                 self.check_losses();
                 self.pipeline.tick();
-                let n = self.io_pending.len();
-                self.io_pending
-                    .retain(|_, (_, t)| t.elapsed() < IO_PENDING_TTL);
-                if self.io_pending.len() < n {
+                let expired = self.io_pending.expire(IO_PENDING_TTL);
+                if expired > 0 {
                     tracing::debug!(
-                        expired = n - self.io_pending.len(),
+                        expired,
                         "io_uring path operations without a completion record"
                     );
                 }

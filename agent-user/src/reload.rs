@@ -1,4 +1,5 @@
-//! Policy loading and hot reload for the daemon.
+//! Policy loading and hot reload for the daemon (the glue between `--rules`, the files on disk
+//! and the `rules` crate, which itself does no IO).
 //!
 //! The policy comes from `--rules PATH...`, else `/etc/agentwatch/rules` when present, else the
 //! default policy embedded in the binary. A reload (SIGHUP, or a rule file changing on disk) reads

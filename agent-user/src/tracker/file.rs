@@ -1,0 +1,91 @@
+//! File events: `file.open` from an open record, and the path operations (unlink, rename,
+//! chmod, chown, link, symlink, mkdir, truncate, write, exec mappings) from a path record.
+
+use agent_common::{FD_OP, OpenBody, PathOpBody, RecordKind, VIA_IO_URING};
+use agent_model::decode::{Header, KPath};
+use agent_model::linux::{file_type, open_flag_names, user_dev};
+use agent_model::{BStr, Event, File};
+
+use super::process::markers;
+
+/// `file.via` of a file record: how the agent asked for the operation.
+fn file_via(flags: u32) -> Option<String> {
+    Some(
+        if flags & VIA_IO_URING != 0 {
+            "io_uring"
+        } else {
+            "syscall"
+        }
+        .into(),
+    )
+}
+
+/// `file.open`.
+pub fn open(ev: &mut Event, body: OpenBody, path: KPath) {
+    // The kernel keeps neither the creation flags nor O_CLOEXEC (an fd flag) in f_flags.
+    let flags = body.f_flags | (body.req_flags & (0o100 | 0o200 | 0o400 | 0o1000 | 0o2000000));
+    ev.file = Some(File {
+        path: path.path,
+        path_truncated: path.truncated,
+        dev: Some(user_dev(body.dev)),
+        ino: Some(body.ino),
+        access: Some(
+            match flags & 3 {
+                0 => "read",
+                1 => "write",
+                _ => "read_write",
+            }
+            .into(),
+        ),
+        flags: open_flag_names(flags),
+        r#type: file_type(body.i_mode),
+        mode: Some(body.i_mode & 0o7777),
+        fd: Some(body.fd),
+        via: file_via(body.flags),
+        ..Default::default()
+    });
+}
+
+/// The path operations: one record shape, the kind says which fields apply.
+pub fn path_op(
+    ev: &mut Event,
+    h: &Header,
+    body: PathOpBody,
+    dir: KPath,
+    name: BStr,
+    dir2: KPath,
+    name2: BStr,
+) {
+    let fd_op = body.flags & FD_OP != 0;
+    let path = if fd_op {
+        dir.path.clone()
+    } else {
+        dir.join(&name)
+    };
+    let target = match h.kind {
+        RecordKind::Rename | RecordKind::Link => Some(dir2.join(&name2)),
+        RecordKind::Symlink => Some(name2),
+        _ => None,
+    };
+    let mut f = File {
+        path,
+        target,
+        path_truncated: dir.truncated,
+        via: file_via(body.flags),
+        ..Default::default()
+    };
+    if fd_op {
+        f.ino = Some(body.ino);
+        f.markers = markers((body.flags >> 8) & 0xff);
+    }
+    match h.kind {
+        RecordKind::Chmod | RecordKind::Mkdir => f.mode = Some(body.arg0 as u32 & 0o7777),
+        RecordKind::Chown => {
+            f.owner_uid = (body.arg0 as u32 != u32::MAX).then_some(body.arg0 as u32);
+            f.owner_gid = (body.arg1 as u32 != u32::MAX).then_some(body.arg1 as u32);
+        }
+        RecordKind::Truncate | RecordKind::Write => f.size = Some(body.arg0),
+        _ => {}
+    }
+    ev.file = Some(f);
+}
