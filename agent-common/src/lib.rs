@@ -25,9 +25,9 @@ pub const MAP_SEL_UID: &str = "SEL_UID";
 /// cgroup id -> agent id.
 pub const MAP_SEL_CGROUP: &str = "SEL_CGROUP";
 /// Per-socket byte counters of agent processes (key: the `struct sock` address, value:
-/// [`FlowRecord`]).
+/// [`FlowEntry`]).
 pub const MAP_FLOWS: &str = "FLOWS";
-/// Name of the global that carries [`Config`].
+/// Name of the global that carries [`SensorConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 
 /// Number of slots in the loss and error counter arrays.
@@ -211,15 +211,15 @@ pub const PATH2_TRUNCATED: u32 = 32;
 /// A path operation on a descriptor: the first path is the file's own (`EXE_*` markers of the
 /// file are in bits 8..16 of the flags).
 pub const FD_OP: u32 = 64;
-/// The first name of a [`SysBody`] is an encoded kernel path (a descriptor's file).
+/// The first name of a [`SysRecord`] is an encoded kernel path (a descriptor's file).
 pub const NAME_IS_PATH: u32 = 128;
-/// A [`PathOpBody`] of an io_uring path operation (or a [`SockBody`] of an io_uring send) at
+/// A [`PathOpRecord`] of an io_uring path operation (or a [`SockRecord`] of an io_uring send) at
 /// submission: the paths or the destination, not yet the result. User space holds it until the
 /// [`IO_RESULT`] record with the same cookie says it succeeded.
 /// (Bits 8..16 are the `EXE_*` markers of [`FD_OP`] records.)
 pub const IO_PENDING: u32 = 1 << 16;
-/// A [`PathOpBody`] with no strings: the result (`arg0`, as i64) of the io_uring path operation
-/// whose submission record has the same cookie; or a [`SockBody`] with the result (`bytes`, as
+/// A [`PathOpRecord`] with no strings: the result (`arg0`, as i64) of the io_uring path operation
+/// whose submission record has the same cookie; or a [`SockRecord`] with the result (`bytes`, as
 /// i32) of an io_uring send.
 pub const IO_RESULT: u32 = 1 << 17;
 
@@ -228,7 +228,7 @@ pub const IO_RESULT: u32 = 1 << 17;
 /// NUL-separated argv.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExecBody {
+pub struct ExecRecord {
     pub flags: u32,
     pub euid: u32,
     pub egid: u32,
@@ -255,7 +255,7 @@ pub const EXE_WRITABLE_DIR: u32 = 4;
 /// Body of [`RecordKind::Exit`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExitBody {
+pub struct ExitRecord {
     /// Kernel exit code: `status << 8` for exit, signal number (plus 0x80 for core) for signals.
     pub exit_code: u32,
     pub flags: u32,
@@ -264,7 +264,7 @@ pub struct ExitBody {
 /// Body of [`RecordKind::Fork`]; the header describes the child.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ForkBody {
+pub struct ForkRecord {
     pub parent_start_ns: u64,
     pub flags: u32,
     pub _pad: u32,
@@ -273,7 +273,7 @@ pub struct ForkBody {
 /// Body of [`RecordKind::Open`]; followed by `path_len` bytes of encoded path.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OpenBody {
+pub struct OpenRecord {
     pub flags: u32,
     /// `file->f_flags` (O_* flags).
     pub f_flags: u32,
@@ -297,7 +297,7 @@ pub struct OpenBody {
 /// the second path (rename and link targets, symlink contents).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PathOpBody {
+pub struct PathOpRecord {
     pub flags: u32,
     /// Syscall flags (AT_REMOVEDIR, RENAME_*, AT_SYMLINK_FOLLOW...).
     pub op_flags: u32,
@@ -323,7 +323,7 @@ pub struct PathOpBody {
 /// name).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SysBody {
+pub struct SysRecord {
     pub flags: u32,
     /// Syscall number, ptrace request, bpf command, or signal number.
     pub op: u32,
@@ -354,7 +354,7 @@ pub const TARGET_DAEMON: u32 = 4;
 /// sockets).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SockBody {
+pub struct SockRecord {
     pub flags: u32,
     pub family: u16,
     pub protocol: u16,
@@ -379,11 +379,11 @@ pub struct SockBody {
     pub cookie: u64,
 }
 
-/// Per-socket traffic of an agent process: follows a [`SockBody`] in a [`RecordKind::Flow`]
+/// Per-socket traffic of an agent process: follows a [`SockRecord`] in a [`RecordKind::Flow`]
 /// record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowBody {
+pub struct FlowCountsRecord {
     /// Bytes sent (successful sendmsg/write/sendfile on the socket).
     pub sent: u64,
     /// Bytes received (successful recvmsg/read, MSG_PEEK excluded).
@@ -406,10 +406,10 @@ pub const FLOW_EXIT: u32 = 3;
 /// (identity of the process that first moved bytes), socket addresses, counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowRecord {
+pub struct FlowEntry {
     pub hdr: RecordHeader,
-    pub sock: SockBody,
-    pub flow: FlowBody,
+    pub sock: SockRecord,
+    pub flow: FlowCountsRecord,
 }
 
 /// Byte offsets of kernel struct members, read from BTF at load time (never hard-coded).
@@ -532,7 +532,7 @@ pub struct Offsets {
 /// Read-only configuration the loader writes into the eBPF object before loading.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Config {
+pub struct SensorConfig {
     pub offsets: Offsets,
     /// Thread-group id of the daemon (its own activity is never recorded).
     pub daemon_tgid: u32,
@@ -554,22 +554,22 @@ const _: () = {
     assert!(size_of::<RecordHeader>() == 72);
     assert!(offset_of!(RecordHeader, comm) == 56);
     assert!(size_of::<SessionInfo>() == 16);
-    assert!(size_of::<ExecBody>() == 56);
-    assert!(offset_of!(ExecBody, parent_start_ns) == 48);
-    assert!(size_of::<ExitBody>() == 8);
-    assert!(size_of::<ForkBody>() == 16);
-    assert!(size_of::<OpenBody>() == 40);
-    assert!(offset_of!(OpenBody, ino) == 16);
-    assert!(size_of::<PathOpBody>() == 56);
-    assert!(offset_of!(PathOpBody, arg0) == 24);
-    assert!(size_of::<SockBody>() == 72);
-    assert!(offset_of!(SockBody, saddr) == 16);
-    assert!(size_of::<SysBody>() == 80);
-    assert!(offset_of!(SysBody, ret) == 48);
-    assert!(size_of::<FlowBody>() == 32);
-    assert!(size_of::<FlowRecord>() == 72 + 72 + 32);
+    assert!(size_of::<ExecRecord>() == 56);
+    assert!(offset_of!(ExecRecord, parent_start_ns) == 48);
+    assert!(size_of::<ExitRecord>() == 8);
+    assert!(size_of::<ForkRecord>() == 16);
+    assert!(size_of::<OpenRecord>() == 40);
+    assert!(offset_of!(OpenRecord, ino) == 16);
+    assert!(size_of::<PathOpRecord>() == 56);
+    assert!(offset_of!(PathOpRecord, arg0) == 24);
+    assert!(size_of::<SockRecord>() == 72);
+    assert!(offset_of!(SockRecord, saddr) == 16);
+    assert!(size_of::<SysRecord>() == 80);
+    assert!(offset_of!(SysRecord, ret) == 48);
+    assert!(size_of::<FlowCountsRecord>() == 32);
+    assert!(size_of::<FlowEntry>() == 72 + 72 + 32);
     assert!(size_of::<Offsets>().is_multiple_of(4));
-    assert!(size_of::<Config>() == size_of::<Offsets>() + 16);
+    assert!(size_of::<SensorConfig>() == size_of::<Offsets>() + 16);
 };
 
 /// Bytes of a record header.
@@ -585,25 +585,25 @@ pub unsafe trait Plain: Copy + Default {}
 // SAFETY: each type below is repr(C), integer/byte-array only, without padding (layout asserts).
 unsafe impl Plain for RecordHeader {}
 // SAFETY: as above.
-unsafe impl Plain for ExecBody {}
+unsafe impl Plain for ExecRecord {}
 // SAFETY: as above.
-unsafe impl Plain for ExitBody {}
+unsafe impl Plain for ExitRecord {}
 // SAFETY: as above.
-unsafe impl Plain for ForkBody {}
+unsafe impl Plain for ForkRecord {}
 // SAFETY: as above.
-unsafe impl Plain for OpenBody {}
+unsafe impl Plain for OpenRecord {}
 // SAFETY: as above.
-unsafe impl Plain for PathOpBody {}
+unsafe impl Plain for PathOpRecord {}
 // SAFETY: as above.
-unsafe impl Plain for SockBody {}
+unsafe impl Plain for SockRecord {}
 // SAFETY: as above.
 unsafe impl Plain for SessionInfo {}
 // SAFETY: as above.
-unsafe impl Plain for SysBody {}
+unsafe impl Plain for SysRecord {}
 // SAFETY: as above.
-unsafe impl Plain for FlowBody {}
+unsafe impl Plain for FlowCountsRecord {}
 // SAFETY: as above.
-unsafe impl Plain for FlowRecord {}
+unsafe impl Plain for FlowEntry {}
 
 /// Read a plain record at byte offset `at`; `None` when `buf` is too short.
 pub fn read_plain<T: Plain>(buf: &[u8], at: usize) -> Option<T> {
@@ -626,9 +626,9 @@ mod pod {
     // implicit padding (checked by the layout asserts), so any bit pattern is valid.
     unsafe impl aya::Pod for super::SessionInfo {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::SensorConfig {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::FlowRecord {}
+    unsafe impl aya::Pod for super::FlowEntry {}
 }
 
 #[cfg(test)]

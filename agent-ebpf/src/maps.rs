@@ -6,23 +6,23 @@
 //! families share most of them. Readers and record builders live in `read` and `record`; this
 //! module depends on nothing else in the crate.
 
-use agent_common::{COMM_LEN, Config, EXE_KEY_LEN, FlowRecord, SCRATCH_SIZE, SessionInfo};
+use agent_common::{COMM_LEN, EXE_KEY_LEN, FlowEntry, SCRATCH_SIZE, SensorConfig, SessionInfo};
 use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 
-/// Set by the loader before load (see `agent_common::Config`).
+/// Set by the loader before load (see `agent_common::SensorConfig`).
 #[unsafe(no_mangle)]
-// SAFETY: Config is plain integers, for which all-zero bytes are a valid value.
-pub(crate) static CONFIG: Config = unsafe { core::mem::zeroed() };
+// SAFETY: SensorConfig is plain integers, for which all-zero bytes are a valid value.
+pub(crate) static CONFIG: SensorConfig = unsafe { core::mem::zeroed() };
 
 #[map(name = "EVENTS")]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
 
 /// Byte counters per socket of agent processes (see `flow_account`).
 #[map(name = "FLOWS")]
-pub(crate) static FLOWS: LruHashMap<u64, FlowRecord> = LruHashMap::with_max_entries(16384, 0);
+pub(crate) static FLOWS: LruHashMap<u64, FlowEntry> = LruHashMap::with_max_entries(16384, 0);
 
 #[map(name = "SESSIONS")]
 pub(crate) static SESSIONS: HashMap<u32, SessionInfo> = HashMap::with_max_entries(65536, 0);

@@ -4,8 +4,8 @@
 //! is transmuted. A malformed record yields a [`DecodeError`], never a panic (see the proptest).
 
 use agent_common::{
-    ExecBody, ExitBody, FlowBody, ForkBody, HEADER_LEN, NAME_IS_PATH, OpenBody, PathOpBody,
-    RecordHeader, RecordKind, SockBody, SysBody,
+    ExecRecord, ExitRecord, FlowCountsRecord, ForkRecord, HEADER_LEN, NAME_IS_PATH, OpenRecord,
+    PathOpRecord, RecordHeader, RecordKind, SockRecord, SysRecord,
 };
 
 use crate::bstr::BStr;
@@ -46,7 +46,7 @@ pub struct Header {
 pub enum Record {
     Exec {
         hdr: Header,
-        body: ExecBody,
+        body: ExecRecord,
         exe: KPath,
         cwd: KPath,
         filename: BStr,
@@ -54,20 +54,20 @@ pub enum Record {
     },
     Exit {
         hdr: Header,
-        body: ExitBody,
+        body: ExitRecord,
     },
     Fork {
         hdr: Header,
-        body: ForkBody,
+        body: ForkRecord,
     },
     Open {
         hdr: Header,
-        body: OpenBody,
+        body: OpenRecord,
         path: KPath,
     },
     PathOp {
         hdr: Header,
-        body: PathOpBody,
+        body: PathOpRecord,
         dir: KPath,
         name: BStr,
         dir2: KPath,
@@ -75,16 +75,16 @@ pub enum Record {
     },
     Sock {
         hdr: Header,
-        body: SockBody,
+        body: SockRecord,
         unix_path: BStr,
         /// First bytes of a DNS query (sends to port 53 only).
         payload: Vec<u8>,
         /// Byte counters (net.flow records only).
-        flow: Option<FlowBody>,
+        flow: Option<FlowCountsRecord>,
     },
     Sys {
         hdr: Header,
-        body: SysBody,
+        body: SysRecord,
         /// A user string, or a kernel path when the body says so.
         name: BStr,
         name2: BStr,
@@ -211,10 +211,10 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
     let at = HEADER_LEN;
     Ok(match kind {
         RecordKind::Exec => {
-            let body: ExecBody = read_pod(buf, at)?;
+            let body: ExecRecord = read_pod(buf, at)?;
             let mut c = Cursor {
                 buf,
-                pos: at + std::mem::size_of::<ExecBody>(),
+                pos: at + std::mem::size_of::<ExecRecord>(),
             };
             let exe = c.take("exe", body.exe_len)?;
             let cwd = c.take("cwd", body.cwd_len)?;
@@ -243,10 +243,10 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
             hdr,
         },
         RecordKind::Open => {
-            let body: OpenBody = read_pod(buf, at)?;
+            let body: OpenRecord = read_pod(buf, at)?;
             let mut c = Cursor {
                 buf,
-                pos: at + std::mem::size_of::<OpenBody>(),
+                pos: at + std::mem::size_of::<OpenRecord>(),
             };
             let path = c.take("path", body.path_len)?;
             Record::Open {
@@ -265,10 +265,10 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
         | RecordKind::Truncate
         | RecordKind::Write
         | RecordKind::MmapExec => {
-            let body: PathOpBody = read_pod(buf, at)?;
+            let body: PathOpRecord = read_pod(buf, at)?;
             let mut c = Cursor {
                 buf,
-                pos: at + std::mem::size_of::<PathOpBody>(),
+                pos: at + std::mem::size_of::<PathOpRecord>(),
             };
             let dir = c.take("dir", body.dir_len)?;
             let name = c.take("name", body.name_len)?;
@@ -284,10 +284,10 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
             }
         }
         RecordKind::Connect | RecordKind::Accept | RecordKind::Listen | RecordKind::Send => {
-            let body: SockBody = read_pod(buf, at)?;
+            let body: SockRecord = read_pod(buf, at)?;
             let mut c = Cursor {
                 buf,
-                pos: at + std::mem::size_of::<SockBody>(),
+                pos: at + std::mem::size_of::<SockRecord>(),
             };
             let up = c.take("unix_path", body.unix_path_len)?;
             let payload = c.take("payload", body.payload_len)?;
@@ -300,8 +300,8 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
             }
         }
         RecordKind::Flow => {
-            let body: SockBody = read_pod(buf, at)?;
-            let flow: FlowBody = read_pod(buf, at + std::mem::size_of::<SockBody>())?;
+            let body: SockRecord = read_pod(buf, at)?;
+            let flow: FlowCountsRecord = read_pod(buf, at + std::mem::size_of::<SockRecord>())?;
             Record::Sock {
                 unix_path: BStr::default(),
                 payload: Vec::new(),
@@ -318,10 +318,10 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
         | RecordKind::Namespace
         | RecordKind::Memfd
         | RecordKind::Signal => {
-            let body: SysBody = read_pod(buf, at)?;
+            let body: SysRecord = read_pod(buf, at)?;
             let mut c = Cursor {
                 buf,
-                pos: at + std::mem::size_of::<SysBody>(),
+                pos: at + std::mem::size_of::<SysRecord>(),
             };
             let n1 = c.take("name", body.name_len)?;
             let n2 = c.take("name2", body.name2_len)?;
@@ -380,7 +380,7 @@ mod tests {
             ..Default::default()
         };
         let tail = b"bash\0bin\0usr\0tmp\0/bin/bash\0bash\0-c\0echo hi\0";
-        let body = ExecBody {
+        let body = ExecRecord {
             exe_len: 13,
             cwd_len: 4,
             filename_len: 10,
@@ -416,7 +416,7 @@ mod tests {
             kind: RecordKind::Open as u32,
             ..Default::default()
         };
-        let body = OpenBody {
+        let body = OpenRecord {
             path_len: 9999,
             ..Default::default()
         };

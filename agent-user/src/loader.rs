@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use agent_common::{
-    COMM_LEN, Config as KConfig, EXE_KEY_LEN, GLOBAL_CONFIG, KIND_SLOTS, MAP_ERRORS, MAP_EVENTS,
-    MAP_LOSS, MAP_SEL_CGROUP, MAP_SEL_COMM, MAP_SEL_EXE, MAP_SEL_UID, MAP_SESSIONS, SessionInfo,
+    COMM_LEN, EXE_KEY_LEN, GLOBAL_CONFIG, KIND_SLOTS, MAP_ERRORS, MAP_EVENTS, MAP_LOSS,
+    MAP_SEL_CGROUP, MAP_SEL_COMM, MAP_SEL_EXE, MAP_SEL_UID, MAP_SESSIONS, SensorConfig,
+    SessionInfo,
 };
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
@@ -57,7 +58,7 @@ pub struct Sensor {
     pub loss: PerCpuArray<MapData, u64>,
     pub errors: PerCpuArray<MapData, u64>,
     /// Per-socket byte counters of agent processes (see `source::FlowReporter`).
-    pub flows: HashMap<MapData, u64, agent_common::FlowRecord>,
+    pub flows: HashMap<MapData, u64, agent_common::FlowEntry>,
     cgroups: HashMap<MapData, u64, u32>,
     /// Kept so the tail-call table lives as long as the sensor.
     _handlers: ProgramArray<MapData>,
@@ -109,7 +110,7 @@ impl Sensor {
             .agents
             .iter()
             .any(|a| !a.comm.is_empty() || !a.uid.is_empty() || !a.cgroup.is_empty());
-        let kcfg = KConfig {
+        let kcfg = SensorConfig {
             offsets,
             daemon_tgid: std::process::id(),
             wakeup_bytes: (ringbuf_bytes / 4).max(1),

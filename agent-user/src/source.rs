@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use agent_common::{FLOW_EXIT, FLOW_UPDATE, FlowRecord, RecordKind, SessionInfo};
+use agent_common::{FLOW_EXIT, FLOW_UPDATE, FlowEntry, RecordKind, SessionInfo};
 use agent_model::decode::decode;
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
@@ -460,7 +460,7 @@ impl SourceLoop {
             .cfg
             .flow_report_secs
             .saturating_mul(1_000_000_000);
-        let entries: Vec<(u64, FlowRecord)> = self.sensor.flows.iter().flatten().collect();
+        let entries: Vec<(u64, FlowEntry)> = self.sensor.flows.iter().flatten().collect();
         let mut seen = std::collections::HashSet::with_capacity(entries.len());
         for (sk, mut rec) in entries {
             seen.insert(sk);
@@ -486,7 +486,7 @@ impl SourceLoop {
                 self.flows.remove(&sk);
             }
             rec.hdr.kind = RecordKind::Flow as u32;
-            rec.hdr.len = std::mem::size_of::<FlowRecord>() as u32;
+            rec.hdr.len = std::mem::size_of::<FlowEntry>() as u32;
             rec.hdr.ktime_ns = now;
             rec.flow.state = state;
             self.handle(agent_common::plain_bytes(&rec));

@@ -19,7 +19,7 @@ use crate::{
     },
 };
 use agent_common::{
-    FD_OP, HEADER_LEN, IO_PENDING, OpenBody, PATH_TRUNCATED, PATH2_TRUNCATED, PathOpBody,
+    FD_OP, HEADER_LEN, IO_PENDING, OpenRecord, PATH_TRUNCATED, PATH2_TRUNCATED, PathOpRecord,
     RecordKind, SessionInfo, VIA_IO_URING,
 };
 use aya_ebpf::{
@@ -59,7 +59,7 @@ pub(crate) fn emit_open(s: &SessionInfo, fd: i64, via: u32, req_flags: u32) -> R
     let file = file_of_fd(fd)?;
     let buf = scratch().ok_or(-1)?;
     header_current(buf, RecordKind::Open, s)?;
-    let start = HEADER_LEN + core::mem::size_of::<OpenBody>();
+    let start = HEADER_LEN + core::mem::size_of::<OpenRecord>();
     let (pos, trunc) = write_path(buf, start, file.wrapping_add(off!(file_path)));
     let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
     let sb = rdp(inode, off!(inode_sb)).unwrap_or(core::ptr::null());
@@ -67,7 +67,7 @@ pub(crate) fn emit_open(s: &SessionInfo, fd: i64, via: u32, req_flags: u32) -> R
     put(
         buf,
         HEADER_LEN,
-        OpenBody {
+        OpenRecord {
             flags: via | if trunc { PATH_TRUNCATED } else { 0 },
             f_flags: rd(file, off!(file_flags)).unwrap_or(0),
             f_mode: rd(file, off!(file_mode)).unwrap_or(0),
@@ -220,13 +220,13 @@ pub(crate) fn emit_fd_op(
     let file = file_of_fd(fd)?;
     let buf = scratch().ok_or(-1)?;
     header_current(buf, kind, s)?;
-    let start = HEADER_LEN + core::mem::size_of::<PathOpBody>();
+    let start = HEADER_LEN + core::mem::size_of::<PathOpRecord>();
     let (pos, trunc) = write_path(buf, start, file.wrapping_add(off!(file_path)));
     let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
     put(
         buf,
         HEADER_LEN,
-        PathOpBody {
+        PathOpRecord {
             flags: if trunc { PATH_TRUNCATED } else { 0 } | FD_OP | exe_markers(file) << 8,
             op_flags: 0,
             dir_len: (pos - start) as u32,
@@ -261,7 +261,7 @@ pub(crate) fn emit_path_op(
 ) -> Result<(), i32> {
     let buf = scratch().ok_or(-1)?;
     header_current(buf, kind, s)?;
-    let start = HEADER_LEN + core::mem::size_of::<PathOpBody>();
+    let start = HEADER_LEN + core::mem::size_of::<PathOpRecord>();
     // io_uring requests carry kernel copies of the names (`struct filename`); syscalls the
     // user's pointers.
     let user = io_cookie == 0;
@@ -281,7 +281,7 @@ pub(crate) fn emit_path_op(
     put(
         buf,
         HEADER_LEN,
-        PathOpBody {
+        PathOpRecord {
             flags: (if t1 { PATH_TRUNCATED } else { 0 })
                 | (if t2 { PATH2_TRUNCATED } else { 0 })
                 | io,

@@ -13,7 +13,7 @@ use crate::{
     record::{bump, header_current, put, scratch, wake_flags},
 };
 use agent_common::{
-    FLOW_CLOSE, FlowBody, FlowRecord, HEADER_LEN, RecordKind, SessionInfo, SockBody,
+    FLOW_CLOSE, FlowCountsRecord, FlowEntry, HEADER_LEN, RecordKind, SessionInfo, SockRecord,
 };
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
@@ -71,26 +71,26 @@ fn flow_new(s: &SessionInfo, sk: *const u8) -> Result<(), i32> {
     }
     let buf = scratch().ok_or(-1)?;
     header_current(buf, RecordKind::Flow, s)?;
-    let mut sock = SockBody {
+    let mut sock = SockRecord {
         family,
         protocol: rd(sk, off!(sk_protocol)).unwrap_or(0),
         fd: -1,
-        ..SockBody::default()
+        ..SockRecord::default()
     };
     inet_addrs(sk, family, &mut sock);
     put(buf, HEADER_LEN, sock);
     put(
         buf,
-        HEADER_LEN + core::mem::size_of::<SockBody>(),
-        FlowBody {
+        HEADER_LEN + core::mem::size_of::<SockRecord>(),
+        FlowCountsRecord {
             // SAFETY: the helper has no preconditions.
             first_ns: unsafe { bpf_ktime_get_boot_ns() },
-            ..FlowBody::default()
+            ..FlowCountsRecord::default()
         },
     );
-    // SAFETY: the scratch buffer holds a whole, initialised FlowRecord at offset 0 (8-aligned
+    // SAFETY: the scratch buffer holds a whole, initialised FlowEntry at offset 0 (8-aligned
     // map memory).
-    let rec = unsafe { &*(buf as *const FlowRecord) };
+    let rec = unsafe { &*(buf as *const FlowEntry) };
     FLOWS.insert(sk as u64, rec, BPF_NOEXIST).or(Ok(()))
 }
 
@@ -102,16 +102,16 @@ fn flow_close(sk: *const u8) {
     let Some(p) = FLOWS.get_ptr_mut(key) else {
         return;
     };
-    let flags = wake_flags(core::mem::size_of::<FlowRecord>());
-    // SAFETY: `p` points into a live map value of FlowRecord size.
+    let flags = wake_flags(core::mem::size_of::<FlowEntry>());
+    // SAFETY: `p` points into a live map value of FlowEntry size.
     unsafe {
         (*p).hdr.kind = RecordKind::Flow as u32;
-        (*p).hdr.len = core::mem::size_of::<FlowRecord>() as u32;
+        (*p).hdr.len = core::mem::size_of::<FlowEntry>() as u32;
         (*p).hdr.ktime_ns = bpf_ktime_get_boot_ns();
         (*p).flow.state = FLOW_CLOSE;
         let family = (*p).sock.family;
         inet_addrs(sk, family, &mut (*p).sock);
-        if EVENTS.output::<FlowRecord>(&*p, flags).is_err() {
+        if EVENTS.output::<FlowEntry>(&*p, flags).is_err() {
             bump(&LOSS, RecordKind::Flow);
         }
     }

@@ -14,7 +14,7 @@ use crate::{
     record::{bump, header_current, put, scratch, submit},
 };
 use agent_common::{
-    HEADER_LEN, IO_RESULT, PathOpBody, RecordKind, SessionInfo, SockBody, VIA_IO_URING,
+    HEADER_LEN, IO_RESULT, PathOpRecord, RecordKind, SessionInfo, SockRecord, VIA_IO_URING,
 };
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
@@ -233,7 +233,7 @@ fn io_send_result(s: &SessionInfo, cookie: u64, res: i32) {
     put(
         buf,
         HEADER_LEN,
-        SockBody {
+        SockRecord {
             flags: IO_RESULT | VIA_IO_URING,
             bytes: res as u32,
             cookie,
@@ -242,7 +242,7 @@ fn io_send_result(s: &SessionInfo, cookie: u64, res: i32) {
     );
     submit(
         buf,
-        HEADER_LEN + core::mem::size_of::<SockBody>(),
+        HEADER_LEN + core::mem::size_of::<SockRecord>(),
         RecordKind::Send,
     );
 }
@@ -259,14 +259,14 @@ fn io_path_result(s: &SessionInfo, kind: RecordKind, cookie: u64, res: i32) {
     put(
         buf,
         HEADER_LEN,
-        PathOpBody {
+        PathOpRecord {
             flags: IO_RESULT | VIA_IO_URING,
             arg0: res as i64 as u64,
             cookie,
             ..Default::default()
         },
     );
-    submit(buf, HEADER_LEN + core::mem::size_of::<PathOpBody>(), kind);
+    submit(buf, HEADER_LEN + core::mem::size_of::<PathOpRecord>(), kind);
 }
 
 /// io_uring connect on a non-TCP socket (TCP is seen by `inet_sock_set_state`).

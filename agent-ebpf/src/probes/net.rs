@@ -12,7 +12,7 @@ use crate::{
     record::{bump, header_current, put, scratch, submit},
     syscalls::{NR_ACCEPT, NR_ACCEPT4, NR_CONNECT, NR_LISTEN, NR_SENDMMSG, NR_SENDMSG, NR_SENDTO},
 };
-use agent_common::{HEADER_LEN, IO_PENDING, RecordKind, SessionInfo, SockBody, VIA_IO_URING};
+use agent_common::{HEADER_LEN, IO_PENDING, RecordKind, SessionInfo, SockRecord, VIA_IO_URING};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated},
     macros::btf_tracepoint,
@@ -89,7 +89,7 @@ pub(crate) fn emit_send(
         return Ok(());
     }
     let mut family: u16 = rd(sk, off!(sk_family))?;
-    let mut body = SockBody {
+    let mut body = SockRecord {
         flags: if cookie != 0 {
             IO_PENDING | VIA_IO_URING
         } else {
@@ -100,7 +100,7 @@ pub(crate) fn emit_send(
         fd: fd as i32,
         bytes: sent as u32,
         cookie,
-        ..SockBody::default()
+        ..SockRecord::default()
     };
     if addr != 0 {
         let ua = addr as *const u8;
@@ -130,7 +130,7 @@ pub(crate) fn emit_send(
     body.sport = rd(sk, off!(sk_num)).unwrap_or(0);
     let buf_ptr = scratch().ok_or(-1)?;
     header_current(buf_ptr, RecordKind::Send, s)?;
-    let start = HEADER_LEN + core::mem::size_of::<SockBody>();
+    let start = HEADER_LEN + core::mem::size_of::<SockRecord>();
     let mut pos = start;
     if body.dport == 53 && buf != 0 {
         let mut n = sent as usize;
@@ -201,15 +201,15 @@ pub(crate) fn emit_sock(
 ) -> Result<(), i32> {
     let buf = scratch().ok_or(-1)?;
     header_current(buf, kind, s)?;
-    let mut body = SockBody {
+    let mut body = SockRecord {
         flags: via,
         family,
         protocol,
         sock_type,
         fd,
-        ..SockBody::default()
+        ..SockRecord::default()
     };
-    let start = HEADER_LEN + core::mem::size_of::<SockBody>();
+    let start = HEADER_LEN + core::mem::size_of::<SockRecord>();
     let mut pos = start;
     if family == AF_INET || family == AF_INET6 {
         inet_addrs(sk, family, &mut body);
@@ -248,7 +248,7 @@ pub(crate) fn emit_sock(
 
 /// Local and remote address and port of an IPv4/IPv6 socket.
 #[inline(always)]
-pub(crate) fn inet_addrs(sk: *const u8, family: u16, body: &mut SockBody) {
+pub(crate) fn inet_addrs(sk: *const u8, family: u16, body: &mut SockRecord) {
     if family == AF_INET {
         let d: [u8; 4] = rd(sk, off!(sk_daddr)).unwrap_or([0; 4]);
         let sa: [u8; 4] = rd(sk, off!(sk_rcv_saddr)).unwrap_or([0; 4]);

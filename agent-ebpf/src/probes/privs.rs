@@ -16,7 +16,7 @@ use crate::{
     },
 };
 use agent_common::{
-    HEADER_LEN, NAME_IS_PATH, RecordKind, SessionInfo, SysBody, TARGET_DAEMON,
+    HEADER_LEN, NAME_IS_PATH, RecordKind, SessionInfo, SysRecord, TARGET_DAEMON,
     TARGET_OTHER_SESSION, TARGET_SAME_SESSION,
 };
 use aya_ebpf::{helpers::generated, macros::btf_tracepoint, programs::BtfTracePointContext};
@@ -46,10 +46,10 @@ pub(crate) fn relation(s: &SessionInfo, tgid: u32) -> u32 {
 #[btf_tracepoint(function = "sys_exit")]
 pub fn h_proc(ctx: BtfTracePointContext) -> i32 {
     let Some(x) = Sys::load(&ctx) else { return 0 };
-    let mut b = SysBody {
+    let mut b = SysRecord {
         op: x.nr as u32,
         ret: x.ret,
-        ..SysBody::default()
+        ..SysRecord::default()
     };
     let mut name = 0u64;
     let mut name2 = 0u64;
@@ -181,14 +181,14 @@ pub fn h_proc(ctx: BtfTracePointContext) -> i32 {
 pub(crate) fn emit_sys(
     s: &SessionInfo,
     kind: RecordKind,
-    mut b: SysBody,
+    mut b: SysRecord,
     name: u64,
     name2: u64,
     name_fd: i64,
 ) -> Result<(), i32> {
     let buf = scratch().ok_or(-1)?;
     header_current(buf, kind, s)?;
-    let start = HEADER_LEN + core::mem::size_of::<SysBody>();
+    let start = HEADER_LEN + core::mem::size_of::<SysRecord>();
     let mut p1 = start;
     if name_fd >= 0 {
         if let Ok(file) = file_of_fd(name_fd) {

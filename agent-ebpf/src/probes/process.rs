@@ -10,7 +10,7 @@ use crate::{
     record::{bump, header_current, put, scratch, submit},
 };
 use agent_common::{
-    ARGV_TRUNCATED, COMM_LEN, EXE_KEY_LEN, ExecBody, ExitBody, ForkBody, HEADER_LEN,
+    ARGV_TRUNCATED, COMM_LEN, EXE_KEY_LEN, ExecRecord, ExitRecord, ForkRecord, HEADER_LEN,
     PATH_TRUNCATED, PATH2_TRUNCATED, REC_NEW_SESSION, REC_PROVISIONAL, RecordHeader, RecordKind,
     SESSION_PROVISIONAL, SessionInfo,
 };
@@ -76,7 +76,7 @@ fn on_fork(parent: *const u8, child: *const u8) -> Result<(), i32> {
     put(
         buf,
         HEADER_LEN,
-        ForkBody {
+        ForkRecord {
             parent_start_ns: pstart,
             flags: 0,
             _pad: 0,
@@ -84,7 +84,7 @@ fn on_fork(parent: *const u8, child: *const u8) -> Result<(), i32> {
     );
     submit(
         buf,
-        HEADER_LEN + core::mem::size_of::<ForkBody>(),
+        HEADER_LEN + core::mem::size_of::<ForkRecord>(),
         RecordKind::Fork,
     );
     Ok(())
@@ -170,7 +170,7 @@ fn on_exec(bprm: *const u8) -> Result<(), i32> {
     header_current(buf, RecordKind::Exec, &s)?;
     let task = current_task();
     let body_at = HEADER_LEN;
-    let mut pos = body_at + core::mem::size_of::<ExecBody>();
+    let mut pos = body_at + core::mem::size_of::<ExecRecord>();
 
     // Executable: the binprm's file, as the kernel resolved it.
     let file = rdp(bprm, off!(bprm_file))?;
@@ -242,7 +242,7 @@ fn on_exec(bprm: *const u8) -> Result<(), i32> {
     put(
         buf,
         body_at,
-        ExecBody {
+        ExecRecord {
             flags,
             euid: rd(cred, off!(cred_euid)).unwrap_or(u32::MAX),
             egid: rd(cred, off!(cred_egid)).unwrap_or(u32::MAX),
@@ -284,14 +284,14 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     put(
         buf,
         HEADER_LEN,
-        ExitBody {
+        ExitRecord {
             exit_code: code,
             flags: 0,
         },
     );
     submit(
         buf,
-        HEADER_LEN + core::mem::size_of::<ExitBody>(),
+        HEADER_LEN + core::mem::size_of::<ExitRecord>(),
         RecordKind::Exit,
     );
     0

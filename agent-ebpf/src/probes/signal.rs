@@ -8,7 +8,7 @@ use crate::{
     read::rd,
     record::bump,
 };
-use agent_common::{RecordKind, SysBody, TARGET_SAME_SESSION};
+use agent_common::{RecordKind, SysRecord, TARGET_SAME_SESSION};
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
@@ -32,12 +32,12 @@ pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
     if rel == TARGET_SAME_SESSION {
         return 0;
     }
-    let b = SysBody {
+    let b = SysRecord {
         op: sig as u32,
         target_tgid: target,
         target: rel,
         ret: result as i64,
-        ..SysBody::default()
+        ..SysRecord::default()
     };
     if emit_sys(&s, RecordKind::Signal, b, 0, 0, -1).is_err() {
         bump(&ERRORS, RecordKind::Signal);

@@ -1,7 +1,7 @@
 //! File events: `file.open` from an open record, and the path operations (unlink, rename,
 //! chmod, chown, link, symlink, mkdir, truncate, write, exec mappings) from a path record.
 
-use agent_common::{FD_OP, OpenBody, PathOpBody, RecordKind, VIA_IO_URING};
+use agent_common::{FD_OP, OpenRecord, PathOpRecord, RecordKind, VIA_IO_URING};
 use agent_model::decode::{Header, KPath};
 use agent_model::linux::{file_type, open_flag_names, user_dev};
 use agent_model::{BStr, Event, File};
@@ -21,7 +21,7 @@ fn file_via(flags: u32) -> Option<String> {
 }
 
 /// `file.open`.
-pub fn open(ev: &mut Event, body: OpenBody, path: KPath) {
+pub fn open(ev: &mut Event, body: OpenRecord, path: KPath) {
     // The kernel keeps neither the creation flags nor O_CLOEXEC (an fd flag) in f_flags.
     let flags = body.f_flags | (body.req_flags & (0o100 | 0o200 | 0o400 | 0o1000 | 0o2000000));
     ev.file = Some(File {
@@ -50,7 +50,7 @@ pub fn open(ev: &mut Event, body: OpenBody, path: KPath) {
 pub fn path_op(
     ev: &mut Event,
     h: &Header,
-    body: PathOpBody,
+    body: PathOpRecord,
     dir: KPath,
     name: BStr,
     dir2: KPath,

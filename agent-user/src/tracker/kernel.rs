@@ -2,7 +2,9 @@
 //! `process.signal`, `kernel.bpf`, `fs.mount`, `process.namespace`, `process.memfd`,
 //! `kernel.module`. The names of the numbers come from `agent_model::linux`.
 
-use agent_common::{RecordKind, SysBody, TARGET_DAEMON, TARGET_OTHER_SESSION, TARGET_SAME_SESSION};
+use agent_common::{
+    RecordKind, SysRecord, TARGET_DAEMON, TARGET_OTHER_SESSION, TARGET_SAME_SESSION,
+};
 use agent_model::decode::Header;
 use agent_model::linux::{
     bpf_prog_type, memfd_flags, ns_file_name, ns_flags, ptrace_name, signal_name, syscall_name,
@@ -12,7 +14,14 @@ use agent_model::{BStr, Event, Op, Priv, Target};
 use super::table::ProcTable;
 
 /// The syscall record's fields, by kind; `procs` names the target of a ptrace or a signal.
-pub fn sys(ev: &mut Event, h: &Header, body: SysBody, name: BStr, name2: BStr, procs: &ProcTable) {
+pub fn sys(
+    ev: &mut Event,
+    h: &Header,
+    body: SysRecord,
+    name: BStr,
+    name2: BStr,
+    procs: &ProcTable,
+) {
     let relation = |t: u32| -> String {
         if t & TARGET_DAEMON != 0 {
             "daemon"

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use agent_common::{FLOW_CLOSE, FLOW_EXIT, FlowBody, RecordKind, SockBody, VIA_IO_URING};
+use agent_common::{FLOW_CLOSE, FLOW_EXIT, FlowCountsRecord, RecordKind, SockRecord, VIA_IO_URING};
 use agent_model::decode::{Header, dns_question, dns_type_name};
 use agent_model::linux::protocol_name;
 use agent_model::{BStr, Dns, Event, Net};
@@ -13,10 +13,10 @@ use agent_model::{BStr, Dns, Event, Net};
 pub fn sock(
     ev: &mut Event,
     h: &Header,
-    body: SockBody,
+    body: SockRecord,
     unix_path: BStr,
     payload: Vec<u8>,
-    flow: Option<FlowBody>,
+    flow: Option<FlowCountsRecord>,
 ) {
     if let Some((qname, qtype)) = (body.dport == 53).then(|| dns_question(&payload)).flatten() {
         ev.dns = Some(Dns {

@@ -1,7 +1,7 @@
 //! Process events: the fields of `process.exec` and `process.exit` (`process.fork` adds nothing
 //! past the common process fields), and the exe markers shared with file events.
 
-use agent_common::{EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, ExecBody, ExitBody};
+use agent_common::{EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, ExecRecord, ExitRecord};
 use agent_model::decode::{Header, KPath};
 use agent_model::{BStr, Event, Exit};
 
@@ -10,7 +10,7 @@ use agent_model::{BStr, Event, Exit};
 pub fn exec(
     ev: &mut Event,
     h: &Header,
-    body: ExecBody,
+    body: ExecRecord,
     filename: BStr,
     exe: &KPath,
 ) -> Option<(u32, u32)> {
@@ -33,7 +33,7 @@ pub fn exec(
 }
 
 /// `process.exit`: the exit code, or the signal that ended the process.
-pub fn exit(ev: &mut Event, body: ExitBody) {
+pub fn exit(ev: &mut Event, body: ExitRecord) {
     let code = body.exit_code;
     let sig = (code & 0x7f) as i32;
     ev.exit = Some(if sig == 0 {

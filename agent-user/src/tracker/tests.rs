@@ -1,7 +1,7 @@
 //! Unit tests of the tracker on hand-made records: sessions, the process table and ancestry.
 
 use super::*;
-use agent_common::{ExecBody, ExitBody, ForkBody, OpenBody, RecordHeader};
+use agent_common::{ExecRecord, ExitRecord, ForkRecord, OpenRecord, RecordHeader};
 use agent_model::decode::{body_bytes, decode, encode};
 
 struct NoAgents;
@@ -41,7 +41,7 @@ fn hdr(kind: RecordKind, tgid: u32, start: u64, ppid: u32, session: u64) -> Reco
 
 fn exec(tgid: u32, start: u64, ppid: u32, session: u64, exe: &[u8], flags: u32) -> Record {
     let tail = [exe, b"\0"].concat();
-    let body = ExecBody {
+    let body = ExecRecord {
         exe_len: tail.len() as u32,
         flags,
         ..Default::default()
@@ -55,7 +55,7 @@ fn exec(tgid: u32, start: u64, ppid: u32, session: u64, exe: &[u8], flags: u32) 
 }
 
 fn fork(tgid: u32, start: u64, ppid: u32, pstart: u64, session: u64) -> Record {
-    let body = ForkBody {
+    let body = ForkRecord {
         parent_start_ns: pstart,
         ..Default::default()
     };
@@ -70,7 +70,7 @@ fn fork(tgid: u32, start: u64, ppid: u32, pstart: u64, session: u64) -> Record {
 fn exit(tgid: u32, start: u64, ppid: u32, session: u64) -> Record {
     decode(&encode(
         &hdr(RecordKind::Exit, tgid, start, ppid, session),
-        &body_bytes(&ExitBody::default()),
+        &body_bytes(&ExitRecord::default()),
         &[],
     ))
     .unwrap()
@@ -79,7 +79,7 @@ fn exit(tgid: u32, start: u64, ppid: u32, session: u64) -> Record {
 /// An open of `/etc/passwd` by (tgid, start), whose parent is now `ppid`.
 fn open(tgid: u32, start: u64, ppid: u32, session: u64) -> Record {
     let tail = b"passwd\0etc\0";
-    let body = OpenBody {
+    let body = OpenRecord {
         path_len: tail.len() as u32,
         ..Default::default()
     };
