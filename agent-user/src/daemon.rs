@@ -1,0 +1,171 @@
+//! The `daemon` subcommand: loads the config, the policy and the sensor, opens the store, and
+//! runs the sensor thread, the pipeline and the local API until SIGTERM or SIGINT.
+//!
+//! Kept apart from the CLI commands because it is the only one that owns the kernel side; the
+//! binary only parses arguments and calls [`daemon`].
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, Result, anyhow};
+
+use crate::commands::Conn;
+use crate::{BadInput, api, config, loader, pipeline, policy, source};
+
+/// The arguments of `agentwatch daemon`.
+pub struct DaemonArgs<'a> {
+    pub config: Option<&'a Path>,
+    pub conn: &'a Conn,
+    pub events_jsonl: Option<&'a Path>,
+    pub alerts_jsonl: Option<&'a Path>,
+    pub rules: &'a [PathBuf],
+    pub no_store: bool,
+    pub ringbuf_bytes: Option<u32>,
+}
+
+fn make_data_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data dir `{}`", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot set permissions of `{}`", dir.display()))?;
+    Ok(())
+}
+
+pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
+    let DaemonArgs {
+        config,
+        conn,
+        events_jsonl,
+        alerts_jsonl,
+        rules,
+        no_store,
+        ringbuf_bytes,
+    } = args;
+    let cfg = config::Config::load(config)?;
+    let policy_source = policy::PolicySource::from_args(rules);
+    let compiled = policy_source.compile().map_err(|e| {
+        BadInput(e.context(format!("invalid policy in {}", policy_source.describe())))
+    })?;
+    let policy_state = policy::PolicyState::new(policy_source, &compiled);
+    let compiled = Arc::new(compiled);
+    if let Some(n) = ringbuf_bytes
+        && (!n.is_power_of_two() || n < 4096)
+    {
+        return Err(BadInput(anyhow!(
+            "`--ringbuf-bytes` = `{n}` must be a power of two of at least 4096"
+        ))
+        .into());
+    }
+    make_data_dir(&conn.data_dir)?;
+    let sensor = loader::Sensor::load(&cfg, ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes))?;
+    let host = cfg.host.clone().unwrap_or_else(source::hostname);
+    let (store, store_report) = if no_store {
+        (None, None)
+    } else {
+        let dir = conn.data_dir.join("store");
+        let (st, report) = agent_store::Store::open(&dir, agent_store::StoreConfig::default())
+            .with_context(|| format!("cannot open the store in `{}`", dir.display()))?;
+        (Some(Arc::new(st)), Some(report))
+    };
+    let reader = match &store {
+        Some(st) => Some(Arc::new(
+            st.reader().context("cannot open a reader on the store")?,
+        )),
+        None => None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (live, _) = tokio::sync::broadcast::channel(pipeline::LIVE_CAPACITY);
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::sync_channel(1024);
+    let reload = Arc::new(AtomicBool::new(false));
+    let mut pipeline = pipeline::Pipeline::new(
+        host.clone(),
+        pipeline::Outputs {
+            events_jsonl,
+            alerts_jsonl,
+        },
+        live.clone(),
+        compiled,
+        policy_state,
+        reload.clone(),
+        store.clone(),
+    )?;
+    if let Some(report) = &store_report
+        && !report.is_clean()
+    {
+        for msg in report.messages() {
+            let now = agent_model::Timestamp::now();
+            pipeline.alert(agent_model::Alert {
+                id: format!("store-recovery-{}", now.0),
+                time: now,
+                host: host.clone(),
+                rule: "store.recovery".into(),
+                severity: agent_model::Severity::High,
+                summary: agent_model::BStr::from(msg),
+                tags: vec!["agentwatch".into(), "store".into()],
+                count: 1,
+                first_time: now,
+                last_time: now,
+                ..Default::default()
+            });
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut src =
+        source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone());
+    src.seed_from_proc();
+    let socket = conn.socket();
+    let listener = {
+        let _g = rt.enter();
+        api::bind(&socket)?
+    };
+    let sensor_thread = std::thread::Builder::new()
+        .name("sensor".into())
+        .spawn(move || src.run())?;
+    let api = api::Api {
+        commands: cmd_tx,
+        live,
+        store: store.clone(),
+        reader,
+    };
+    rt.spawn(api.serve(listener));
+    eprintln!(
+        "agentwatch: daemon ready (pid {}, socket {}, config {})",
+        std::process::id(),
+        socket.display(),
+        cfg.origin
+    );
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => reload.store(true, Ordering::Relaxed),
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    stop.store(true, Ordering::Relaxed);
+    let res = sensor_thread
+        .join()
+        .map_err(|_| anyhow!("sensor thread panicked"))?;
+    let _ = std::fs::remove_file(&socket);
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    if let Some(st) = store
+        && let Ok(st) = Arc::try_unwrap(st)
+        && let Err(e) = st.close()
+    {
+        eprintln!("agentwatch: closing the store failed: {e}");
+    }
+    res?;
+    Ok(ExitCode::SUCCESS)
+}

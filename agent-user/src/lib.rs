@@ -1,0 +1,32 @@
+//! The agentwatch daemon and CLI as a library: the sensor thread, enrichment, policy, outputs,
+//! the local API and the client commands.
+//!
+//! The `agentwatch` binary (`main.rs`) only parses arguments, dispatches and maps errors to exit
+//! codes; everything else lives here so that it can be unit-tested without root (captured record
+//! bytes in, events out).
+
+pub mod api;
+pub mod btf;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod daemon;
+pub mod loader;
+pub mod pipeline;
+pub mod policy;
+pub mod query;
+pub mod redact;
+pub mod source;
+pub mod tracker;
+
+/// An error caused by bad usage or bad input: exit status 2.
+#[derive(Debug)]
+pub struct BadInput(pub anyhow::Error);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
