@@ -96,9 +96,12 @@ struct AggregationLine<'a> {
     aggregation: &'a Aggregation,
 }
 
-fn json_line(out: &mut dyn std::io::Write, v: &impl Serialize) -> Result<()> {
-    serde_json::to_writer(&mut *out, v)?;
-    writeln!(out)?;
+/// One JSON object a line. Encoded first, then written, so that a closed pipe (`... | head`)
+/// surfaces as the `io::Error` that `main` treats as a normal end.
+pub fn json_line(out: &mut dyn std::io::Write, v: &impl Serialize) -> Result<()> {
+    let mut s = serde_json::to_string(v)?;
+    s.push('\n');
+    out.write_all(s.as_bytes())?;
     Ok(())
 }
 
@@ -305,33 +308,41 @@ pub fn triage(socket: &Path, alert_id: &str, state: TriageState, note: &str) -> 
     let mut c = Client::connect(socket)?;
     c.call::<Done>(&Request::triage(alert_id, state, note))
         .map_err(refused)?;
-    println!("alert {} {}", escape(alert_id), state.name());
+    writeln!(
+        std::io::stdout().lock(),
+        "alert {} {}",
+        escape(alert_id),
+        state.name()
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn rules_list(socket: &Path, as_json: bool) -> Result<ExitCode> {
     let mut c = Client::connect(socket)?;
     let l: RulesListing = c.call(&Request::Rules).map_err(refused)?;
+    let mut out = std::io::stdout().lock();
     if as_json {
-        println!("{}", serde_json::to_string(&Reply::Ok(&l))?);
+        json_line(&mut out, &Reply::Ok(&l))?;
         return Ok(ExitCode::SUCCESS);
     }
     let p = &l.policy;
-    println!(
+    writeln!(
+        out,
         "policy {}  generation {}  hash {}  rules {}",
         p.source, p.generation, p.hash, p.rules
-    );
+    )?;
     if let Some(e) = &p.last_error {
-        println!("last reload rejected: {}", escape(e));
+        writeln!(out, "last reload rejected: {}", escape(e))?;
     }
     for r in &l.rules {
-        println!(
+        writeln!(
+            out,
             "{:<40} {:<9} {:>6} hits  {}",
             r.id,
             r.severity.name(),
             r.hits,
             r.description
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

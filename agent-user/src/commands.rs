@@ -66,11 +66,11 @@ pub fn run(agent: &str, conn: &Conn, cmd: &[std::ffi::OsString]) -> Result<ExitC
 pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {
     let mut c = Client::connect(&conn.socket())?;
     let st: Status = c.call(&Request::Status).map_err(cli::refused)?;
+    let mut out = std::io::stdout().lock();
     if as_json {
-        println!("{}", serde_json::to_string(&Reply::Ok(&st))?);
+        cli::json_line(&mut out, &Reply::Ok(&st))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "daemon      pid {}  up {:.0}s  host {}",
