@@ -4,7 +4,7 @@
 //! append (RFC 3339 times, escaping, UTF-8 checks) and parsing them back cost the indexer more
 //! than building the index document. This encoding is a plain field-by-field walk of
 //! [`Event`]: byte strings are stored raw, so it is lossless, and the JSON the store hands out
-//! (`Hit::json`, exports) is `serde_json` of the decoded event, the same bytes the JSON record
+//! (`StoredHit::json`, exports) is `serde_json` of the decoded event, the same bytes the JSON record
 //! held. [`decode_event_into`] reuses the allocations of the event it fills, so the indexer
 //! decodes without allocating.
 //!

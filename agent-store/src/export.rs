@@ -1,6 +1,6 @@
-//! Exports: JSON lines (each record exactly as stored) and OCSF.
+//! Exports: JSON lines (each item exactly as stored) and OCSF.
 //!
-//! OCSF mapping (schema 1.3), one object per record:
+//! OCSF mapping (schema 1.3), one object per item:
 //!
 //! | agentwatch `kind` | OCSF class | activity |
 //! | --- | --- | --- |
@@ -14,7 +14,7 @@
 //! | `alert` | Detection Finding (2004) | Create (1) |
 //! | `monitor.*`, `session.*` | Base Event (0) | Other (99) |
 //!
-//! Every object carries `raw_data`: the record's JSON byte for byte, so values that are not
+//! Every object carries `raw_data`: the item's JSON byte for byte, so values that are not
 //! UTF-8 (shown lossily in the OCSF attributes) survive exactly.
 
 use std::io::{self, Write};
@@ -22,12 +22,12 @@ use std::io::{self, Write};
 use agent_model::{Alert, BStr, Event, Kind, Severity};
 use serde_json::{Map, Value, json};
 
-use crate::reader::{Hit, Record};
 use crate::schema::to_v6;
 use crate::search::ip_text;
+use crate::{Hit, Item, StoredHit};
 
 /// Write each hit's stored JSON on its own line.
-pub fn write_jsonl(hits: &[Hit], w: &mut dyn Write) -> io::Result<()> {
+pub fn write_jsonl(hits: &[StoredHit], w: &mut dyn Write) -> io::Result<()> {
     for h in hits {
         w.write_all(h.json.as_bytes())?;
         w.write_all(b"\n")?;
@@ -36,11 +36,11 @@ pub fn write_jsonl(hits: &[Hit], w: &mut dyn Write) -> io::Result<()> {
 }
 
 /// Write each hit as one OCSF JSON object a line.
-pub fn write_ocsf(hits: &[Hit], w: &mut dyn Write) -> io::Result<()> {
+pub fn write_ocsf(hits: &[StoredHit], w: &mut dyn Write) -> io::Result<()> {
     for h in hits {
-        let v = match &h.record {
-            Record::Event(e) => ocsf_event(e, &h.json),
-            Record::Alert(a) => ocsf_alert(a, h, &h.json),
+        let v = match &h.hit.item {
+            Item::Event(e) => ocsf_event(e, &h.json),
+            Item::Alert(a) => ocsf_alert(a, &h.hit, &h.json),
         };
         serde_json::to_writer(&mut *w, &v)?;
         w.write_all(b"\n")?;

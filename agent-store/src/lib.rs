@@ -11,14 +11,14 @@
 //! and TUI open a [`Reader`], which never writes, even on a copied data dir. Queries use our own
 //! Lucene-like language ([`query`]), parsed to an AST and built into tantivy queries by hand.
 //!
+//! What it hands out (hits, aggregations, sessions, triage entries) are `agent-api` types, so
+//! the daemon answers with them unchanged.
+//!
 //! This crate is synchronous: the daemon calls it from a dedicated thread.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::Duration;
-
-use agent_model::Timestamp;
-use serde::{Deserialize, Serialize};
 
 pub mod chain;
 mod codec;
@@ -33,11 +33,13 @@ mod spool;
 mod store;
 pub mod verify;
 
-pub use query::{QueryError, parse_time_bound};
-pub use reader::{
-    Aggregation, Hit, ProcessNode, Reader, Record, SearchRequest, SearchResponse, SessionDetail,
-    SessionSummary,
+/// The read side's results are the API's types: the daemon sends them as they are.
+pub use agent_api::{
+    Aggregation, Hit, Item, ProcessNode, SessionDetail, SessionSummary, StoreStats, TriageEntry,
+    TriageState,
 };
+pub use query::{QueryError, parse_time_bound};
+pub use reader::{Reader, SearchRequest, SearchResponse, StoredHit};
 pub use spool::Damage;
 pub use store::Store;
 pub use verify::{Finding, FindingKind, VerifyReport, verify};
@@ -192,64 +194,3 @@ impl OpenReport {
         out
     }
 }
-
-/// Figures for `agentwatch status`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct StoreStats {
-    pub events: u64,
-    pub alerts: u64,
-    pub spool_bytes: u64,
-    pub index_bytes: u64,
-    /// Last sequence handed out.
-    pub last_seq: u64,
-    /// Last sequence fsynced (acknowledged).
-    pub durable_seq: u64,
-    /// Last sequence in a committed index.
-    pub indexed_seq: u64,
-    /// Records not yet searchable.
-    pub lag: u64,
-}
-
-/// Triage state of an alert.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TriageState {
-    #[default]
-    Open,
-    Acknowledged,
-    Resolved,
-}
-
-impl TriageState {
-    pub const fn name(self) -> &'static str {
-        match self {
-            TriageState::Open => "open",
-            TriageState::Acknowledged => "acknowledged",
-            TriageState::Resolved => "resolved",
-        }
-    }
-
-    /// `open`, `acknowledged` (or `ack`), `resolved`, any case.
-    pub fn from_name(s: &str) -> Option<TriageState> {
-        match s.to_ascii_lowercase().as_str() {
-            "open" => Some(TriageState::Open),
-            "acknowledged" | "ack" | "acked" => Some(TriageState::Acknowledged),
-            "resolved" | "resolve" => Some(TriageState::Resolved),
-            _ => None,
-        }
-    }
-}
-
-/// A triage change, as stored in the spool.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TriageRecord {
-    pub alert_id: String,
-    pub state: TriageState,
-    pub note: String,
-    pub by: String,
-    pub time: Timestamp,
-}
-
-/// Read-side alias used in listings.
-pub type TriageInfo = TriageRecord;

@@ -6,8 +6,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use agent_model::{Alert, Event, Kind, Severity, Timestamp};
-use serde::Serialize;
+use agent_model::{Kind, Severity, Timestamp};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::IndexRecordOption;
@@ -18,7 +17,10 @@ use crate::query::{self, AggSpec};
 use crate::schema::{Fields, TEXT_TOKENIZER, text_analyzer};
 use crate::search::{BuildCtx, HistogramCollector, SessionsCollector, TermKey, TermsCollector};
 use crate::spool::{self, RecType, io_err};
-use crate::{StoreError, TriageInfo, TriageRecord, TriageState};
+use crate::{
+    Aggregation, Hit, Item, ProcessNode, SessionDetail, SessionSummary, StoreError, TriageEntry,
+    TriageState,
+};
 
 /// Below this many documents, "newest N" sorts everything in one pass.
 const PROBE_MIN_DOCS: u64 = if cfg!(test) { 0 } else { 100_000 };
@@ -39,117 +41,23 @@ pub struct SearchRequest {
     pub offset: usize,
 }
 
-/// A stored record.
+/// One result as loaded from the spool: the [`Hit`] and where it came from.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Record {
-    Event(Box<Event>),
-    Alert(Box<Alert>),
-}
-
-impl Record {
-    pub fn time(&self) -> Timestamp {
-        match self {
-            Record::Event(e) => e.time,
-            Record::Alert(a) => a.time,
-        }
-    }
-
-    pub fn id(&self) -> &str {
-        match self {
-            Record::Event(e) => &e.id,
-            Record::Alert(a) => &a.id,
-        }
-    }
-}
-
-/// One result.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Hit {
+pub struct StoredHit {
     /// Spool sequence number.
     pub seq: u64,
-    /// The record's JSON: as stored for alerts; for events, `serde_json` of the stored event
+    /// The item's JSON: as stored for alerts; for events, `serde_json` of the stored event
     /// (the spool encoding is lossless, so these are the bytes it was appended as).
     pub json: String,
-    pub record: Record,
-    /// Latest triage change, for alerts that have one.
-    pub triage: Option<TriageInfo>,
-}
-
-impl Hit {
-    /// Triage state (alerts without a change are open; events have none).
-    pub fn triage_state(&self) -> Option<TriageState> {
-        match self.record {
-            Record::Alert(_) => Some(self.triage.as_ref().map(|t| t.state).unwrap_or_default()),
-            Record::Event(_) => None,
-        }
-    }
-}
-
-/// An aggregation result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Aggregation {
-    /// `| count`.
-    Count { count: u64 },
-    /// `| count by FIELD` / `| top N FIELD`: values by decreasing count.
-    Terms {
-        field: String,
-        buckets: Vec<(String, u64)>,
-        /// Matches counted in values past the limit.
-        other: u64,
-    },
-    /// `| histogram 1m`: bucket start times in order.
-    Histogram {
-        interval_ns: i64,
-        buckets: Vec<(Timestamp, u64)>,
-    },
+    pub hit: Hit,
 }
 
 /// Results of a search, newest first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchResponse {
     pub total: u64,
-    pub hits: Vec<Hit>,
+    pub hits: Vec<StoredHit>,
     pub aggregation: Option<Aggregation>,
-}
-
-/// One session in a listing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SessionSummary {
-    pub id: String,
-    pub agent: Option<String>,
-    pub start: Timestamp,
-    pub end: Timestamp,
-    pub events: u64,
-    pub alerts: u64,
-    pub root_exe: Option<String>,
-    pub root_pid: Option<u32>,
-}
-
-/// A process of a session's tree.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ProcessNode {
-    pub pid: u32,
-    pub start: Timestamp,
-    pub exe: String,
-    pub parent_pid: Option<u32>,
-    pub parent_start: Option<Timestamp>,
-    /// Indexes into [`SessionDetail::processes`].
-    pub children: Vec<usize>,
-}
-
-/// The timeline and process tree of one session.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SessionDetail {
-    pub id: String,
-    /// Events in time order.
-    pub events: Vec<Hit>,
-    /// Alerts in time order.
-    pub alerts: Vec<Hit>,
-    /// Processes seen exec'ing or forking, in order of first sight.
-    pub processes: Vec<ProcessNode>,
-    /// Indexes of processes whose parent is not in the session.
-    pub roots: Vec<usize>,
 }
 
 /// Read-only access to a data dir. Never writes, so it works on a copied data dir.
@@ -161,7 +69,7 @@ pub struct Reader {
     files: Mutex<BTreeMap<u64, Arc<File>>>,
     /// Segment files by first seq, as last listed.
     segs: Mutex<Vec<(u64, PathBuf)>>,
-    triage: RwLock<HashMap<String, TriageInfo>>,
+    triage: RwLock<HashMap<String, TriageEntry>>,
 }
 
 impl Reader {
@@ -225,7 +133,7 @@ impl Reader {
             IndexRecordOption::Basic,
         );
         let n = searcher.search(&q, &Count)?;
-        let mut map: HashMap<String, TriageInfo> = HashMap::new();
+        let mut map: HashMap<String, TriageEntry> = HashMap::new();
         if n > 0 {
             let top = searcher.search(
                 &q,
@@ -239,7 +147,7 @@ impl Reader {
                 if h.ty != RecType::Triage {
                     continue;
                 }
-                if let Ok(t) = serde_json::from_slice::<TriageRecord>(&payload) {
+                if let Ok(t) = serde_json::from_slice::<TriageEntry>(&payload) {
                     map.insert(t.alert_id.clone(), t);
                 }
             }
@@ -301,28 +209,28 @@ impl Reader {
         }
     }
 
-    fn load_hit(&self, seq: u64, off: u64) -> Result<Hit, StoreError> {
+    fn load_hit(&self, seq: u64, off: u64) -> Result<StoredHit, StoreError> {
         let (h, payload) = self.read(seq, off)?;
         let corrupt = || StoreError::Corrupt {
             path: self.spool_dir.clone(),
             offset: off,
         };
-        let (record, json) = match h.ty {
+        let (item, json) = match h.ty {
             RecType::Event => {
                 let e = codec::decode_event(&payload).map_err(|_| corrupt())?;
                 // The JSON the record would have held: the encoding is lossless.
                 let json = e.to_json();
-                (Record::Event(Box::new(e)), json)
+                (Item::Event(Box::new(e)), json)
             }
             RecType::JsonEvent => (
-                Record::Event(Box::new(
+                Item::Event(Box::new(
                     serde_json::from_slice(&payload)
                         .map_err(|source| StoreError::Json { seq, source })?,
                 )),
                 String::from_utf8(payload).map_err(|_| corrupt())?,
             ),
             RecType::Alert => (
-                Record::Alert(Box::new(
+                Item::Alert(Box::new(
                     serde_json::from_slice(&payload)
                         .map_err(|source| StoreError::Json { seq, source })?,
                 )),
@@ -330,24 +238,23 @@ impl Reader {
             ),
             _ => return Err(corrupt()),
         };
-        let triage = match &record {
-            Record::Alert(a) => self
+        let triage = match &item {
+            Item::Alert(a) => self
                 .triage
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(&a.id)
                 .cloned(),
-            Record::Event(_) => None,
+            Item::Event(_) => None,
         };
-        Ok(Hit {
+        Ok(StoredHit {
             seq,
             json,
-            record,
-            triage,
+            hit: Hit { item, triage },
         })
     }
 
-    fn load_hits(&self, searcher: &Searcher, addrs: &[DocAddress]) -> Vec<Hit> {
+    fn load_hits(&self, searcher: &Searcher, addrs: &[DocAddress]) -> Vec<StoredHit> {
         let mut out = Vec::with_capacity(addrs.len());
         for addr in addrs {
             match self
@@ -527,7 +434,7 @@ impl Reader {
         since: Option<Timestamp>,
         min_severity: Severity,
         limit: usize,
-    ) -> Result<Vec<Hit>, StoreError> {
+    ) -> Result<Vec<StoredHit>, StoreError> {
         let sev: Vec<&str> = Severity::ALL
             .into_iter()
             .filter(|s| *s >= min_severity)
@@ -555,8 +462,8 @@ impl Reader {
             let first = acc
                 .first
                 .and_then(|(_, seq, off)| self.load_hit(seq, off).ok());
-            let (agent, root_exe, root_pid) = match first.as_ref().map(|h| &h.record) {
-                Some(Record::Event(e)) => (
+            let (agent, root_exe, root_pid) = match first.as_ref().map(|h| &h.hit.item) {
+                Some(Item::Event(e)) => (
                     e.agent_name().map(str::to_string),
                     Some(e.process.exe.to_str_lossy().into_owned()),
                     Some(e.process.pid),
@@ -602,14 +509,15 @@ impl Reader {
         }
         let addrs: Vec<DocAddress> = top.into_iter().map(|(_, a)| a).collect();
         let mut hits = self.load_hits(&searcher, &addrs);
-        hits.sort_by_key(|h| (h.record.time(), h.seq));
+        hits.sort_by_key(|h| (h.hit.item.time(), h.seq));
         let (alerts, events): (Vec<Hit>, Vec<Hit>) = hits
             .into_iter()
-            .partition(|h| matches!(h.record, Record::Alert(_)));
+            .map(|h| h.hit)
+            .partition(|h| matches!(h.item, Item::Alert(_)));
         let mut processes: Vec<ProcessNode> = Vec::new();
         let mut by_key: HashMap<(u32, i64), usize> = HashMap::new();
         for h in &events {
-            let Record::Event(e) = &h.record else {
+            let Item::Event(e) = &h.item else {
                 continue;
             };
             if !matches!(
@@ -664,7 +572,7 @@ impl Reader {
     }
 
     /// Load hits by id (exact), for tests and tools.
-    pub fn by_id(&self, id: &str) -> Result<Vec<Hit>, StoreError> {
+    pub fn by_id(&self, id: &str) -> Result<Vec<StoredHit>, StoreError> {
         let q = TermQuery::new(
             Term::from_field_text(self.fields.get("id"), crate::schema::clip(id)),
             IndexRecordOption::Basic,
@@ -733,10 +641,10 @@ mod tests {
                     ..SearchRequest::default()
                 })
                 .unwrap();
-            let times: Vec<Timestamp> = all.hits.iter().map(|h| h.record.time()).collect();
+            let times: Vec<Timestamp> = all.hits.iter().map(|h| h.hit.item.time()).collect();
             assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
             let want: Vec<Timestamp> = times.into_iter().skip(offset).take(limit).collect();
-            let have: Vec<Timestamp> = got.hits.iter().map(|h| h.record.time()).collect();
+            let have: Vec<Timestamp> = got.hits.iter().map(|h| h.hit.item.time()).collect();
             assert_eq!(have, want, "{q} offset {offset} limit {limit}");
             assert_eq!(got.total, all.total);
         }

@@ -12,7 +12,7 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 
-use crate::TriageRecord;
+use crate::TriageEntry;
 
 /// Schema version, recorded in every commit payload. A different version means a rebuild.
 pub(crate) const SCHEMA_VERSION: u32 = 3;
@@ -592,7 +592,7 @@ impl Fields {
     }
 
     /// The index document of a triage record (`kind:triage`, hidden from searches).
-    pub fn triage_doc(&self, t: &TriageRecord, seq: u64, off: u64) -> TantivyDocument {
+    pub fn triage_doc(&self, t: &TriageEntry, seq: u64, off: u64) -> TantivyDocument {
         let mut d = TantivyDocument::new();
         d.add_u64(self.seq, seq);
         d.add_u64(self.off, off);

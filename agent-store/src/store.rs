@@ -25,7 +25,7 @@ use crate::spool::{
     self, FILE_MAGIC, HEADER, RecType, SegmentMeta, create_private, fsync_dir, io_err,
 };
 use crate::verify::{self, MarkView};
-use crate::{OpenReport, StoreConfig, StoreError, StoreStats, TriageRecord, TriageState};
+use crate::{OpenReport, StoreConfig, StoreError, StoreStats, TriageEntry, TriageState};
 
 /// Bytes buffered before they are written to the segment file.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -562,7 +562,7 @@ impl Store {
         note: &str,
         by: &str,
     ) -> Result<u64, StoreError> {
-        let rec = TriageRecord {
+        let rec = TriageEntry {
             alert_id: alert_id.to_string(),
             state,
             note: note.to_string(),
@@ -1093,7 +1093,7 @@ impl Indexer {
                     self.fields.alert_doc(&a, h.seq, off)
                 })
                 .map_err(|e| e.to_string()),
-            RecType::Triage => serde_json::from_slice::<TriageRecord>(payload)
+            RecType::Triage => serde_json::from_slice::<TriageEntry>(payload)
                 .map(|t| self.fields.triage_doc(&t, h.seq, off))
                 .map_err(|e| e.to_string()),
             RecType::Pad | RecType::Anchor => return Ok(used),

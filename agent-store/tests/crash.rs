@@ -131,7 +131,7 @@ fn kill_9_during_ingest_loses_nothing_acknowledged() {
     );
     let mut seen: HashMap<String, u32> = HashMap::new();
     for h in &resp.hits {
-        *seen.entry(h.record.id().to_string()).or_default() += 1;
+        *seen.entry(h.hit.item.id().to_string()).or_default() += 1;
     }
     let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
     assert!(dups.is_empty(), "indexed twice: {dups:?}");

@@ -5,7 +5,7 @@ mod common;
 
 use agent_model::{BStr, Event, Severity};
 use agent_store::export::{write_jsonl, write_ocsf};
-use agent_store::{Reader, Record, SearchRequest};
+use agent_store::{Item, Reader, SearchRequest};
 use common::*;
 
 fn hostile_events() -> Vec<Event> {
@@ -69,8 +69,8 @@ fn hostile_values_round_trip_byte_exact() {
         let h = &hits[0];
         assert_eq!(h.json, e.to_json(), "{} stored JSON", e.id);
         assert_eq!(
-            h.record,
-            Record::Event(Box::new(e.clone())),
+            h.hit.item,
+            Item::Event(Box::new(e.clone())),
             "{} decoded",
             e.id
         );
@@ -85,7 +85,7 @@ fn hostile_values_round_trip_byte_exact() {
         .unwrap()
         .hits
         .iter()
-        .map(|h| h.record.id().to_string())
+        .map(|h| h.hit.item.id().to_string())
         .collect::<Vec<_>>()
     };
     let long = String::from_utf8(evs[2].file.as_ref().unwrap().path.0.clone()).unwrap();
@@ -109,18 +109,18 @@ fn hostile_values_round_trip_byte_exact() {
     write_jsonl(&all, &mut out).unwrap();
     let mut expect = Vec::new();
     for h in &all {
-        let json = match &h.record {
-            Record::Event(e) => e.to_json(),
-            Record::Alert(a) => serde_json::to_string(a).unwrap(),
+        let json = match &h.hit.item {
+            Item::Event(e) => e.to_json(),
+            Item::Alert(a) => serde_json::to_string(a).unwrap(),
         };
         expect.extend_from_slice(json.as_bytes());
         expect.push(b'\n');
     }
     assert_eq!(out, expect);
     for (line, h) in out.split(|b| *b == b'\n').zip(&all) {
-        match &h.record {
-            Record::Event(e) => assert_eq!(&serde_json::from_slice::<Event>(line).unwrap(), &**e),
-            Record::Alert(a) => {
+        match &h.hit.item {
+            Item::Event(e) => assert_eq!(&serde_json::from_slice::<Event>(line).unwrap(), &**e),
+            Item::Alert(a) => {
                 assert_eq!(
                     &serde_json::from_slice::<agent_model::Alert>(line).unwrap(),
                     &**a
@@ -137,9 +137,9 @@ fn hostile_values_round_trip_byte_exact() {
         let v: serde_json::Value = serde_json::from_slice(line).unwrap();
         assert_eq!(v["raw_data"].as_str().unwrap(), h.json);
         let class = v["class_uid"].as_u64().unwrap();
-        match &h.record {
-            Record::Alert(_) => assert_eq!(class, 2004),
-            Record::Event(e) => match e.kind() {
+        match &h.hit.item {
+            Item::Alert(_) => assert_eq!(class, 2004),
+            Item::Event(e) => match e.kind() {
                 agent_model::Kind::FileOpen => assert_eq!(class, 1001),
                 agent_model::Kind::ProcessExec => assert_eq!(class, 1007),
                 _ => {}

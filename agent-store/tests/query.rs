@@ -195,7 +195,7 @@ fn time_filters_and_ranges() {
             offset: 0,
         })
         .unwrap();
-    let got: Vec<&str> = resp.hits.iter().map(|h| h.record.id()).collect();
+    let got: Vec<&str> = resp.hits.iter().map(|h| h.hit.item.id()).collect();
     assert_eq!(got, ["x3", "x2", "x1"], "newest first");
     assert_eq!(sids(&r, "time:>2026-11-21T10:00:11Z"), ["a1", "a2"]);
     assert_eq!(
@@ -234,7 +234,7 @@ fn time_filters_and_ranges() {
         .unwrap()
         .hits
         .iter()
-        .map(|h| h.record.id().to_string())
+        .map(|h| h.hit.item.id().to_string())
         .collect::<Vec<_>>()
     };
     assert_eq!(page(0), ["a2", "a1", "c4", "c3", "c2"]);
@@ -328,11 +328,11 @@ fn triage_is_durable_and_queryable() {
     let r = Reader::open(dir.path()).unwrap();
     let alerts = r.alerts(None, Severity::Info, 10).unwrap();
     assert_eq!(alerts.len(), 2);
-    let a1 = alerts.iter().find(|h| h.record.id() == "a1").unwrap();
-    assert_eq!(a1.triage_state(), Some(TriageState::Acknowledged));
-    assert_eq!(a1.triage.as_ref().unwrap().note, "looking");
-    let a2 = alerts.iter().find(|h| h.record.id() == "a2").unwrap();
-    assert_eq!(a2.triage.as_ref().unwrap().by, "eve");
+    let a1 = alerts.iter().find(|h| h.hit.item.id() == "a1").unwrap();
+    assert_eq!(a1.hit.triage_state(), Some(TriageState::Acknowledged));
+    assert_eq!(a1.hit.triage.as_ref().unwrap().note, "looking");
+    let a2 = alerts.iter().find(|h| h.hit.item.id() == "a2").unwrap();
+    assert_eq!(a2.hit.triage.as_ref().unwrap().by, "eve");
     assert_eq!(r.alerts(None, Severity::High, 10).unwrap().len(), 1);
 }
 
@@ -371,7 +371,7 @@ fn sessions_and_timeline() {
     assert_eq!(ab.agent.as_deref(), Some("claude"));
     assert_eq!(ab.start, Timestamp(T0));
     let d = r.session("00000000000000ab").unwrap().unwrap();
-    let order: Vec<&str> = d.events.iter().map(|h| h.record.id()).collect();
+    let order: Vec<&str> = d.events.iter().map(|h| h.item.id()).collect();
     assert_eq!(order, ["r1", "r2", "r3"]);
     assert_eq!(d.alerts.len(), 1);
     assert_eq!(d.roots.len(), 1);
@@ -541,8 +541,8 @@ fn a_folded_alert_update_replaces_the_earlier_copy() {
         let r = s.reader().unwrap();
         let hits = r.alerts(None, Severity::Info, 10).unwrap();
         assert_eq!(hits.len(), 2, "{hits:?}");
-        let f = hits.iter().find(|h| h.record.id() == "fold-1").unwrap();
-        let agent_store::Record::Alert(a) = &f.record else {
+        let f = hits.iter().find(|h| h.hit.item.id() == "fold-1").unwrap();
+        let agent_store::Item::Alert(a) = &f.hit.item else {
             panic!()
         };
         assert_eq!(a.count, 7);

@@ -1,93 +1,29 @@
 //! The daemon's local API: JSON lines over a unix socket (`<data-dir>/agentwatch.sock`, 0600).
 //!
 //! A client sends one request object per line; the daemon answers with one object per line, or a
-//! stream for `subscribe`. See `docs/api.md` for the protocol. The peer's credentials come from
-//! `SO_PEERCRED`: `register` always registers the connecting process itself, never a pid named in
-//! the request, so a client cannot put another process into a session it chose.
+//! stream for `subscribe`. Requests and answers are the `agent-api` types (see `docs/api.md`);
+//! this module only serves them. The peer's credentials come from `SO_PEERCRED`: `register`
+//! always registers the connecting process itself, never a pid named in the request, so a client
+//! cannot put another process into a session it chose.
 
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use crate::pipeline::LiveItem;
-use crate::query;
+use agent_api::{Done, Registered, Reply, Request, RulesListing, Status, StreamItem};
 use anyhow::{Context as _, Result, anyhow, bail};
-use serde::Deserialize;
-use serde_json::json;
+use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
+use crate::pipeline::LiveItem;
+use crate::query;
 use crate::source::Command;
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Request {
-    /// Put the calling process into a new session of agent `agent`.
-    Register {
-        agent: String,
-    },
-    Status,
-    /// Loaded rules with hit counts and the policy state.
-    Rules,
-    /// Stream live events and alerts (optionally of one session) as JSON lines.
-    Subscribe {
-        #[serde(default)]
-        session: Option<String>,
-        /// Include events (default true).
-        #[serde(default = "yes")]
-        events: bool,
-        /// Include alerts (default true).
-        #[serde(default = "yes")]
-        alerts: bool,
-    },
-    /// Query stored events and alerts.
-    Search {
-        #[serde(default)]
-        query: String,
-        #[serde(default)]
-        since: Option<String>,
-        #[serde(default)]
-        until: Option<String>,
-        #[serde(default = "default_limit")]
-        limit: usize,
-        #[serde(default)]
-        offset: usize,
-    },
-    Alerts {
-        #[serde(default)]
-        since: Option<String>,
-        #[serde(default)]
-        severity: Option<String>,
-        #[serde(default = "default_limit")]
-        limit: usize,
-    },
-    Sessions {
-        #[serde(default)]
-        since: Option<String>,
-    },
-    Session {
-        id: String,
-    },
-    /// Set an alert's triage state (`open`, `acknowledged`, `resolved`) with a note.
-    Triage {
-        alert_id: String,
-        state: String,
-        #[serde(default)]
-        note: String,
-    },
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_limit() -> usize {
-    100
-}
+const NO_STORE: &str = "the daemon runs without a store";
 
 #[derive(Clone)]
 pub struct Api {
@@ -113,6 +49,13 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
         UnixListener::bind(path).with_context(|| format!("cannot bind `{}`", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
+}
+
+/// The sensor thread builds the status and the rules listing as JSON; they are answered as the
+/// API's types, so a field the API does not know cannot reach a client. A mismatch is a bug of
+/// the daemon, answered as an error.
+fn internal(what: &str, e: serde_json::Error) -> String {
+    format!("internal error: the daemon's {what} does not fit the API: {e}")
 }
 
 impl Api {
@@ -149,11 +92,7 @@ impl Api {
             let req: Request = match serde_json::from_str(&line) {
                 Ok(r) => r,
                 Err(e) => {
-                    write_line(
-                        &mut w,
-                        &json!({"ok": false, "error": format!("bad request: {e}")}),
-                    )
-                    .await?;
+                    write_line(&mut w, &Reply::<Done>::err(format!("bad request: {e}"))).await?;
                     continue;
                 }
             };
@@ -166,63 +105,47 @@ impl Api {
                         agent,
                         reply: tx,
                     })?;
-                    let v = match rx.await? {
-                        Ok(session) => json!({"ok": true, "session": session, "pid": pid}),
-                        Err(e) => json!({"ok": false, "error": e}),
-                    };
-                    write_line(&mut w, &v).await?;
+                    let reply: Reply<Registered> =
+                        rx.await?.map(|session| Registered { session, pid }).into();
+                    write_line(&mut w, &reply).await?;
                 }
                 Request::Status => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     self.send(Command::Status { reply: tx })?;
-                    let mut v = rx.await?;
-                    v["ok"] = true.into();
-                    write_line(&mut w, &v).await?;
+                    let reply = match serde_json::from_value::<Status>(rx.await?) {
+                        Ok(st) => Reply::Ok(st),
+                        Err(e) => Reply::err(internal("status", e)),
+                    };
+                    write_line(&mut w, &reply).await?;
                 }
                 Request::Rules => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     self.send(Command::Rules { reply: tx })?;
-                    write_line(&mut w, &rx.await?).await?;
+                    // The listing comes with its `ok`: it parses as a whole answer.
+                    let reply: Reply<RulesListing> = serde_json::from_value(rx.await?)
+                        .unwrap_or_else(|e| Reply::err(internal("rules listing", e)));
+                    write_line(&mut w, &reply).await?;
                 }
                 Request::Triage {
                     alert_id,
                     state,
                     note,
                 } => {
-                    let v = match (&self.store, agent_store::TriageState::from_name(&state)) {
-                        (None, _) => {
-                            json!({"ok": false, "error": "the daemon runs without a store"})
-                        }
-                        (_, None) => {
-                            json!({"ok": false, "error": format!("unknown triage state `{state}`; expected open, acknowledged or resolved")})
-                        }
-                        (Some(st), Some(ts)) => {
-                            let st = st.clone();
-                            let by = format!("uid:{}", cred.uid());
-                            let r = tokio::task::spawn_blocking(move || {
-                                st.set_triage(&alert_id, ts, &note, &by)
-                            })
-                            .await?;
-                            match r {
-                                Ok(_) => json!({"ok": true}),
-                                Err(e) => json!({"ok": false, "error": e.to_string()}),
-                            }
-                        }
-                    };
-                    write_line(&mut w, &v).await?;
+                    let reply = self.triage(alert_id, &state, note, cred.uid()).await?;
+                    write_line(&mut w, &reply).await?;
                 }
                 req @ (Request::Search { .. }
                 | Request::Alerts { .. }
                 | Request::Sessions { .. }
                 | Request::Session { .. }) => {
-                    let v = match &self.reader {
-                        None => json!({"ok": false, "error": "the daemon runs without a store"}),
+                    let reply = match &self.reader {
+                        None => Reply::err(NO_STORE),
                         Some(r) => {
                             let r = r.clone();
                             tokio::task::spawn_blocking(move || query::answer(&r, req)).await?
                         }
                     };
-                    write_line(&mut w, &v).await?;
+                    write_line(&mut w, &reply).await?;
                 }
                 Request::Subscribe {
                     session,
@@ -230,7 +153,7 @@ impl Api {
                     alerts,
                 } => {
                     let mut rx = self.live.subscribe();
-                    write_line(&mut w, &json!({"ok": true})).await?;
+                    write_line(&mut w, &Reply::Ok(Done {})).await?;
                     loop {
                         match rx.recv().await {
                             Ok(item) => {
@@ -243,12 +166,10 @@ impl Api {
                                 if !wanted || session.as_deref().is_some_and(|s| sid != Some(s)) {
                                     continue;
                                 }
-                                let mut line = serde_json::to_string(&*item)?;
-                                line.push('\n');
-                                w.write_all(line.as_bytes()).await?;
+                                write_line(&mut w, &*item).await?;
                             }
                             Err(broadcast::error::RecvError::Lagged(n)) => {
-                                write_line(&mut w, &json!({"lagged": n})).await?;
+                                write_line(&mut w, &StreamItem::Lagged(n)).await?;
                             }
                             Err(broadcast::error::RecvError::Closed) => return Ok(()),
                         }
@@ -259,6 +180,29 @@ impl Api {
         Ok(())
     }
 
+    /// Persist a triage change, recorded with the caller's uid.
+    async fn triage(
+        &self,
+        alert_id: String,
+        state: &str,
+        note: String,
+        uid: u32,
+    ) -> Result<Reply<Done>> {
+        let Some(st) = &self.store else {
+            return Ok(Reply::err(NO_STORE));
+        };
+        let Some(ts) = agent_api::TriageState::from_name(state) else {
+            return Ok(Reply::err(format!(
+                "unknown triage state `{state}`; expected open, acknowledged or resolved"
+            )));
+        };
+        let st = st.clone();
+        let by = format!("uid:{uid}");
+        let r =
+            tokio::task::spawn_blocking(move || st.set_triage(&alert_id, ts, &note, &by)).await?;
+        Ok(r.map(|_| Done {}).into())
+    }
+
     fn send(&self, c: Command) -> Result<()> {
         self.commands
             .try_send(c)
@@ -266,57 +210,44 @@ impl Api {
     }
 }
 
-async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &serde_json::Value) -> Result<()> {
-    let mut s = v.to_string();
+async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &impl Serialize) -> Result<()> {
+    let mut s = serde_json::to_string(v)?;
     s.push('\n');
     w.write_all(s.as_bytes()).await?;
     Ok(())
 }
 
-/// Blocking client used by the CLI.
-pub struct Client {
-    reader: BufReader<std::os::unix::net::UnixStream>,
-    writer: std::os::unix::net::UnixStream,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_model::{Alert, Event};
 
-impl Client {
-    pub fn connect(path: &Path) -> Result<Client> {
-        let s = std::os::unix::net::UnixStream::connect(path).with_context(|| {
-            format!(
-                "no daemon answers on `{}`; hint: start it with `agentwatch daemon` (as root)",
-                path.display()
-            )
-        })?;
-        Ok(Client {
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
-        })
-    }
-
-    pub fn request(&mut self, req: &serde_json::Value) -> Result<serde_json::Value> {
-        let mut s = req.to_string();
-        s.push('\n');
-        self.writer.write_all(s.as_bytes())?;
-        self.next_line()?
-            .ok_or_else(|| anyhow!("daemon closed the connection"))
-    }
-
-    pub fn next_line(&mut self) -> Result<Option<serde_json::Value>> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Ok(None);
+    /// The live stream's items, as the pipeline makes them, are the API's stream items.
+    #[test]
+    fn live_items_are_written_as_stream_items() {
+        let e = Event {
+            id: "e-1".into(),
+            ..Default::default()
+        };
+        let a = Alert {
+            id: "a-1".into(),
+            ..Default::default()
+        };
+        for (item, want) in [
+            (
+                LiveItem::Event(Box::new(e.clone())),
+                StreamItem::Event(Box::new(e)),
+            ),
+            (
+                LiveItem::Alert {
+                    alert: Box::new(a.clone()),
+                },
+                StreamItem::Alert(Box::new(a)),
+            ),
+        ] {
+            let line = serde_json::to_string(&item).unwrap();
+            assert_eq!(serde_json::from_str::<StreamItem>(&line).unwrap(), want);
+            assert_eq!(line, serde_json::to_string(&want).unwrap());
         }
-        Ok(Some(
-            serde_json::from_str(&line).context("daemon sent invalid JSON")?,
-        ))
-    }
-
-    /// Raw next line (for streaming events without re-parsing).
-    pub fn next_raw(&mut self) -> Result<Option<String>> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Ok(None);
-        }
-        Ok(Some(line))
     }
 }

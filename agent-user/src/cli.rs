@@ -1,22 +1,42 @@
 //! Read-side CLI commands: ask the running daemon, or open the store read-only in `--data-dir`
 //! when no daemon answers (forensics on a copied data dir). Human output escapes every string
-//! that came from an agent; `--json` prints one object a line.
+//! that came from an agent; `--json` prints one object a line. Requests and answers are the
+//! `agent-api` types, the same the daemon and the TUI use.
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
+use agent_api::{
+    Aggregation, ApiError, Client, Done, Hit, Item, ProcessNode, Reply, Request, RulesListing,
+    SessionDetail, SessionSummary, StreamItem, TriageState,
+};
 use agent_model::display::{escape, event_line};
-use agent_model::{Alert, Event};
+use agent_model::{Alert, Timestamp};
 use anyhow::{Result, anyhow, bail};
-use serde_json::{Value, json};
+use serde::{Deserialize as _, Serialize};
 
-use crate::api::{Client, Request};
+use crate::query::{self, ReadAnswer};
+
+/// A refusal by the daemon is bad input (exit 2); anything else is a runtime failure.
+pub fn refused(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Refused(msg) => crate::BadInput(anyhow!("{msg}")).into(),
+        e => e.into(),
+    }
+}
 
 /// Answer a read request from the daemon, or offline from the data dir.
-fn ask(socket: &Path, data_dir: &Path, req: Value) -> Result<Value> {
+fn ask(socket: &Path, data_dir: &Path, req: Request) -> Result<ReadAnswer> {
     if let Ok(mut c) = Client::connect(socket) {
-        return c.request(&req);
+        let answer = match &req {
+            Request::Search { .. } => c.call(&req).map(ReadAnswer::Search),
+            Request::Alerts { .. } => c.call(&req).map(ReadAnswer::Alerts),
+            Request::Sessions { .. } => c.call(&req).map(ReadAnswer::Sessions),
+            Request::Session { .. } => c.call(&req).map(|d| ReadAnswer::Session(Box::new(d))),
+            _ => bail!("`{}` is not a read request", req.op()),
+        };
+        return answer.map_err(refused);
     }
     let dir = data_dir.join("store");
     if !dir.exists() {
@@ -27,22 +47,10 @@ fn ask(socket: &Path, data_dir: &Path, req: Value) -> Result<Value> {
         );
     }
     let reader = agent_store::Reader::open(&dir)?;
-    let req: Request = serde_json::from_value(req)?;
-    Ok(crate::query::answer(&reader, req))
+    query::answer(&reader, req).into_result().map_err(refused)
 }
 
-fn check(v: &Value) -> Result<()> {
-    if v["ok"] != true {
-        return Err(crate::BadInput(anyhow!(
-            "{}",
-            v["error"].as_str().unwrap_or("request failed")
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-fn alert_line(a: &Alert, triage: Option<&str>) -> String {
+fn alert_line(a: &Alert, triage: Option<TriageState>) -> String {
     let t = a.time.to_rfc3339();
     format!(
         "{} {:<8} {:<12} {:<32} {}{}{}  [{}]",
@@ -61,176 +69,175 @@ fn alert_line(a: &Alert, triage: Option<&str>) -> String {
         } else {
             ""
         },
-        triage.unwrap_or("open"),
+        triage.unwrap_or_default().name(),
     )
 }
 
-fn hit_line(h: &Value) -> String {
-    if let Some(a) = h.get("alert") {
-        match serde_json::from_value::<Alert>(a.clone()) {
-            Ok(a) => format!(
-                "ALERT {} id={}",
-                alert_line(&a, h["triage"]["state"].as_str()),
-                a.id
-            ),
-            Err(_) => escape(&h.to_string()),
-        }
-    } else {
-        match serde_json::from_value::<Event>(h.clone()) {
-            Ok(e) => event_line(&e),
-            Err(_) => escape(&h.to_string()),
-        }
+fn hit_line(h: &Hit) -> String {
+    match &h.item {
+        Item::Alert(a) => format!("ALERT {} id={}", alert_line(a, h.triage_state()), a.id),
+        Item::Event(e) => event_line(e),
     }
 }
 
 /// One line of the live stream, for humans.
 pub fn live_line(line: &str) -> String {
-    match serde_json::from_str::<Value>(line) {
-        Ok(v) if v.get("lagged").is_some() => {
-            format!("-- missed {} items (client too slow)", v["lagged"])
-        }
-        Ok(v) => hit_line(&v),
+    match serde_json::from_str::<StreamItem>(line) {
+        Ok(StreamItem::Lagged(n)) => format!("-- missed {n} items (client too slow)"),
+        Ok(StreamItem::Alert(a)) => format!("ALERT {} id={}", alert_line(&a, None), a.id),
+        Ok(StreamItem::Event(e)) => event_line(&e),
         Err(_) => format!("-- {}", escape(line.trim())),
     }
 }
 
-pub fn read(socket: &Path, data_dir: &Path, req: Value, as_json: bool) -> Result<ExitCode> {
-    let op = req["op"].as_str().unwrap_or("").to_owned();
-    let v = ask(socket, data_dir, req)?;
-    check(&v)?;
+/// `{"aggregation": {...}}`, the last line of `search --json` when the query aggregates.
+#[derive(Serialize)]
+struct AggregationLine<'a> {
+    aggregation: &'a Aggregation,
+}
+
+/// One JSON object a line. Encoded first, then written, so that a closed pipe (`... | head`)
+/// surfaces as the `io::Error` that `main` treats as a normal end.
+pub fn json_line(out: &mut dyn std::io::Write, v: &impl Serialize) -> Result<()> {
+    let mut s = serde_json::to_string(v)?;
+    s.push('\n');
+    out.write_all(s.as_bytes())?;
+    Ok(())
+}
+
+pub fn read(socket: &Path, data_dir: &Path, req: Request, as_json: bool) -> Result<ExitCode> {
+    let answer = ask(socket, data_dir, req)?;
     let mut out = std::io::stdout().lock();
     if as_json {
-        match op.as_str() {
-            "sessions" => {
-                for s in v["sessions"].as_array().into_iter().flatten() {
-                    writeln!(out, "{s}")?;
+        match &answer {
+            ReadAnswer::Sessions(l) => {
+                for s in &l.sessions {
+                    json_line(&mut out, s)?;
                 }
             }
-            "session" => writeln!(out, "{v}")?,
-            _ => {
-                for h in v["hits"].as_array().into_iter().flatten() {
-                    writeln!(out, "{h}")?;
+            ReadAnswer::Session(d) => json_line(&mut out, &Reply::Ok(d))?,
+            ReadAnswer::Search(r) => {
+                for h in &r.hits {
+                    json_line(&mut out, h)?;
                 }
-                if let Some(a) = v.get("aggregation").filter(|a| !a.is_null()) {
-                    writeln!(out, "{}", json!({"aggregation": a}))?;
+                if let Some(aggregation) = &r.aggregation {
+                    json_line(&mut out, &AggregationLine { aggregation })?;
+                }
+            }
+            ReadAnswer::Alerts(l) => {
+                for h in &l.hits {
+                    json_line(&mut out, h)?;
                 }
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match op.as_str() {
-        "sessions" => {
-            writeln!(
-                out,
-                "{:<18} {:<14} {:<20} {:>8} {:>7} {:>7}  root",
-                "session", "agent", "start", "duration", "events", "alerts"
-            )?;
-            for s in v["sessions"].as_array().into_iter().flatten() {
-                let start = s["start"].as_str().unwrap_or("");
-                let dur = match (
-                    agent_model::Timestamp::parse_rfc3339(start),
-                    agent_model::Timestamp::parse_rfc3339(s["end"].as_str().unwrap_or("")),
-                ) {
-                    (Some(a), Some(b)) => format!("{:.1}s", (b.0 - a.0) as f64 / 1e9),
-                    _ => "-".into(),
-                };
-                writeln!(
-                    out,
-                    "{:<18} {:<14} {:<20} {:>8} {:>7} {:>7}  {} {}",
-                    escape(s["id"].as_str().unwrap_or("")),
-                    escape(s["agent"].as_str().unwrap_or("-")),
-                    start.get(..19).unwrap_or(start),
-                    dur,
-                    s["events"],
-                    s["alerts"],
-                    s["root_pid"],
-                    escape(s["root_exe"].as_str().unwrap_or("")),
-                )?;
-            }
-        }
-        "session" => {
-            writeln!(out, "session {}", escape(v["id"].as_str().unwrap_or("")))?;
-            writeln!(out, "\nprocess tree")?;
-            let procs = v["processes"].as_array().cloned().unwrap_or_default();
-            fn walk(
-                out: &mut dyn std::io::Write,
-                procs: &[Value],
-                i: usize,
-                depth: usize,
-            ) -> std::io::Result<()> {
-                let p = &procs[i];
-                writeln!(
-                    out,
-                    "{}{} {}",
-                    "  ".repeat(depth + 1),
-                    p["pid"],
-                    escape(p["exe"].as_str().unwrap_or(""))
-                )?;
-                if depth < 64 {
-                    for c in p["children"].as_array().into_iter().flatten() {
-                        if let Some(c) = c.as_u64() {
-                            walk(out, procs, c as usize, depth + 1)?;
-                        }
-                    }
-                }
-                Ok(())
-            }
-            for r in v["roots"].as_array().into_iter().flatten() {
-                if let Some(r) = r.as_u64().filter(|r| (*r as usize) < procs.len()) {
-                    walk(&mut out, &procs, r as usize, 0)?;
-                }
-            }
-            writeln!(out, "\ntimeline")?;
-            // Events and alerts merged in time order.
-            let mut items: Vec<(String, String)> = Vec::new();
-            for h in v["events"].as_array().into_iter().flatten() {
-                items.push((h["time"].as_str().unwrap_or("").to_owned(), hit_line(h)));
-            }
-            for h in v["alerts"].as_array().into_iter().flatten() {
-                items.push((
-                    h["alert"]["time"].as_str().unwrap_or("").to_owned(),
-                    format!(">>> {}", hit_line(h)),
-                ));
-            }
-            items.sort_by(|a, b| a.0.cmp(&b.0));
-            for (_, l) in items {
-                writeln!(out, "  {l}")?;
-            }
-        }
-        _ => {
-            for h in v["hits"].as_array().into_iter().flatten() {
+    match &answer {
+        ReadAnswer::Sessions(l) => print_sessions(&mut out, &l.sessions)?,
+        ReadAnswer::Session(d) => print_session(&mut out, d)?,
+        ReadAnswer::Search(r) => {
+            for h in &r.hits {
                 writeln!(out, "{}", hit_line(h))?;
             }
-            if let Some(a) = v.get("aggregation").filter(|a| !a.is_null()) {
+            if let Some(a) = &r.aggregation {
                 print_agg(&mut out, a)?;
             }
-            if let Some(t) = v["total"].as_u64() {
-                writeln!(out, "-- {t} matching")?;
+            writeln!(out, "-- {} matching", r.total)?;
+        }
+        ReadAnswer::Alerts(l) => {
+            for h in &l.hits {
+                writeln!(out, "{}", hit_line(h))?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_agg(out: &mut dyn std::io::Write, a: &Value) -> Result<()> {
-    let buckets = a["buckets"].as_array().cloned().unwrap_or_default();
-    let max = buckets
-        .iter()
-        .filter_map(|b| b[1].as_u64())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    if let Some(c) = a["count"].as_u64() {
-        writeln!(out, "count: {c}")?;
+fn print_sessions(out: &mut dyn std::io::Write, sessions: &[SessionSummary]) -> Result<()> {
+    writeln!(
+        out,
+        "{:<18} {:<14} {:<20} {:>8} {:>7} {:>7}  root",
+        "session", "agent", "start", "duration", "events", "alerts"
+    )?;
+    for s in sessions {
+        let start = s.start.to_rfc3339();
+        writeln!(
+            out,
+            "{:<18} {:<14} {:<20} {:>8} {:>7} {:>7}  {} {}",
+            escape(&s.id),
+            escape(s.agent.as_deref().unwrap_or("-")),
+            start.get(..19).unwrap_or(&start),
+            format!("{:.1}s", (s.end.0 - s.start.0) as f64 / 1e9),
+            s.events,
+            s.alerts,
+            s.root_pid
+                .map_or_else(|| "null".to_owned(), |p| p.to_string()),
+            escape(s.root_exe.as_deref().unwrap_or("")),
+        )?;
     }
-    for b in &buckets {
-        let n = b[1].as_u64().unwrap_or(0);
-        let label = match &b[0] {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+    Ok(())
+}
+
+fn print_session(out: &mut dyn std::io::Write, d: &SessionDetail) -> Result<()> {
+    writeln!(out, "session {}", escape(&d.id))?;
+    writeln!(out, "\nprocess tree")?;
+    fn walk(
+        out: &mut dyn std::io::Write,
+        procs: &[ProcessNode],
+        i: usize,
+        depth: usize,
+    ) -> std::io::Result<()> {
+        let Some(p) = procs.get(i) else {
+            return Ok(());
         };
+        writeln!(
+            out,
+            "{}{} {}",
+            "  ".repeat(depth + 1),
+            p.pid,
+            escape(&p.exe)
+        )?;
+        if depth < 64 {
+            for &c in &p.children {
+                walk(out, procs, c, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+    for &r in &d.roots {
+        walk(out, &d.processes, r, 0)?;
+    }
+    writeln!(out, "\ntimeline")?;
+    // Events and alerts merged in time order.
+    let mut items: Vec<(Timestamp, String)> = Vec::new();
+    for h in &d.events {
+        items.push((h.item.time(), hit_line(h)));
+    }
+    for h in &d.alerts {
+        items.push((h.item.time(), format!(">>> {}", hit_line(h))));
+    }
+    items.sort_by_key(|i| i.0);
+    for (_, l) in items {
+        writeln!(out, "  {l}")?;
+    }
+    Ok(())
+}
+
+fn print_agg(out: &mut dyn std::io::Write, a: &Aggregation) -> Result<()> {
+    let buckets: Vec<(String, u64)> = match a {
+        Aggregation::Count { count } => {
+            writeln!(out, "count: {count}")?;
+            Vec::new()
+        }
+        Aggregation::Terms { buckets, .. } => buckets.clone(),
+        Aggregation::Histogram { buckets, .. } => {
+            buckets.iter().map(|(t, n)| (t.to_rfc3339(), *n)).collect()
+        }
+    };
+    let max = buckets.iter().map(|b| b.1).max().unwrap_or(1).max(1);
+    for (label, n) in &buckets {
         let bar = "█".repeat(((n * 40) / max) as usize);
-        writeln!(out, "{:<40} {:>8} {bar}", escape(&label), n)?;
+        writeln!(out, "{:<40} {:>8} {bar}", escape(label), n)?;
     }
     Ok(())
 }
@@ -242,15 +249,11 @@ pub fn follow_alerts(socket: &Path, severity: Option<&str>, as_json: bool) -> Re
         None => agent_model::Severity::Info,
     };
     let mut c = Client::connect(socket)?;
-    let r = c.request(&json!({"op": "subscribe", "events": false, "alerts": true}))?;
-    check(&r)?;
+    c.call::<Done>(&Request::subscribe(None, false, true))
+        .map_err(refused)?;
     let mut out = std::io::stdout().lock();
-    while let Some(line) = c.next_raw()? {
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(a) = v
-            .get("alert")
-            .and_then(|a| serde_json::from_value::<Alert>(a.clone()).ok())
-        {
+    while let Some(line) = c.next_line()? {
+        if let Ok(StreamItem::Alert(a)) = serde_json::from_str(&line) {
             if a.severity < min {
                 continue;
             }
@@ -301,42 +304,45 @@ pub fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn triage(socket: &Path, alert_id: &str, state: &str, note: &str) -> Result<ExitCode> {
+pub fn triage(socket: &Path, alert_id: &str, state: TriageState, note: &str) -> Result<ExitCode> {
     let mut c = Client::connect(socket)?;
-    let v =
-        c.request(&json!({"op": "triage", "alert_id": alert_id, "state": state, "note": note}))?;
-    check(&v)?;
-    println!("alert {} {state}", escape(alert_id));
+    c.call::<Done>(&Request::triage(alert_id, state, note))
+        .map_err(refused)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "alert {} {}",
+        escape(alert_id),
+        state.name()
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn rules_list(socket: &Path, as_json: bool) -> Result<ExitCode> {
     let mut c = Client::connect(socket)?;
-    let v = c.request(&json!({"op": "rules"}))?;
-    check(&v)?;
+    let l: RulesListing = c.call(&Request::Rules).map_err(refused)?;
+    let mut out = std::io::stdout().lock();
     if as_json {
-        println!("{v}");
+        json_line(&mut out, &Reply::Ok(&l))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let p = &v["policy"];
-    println!(
+    let p = &l.policy;
+    writeln!(
+        out,
         "policy {}  generation {}  hash {}  rules {}",
-        p["source"].as_str().unwrap_or(""),
-        p["generation"],
-        p["hash"].as_str().unwrap_or(""),
-        p["rules"]
-    );
-    if let Some(e) = p["last_error"].as_str() {
-        println!("last reload rejected: {}", escape(e));
+        p.source, p.generation, p.hash, p.rules
+    )?;
+    if let Some(e) = &p.last_error {
+        writeln!(out, "last reload rejected: {}", escape(e))?;
     }
-    for r in v["rules"].as_array().into_iter().flatten() {
-        println!(
+    for r in &l.rules {
+        writeln!(
+            out,
             "{:<40} {:<9} {:>6} hits  {}",
-            r["id"].as_str().unwrap_or(""),
-            r["severity"].as_str().unwrap_or(""),
-            r["hits"],
-            r["description"].as_str().unwrap_or("")
-        );
+            r.id,
+            r.severity.name(),
+            r.hits,
+            r.description
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -347,21 +353,30 @@ struct OfflineBackend {
 }
 
 impl tui::Backend for OfflineBackend {
-    fn request(&mut self, req: &Value) -> Result<Value> {
-        match req["op"].as_str() {
-            Some("search" | "alerts" | "sessions" | "session") => {
-                let r: Request = serde_json::from_value(req.clone())?;
-                Ok(crate::query::answer(&self.reader, r))
+    fn request(&mut self, req: &serde_json::Value) -> Result<serde_json::Value> {
+        let reply = match Request::deserialize(req) {
+            Err(e) => serde_json::to_value(Reply::<Done>::err(format!("bad request: {e}")))?,
+            Ok(Request::Status) => {
+                serde_json::to_value(Reply::Ok(agent_api::OfflineStatus { offline: true }))?
             }
-            Some("status") => Ok(json!({"ok": true, "offline": true})),
-            Some(op) => Ok(
-                json!({"ok": false, "error": format!("`{op}` needs a running daemon (offline, read-only)")}),
-            ),
-            None => Ok(json!({"ok": false, "error": "bad request"})),
-        }
+            Ok(
+                r @ (Request::Search { .. }
+                | Request::Alerts { .. }
+                | Request::Sessions { .. }
+                | Request::Session { .. }),
+            ) => serde_json::to_value(query::answer(&self.reader, r))?,
+            Ok(r) => serde_json::to_value(Reply::<Done>::err(format!(
+                "`{}` needs a running daemon (offline, read-only)",
+                r.op()
+            )))?,
+        };
+        Ok(reply)
     }
 
-    fn subscribe(&mut self, _req: &Value) -> Result<Option<Box<dyn tui::Subscription>>> {
+    fn subscribe(
+        &mut self,
+        _req: &serde_json::Value,
+    ) -> Result<Option<Box<dyn tui::Subscription>>> {
         Ok(None)
     }
 }

@@ -9,10 +9,10 @@ use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use agent_api::{Client, Done, Registered, Reply, Request, Status};
 use anyhow::{Result, anyhow};
-use serde_json::json;
 
-use crate::{BadInput, api, cli};
+use crate::{BadInput, cli};
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/agentwatch";
@@ -38,21 +38,20 @@ impl Conn {
 
 pub fn run(agent: &str, conn: &Conn, cmd: &[std::ffi::OsString]) -> Result<ExitCode> {
     let socket = conn.socket();
-    let mut c = api::Client::connect(&socket).map_err(|e| {
+    let refuse = |why: String| {
         anyhow!(
-            "refusing to start `{}` unmonitored: {e:#}",
+            "refusing to start `{}` unmonitored: {why}",
             cmd[0].to_string_lossy()
         )
-    })?;
-    let r = c.request(&json!({"op": "register", "agent": agent}))?;
-    if r["ok"] != true {
-        return Err(anyhow!(
-            "refusing to start `{}` unmonitored: daemon said: {}",
-            cmd[0].to_string_lossy(),
-            r["error"].as_str().unwrap_or("unknown error")
-        ));
-    }
-    let session = r["session"].as_str().unwrap_or("").to_owned();
+    };
+    let mut c =
+        Client::connect(&socket).map_err(|e| refuse(format!("{:#}", anyhow::Error::new(e))))?;
+    let session = match c.reply::<Registered>(&Request::Register {
+        agent: agent.to_owned(),
+    })? {
+        Reply::Ok(r) => r.session,
+        Reply::Err(e) => return Err(refuse(format!("daemon said: {e}"))),
+    };
     drop(c);
     if std::env::var_os("AGENTWATCH_QUIET").is_none() {
         eprintln!("agentwatch: session {session} (agent {agent})");
@@ -65,86 +64,61 @@ pub fn run(agent: &str, conn: &Conn, cmd: &[std::ffi::OsString]) -> Result<ExitC
 }
 
 pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {
-    let mut c = api::Client::connect(&conn.socket())?;
-    let v = c.request(&json!({"op": "status"}))?;
+    let mut c = Client::connect(&conn.socket())?;
+    let st: Status = c.call(&Request::Status).map_err(cli::refused)?;
+    let mut out = std::io::stdout().lock();
     if as_json {
-        println!("{v}");
+        cli::json_line(&mut out, &Reply::Ok(&st))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "daemon      pid {}  up {:.0}s  host {}",
-        v["pid"],
-        v["uptime_s"].as_f64().unwrap_or(0.0),
-        v["host"].as_str().unwrap_or("")
+        st.pid, st.uptime_s, st.host
     )?;
-    writeln!(out, "config      {}", v["config"].as_str().unwrap_or(""))?;
-    if let Some(p) = v["policy"].as_object() {
+    writeln!(out, "config      {}", st.config)?;
+    if let Some(p) = &st.policy {
         writeln!(
             out,
             "policy      {} rules  hash {}  generation {}",
-            p.get("rules").unwrap_or(&json!(0)),
-            p.get("hash").and_then(|h| h.as_str()).unwrap_or("-"),
-            p.get("generation").unwrap_or(&json!(0))
+            p.policy.rules, p.policy.hash, p.policy.generation
         )?;
     }
-    writeln!(
-        out,
-        "programs    {}",
-        v["programs"]
-            .as_array()
-            .map(|a| a
-                .iter()
-                .filter_map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(" "))
-            .unwrap_or_default()
-    )?;
-    writeln!(out, "ring buffer {} bytes", v["ringbuf_bytes"])?;
+    writeln!(out, "programs    {}", st.programs.join(" "))?;
+    writeln!(out, "ring buffer {} bytes", st.ringbuf_bytes)?;
     writeln!(out, "events      (total, per second)")?;
-    if let Some(m) = v["events"].as_object() {
-        for (k, n) in m {
-            writeln!(
-                out,
-                "  {k:<16} {n:>10}  {:>8.1}/s",
-                v["events_per_s"][k].as_f64().unwrap_or(0.0)
-            )?;
-        }
+    for (k, n) in &st.events {
+        writeln!(
+            out,
+            "  {k:<16} {n:>10}  {:>8.1}/s",
+            st.events_per_s.get(k).copied().unwrap_or(0.0)
+        )?;
     }
-    let losses = v["losses"].as_object().cloned().unwrap_or_default();
-    if losses.is_empty() {
+    if st.losses.is_empty() {
         writeln!(out, "losses      none")?;
     } else {
         writeln!(out, "losses")?;
-        for (k, n) in losses {
+        for (k, n) in &st.losses {
             writeln!(out, "  {k:<16} {n:>10}")?;
         }
     }
-    let sessions = v["sessions"].as_array().cloned().unwrap_or_default();
-    writeln!(out, "sessions    {}", sessions.len())?;
-    for s in sessions {
+    writeln!(out, "sessions    {}", st.sessions.len())?;
+    for s in &st.sessions {
         writeln!(
             out,
             "  {}  {:<14} root pid {:<8} live {:<4} events {}",
-            s["id"].as_str().unwrap_or(""),
-            s["agent"].as_str().unwrap_or(""),
-            s["root_pid"],
-            s["live_processes"],
-            s["events"]
+            s.id, s.agent, s.root_pid, s.live_processes, s.events
         )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn events(conn: &Conn, session: Option<String>, as_json: bool) -> Result<ExitCode> {
-    let mut c = api::Client::connect(&conn.socket())?;
-    let r = c.request(&json!({"op": "subscribe", "session": session}))?;
-    if r["ok"] != true {
-        return Err(anyhow!("daemon refused: {}", r["error"]));
-    }
+    let mut c = Client::connect(&conn.socket())?;
+    c.call::<Done>(&Request::subscribe(session, true, true))
+        .map_err(|e| anyhow!("daemon refused: {e}"))?;
     let mut out = std::io::stdout().lock();
-    while let Some(line) = c.next_raw()? {
+    while let Some(line) = c.next_line()? {
         if as_json {
             out.write_all(line.as_bytes())?;
         } else {

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use agent_api::{Request, TriageState};
 use agent_user::commands::{self, Conn};
 use agent_user::daemon::{DaemonArgs, daemon};
 use agent_user::{BadInput, cli, config};
@@ -294,7 +295,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => cli::read(
             &conn.socket(),
             &conn.data_dir,
-            serde_json::json!({"op": "search", "query": query.join(" "), "since": since, "until": until, "limit": limit, "offset": offset}),
+            Request::Search {
+                query: query.join(" "),
+                since,
+                until,
+                limit,
+                offset,
+            },
             json,
         ),
         Cmd::Alerts {
@@ -308,7 +315,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let code = cli::read(
                 &conn.socket(),
                 &conn.data_dir,
-                serde_json::json!({"op": "alerts", "since": since, "severity": severity, "limit": limit}),
+                Request::Alerts {
+                    since,
+                    severity: severity.clone(),
+                    limit,
+                },
                 json,
             )?;
             if follow {
@@ -320,13 +331,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Sessions { conn, since, json } => cli::read(
             &conn.socket(),
             &conn.data_dir,
-            serde_json::json!({"op": "sessions", "since": since}),
+            Request::Sessions { since },
             json,
         ),
         Cmd::Session { id, conn, json } => cli::read(
             &conn.socket(),
             &conn.data_dir,
-            serde_json::json!({"op": "session", "id": id}),
+            Request::Session { id },
             json,
         ),
         Cmd::Export {
@@ -349,12 +360,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             alert_id,
             note,
             conn,
-        } => cli::triage(&conn.socket(), &alert_id, "acknowledged", &note),
+        } => cli::triage(&conn.socket(), &alert_id, TriageState::Acknowledged, &note),
         Cmd::Resolve {
             alert_id,
             note,
             conn,
-        } => cli::triage(&conn.socket(), &alert_id, "resolved", &note),
+        } => cli::triage(&conn.socket(), &alert_id, TriageState::Resolved, &note),
     }
 }
 

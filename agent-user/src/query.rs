@@ -1,38 +1,36 @@
-//! Read-side queries over the store, shared by the API (daemon) and the CLI (offline, on a data
-//! dir): one function per request, answering the JSON the API documents.
+//! Read-side queries over the store, shared by the daemon's API and the CLI's offline mode (on a
+//! data dir): one function per read request, answering with the `agent-api` types.
+//!
+//! It takes an [`agent_api::Request`] and knows nothing of sockets, so the API module uses it and
+//! it uses nothing of the API module.
 
+use agent_api::{AlertList, Reply, Request, SearchResults, SessionDetail, SessionList};
 use agent_model::{Severity, Timestamp};
-use agent_store::{Aggregation, Hit, Reader, SearchRequest};
-use serde_json::{Value, json};
+use agent_store::{Reader, SearchRequest};
+use serde::Serialize;
 
-use crate::api::Request;
+/// Most results one request returns, whatever its `limit`.
+const MAX_LIMIT: usize = 10_000;
+
+/// The answer to a read request: written as the answer type of its op.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ReadAnswer {
+    Search(SearchResults),
+    Alerts(AlertList),
+    Sessions(SessionList),
+    Session(Box<SessionDetail>),
+}
 
 fn bound(s: Option<&str>) -> Result<Option<Timestamp>, String> {
     s.map(|s| agent_store::parse_time_bound(s, Timestamp::now()).map_err(|e| e.to_string()))
         .transpose()
 }
 
-/// A hit as JSON: the stored object, plus `triage` for alerts.
-pub fn hit_json(h: &Hit) -> Value {
-    let mut v: Value = serde_json::from_str(&h.json).unwrap_or(Value::Null);
-    if let agent_store::Record::Alert(_) = h.record {
-        v = json!({"alert": v});
-        v["triage"] = match &h.triage {
-            Some(t) => serde_json::to_value(t).unwrap_or_default(),
-            None => json!({"state": "open"}),
-        };
-    }
-    v
-}
-
-fn err(e: impl std::fmt::Display) -> Value {
-    json!({"ok": false, "error": e.to_string()})
-}
-
-/// Answer a read request.
-pub fn answer(r: &Reader, req: Request) -> Value {
+/// Answer a read request (`search`, `alerts`, `sessions`, `session`) from the store.
+pub fn answer(r: &Reader, req: Request) -> Reply<ReadAnswer> {
     if let Err(e) = r.reload() {
-        return err(e);
+        return Reply::err(e);
     }
     match req {
         Request::Search {
@@ -41,79 +39,82 @@ pub fn answer(r: &Reader, req: Request) -> Value {
             until,
             limit,
             offset,
-        } => {
-            let (since, until) = match (bound(since.as_deref()), bound(until.as_deref())) {
-                (Ok(a), Ok(b)) => (a, b),
-                (Err(e), _) | (_, Err(e)) => return err(e),
-            };
-            match r.search(&SearchRequest {
-                query,
-                since,
-                until,
-                limit: limit.min(10_000),
-                offset,
-            }) {
-                Ok(res) => json!({
-                    "ok": true,
-                    "total": res.total,
-                    "hits": res.hits.iter().map(hit_json).collect::<Vec<_>>(),
-                    "aggregation": res.aggregation.as_ref().map(agg_json),
-                }),
-                Err(e) => err(e),
-            }
-        }
+        } => search(r, query, since.as_deref(), until.as_deref(), limit, offset)
+            .map(ReadAnswer::Search)
+            .into(),
         Request::Alerts {
             since,
             severity,
             limit,
-        } => {
-            let since = match bound(since.as_deref()) {
-                Ok(s) => s,
-                Err(e) => return err(e),
-            };
-            let sev = match severity.as_deref().map(Severity::from_name) {
-                None => Severity::Info,
-                Some(Some(s)) => s,
-                Some(None) => {
-                    return err(format!(
-                        "unknown severity `{}`; expected info, low, medium, high or critical",
-                        severity.unwrap_or_default()
-                    ));
-                }
-            };
-            match r.alerts(since, sev, limit.min(10_000)) {
-                Ok(hits) => {
-                    json!({"ok": true, "hits": hits.iter().map(hit_json).collect::<Vec<_>>()})
-                }
-                Err(e) => err(e),
-            }
-        }
-        Request::Sessions { since } => {
-            let since = match bound(since.as_deref()) {
-                Ok(s) => s,
-                Err(e) => return err(e),
-            };
-            match r.sessions(since) {
-                Ok(s) => json!({"ok": true, "sessions": s}),
-                Err(e) => err(e),
-            }
-        }
-        Request::Session { id } => match r.session(&id) {
-            Ok(Some(d)) => json!({
-                "ok": true,
-                "id": d.id,
-                "events": d.events.iter().map(hit_json).collect::<Vec<_>>(),
-                "alerts": d.alerts.iter().map(hit_json).collect::<Vec<_>>(),
-                "processes": d.processes,
-                "roots": d.roots,
-            }),
-            Ok(None) => err(format!("no session `{id}`")),
-            Err(e) => err(e),
-        },
-        _ => err("not a read request"),
+        } => alerts(r, since.as_deref(), severity.as_deref(), limit)
+            .map(ReadAnswer::Alerts)
+            .into(),
+        Request::Sessions { since } => sessions(r, since.as_deref())
+            .map(ReadAnswer::Sessions)
+            .into(),
+        Request::Session { id } => session(r, &id)
+            .map(|d| ReadAnswer::Session(Box::new(d)))
+            .into(),
+        _ => Reply::err("not a read request"),
     }
 }
 
-pub fn agg_json(a: &Aggregation) -> Value {
-    serde_json::to_value(a).unwrap_or_default()
+fn search(
+    r: &Reader,
+    query: String,
+    since: Option<&str>,
+    until: Option<&str>,
+    limit: usize,
+    offset: usize,
+) -> Result<SearchResults, String> {
+    let since = bound(since)?;
+    let until = bound(until)?;
+    let res = r
+        .search(&SearchRequest {
+            query,
+            since,
+            until,
+            limit: limit.min(MAX_LIMIT),
+            offset,
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(SearchResults {
+        total: res.total,
+        hits: res.hits.into_iter().map(|h| h.hit).collect(),
+        aggregation: res.aggregation,
+    })
+}
+
+fn alerts(
+    r: &Reader,
+    since: Option<&str>,
+    severity: Option<&str>,
+    limit: usize,
+) -> Result<AlertList, String> {
+    let since = bound(since)?;
+    let min = match severity {
+        None => Severity::Info,
+        Some(s) => Severity::from_name(s).ok_or_else(|| {
+            format!("unknown severity `{s}`; expected info, low, medium, high or critical")
+        })?,
+    };
+    let hits = r
+        .alerts(since, min, limit.min(MAX_LIMIT))
+        .map_err(|e| e.to_string())?;
+    Ok(AlertList {
+        hits: hits.into_iter().map(|h| h.hit).collect(),
+    })
+}
+
+fn sessions(r: &Reader, since: Option<&str>) -> Result<SessionList, String> {
+    let since = bound(since)?;
+    Ok(SessionList {
+        sessions: r.sessions(since).map_err(|e| e.to_string())?,
+    })
+}
+
+fn session(r: &Reader, id: &str) -> Result<SessionDetail, String> {
+    r.session(id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no session `{id}`"))
 }

@@ -116,8 +116,8 @@ fn events_go_through_the_default_policy_into_the_store_and_the_files() {
     let r = store.reader().unwrap();
     let hits = r.alerts(None, Severity::Info, 10).unwrap();
     assert_eq!(hits.len(), 1);
-    let agent_store::Record::Alert(a) = &hits[0].record else {
-        panic!("not an alert: {:?}", hits[0].record);
+    let agent_store::Item::Alert(a) = &hits[0].hit.item else {
+        panic!("not an alert: {:?}", hits[0].hit.item);
     };
     assert_eq!(a.rule, "cred.ssh_private_key");
     assert_eq!(a.severity, Severity::High);

@@ -133,7 +133,7 @@ pub fn ids(r: &Reader, q: &str) -> Vec<String> {
     assert_eq!(resp.total as usize, resp.hits.len(), "total of `{q}`");
     resp.hits
         .iter()
-        .map(|h| h.record.id().to_string())
+        .map(|h| h.hit.item.id().to_string())
         .collect()
 }
 

@@ -1,0 +1,345 @@
+//! Answers: the `ok`/`error` envelope ([`Reply`]) and one type per request's answer.
+//!
+//! Answer types do not refuse unknown fields, so an older client keeps working against a newer
+//! daemon that added some; status figures default when absent, so a partial status (an offline
+//! backend, a test server) still parses.
+
+use std::collections::BTreeMap;
+
+use agent_model::{Kind, Severity, Timestamp};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::{ApiError, Hit, SessionSummary};
+
+/// One answer line: `{"ok": true, ...T}` or `{"ok": false, "error": "..."}`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply<T> {
+    Ok(T),
+    Err(String),
+}
+
+impl<T> Reply<T> {
+    /// A failed answer with this message.
+    pub fn err(e: impl std::fmt::Display) -> Reply<T> {
+        Reply::Err(e.to_string())
+    }
+
+    /// The answer, or [`ApiError::Refused`] with the daemon's message.
+    pub fn into_result(self) -> Result<T, ApiError> {
+        match self {
+            Reply::Ok(t) => Ok(t),
+            Reply::Err(e) => Err(ApiError::Refused(e)),
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Reply<U> {
+        match self {
+            Reply::Ok(t) => Reply::Ok(f(t)),
+            Reply::Err(e) => Reply::Err(e),
+        }
+    }
+}
+
+impl<T, E: std::fmt::Display> From<Result<T, E>> for Reply<T> {
+    fn from(r: Result<T, E>) -> Reply<T> {
+        match r {
+            Ok(t) => Reply::Ok(t),
+            Err(e) => Reply::err(e),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OkWire<'a, T> {
+    ok: bool,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+#[derive(Serialize)]
+struct ErrWire<'a> {
+    ok: bool,
+    error: &'a str,
+}
+
+impl<T: Serialize> Serialize for Reply<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Reply::Ok(body) => OkWire { ok: true, body }.serialize(s),
+            Reply::Err(error) => ErrWire { ok: false, error }.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Reply<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut m = serde_json::Map::deserialize(d)?;
+        match m.remove("ok") {
+            Some(Value::Bool(true)) => T::deserialize(Value::Object(m))
+                .map(Reply::Ok)
+                .map_err(D::Error::custom),
+            Some(Value::Bool(false)) => Ok(Reply::Err(match m.remove("error") {
+                Some(Value::String(e)) => e,
+                _ => "request failed".to_owned(),
+            })),
+            _ => Err(D::Error::custom("answer without a boolean `ok`")),
+        }
+    }
+}
+
+/// The answer to `triage`, and the first line of a `subscribe` stream: nothing but `ok`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {}
+
+/// The answer to `register`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    /// The new session's id (16 hex digits).
+    pub session: String,
+    /// The registered process: the caller, from `SO_PEERCRED`.
+    pub pid: u32,
+}
+
+/// The answer to `status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Status {
+    pub pid: u32,
+    pub uptime_s: f64,
+    pub host: String,
+    /// Where the config came from (a path, or `built-in`).
+    pub config: String,
+    /// Agent names of the config.
+    pub agents: Vec<String>,
+    /// eBPF programs attached.
+    pub programs: Vec<String>,
+    pub ringbuf_bytes: u64,
+    /// Events delivered, by kind name.
+    pub events: BTreeMap<String, u64>,
+    /// Mean rate since start, by kind name.
+    pub events_per_s: BTreeMap<String, f64>,
+    /// Records lost in the kernel (ring buffer full), by kind name.
+    pub losses: BTreeMap<String, u64>,
+    /// Failures counted by the eBPF programs, by kind name.
+    pub kernel_errors: BTreeMap<String, u64>,
+    pub decode_errors: u64,
+    /// Live sessions.
+    pub sessions: Vec<LiveSession>,
+    pub live_subscribers: u64,
+    /// Failed writes to the JSON-lines outputs.
+    pub output_errors: u64,
+    pub policy: Option<PolicyHealth>,
+    /// Absent when the daemon runs without a store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreStatus>,
+    /// True in the answer of a read-only backend on a data dir ([`OfflineStatus`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
+}
+
+/// The answer to `status` of a read-only backend on a data dir (no daemon): `{"ok": true,
+/// "offline": true}`. It parses as a [`Status`] with `offline` set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineStatus {
+    pub offline: bool,
+}
+
+/// A live session in `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveSession {
+    pub id: String,
+    pub agent: String,
+    pub root_pid: u32,
+    pub start: Timestamp,
+    pub live_processes: u64,
+    pub events: u64,
+}
+
+/// The running policy: where it came from, its generation and hash, and the last rejected reload.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolicyStatus {
+    /// The policy files or directories, or the built-in policy.
+    pub source: String,
+    /// Bumped by each accepted reload.
+    pub generation: u64,
+    pub hash: String,
+    /// Number of rules.
+    pub rules: u64,
+    /// Why the last reload was rejected (`null` once a reload succeeds).
+    pub last_error: Option<String>,
+}
+
+/// The policy in `status`: its [`PolicyStatus`] and the engine's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyHealth {
+    #[serde(flatten)]
+    pub policy: PolicyStatus,
+    /// Memory held by windowed rules.
+    #[serde(default)]
+    pub state_bytes: u64,
+    /// Alerts raised since start.
+    #[serde(default)]
+    pub alerts: u64,
+    /// `[rule id, hits]` of the rules that hit, most hits first.
+    #[serde(default)]
+    pub hits: Vec<(String, u64)>,
+}
+
+/// Figures of the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreStats {
+    pub events: u64,
+    pub alerts: u64,
+    pub spool_bytes: u64,
+    pub index_bytes: u64,
+    /// Last sequence handed out.
+    pub last_seq: u64,
+    /// Last sequence fsynced (acknowledged).
+    pub durable_seq: u64,
+    /// Last sequence in a committed index.
+    pub indexed_seq: u64,
+    /// Records not yet searchable.
+    pub lag: u64,
+}
+
+/// The store in `status`: its [`StoreStats`] and the daemon's write errors.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    #[serde(flatten)]
+    pub stats: StoreStats,
+    /// Failed appends since start.
+    #[serde(default)]
+    pub errors: u64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The store's directory.
+    #[serde(default)]
+    pub dir: String,
+}
+
+/// The answer to `rules`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesListing {
+    pub policy: PolicyStatus,
+    pub rules: Vec<RuleStatus>,
+}
+
+/// One rule of a `rules` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleStatus {
+    pub id: String,
+    pub severity: Severity,
+    pub enabled: bool,
+    pub description: String,
+    pub kinds: Vec<Kind>,
+    pub tags: Vec<String>,
+    /// `count`, `distinct`, `sequence`, or `event` for a stateless rule.
+    pub mode: String,
+    /// `file:line:col` of the definition.
+    pub defined_at: String,
+    /// Alerts raised since start.
+    #[serde(default)]
+    pub hits: u64,
+    /// Time of the rule's newest alert.
+    #[serde(default)]
+    pub last_hit: Option<Timestamp>,
+}
+
+/// The answer to `search`: hits newest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Matches in all (the hits are a page of them).
+    pub total: u64,
+    pub hits: Vec<Hit>,
+    /// `null` unless the query ends in an aggregation.
+    pub aggregation: Option<crate::Aggregation>,
+}
+
+/// The answer to `alerts`: alert hits newest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertList {
+    pub hits: Vec<Hit>,
+}
+
+/// The answer to `sessions`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ok_answers_carry_their_fields_beside_ok() {
+        let r = Reply::Ok(Registered {
+            session: "00000000000000ab".into(),
+            pid: 7,
+        });
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(s, r#"{"ok":true,"session":"00000000000000ab","pid":7}"#);
+        assert_eq!(serde_json::from_str::<Reply<Registered>>(&s).unwrap(), r);
+        assert_eq!(
+            serde_json::to_string(&Reply::Ok(Done {})).unwrap(),
+            r#"{"ok":true}"#
+        );
+    }
+
+    #[test]
+    fn failed_answers_carry_the_error_whatever_the_expected_type() {
+        let r: Reply<Status> = Reply::err("bad request: x");
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(s, r#"{"ok":false,"error":"bad request: x"}"#);
+        assert_eq!(
+            serde_json::from_str::<Reply<SearchResults>>(&s).unwrap(),
+            Reply::Err("bad request: x".into())
+        );
+        assert!(matches!(
+            r.into_result(),
+            Err(ApiError::Refused(e)) if e == "bad request: x"
+        ));
+        assert!(serde_json::from_str::<Reply<Done>>(r#"{"error":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn the_offline_status_parses_as_a_status() {
+        let s = serde_json::to_string(&Reply::Ok(OfflineStatus { offline: true })).unwrap();
+        assert_eq!(s, r#"{"ok":true,"offline":true}"#);
+        let st = serde_json::from_str::<Reply<Status>>(&s)
+            .unwrap()
+            .into_result()
+            .unwrap();
+        assert!(st.offline);
+        assert!(st.programs.is_empty());
+    }
+
+    #[test]
+    fn policy_and_store_figures_sit_beside_their_nested_fields() {
+        let p = PolicyHealth {
+            policy: PolicyStatus {
+                source: "built-in".into(),
+                generation: 2,
+                hash: "h".into(),
+                rules: 3,
+                last_error: None,
+            },
+            state_bytes: 10,
+            alerts: 1,
+            hits: vec![("r".into(), 1)],
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["generation"], 2);
+        assert!(
+            v["last_error"].is_null(),
+            "a cleared error is null, not absent"
+        );
+        assert_eq!(v["hits"], serde_json::json!([["r", 1]]));
+        assert_eq!(serde_json::from_value::<PolicyHealth>(v).unwrap(), p);
+    }
+}
