@@ -468,7 +468,7 @@ fn seed_corpus(fuzz: &Path) -> Result<()> {
     std::fs::create_dir_all(&policy)?;
     for e in std::fs::read_dir(root().join("rules/policy"))?.flatten() {
         let to = policy.join(e.file_name());
-        if !to.exists() {
+        if e.path().extension().is_some_and(|x| x == "toml") && !to.exists() {
             std::fs::copy(e.path(), to)?;
         }
     }
