@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_common::{
-    ARGV_TRUNCATED, EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, FD_OP, FLOW_CLOSE, FLOW_EXIT,
+    ARGV_TRUNCATED, ATIME_NOW, ATIME_OMIT, BPF_OWN, EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR,
+    FD_OP, FLOW_CLOSE, FLOW_EXIT, MTIME_NOW, MTIME_OMIT, OBJ_LINK, OBJ_MAP, OBJ_PROG,
     REC_NEW_SESSION, REC_PROVISIONAL, RecordKind, TARGET_DAEMON, TARGET_OTHER_SESSION,
     TARGET_SAME_SESSION, VIA_IO_URING,
 };
@@ -342,7 +343,15 @@ impl Tracker {
     pub fn on_record(&mut self, rec: Record, agents: &dyn Agents) -> (Vec<Event>, Vec<Action>) {
         let mut out = Vec::new();
         let mut actions = Vec::new();
-        let h = rec.header().clone();
+        let mut h = rec.header().clone();
+        // A record the kernel sent for a process outside every session (it reached agentwatch
+        // itself): attribute it to the session the process was last seen in, if any (one that
+        // deleted its own `SESSIONS` entry), and otherwise keep it out of the process table.
+        let outside = h.session_id == 0;
+        if outside && let Some(p) = self.current(&h) {
+            h.session_id = p.session;
+        }
+        let unattributed = h.session_id == 0;
         if self.rejected.contains(&h.session_id) {
             return (out, actions);
         }
@@ -383,7 +392,7 @@ impl Tracker {
             ev.process.pid = h.tgid;
             out.push(ev);
         }
-        if !self.sessions.contains_key(&h.session_id) {
+        if !unattributed && !self.sessions.contains_key(&h.session_id) {
             // A session created by a process we have not heard of (registration raced the
             // first record): create it on the fly so nothing is lost.
             self.sessions.insert(
@@ -416,6 +425,7 @@ impl Tracker {
             RecordKind::Truncate => Kind::FileTruncate,
             RecordKind::Write => Kind::FileWrite,
             RecordKind::MmapExec => Kind::FileMmapExec,
+            RecordKind::Utime => Kind::FileUtime,
             RecordKind::Send => match &rec {
                 Record::Sock { body, payload, .. }
                     if body.dport == 53 && dns_question(payload).is_some() =>
@@ -493,7 +503,7 @@ impl Tracker {
                 }
             }
             _ => {
-                if self.current(&h).is_none() {
+                if !unattributed && self.current(&h).is_none() {
                     self.insert_proc(Proc {
                         tgid: h.tgid,
                         start_ns: h.start_ns,
@@ -588,16 +598,23 @@ impl Tracker {
                 let path = if fd_op {
                     dir.path.clone()
                 } else {
-                    dir.join(&name)
+                    dir.resolve(&name, body.name_skip)
                 };
-                let target = match h.kind {
-                    RecordKind::Rename | RecordKind::Link => Some(dir2.join(&name2)),
-                    RecordKind::Symlink => Some(name2),
-                    _ => None,
+                // Names that started with a magic link the kernel resolved stay as passed.
+                let path_arg = (body.name_skip != 0).then(|| name.clone());
+                let (target, target_arg) = match h.kind {
+                    RecordKind::Rename | RecordKind::Link => (
+                        Some(dir2.resolve(&name2, body.name2_skip)),
+                        (body.name2_skip != 0).then(|| name2.clone()),
+                    ),
+                    RecordKind::Symlink => (Some(name2), None),
+                    _ => (None, None),
                 };
                 let mut f = File {
                     path,
                     target,
+                    path_arg,
+                    target_arg,
                     path_truncated: dir.truncated,
                     via: file_via(body.flags),
                     ..Default::default()
@@ -615,6 +632,19 @@ impl Tracker {
                         f.owner_gid = (body.arg1 as u32 != u32::MAX).then_some(body.arg1 as u32);
                     }
                     RecordKind::Truncate | RecordKind::Write => f.size = Some(body.arg0),
+                    RecordKind::Utime => {
+                        let time = |t: u64, now: u32, omit: u32| -> String {
+                            if body.flags & now != 0 {
+                                "now".into()
+                            } else if body.flags & omit != 0 {
+                                "omit".into()
+                            } else {
+                                Timestamp(t as i64).to_rfc3339()
+                            }
+                        };
+                        f.atime = Some(time(body.arg0, ATIME_NOW, ATIME_OMIT));
+                        f.mtime = Some(time(body.arg1, MTIME_NOW, MTIME_OMIT));
+                    }
                     _ => {}
                 }
                 ev.file = Some(f);
@@ -663,8 +693,18 @@ impl Tracker {
                         ev.op = Some(op);
                     }
                     RecordKind::Bpf => {
-                        op.name = "bpf_prog_load".into();
-                        op.r#type = Some(bpf_prog_type(body.arg0 as u32));
+                        op.name = bpf_cmd_name(body.op);
+                        op.r#type = match body.arg2 {
+                            _ if body.op == 5 => Some(bpf_prog_type(body.arg0 as u32)),
+                            OBJ_PROG => Some("prog".into()),
+                            OBJ_MAP => Some("map".into()),
+                            OBJ_LINK => Some("link".into()),
+                            _ => None,
+                        };
+                        op.object_id = (body.arg1 != 0).then_some(body.arg1);
+                        if body.flags & BPF_OWN != 0 {
+                            ev.target = Some(self.target(body.target_tgid, relation(body.target)));
+                        }
                         let n: Vec<u8> = body
                             .fstype
                             .iter()
@@ -904,7 +944,8 @@ impl Tracker {
             agent: session.map(|s| AgentRef {
                 name: s.agent.clone(),
             }),
-            session: Some(SessionRef {
+            // A process outside every session that reached agentwatch itself has none.
+            session: (h.session_id != 0).then(|| SessionRef {
                 id: session_id_string(h.session_id),
             }),
             process,
@@ -1063,6 +1104,53 @@ fn signal_name(sig: i32) -> String {
     ];
     N.get(sig as usize)
         .map_or_else(|| format!("SIGRT{sig}"), |s| (*s).to_owned())
+}
+
+/// A bpf() command by name (`bpf_map_get_fd_by_id`), as the UAPI's `enum bpf_cmd` spells it.
+fn bpf_cmd_name(cmd: u32) -> String {
+    const NAMES: [&str; 37] = [
+        "map_create",
+        "map_lookup_elem",
+        "map_update_elem",
+        "map_delete_elem",
+        "map_get_next_key",
+        "prog_load",
+        "obj_pin",
+        "obj_get",
+        "prog_attach",
+        "prog_detach",
+        "prog_test_run",
+        "prog_get_next_id",
+        "map_get_next_id",
+        "prog_get_fd_by_id",
+        "map_get_fd_by_id",
+        "obj_get_info_by_fd",
+        "prog_query",
+        "raw_tracepoint_open",
+        "btf_load",
+        "btf_get_fd_by_id",
+        "task_fd_query",
+        "map_lookup_and_delete_elem",
+        "map_freeze",
+        "btf_get_next_id",
+        "map_lookup_batch",
+        "map_lookup_and_delete_batch",
+        "map_update_batch",
+        "map_delete_batch",
+        "link_create",
+        "link_update",
+        "link_get_fd_by_id",
+        "link_get_next_id",
+        "enable_stats",
+        "iter_create",
+        "link_detach",
+        "prog_bind_map",
+        "token_create",
+    ];
+    match NAMES.get(cmd as usize) {
+        Some(n) => format!("bpf_{n}"),
+        None => format!("bpf_{cmd}"),
+    }
 }
 
 fn bpf_prog_type(t: u32) -> String {
