@@ -399,14 +399,29 @@ mod tests {
     fn a_resolved_magic_link_is_replaced_by_its_directory() {
         let home = KPath::from_components(b"alice\0home\0", false);
         let name = BStr::from("/proc/self/fd/13/.bashrc.tmp.1.ab");
-        assert_eq!(home.resolve(&name, 17), BStr::from("/home/alice/.bashrc.tmp.1.ab"));
-        assert_eq!(home.resolve(&BStr::from("/dev/fd/3"), 9), BStr::from("/home/alice"));
-        assert_eq!(home.resolve(&BStr::from("/dev/fd/3//x"), 10), BStr::from("/home/alice/x"));
+        assert_eq!(
+            home.resolve(&name, 17),
+            BStr::from("/home/alice/.bashrc.tmp.1.ab")
+        );
+        assert_eq!(
+            home.resolve(&BStr::from("/dev/fd/3"), 9),
+            BStr::from("/home/alice")
+        );
+        assert_eq!(
+            home.resolve(&BStr::from("/dev/fd/3//x"), 10),
+            BStr::from("/home/alice/x")
+        );
         // Not resolved: joined as passed (an absolute name stays as it is).
-        assert_eq!(home.resolve(&BStr::from("x"), 0), BStr::from("/home/alice/x"));
+        assert_eq!(
+            home.resolve(&BStr::from("x"), 0),
+            BStr::from("/home/alice/x")
+        );
         assert_eq!(home.resolve(&name, 0), name);
         // A skip past the end (a hostile record) leaves the directory.
-        assert_eq!(home.resolve(&BStr::from("ab"), 99), BStr::from("/home/alice"));
+        assert_eq!(
+            home.resolve(&BStr::from("ab"), 99),
+            BStr::from("/home/alice")
+        );
     }
 
     #[test]

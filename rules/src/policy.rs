@@ -101,7 +101,7 @@ pub(crate) enum Mode {
 
 #[derive(Debug)]
 pub(crate) struct Step {
-    pub kinds: u32,
+    pub kinds: u64,
     pub cond: Node,
 }
 
@@ -119,7 +119,7 @@ pub(crate) struct Rule {
     pub tags: Vec<String>,
     pub enabled: bool,
     /// Bit `k as usize` set for each kind the rule applies to.
-    pub kinds: u32,
+    pub kinds: u64,
     pub cond: Node,
     pub exceptions: Vec<Node>,
     pub output: Vec<Part>,
@@ -170,7 +170,8 @@ impl Policy {
     }
 }
 
-pub(crate) fn kind_bit(k: Kind) -> u32 {
+/// The bit of a kind in a kind mask (u64: there are more than 32 kinds).
+pub(crate) fn kind_bit(k: Kind) -> u64 {
     1 << (k as usize)
 }
 
@@ -464,7 +465,7 @@ struct MacroEntry {
 struct CompiledMacro {
     node: Arc<Node>,
     /// Fields used, each with the kinds an enclosing `kind` guard narrowed it to.
-    fields: Vec<(Field, Option<u32>)>,
+    fields: Vec<(Field, Option<u64>)>,
 }
 
 /// Where a field is used (to check it against the rule's kinds).
@@ -473,11 +474,11 @@ struct Use {
     at: usize,
     via_macro: Option<String>,
     /// Kinds a sibling `{ field = "kind", equals/in = ... }` in an enclosing `all` allows.
-    narrow: Option<u32>,
+    narrow: Option<u64>,
 }
 
 /// The kinds a `{ field = "kind", equals = ... }` / `in = [...]` test allows.
-fn kind_guard(d: &CondDef) -> Option<u32> {
+fn kind_guard(d: &CondDef) -> Option<u64> {
     if d.field.as_deref() != Some("kind") {
         return None;
     }
@@ -889,7 +890,7 @@ impl<'a> Compiler<'a> {
         let node = self.compile_cond(file, &def, 1, &mut uses);
         self.stack.pop();
         let result = node.map(|n| {
-            let mut fields: Vec<(Field, Option<u32>)> =
+            let mut fields: Vec<(Field, Option<u64>)> =
                 uses.iter().map(|u| (u.field, u.narrow)).collect();
             fields.sort();
             fields.dedup();
@@ -1001,7 +1002,7 @@ impl<'a> Compiler<'a> {
                 let guard = list
                     .iter()
                     .filter_map(|c| kind_guard(c.get_ref()))
-                    .fold(None, |acc: Option<u32>, m| Some(acc.map_or(m, |a| a & m)));
+                    .fold(None, |acc: Option<u64>, m| Some(acc.map_or(m, |a| a & m)));
                 if let Some(g) = guard {
                     for u in &mut uses[first_use..] {
                         u.narrow = Some(u.narrow.map_or(g, |n| n & g));
@@ -1101,7 +1102,7 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn parse_kinds(&mut self, file: usize, kinds: &Spanned<Vec<String>>) -> Option<u32> {
+    fn parse_kinds(&mut self, file: usize, kinds: &Spanned<Vec<String>>) -> Option<u64> {
         let at = kinds.span().start;
         if kinds.get_ref().is_empty() {
             self.err(file, at, "`kinds` is empty: name at least one event kind");
@@ -1128,10 +1129,10 @@ impl<'a> Compiler<'a> {
         ok.then_some(mask)
     }
 
-    fn check_uses(&mut self, file: usize, uses: &[Use], kinds: u32) -> bool {
+    fn check_uses(&mut self, file: usize, uses: &[Use], kinds: u64) -> bool {
         let mut ok = true;
         for u in uses {
-            let kinds = kinds & u.narrow.unwrap_or(u32::MAX);
+            let kinds = kinds & u.narrow.unwrap_or(u64::MAX);
             for k in Kind::ALL {
                 if kinds & kind_bit(k) != 0 && !u.field.applies_to(k) {
                     let via = u
@@ -1201,7 +1202,7 @@ impl<'a> Compiler<'a> {
         let mut mode = Mode::Event;
         let mut per = Per::Session;
         let mut within_ns = 0;
-        let mut kinds = 0u32;
+        let mut kinds = 0u64;
         let mut uses = Vec::new();
         let mut cond = Node::True;
         match (&def.condition, &def.sequence) {

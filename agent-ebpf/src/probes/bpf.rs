@@ -105,9 +105,19 @@ pub fn h_bpf(ctx: BtfTracePointContext) -> i32 {
         LINK_GET_NEXT_ID => Obj::NextId(OBJ_LINK),
         // map_fd (element operations, freeze), bpf_fd (info), link_fd (update, detach, iter),
         // prog_fd (test run, bind, link create), target_fd (attach, detach): the first word.
-        MAP_LOOKUP_ELEM | MAP_UPDATE_ELEM | MAP_DELETE_ELEM | MAP_GET_NEXT_KEY
-        | MAP_LOOKUP_AND_DELETE_ELEM | MAP_FREEZE | OBJ_GET_INFO_BY_FD | LINK_UPDATE
-        | LINK_DETACH | ITER_CREATE | PROG_TEST_RUN | PROG_BIND_MAP | LINK_CREATE => Obj::Fd(0),
+        MAP_LOOKUP_ELEM
+        | MAP_UPDATE_ELEM
+        | MAP_DELETE_ELEM
+        | MAP_GET_NEXT_KEY
+        | MAP_LOOKUP_AND_DELETE_ELEM
+        | MAP_FREEZE
+        | OBJ_GET_INFO_BY_FD
+        | LINK_UPDATE
+        | LINK_DETACH
+        | ITER_CREATE
+        | PROG_TEST_RUN
+        | PROG_BIND_MAP
+        | LINK_CREATE => Obj::Fd(0),
         // attach_bpf_fd: the program attached or detached.
         PROG_ATTACH | PROG_DETACH => Obj::Fd(4),
         OBJ_PIN => Obj::Fd(8),

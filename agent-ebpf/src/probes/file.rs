@@ -13,9 +13,9 @@ use crate::{
     record::{bump, header_current, put, scratch, submit},
     syscalls::{
         NR_CHMOD, NR_CHOWN, NR_CREAT, NR_FCHMOD, NR_FCHMODAT, NR_FCHMODAT2, NR_FCHOWN, NR_FCHOWNAT,
-        NR_FTRUNCATE, NR_LCHOWN, NR_LINK, NR_LINKAT, NR_MKDIR, NR_MKDIRAT, NR_MMAP, NR_OPEN,
-        NR_OPENAT, NR_RENAME, NR_RENAMEAT, NR_RENAMEAT2, NR_SYMLINK, NR_SYMLINKAT, NR_TRUNCATE,
-        NR_FUTIMESAT, NR_UNLINK, NR_UNLINKAT, NR_UTIME, NR_UTIMENSAT, NR_UTIMENSAT_TIME64,
+        NR_FTRUNCATE, NR_FUTIMESAT, NR_LCHOWN, NR_LINK, NR_LINKAT, NR_MKDIR, NR_MKDIRAT, NR_MMAP,
+        NR_OPEN, NR_OPENAT, NR_RENAME, NR_RENAMEAT, NR_RENAMEAT2, NR_SYMLINK, NR_SYMLINKAT,
+        NR_TRUNCATE, NR_UNLINK, NR_UNLINKAT, NR_UTIME, NR_UTIMENSAT, NR_UTIMENSAT_TIME64,
         NR_UTIMES,
     },
 };
@@ -155,7 +155,14 @@ const AT_EMPTY_PATH: u64 = 0x1000;
 /// One time of a utime-family call (`at` is its index, 0 access, 1 modification): nanoseconds
 /// since the epoch, or the `*_NOW` / `*_OMIT` flag (shifted by `at`).
 #[inline(always)]
-fn utime_of(times: *const u8, at: usize, w: usize, frac_ns: i64, now: u32, omit: u32) -> (u64, u32) {
+fn utime_of(
+    times: *const u8,
+    at: usize,
+    w: usize,
+    frac_ns: i64,
+    now: u32,
+    omit: u32,
+) -> (u64, u32) {
     if times.is_null() {
         return (0, now);
     }
@@ -173,7 +180,11 @@ fn utime_of(times: *const u8, at: usize, w: usize, frac_ns: i64, now: u32, omit:
         }
     };
     let sec = rd_word(sec_at);
-    let frac = if frac_at == usize::MAX { 0 } else { rd_word(frac_at) };
+    let frac = if frac_at == usize::MAX {
+        0
+    } else {
+        rd_word(frac_at)
+    };
     if frac_ns == 1 && frac == UTIME_NOW {
         return (0, now);
     }
@@ -197,7 +208,11 @@ pub fn h_utime(ctx: BtfTracePointContext) -> i32 {
     }
     let a = |i| x.arg(i);
     // (dirfd, name, times, flags, bytes per word, nanoseconds per fraction unit; 0: no fraction)
-    let w = if x.compat && x.nr != NR_UTIMENSAT_TIME64 { 4 } else { 8 };
+    let w = if x.compat && x.nr != NR_UTIMENSAT_TIME64 {
+        4
+    } else {
+        8
+    };
     let (dfd, name, times, fl, frac) = match x.nr {
         NR_UTIMENSAT | NR_UTIMENSAT_TIME64 => (x.fd(0), a(1), a(2), a(3), 1),
         NR_FUTIMESAT => (x.fd(0), a(1), a(2), 0, 1000),
@@ -210,11 +225,24 @@ pub fn h_utime(ctx: BtfTracePointContext) -> i32 {
     let (mtime, mf) = utime_of(t, 1, w, frac, MTIME_NOW, MTIME_OMIT);
     let kind = RecordKind::Utime;
     // futimens(fd) is utimensat(fd, NULL); utimensat(fd, "", AT_EMPTY_PATH) the same.
-    let empty = name == 0 || (fl & AT_EMPTY_PATH != 0 && read_user::<u8>(name as *const u8, 0) == 0);
+    let empty =
+        name == 0 || (fl & AT_EMPTY_PATH != 0 && read_user::<u8>(name as *const u8, 0) == 0);
     let r = if empty && dfd != AT_FDCWD {
         emit_fd_op(&x.s, kind, dfd, atime, mtime, af | mf)
     } else {
-        emit_path_op(&x.s, kind, dfd, name, NO_DIR, 0, atime, mtime, fl as u32, 0, af | mf)
+        emit_path_op(
+            &x.s,
+            kind,
+            dfd,
+            name,
+            NO_DIR,
+            0,
+            atime,
+            mtime,
+            fl as u32,
+            0,
+            af | mf,
+        )
     };
     if r.is_err() {
         bump(&ERRORS, kind);

@@ -11,8 +11,8 @@ use crate::{
     read::{current_task, file_of_fd, rd, rdp, read_user, write_path, write_ustr},
     record::{bump, header_current, put, scratch, submit},
     syscalls::{
-        NR_CAPSET, NR_CLONE, NR_CLONE3, NR_FINIT_MODULE, NR_INIT_MODULE, NR_MEMFD_CREATE,
-        NR_MOUNT, NR_MOVE_MOUNT, NR_PROCESS_VM_WRITEV, NR_PTRACE, NR_SETGID, NR_SETNS, NR_SETREGID,
+        NR_CAPSET, NR_CLONE, NR_CLONE3, NR_FINIT_MODULE, NR_INIT_MODULE, NR_MEMFD_CREATE, NR_MOUNT,
+        NR_MOVE_MOUNT, NR_PROCESS_VM_WRITEV, NR_PTRACE, NR_SETGID, NR_SETNS, NR_SETREGID,
         NR_SETRESGID, NR_SETRESUID, NR_SETREUID, NR_SETUID, NR_UNSHARE,
     },
 };
