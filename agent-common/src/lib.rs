@@ -27,6 +27,13 @@ pub const MAP_SEL_CGROUP: &str = "SEL_CGROUP";
 /// Per-socket byte counters of agent processes (key: the `struct sock` address, value:
 /// [`FlowEntry`]).
 pub const MAP_FLOWS: &str = "FLOWS";
+/// agentwatch's own bpf objects: key `(OBJ_* << 32) | id`, value 1. The daemon fills it after
+/// attaching, so the kernel can tell when a bpf() command reaches one of them.
+pub const MAP_OWN_IDS: &str = "OWN_IDS";
+/// Object types in [`MAP_OWN_IDS`] keys.
+pub const OBJ_PROG: u64 = 1;
+pub const OBJ_MAP: u64 = 2;
+pub const OBJ_LINK: u64 = 3;
 /// Name of the global that carries [`SensorConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 
@@ -82,11 +89,13 @@ pub enum RecordKind {
     Namespace = 35,
     Memfd = 36,
     Signal = 37,
+    /// Access and modification times set (utimensat, futimesat, utimes, utime).
+    Utime = 27,
 }
 
 impl RecordKind {
     /// All kinds, in id order.
-    pub const ALL: [RecordKind; 27] = [
+    pub const ALL: [RecordKind; 28] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -106,6 +115,7 @@ impl RecordKind {
         RecordKind::Send,
         RecordKind::MmapExec,
         RecordKind::Flow,
+        RecordKind::Utime,
         RecordKind::PrivChange,
         RecordKind::Ptrace,
         RecordKind::Bpf,
@@ -144,6 +154,7 @@ impl TryFrom<u32> for RecordKind {
             23 => RecordKind::Send,
             25 => RecordKind::MmapExec,
             26 => RecordKind::Flow,
+            27 => RecordKind::Utime,
             30 => RecordKind::PrivChange,
             31 => RecordKind::Ptrace,
             32 => RecordKind::Bpf,
@@ -222,6 +233,20 @@ pub const IO_PENDING: u32 = 1 << 16;
 /// whose submission record has the same cookie; or a [`SockRecord`] with the result (`bytes`, as
 /// i32) of an io_uring send.
 pub const IO_RESULT: u32 = 1 << 17;
+/// [`RecordKind::Utime`]: the access time is set to the current time (`UTIME_NOW`, or no times
+/// given); `arg0` carries no time.
+pub const ATIME_NOW: u32 = 1 << 18;
+/// [`RecordKind::Utime`]: the access time is left as it is (`UTIME_OMIT`).
+pub const ATIME_OMIT: u32 = 1 << 19;
+/// [`RecordKind::Utime`]: the modification time is set to the current time.
+pub const MTIME_NOW: u32 = 1 << 20;
+/// [`RecordKind::Utime`]: the modification time is left as it is.
+pub const MTIME_OMIT: u32 = 1 << 21;
+/// A [`SysRecord`] the kernel sent for a process outside every session because it reached
+/// agentwatch itself (its bpf objects, its process): `header.session_id` is zero.
+pub const TAMPER: u32 = 256;
+/// A [`SysRecord`] of [`RecordKind::Bpf`]: the object reached belongs to agentwatch.
+pub const BPF_OWN: u32 = 512;
 
 /// Body of [`RecordKind::Exec`]; followed by `exe_len` bytes of encoded exe path, `cwd_len`
 /// bytes of encoded cwd, `filename_len` bytes of the filename passed to exec, `argv_len` bytes of
@@ -291,10 +316,15 @@ pub struct OpenRecord {
 }
 
 /// Body of the path operations (unlink, rename, chmod, chown, link, symlink, mkdir, truncate,
-/// write, mmap_exec). Followed by `dir_len` bytes of the encoded directory the first name is
-/// relative to (the dirfd's path or cwd; for fd-based operations the file's own path, with an
+/// utime, write, mmap_exec). Followed by `dir_len` bytes of the encoded directory the first name
+/// is relative to (the dirfd's path or cwd; for fd-based operations the file's own path, with an
 /// empty name), `name_len` bytes of the name as passed, then `dir2_len` and `name2_len` bytes of
 /// the second path (rename and link targets, symlink contents).
+///
+/// A name that starts with a magic link (`/proc/self/fd/N/`, `/dev/fd/N/`, `/proc/self/cwd/`,
+/// ...) is resolved in the kernel at syscall exit: the directory is then the path the link
+/// points at (the descriptor's dentry, the cwd or the root) and `name_skip` (`name2_skip`) says
+/// how many leading bytes of the name the link took; the name is still sent whole, as passed.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PathOpRecord {
@@ -315,6 +345,10 @@ pub struct PathOpRecord {
     /// submission ([`IO_PENDING`], with the paths) with the one sent at completion
     /// ([`IO_RESULT`], result in `arg0`). Zero otherwise.
     pub cookie: u64,
+    /// Bytes of the first name taken by a magic link the kernel resolved (0: none).
+    pub name_skip: u32,
+    /// Bytes of the second name taken by a magic link the kernel resolved (0: none).
+    pub name2_skip: u32,
 }
 
 /// Body of the process and kernel operations (priv.change, ptrace, bpf, module, mount,
@@ -527,6 +561,14 @@ pub struct Offsets {
     /// `io_sr_msg.buf` (also `umsg`, the user's msghdr of a sendmsg) and `io_sr_msg.len`.
     pub io_sr_buf: u32,
     pub io_sr_len: u32,
+    /// `fs_struct.root`: what `/proc/self/root` points at.
+    pub fs_root: u32,
+    /// `bpf_map.id`, `bpf_prog.aux`, `bpf_prog_aux.id`, `bpf_link.id`: the id of the object
+    /// behind a bpf descriptor (`file.private_data`).
+    pub bpf_map_id: u32,
+    pub bpf_prog_aux: u32,
+    pub bpf_prog_aux_id: u32,
+    pub bpf_link_id: u32,
 }
 
 /// Read-only configuration the loader writes into the eBPF object before loading.
@@ -560,7 +602,7 @@ const _: () = {
     assert!(size_of::<ForkRecord>() == 16);
     assert!(size_of::<OpenRecord>() == 40);
     assert!(offset_of!(OpenRecord, ino) == 16);
-    assert!(size_of::<PathOpRecord>() == 56);
+    assert!(size_of::<PathOpRecord>() == 64);
     assert!(offset_of!(PathOpRecord, arg0) == 24);
     assert!(size_of::<SockRecord>() == 72);
     assert!(offset_of!(SockRecord, saddr) == 16);

@@ -74,7 +74,12 @@ pub(crate) static SEL_CGROUP: HashMap<u64, u32> = HashMap::with_max_entries(1024
 /// Tail-call targets of `sys_exit`, by syscall family. Each handler is its own program, so the
 /// verifier checks them separately and the filter in front stays tiny.
 #[map(name = "HANDLERS")]
-pub(crate) static HANDLERS: ProgramArray = ProgramArray::with_max_entries(8, 0);
+pub(crate) static HANDLERS: ProgramArray = ProgramArray::with_max_entries(16, 0);
+
+/// agentwatch's own programs, maps and links (`agent_common::MAP_OWN_IDS`): key
+/// `(OBJ_* << 32) | id`. Filled by the daemon after attaching; read by `h_bpf`.
+#[map(name = "OWN_IDS")]
+pub(crate) static OWN_IDS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
 
 /// io_uring send requests whose submission sent an `IO_PENDING` record: their completion sends
 /// the result (one lookup per send completion of a session process).

@@ -12,8 +12,12 @@ use crate::{
     abi::AT_FDCWD,
     maps::{VARS, off},
 };
-use agent_common::{EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, MAX_NAME, MAX_PATH_DEPTH};
-use aya_ebpf::helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel, generated};
+use agent_common::{
+    EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, MAX_NAME, MAX_PATH_DEPTH, SCRATCH_SIZE,
+};
+use aya_ebpf::helpers::{
+    bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel, generated,
+};
 
 /// Writes into the scratch buffer land at `pos & POS_MASK`, so every write of up to
 /// `SCRATCH_SIZE - POS_MASK - 1` bytes stays inside the buffer whatever `pos` is.
@@ -256,19 +260,192 @@ pub(crate) fn file_of_fd(fd: i64) -> Result<*const u8, i32> {
     Ok(file)
 }
 
-/// Directory a user-supplied path is relative to: the dirfd's path or the cwd.
+/// The `struct path *` a dirfd stands for: the descriptor's file, or the cwd for `AT_FDCWD`.
 #[inline(always)]
-pub(crate) fn write_dir_of(buf: *mut u8, pos: usize, dfd: i64) -> (usize, bool) {
-    // Resolve the `struct path *` first so that only one path walk is inlined here.
-    let path = if dfd == AT_FDCWD {
+fn dir_path(dfd: i64) -> Result<*const u8, i32> {
+    if dfd == AT_FDCWD {
         Ok(ldp(current_task(), off!(task_fs)).wrapping_add(off!(fs_pwd)))
     } else {
         file_of_fd(dfd).map(|f| f.wrapping_add(off!(file_path)))
+    }
+}
+
+/// Directory a user-supplied name is relative to, written as a path: the directory a magic link
+/// at the head of the name points at (see `magic_link`), else the dirfd's path or the cwd.
+/// Returns the new position, the truncation flag and the bytes of the name the link took.
+#[inline(always)]
+pub(crate) fn write_dir_for(
+    buf: *mut u8,
+    pos: usize,
+    dfd: i64,
+    name: u64,
+    user: bool,
+) -> (usize, bool, u32) {
+    // Resolve the `struct path *` first so that only one path walk is inlined here.
+    let (path, skip) = match magic_link(buf, name as *const u8, user) {
+        Some((p, skip)) => (Ok(p), skip),
+        None => (dir_path(dfd), 0),
     };
     match path {
-        Ok(p) => write_path(buf, pos, p),
-        Err(_) => (pos, true),
+        Ok(p) => {
+            let (end, trunc) = write_path(buf, pos, p);
+            (end, trunc, skip as u32)
+        }
+        Err(_) => (pos, true, 0),
     }
+}
+
+/// Where the head of a name is copied for `magic_link`: past every region the writers use
+/// (they stay below `POS_MASK + 4096`), 64 bytes from the end of the scratch buffer.
+const HEAD_AT: usize = SCRATCH_SIZE - 64;
+/// Bytes of the head read: the longest magic link (`/proc/thread-self/fd/4294967295/`) is 32.
+const HEAD_LEN: u32 = 48;
+const LINK_FD: u64 = 1;
+const LINK_CWD: u64 = 2;
+const LINK_ROOT: u64 = 3;
+
+/// A string of up to 8 bytes as a little-endian word (compared byte by byte by `lit`).
+const fn w(s: &[u8]) -> u64 {
+    let mut v = 0u64;
+    let mut k = 0;
+    while k < s.len() {
+        v |= (s[k] as u64) << (8 * k);
+        k += 1;
+    }
+    v
+}
+
+/// Byte `i` of the head (masked into its 64 bytes).
+#[inline(always)]
+fn at(h: *const u8, i: usize) -> u8 {
+    // SAFETY: `h` is HEAD_AT bytes into the SCRATCH_SIZE buffer and `i & 63` keeps the read in
+    // its last 64 bytes.
+    unsafe { *h.add(i & 63) }
+}
+
+/// The head holds the `n` bytes of `v` at `i`.
+#[inline(always)]
+fn lit(h: *const u8, i: usize, v: u64, n: usize) -> bool {
+    let mut k = 0;
+    while k < n {
+        if at(h, i + k) != (v >> (8 * k)) as u8 {
+            return false;
+        }
+        k += 1;
+    }
+    true
+}
+
+/// A decimal number of 1 to 10 digits at `i`: its value and the position after it.
+#[inline(always)]
+fn number(h: *const u8, i: usize) -> Option<(u64, usize)> {
+    let mut n = 0u64;
+    let mut j = i;
+    for _ in 0..10 {
+        let c = at(h, j);
+        if !c.is_ascii_digit() {
+            break;
+        }
+        n = n * 10 + (c - b'0') as u64;
+        j += 1;
+    }
+    if j == i { None } else { Some((n, j)) }
+}
+
+/// The end of a link component at `i`: after its `/`, or at the end of the name.
+#[inline(always)]
+fn link_end(h: *const u8, i: usize) -> Option<usize> {
+    match at(h, i) {
+        b'/' => Some(i + 1),
+        0 => Some(i),
+        _ => None,
+    }
+}
+
+/// Parse a magic link at the head of a name: `LINK_* << 56 | bytes taken << 40 | descriptor`,
+/// or 0 when the name starts with none.
+#[inline(always)]
+fn parse_link(h: *const u8) -> u64 {
+    let i = if lit(h, 0, w(b"/dev/fd/"), 8) {
+        8
+    } else if lit(h, 0, w(b"/proc/"), 6) {
+        let i = if lit(h, 6, w(b"self/"), 5) {
+            11
+        } else if lit(h, 6, w(b"thread-s"), 8) && lit(h, 14, w(b"elf/"), 4) {
+            18
+        } else {
+            // `/proc/PID/`: only the caller's own process or thread, whose descriptor table
+            // and fs this program can reach.
+            let Some((pid, j)) = number(h, 6) else {
+                return 0;
+            };
+            let pt = bpf_get_current_pid_tgid();
+            if at(h, j) != b'/' || (pid != pt >> 32 && pid != pt & 0xffff_ffff) {
+                return 0;
+            }
+            j + 1
+        };
+        if lit(h, i, w(b"cwd"), 3) {
+            return match link_end(h, i + 3) {
+                Some(e) => LINK_CWD << 56 | (e as u64) << 40,
+                None => 0,
+            };
+        }
+        if lit(h, i, w(b"root"), 4) {
+            return match link_end(h, i + 4) {
+                Some(e) => LINK_ROOT << 56 | (e as u64) << 40,
+                None => 0,
+            };
+        }
+        if !lit(h, i, w(b"fd/"), 3) {
+            return 0;
+        }
+        i + 3
+    } else {
+        return 0;
+    };
+    let Some((fd, j)) = number(h, i) else {
+        return 0;
+    };
+    match link_end(h, j) {
+        Some(e) if fd <= i32::MAX as u64 => LINK_FD << 56 | (e as u64) << 40 | fd,
+        _ => 0,
+    }
+}
+
+/// If `name` starts with a magic link of the calling process (`/proc/self/fd/N/`,
+/// `/proc/thread-self/fd/N/`, `/proc/<own pid or tid>/fd/N/`, `/dev/fd/N/`, `/proc/self/cwd/`,
+/// `/proc/self/root/`), the `struct path *` the link points at (descriptor N's file, the cwd or
+/// the root) and the bytes of the name it took. Resolved here, at syscall exit, because N is
+/// still open now; user space would race its close.
+#[inline(always)]
+pub(crate) fn magic_link(buf: *mut u8, name: *const u8, user: bool) -> Option<(*const u8, usize)> {
+    if name.is_null() {
+        return None;
+    }
+    let h = buf.wrapping_add(HEAD_AT);
+    // SAFETY: HEAD_LEN bytes from HEAD_AT stay inside the scratch buffer; the helpers validate
+    // the source address.
+    let n = unsafe {
+        if user {
+            generated::bpf_probe_read_user_str(h as *mut _, HEAD_LEN, name as *const _)
+        } else {
+            generated::bpf_probe_read_kernel_str(h as *mut _, HEAD_LEN, name as *const _)
+        }
+    };
+    if n <= 0 {
+        return None;
+    }
+    let v = launder(parse_link(h));
+    let path = match v >> 56 {
+        LINK_FD => file_of_fd((v & 0xffff_ffff) as i64)
+            .ok()?
+            .wrapping_add(off!(file_path)),
+        LINK_CWD => ldp(current_task(), off!(task_fs)).wrapping_add(off!(fs_pwd)),
+        LINK_ROOT => ldp(current_task(), off!(task_fs)).wrapping_add(off!(fs_root)),
+        _ => return None,
+    };
+    Some((path, ((v >> 40) & 63) as usize))
 }
 
 /// `EXE_*` markers of a file: memfd, deleted, in a world-writable directory.

@@ -61,6 +61,19 @@ pub(crate) const NR_PWRITEV2: u64 = 328;
 pub(crate) const NR_MOVE_MOUNT: u64 = 429;
 pub(crate) const NR_CLONE3: u64 = 435;
 pub(crate) const NR_FCHMODAT2: u64 = 452;
+pub(crate) const NR_UTIME: u64 = 132;
+pub(crate) const NR_UTIMES: u64 = 235;
+pub(crate) const NR_FUTIMESAT: u64 = 261;
+pub(crate) const NR_UTIMENSAT: u64 = 280;
+/// ia32 `utimensat_time64` (412): utimensat with 64-bit times. Not an x86_64 number (those end
+/// below 1024); the translation gives it this one so the handler knows the layout.
+pub(crate) const NR_UTIMENSAT_TIME64: u64 = 1024 + 412;
+
+/// ia32 numbers of the syscalls an outside process can aim at agentwatch itself (bpf, ptrace,
+/// process_vm_writev), for the filter's pre-check before translation.
+pub(crate) const IA32_BPF: u64 = 357;
+pub(crate) const IA32_PTRACE: u64 = 26;
+pub(crate) const IA32_PROCESS_VM_WRITEV: u64 = 348;
 
 /// ia32 `socketcall(call, args)`: the x86_64 number and argument count of a call the handlers
 /// understand (`SYS_SEND` is a `sendto` without destination).
@@ -141,6 +154,11 @@ pub(crate) fn ia32_to_x64(nr: u64) -> Option<u64> {
         369 => NR_SENDTO,
         370 => NR_SENDMSG,
         379 => NR_PWRITEV2,
+        30 => NR_UTIME,
+        271 => NR_UTIMES,
+        299 => NR_FUTIMESAT,
+        320 => NR_UTIMENSAT,
+        412 => NR_UTIMENSAT_TIME64,
         424..=511 => nr,
         _ => return None,
     })

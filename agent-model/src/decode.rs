@@ -151,6 +151,30 @@ impl KPath {
     }
 }
 
+impl KPath {
+    /// The path of a name the kernel sent with this directory: joined onto it, or, when a magic
+    /// link at its head was resolved into this directory (`skip` bytes, see
+    /// `agent_common::PathOpRecord`), the rest of the name joined onto it (the directory itself
+    /// when nothing follows the link).
+    pub fn resolve(&self, name: &BStr, skip: u32) -> BStr {
+        if skip == 0 {
+            return self.join(name);
+        }
+        let rest = name.0.get(skip as usize..).unwrap_or(&[]);
+        let start = rest.iter().position(|b| *b != b'/').unwrap_or(rest.len());
+        let rest = &rest[start..];
+        if rest.is_empty() {
+            return self.path.clone();
+        }
+        let mut out = self.path.0.clone();
+        if out.last() != Some(&b'/') {
+            out.push(b'/');
+        }
+        out.extend_from_slice(rest);
+        BStr(out)
+    }
+}
+
 fn read_pod<T: agent_common::Plain>(buf: &[u8], at: usize) -> Result<T, DecodeError> {
     agent_common::read_plain(buf, at).ok_or(DecodeError::Short {
         len: buf.len(),
@@ -264,6 +288,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
         | RecordKind::Mkdir
         | RecordKind::Truncate
         | RecordKind::Write
+        | RecordKind::Utime
         | RecordKind::MmapExec => {
             let body: PathOpRecord = read_pod(buf, at)?;
             let mut c = Cursor {
@@ -371,6 +396,35 @@ mod tests {
     }
 
     #[test]
+    fn a_resolved_magic_link_is_replaced_by_its_directory() {
+        let home = KPath::from_components(b"alice\0home\0", false);
+        let name = BStr::from("/proc/self/fd/13/.bashrc.tmp.1.ab");
+        assert_eq!(
+            home.resolve(&name, 17),
+            BStr::from("/home/alice/.bashrc.tmp.1.ab")
+        );
+        assert_eq!(
+            home.resolve(&BStr::from("/dev/fd/3"), 9),
+            BStr::from("/home/alice")
+        );
+        assert_eq!(
+            home.resolve(&BStr::from("/dev/fd/3//x"), 10),
+            BStr::from("/home/alice/x")
+        );
+        // Not resolved: joined as passed (an absolute name stays as it is).
+        assert_eq!(
+            home.resolve(&BStr::from("x"), 0),
+            BStr::from("/home/alice/x")
+        );
+        assert_eq!(home.resolve(&name, 0), name);
+        // A skip past the end (a hostile record) leaves the directory.
+        assert_eq!(
+            home.resolve(&BStr::from("ab"), 99),
+            BStr::from("/home/alice")
+        );
+    }
+
+    #[test]
     fn exec_record_round_trips() {
         let hdr = RecordHeader {
             kind: RecordKind::Exec as u32,
@@ -439,7 +493,7 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_bodies_never_panic(kind in prop::sample::select(vec![1u32,2,3,10,11,12,13,14,15,16,17,18,19,20,21,22,23,25,30,31,32,33,34,35,36,37]),
+        fn arbitrary_bodies_never_panic(kind in prop::sample::select(vec![1u32,2,3,10,11,12,13,14,15,16,17,18,19,20,21,22,23,25,26,27,30,31,32,33,34,35,36,37]),
                                         tail in proptest::collection::vec(any::<u8>(), 0..400)) {
             let hdr = RecordHeader { kind, ..Default::default() };
             let rec = encode(&hdr, &[], &tail);

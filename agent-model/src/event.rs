@@ -54,6 +54,8 @@ pub enum Kind {
     NetFlow,
     #[serde(rename = "file.mmap_exec")]
     FileMmapExec,
+    #[serde(rename = "file.utime")]
+    FileUtime,
     #[serde(rename = "priv.change")]
     PrivChange,
     #[serde(rename = "process.ptrace")]
@@ -82,7 +84,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in id order.
-    pub const ALL: [Kind; 32] = [
+    pub const ALL: [Kind; 33] = [
         Kind::ProcessExec,
         Kind::ProcessExit,
         Kind::ProcessFork,
@@ -103,6 +105,7 @@ impl Kind {
         Kind::NetDns,
         Kind::NetFlow,
         Kind::FileMmapExec,
+        Kind::FileUtime,
         Kind::PrivChange,
         Kind::ProcessPtrace,
         Kind::KernelBpf,
@@ -140,6 +143,7 @@ impl Kind {
             Kind::NetDns => 24,
             Kind::NetFlow => 26,
             Kind::FileMmapExec => 25,
+            Kind::FileUtime => 27,
             Kind::PrivChange => 30,
             Kind::ProcessPtrace => 31,
             Kind::KernelBpf => 32,
@@ -179,6 +183,7 @@ impl Kind {
             Kind::NetDns => "net.dns",
             Kind::NetFlow => "net.flow",
             Kind::FileMmapExec => "file.mmap_exec",
+            Kind::FileUtime => "file.utime",
             Kind::PrivChange => "priv.change",
             Kind::ProcessPtrace => "process.ptrace",
             Kind::KernelBpf => "kernel.bpf",
@@ -364,6 +369,18 @@ pub struct File {
     /// `memfd`, `deleted`, `writable_dir` (mmap_exec, write).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub markers: Vec<String>,
+    /// The path as the process passed it, when it differs from `path` (a magic link such as
+    /// `/proc/self/fd/N/NAME` that the kernel resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_arg: Option<BStr>,
+    /// The target as passed, when it differs from `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_arg: Option<BStr>,
+    /// Access and modification times set (utime): RFC 3339, `now` or `omit` (left as is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<String>,
 }
 
 /// A network endpoint pair.
@@ -459,6 +476,9 @@ pub struct Op {
     pub r#type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<i64>,
+    /// Id of the bpf program, map or link a bpf() command reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<u64>,
 }
 
 /// How a process ended.

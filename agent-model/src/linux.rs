@@ -158,6 +158,56 @@ pub fn signal_name(sig: i32) -> String {
         .map_or_else(|| format!("SIGRT{sig}"), |s| (*s).to_owned())
 }
 
+/// `BPF_PROG_LOAD` in the UAPI's `enum bpf_cmd`.
+pub const BPF_PROG_LOAD: u32 = 5;
+
+/// A bpf() command by name (`bpf_map_get_fd_by_id`), as the UAPI's `enum bpf_cmd` spells it.
+pub fn bpf_cmd_name(cmd: u32) -> String {
+    const NAMES: [&str; 37] = [
+        "map_create",
+        "map_lookup_elem",
+        "map_update_elem",
+        "map_delete_elem",
+        "map_get_next_key",
+        "prog_load",
+        "obj_pin",
+        "obj_get",
+        "prog_attach",
+        "prog_detach",
+        "prog_test_run",
+        "prog_get_next_id",
+        "map_get_next_id",
+        "prog_get_fd_by_id",
+        "map_get_fd_by_id",
+        "obj_get_info_by_fd",
+        "prog_query",
+        "raw_tracepoint_open",
+        "btf_load",
+        "btf_get_fd_by_id",
+        "task_fd_query",
+        "map_lookup_and_delete_elem",
+        "map_freeze",
+        "btf_get_next_id",
+        "map_lookup_batch",
+        "map_lookup_and_delete_batch",
+        "map_update_batch",
+        "map_delete_batch",
+        "link_create",
+        "link_update",
+        "link_get_fd_by_id",
+        "link_get_next_id",
+        "enable_stats",
+        "iter_create",
+        "link_detach",
+        "prog_bind_map",
+        "token_create",
+    ];
+    match NAMES.get(cmd as usize) {
+        Some(n) => format!("bpf_{n}"),
+        None => format!("bpf_{cmd}"),
+    }
+}
+
 /// `BPF_PROG_TYPE_*` name in lower case, or the number when unknown.
 pub fn bpf_prog_type(t: u32) -> String {
     match t {

@@ -12,7 +12,8 @@
 //! here until it is encoded, so nothing is ever dropped silently.
 //!
 //! ```text
-//! payload  = version u8 (1), then the fields of Event in declaration order
+//! payload  = version u8 (2), then the fields of Event in declaration order (version 1, still
+//!            read, lacks the file's `path_arg`, `target_arg`, `atime`, `mtime` and `op.object_id`)
 //! integers = LEB128 varints (signed ones zigzag); times = i64 little endian
 //! bytes    = varint length, then the bytes (strings are UTF-8, checked on decode)
 //! Option   = 0 (none) or 1 then the value;  Vec = varint count, then the values
@@ -27,7 +28,7 @@ use agent_model::{
 };
 
 /// Version byte at the start of every encoded event.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// Why a payload did not decode.
 #[derive(Debug, PartialEq, Eq)]
@@ -263,6 +264,10 @@ impl Enc<'_> {
             owner_gid,
             size,
             markers,
+            path_arg,
+            target_arg,
+            atime,
+            mtime,
         } = f;
         self.bstr(path);
         self.opt(target, |w, v| w.bstr(v));
@@ -279,6 +284,10 @@ impl Enc<'_> {
         self.opt_u(owner_gid.map(u64::from));
         self.opt_u(*size);
         self.strs(markers);
+        self.opt(path_arg, |w, v| w.bstr(v));
+        self.opt(target_arg, |w, v| w.bstr(v));
+        self.opt(atime, |w, v| w.str(v));
+        self.opt(mtime, |w, v| w.str(v));
     }
 
     fn net(&mut self, n: &Net) {
@@ -319,6 +328,7 @@ impl Enc<'_> {
             target_path,
             r#type,
             result,
+            object_id,
         } = o;
         self.str(name);
         self.opt_i(signal.map(i64::from));
@@ -327,6 +337,7 @@ impl Enc<'_> {
         self.opt(target_path, |w, v| w.bstr(v));
         self.opt(r#type, |w, v| w.str(v));
         self.opt_i(*result);
+        self.opt_u(*object_id);
     }
 }
 
@@ -351,8 +362,9 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         target,
         op,
     } = e;
-    let r = &mut Dec { b, pos: 0 };
-    if r.byte()? != VERSION {
+    let r = &mut Dec { b, pos: 0, v: 0 };
+    r.v = r.byte()?;
+    if r.v != VERSION && r.v != 1 {
         return Err(DecodeError);
     }
     r.str(id)?;
@@ -441,6 +453,8 @@ pub(crate) fn decode_event(b: &[u8]) -> Result<Event, DecodeError> {
 struct Dec<'a> {
     b: &'a [u8],
     pos: usize,
+    /// Version of the payload (fields added in a version are absent before it).
+    v: u8,
 }
 
 impl<'a> Dec<'a> {
@@ -629,6 +643,10 @@ impl<'a> Dec<'a> {
             owner_gid,
             size,
             markers,
+            path_arg,
+            target_arg,
+            atime,
+            mtime,
         } = f;
         self.bstr(path)?;
         self.opt(target, Dec::bstr)?;
@@ -644,7 +662,15 @@ impl<'a> Dec<'a> {
         *owner_uid = self.opt_copy(Dec::u32)?;
         *owner_gid = self.opt_copy(Dec::u32)?;
         *size = self.opt_copy(Dec::u)?;
-        self.vec(markers, Dec::str)
+        self.vec(markers, Dec::str)?;
+        if self.v < 2 {
+            (*path_arg, *target_arg, *atime, *mtime) = (None, None, None, None);
+            return Ok(());
+        }
+        self.opt(path_arg, Dec::bstr)?;
+        self.opt(target_arg, Dec::bstr)?;
+        self.opt(atime, Dec::str)?;
+        self.opt(mtime, Dec::str)
     }
 
     fn net(&mut self, n: &mut Net) -> R {
@@ -686,6 +712,7 @@ impl<'a> Dec<'a> {
             target_path,
             r#type,
             result,
+            object_id,
         } = o;
         self.str(name)?;
         *signal = self.opt_copy(Dec::i32)?;
@@ -694,6 +721,11 @@ impl<'a> Dec<'a> {
         self.opt(target_path, Dec::bstr)?;
         self.opt(r#type, Dec::str)?;
         *result = self.opt_copy(Dec::i)?;
+        *object_id = if self.v < 2 {
+            None
+        } else {
+            self.opt_copy(Dec::u)?
+        };
         Ok(())
     }
 }
@@ -756,6 +788,10 @@ mod tests {
                 owner_gid: Some(4),
                 size: Some(5),
                 markers: vec!["deleted".into()],
+                path_arg: Some(BStr::from("/proc/self/fd/3/x")),
+                target_arg: Some(BStr::from("/dev/fd/3/y")),
+                atime: Some("now".into()),
+                mtime: Some("omit".into()),
             }),
             net: Some(Net {
                 family: "ipv6".into(),
@@ -806,6 +842,7 @@ mod tests {
                 target_path: Some(BStr::from("/mnt")),
                 r#type: Some("ext4".into()),
                 result: Some(i64::MIN),
+                object_id: Some(u64::MAX),
             }),
         }
     }

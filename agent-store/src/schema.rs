@@ -15,7 +15,7 @@ use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnal
 use crate::TriageEntry;
 
 /// Schema version, recorded in every commit payload. A different version means a rebuild.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 /// Keyword values longer than this are indexed by their first bytes (the spool keeps them whole).
 pub(crate) const MAX_KEYWORD: usize = 1024;
 /// Name of the tokenizer of text fields.
@@ -88,6 +88,8 @@ pub const SPECS: &[FieldSpec] = &[
     f("ancestry", C::Keyword, false),
     f("file.path", C::Keyword, true),
     f("file.target", C::Keyword, false),
+    f("file.path_arg", C::Keyword, false),
+    f("file.target_arg", C::Keyword, false),
     f("file.dev", C::U64, false),
     f("file.ino", C::U64, false),
     f("file.access", C::Keyword, false),
@@ -101,6 +103,8 @@ pub const SPECS: &[FieldSpec] = &[
     f("file.owner_gid", C::U64, false),
     f("file.size", C::U64, false),
     f("file.markers", C::Keyword, false),
+    f("file.atime", C::Keyword, false),
+    f("file.mtime", C::Keyword, false),
     f("net.family", C::Keyword, false),
     f("net.protocol", C::Keyword, false),
     f("net.src_ip", C::Ip, false),
@@ -131,6 +135,7 @@ pub const SPECS: &[FieldSpec] = &[
     f("op.target_path", C::Keyword, false),
     f("op.type", C::Keyword, false),
     f("op.result", C::I64, false),
+    f("op.object_id", C::U64, false),
     f("exit.code", C::I64, false),
     f("exit.signal", C::I64, false),
     f("monitor.loss_kind", C::Keyword, false),
@@ -434,6 +439,12 @@ impl Fields {
                 bkw(&mut d, fid!(self, "file.target"), t);
                 push_text(&mut text, t);
             }
+            if let Some(p) = &fl.path_arg {
+                bkw(&mut d, fid!(self, "file.path_arg"), p);
+            }
+            if let Some(t) = &fl.target_arg {
+                bkw(&mut d, fid!(self, "file.target_arg"), t);
+            }
             u(&mut d, fid!(self, "file.dev"), fl.dev);
             u(&mut d, fid!(self, "file.ino"), fl.ino);
             if let Some(v) = &fl.access {
@@ -466,6 +477,12 @@ impl Fields {
             u(&mut d, fid!(self, "file.size"), fl.size);
             for m in &fl.markers {
                 kw(&mut d, fid!(self, "file.markers"), m);
+            }
+            if let Some(v) = &fl.atime {
+                kw(&mut d, fid!(self, "file.atime"), v);
+            }
+            if let Some(v) = &fl.mtime {
+                kw(&mut d, fid!(self, "file.mtime"), v);
             }
         }
         if let Some(n) = &e.net {
@@ -540,6 +557,7 @@ impl Fields {
                 kw(&mut d, fid!(self, "op.type"), v);
             }
             i(&mut d, fid!(self, "op.result"), o.result);
+            u(&mut d, fid!(self, "op.object_id"), o.object_id);
         }
         if let Some(x) = &e.exit {
             i(&mut d, fid!(self, "exit.code"), x.code.map(i64::from));

@@ -305,6 +305,11 @@ pub fn offsets(btf: &Btf) -> Result<Offsets> {
         io_amsg_name: o("io_async_msghdr", "msg.msg_name")?,
         io_sr_buf: o("io_sr_msg", "buf")?,
         io_sr_len: o("io_sr_msg", "len")?,
+        fs_root: o("fs_struct", "root")?,
+        bpf_map_id: o("bpf_map", "id")?,
+        bpf_prog_aux: o("bpf_prog", "aux")?,
+        bpf_prog_aux_id: o("bpf_prog_aux", "id")?,
+        bpf_link_id: o("bpf_link", "id")?,
     })
 }
 

@@ -47,7 +47,46 @@ const HANDLER_PROGRAMS: &[(&str, u32)] = &[
     ("h_io", 4),
     ("h_path2", 5),
     ("h_fdop", 6),
+    ("h_utime", 7),
+    ("h_bpf", 8),
 ];
+
+/// Write agentwatch's own program, map and link ids into `OWN_IDS`, so the kernel can tell when
+/// a bpf() command reaches one of them (a tamper attempt, reported from any process). Maps are
+/// the ones the programs use; links the ones attached to the programs.
+fn own_ids(ebpf: &mut aya::Ebpf) -> Result<()> {
+    use agent_common::{MAP_OWN_IDS, OBJ_LINK, OBJ_MAP, OBJ_PROG};
+    let mut progs = std::collections::BTreeSet::new();
+    let mut maps = std::collections::BTreeSet::new();
+    for (name, p) in ebpf.programs() {
+        let info = p
+            .info()
+            .with_context(|| format!("cannot read the id of program `{name}`"))?;
+        progs.insert(info.id());
+        if let Ok(Some(ids)) = info.map_ids() {
+            maps.extend(ids);
+        }
+    }
+    let links: Vec<u32> = aya::programs::loaded_links()
+        .filter_map(|l| l.ok())
+        .filter(|l| progs.contains(&l.program_id()))
+        .map(|l| l.id())
+        .collect();
+    let mut own: HashMap<_, u64, u32> = HashMap::try_from(
+        ebpf.take_map(MAP_OWN_IDS)
+            .ok_or_else(|| anyhow!("no map `{MAP_OWN_IDS}`"))?,
+    )?;
+    let keys = progs
+        .iter()
+        .map(|id| OBJ_PROG << 32 | *id as u64)
+        .chain(maps.iter().map(|id| OBJ_MAP << 32 | *id as u64))
+        .chain(links.iter().map(|id| OBJ_LINK << 32 | *id as u64));
+    for k in keys {
+        own.insert(k, 1, 0)
+            .context("cannot record agentwatch's own bpf ids")?;
+    }
+    Ok(())
+}
 
 /// The loaded sensor: maps user space reads and writes, and the attached program names.
 pub struct Sensor {
@@ -186,6 +225,7 @@ impl Sensor {
                 .with_context(|| format!("attaching `tp_btf/{name}` failed"))?;
             programs.push(format!("tp_btf/{name}"));
         }
+        own_ids(&mut ebpf)?;
         // Keep the selector maps alive with the object (they are referenced by the programs,
         // which hold their own references; dropping our handles is fine).
         drop((sel_comm, sel_exe, sel_uid));

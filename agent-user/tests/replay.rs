@@ -79,7 +79,19 @@ fn every_event_of_the_session_has_its_session_agent_and_process() {
         .filter_map(|e| e.session.as_ref().map(|s| s.id.clone()))
         .collect();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
-    for e in &out.events {
+    // The capture ends with the script's SIGTERM to the daemon: a process outside every session
+    // that reached agentwatch itself is reported, with no session and the daemon as its target.
+    let (outside, events): (Vec<_>, Vec<_>) = out.events.iter().partition(|e| e.session.is_none());
+    for e in &outside {
+        assert_eq!(e.kind(), Kind::ProcessSignal, "{}", e.to_json());
+        assert_eq!(
+            e.target.as_ref().map(|t| t.relation.as_str()),
+            Some("daemon"),
+            "{}",
+            e.to_json()
+        );
+    }
+    for e in events {
         assert_eq!(e.agent.as_ref().map(|a| a.name.as_str()), Some("t"));
         assert_eq!(e.host, "fixture-host");
         // `session.end` comes after the last process left the table.

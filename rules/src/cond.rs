@@ -209,7 +209,7 @@ pub(crate) enum Op {
     /// Exact text, one of a few (compared directly: cheaper than hashing).
     StrInSmall(Vec<Box<[u8]>>),
     /// The event kind is one of a set (bit `Kind as usize`).
-    KindIn(u32),
+    KindIn(u64),
     /// The part after the last `/`, one of a set.
     Basename(HashSet<Box<[u8]>, FxBuild>),
     Prefix(Vec<Box<[u8]>>),
@@ -305,7 +305,7 @@ impl Matcher {
             Op::StrInSmall(v) => any_text(ev, field, |s| {
                 v.iter().any(|x| x.len() == s.len() && **x == *s)
             }),
-            Op::KindIn(mask) => mask & (1 << (ev.kind() as usize)) != 0,
+            Op::KindIn(mask) => mask & (1u64 << (ev.kind() as usize)) != 0,
             Op::Basename(set) => any_text(ev, field, |s| set.contains(basename(s))),
             Op::Prefix(p) => any_text(ev, field, |s| p.iter().any(|p| s.starts_with(p))),
             Op::Suffix(p) => any_text(ev, field, |s| p.iter().any(|p| s.ends_with(p))),

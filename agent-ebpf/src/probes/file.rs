@@ -1,5 +1,5 @@
 //! Files at syscall exit: opens, path operations (unlink, rename, chmod, chown, link, symlink,
-//! mkdir, truncate), operations on descriptors, the first write to a file, and executable
+//! mkdir, truncate, utime), operations on descriptors, the first write to a file, and executable
 //! mappings.
 //!
 //! The `h_*` handlers are tail-called by the `sys_exit` filter; the record builders
@@ -9,18 +9,19 @@ use crate::{
     abi::{AT_FDCWD, S_IFMT, S_IFREG},
     maps::{ERRORS, WRITTEN, off},
     probes::filter::Sys,
-    read::{exe_markers, file_of_fd, rd, rdp, write_dir_of, write_path, write_str},
+    read::{exe_markers, file_of_fd, rd, rdp, read_user, write_dir_for, write_path, write_str},
     record::{bump, header_current, put, scratch, submit},
     syscalls::{
         NR_CHMOD, NR_CHOWN, NR_CREAT, NR_FCHMOD, NR_FCHMODAT, NR_FCHMODAT2, NR_FCHOWN, NR_FCHOWNAT,
-        NR_FTRUNCATE, NR_LCHOWN, NR_LINK, NR_LINKAT, NR_MKDIR, NR_MKDIRAT, NR_MMAP, NR_OPEN,
-        NR_OPENAT, NR_RENAME, NR_RENAMEAT, NR_RENAMEAT2, NR_SYMLINK, NR_SYMLINKAT, NR_TRUNCATE,
-        NR_UNLINK, NR_UNLINKAT,
+        NR_FTRUNCATE, NR_FUTIMESAT, NR_LCHOWN, NR_LINK, NR_LINKAT, NR_MKDIR, NR_MKDIRAT, NR_MMAP,
+        NR_OPEN, NR_OPENAT, NR_RENAME, NR_RENAMEAT, NR_RENAMEAT2, NR_SYMLINK, NR_SYMLINKAT,
+        NR_TRUNCATE, NR_UNLINK, NR_UNLINKAT, NR_UTIME, NR_UTIMENSAT, NR_UTIMENSAT_TIME64,
+        NR_UTIMES,
     },
 };
 use agent_common::{
-    FD_OP, HEADER_LEN, IO_PENDING, OpenRecord, PATH_TRUNCATED, PATH2_TRUNCATED, PathOpRecord,
-    RecordKind, SessionInfo, VIA_IO_URING,
+    ATIME_NOW, ATIME_OMIT, FD_OP, HEADER_LEN, IO_PENDING, MTIME_NOW, MTIME_OMIT, OpenRecord,
+    PATH_TRUNCATED, PATH2_TRUNCATED, PathOpRecord, RecordKind, SessionInfo, VIA_IO_URING,
 };
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
@@ -114,7 +115,7 @@ pub fn h_path(ctx: BtfTracePointContext) -> i32 {
         NR_TRUNCATE => (K::Truncate, c, a(0), 0, a(1), 0, 0),
         _ => return 0,
     };
-    let r = emit_path_op(&x.s, kind, d1, n1, n, n2, a0, a1, fl as u32, 0);
+    let r = emit_path_op(&x.s, kind, d1, n1, n, n2, a0, a1, fl as u32, 0, 0);
     if r.is_err() {
         bump(&ERRORS, kind);
     }
@@ -139,7 +140,111 @@ pub fn h_path2(ctx: BtfTracePointContext) -> i32 {
         NR_LINKAT => (K::Link, x.fd(2), a(3), x.fd(0), a(1), a(4)),
         _ => return 0,
     };
-    if emit_path_op(&x.s, kind, d1, n1, d2, n2, 0, 0, fl as u32, 0).is_err() {
+    if emit_path_op(&x.s, kind, d1, n1, d2, n2, 0, 0, fl as u32, 0, 0).is_err() {
+        bump(&ERRORS, kind);
+    }
+    0
+}
+
+/// `tv_nsec` values of utimensat that are not times.
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+/// utimensat's flag that makes an empty name mean the dirfd's own file.
+const AT_EMPTY_PATH: u64 = 0x1000;
+
+/// One time of a utime-family call (`at` is its index, 0 access, 1 modification): nanoseconds
+/// since the epoch, or the `*_NOW` / `*_OMIT` flag (shifted by `at`).
+#[inline(always)]
+fn utime_of(
+    times: *const u8,
+    at: usize,
+    w: usize,
+    frac_ns: i64,
+    now: u32,
+    omit: u32,
+) -> (u64, u32) {
+    if times.is_null() {
+        return (0, now);
+    }
+    // utime(2) has seconds only (`struct utimbuf`); the others a (seconds, fraction) pair.
+    let (sec_at, frac_at) = if frac_ns == 0 {
+        (at * w, usize::MAX)
+    } else {
+        (2 * at * w, (2 * at + 1) * w)
+    };
+    let rd_word = |o: usize| -> i64 {
+        if w == 4 {
+            read_user::<i32>(times, o) as i64
+        } else {
+            read_user::<i64>(times, o)
+        }
+    };
+    let sec = rd_word(sec_at);
+    let frac = if frac_at == usize::MAX {
+        0
+    } else {
+        rd_word(frac_at)
+    };
+    if frac_ns == 1 && frac == UTIME_NOW {
+        return (0, now);
+    }
+    if frac_ns == 1 && frac == UTIME_OMIT {
+        return (0, omit);
+    }
+    (
+        sec.wrapping_mul(1_000_000_000)
+            .wrapping_add(frac.wrapping_mul(frac_ns)) as u64,
+        0,
+    )
+}
+
+/// utimensat, futimesat, utimes and utime (futimens is utimensat without a name): the times set
+/// and the file, by name (canonical, like the other path operations) or by descriptor.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn h_utime(ctx: BtfTracePointContext) -> i32 {
+    let Some(x) = Sys::load(&ctx) else { return 0 };
+    if x.ret != 0 {
+        return 0;
+    }
+    let a = |i| x.arg(i);
+    // (dirfd, name, times, flags, bytes per word, nanoseconds per fraction unit; 0: no fraction)
+    let w = if x.compat && x.nr != NR_UTIMENSAT_TIME64 {
+        4
+    } else {
+        8
+    };
+    let (dfd, name, times, fl, frac) = match x.nr {
+        NR_UTIMENSAT | NR_UTIMENSAT_TIME64 => (x.fd(0), a(1), a(2), a(3), 1),
+        NR_FUTIMESAT => (x.fd(0), a(1), a(2), 0, 1000),
+        NR_UTIMES => (AT_FDCWD, a(0), a(1), 0, 1000),
+        NR_UTIME => (AT_FDCWD, a(0), a(1), 0, 0),
+        _ => return 0,
+    };
+    let t = times as *const u8;
+    let (atime, af) = utime_of(t, 0, w, frac, ATIME_NOW, ATIME_OMIT);
+    let (mtime, mf) = utime_of(t, 1, w, frac, MTIME_NOW, MTIME_OMIT);
+    let kind = RecordKind::Utime;
+    // futimens(fd) is utimensat(fd, NULL); utimensat(fd, "", AT_EMPTY_PATH) the same.
+    let empty =
+        name == 0 || (fl & AT_EMPTY_PATH != 0 && read_user::<u8>(name as *const u8, 0) == 0);
+    let r = if empty && dfd != AT_FDCWD {
+        emit_fd_op(&x.s, kind, dfd, atime, mtime, af | mf)
+    } else {
+        emit_path_op(
+            &x.s,
+            kind,
+            dfd,
+            name,
+            NO_DIR,
+            0,
+            atime,
+            mtime,
+            fl as u32,
+            0,
+            af | mf,
+        )
+    };
+    if r.is_err() {
         bump(&ERRORS, kind);
     }
     0
@@ -157,7 +262,7 @@ pub fn h_fdop(ctx: BtfTracePointContext) -> i32 {
         NR_FTRUNCATE => RecordKind::Truncate,
         _ => return 0,
     };
-    if emit_fd_op(&x.s, kind, x.fd(0), x.arg(1), x.arg(2)).is_err() {
+    if emit_fd_op(&x.s, kind, x.fd(0), x.arg(1), x.arg(2), 0).is_err() {
         bump(&ERRORS, kind);
     }
     0
@@ -202,7 +307,7 @@ pub fn h_io(ctx: BtfTracePointContext) -> i32 {
         let _ = WRITTEN.insert(key, 1, 0);
         (RecordKind::Write, x.fd(0), x.ret as u64)
     };
-    if emit_fd_op(&x.s, kind, fd, arg0, 0).is_err() {
+    if emit_fd_op(&x.s, kind, fd, arg0, 0, 0).is_err() {
         bump(&ERRORS, kind);
     }
     0
@@ -216,6 +321,7 @@ pub(crate) fn emit_fd_op(
     fd: i64,
     arg0: u64,
     arg1: u64,
+    extra_flags: u32,
 ) -> Result<(), i32> {
     let file = file_of_fd(fd)?;
     let buf = scratch().ok_or(-1)?;
@@ -227,7 +333,10 @@ pub(crate) fn emit_fd_op(
         buf,
         HEADER_LEN,
         PathOpRecord {
-            flags: if trunc { PATH_TRUNCATED } else { 0 } | FD_OP | exe_markers(file) << 8,
+            flags: if trunc { PATH_TRUNCATED } else { 0 }
+                | FD_OP
+                | exe_markers(file) << 8
+                | extra_flags,
             op_flags: 0,
             dir_len: (pos - start) as u32,
             name_len: 0,
@@ -237,6 +346,8 @@ pub(crate) fn emit_fd_op(
             arg1,
             ino: rd(inode, off!(inode_ino)).unwrap_or(0),
             cookie: 0,
+            name_skip: 0,
+            name2_skip: 0,
         },
     );
     submit(buf, pos, kind);
@@ -245,6 +356,8 @@ pub(crate) fn emit_fd_op(
 
 /// A path operation: directory (dirfd or cwd) + name as passed, optionally a second directory
 /// and name (`d2 == NO_DIR` with `n2 != 0` writes only the second name, e.g. a symlink's text).
+/// A name that starts with a magic link (`/proc/self/fd/N/...`) gets the directory the link
+/// points at instead of the dirfd's, and the bytes it took in `name_skip` (see `magic_link`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn emit_path_op(
@@ -258,6 +371,7 @@ pub(crate) fn emit_path_op(
     arg1: u64,
     op_flags: u32,
     io_cookie: u64,
+    extra_flags: u32,
 ) -> Result<(), i32> {
     let buf = scratch().ok_or(-1)?;
     header_current(buf, kind, s)?;
@@ -265,12 +379,12 @@ pub(crate) fn emit_path_op(
     // io_uring requests carry kernel copies of the names (`struct filename`); syscalls the
     // user's pointers.
     let user = io_cookie == 0;
-    let (p1, t1) = write_dir_of(buf, start, d1);
+    let (p1, t1, skip1) = write_dir_for(buf, start, d1, n1, user);
     let p2 = write_str(buf, p1, n1 as *const u8, 2047, user);
-    let (p3, t2) = if d2 == NO_DIR {
-        (p2, false)
+    let (p3, t2, skip2) = if d2 == NO_DIR {
+        (p2, false, 0)
     } else {
-        write_dir_of(buf, p2, d2)
+        write_dir_for(buf, p2, d2, n2, user)
     };
     let p4 = if n2 != 0 {
         write_str(buf, p3, n2 as *const u8, 2047, user)
@@ -284,7 +398,8 @@ pub(crate) fn emit_path_op(
         PathOpRecord {
             flags: (if t1 { PATH_TRUNCATED } else { 0 })
                 | (if t2 { PATH2_TRUNCATED } else { 0 })
-                | io,
+                | io
+                | extra_flags,
             op_flags,
             dir_len: (p1 - start) as u32,
             name_len: (p2 - p1) as u32,
@@ -294,6 +409,8 @@ pub(crate) fn emit_path_op(
             arg1,
             ino: 0,
             cookie: io_cookie,
+            name_skip: skip1,
+            name2_skip: skip2,
         },
     );
     submit(buf, p4, kind);

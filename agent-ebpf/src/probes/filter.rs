@@ -1,23 +1,29 @@
 //! The `sys_exit` filter and the argument reader of the handlers it tail-calls.
 //!
 //! Every syscall exit on the host runs `sys_exit`: for processes outside sessions it is one hash
-//! lookup. For session processes it translates 32-bit syscalls to their x86_64 numbers and
+//! lookup and a compare of the syscall number: bpf, ptrace and process_vm_writev go on to their
+//! handler, which reports them when they reach agentwatch itself (its bpf objects, its process),
+//! whoever the caller is. That is also what keeps a process that deleted its own `SESSIONS`
+//! entry through bpf() from going dark unseen: its lookup fails at that very syscall's exit, and
+//! the command is judged as an outside one. For session processes it translates 32-bit syscalls to their x86_64 numbers and
 //! tail-calls the handler of the syscall's family through `HANDLERS`, passing the syscall and
 //! the session in `SYSNR`, so each handler is verified on its own and repeats no lookup.
 
 use crate::{
-    maps::{HANDLERS, SYSNR, SysCall, off, session_of},
+    maps::{HANDLERS, SYSNR, SysCall, config, off, session_of},
     read::{current_task, ld, read_user},
     syscalls::{
-        IA32_OLD_MMAP, IA32_SOCKETCALL, NR_ACCEPT, NR_ACCEPT4, NR_BPF, NR_CAPSET, NR_CHMOD,
-        NR_CHOWN, NR_CLONE, NR_CLONE3, NR_CONNECT, NR_CREAT, NR_FCHMOD, NR_FCHMODAT, NR_FCHMODAT2,
-        NR_FCHOWN, NR_FCHOWNAT, NR_FINIT_MODULE, NR_FTRUNCATE, NR_INIT_MODULE, NR_LCHOWN, NR_LINK,
-        NR_LINKAT, NR_LISTEN, NR_MEMFD_CREATE, NR_MKDIR, NR_MKDIRAT, NR_MMAP, NR_MOUNT,
-        NR_MOVE_MOUNT, NR_OPEN, NR_OPENAT, NR_OPENAT2, NR_PROCESS_VM_WRITEV, NR_PTRACE,
-        NR_PWRITE64, NR_PWRITEV, NR_PWRITEV2, NR_RENAME, NR_RENAMEAT, NR_RENAMEAT2, NR_SENDMMSG,
-        NR_SENDMSG, NR_SENDTO, NR_SETGID, NR_SETNS, NR_SETREGID, NR_SETRESGID, NR_SETRESUID,
-        NR_SETREUID, NR_SETUID, NR_SYMLINK, NR_SYMLINKAT, NR_TRUNCATE, NR_UNLINK, NR_UNLINKAT,
-        NR_UNSHARE, NR_WRITE, NR_WRITEV, ia32_to_x64, socketcall_to_x64,
+        IA32_BPF, IA32_OLD_MMAP, IA32_PROCESS_VM_WRITEV, IA32_PTRACE, IA32_SOCKETCALL, NR_ACCEPT,
+        NR_ACCEPT4, NR_BPF, NR_CAPSET, NR_CHMOD, NR_CHOWN, NR_CLONE, NR_CLONE3, NR_CONNECT,
+        NR_CREAT, NR_FCHMOD, NR_FCHMODAT, NR_FCHMODAT2, NR_FCHOWN, NR_FCHOWNAT, NR_FINIT_MODULE,
+        NR_FTRUNCATE, NR_FUTIMESAT, NR_INIT_MODULE, NR_LCHOWN, NR_LINK, NR_LINKAT, NR_LISTEN,
+        NR_MEMFD_CREATE, NR_MKDIR, NR_MKDIRAT, NR_MMAP, NR_MOUNT, NR_MOVE_MOUNT, NR_OPEN,
+        NR_OPENAT, NR_OPENAT2, NR_PROCESS_VM_WRITEV, NR_PTRACE, NR_PWRITE64, NR_PWRITEV,
+        NR_PWRITEV2, NR_RENAME, NR_RENAMEAT, NR_RENAMEAT2, NR_SENDMMSG, NR_SENDMSG, NR_SENDTO,
+        NR_SETGID, NR_SETNS, NR_SETREGID, NR_SETRESGID, NR_SETRESUID, NR_SETREUID, NR_SETUID,
+        NR_SYMLINK, NR_SYMLINKAT, NR_TRUNCATE, NR_UNLINK, NR_UNLINKAT, NR_UNSHARE, NR_UTIME,
+        NR_UTIMENSAT, NR_UTIMENSAT_TIME64, NR_UTIMES, NR_WRITE, NR_WRITEV, ia32_to_x64,
+        socketcall_to_x64,
     },
 };
 use agent_common::SessionInfo;
@@ -34,6 +40,8 @@ const H_PROC: u32 = 3;
 const H_IO: u32 = 4;
 const H_PATH2: u32 = 5;
 const H_FDOP: u32 = 6;
+const H_UTIME: u32 = 7;
+const H_BPF: u32 = 8;
 
 /// Which handler family a syscall belongs to, if any.
 #[inline(always)]
@@ -44,13 +52,15 @@ fn family(nr: u64) -> Option<u32> {
         | NR_FCHOWNAT | NR_SYMLINK | NR_SYMLINKAT | NR_MKDIR | NR_MKDIRAT | NR_TRUNCATE => H_PATH,
         NR_RENAME | NR_RENAMEAT | NR_RENAMEAT2 | NR_LINK | NR_LINKAT => H_PATH2,
         NR_FCHMOD | NR_FCHOWN | NR_FTRUNCATE => H_FDOP,
+        NR_UTIMENSAT | NR_UTIMENSAT_TIME64 | NR_FUTIMESAT | NR_UTIMES | NR_UTIME => H_UTIME,
+        NR_BPF => H_BPF,
         NR_CONNECT | NR_ACCEPT | NR_ACCEPT4 | NR_LISTEN | NR_SENDTO | NR_SENDMSG | NR_SENDMMSG => {
             H_NET
         }
         NR_SETUID | NR_SETGID | NR_SETREUID | NR_SETREGID | NR_SETRESUID | NR_SETRESGID
-        | NR_CAPSET | NR_PTRACE | NR_PROCESS_VM_WRITEV | NR_BPF | NR_INIT_MODULE
-        | NR_FINIT_MODULE | NR_MOUNT | NR_MOVE_MOUNT | NR_UNSHARE | NR_SETNS | NR_CLONE
-        | NR_CLONE3 | NR_MEMFD_CREATE => H_PROC,
+        | NR_CAPSET | NR_PTRACE | NR_PROCESS_VM_WRITEV | NR_INIT_MODULE | NR_FINIT_MODULE
+        | NR_MOUNT | NR_MOVE_MOUNT | NR_UNSHARE | NR_SETNS | NR_CLONE | NR_CLONE3
+        | NR_MEMFD_CREATE => H_PROC,
         NR_WRITE | NR_PWRITE64 | NR_WRITEV | NR_PWRITEV | NR_PWRITEV2 | NR_MMAP => H_IO,
         _ => return None,
     })
@@ -66,17 +76,35 @@ const ARGS_COMPAT: u64 = 1;
 /// their count is in bits 8..16 of the mode.
 const ARGS_IN_MEMORY: u64 = 2;
 
-/// The filter in front of every syscall exit: one hash lookup for processes outside sessions.
-/// For session processes it resolves the syscall (translating 32-bit ones) and hands it, with
-/// the session, to the handler it tail-calls through `SYSNR`.
+/// Syscalls (raw number, either ABI) with which a process outside every session can reach
+/// agentwatch itself; the only ones the filter does not drop at once for such a process.
+#[inline(always)]
+fn may_tamper(nr: u64) -> bool {
+    matches!(
+        nr,
+        NR_BPF | IA32_BPF | NR_PTRACE | IA32_PTRACE | NR_PROCESS_VM_WRITEV | IA32_PROCESS_VM_WRITEV
+    )
+}
+
+/// The filter in front of every syscall exit: one hash lookup and a compare of the syscall
+/// number for processes outside sessions. For session processes, and for outside processes
+/// making a syscall that can reach agentwatch (`may_tamper`, passed on with a zero session),
+/// it resolves the syscall (translating 32-bit ones) and hands it, with the session, to the
+/// handler it tail-calls through `SYSNR`.
 #[btf_tracepoint(function = "sys_exit")]
 pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(session) = session_of(tgid) else {
-        return 0;
-    };
     let regs: *const u8 = ctx.arg(0);
     let mut nr: u64 = ld(regs, off!(regs_orig_ax));
+    let session = match session_of(tgid) {
+        Some(s) => s,
+        None => {
+            if !may_tamper(nr) || tgid == config!(daemon_tgid) {
+                return 0;
+            }
+            SessionInfo::default()
+        }
+    };
     let status: u32 = ld(current_task(), off!(task_ti_status));
     let mut mode = 0;
     let mut args = 0;
@@ -98,7 +126,12 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
             }
         }
     }
-    if let Some(h) = family(nr) {
+    let family = match family(nr) {
+        // Outside processes: only the handlers that judge tampering.
+        Some(h) if session.session_id != 0 || h == H_BPF || h == H_PROC => Some(h),
+        _ => None,
+    };
+    if let Some(h) = family {
         let Some(p) = SYSNR.get_ptr_mut(0) else {
             return 0;
         };

@@ -181,7 +181,7 @@ pub fn io_uring_submit_req(ctx: BtfTracePointContext) -> i32 {
     // The request's address as a plain number (the verifier forbids arithmetic on a pointer,
     // and the cookie is written byte by byte).
     let cookie = launder(req as u64);
-    if emit_path_op(&s, kind, d1, n1, d2, n2, a0, 0, fl as u32, cookie).is_err() {
+    if emit_path_op(&s, kind, d1, n1, d2, n2, a0, 0, fl as u32, cookie, 0).is_err() {
         bump(&ERRORS, kind);
     }
     0

@@ -3,9 +3,10 @@
 //!
 //! `filter` is the `sys_exit` tracepoint every syscall passes through and the `Sys` argument
 //! reader its tail-called handlers share; the handlers live with their family (`file`, `net`,
-//! `privs`). `io_uring` reuses the builders of `file` and `net`, `signal` those of `privs`, and
+//! `privs`, `bpf`). `io_uring` reuses the builders of `file` and `net`, `signal` those of `privs`, and
 //! `flow` the address reader of `net`; no family imports one that imports it back.
 
+mod bpf;
 mod file;
 mod filter;
 mod flow;

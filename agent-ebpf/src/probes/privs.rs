@@ -1,5 +1,6 @@
 //! Privilege and kernel operations at syscall exit (`h_proc`): credential changes, ptrace and
-//! process_vm_writev, bpf program loads, module loads, mounts, namespaces and memfd_create.
+//! process_vm_writev, module loads, mounts, namespaces and memfd_create (bpf() has its own
+//! handler, in `bpf`).
 //!
 //! `emit_sys` and `relation` (how a target process relates to the acting session) are shared
 //! with the signal probe, which produces the same record shape.
@@ -10,13 +11,13 @@ use crate::{
     read::{current_task, file_of_fd, rd, rdp, read_user, write_path, write_ustr},
     record::{bump, header_current, put, scratch, submit},
     syscalls::{
-        NR_BPF, NR_CAPSET, NR_CLONE, NR_CLONE3, NR_FINIT_MODULE, NR_INIT_MODULE, NR_MEMFD_CREATE,
-        NR_MOUNT, NR_MOVE_MOUNT, NR_PROCESS_VM_WRITEV, NR_PTRACE, NR_SETGID, NR_SETNS, NR_SETREGID,
+        NR_CAPSET, NR_CLONE, NR_CLONE3, NR_FINIT_MODULE, NR_INIT_MODULE, NR_MEMFD_CREATE, NR_MOUNT,
+        NR_MOVE_MOUNT, NR_PROCESS_VM_WRITEV, NR_PTRACE, NR_SETGID, NR_SETNS, NR_SETREGID,
         NR_SETRESGID, NR_SETRESUID, NR_SETREUID, NR_SETUID, NR_UNSHARE,
     },
 };
 use agent_common::{
-    HEADER_LEN, NAME_IS_PATH, RecordKind, SessionInfo, SysRecord, TARGET_DAEMON,
+    HEADER_LEN, NAME_IS_PATH, RecordKind, SessionInfo, SysRecord, TAMPER, TARGET_DAEMON,
     TARGET_OTHER_SESSION, TARGET_SAME_SESSION,
 };
 use aya_ebpf::{helpers::generated, macros::btf_tracepoint, programs::BtfTracePointContext};
@@ -46,6 +47,9 @@ pub(crate) fn relation(s: &SessionInfo, tgid: u32) -> u32 {
 #[btf_tracepoint(function = "sys_exit")]
 pub fn h_proc(ctx: BtfTracePointContext) -> i32 {
     let Some(x) = Sys::load(&ctx) else { return 0 };
+    // A caller outside every session reaches this handler only for ptrace and
+    // process_vm_writev, and is reported only when it aims at the daemon.
+    let outside = x.s.session_id == 0;
     let mut b = SysRecord {
         op: x.nr as u32,
         ret: x.ret,
@@ -54,7 +58,11 @@ pub fn h_proc(ctx: BtfTracePointContext) -> i32 {
     let mut name = 0u64;
     let mut name2 = 0u64;
     let mut name_fd = -1i64;
+    if outside {
+        b.flags |= TAMPER;
+    }
     let kind = match x.nr {
+        _ if outside && x.nr != NR_PTRACE && x.nr != NR_PROCESS_VM_WRITEV => return 0,
         NR_SETUID | NR_SETGID | NR_SETREUID | NR_SETREGID | NR_SETRESUID | NR_SETRESGID
         | NR_CAPSET => {
             if x.ret != 0 {
@@ -81,6 +89,9 @@ pub fn h_proc(ctx: BtfTracePointContext) -> i32 {
             b.op = req as u32;
             b.target_tgid = x.arg(1) as u32;
             b.target = relation(&x.s, b.target_tgid);
+            if outside && b.target != TARGET_DAEMON {
+                return 0;
+            }
             RecordKind::Ptrace
         }
         NR_PROCESS_VM_WRITEV => {
@@ -89,18 +100,10 @@ pub fn h_proc(ctx: BtfTracePointContext) -> i32 {
             }
             b.target_tgid = x.arg(0) as u32;
             b.target = relation(&x.s, b.target_tgid);
-            RecordKind::Ptrace
-        }
-        NR_BPF => {
-            // Program loads only: BPF_PROG_LOAD = 5; bpf_attr: prog_type @0, prog_name @48.
-            if x.arg(0) != 5 || x.ret < 0 {
+            if outside && b.target != TARGET_DAEMON {
                 return 0;
             }
-            let attr = x.arg(1) as *const u8;
-            b.op = 5;
-            b.arg0 = read_user::<u32>(attr, 0) as u64;
-            b.fstype = read_user(attr, 48);
-            RecordKind::Bpf
+            RecordKind::Ptrace
         }
         // Every attempt, failed ones included (`ret`): an agent trying to load kernel code
         // matters even when the kernel refuses it.

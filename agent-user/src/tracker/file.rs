@@ -1,10 +1,13 @@
 //! File events: `file.open` from an open record, and the path operations (unlink, rename,
 //! chmod, chown, link, symlink, mkdir, truncate, write, exec mappings) from a path record.
 
-use agent_common::{FD_OP, OpenRecord, PathOpRecord, RecordKind, VIA_IO_URING};
+use agent_common::{
+    ATIME_NOW, ATIME_OMIT, FD_OP, MTIME_NOW, MTIME_OMIT, OpenRecord, PathOpRecord, RecordKind,
+    VIA_IO_URING,
+};
 use agent_model::decode::{Header, KPath};
 use agent_model::linux::{file_type, open_flag_names, user_dev};
-use agent_model::{BStr, Event, File};
+use agent_model::{BStr, Event, File, Timestamp};
 
 use super::process::markers;
 
@@ -60,16 +63,23 @@ pub fn path_op(
     let path = if fd_op {
         dir.path.clone()
     } else {
-        dir.join(&name)
+        dir.resolve(&name, body.name_skip)
     };
-    let target = match h.kind {
-        RecordKind::Rename | RecordKind::Link => Some(dir2.join(&name2)),
-        RecordKind::Symlink => Some(name2),
-        _ => None,
+    // Names that started with a magic link the kernel resolved stay as passed.
+    let path_arg = (body.name_skip != 0).then(|| name.clone());
+    let (target, target_arg) = match h.kind {
+        RecordKind::Rename | RecordKind::Link => (
+            Some(dir2.resolve(&name2, body.name2_skip)),
+            (body.name2_skip != 0).then(|| name2.clone()),
+        ),
+        RecordKind::Symlink => (Some(name2), None),
+        _ => (None, None),
     };
     let mut f = File {
         path,
         target,
+        path_arg,
+        target_arg,
         path_truncated: dir.truncated,
         via: file_via(body.flags),
         ..Default::default()
@@ -85,6 +95,19 @@ pub fn path_op(
             f.owner_gid = (body.arg1 as u32 != u32::MAX).then_some(body.arg1 as u32);
         }
         RecordKind::Truncate | RecordKind::Write => f.size = Some(body.arg0),
+        RecordKind::Utime => {
+            let time = |t: u64, now: u32, omit: u32| -> String {
+                if body.flags & now != 0 {
+                    "now".into()
+                } else if body.flags & omit != 0 {
+                    "omit".into()
+                } else {
+                    Timestamp(t as i64).to_rfc3339()
+                }
+            };
+            f.atime = Some(time(body.arg0, ATIME_NOW, ATIME_OMIT));
+            f.mtime = Some(time(body.arg1, MTIME_NOW, MTIME_OMIT));
+        }
         _ => {}
     }
     ev.file = Some(f);

@@ -3,11 +3,13 @@
 //! `kernel.module`. The names of the numbers come from `agent_model::linux`.
 
 use agent_common::{
-    RecordKind, SysRecord, TARGET_DAEMON, TARGET_OTHER_SESSION, TARGET_SAME_SESSION,
+    BPF_OWN, OBJ_LINK, OBJ_MAP, OBJ_PROG, RecordKind, SysRecord, TARGET_DAEMON,
+    TARGET_OTHER_SESSION, TARGET_SAME_SESSION,
 };
 use agent_model::decode::Header;
 use agent_model::linux::{
-    bpf_prog_type, memfd_flags, ns_file_name, ns_flags, ptrace_name, signal_name, syscall_name,
+    BPF_PROG_LOAD, bpf_cmd_name, bpf_prog_type, memfd_flags, ns_file_name, ns_flags, ptrace_name,
+    signal_name, syscall_name,
 };
 use agent_model::{BStr, Event, Op, Priv, Target};
 
@@ -63,8 +65,18 @@ pub fn sys(
             ev.op = Some(op);
         }
         RecordKind::Bpf => {
-            op.name = "bpf_prog_load".into();
-            op.r#type = Some(bpf_prog_type(body.arg0 as u32));
+            op.name = bpf_cmd_name(body.op);
+            op.r#type = match body.arg2 {
+                _ if body.op == BPF_PROG_LOAD => Some(bpf_prog_type(body.arg0 as u32)),
+                OBJ_PROG => Some("prog".into()),
+                OBJ_MAP => Some("map".into()),
+                OBJ_LINK => Some("link".into()),
+                _ => None,
+            };
+            op.object_id = (body.arg1 != 0).then_some(body.arg1);
+            if body.flags & BPF_OWN != 0 {
+                ev.target = Some(target(procs, body.target_tgid, relation(body.target)));
+            }
             let n: Vec<u8> = body
                 .fstype
                 .iter()

@@ -66,6 +66,7 @@ fn kind_of(rec: &Record) -> Kind {
         RecordKind::Truncate => Kind::FileTruncate,
         RecordKind::Write => Kind::FileWrite,
         RecordKind::MmapExec => Kind::FileMmapExec,
+        RecordKind::Utime => Kind::FileUtime,
         RecordKind::Send => match rec {
             Record::Sock { body, payload, .. }
                 if body.dport == 53 && dns_question(payload).is_some() =>
@@ -247,11 +248,20 @@ impl Tracker {
     pub fn on_record(&mut self, rec: Record, agents: &dyn Agents) -> (Vec<Event>, Vec<Action>) {
         let mut out = Vec::new();
         let mut actions = Vec::new();
-        let h = rec.header().clone();
+        let mut h = rec.header().clone();
+        // A record the kernel sent for a process outside every session (it reached agentwatch
+        // itself): attribute it to the session the process was last seen in, if any (one that
+        // deleted its own `SESSIONS` entry), and otherwise keep it out of the process table.
+        if h.session_id == 0
+            && let Some(p) = self.procs.current(&h)
+        {
+            h.session_id = p.session;
+        }
         if self.rejected.contains(&h.session_id) {
             return (out, actions);
         }
-        if !self.open_record_session(&rec, &h, agents, &mut out, &mut actions) {
+        if h.session_id != 0 && !self.open_record_session(&rec, &h, agents, &mut out, &mut actions)
+        {
             return (out, actions);
         }
         let kind = kind_of(&rec);
@@ -438,7 +448,7 @@ impl Tracker {
                 }
             }
             _ => {
-                if self.procs.current(h).is_none() {
+                if h.session_id != 0 && self.procs.current(h).is_none() {
                     self.insert_proc(Proc {
                         tgid: h.tgid,
                         start_ns: h.start_ns,
@@ -510,7 +520,8 @@ impl Tracker {
             agent: session.map(|s| AgentRef {
                 name: s.agent.clone(),
             }),
-            session: Some(SessionRef {
+            // A process outside every session that reached agentwatch itself has none.
+            session: (h.session_id != 0).then(|| SessionRef {
                 id: session_id_string(h.session_id),
             }),
             process,

@@ -46,6 +46,12 @@
 //! workload vm-target SECS             print `PID ADDR` of a buffer, then sleep SECS
 //! workload vm-write PID ADDR          process_vm_writev(2) 4 bytes at ADDR in PID
 //! workload bpf-load NAME              BPF_PROG_LOAD of a `return 0` socket filter named NAME
+//! workload bpf-tamper MAP             find map MAP by id, delete this pid's key from it
+//! workload bpf-enum                   BPF_MAP_GET_NEXT_ID over every map id
+//! workload atomic-replace DIR         write-tmp-then-rename through /proc/self/fd/N/ (O_PATH N),
+//!                                     /dev/fd/N/, /proc/self/cwd/; renameat on N; chmod via
+//!                                     /proc/PID/fd/N/ (run from DIR)
+//! workload utimes PATH                utimensat (a time, UTIME_OMIT), utimes(NULL), futimens
 //! workload finit-module PATH          finit_module(2) of PATH, prints the errno
 //! workload memfd-exec NAME PROG ARG.. memfd_create(NAME), copy PROG in, execveat(AT_EMPTY_PATH)
 //! workload exec-deleted PATH ARG..    open PATH, unlink it, execveat(AT_EMPTY_PATH)
@@ -491,6 +497,160 @@ fn bpf_load(name: &str) {
     println!("prog_fd={fd}");
 }
 
+fn bpf_call(cmd: i64, attr: &mut [u8; 128]) -> i64 {
+    // SAFETY: attr is a zeroed bpf_attr prefix the caller filled for `cmd`; pointers in it
+    // outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32) };
+    if r < 0 {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(1) as i64)
+    } else {
+        r
+    }
+}
+
+/// The ids of every bpf map (BPF_MAP_GET_NEXT_ID), as an enumerating tool sees them.
+fn bpf_map_ids() -> Vec<u32> {
+    let mut ids = Vec::new();
+    let mut start = 0u32;
+    loop {
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&start.to_ne_bytes());
+        if bpf_call(12, &mut attr) != 0 {
+            return ids;
+        }
+        start = u32::from_ne_bytes(attr[4..8].try_into().unwrap());
+        ids.push(start);
+    }
+}
+
+/// Open agentwatch's session map by id (BPF_MAP_GET_FD_BY_ID, found by name through
+/// OBJ_GET_INFO_BY_FD) and delete this process's own entry (BPF_MAP_DELETE_ELEM): the attack
+/// that makes a session go dark. Prints the map id and each result.
+fn bpf_tamper(map_name: &str) {
+    for id in bpf_map_ids() {
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&id.to_ne_bytes());
+        let fd = bpf_call(14, &mut attr);
+        if fd < 0 {
+            continue;
+        }
+        let mut info = [0u8; 128];
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+        attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+        if bpf_call(15, &mut attr) != 0 {
+            continue;
+        }
+        let name: Vec<u8> = info[24..40]
+            .iter()
+            .copied()
+            .take_while(|b| *b != 0)
+            .collect();
+        if name != map_name.as_bytes() {
+            // SAFETY: closing our own descriptor.
+            unsafe { libc::close(fd as i32) };
+            continue;
+        }
+        let key = std::process::id();
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(&key as *const u32 as u64).to_ne_bytes());
+        let r = bpf_call(3, &mut attr);
+        println!("map_id={id} map_fd={fd} delete={r}");
+        return;
+    }
+    die("map not found");
+}
+
+/// Atomic replaces through magic links, as Claude Code writes files: a temporary file created
+/// (O_EXCL) and renamed through `/proc/self/fd/N/NAME` where N is an O_PATH descriptor of the
+/// directory; the same through `/dev/fd/N/NAME` and `/proc/self/cwd/NAME` (run from `dir`), and
+/// a rename relative to the O_PATH dirfd. Prints the descriptor.
+fn atomic_replace(dir: &str) {
+    let d = cstr(dir);
+    // SAFETY: valid path; the descriptor stays open until exit.
+    let n = unsafe {
+        libc::open(
+            d.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if n < 0 {
+        die("open O_PATH failed");
+    }
+    let pid = std::process::id();
+    let replace = |tmp: String, dst: String| {
+        let t = cstr(&tmp);
+        let dst = cstr(&dst);
+        // SAFETY: valid paths; the descriptor is ours and closed at once.
+        unsafe {
+            let fd = libc::open(
+                t.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd < 0 {
+                die(&format!(
+                    "create {tmp}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            libc::write(fd, b"x=1\n".as_ptr().cast(), 4);
+            libc::close(fd);
+            if libc::rename(t.as_ptr(), dst.as_ptr()) != 0 {
+                die(&format!(
+                    "rename {tmp}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+    };
+    replace(
+        format!("/proc/self/fd/{n}/.bashrc.tmp.{pid}.1f"),
+        format!("/proc/self/fd/{n}/.bashrc"),
+    );
+    replace(format!("/dev/fd/{n}/b.tmp"), format!("/dev/fd/{n}/b"));
+    replace("/proc/self/cwd/c.tmp".into(), "/proc/self/cwd/c".into());
+    let (b, e) = (cstr("b"), cstr("e"));
+    // SAFETY: valid names relative to the O_PATH dirfd.
+    if unsafe { libc::renameat(n, b.as_ptr(), n, e.as_ptr()) } != 0 {
+        die("renameat through O_PATH failed");
+    }
+    let c = cstr(&format!("/proc/{pid}/fd/{n}/c"));
+    // SAFETY: valid path.
+    if unsafe { libc::chmod(c.as_ptr(), 0o600) } != 0 {
+        die("chmod through /proc/PID/fd failed");
+    }
+    println!("dirfd={n}");
+}
+
+/// utimensat with a time and UTIME_OMIT, utimes with NULL (now), and futimens with UTIME_NOW
+/// and a time.
+fn utimes_all(path: &str) {
+    let p = cstr(path);
+    let ts = |sec: i64, nsec: i64| libc::timespec {
+        tv_sec: sec,
+        tv_nsec: nsec,
+    };
+    // SAFETY: valid path and time arrays; the descriptor is ours and closed below.
+    unsafe {
+        let t = [ts(1_000_000_000, 5), ts(0, libc::UTIME_OMIT)];
+        if libc::utimensat(libc::AT_FDCWD, p.as_ptr(), t.as_ptr(), 0) != 0 {
+            die("utimensat failed");
+        }
+        if libc::utimes(p.as_ptr(), std::ptr::null()) != 0 {
+            die("utimes failed");
+        }
+        let fd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let t = [ts(0, libc::UTIME_NOW), ts(2_000_000_000, 0)];
+        if fd < 0 || libc::futimens(fd, t.as_ptr()) != 0 {
+            die("futimens failed");
+        }
+        libc::close(fd);
+    }
+}
+
 /// execveat(fd, "", argv, environ, AT_EMPTY_PATH); only returns on failure.
 fn exec_fd(fd: i32, argv: &[String]) -> ! {
     let c: Vec<CString> = argv.iter().map(|s| cstr(s)).collect();
@@ -898,6 +1058,10 @@ fn main() {
             }
         }
         "bpf-load" => bpf_load(a(1)),
+        "bpf-tamper" => bpf_tamper(a(1)),
+        "bpf-enum" => println!("map_ids={}", bpf_map_ids().len()),
+        "atomic-replace" => atomic_replace(a(1)),
+        "utimes" => utimes_all(a(1)),
         "finit-module" => {
             let f = std::fs::File::open(a(1)).unwrap_or_else(|_| die("open"));
             let empty = cstr("");
