@@ -1,3 +1,6 @@
+//! One file because the encoder and the decoder must walk `Event` in the same order, field by
+//! field: kept side by side, a field added to one and not the other is seen in review.
+//!
 //! The binary encoding of events in the spool (record type 4).
 //!
 //! Events are the bulk of the spool, and writing them as JSON cost more than the rest of an

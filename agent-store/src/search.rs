@@ -1,3 +1,6 @@
+//! One file because the query builders and the collectors share the field lookups and the
+//! negation rules below; split, each half would have to re-derive them.
+//!
 //! From the query [`Ast`] to tantivy queries, and the fast-field collectors behind aggregations
 //! and session summaries.
 //!

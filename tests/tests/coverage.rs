@@ -1,3 +1,6 @@
+//! One file because it is one test target per issue (one binary to build and run); each test
+//! is independent and named for the behaviour it protects.
+//!
 //! Sensor coverage end-to-end tests (issue 3): every new event kind from a real workload inside an
 //! agent session with its key fields, the same workloads outside any session producing nothing,
 //! and the evasions an adversarial agent tries. Root and BTF required; without them each test

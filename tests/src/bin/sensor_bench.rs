@@ -1,3 +1,6 @@
+//! One file because it is one benchmark program: its modes, loops and ratio report read as one
+//! run from top to bottom.
+//!
 //! `cargo xtask bench sensor`: the cost of the sensor, as ratios measured in one run.
 //!
 //! Three loops (open+close, fork+exec of /bin/true, loopback TCP connect), each run under:

@@ -1,3 +1,6 @@
+//! One file because it is one binary of many small, independent subcommands (one real kernel
+//! action each), listed below; a test names the subcommand it runs.
+//!
 //! Workloads the sensor tests and benchmarks run inside (or outside) agent sessions. Each
 //! subcommand does one real thing through the kernel and prints what a test needs to know.
 //!
