@@ -272,6 +272,47 @@ pub struct SessionList {
     pub sessions: Vec<SessionSummary>,
 }
 
+/// The answer to any request, typed by the request's op: what a client that sends requests of
+/// several kinds on one connection (the TUI) gets back. [`Answer::read`] parses an answer line
+/// as the answer type of the request it answers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Registered(Registered),
+    Status(Box<Status>),
+    Rules(RulesListing),
+    Search(SearchResults),
+    Alerts(AlertList),
+    Sessions(SessionList),
+    Session(Box<crate::SessionDetail>),
+    /// The answer to `triage`, and the first line of a `subscribe` stream.
+    Done(Done),
+}
+
+fn read_as<T: DeserializeOwned>(
+    line: &str,
+    f: impl FnOnce(T) -> Answer,
+) -> Result<Reply<Answer>, serde_json::Error> {
+    Ok(serde_json::from_str::<Reply<T>>(line)?.map(f))
+}
+
+impl Answer {
+    /// Parse `line`, the answer to `req`.
+    pub fn read(req: &crate::Request, line: &str) -> Result<Reply<Answer>, serde_json::Error> {
+        use crate::Request as R;
+        match req {
+            R::Register { .. } => read_as(line, Answer::Registered),
+            R::Status => read_as(line, |s| Answer::Status(Box::new(s))),
+            R::Rules => read_as(line, Answer::Rules),
+            R::Search { .. } => read_as(line, Answer::Search),
+            R::Alerts { .. } => read_as(line, Answer::Alerts),
+            R::Sessions { .. } => read_as(line, Answer::Sessions),
+            R::Session { .. } => read_as(line, |d| Answer::Session(Box::new(d))),
+            R::Subscribe { .. } | R::Triage { .. } => read_as(line, Answer::Done),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +346,33 @@ mod tests {
             Err(ApiError::Refused(e)) if e == "bad request: x"
         ));
         assert!(serde_json::from_str::<Reply<Done>>(r#"{"error":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn any_answer_is_read_as_the_type_of_its_request() {
+        let st = Answer::read(&crate::Request::Status, r#"{"ok":true,"pid":3}"#).unwrap();
+        assert!(
+            matches!(&st, Reply::Ok(Answer::Status(s)) if s.pid == 3),
+            "{st:?}"
+        );
+        let l = Answer::read(&crate::Request::Rules, r#"{"ok":true,"pid":3}"#);
+        assert!(l.is_err(), "a status is not a rules listing: {l:?}");
+        let t = Answer::read(
+            &crate::Request::triage("a", crate::TriageState::Open, ""),
+            "{\"ok\":true}",
+        );
+        assert_eq!(t.unwrap(), Reply::Ok(Answer::Done(Done {})));
+        let e = Answer::read(
+            &crate::Request::Sessions { since: None },
+            r#"{"ok":false,"error":"x"}"#,
+        );
+        assert_eq!(e.unwrap(), Reply::Err("x".into()));
+        // Written back, an answer is the line of its own type.
+        let s = SessionList { sessions: vec![] };
+        assert_eq!(
+            serde_json::to_string(&Reply::Ok(Answer::Sessions(s.clone()))).unwrap(),
+            serde_json::to_string(&Reply::Ok(s)).unwrap()
+        );
     }
 
     #[test]

@@ -8,13 +8,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use agent_api::{
-    Aggregation, ApiError, Client, Done, Hit, Item, ProcessNode, Reply, Request, RulesListing,
-    SessionDetail, SessionSummary, StreamItem, TriageState,
+    Aggregation, Answer, ApiError, Client, Done, Hit, Item, ProcessNode, Reply, Request,
+    RulesListing, SessionDetail, SessionSummary, Status, StreamItem, TriageState,
 };
 use agent_model::display::{escape, event_line};
 use agent_model::{Alert, Timestamp};
 use anyhow::{Result, anyhow, bail};
-use serde::{Deserialize as _, Serialize};
+use serde::Serialize;
 
 use crate::query::{self, ReadAnswer};
 
@@ -353,30 +353,29 @@ struct OfflineBackend {
 }
 
 impl tui::Backend for OfflineBackend {
-    fn request(&mut self, req: &serde_json::Value) -> Result<serde_json::Value> {
-        let reply = match Request::deserialize(req) {
-            Err(e) => serde_json::to_value(Reply::<Done>::err(format!("bad request: {e}")))?,
-            Ok(Request::Status) => {
-                serde_json::to_value(Reply::Ok(agent_api::OfflineStatus { offline: true }))?
-            }
-            Ok(
-                r @ (Request::Search { .. }
-                | Request::Alerts { .. }
-                | Request::Sessions { .. }
-                | Request::Session { .. }),
-            ) => serde_json::to_value(query::answer(&self.reader, r))?,
-            Ok(r) => serde_json::to_value(Reply::<Done>::err(format!(
+    fn request(&mut self, req: &Request) -> Result<Reply<Answer>> {
+        Ok(match req {
+            Request::Status => Reply::Ok(Answer::Status(Box::new(Status {
+                offline: true,
+                ..Status::default()
+            }))),
+            r @ (Request::Search { .. }
+            | Request::Alerts { .. }
+            | Request::Sessions { .. }
+            | Request::Session { .. }) => query::answer(&self.reader, r.clone()).map(|a| match a {
+                query::ReadAnswer::Search(s) => Answer::Search(s),
+                query::ReadAnswer::Alerts(l) => Answer::Alerts(l),
+                query::ReadAnswer::Sessions(l) => Answer::Sessions(l),
+                query::ReadAnswer::Session(d) => Answer::Session(d),
+            }),
+            r => Reply::err(format!(
                 "`{}` needs a running daemon (offline, read-only)",
                 r.op()
-            )))?,
-        };
-        Ok(reply)
+            )),
+        })
     }
 
-    fn subscribe(
-        &mut self,
-        _req: &serde_json::Value,
-    ) -> Result<Option<Box<dyn tui::Subscription>>> {
+    fn subscribe(&mut self, _req: &Request) -> Result<Option<Box<dyn tui::Subscription>>> {
         Ok(None)
     }
 }

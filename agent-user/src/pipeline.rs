@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use agent_api::{PolicyHealth, RuleStatus, RulesListing, Status, StoreStatus};
 use agent_model::{Alert, Event, Kind, Timestamp};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -192,40 +193,52 @@ impl Pipeline {
         }
     }
 
-    pub fn status_into(&self, v: &mut serde_json::Value) {
-        v["output_errors"] = self.output_errors.into();
-        v["live_subscribers"] = self.live.receiver_count().into();
-        let mut p = self.policy.status();
-        p["state_bytes"] = self.engine.state_bytes().into();
-        p["alerts"] = self.alerts.into();
+    /// The pipeline's part of `status`: outputs, subscribers, the policy and the store.
+    pub fn status_into(&self, st: &mut Status) {
+        st.output_errors = self.output_errors;
+        st.live_subscribers = self.live.receiver_count() as u64;
         let mut hits = self.engine.hit_counts();
+        hits.retain(|h| h.1 > 0);
         hits.sort_by_key(|h| std::cmp::Reverse(h.1));
-        p["hits"] = serde_json::json!(hits.into_iter().filter(|h| h.1 > 0).collect::<Vec<_>>());
-        v["policy"] = p;
-        if let Some(st) = &self.store {
-            let mut s = serde_json::to_value(st.stats()).unwrap_or_default();
-            s["errors"] = self.store_errors.into();
-            s["last_error"] = self.last_store_error.clone().into();
-            s["dir"] = st.dir().display().to_string().into();
-            v["store"] = s;
-        }
+        st.policy = Some(PolicyHealth {
+            policy: self.policy.status(),
+            state_bytes: self.engine.state_bytes() as u64,
+            alerts: self.alerts,
+            hits,
+        });
+        st.store = self.store.as_ref().map(|s| StoreStatus {
+            stats: s.stats(),
+            errors: self.store_errors,
+            last_error: self.last_store_error.clone(),
+            dir: s.dir().display().to_string(),
+        });
     }
 
-    pub fn rules_listing(&self) -> serde_json::Value {
+    /// The answer to `rules`: the running policy and each rule with its hits.
+    pub fn rules_listing(&self) -> RulesListing {
         let hits: std::collections::HashMap<String, u64> =
             self.engine.hit_counts().into_iter().collect();
-        let rules: Vec<_> = self
+        let rules = self
             .engine
             .policy()
             .rules()
             .iter()
-            .map(|r| {
-                let mut v = serde_json::to_value(r).unwrap_or_default();
-                v["hits"] = hits.get(&r.id).copied().unwrap_or(0).into();
-                v["last_hit"] = self.last_hit.get(&r.id).map(|t| t.to_rfc3339()).into();
-                v
+            .map(|r| RuleStatus {
+                id: r.id.clone(),
+                severity: r.severity,
+                enabled: r.enabled,
+                description: r.description.clone(),
+                kinds: r.kinds.clone(),
+                tags: r.tags.clone(),
+                mode: r.mode.to_owned(),
+                defined_at: r.defined_at.clone(),
+                hits: hits.get(&r.id).copied().unwrap_or(0),
+                last_hit: self.last_hit.get(&r.id).copied(),
             })
             .collect();
-        serde_json::json!({"ok": true, "policy": self.policy.status(), "rules": rules})
+        RulesListing {
+            policy: self.policy.status(),
+            rules,
+        }
     }
 }

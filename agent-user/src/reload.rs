@@ -164,13 +164,13 @@ impl PolicyState {
         }
     }
 
-    pub fn status(&self) -> serde_json::Value {
-        serde_json::json!({
-            "source": self.source.describe(),
-            "generation": self.generation,
-            "hash": self.hash,
-            "rules": self.rules,
-            "last_error": self.last_error,
-        })
+    pub fn status(&self) -> agent_api::PolicyStatus {
+        agent_api::PolicyStatus {
+            source: self.source.describe(),
+            generation: self.generation,
+            hash: self.hash.clone(),
+            rules: self.rules as u64,
+            last_error: self.last_error.clone(),
+        }
     }
 }

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
+use agent_api::{LiveSession, RulesListing, Status};
 use agent_common::{FLOW_EXIT, FLOW_UPDATE, FlowEntry, RecordKind, SessionInfo};
 use agent_model::decode::decode;
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
-use serde_json::json;
 
 use crate::capture::Capture;
 use crate::config::Config;
@@ -36,10 +36,10 @@ pub enum Command {
         reply: tokio::sync::oneshot::Sender<Result<String, String>>,
     },
     Status {
-        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+        reply: tokio::sync::oneshot::Sender<Status>,
     },
     Rules {
-        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+        reply: tokio::sync::oneshot::Sender<RulesListing>,
     },
 }
 
@@ -340,15 +340,10 @@ impl SourceLoop {
         Ok(session_id_string(sid))
     }
 
-    fn status(&self) -> serde_json::Value {
-        let loss: BTreeMap<String, u64> = Sensor::counters(&self.sensor.loss)
-            .into_iter()
-            .map(|(k, v)| (kind_name(k), v))
-            .collect();
-        let errors: BTreeMap<String, u64> = Sensor::counters(&self.sensor.errors)
-            .into_iter()
-            .map(|(k, v)| (kind_name(k), v))
-            .collect();
+    fn status(&self) -> Status {
+        let named = |m: BTreeMap<u32, u64>| -> BTreeMap<String, u64> {
+            m.into_iter().map(|(k, v)| (kind_name(k), v)).collect()
+        };
         let events: BTreeMap<String, u64> = self
             .tracker
             .delivered
@@ -361,42 +356,47 @@ impl SourceLoop {
             })
             .collect();
         let uptime = self.started.elapsed().as_secs_f64();
-        let rates: BTreeMap<&String, f64> = events
+        let events_per_s: BTreeMap<String, f64> = events
             .iter()
-            .map(|(k, v)| (k, *v as f64 / uptime.max(1.0)))
+            .map(|(k, v)| (k.clone(), *v as f64 / uptime.max(1.0)))
             .collect();
-        let sessions: Vec<_> = self
+        let sessions: Vec<LiveSession> = self
             .tracker
             .session_list()
             .into_iter()
-            .map(|s| {
-                json!({
-                    "id": session_id_string(s.id),
-                    "agent": s.agent,
-                    "root_pid": s.root.0,
-                    "start": s.start,
-                    "live_processes": s.live,
-                    "events": s.events,
-                })
+            .map(|s| LiveSession {
+                id: session_id_string(s.id),
+                agent: s.agent.clone(),
+                root_pid: s.root.0,
+                start: s.start,
+                live_processes: s.live,
+                events: s.events,
             })
             .collect();
-        let mut v = json!({
-            "pid": std::process::id(),
-            "uptime_s": uptime,
-            "host": self.tracker.host,
-            "config": self.agents.cfg.origin,
-            "agents": self.agents.cfg.agents.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
-            "programs": self.sensor.programs,
-            "ringbuf_bytes": self.sensor.ringbuf_bytes,
-            "events": events,
-            "events_per_s": rates,
-            "losses": loss,
-            "kernel_errors": errors,
-            "decode_errors": self.decode_errors,
-            "sessions": sessions,
-        });
-        self.pipeline.status_into(&mut v);
-        v
+        let mut st = Status {
+            pid: std::process::id(),
+            uptime_s: uptime,
+            host: self.tracker.host.clone(),
+            config: self.agents.cfg.origin.clone(),
+            agents: self
+                .agents
+                .cfg
+                .agents
+                .iter()
+                .map(|a| a.name.clone())
+                .collect(),
+            programs: self.sensor.programs.clone(),
+            ringbuf_bytes: self.sensor.ringbuf_bytes.into(),
+            events,
+            events_per_s,
+            losses: named(Sensor::counters(&self.sensor.loss)),
+            kernel_errors: named(Sensor::counters(&self.sensor.errors)),
+            decode_errors: self.decode_errors,
+            sessions,
+            ..Status::default()
+        };
+        self.pipeline.status_into(&mut st);
+        st
     }
 
     fn check_losses(&mut self) {

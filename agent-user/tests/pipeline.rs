@@ -137,8 +137,8 @@ fn events_go_through_the_default_policy_into_the_store_and_the_files() {
     assert_eq!(found.total, 2);
 
     // Status shows the alert count and the policy.
-    let mut v = serde_json::json!({});
-    p.status_into(&mut v);
-    assert_eq!(v["policy"]["alerts"], 1);
-    assert_eq!(v["output_errors"], 0);
+    let mut st = agent_api::Status::default();
+    p.status_into(&mut st);
+    assert_eq!(st.policy.as_ref().map(|p| p.alerts), Some(1));
+    assert_eq!(st.output_errors, 0);
 }

@@ -2,15 +2,15 @@
 //!
 //! `cargo bench -p tui --bench render` (or `cargo xtask bench tui`). Simulates 30 frames per
 //! second: before each frame, ~33 live alerts (1k/s) go through the same path as the daemon's
-//! stream (JSON value -> model), then the frame is drawn into a `TestBackend`. Prints p50/p99/max
+//! stream (JSON line -> stream item -> model), then the frame is drawn into a `TestBackend`. Prints p50/p99/max
 //! of the draw and of the per-frame ingest, at 80×24 and 160×48, with and without a filter.
 
 use std::time::{Duration, Instant};
 
+use agent_api::{AlertList, Answer, Hit, Item, StreamItem};
 use agent_model::{AgentRef, Alert, BStr, SessionRef, Severity, Timestamp};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use serde_json::json;
 use tui::backend::{Purpose, Update};
 use tui::state::App;
 use tui::view::{Theme, draw};
@@ -64,12 +64,15 @@ fn run(w: u16, h: u16, filter: Option<&str>) {
     let mut app = App::new(Timestamp::now());
     app.outbox.clear();
     let hits: Vec<_> = (0..MODEL)
-        .map(|i| json!({"alert": alert(i), "triage": {"state": "open"}}))
+        .map(|i| Hit {
+            item: Item::Alert(Box::new(alert(i))),
+            triage: None,
+        })
         .collect();
     let t = Instant::now();
     app.on_update(Update::Answer {
         purpose: Purpose::Alerts,
-        result: Ok(json!({"ok": true, "hits": hits})),
+        result: Ok(Answer::Alerts(AlertList { hits })),
     });
     let load = t.elapsed();
     let mut filter_time = Duration::ZERO;
@@ -88,12 +91,13 @@ fn run(w: u16, h: u16, filter: Option<&str>) {
     let start = Instant::now();
     for _ in 0..FRAMES {
         let live: Vec<_> = (0..PER_FRAME)
-            .map(|k| json!({"alert": alert(next + k)}))
+            .map(|k| serde_json::to_string(&StreamItem::Alert(Box::new(alert(next + k)))).unwrap())
             .collect();
         next += PER_FRAME;
         let t = Instant::now();
-        for v in live {
-            app.on_update(Update::Live(v));
+        for l in live {
+            let item = serde_json::from_str::<StreamItem>(&l).map_err(|e| e.to_string());
+            app.on_update(Update::Live(item));
         }
         ingests.push(t.elapsed());
         let t = Instant::now();

@@ -1,69 +1,24 @@
-//! The daemon's answers, read once: JSON objects in, typed rows with escaped display strings out.
+//! The daemon's typed answers (`agent-api`) turned into the view models' rows, with escaped
+//! display strings.
 //!
-//! Every place that looks inside a daemon answer is here, so the view models in [`crate::state`]
-//! only ever see typed rows and the request worker in [`crate::backend`] can parse a large
-//! `alerts` answer off the UI thread with the same code. Parsing is lenient (a missing field
-//! becomes empty, zero or `-`) because a UI must show what it can of a newer or older daemon.
-//! Agent-originated strings are escaped with [`safe`] here, once, when they enter the model.
-//! This module imports neither the model nor the backend, so both can use it.
+//! The answers arrive already parsed into the API's types (by the backend, on its own thread);
+//! this module only makes rows of them, so the view models in [`crate::state`] see rows and the
+//! request worker in [`crate::backend`] can build a large `alerts` answer's rows off the UI
+//! thread with the same code. Agent-originated strings are escaped with [`safe`] here, once,
+//! when they enter the model. This module imports neither the model nor the backend, so both
+//! can use it.
 
 use std::collections::BTreeMap;
 
+use agent_api::{
+    Aggregation, AlertList, Hit, Item, ProcessNode, RulesListing, SearchResults, SessionList,
+    TriageEntry, TriageState,
+};
 use agent_model::{Alert, Event, FIELDS, Kind, Severity, Timestamp};
-use serde::Deserialize as _;
-use serde_json::Value;
 
 use crate::text::{bytes, duration, safe};
 
-fn time_of(v: Option<&Value>) -> Timestamp {
-    match v {
-        Some(Value::String(s)) => Timestamp::parse_rfc3339(s).unwrap_or_default(),
-        Some(Value::Number(n)) => Timestamp(n.as_i64().unwrap_or(0)),
-        _ => Timestamp::default(),
-    }
-}
-
-fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-fn u64_of(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
-}
-
-/// The array `v[k]`, or nothing.
-fn array<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
-    v.get(k).and_then(Value::as_array).into_iter().flatten()
-}
-
 // ---- alerts ----
-
-/// Triage state of an alert.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TriageState {
-    #[default]
-    Open,
-    Acknowledged,
-    Resolved,
-}
-
-impl TriageState {
-    pub fn name(self) -> &'static str {
-        match self {
-            TriageState::Open => "open",
-            TriageState::Acknowledged => "acknowledged",
-            TriageState::Resolved => "resolved",
-        }
-    }
-
-    fn parse(s: &str) -> TriageState {
-        match s {
-            "acknowledged" => TriageState::Acknowledged,
-            "resolved" => TriageState::Resolved,
-            _ => TriageState::Open,
-        }
-    }
-}
 
 /// An alert with its triage and its display strings (escaped once).
 #[derive(Clone, Debug)]
@@ -81,7 +36,12 @@ pub struct AlertRow {
 }
 
 impl AlertRow {
-    fn new(alert: Alert, triage: TriageState, note: String) -> AlertRow {
+    /// A row for an alert never triaged (a live alert).
+    pub fn new(alert: Alert) -> AlertRow {
+        AlertRow::triaged(alert, None)
+    }
+
+    fn triaged(alert: Alert, triage: Option<&TriageEntry>) -> AlertRow {
         let agent = safe(alert.agent.as_ref().map_or("-", |a| a.name.as_str()));
         let session = safe(alert.session.as_ref().map_or("-", |s| s.id.as_str()));
         let rule = safe(&alert.rule);
@@ -98,8 +58,8 @@ impl AlertRow {
         .to_lowercase();
         AlertRow {
             alert,
-            triage,
-            note,
+            triage: triage.map(|t| t.state).unwrap_or_default(),
+            note: triage.map(triage_note).unwrap_or_default(),
             agent,
             session,
             rule,
@@ -107,39 +67,31 @@ impl AlertRow {
             hay,
         }
     }
+
+    /// The row of an alert hit; `None` for an event hit.
+    pub fn from_hit(h: Hit) -> Option<AlertRow> {
+        match h.item {
+            Item::Alert(a) => Some(AlertRow::triaged(*a, h.triage.as_ref())),
+            Item::Event(_) => None,
+        }
+    }
 }
 
 /// The rows of an `alerts` answer. The worker calls this on its own thread, so a large answer
-/// is parsed off the UI thread.
-pub fn alert_rows(v: &Value) -> Vec<Box<AlertRow>> {
-    array(v, "hits")
-        .filter_map(|h| parse_alert_hit(h).map(Box::new))
+/// is turned into rows off the UI thread.
+pub fn alert_rows(l: AlertList) -> Vec<Box<AlertRow>> {
+    l.hits
+        .into_iter()
+        .filter_map(|h| AlertRow::from_hit(h).map(Box::new))
         .collect()
 }
 
-/// Parse an alert hit (`{"alert":{..},"triage":{..}}`) or a bare alert object.
-pub fn parse_alert_hit(v: &Value) -> Option<AlertRow> {
-    let a = v.get("alert")?;
-    // Deserialize from the borrowed value: no copy of the JSON tree.
-    let alert = Alert::deserialize(a).ok()?;
-    let (state, note) = match v.get("triage") {
-        Some(t) => (
-            TriageState::parse(t.get("state").and_then(Value::as_str).unwrap_or("open")),
-            triage_note(t),
-        ),
-        None => (TriageState::Open, String::new()),
-    };
-    Some(AlertRow::new(alert, state, note))
-}
-
-fn triage_note(t: &Value) -> String {
-    let note = t.get("note").and_then(Value::as_str).unwrap_or("");
-    let by = t.get("by").and_then(Value::as_str).unwrap_or("");
-    match (note.is_empty(), by.is_empty()) {
+fn triage_note(t: &TriageEntry) -> String {
+    match (t.note.is_empty(), t.by.is_empty()) {
         (true, true) => String::new(),
-        (false, true) => safe(note),
-        (true, false) => format!("by {}", safe(by)),
-        (false, false) => format!("{} (by {})", safe(note), safe(by)),
+        (false, true) => safe(&t.note),
+        (true, false) => format!("by {}", safe(&t.by)),
+        (false, false) => format!("{} (by {})", safe(&t.note), safe(&t.by)),
     }
 }
 
@@ -162,24 +114,24 @@ pub struct SessionRow {
 
 /// The rows of a `sessions` answer, in answer order, none marked live (liveness comes from the
 /// status answer).
-pub fn session_rows(v: &Value) -> Vec<SessionRow> {
-    array(v, "sessions")
+pub fn session_rows(l: SessionList) -> Vec<SessionRow> {
+    l.sessions
+        .into_iter()
         .map(|s| {
-            let id = str_of(s, "id").to_string();
-            let root = match (s.get("root_exe").and_then(Value::as_str), s.get("root_pid")) {
+            let root = match (&s.root_exe, s.root_pid) {
                 (Some(e), Some(p)) => format!("{} [{}]", safe(e), p),
                 (Some(e), None) => safe(e),
                 _ => "-".into(),
             };
             SessionRow {
-                id_text: safe(&id),
+                id_text: safe(&s.id),
                 live: false,
-                id,
-                agent: safe(s.get("agent").and_then(Value::as_str).unwrap_or("-")),
-                start: time_of(s.get("start")),
-                end: time_of(s.get("end")),
-                events: u64_of(s, "events"),
-                alerts: u64_of(s, "alerts"),
+                agent: safe(s.agent.as_deref().unwrap_or("-")),
+                id: s.id,
+                start: s.start,
+                end: s.end,
+                events: s.events,
+                alerts: s.alerts,
                 root,
             }
         })
@@ -216,47 +168,51 @@ pub struct Entry {
     pub fields: Vec<(String, String)>,
 }
 
-/// Build an entry from an API hit (an Event object or an alert hit).
-pub fn parse_entry(v: &Value) -> Option<Entry> {
-    if v.get("alert").is_some() {
-        let r = parse_alert_hit(v)?;
-        let a = &r.alert;
-        let mut fields = vec![
-            ("alert.id".into(), safe(&a.id)),
-            ("time".into(), a.time.to_rfc3339()),
-            ("host".into(), safe(&a.host)),
-            ("rule".into(), r.rule.clone()),
-            ("severity".into(), a.severity.name().into()),
-            ("agent.name".into(), r.agent.clone()),
-            ("session.id".into(), r.session.clone()),
-            ("summary".into(), r.summary.clone()),
-            ("tags".into(), safe(&a.tags.join(" "))),
-            ("event_ids".into(), safe(&a.event_ids.join(" "))),
-            ("count".into(), a.count.to_string()),
-            ("first_time".into(), a.first_time.to_rfc3339()),
-            ("last_time".into(), a.last_time.to_rfc3339()),
-            ("in_loss_window".into(), a.in_loss_window.to_string()),
-            ("triage.state".into(), r.triage.name().into()),
-        ];
-        if !r.note.is_empty() {
-            fields.push(("triage.note".into(), r.note.clone()));
-        }
-        return Some(Entry {
-            id: a.id.clone(),
-            time: a.time,
-            kind: EntryKind::Alert(a.severity),
-            text: format!("{}  {}", r.rule, r.summary),
-            in_loss: a.in_loss_window,
-            count: a.count,
-            session: a.session.as_ref().map(|s| s.id.clone()),
-            fields,
-        });
+/// The entry of a hit (an event, or an alert with its triage).
+pub fn hit_entry(h: Hit) -> Entry {
+    match h.item {
+        Item::Event(e) => event_entry(&e),
+        Item::Alert(a) => alert_entry(&AlertRow::triaged(*a, h.triage.as_ref())),
     }
-    let ev = Event::deserialize(v).ok()?;
-    Some(event_entry(&ev))
 }
 
-fn event_entry(ev: &Event) -> Entry {
+/// The entry of an alert row.
+pub fn alert_entry(r: &AlertRow) -> Entry {
+    let a = &r.alert;
+    let mut fields = vec![
+        ("alert.id".into(), safe(&a.id)),
+        ("time".into(), a.time.to_rfc3339()),
+        ("host".into(), safe(&a.host)),
+        ("rule".into(), r.rule.clone()),
+        ("severity".into(), a.severity.name().into()),
+        ("agent.name".into(), r.agent.clone()),
+        ("session.id".into(), r.session.clone()),
+        ("summary".into(), r.summary.clone()),
+        ("tags".into(), safe(&a.tags.join(" "))),
+        ("event_ids".into(), safe(&a.event_ids.join(" "))),
+        ("count".into(), a.count.to_string()),
+        ("first_time".into(), a.first_time.to_rfc3339()),
+        ("last_time".into(), a.last_time.to_rfc3339()),
+        ("in_loss_window".into(), a.in_loss_window.to_string()),
+        ("triage.state".into(), r.triage.name().into()),
+    ];
+    if !r.note.is_empty() {
+        fields.push(("triage.note".into(), r.note.clone()));
+    }
+    Entry {
+        id: a.id.clone(),
+        time: a.time,
+        kind: EntryKind::Alert(a.severity),
+        text: format!("{}  {}", r.rule, r.summary),
+        in_loss: a.in_loss_window,
+        count: a.count,
+        session: a.session.as_ref().map(|s| s.id.clone()),
+        fields,
+    }
+}
+
+/// The entry of an event.
+pub fn event_entry(ev: &Event) -> Entry {
     let fields = FIELDS
         .iter()
         .filter_map(|f| Some((f.name.to_string(), safe(&ev.get(f.field)?.render()))))
@@ -371,35 +327,29 @@ pub struct ProcLine {
     pub text: String,
 }
 
-/// A `session` answer: its id, its events and alerts as entries (in answer order) and its
-/// process tree.
+/// A `session` answer as the timeline shows it: its id, its events and alerts as entries (in
+/// answer order) and its process tree.
 #[derive(Debug, Default)]
-pub struct SessionDetail {
+pub struct SessionTimeline {
     pub id: Option<String>,
     pub entries: Vec<Entry>,
     pub procs: Vec<ProcLine>,
 }
 
-pub fn session_detail(v: &Value) -> SessionDetail {
-    SessionDetail {
-        id: v.get("id").and_then(Value::as_str).map(str::to_string),
-        entries: array(v, "events")
-            .chain(array(v, "alerts"))
-            .filter_map(parse_entry)
+pub fn session_timeline(d: agent_api::SessionDetail) -> SessionTimeline {
+    SessionTimeline {
+        procs: proc_tree(&d.processes, &d.roots),
+        id: Some(d.id),
+        entries: d
+            .events
+            .into_iter()
+            .chain(d.alerts)
+            .map(hit_entry)
             .collect(),
-        procs: proc_tree(v),
     }
 }
 
-fn proc_tree(v: &Value) -> Vec<ProcLine> {
-    let procs = v
-        .get("processes")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let roots: Vec<usize> = array(v, "roots")
-        .filter_map(|x| x.as_u64().map(|x| x as usize))
-        .collect();
+fn proc_tree(procs: &[ProcessNode], roots: &[usize]) -> Vec<ProcLine> {
     let mut out = Vec::new();
     let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|&r| (r, 0)).collect();
     let mut seen = vec![false; procs.len()];
@@ -410,12 +360,10 @@ fn proc_tree(v: &Value) -> Vec<ProcLine> {
         }
         out.push(ProcLine {
             depth,
-            text: format!("{} [{}]", safe(str_of(p, "exe")), u64_of(p, "pid")),
+            text: format!("{} [{}]", safe(&p.exe), p.pid),
         });
-        if let Some(ch) = p.get("children").and_then(Value::as_array) {
-            for c in ch.iter().rev().filter_map(Value::as_u64) {
-                stack.push((c as usize, depth + 1));
-            }
+        for &c in p.children.iter().rev() {
+            stack.push((c, depth + 1));
         }
     }
     out
@@ -423,46 +371,19 @@ fn proc_tree(v: &Value) -> Vec<ProcLine> {
 
 // ---- search ----
 
-/// An aggregation result.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Aggregation {
-    Count(u64),
-    /// (escaped label, count) by decreasing count, plus the rest.
-    Terms {
-        field: String,
-        buckets: Vec<(String, u64)>,
-        other: u64,
-    },
-    Histogram {
-        interval_ns: i64,
-        buckets: Vec<(Timestamp, u64)>,
-    },
-}
-
-fn parse_agg(v: &Value) -> Option<Aggregation> {
-    let pairs = |v: &Value| -> Vec<(Value, u64)> {
-        array(v, "buckets")
-            .filter_map(|b| Some((b.get(0)?.clone(), b.get(1)?.as_u64()?)))
-            .collect()
-    };
-    match v.get("type")?.as_str()? {
-        "count" => Some(Aggregation::Count(u64_of(v, "count"))),
-        "terms" => Some(Aggregation::Terms {
-            field: safe(str_of(v, "field")),
-            buckets: pairs(v)
-                .into_iter()
-                .map(|(l, n)| (safe(l.as_str().unwrap_or(&l.to_string())), n))
-                .collect(),
-            other: u64_of(v, "other"),
-        }),
-        "histogram" => Some(Aggregation::Histogram {
-            interval_ns: v.get("interval_ns").and_then(Value::as_i64).unwrap_or(0),
-            buckets: pairs(v)
-                .into_iter()
-                .map(|(t, n)| (time_of(Some(&t)), n))
-                .collect(),
-        }),
-        _ => None,
+/// The aggregation with its field and term labels escaped.
+fn escaped(a: Aggregation) -> Aggregation {
+    match a {
+        Aggregation::Terms {
+            field,
+            buckets,
+            other,
+        } => Aggregation::Terms {
+            field: safe(&field),
+            buckets: buckets.into_iter().map(|(l, n)| (safe(&l), n)).collect(),
+            other,
+        },
+        a => a,
     }
 }
 
@@ -471,14 +392,15 @@ fn parse_agg(v: &Value) -> Option<Aggregation> {
 pub struct Found {
     pub total: u64,
     pub hits: Vec<Entry>,
+    /// Labels escaped.
     pub aggregation: Option<Aggregation>,
 }
 
-pub fn found(v: &Value) -> Found {
+pub fn found(r: SearchResults) -> Found {
     Found {
-        total: v.get("total").and_then(Value::as_u64).unwrap_or(0),
-        hits: array(v, "hits").filter_map(parse_entry).collect(),
-        aggregation: v.get("aggregation").and_then(parse_agg),
+        total: r.total,
+        hits: r.hits.into_iter().map(hit_entry).collect(),
+        aggregation: r.aggregation.map(escaped),
     }
 }
 
@@ -508,46 +430,33 @@ pub struct Policy {
     pub rules: Vec<RuleRow>,
 }
 
-pub fn policy(v: &Value) -> Policy {
-    let p = v.get("policy").cloned().unwrap_or(Value::Null);
-    let list = |r: &Value, k: &str| -> String {
-        match r.get(k) {
-            Some(Value::Array(a)) => safe(
-                &a.iter()
-                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            Some(Value::String(s)) => safe(s),
-            _ => String::new(),
-        }
-    };
+pub fn policy(l: RulesListing) -> Policy {
+    let p = l.policy;
     Policy {
-        source: safe(&match p.get("source") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => String::new(),
-            Some(x) => x.to_string(),
-        }),
-        generation: u64_of(&p, "generation"),
-        last_error: p
-            .get("last_error")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(safe),
-        rules: array(v, "rules")
+        source: safe(&p.source),
+        generation: p.generation,
+        last_error: p.last_error.filter(|s| !s.is_empty()).map(|s| safe(&s)),
+        rules: l
+            .rules
+            .into_iter()
             .map(|r| RuleRow {
-                id: safe(str_of(r, "id")),
-                severity: Severity::from_name(str_of(r, "severity")),
-                enabled: r.get("enabled").and_then(Value::as_bool).unwrap_or(true),
-                description: safe(str_of(r, "description")),
-                kinds: list(r, "kinds"),
-                mode: safe(str_of(r, "mode")),
-                hits: u64_of(r, "hits"),
+                id: safe(&r.id),
+                severity: Some(r.severity),
+                enabled: r.enabled,
+                description: safe(&r.description),
+                kinds: safe(
+                    &r.kinds
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                mode: safe(&r.mode),
+                hits: r.hits,
                 last_hit: r
-                    .get("last_hit")
-                    .and_then(Value::as_str)
-                    .and_then(|t| t.get(11..19))
-                    .map_or_else(|| "-".to_owned(), safe),
+                    .last_hit
+                    .and_then(|t| t.to_rfc3339().get(11..19).map(str::to_owned))
+                    .unwrap_or_else(|| "-".to_owned()),
             })
             .collect(),
     }
@@ -568,86 +477,57 @@ pub struct Status {
     pub facts: Vec<(String, String)>,
 }
 
-pub fn status(v: &Value) -> Status {
-    let obj = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let events = obj("events");
-    let rates = obj("events_per_s");
-    let mut names: Vec<String> = events.keys().chain(rates.keys()).cloned().collect();
+pub fn status(st: agent_api::Status) -> Status {
+    let mut names: Vec<&String> = st.events.keys().chain(st.events_per_s.keys()).collect();
     names.sort();
     names.dedup();
     let kinds = names
         .into_iter()
         .map(|k| {
-            let n = events.get(&k).and_then(Value::as_u64).unwrap_or(0);
-            let r = rates.get(&k).and_then(Value::as_f64).unwrap_or(0.0);
-            (safe(&k), n, r)
+            let n = st.events.get(k).copied().unwrap_or(0);
+            let r = st.events_per_s.get(k).copied().unwrap_or(0.0);
+            (safe(k), n, r)
         })
         .collect();
-    let losses: BTreeMap<String, u64> = obj("losses")
-        .iter()
-        .map(|(k, n)| (safe(k), n.as_u64().unwrap_or(0)))
-        .collect();
+    let losses: BTreeMap<String, u64> = st.losses.iter().map(|(k, n)| (safe(k), *n)).collect();
     let lost = losses.values().sum();
     Status {
-        live_sessions: array(v, "sessions")
-            .filter_map(|s| s.get("id").and_then(Value::as_str).map(str::to_string))
-            .collect(),
+        facts: facts(&st, lost),
+        live_sessions: st.sessions.into_iter().map(|s| s.id).collect(),
         kinds,
         losses,
-        facts: facts(v, lost),
     }
 }
 
-fn facts(v: &Value, lost: u64) -> Vec<(String, String)> {
+fn facts(st: &agent_api::Status, lost: u64) -> Vec<(String, String)> {
     let mut f = Vec::new();
-    if let Some(h) = v.get("host").and_then(Value::as_str) {
-        f.push(("host".into(), safe(h)));
-    }
-    if let Some(u) = v.get("uptime_s").and_then(Value::as_u64) {
-        f.push(("uptime".into(), duration(u as i64 * 1_000_000_000)));
-    }
-    if let Some(p) = v.get("programs").and_then(Value::as_array) {
-        f.push(("programs".into(), p.len().to_string()));
-    }
-    if let Some(s) = v.get("sessions").and_then(Value::as_array) {
-        f.push(("live sessions".into(), s.len().to_string()));
-    }
-    if let Some(r) = v.get("ringbuf_bytes").and_then(Value::as_u64) {
-        f.push(("ring buffer".into(), bytes(r)));
+    // A read-only backend on a data dir has no daemon figures.
+    if !st.offline {
+        f.push(("host".into(), safe(&st.host)));
+        f.push((
+            "uptime".into(),
+            duration((st.uptime_s * 1e9).min(i64::MAX as f64) as i64),
+        ));
+        f.push(("programs".into(), st.programs.len().to_string()));
+        f.push(("live sessions".into(), st.sessions.len().to_string()));
+        f.push(("ring buffer".into(), bytes(st.ringbuf_bytes)));
     }
     f.push(("events lost".into(), lost.to_string()));
-    if let Some(d) = v.get("decode_errors").and_then(Value::as_u64) {
-        f.push(("decode errors".into(), d.to_string()));
+    if !st.offline {
+        f.push(("decode errors".into(), st.decode_errors.to_string()));
     }
-    if let Some(s) = v.get("store").and_then(Value::as_object) {
-        for (k, label, is_bytes) in [
-            ("events", "store events", false),
-            ("alerts", "store alerts", false),
-            ("index_bytes", "index size", true),
-            ("spool_bytes", "spool size", true),
-            ("lag", "store lag", false),
-        ] {
-            if let Some(n) = s.get(k).and_then(Value::as_u64) {
-                f.push((
-                    label.into(),
-                    if is_bytes { bytes(n) } else { n.to_string() },
-                ));
-            }
-        }
+    if let Some(s) = &st.store {
+        let s = &s.stats;
+        f.push(("store events".into(), s.events.to_string()));
+        f.push(("store alerts".into(), s.alerts.to_string()));
+        f.push(("index size".into(), bytes(s.index_bytes)));
+        f.push(("spool size".into(), bytes(s.spool_bytes)));
+        f.push(("store lag".into(), s.lag.to_string()));
     }
-    if let Some(p) = v.get("policy").and_then(Value::as_object) {
-        if let Some(n) = p.get("rules").and_then(Value::as_u64) {
-            f.push(("rules".into(), n.to_string()));
-        }
-        if let Some(g) = p.get("generation").and_then(Value::as_u64) {
-            f.push(("policy generation".into(), g.to_string()));
-        }
-        if let Some(e) = p.get("last_error").and_then(Value::as_str) {
+    if let Some(p) = &st.policy {
+        f.push(("rules".into(), p.policy.rules.to_string()));
+        f.push(("policy generation".into(), p.policy.generation.to_string()));
+        if let Some(e) = &p.policy.last_error {
             f.push(("policy error".into(), safe(e)));
         }
     }

@@ -1,15 +1,17 @@
 //! Talking to the daemon without ever blocking the UI.
 //!
-//! A [`Backend`] answers API requests (one JSON object in, one out) and may open a live
-//! [`Subscription`]. [`SocketBackend`] speaks the daemon's JSON-lines protocol over its unix
-//! socket; the offline reader (a data dir opened read-only) implements the same trait in
-//! `agent-user`. [`Worker`] owns two background threads, one for requests and one for the live
+//! A [`Backend`] answers API requests (an [`agent_api::Request`] in, a typed [`Reply`] of an
+//! [`Answer`] out) and may open a live [`Subscription`]. [`SocketBackend`] speaks the daemon's
+//! JSON-lines protocol over its unix socket and parses each answer as the type of its request;
+//! the offline reader (a data dir opened read-only) implements the same trait in `agent-user`
+//! and answers with the same types, without JSON. [`Worker`] owns two background threads, one for requests and one for the live
 //! stream, each building its backend from a factory and reconnecting with backoff; the UI only
 //! ever touches channels.
 //!
 //! The worker speaks [`Request`] and [`Update`], defined in [`crate::msg`] (and re-exported here
 //! for callers of the worker) so that the model never has to import this module; answers to
-//! `alerts` requests are parsed here, on the request thread, with [`crate::answer::alert_rows`].
+//! `alerts` requests are made into rows here, on the request thread, with
+//! [`crate::answer::alert_rows`].
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
@@ -18,10 +20,11 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::thread;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use agent_api::{Answer, Reply, StreamItem};
+use serde::Deserialize as _;
 
 use crate::answer::alert_rows;
-pub use crate::msg::{Purpose, Request, Update};
+pub use crate::msg::{LiveLine, Purpose, Request, Update};
 
 /// Errors of the socket backend.
 #[derive(Debug, thiserror::Error)]
@@ -42,18 +45,22 @@ pub enum BackendError {
 
 /// One source of API answers: the live daemon or an offline data dir.
 pub trait Backend: Send {
-    /// Send one request object (e.g. `{"op":"status"}`) and return its answer object.
-    fn request(&mut self, req: &Value) -> anyhow::Result<Value>;
+    /// Send one request and return its answer: `Err` when the connection failed, a
+    /// [`Reply::Err`] when the daemon refused the request.
+    fn request(&mut self, req: &agent_api::Request) -> anyhow::Result<Reply<Answer>>;
 
-    /// Start a live stream (`{"op":"subscribe",...}`). `Ok(None)` means this backend has no
-    /// live stream (offline); the UI then polls instead.
-    fn subscribe(&mut self, req: &Value) -> anyhow::Result<Option<Box<dyn Subscription>>>;
+    /// Start a live stream (a `subscribe` request). `Ok(None)` means this backend has no live
+    /// stream (offline); the UI then polls instead.
+    fn subscribe(
+        &mut self,
+        req: &agent_api::Request,
+    ) -> anyhow::Result<Option<Box<dyn Subscription>>>;
 }
 
-/// A live stream of JSON objects: events, `{"alert":{..}}` or `{"lagged":N}`.
+/// A live stream: events, alerts and lag notices ([`StreamItem`]s).
 pub trait Subscription: Send {
-    /// The next object; `Ok(None)` when the stream ended.
-    fn next(&mut self) -> anyhow::Result<Option<Value>>;
+    /// The next line; `Ok(None)` when the stream ended.
+    fn next(&mut self) -> anyhow::Result<Option<LiveLine>>;
 }
 
 /// Builds a fresh backend; called again after every disconnect.
@@ -86,38 +93,38 @@ impl SocketBackend {
         Box::new(move || Ok(Box::new(SocketBackend::connect(&path)?) as Box<dyn Backend>))
     }
 
-    fn send(&mut self, req: &Value) -> Result<(), BackendError> {
-        let mut s = req.to_string();
+    fn send(&mut self, req: &agent_api::Request) -> Result<(), BackendError> {
+        let mut s = serde_json::to_string(req)?;
         s.push('\n');
         self.writer.write_all(s.as_bytes())?;
         Ok(())
     }
 
-    fn read(&mut self) -> Result<Value, BackendError> {
+    fn read(&mut self) -> Result<String, BackendError> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {
             return Err(BackendError::Closed);
         }
-        Ok(serde_json::from_str(&line)?)
+        Ok(line)
     }
 }
 
 impl Backend for SocketBackend {
-    fn request(&mut self, req: &Value) -> anyhow::Result<Value> {
+    fn request(&mut self, req: &agent_api::Request) -> anyhow::Result<Reply<Answer>> {
         self.reader
             .get_ref()
             .set_read_timeout(Some(REQUEST_TIMEOUT))?;
         self.send(req)?;
-        Ok(self.read()?)
+        let line = self.read()?;
+        Ok(Answer::read(req, &line).map_err(BackendError::Json)?)
     }
 
-    fn subscribe(&mut self, req: &Value) -> anyhow::Result<Option<Box<dyn Subscription>>> {
-        let first = self.request(req)?;
-        if first.get("ok") != Some(&Value::Bool(true)) {
-            anyhow::bail!(
-                "subscribe refused: {}",
-                first.get("error").and_then(Value::as_str).unwrap_or("?")
-            );
+    fn subscribe(
+        &mut self,
+        req: &agent_api::Request,
+    ) -> anyhow::Result<Option<Box<dyn Subscription>>> {
+        if let Reply::Err(e) = self.request(req)? {
+            anyhow::bail!("subscribe refused: {e}");
         }
         // A live stream may be quiet for a long time.
         self.reader.get_ref().set_read_timeout(None)?;
@@ -135,7 +142,7 @@ struct SocketStream {
 }
 
 impl Subscription for SocketStream {
-    fn next(&mut self) -> anyhow::Result<Option<Value>> {
+    fn next(&mut self) -> anyhow::Result<Option<LiveLine>> {
         let mut line = String::new();
         loop {
             line.clear();
@@ -145,7 +152,12 @@ impl Subscription for SocketStream {
             if line.trim().is_empty() {
                 continue;
             }
-            return Ok(Some(serde_json::from_str(&line)?));
+            // A line that is not JSON breaks the stream; JSON that is not a stream item is
+            // only counted.
+            let v: serde_json::Value = serde_json::from_str(&line)?;
+            return Ok(Some(
+                StreamItem::deserialize(v).map_err(|e| format!("not a stream item: {e}")),
+            ));
         }
     }
 }
@@ -238,18 +250,22 @@ fn request_loop(
             }
         }
         let Some(b) = backend.as_mut() else { continue };
-        let result = b.request(&req.body).map_err(|e| format!("{e:#}"));
-        if result.is_err() {
-            backend = None;
-        }
-        if let (Purpose::Alerts, Ok(v)) = (&req.purpose, &result)
-            && v.get("ok") != Some(&Value::Bool(false))
-        {
-            if up.send(Update::AlertRows(alert_rows(v))).is_err() {
-                return;
+        let result = match b.request(&req.body) {
+            Ok(reply) => reply.into_result().map_err(|e| e.to_string()),
+            Err(e) => {
+                backend = None;
+                Err(format!("{e:#}"))
             }
-            continue;
-        }
+        };
+        let result = match (&req.purpose, result) {
+            (Purpose::Alerts, Ok(Answer::Alerts(l))) => {
+                if up.send(Update::AlertRows(alert_rows(l))).is_err() {
+                    return;
+                }
+                continue;
+            }
+            (_, r) => r,
+        };
         if up
             .send(Update::Answer {
                 purpose: req.purpose,
@@ -266,7 +282,7 @@ fn live_loop(
     factory: &(dyn Fn() -> anyhow::Result<Box<dyn Backend>> + Send + Sync),
     up: Sender<Update>,
 ) {
-    let req = json!({"op": "subscribe", "session": null, "events": true, "alerts": true});
+    let req = agent_api::Request::subscribe(None, true, true);
     let mut attempt = 0u32;
     loop {
         let err = match factory().and_then(|mut b| b.subscribe(&req)) {

@@ -11,8 +11,8 @@
 //!   [`state::App`] and the key dispatch.
 //! - [`view`] draws the model with ratatui (snapshot-tested with `TestBackend`): one file per
 //!   view plus the theme and shared widgets.
-//! - [`answer`] reads the daemon's JSON answers into typed rows, the only place that does; both
-//!   the model and the backend use it.
+//! - [`answer`] makes rows of the daemon's answers, which arrive typed (the `agent-api` crate
+//!   owns every request and answer of the protocol); both the model and the backend use it.
 //! - [`msg`] holds the [`msg::Request`]s the model queues and the [`msg::Update`]s it receives,
 //!   so that the model and the backend both use it and never each other.
 //! - [`backend`] talks to the daemon on background threads so the UI never blocks on it.

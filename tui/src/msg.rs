@@ -3,11 +3,12 @@
 //!
 //! They live apart from both sides so that [`crate::state`] (which queues requests and applies
 //! updates) and [`crate::backend`] (which sends and receives them) each depend on this module
-//! and never on each other. It only knows the parsed rows of [`crate::answer`].
+//! and never on each other. Requests and answers are the `agent-api` types; the only rows here
+//! are those of [`crate::answer`].
 
 use std::time::Duration;
 
-use serde_json::Value;
+use agent_api::{Answer, StreamItem};
 
 use crate::answer::AlertRow;
 
@@ -30,25 +31,28 @@ pub enum Purpose {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
     pub purpose: Purpose,
-    pub body: Value,
+    pub body: agent_api::Request,
 }
+
+/// One line of the live stream: an item, or why the line is not one (counted and skipped).
+pub type LiveLine = Result<StreamItem, String>;
 
 /// Something that happened on the background threads.
 #[derive(Debug)]
 pub enum Update {
-    /// An answer (or the error that prevented one).
+    /// An answer, or the error that prevented one (a refusal of the daemon included).
     Answer {
         purpose: Purpose,
-        result: Result<Value, String>,
+        result: Result<Answer, String>,
     },
-    /// One object of the live stream.
-    Live(Value),
+    /// One line of the live stream.
+    Live(LiveLine),
     /// The live stream is (re)connected.
     Connected,
     /// The connection is down; retrying in `retry`.
     Disconnected { error: String, retry: Duration },
     /// The backend has no live stream (offline data dir).
     NoLiveStream,
-    /// A successful `alerts` answer, already parsed on the worker thread.
+    /// A successful `alerts` answer, already made into rows on the worker thread.
     AlertRows(Vec<Box<AlertRow>>),
 }

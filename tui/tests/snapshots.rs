@@ -3,13 +3,14 @@
 
 mod common;
 
+use agent_api::{Aggregation, Answer, ProcessNode, SearchResults, SessionDetail, SessionList};
 use agent_model::{AgentRef, BStr, Kind, Severity};
 use common::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use serde_json::{Value, json};
+use serde_json::json;
 use tui::backend::{Purpose, Update};
 use tui::state::{App, View};
 use tui::view::{Theme, draw};
@@ -87,7 +88,7 @@ fn with_session(app: &mut App) {
         Purpose::Session {
             focus: Some("a-1".into()),
         },
-        session_detail(),
+        Answer::Session(Box::new(session_detail())),
     );
     app.view = View::Timeline;
 }
@@ -139,7 +140,7 @@ fn timeline_view_empty() {
     snap("timeline_empty", &mut app);
 }
 
-fn searched(app: &mut App, agg: Value) {
+fn searched(app: &mut App, agg: Aggregation) {
     key(app, KeyCode::Char('4'));
     key(app, KeyCode::Char('/'));
     for c in "kind:file.open | top 3 file.path".chars() {
@@ -147,14 +148,18 @@ fn searched(app: &mut App, agg: Value) {
     }
     key(app, KeyCode::Enter);
     let hits = vec![
-        serde_json::to_value(event(1, Kind::FileOpen, "/home/dev/.ssh/id_rsa")).unwrap(),
-        serde_json::to_value(event(5, Kind::FileOpen, "/home/dev/.aws/credentials")).unwrap(),
+        event_hit(event(1, Kind::FileOpen, "/home/dev/.ssh/id_rsa")),
+        event_hit(event(5, Kind::FileOpen, "/home/dev/.aws/credentials")),
         alert_hit(&alerts_list()[0], "resolved"),
     ];
     answer(
         app,
         Purpose::Search,
-        json!({"ok": true, "total": 41, "hits": hits, "aggregation": agg}),
+        Answer::Search(SearchResults {
+            total: 41,
+            hits,
+            aggregation: Some(agg),
+        }),
     );
     // Select the alert hit: its detail fields are the TUI's own, so the snapshot does not churn
     // when the event field catalogue grows (event details are checked in tests/state.rs).
@@ -166,9 +171,10 @@ fn search_view_with_bar_chart() {
     let mut app = loaded_app();
     searched(
         &mut app,
-        json!({"type": "terms", "field": "file.path", "buckets":
+        serde_json::from_value(json!({"type": "terms", "field": "file.path", "buckets":
             [["/home/dev/.ssh/id_rsa", 30], ["/etc/passwd", 11], ["/home/dev/.aws/credentials", 4]],
-            "other": 2}),
+            "other": 2}))
+        .unwrap(),
     );
     snap("search", &mut app);
 }
@@ -178,8 +184,11 @@ fn search_view_histogram() {
     let mut app = loaded_app();
     searched(
         &mut app,
-        json!({"type": "histogram", "interval_ns": 60_000_000_000i64, "buckets":
+        serde_json::from_value(
+            json!({"type": "histogram", "interval_ns": 60_000_000_000i64, "buckets":
             [[ts(0), 3], [ts(60), 9], [ts(120), 1]]}),
+        )
+        .unwrap(),
     );
     snap("search_histogram", &mut app);
 }
@@ -190,9 +199,9 @@ fn rules_view() {
     key(&mut app, KeyCode::Char('5'));
     snap("rules", &mut app);
     let mut r = rules();
-    r["policy"]["last_error"] =
-        json!("rules/exec.toml:4:9: unknown key `conditon`; did you mean `condition`?");
-    answer(&mut app, Purpose::Rules, r);
+    r.policy.last_error =
+        Some("rules/exec.toml:4:9: unknown key `conditon`; did you mean `condition`?".into());
+    answer(&mut app, Purpose::Rules, Answer::Rules(r));
     snap("rules_error", &mut app);
 }
 
@@ -236,44 +245,72 @@ fn hostile_content_is_escaped_on_every_view() {
         e.process.args = vec![BStr::from(s.as_str()), BStr::from("\x1b[6n")];
         e.process.cmdline = BStr::from(format!("{s} \x1b[6n").as_str());
         e.agent = Some(AgentRef { name: s.clone() });
-        events.push(serde_json::to_value(&e).unwrap());
+        events.push(event_hit(e.clone()));
         let mut x = event(30 + i, Kind::ProcessExec, s);
         x.process.cmdline = BStr::from(s.as_str());
-        events.push(serde_json::to_value(&x).unwrap());
+        events.push(event_hit(x));
         let mut a = alert(50 + i, Severity::Critical, s, s);
         a.agent = Some(AgentRef { name: s.clone() });
         a.host = s.clone();
         a.tags = vec![s.clone()];
         alerts.push(alert_hit(&a, "open"));
-        app.on_update(Update::Live(json!({"alert": a})));
-        app.on_update(Update::Live(serde_json::to_value(&e).unwrap()));
+        app.on_update(live_alert(a));
+        app.on_update(live_event(e));
     }
-    let detail = json!({"ok": true, "id": SESSION, "events": events, "alerts": alerts,
-        "processes": hostile.iter().enumerate().map(|(i, s)| json!({"pid": i, "start": ts(0), "exe": s,
-            "parent_pid": null, "parent_start": null, "children": if i + 1 < hostile.len() { vec![i + 1] } else { vec![] }})).collect::<Vec<_>>(),
-        "roots": [0]});
-    answer(&mut app, Purpose::Session { focus: None }, detail);
+    let detail = SessionDetail {
+        id: SESSION.into(),
+        events: events.clone(),
+        alerts: alerts.clone(),
+        processes: hostile
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ProcessNode {
+                pid: i as u32,
+                start: ts(0),
+                exe: s.clone(),
+                parent_pid: None,
+                parent_start: None,
+                children: if i + 1 < hostile.len() {
+                    vec![i + 1]
+                } else {
+                    vec![]
+                },
+            })
+            .collect(),
+        roots: vec![0],
+    };
     answer(
         &mut app,
-        Purpose::Sessions,
+        Purpose::Session { focus: None },
+        Answer::Session(Box::new(detail)),
+    );
+    let sessions: SessionList = parse(
         json!({"ok": true, "sessions": hostile.iter().map(|s| json!({"id": s, "agent": s,
             "start": ts(0), "end": ts(1), "events": 1, "alerts": 1, "root_exe": s, "root_pid": 1})).collect::<Vec<_>>()}),
     );
+    answer(&mut app, Purpose::Sessions, Answer::Sessions(sessions));
     let mut r = rules();
-    r["rules"][0]["description"] = json!(hostile[1]);
-    r["rules"][0]["id"] = json!(hostile[6]);
-    r["policy"]["last_error"] = json!(hostile[0]);
-    answer(&mut app, Purpose::Rules, r);
+    r.rules[0].description = hostile[1].clone();
+    r.rules[0].id = hostile[6].clone();
+    r.policy.last_error = Some(hostile[0].clone());
+    answer(&mut app, Purpose::Rules, Answer::Rules(r));
     let mut st = status(5.0);
-    st["host"] = json!(hostile[2]);
-    st["events_per_s"][&hostile[5]] = json!(3.0);
-    answer(&mut app, Purpose::Status, st);
+    st.host = hostile[2].clone();
+    st.events_per_s.insert(hostile[5].clone(), 3.0);
+    answer(&mut app, Purpose::Status, Answer::Status(Box::new(st)));
     app.search.query = hostile[3].clone();
     answer(
         &mut app,
         Purpose::Search,
-        json!({"ok": true, "total": 2, "hits": [events[0], alerts[0]], "aggregation":
-            {"type": "terms", "field": hostile[4], "buckets": hostile.iter().map(|s| json!([s, 3])).collect::<Vec<_>>(), "other": 0}}),
+        Answer::Search(SearchResults {
+            total: 2,
+            hits: vec![events[0].clone(), alerts[0].clone()],
+            aggregation: Some(Aggregation::Terms {
+                field: hostile[4].clone(),
+                buckets: hostile.iter().map(|s| (s.clone(), 3)).collect(),
+                other: 0,
+            }),
+        }),
     );
     app.on_update(Update::Disconnected {
         error: hostile[7].clone(),

@@ -9,11 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use agent_api::{Aggregation, Answer, Reply, StreamItem, TriageState};
+use agent_model::{Alert, Event, Kind, KindField};
 use serde_json::{Value, json};
 use tui::backend::{Backend, Purpose, Request, SocketBackend, Update, Worker};
 
-/// A fake daemon: answers `status` and `search`, and for `subscribe` sends `{"ok":true}`, one
-/// event, one alert and a lag notice, then keeps the stream open until `stop`.
+/// A fake daemon: answers `status`, `search` (echoing the query as the aggregation's field),
+/// `alerts` and slowly `triage`, and for `subscribe` sends `{"ok":true}`, one event, one alert
+/// and a lag notice, then keeps the stream open until `stop`.
 fn serve(listener: UnixListener, stop: Arc<AtomicBool>) {
     listener.set_nonblocking(true).unwrap();
     while !stop.load(Ordering::SeqCst) {
@@ -44,30 +47,47 @@ fn connection(s: UnixStream, stop: Arc<AtomicBool>) {
                 continue;
             }
         };
-        match req["op"].as_str() {
-            Some("status") => writeln!(w, "{}", json!({"ok": true, "events": {"file.open": 3}})).unwrap(),
+        let op = req.get("op").and_then(Value::as_str);
+        match op {
+            Some("status") => {
+                writeln!(w, "{}", json!({"ok": true, "events": {"file.open": 3}})).unwrap()
+            }
             Some("search") => writeln!(
                 w,
                 "{}",
-                json!({"ok": true, "total": 0, "hits": [], "aggregation": null, "echo": req["query"]})
+                json!({"ok": true, "total": 0, "hits": [], "aggregation":
+                    {"type": "terms", "field": req.get("query"), "buckets": [], "other": 0}})
             )
             .unwrap(),
             Some("alerts") => {
                 let a = json!({"id": "a-1", "time": "2026-11-25T10:00:00Z", "host": "h",
                     "rule": "secret-read", "severity": "high", "summary": "read id_rsa", "count": 2,
                     "first_time": "2026-11-25T10:00:00Z", "last_time": "2026-11-25T10:00:00Z"});
-                writeln!(w, "{}", json!({"ok": true, "hits": [{"alert": a, "triage": {"state": "open"}}]}))
-                    .unwrap()
+                writeln!(
+                    w,
+                    "{}",
+                    json!({"ok": true, "hits": [{"alert": a, "triage": {"state": "open"}}]})
+                )
+                .unwrap()
             }
-            Some("slow") => {
+            Some("triage") => {
                 thread::sleep(Duration::from_millis(300));
                 writeln!(w, "{}", json!({"ok": true})).unwrap();
             }
             Some("subscribe") => {
                 writeln!(w, "{}", json!({"ok": true})).unwrap();
-                writeln!(w, "{}", json!({"id": "e-1", "kind": "file.open"})).unwrap();
+                let e = Event {
+                    id: "e-1".into(),
+                    kind: KindField(Kind::FileOpen),
+                    ..Default::default()
+                };
+                writeln!(w, "{}", e.to_json()).unwrap();
                 writeln!(w).unwrap();
-                writeln!(w, "{}", json!({"alert": {"id": "a-1"}})).unwrap();
+                let a = Alert {
+                    id: "a-1".into(),
+                    ..Default::default()
+                };
+                writeln!(w, "{}", json!({"alert": a})).unwrap();
                 writeln!(w, "{}", json!({"lagged": 5})).unwrap();
                 while !stop.load(Ordering::SeqCst) {
                     thread::sleep(Duration::from_millis(5));
@@ -94,17 +114,26 @@ fn requests_get_one_answer_each() {
     let path = dir.path().join("agentwatch.sock");
     let stop = start(&path);
     let mut b = SocketBackend::connect(&path).unwrap();
-    let v = b.request(&json!({"op": "status"})).unwrap();
-    assert_eq!(v["events"]["file.open"], 3);
+    let v = b.request(&agent_api::Request::Status).unwrap();
+    assert!(matches!(v, Reply::Ok(Answer::Status(st)) if st.events["file.open"] == 3));
     let v = b
-        .request(&json!({"op": "search", "query": "file.path:\"a\\nb\""}))
+        .request(&agent_api::Request::Search {
+            query: "file.path:\"a\\nb\"".into(),
+            since: None,
+            until: None,
+            limit: 10,
+            offset: 0,
+        })
         .unwrap();
-    assert_eq!(
-        v["echo"], "file.path:\"a\\nb\"",
+    let Reply::Ok(Answer::Search(r)) = v else {
+        panic!("{v:?}")
+    };
+    assert!(
+        matches!(r.aggregation, Some(Aggregation::Terms { field, .. }) if field == "file.path:\"a\\nb\""),
         "query survives JSON framing"
     );
-    let v = b.request(&json!({"op": "nope"})).unwrap();
-    assert_eq!(v["ok"], false);
+    let v = b.request(&agent_api::Request::Rules).unwrap();
+    assert!(matches!(v, Reply::Err(_)), "{v:?}");
     stop.store(true, Ordering::SeqCst);
 }
 
@@ -137,16 +166,18 @@ fn subscribe_once() {
     let stop = start(&path);
     let mut b = SocketBackend::connect(&path).unwrap();
     let mut sub = b
-        .subscribe(&json!({"op": "subscribe", "session": null}))
+        .subscribe(&agent_api::Request::subscribe(None, true, true))
         .unwrap()
         .expect("socket backend streams");
-    assert_eq!(sub.next().unwrap().unwrap()["id"], "e-1");
-    assert_eq!(
-        sub.next().unwrap().unwrap()["alert"]["id"],
-        "a-1",
+    assert!(matches!(sub.next().unwrap().unwrap(), Ok(StreamItem::Event(e)) if e.id == "e-1"));
+    assert!(
+        matches!(sub.next().unwrap().unwrap(), Ok(StreamItem::Alert(a)) if a.id == "a-1"),
         "blank lines are skipped"
     );
-    assert_eq!(sub.next().unwrap().unwrap()["lagged"], 5);
+    assert!(matches!(
+        sub.next().unwrap().unwrap(),
+        Ok(StreamItem::Lagged(5))
+    ));
     stop.store(true, Ordering::SeqCst);
     drop(b);
     assert!(sub.next().unwrap().is_none(), "end of stream");
@@ -189,7 +220,7 @@ fn worker_reconnects_when_the_daemon_comes_back() {
     });
     assert!(w.send(Request {
         purpose: Purpose::Status,
-        body: json!({"op": "status"})
+        body: agent_api::Request::Status
     }));
     wait_for(
         &w,
@@ -199,22 +230,20 @@ fn worker_reconnects_when_the_daemon_comes_back() {
     // The daemon starts: the live thread connects and streams.
     let stop = start(&path);
     wait_for(&w, "connected", |u| matches!(u, Update::Connected));
-    wait_for(
-        &w,
-        "live lag",
-        |u| matches!(u, Update::Live(v) if v["lagged"] == 5),
-    );
+    wait_for(&w, "live lag", |u| {
+        matches!(u, Update::Live(Ok(StreamItem::Lagged(5))))
+    });
     // Requests work again (the request thread reconnects on its own).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         w.send(Request {
             purpose: Purpose::Status,
-            body: json!({"op": "status"}),
+            body: agent_api::Request::Status,
         });
         let us = wait_for(&w, "status answer", |u| matches!(u, Update::Answer { .. }));
         if us
             .iter()
-            .any(|u| matches!(u, Update::Answer { result: Ok(v), .. } if v["ok"] == true))
+            .any(|u| matches!(u, Update::Answer { result: Ok(_), .. }))
         {
             break;
         }
@@ -238,11 +267,12 @@ fn a_slow_daemon_never_blocks_the_caller() {
     let stop = start(&path);
     let w = Worker::start(SocketBackend::factory(path));
     let t = Instant::now();
+    let slow = || Request {
+        purpose: Purpose::Triage,
+        body: agent_api::Request::triage("a-1", TriageState::Resolved, ""),
+    };
     for _ in 0..10 {
-        w.send(Request {
-            purpose: Purpose::Triage,
-            body: json!({"op": "slow"}),
-        });
+        w.send(slow());
     }
     assert!(
         t.elapsed() < Duration::from_millis(100),
@@ -251,10 +281,7 @@ fn a_slow_daemon_never_blocks_the_caller() {
     // The queue is bounded: flooding it reports drops instead of blocking.
     let mut refused = 0;
     for _ in 0..(tui::backend::REQUEST_QUEUE * 2) {
-        if !w.send(Request {
-            purpose: Purpose::Triage,
-            body: json!({"op": "slow"}),
-        }) {
+        if !w.send(slow()) {
             refused += 1;
         }
     }
@@ -271,7 +298,11 @@ fn the_worker_parses_alert_lists_off_the_ui_thread() {
     let w = Worker::start(SocketBackend::factory(path));
     w.send(Request {
         purpose: Purpose::Alerts,
-        body: json!({"op": "alerts", "since": "24h"}),
+        body: agent_api::Request::Alerts {
+            since: Some("24h".into()),
+            severity: None,
+            limit: 100,
+        },
     });
     let seen = wait_for(&w, "alert rows", |u| matches!(u, Update::AlertRows(_)));
     match seen.last() {

@@ -2,15 +2,21 @@
 
 mod common;
 
+use agent_api::{AlertList, Answer, SearchResults};
 use agent_model::{Kind, Severity};
 use common::*;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
-use tui::backend::{Purpose, Update};
+use tui::backend::{Purpose, Request, Update};
 use tui::state::{App, Conn, EntryKind, Prompt, TriageState, View};
 
 fn key(app: &mut App, c: KeyCode) {
     app.on_key(KeyEvent::new(c, KeyModifiers::NONE));
+}
+
+/// A request as it goes on the wire.
+fn wire(r: &Request) -> serde_json::Value {
+    serde_json::to_value(&r.body).unwrap()
 }
 
 fn typed(app: &mut App, s: &str) {
@@ -22,11 +28,7 @@ fn typed(app: &mut App, s: &str) {
 #[test]
 fn start_asks_for_status_rules_alerts_and_sessions() {
     let app = App::new(ts(0));
-    let ops: Vec<&str> = app
-        .outbox
-        .iter()
-        .map(|r| r.body["op"].as_str().unwrap())
-        .collect();
+    let ops: Vec<&str> = app.outbox.iter().map(|r| r.body.op()).collect();
     assert_eq!(ops, ["status", "rules", "alerts", "sessions"]);
 }
 
@@ -114,7 +116,7 @@ fn live_alerts_go_on_top_and_keep_a_scrolled_selection() {
         "secret-send",
         "sent id_rsa to 203.0.113.7",
     );
-    app.on_update(Update::Live(json!({"alert": a})));
+    app.on_update(live_alert(a));
     assert_eq!(app.alerts.row(0).unwrap().alert.id, "a-7");
     assert_eq!(app.alerts.selected().unwrap().alert.id, before);
     assert_eq!(app.alerts.counts[Severity::Critical as usize], 2);
@@ -125,7 +127,7 @@ fn folded_duplicates_update_in_place_and_keep_triage() {
     let mut app = loaded_app();
     let mut a = medium_alert();
     a.count = 9;
-    app.on_update(Update::Live(json!({"alert": a})));
+    app.on_update(live_alert(a));
     assert_eq!(app.alerts.len(), 6, "no new row for a folded duplicate");
     let row = app
         .alerts
@@ -162,7 +164,7 @@ fn acknowledge_with_a_note_sends_a_triage_request() {
     let r = app.outbox.last().unwrap();
     assert_eq!(r.purpose, Purpose::Triage);
     assert_eq!(
-        r.body,
+        wire(r),
         json!({"op": "triage", "alert_id": "a-5", "state": "acknowledged", "note": "known tool"})
     );
     let row = app.alerts.selected().unwrap();
@@ -175,11 +177,11 @@ fn resolve_and_reopen_and_cancel() {
     let mut app = loaded_app();
     key(&mut app, KeyCode::Char('r'));
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.outbox.last().unwrap().body["state"], "resolved");
-    assert_eq!(app.outbox.last().unwrap().body["alert_id"], "a-6");
+    assert_eq!(wire(app.outbox.last().unwrap())["state"], "resolved");
+    assert_eq!(wire(app.outbox.last().unwrap())["alert_id"], "a-6");
     key(&mut app, KeyCode::Char('o'));
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.outbox.last().unwrap().body["state"], "open");
+    assert_eq!(wire(app.outbox.last().unwrap())["state"], "open");
     let n = app.outbox.len();
     key(&mut app, KeyCode::Char('a'));
     typed(&mut app, "oops");
@@ -196,7 +198,7 @@ fn view_switching_by_number_tab_and_command() {
     let mut app = loaded_app();
     key(&mut app, KeyCode::Char('2'));
     assert_eq!(app.view, View::Sessions);
-    assert_eq!(app.outbox.last().unwrap().body["op"], "sessions");
+    assert_eq!(app.outbox.last().unwrap().body.op(), "sessions");
     key(&mut app, KeyCode::Tab);
     assert_eq!(app.view, View::Timeline);
     key(&mut app, KeyCode::BackTab);
@@ -250,7 +252,7 @@ fn sessions_sorted_newest_first_live_marked_and_enter_opens_the_timeline() {
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.view, View::Timeline);
     let r = app.outbox.last().unwrap();
-    assert_eq!(r.body, json!({"op": "session", "id": "00000000c0ffee00"}));
+    assert_eq!(wire(r), json!({"op": "session", "id": "00000000c0ffee00"}));
     assert_eq!(r.purpose, Purpose::Session { focus: None });
 }
 
@@ -261,8 +263,12 @@ fn enter_on_an_alert_opens_its_session_centred_on_it() {
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.view, View::Timeline);
     let r = app.outbox.last().unwrap().clone();
-    assert_eq!(r.body, json!({"op": "session", "id": SESSION}));
-    answer(&mut app, r.purpose, session_detail());
+    assert_eq!(wire(&r), json!({"op": "session", "id": SESSION}));
+    answer(
+        &mut app,
+        r.purpose,
+        Answer::Session(Box::new(session_detail())),
+    );
     assert_eq!(app.back, View::Alerts);
     let t = &app.timeline;
     let sel = t.selected().unwrap();
@@ -277,7 +283,11 @@ fn enter_on_an_alert_opens_its_session_centred_on_it() {
 #[test]
 fn timeline_orders_events_marks_losses_and_jumps_between_alerts() {
     let mut app = loaded_app();
-    answer(&mut app, Purpose::Session { focus: None }, session_detail());
+    answer(
+        &mut app,
+        Purpose::Session { focus: None },
+        Answer::Session(Box::new(session_detail())),
+    );
     app.view = View::Timeline;
     let t = &app.timeline;
     assert!(t.entries.windows(2).all(|w| w[0].time <= w[1].time));
@@ -306,7 +316,7 @@ fn timeline_orders_events_marks_losses_and_jumps_between_alerts() {
     assert_eq!(app.timeline.selected().unwrap().id, "a-1");
     // A live event of this session lands in time order.
     let ev = event(6, Kind::FileOpen, "/home/dev/.netrc");
-    app.on_update(Update::Live(serde_json::to_value(&ev).unwrap()));
+    app.on_update(live_event(ev));
     let pos = app
         .timeline
         .entries
@@ -332,26 +342,23 @@ fn search_runs_the_query_with_the_time_range_and_shows_aggregations() {
     key(&mut app, KeyCode::Enter);
     let r = app.outbox.last().unwrap();
     assert_eq!(r.purpose, Purpose::Search);
-    assert_eq!(r.body["query"], "kind:file.open | top 3 file.path");
-    assert_eq!(r.body["since"], "24h");
+    assert_eq!(wire(r)["query"], "kind:file.open | top 3 file.path");
+    assert_eq!(wire(r)["since"], "24h");
     assert!(app.search.pending);
     key(&mut app, KeyCode::Char('t'));
-    assert_eq!(app.outbox.last().unwrap().body["since"], "7d");
+    assert_eq!(wire(app.outbox.last().unwrap())["since"], "7d");
     key(&mut app, KeyCode::Char('t'));
     assert_eq!(
-        app.outbox.last().unwrap().body["since"],
+        wire(app.outbox.last().unwrap())["since"],
         serde_json::Value::Null
     );
     let hits = vec![
-        serde_json::to_value(event(1, Kind::FileOpen, "/home/dev/.ssh/id_rsa")).unwrap(),
-        alert_hit(&alerts_list()[0], "resolved"),
+        serde_json::to_value(event_hit(event(1, Kind::FileOpen, "/home/dev/.ssh/id_rsa"))).unwrap(),
+        serde_json::to_value(alert_hit(&alerts_list()[0], "resolved")).unwrap(),
     ];
-    answer(
-        &mut app,
-        Purpose::Search,
-        json!({"ok": true, "total": 41, "hits": hits, "aggregation":
-            {"type": "terms", "field": "file.path", "buckets": [["/home/dev/.ssh/id_rsa", 30], ["/etc/passwd", 11]], "other": 0}}),
-    );
+    let found: SearchResults = parse(json!({"ok": true, "total": 41, "hits": hits, "aggregation":
+            {"type": "terms", "field": "file.path", "buckets": [["/home/dev/.ssh/id_rsa", 30], ["/etc/passwd", 11]], "other": 0}}));
+    answer(&mut app, Purpose::Search, Answer::Search(found));
     assert!(!app.search.pending);
     assert_eq!(app.search.total, 41);
     assert_eq!(app.search.results.len(), 2);
@@ -392,7 +399,19 @@ fn search_errors_are_shown() {
     let mut app = loaded_app();
     app.on_update(Update::Answer {
         purpose: Purpose::Search,
-        result: Ok(json!({"ok": false, "error": "unbalanced `(` at 1:5"})),
+        result: Answer::read(
+            &agent_api::Request::Search {
+                query: "(".into(),
+                since: None,
+                until: None,
+                limit: 1,
+                offset: 0,
+            },
+            r#"{"ok": false, "error": "unbalanced `(` at 1:5"}"#,
+        )
+        .unwrap()
+        .into_result()
+        .map_err(|e| e.to_string()),
     });
     assert_eq!(app.search.error.as_deref(), Some("unbalanced `(` at 1:5"));
 }
@@ -408,8 +427,8 @@ fn rules_filter_and_reload_error() {
     typed(&mut app, "shell");
     assert_eq!(app.rules.visible.len(), 1);
     let mut r = rules();
-    r["policy"]["last_error"] = json!("rules/exec.toml:4:9: unknown key `conditon`");
-    answer(&mut app, Purpose::Rules, r);
+    r.policy.last_error = Some("rules/exec.toml:4:9: unknown key `conditon`".into());
+    answer(&mut app, Purpose::Rules, Answer::Rules(r));
     assert_eq!(
         app.rules.last_error.as_deref(),
         Some("rules/exec.toml:4:9: unknown key `conditon`")
@@ -454,7 +473,11 @@ fn ticks_poll_status_without_piling_up_requests() {
         .filter(|r| r.purpose == Purpose::Status)
         .count();
     assert_eq!(statuses, 0, "the first status is still unanswered");
-    answer(&mut app, Purpose::Status, status(1.0));
+    answer(
+        &mut app,
+        Purpose::Status,
+        Answer::Status(Box::new(status(1.0))),
+    );
     for _ in 0..4 {
         app.on_tick(ts(2));
     }
@@ -473,7 +496,7 @@ fn alert_rows_parsed_by_the_worker_replace_the_list() {
         .iter()
         .map(|a| alert_hit(a, "resolved"))
         .collect();
-    let rows = tui::state::alert_rows(&json!({"ok": true, "hits": hits}));
+    let rows = tui::state::alert_rows(AlertList { hits });
     app.on_update(Update::AlertRows(rows));
     assert_eq!(app.alerts.len(), 2);
     assert_eq!(app.alerts.row(0).unwrap().triage, TriageState::Resolved);
@@ -514,11 +537,7 @@ fn disconnect_shows_a_banner_and_reconnect_resyncs() {
     app.outbox.clear();
     app.on_update(Update::Connected);
     assert_eq!(app.conn, Conn::Live);
-    let ops: Vec<&str> = app
-        .outbox
-        .iter()
-        .map(|r| r.body["op"].as_str().unwrap())
-        .collect();
+    let ops: Vec<&str> = app.outbox.iter().map(|r| r.body.op()).collect();
     assert_eq!(ops, ["status", "rules", "alerts", "sessions"]);
 }
 
@@ -528,7 +547,7 @@ fn hostile_alert_text_is_escaped_in_the_model() {
     for (i, s) in hostile_strings().iter().enumerate() {
         let mut a = alert(100 + i, Severity::High, s, s);
         a.agent = Some(agent_model::AgentRef { name: s.clone() });
-        app.on_update(Update::Live(json!({"alert": a})));
+        app.on_update(live_alert(a));
     }
     for r in &app.alerts.rows {
         for s in [&r.summary, &r.rule, &r.agent, &r.session] {
@@ -540,9 +559,9 @@ fn hostile_alert_text_is_escaped_in_the_model() {
 #[test]
 fn lagged_and_malformed_live_objects_are_counted() {
     let mut app = loaded_app();
-    app.on_update(Update::Live(json!({"lagged": 12})));
-    app.on_update(Update::Live(json!({"alert": {"id": 3}})));
-    app.on_update(Update::Live(json!({"what": "no"})));
+    app.on_update(live(json!({"lagged": 12})));
+    app.on_update(live(json!({"alert": {"id": 3}})));
+    app.on_update(live(json!({"what": "no"})));
     assert_eq!(app.lagged, 12);
     assert_eq!(app.bad_objects, 2);
     assert_eq!(app.alerts.len(), 6);
@@ -559,7 +578,7 @@ fn alerts_are_fetched_again_shortly_after_connecting() {
     let mut asked = false;
     for i in 0..8 {
         app.on_tick(ts(i));
-        if app.outbox.drain(..).any(|r| r.body["op"] == "alerts") {
+        if app.outbox.drain(..).any(|r| r.body.op() == "alerts") {
             asked = true;
         }
     }
@@ -571,12 +590,14 @@ fn rules_show_the_time_of_their_last_hit() {
     let mut app = App::new(ts(0));
     app.on_update(Update::Answer {
         purpose: Purpose::Rules,
-        result: Ok(json!({"ok": true, "policy": {"generation": 1}, "rules": [
+        result: Ok(Answer::Rules(parse(json!({"ok": true, "policy": {"generation": 1}, "rules": [
             {"id": "cred.ssh_private_key", "severity": "high", "enabled": true, "description": "d",
-             "kinds": ["file.open"], "mode": "event", "hits": 3, "last_hit": "2026-11-21T10:11:12.5Z"},
+             "kinds": ["file.open"], "tags": [], "mode": "event", "defined_at": "r.toml:1:1",
+             "hits": 3, "last_hit": "2026-11-21T10:11:12.5Z"},
             {"id": "quiet.rule", "severity": "low", "enabled": true, "description": "d",
-             "kinds": ["file.open"], "mode": "event", "hits": 0, "last_hit": null}
-        ]})),
+             "kinds": ["file.open"], "tags": [], "mode": "event", "defined_at": "r.toml:9:1",
+             "hits": 0, "last_hit": null}
+        ]})))),
     });
     assert_eq!(app.rules.rows[0].last_hit, "10:11:12");
     assert_eq!(app.rules.rows[1].last_hit, "-");

@@ -10,8 +10,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 
+use agent_api::TriageState;
+
 use super::list::{Filterable, FilteredList};
-use crate::answer::{AlertRow, TriageState};
+use crate::answer::AlertRow;
 use crate::text::safe;
 
 impl Filterable for AlertRow {

@@ -8,9 +8,10 @@
 //! [`health`]). The filtered ones (Alerts, Sessions, Rules) are the one generic
 //! [`FilteredList`] of [`list`] plus their extras, and every list moves the same [`Cursor`];
 //! this file holds the [`App`] that owns them, the connection and prompt state, and the key
-//! dispatch. Daemon
-//! answers are parsed by [`crate::answer`] (which escapes agent-originated strings once, when
-//! they enter the model); its row types are re-exported here, as the model is made of them.
+//! dispatch. Requests are [`agent_api::Request`]s; the daemon's typed answers are made into
+//! rows by [`crate::answer`] (which escapes agent-originated strings once, when they enter the
+//! model); its row types are re-exported here, as the model is made of them, with the API's
+//! [`TriageState`] and [`Aggregation`].
 
 pub mod alerts;
 pub mod health;
@@ -20,9 +21,9 @@ pub mod search;
 pub mod sessions;
 pub mod timeline;
 
+use agent_api::{Answer, StreamItem};
 use agent_model::Timestamp;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use serde_json::{Value, json};
 
 pub use self::alerts::AlertsState;
 pub use self::health::{HISTORY, HealthState};
@@ -32,11 +33,13 @@ pub use self::search::{RANGES, SearchState};
 pub use self::sessions::SessionsState;
 pub use self::timeline::TimelineState;
 use crate::answer;
+pub use agent_api::{Aggregation, TriageState};
+
 pub use crate::answer::{
-    Aggregation, AlertRow, Entry, EntryKind, ProcLine, RuleRow, SessionRow, TriageState,
-    alert_rows, event_text, parse_alert_hit, parse_entry,
+    AlertRow, Entry, EntryKind, ProcLine, RuleRow, SessionRow, alert_entry, alert_rows,
+    event_entry, event_text, hit_entry,
 };
-use crate::msg::{Purpose, Request, Update};
+use crate::msg::{LiveLine, Purpose, Request, Update};
 use crate::text::safe;
 
 /// The views, in tab order.
@@ -101,6 +104,12 @@ pub const KEYS: &[(&str, &str)] = &[
 
 /// Alerts fetched at start and after every reconnect.
 pub const ALERT_FETCH: usize = 10_000;
+
+/// Hits a search asks for.
+const SEARCH_LIMIT: usize = 500;
+
+/// The sessions request: every session the store knows.
+const SESSIONS: agent_api::Request = agent_api::Request::Sessions { since: None };
 
 /// The daemon connection as the user sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,7 +201,7 @@ impl App {
         app
     }
 
-    fn send(&mut self, purpose: Purpose, body: Value) {
+    fn send(&mut self, purpose: Purpose, body: agent_api::Request) {
         if purpose == Purpose::Status {
             self.status_pending = true;
         }
@@ -203,16 +212,20 @@ impl App {
     fn fetch_alerts(&mut self) {
         self.send(
             Purpose::Alerts,
-            json!({"op": "alerts", "since": "24h", "severity": "info", "limit": ALERT_FETCH}),
+            agent_api::Request::Alerts {
+                since: Some("24h".into()),
+                severity: Some("info".into()),
+                limit: ALERT_FETCH,
+            },
         );
     }
 
     /// Ask for everything again (start, reconnect).
     fn resync(&mut self) {
-        self.send(Purpose::Status, json!({"op": "status"}));
-        self.send(Purpose::Rules, json!({"op": "rules"}));
+        self.send(Purpose::Status, agent_api::Request::Status);
+        self.send(Purpose::Rules, agent_api::Request::Rules);
         self.fetch_alerts();
-        self.send(Purpose::Sessions, json!({"op": "sessions", "since": null}));
+        self.send(Purpose::Sessions, SESSIONS);
     }
 
     /// Called every 250 ms: status every second, sessions every 5 s, alerts every 5 s when
@@ -225,10 +238,10 @@ impl App {
             self.fetch_alerts();
         }
         if self.ticks.is_multiple_of(4) && !self.status_pending {
-            self.send(Purpose::Status, json!({"op": "status"}));
+            self.send(Purpose::Status, agent_api::Request::Status);
         }
         if self.ticks.is_multiple_of(20) {
-            self.send(Purpose::Sessions, json!({"op": "sessions", "since": null}));
+            self.send(Purpose::Sessions, SESSIONS);
             // Without a live stream, poll; with one, resync every 30 s so triage done in other
             // TUIs shows up here too.
             if matches!(self.conn, Conn::Offline | Conn::Down { .. })
@@ -265,19 +278,10 @@ impl App {
                 if purpose == Purpose::Status {
                     self.status_pending = false;
                 }
-                let v = match result {
-                    Ok(v) if v.get("ok") == Some(&Value::Bool(false)) => {
-                        let e = v.get("error").and_then(Value::as_str).unwrap_or("error");
-                        self.fail(&purpose, e);
-                        return;
-                    }
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.fail(&purpose, &e);
-                        return;
-                    }
-                };
-                self.on_answer(purpose, v);
+                match result {
+                    Ok(a) => self.on_answer(purpose, a),
+                    Err(e) => self.fail(&purpose, &e),
+                }
             }
         }
     }
@@ -294,61 +298,51 @@ impl App {
         }
     }
 
-    fn on_answer(&mut self, purpose: Purpose, v: Value) {
-        match purpose {
-            Purpose::Status => {
-                let mut status = answer::status(&v);
+    fn on_answer(&mut self, purpose: Purpose, a: Answer) {
+        match (purpose, a) {
+            (Purpose::Status, Answer::Status(st)) => {
+                let mut status = answer::status(*st);
                 self.sessions
                     .set_live(std::mem::take(&mut status.live_sessions));
                 self.health.set(status);
             }
-            Purpose::Rules => self.rules.set(answer::policy(&v)),
-            Purpose::Alerts => self.alerts.replace(alert_rows(&v)),
-            Purpose::Sessions => self.sessions.set(answer::session_rows(&v)),
-            Purpose::Session { focus } => self
+            (Purpose::Rules, Answer::Rules(l)) => self.rules.set(answer::policy(l)),
+            (Purpose::Alerts, Answer::Alerts(l)) => self.alerts.replace(alert_rows(l)),
+            (Purpose::Sessions, Answer::Sessions(l)) => self.sessions.set(answer::session_rows(l)),
+            (Purpose::Session { focus }, Answer::Session(d)) => self
                 .timeline
-                .load(answer::session_detail(&v), focus.as_deref()),
-            Purpose::Search => self.search.found(answer::found(&v)),
-            Purpose::Triage => {}
+                .load(answer::session_timeline(*d), focus.as_deref()),
+            (Purpose::Search, Answer::Search(r)) => self.search.found(answer::found(r)),
+            (Purpose::Triage, _) => {}
+            // A backend answered with another request's answer: a bug of that backend.
+            (p, _) => self.fail(&p, "the backend answered another request"),
         }
     }
 
-    fn on_live(&mut self, v: Value) {
-        if let Some(n) = v.get("lagged").and_then(Value::as_u64) {
-            self.lagged += n;
-            return;
-        }
-        if v.get("alert").is_some() {
-            match parse_alert_hit(&v) {
-                Some(r) => {
-                    if self.timeline.session.is_some()
-                        && r.alert.session.as_ref().map(|s| &s.id) == self.timeline.session.as_ref()
-                        && let Some(e) = parse_entry(&v)
-                    {
-                        self.timeline.push(e);
-                    }
-                    self.alerts.push(Box::new(r));
+    fn on_live(&mut self, l: LiveLine) {
+        match l {
+            Ok(StreamItem::Lagged(n)) => self.lagged += n,
+            Ok(StreamItem::Alert(a)) => {
+                let r = AlertRow::new(*a);
+                if self.timeline.session.is_some()
+                    && r.alert.session.as_ref().map(|s| &s.id) == self.timeline.session.as_ref()
+                {
+                    self.timeline.push(alert_entry(&r));
                 }
-                None => self.bad_objects += 1,
+                self.alerts.push(Box::new(r));
             }
-            return;
-        }
-        if v.get("ok").is_some() {
-            return;
-        }
-        match parse_entry(&v) {
-            Some(e) => self.timeline.push(e),
-            None => self.bad_objects += 1,
+            Ok(StreamItem::Event(e)) => self.timeline.push(event_entry(&e)),
+            Err(_) => self.bad_objects += 1,
         }
     }
 
     fn switch(&mut self, v: View) {
         self.view = v;
         if v == View::Sessions {
-            self.send(Purpose::Sessions, json!({"op": "sessions", "since": null}));
+            self.send(Purpose::Sessions, SESSIONS);
         }
         if v == View::Rules {
-            self.send(Purpose::Rules, json!({"op": "rules"}));
+            self.send(Purpose::Rules, agent_api::Request::Rules);
         }
     }
 
@@ -360,7 +354,7 @@ impl App {
         self.timeline.session = Some(id.clone());
         self.send(
             Purpose::Session { focus },
-            json!({"op": "session", "id": id}),
+            agent_api::Request::Session { id },
         );
         self.view = View::Timeline;
     }
@@ -370,8 +364,13 @@ impl App {
         let since = self.search.since();
         self.send(
             Purpose::Search,
-            json!({"op": "search", "query": self.search.query, "since": since, "until": null,
-                   "limit": 500, "offset": 0}),
+            agent_api::Request::Search {
+                query: self.search.query.clone(),
+                since: since.map(str::to_owned),
+                until: None,
+                limit: SEARCH_LIMIT,
+                offset: 0,
+            },
         );
     }
 
@@ -566,8 +565,7 @@ impl App {
             Prompt::Note { alert_id, state } => {
                 self.send(
                     Purpose::Triage,
-                    json!({"op": "triage", "alert_id": alert_id, "state": state.name(),
-                           "note": buf}),
+                    agent_api::Request::triage(alert_id.clone(), state, buf.clone()),
                 );
                 self.alerts.set_triage(&alert_id, state, &buf);
                 self.message = Some(format!("{} `{}`", state.name(), safe(&alert_id)));

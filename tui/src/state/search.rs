@@ -5,8 +5,10 @@
 //! replaces the hits and puts the selection back on the first. Hits are not filtered (the query
 //! is the filter), so they are a plain vector with the shared [`Cursor`].
 
+use agent_api::Aggregation;
+
 use super::list::Cursor;
-use crate::answer::{Aggregation, Entry, Found};
+use crate::answer::{Entry, Found};
 
 /// Search time ranges, cycled with `t`.
 pub const RANGES: &[Option<&str>] = &[Some("15m"), Some("1h"), Some("24h"), Some("7d"), None];

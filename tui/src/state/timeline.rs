@@ -7,7 +7,7 @@
 //! [`Cursor`] rather than a [`super::list::FilteredList`].
 
 use super::list::Cursor;
-use crate::answer::{Entry, EntryKind, ProcLine, SessionDetail};
+use crate::answer::{Entry, EntryKind, ProcLine, SessionTimeline};
 
 /// Time order; an alert after the events at the same time.
 fn key(e: &Entry) -> (agent_model::Timestamp, bool) {
@@ -27,7 +27,7 @@ pub struct TimelineState {
 
 impl TimelineState {
     /// A `session` answer arrived; select `focus` (an entry id) if given.
-    pub(super) fn load(&mut self, s: SessionDetail, focus: Option<&str>) {
+    pub(super) fn load(&mut self, s: SessionTimeline, focus: Option<&str>) {
         self.loading = false;
         self.session = s.id;
         let mut entries = s.entries;

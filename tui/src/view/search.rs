@@ -14,7 +14,7 @@ use crate::text::{duration, fit, pad, width};
 
 fn agg_lines(a: &Aggregation, w: usize, theme: Theme) -> Vec<Line<'static>> {
     match a {
-        Aggregation::Count(n) => vec![Line::from(format!("count: {n}"))],
+        Aggregation::Count { count } => vec![Line::from(format!("count: {count}"))],
         Aggregation::Terms {
             field,
             buckets,
@@ -110,7 +110,7 @@ pub(super) fn draw(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
         },
     );
     let agg_h = match &s.aggregation {
-        Some(Aggregation::Count(_)) => 3,
+        Some(Aggregation::Count { .. }) => 3,
         Some(Aggregation::Terms { buckets, other, .. }) => {
             buckets.len() as u16 + 3 + (*other > 0) as u16
         }

@@ -2,12 +2,17 @@
 //! the daemon's API would answer them, plus a hostile variant full of terminal escapes.
 #![allow(dead_code)]
 
+use agent_api::{
+    AlertList, Answer, Hit, Item, ProcessNode, Reply, RulesListing, SessionDetail, SessionList,
+    Status, StreamItem, TriageEntry, TriageState,
+};
 use agent_model::{
     AgentRef, Alert, BStr, Event, File, Kind, KindField, Monitor, Net, Parent, Process, SessionRef,
     Severity, Timestamp,
 };
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tui::backend::{Purpose, Update};
+use tui::backend::{LiveLine, Purpose, Update};
 use tui::state::App;
 
 pub const T0: i64 = 1_795_600_800_000_000_000; // 2026-11-25T10:00:00Z
@@ -39,8 +44,48 @@ pub fn alert(i: usize, sev: Severity, rule: &str, summary: &str) -> Alert {
     }
 }
 
-pub fn alert_hit(a: &Alert, state: &str) -> Value {
-    json!({"alert": a, "triage": {"state": state}})
+/// An alert hit as the daemon sends it, with a triage state (`open`: never triaged).
+pub fn alert_hit(a: &Alert, state: &str) -> Hit {
+    let state = TriageState::from_name(state).unwrap();
+    Hit {
+        item: Item::Alert(Box::new(a.clone())),
+        triage: (state != TriageState::Open).then(|| TriageEntry {
+            alert_id: a.id.clone(),
+            state,
+            note: String::new(),
+            by: String::new(),
+            time: a.time,
+        }),
+    }
+}
+
+pub fn event_hit(e: Event) -> Hit {
+    Hit {
+        item: Item::Event(Box::new(e)),
+        triage: None,
+    }
+}
+
+/// An answer line as the daemon writes it, read as the answer type `T`.
+pub fn parse<T: DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value::<Reply<T>>(v)
+        .unwrap()
+        .into_result()
+        .unwrap()
+}
+
+/// A live-stream line as the daemon writes it.
+pub fn live(v: Value) -> Update {
+    let l: LiveLine = serde_json::from_value::<StreamItem>(v).map_err(|e| e.to_string());
+    Update::Live(l)
+}
+
+pub fn live_alert(a: Alert) -> Update {
+    Update::Live(Ok(StreamItem::Alert(Box::new(a))))
+}
+
+pub fn live_event(e: Event) -> Update {
+    Update::Live(Ok(StreamItem::Event(Box::new(e))))
 }
 
 pub fn event(i: usize, kind: Kind, path: &str) -> Event {
@@ -104,8 +149,8 @@ pub fn event(i: usize, kind: Kind, path: &str) -> Event {
     e
 }
 
-pub fn status(rate: f64) -> Value {
-    json!({
+pub fn status(rate: f64) -> Status {
+    parse(json!({
         "ok": true, "pid": 77, "uptime_s": 3725, "host": "devbox",
         "programs": ["exec", "exit", "fork", "open", "connect"],
         "ringbuf_bytes": 8388608,
@@ -118,11 +163,11 @@ pub fn status(rate: f64) -> Value {
                    "rules": 2, "last_error": null, "hits": [["secret-read", 4]]},
         "store": {"events": 5532, "alerts": 6, "spool_bytes": 1048576,
                   "index_bytes": 73400320, "lag": 2}
-    })
+    }))
 }
 
-pub fn rules() -> Value {
-    json!({"ok": true,
+pub fn rules() -> RulesListing {
+    parse(json!({"ok": true,
     "policy": {"source": "/etc/agentwatch/rules", "generation": 3, "last_error": null},
     "rules": [
         {"id": "secret-read", "severity": "high", "enabled": true,
@@ -134,16 +179,16 @@ pub fn rules() -> Value {
         {"id": "new-listener", "severity": "low", "enabled": false,
          "description": "a process listens on a port", "kinds": ["net.listen"],
          "tags": [], "mode": "alert", "defined_at": "rules/net.toml:9:1", "hits": 0}
-    ]})
+    ]}))
 }
 
-pub fn sessions() -> Value {
-    json!({"ok": true, "sessions": [
+pub fn sessions() -> SessionList {
+    parse(json!({"ok": true, "sessions": [
         {"id": SESSION, "agent": "claude", "start": ts(-10), "end": ts(30), "events": 57,
          "alerts": 6, "root_exe": "/usr/bin/bash", "root_pid": 4200},
         {"id": "00000000c0ffee00", "agent": "codex", "start": ts(-7200), "end": ts(-3600),
          "events": 1200, "alerts": 0, "root_exe": "/usr/local/bin/codex", "root_pid": 3100}
-    ]})
+    ]}))
 }
 
 pub fn alerts_list() -> Vec<Alert> {
@@ -186,7 +231,7 @@ pub fn alerts_list() -> Vec<Alert> {
     v
 }
 
-pub fn session_detail() -> Value {
+pub fn session_detail() -> SessionDetail {
     let evs = vec![
         event(0, Kind::ProcessExec, "/usr/bin/bash"),
         event(1, Kind::FileOpen, "/home/dev/.ssh/id_rsa"),
@@ -197,21 +242,45 @@ pub fn session_detail() -> Value {
         event(7, Kind::FileOpen, "/home/dev/project/README.md"),
     ];
     let al = alerts_list();
-    json!({"ok": true, "id": SESSION,
-        "events": evs,
-        "alerts": [alert_hit(&al[0], "open"), alert_hit(&al[5], "acknowledged")],
-        "processes": [
-            {"pid": 4200, "start": ts(-20), "exe": "/usr/bin/bash", "parent_pid": 1, "parent_start": null, "children": [1, 2]},
-            {"pid": 4242, "start": ts(-10), "exe": "/usr/bin/cat", "parent_pid": 4200, "parent_start": ts(-20), "children": []},
-            {"pid": 4243, "start": ts(2), "exe": "/usr/bin/curl", "parent_pid": 4200, "parent_start": ts(-20), "children": []}
+    let node = |pid, start, exe: &str, parent_pid, parent_start, children| ProcessNode {
+        pid,
+        start,
+        exe: exe.into(),
+        parent_pid,
+        parent_start,
+        children,
+    };
+    SessionDetail {
+        id: SESSION.into(),
+        events: evs.into_iter().map(event_hit).collect(),
+        alerts: vec![alert_hit(&al[0], "open"), alert_hit(&al[5], "acknowledged")],
+        processes: vec![
+            node(4200, ts(-20), "/usr/bin/bash", Some(1), None, vec![1, 2]),
+            node(
+                4242,
+                ts(-10),
+                "/usr/bin/cat",
+                Some(4200),
+                Some(ts(-20)),
+                vec![],
+            ),
+            node(
+                4243,
+                ts(2),
+                "/usr/bin/curl",
+                Some(4200),
+                Some(ts(-20)),
+                vec![],
+            ),
         ],
-        "roots": [0]})
+        roots: vec![0],
+    }
 }
 
-pub fn answer(app: &mut App, purpose: Purpose, v: Value) {
+pub fn answer(app: &mut App, purpose: Purpose, a: Answer) {
     app.on_update(Update::Answer {
         purpose,
-        result: Ok(v),
+        result: Ok(a),
     });
 }
 
@@ -220,18 +289,30 @@ pub fn loaded_app() -> App {
     let mut app = App::new(ts(40));
     app.outbox.clear();
     app.on_update(Update::Connected);
-    answer(&mut app, Purpose::Status, status(40.0));
+    answer(
+        &mut app,
+        Purpose::Status,
+        Answer::Status(Box::new(status(40.0))),
+    );
     for r in [12.0, 55.0, 30.0, 80.0, 41.0, 8.0, 60.0] {
-        answer(&mut app, Purpose::Status, status(r));
+        answer(
+            &mut app,
+            Purpose::Status,
+            Answer::Status(Box::new(status(r))),
+        );
     }
-    answer(&mut app, Purpose::Rules, rules());
-    answer(&mut app, Purpose::Sessions, sessions());
-    let hits: Vec<Value> = alerts_list()
+    answer(&mut app, Purpose::Rules, Answer::Rules(rules()));
+    answer(&mut app, Purpose::Sessions, Answer::Sessions(sessions()));
+    let hits: Vec<Hit> = alerts_list()
         .iter()
         .enumerate()
         .map(|(i, a)| alert_hit(a, if i == 2 { "acknowledged" } else { "open" }))
         .collect();
-    answer(&mut app, Purpose::Alerts, json!({"ok": true, "hits": hits}));
+    answer(
+        &mut app,
+        Purpose::Alerts,
+        Answer::Alerts(AlertList { hits }),
+    );
     app
 }
 
