@@ -60,6 +60,12 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         .into());
     }
     make_data_dir(&conn.data_dir)?;
+    // Refuse a symlinked or foreign output file before anything is loaded.
+    for (p, what) in [(events_jsonl, "events"), (alerts_jsonl, "alerts")] {
+        if let Some(p) = p {
+            crate::outfile::open_append(p, what)?;
+        }
+    }
     let sensor = loader::Sensor::load(&cfg, ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes))?;
     let host = cfg.host.clone().unwrap_or_else(source::hostname);
     let (store, store_report) = if no_store {

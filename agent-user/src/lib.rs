@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod iopair;
 pub mod loader;
+pub mod outfile;
 pub mod pipeline;
 pub mod query;
 pub mod redact;

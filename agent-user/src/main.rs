@@ -62,6 +62,10 @@ enum Cmd {
         agent: String,
         #[command(flatten)]
         conn: Conn,
+        /// Config naming the daemon's user (`[daemon] user`): the listener on the socket must
+        /// run as root or that user (default: /etc/agentwatch/config.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<std::ffi::OsString>,
@@ -264,7 +268,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             no_store,
             ringbuf_bytes,
         }),
-        Cmd::Run { agent, conn, cmd } => commands::run(&agent, &conn, &cmd),
+        Cmd::Run {
+            agent,
+            conn,
+            config,
+            cmd,
+        } => commands::run(&agent, &conn, config.as_deref(), &cmd),
         Cmd::Status { conn, json } => commands::status(&conn, json),
         Cmd::Events {
             conn,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use agent_model::{Alert, Event, Kind, Timestamp};
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -33,11 +33,7 @@ pub enum LiveItem {
 fn open_append(p: &Path, what: &str) -> Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(
         1 << 20,
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .with_context(|| format!("cannot open {what} file `{}`", p.display()))?,
+        crate::outfile::open_append(p, what)?,
     ))
 }
 
