@@ -24,6 +24,8 @@ pub struct DaemonArgs<'a> {
     pub rules: &'a [PathBuf],
     pub no_store: bool,
     pub ringbuf_bytes: Option<u32>,
+    /// The store's high-water mark (overrides `[daemon] mark` and the default).
+    pub mark: Option<&'a Path>,
 }
 
 fn make_data_dir(dir: &Path) -> Result<()> {
@@ -43,6 +45,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         rules,
         no_store,
         ringbuf_bytes,
+        mark,
     } = args;
     let cfg = config::Config::load(config)?;
     let policy_source = reload::PolicySource::from_args(rules);
@@ -68,11 +71,19 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     }
     let sensor = loader::Sensor::load(&cfg, ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes))?;
     let host = cfg.host.clone().unwrap_or_else(source::hostname);
+    let mark = crate::protect::mark_path(mark, cfg.mark.as_deref(), &conn.data_dir);
+    if mark.starts_with(&conn.data_dir) {
+        tracing::warn!(mark = %mark.display(), "the high-water mark is inside the data dir: wiping the data dir wipes it too");
+    }
     let (store, store_report) = if no_store {
         (None, None)
     } else {
         let dir = conn.data_dir.join("store");
-        let (st, report) = agent_store::Store::open(&dir, agent_store::StoreConfig::default())
+        let store_cfg = agent_store::StoreConfig {
+            mark: Some(mark.clone()),
+            ..Default::default()
+        };
+        let (st, report) = agent_store::Store::open(&dir, store_cfg)
             .with_context(|| format!("cannot open the store in `{}`", dir.display()))?;
         (Some(Arc::new(st)), Some(report))
     };
@@ -89,7 +100,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     let (live, _) = tokio::sync::broadcast::channel(pipeline::LIVE_CAPACITY);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::sync_channel(1024);
     let reload = Arc::new(AtomicBool::new(false));
-    let mut pipeline = pipeline::Pipeline::new(
+    let pipeline = pipeline::Pipeline::new(
         host.clone(),
         pipeline::Outputs {
             events_jsonl,
@@ -101,12 +112,26 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         reload.clone(),
         store.clone(),
     )?;
+    // Store findings become alerts once the session-less `monitor.start` event is out: tamper
+    // evidence (something missing or altered) is critical and named; the rest (damage
+    // repaired, index rebuilt) is the `store.recovery` it always was.
+    let mut start_alerts = Vec::new();
+    let mut tamper = 0;
+    if let Some(report) = &store_report {
+        let now = agent_model::Timestamp::now();
+        let t = crate::protect::store_tamper_alerts(&report.findings, &host, now);
+        tamper = t.len();
+        start_alerts.extend(t);
+    }
     if let Some(report) = &store_report
         && !report.is_clean()
     {
         for msg in report.messages() {
+            if msg.starts_with("tamper evidence") {
+                continue;
+            }
             let now = agent_model::Timestamp::now();
-            pipeline.alert(agent_model::Alert {
+            start_alerts.push(agent_model::Alert {
                 id: format!("store-recovery-{}", now.0),
                 time: now,
                 host: host.clone(),
@@ -121,9 +146,25 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             });
         }
     }
+    let start_message = format!(
+        "agentwatch {} started: pid {}, config {}, policy {} ({} rules, hash {}), store {}, mark `{}`, {} tamper findings",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        cfg.origin,
+        pipeline.policy.source.describe(),
+        pipeline.policy.rules,
+        pipeline.policy.hash,
+        match &store_report {
+            Some(r) => format!("last seq {}", r.last_seq),
+            None => "off".into(),
+        },
+        mark.display(),
+        tamper,
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let mut src =
         source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone())?;
+    src.started(start_message, start_alerts);
     src.seed_from_proc();
     let socket = conn.socket();
     let listener = {

@@ -202,3 +202,207 @@ fn oversized_and_non_utf8_requests_get_an_error_and_dates_past_2262_are_refused(
         assert!(err.contains("2262"), "{args:?}: {err}");
     }
 }
+
+fn alerts_of(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Wait until an alert of `rule` whose output contains `text` is in the alerts file.
+fn wait_alert(path: &Path, rule: &str, text: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let all = alerts_of(path);
+        if let Some(a) = all
+            .iter()
+            .find(|a| a["rule"] == rule && a["output"].as_str().is_some_and(|o| o.contains(text)))
+        {
+            return a.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{rule}` alert with `{text}`; alerts: {all:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `agentwatch ARGS...`: exit code, stdout, stderr.
+fn aw(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Wait until `agentwatch verify` says the store holds at least `n` records.
+fn wait_records(data: &Path, mark: &Path, n: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (code, out, err) = aw(&[
+            "verify".as_ref(),
+            "--json".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--mark".as_ref(),
+            mark.as_os_str(),
+        ]);
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+        assert_eq!(code, Some(0), "a live store is intact: {v:#}");
+        if v["records"].as_u64().unwrap_or(0) >= n && v["mark_seq"].as_u64().unwrap_or(0) >= n {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "store never held {n} records: {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_wiped_store_is_alerted_at_start_named_by_verify_and_packs_are_checked() {
+    require_sensor!();
+    let work = tempfile::tempdir().unwrap();
+    let alerts = work.path().join("alerts.jsonl");
+    let mut d = Daemon::start_with(None, &["--alerts-jsonl", alerts.to_str().unwrap()]).unwrap();
+    let data = d.data_dir();
+    let mark = d.mark_path();
+    // Every start emits `monitor.start`.
+    let evs = d
+        .wait_for("monitor.start", |e| {
+            e.iter()
+                .any(|e| e.kind() == agent_model::Kind::MonitorStart)
+        })
+        .unwrap();
+    let start = evs
+        .iter()
+        .find(|e| e.kind() == agent_model::Kind::MonitorStart)
+        .unwrap();
+    let msg = start.monitor.as_ref().unwrap().message.clone().unwrap();
+    assert!(msg.contains(&mark.display().to_string()), "{msg}");
+    let (out, session) = d
+        .run("x", &["/bin/sh", "-c", "cat /etc/hostname >/dev/null"])
+        .unwrap();
+    assert!(out.status.success());
+    d.wait_for("the session's exec", |e| {
+        tests::in_session(e, &session).len() >= 2
+    })
+    .unwrap();
+    // Live store, daemon running: intact (exit 0), the mark read.
+    let v = wait_records(&data, &mark, 3);
+    assert_eq!(v["intact"], true, "{v:#}");
+    // The session's evidence pack verifies; with an item removed or altered it does not.
+    // The pack is read through the index, committed on a cadence: retry until it is there.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let pack = loop {
+        let (code, pack, err) = aw(&[
+            "export".as_ref(),
+            "--evidence".as_ref(),
+            session.as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+        ]);
+        if code == Some(0) && pack.lines().count() >= 3 {
+            break pack;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no evidence pack for {session}: {code:?} {err}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let pack_path = work.path().join("pack.jsonl");
+    std::fs::write(&pack_path, &pack).unwrap();
+    let verify_pack = |p: &Path| aw(&["verify".as_ref(), "--pack".as_ref(), p.as_os_str()]);
+    let (code, out, err) = verify_pack(&pack_path);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("intact"), "{out}");
+    let lines: Vec<&str> = pack.lines().collect();
+    assert!(lines.len() >= 3, "{pack}");
+    let cut = work.path().join("cut.jsonl");
+    let mut kept: Vec<&str> = lines.clone();
+    kept.remove(2);
+    std::fs::write(&cut, kept.join("\n") + "\n").unwrap();
+    let (code, out, _) = verify_pack(&cut);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("missing"), "{out}");
+    let altered = work.path().join("altered.jsonl");
+    let mut item: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    item["json"] = item["json"].as_str().unwrap().replacen("x", "y", 1).into();
+    let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    changed[1] = item.to_string();
+    std::fs::write(&altered, changed.join("\n") + "\n").unwrap();
+    let (code, out, _) = verify_pack(&altered);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("altered"), "{out}");
+    let (code, _, err) = verify_pack(&work.path().join("absent.jsonl"));
+    assert_eq!(code, Some(2), "{err}");
+    // The attack: stop the daemon, wipe spool and index, start again.
+    d.stop();
+    for sub in ["store/spool", "store/index"] {
+        let p = data.join(sub);
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap().path();
+            if e.is_dir() {
+                std::fs::remove_dir_all(&e).unwrap();
+            } else {
+                std::fs::remove_file(&e).unwrap();
+            }
+        }
+    }
+    let (code, out, err) = aw(&[
+        "verify".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--mark".as_ref(),
+        mark.as_os_str(),
+    ]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("wiped") && out.contains("NOT INTACT"), "{out}");
+    d.restart(&["--alerts-jsonl", alerts.to_str().unwrap()])
+        .unwrap();
+    let a = wait_alert(&alerts, "monitor.store_tamper", "wiped");
+    assert_eq!(a["priority"], "Critical", "{a}");
+    // The alert is stored (and chained) in turn, and searchable.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out, err) = aw(&[
+            "alerts".as_ref(),
+            "--json".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        if out.contains("monitor.store_tamper") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tamper alert not stored: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A second start with nothing new removed reports nothing new.
+    let before = alerts_of(&alerts)
+        .iter()
+        .filter(|a| a["rule"] == "monitor.store_tamper")
+        .count();
+    d.restart(&["--alerts-jsonl", alerts.to_str().unwrap()])
+        .unwrap();
+    d.settle();
+    let starts = d
+        .events()
+        .iter()
+        .filter(|e| e.kind() == agent_model::Kind::MonitorStart)
+        .count();
+    assert!(starts >= 3, "one monitor.start per start, saw {starts}");
+    let after = alerts_of(&alerts)
+        .iter()
+        .filter(|a| a["rule"] == "monitor.store_tamper")
+        .count();
+    assert_eq!(before, after, "findings are reported once");
+}
