@@ -48,11 +48,36 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         mark,
     } = args;
     let cfg = config::Config::load(config)?;
+    let mark = crate::protect::mark_path(mark, cfg.mark.as_deref(), &conn.data_dir);
     let policy_source = reload::PolicySource::from_args(rules);
-    let compiled = policy_source.compile().map_err(|e| {
+    // The policy watches the daemon's real paths, wherever they are.
+    make_data_dir(&conn.data_dir)?;
+    let mut own_paths = vec![conn.data_dir.clone(), mark.clone()];
+    if let Some(dir) = mark.parent() {
+        own_paths.push(dir.to_path_buf());
+    }
+    if let Some(c) = config {
+        own_paths.push(c.to_path_buf());
+    } else if Path::new(config::DEFAULT_CONFIG_PATH).exists() {
+        own_paths.push(config::DEFAULT_CONFIG_PATH.into());
+    }
+    if let reload::PolicySource::Paths(p) = &policy_source {
+        own_paths.extend(p.iter().cloned());
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        own_paths.push(exe);
+    }
+    own_paths.extend(
+        [events_jsonl, alerts_jsonl]
+            .into_iter()
+            .flatten()
+            .map(Path::to_path_buf),
+    );
+    let extra = vec![crate::protect::monitor_paths_source(&own_paths)];
+    let (compiled, _) = policy_source.compile_with(&extra).map_err(|e| {
         BadInput(e.context(format!("invalid policy in {}", policy_source.describe())))
     })?;
-    let policy_state = reload::PolicyState::new(policy_source, &compiled);
+    let policy_state = reload::PolicyState::new(policy_source, &compiled).with_extra(extra);
     let compiled = Arc::new(compiled);
     if let Some(n) = ringbuf_bytes
         && (!n.is_power_of_two() || n < 4096)
@@ -62,7 +87,6 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         ))
         .into());
     }
-    make_data_dir(&conn.data_dir)?;
     // Refuse a symlinked or foreign output file before anything is loaded.
     for (p, what) in [(events_jsonl, "events"), (alerts_jsonl, "alerts")] {
         if let Some(p) = p {
@@ -71,7 +95,6 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     }
     let sensor = loader::Sensor::load(&cfg, ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes))?;
     let host = cfg.host.clone().unwrap_or_else(source::hostname);
-    let mark = crate::protect::mark_path(mark, cfg.mark.as_deref(), &conn.data_dir);
     if mark.starts_with(&conn.data_dir) {
         tracing::warn!(mark = %mark.display(), "the high-water mark is inside the data dir: wiping the data dir wipes it too");
     }

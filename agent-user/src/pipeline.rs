@@ -171,7 +171,12 @@ impl Pipeline {
         let hup = self.reload.swap(false, Ordering::Relaxed);
         if hup || self.policy.changed_on_disk() {
             match self.policy.reload(&self.host) {
-                Ok(p) => self.engine.swap_policy(p),
+                Ok(r) => {
+                    self.engine.swap_policy(r.policy);
+                    if let Some(a) = r.dropped {
+                        self.alert(a);
+                    }
+                }
                 Err(alert) => self.alert(*alert),
             }
         }

@@ -406,3 +406,78 @@ fn a_wiped_store_is_alerted_at_start_named_by_verify_and_packs_are_checked() {
         .count();
     assert_eq!(before, after, "findings are reported once");
 }
+
+/// The attack of issue 19 against a daemon installed off the standard paths: a session writes
+/// into the custom data dir and deletes a rules file from the custom rules dir. Both touches are
+/// alerted (the policy watches the daemon's real paths), and the reload that follows names the
+/// rules it lost. Files moved away from outside any session are alerted the same way.
+#[test]
+fn custom_data_and_rules_dirs_are_watched_and_dropped_rules_are_named() {
+    require_sensor!();
+    let work = tempfile::tempdir().unwrap();
+    let rules_dir = work.path().join("my-rules");
+    std::fs::create_dir(&rules_dir).unwrap();
+    for (name, text) in rules::DEFAULT_POLICY {
+        std::fs::write(rules_dir.join(name), text).unwrap();
+    }
+    let alerts = work.path().join("alerts.jsonl");
+    let d = Daemon::start_with(
+        None,
+        &[
+            "--rules",
+            rules_dir.to_str().unwrap(),
+            "--alerts-jsonl",
+            alerts.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let rules_before = d.status().unwrap()["policy"]["rules"].as_u64().unwrap();
+    let data = std::fs::canonicalize(d.data_dir()).unwrap();
+    let planted = data.join("planted");
+    let victim = std::fs::canonicalize(&rules_dir)
+        .unwrap()
+        .join("delegation.toml");
+    let script = format!(
+        "echo x > '{}'; rm -f '{}'",
+        planted.display(),
+        victim.display()
+    );
+    let (out, _session) = d.run("x", &["/bin/sh", "-c", &script]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!victim.exists());
+    wait_alert(
+        &alerts,
+        "evasion.monitor_files",
+        &planted.display().to_string(),
+    );
+    wait_alert(
+        &alerts,
+        "evasion.monitor_files",
+        &victim.display().to_string(),
+    );
+    let a = wait_alert(&alerts, "monitor.rules_dropped", "deleg.systemd_run");
+    let out = a["output"].as_str().unwrap();
+    assert!(
+        out.contains("delegation.toml") && out.contains("deleg.terminal_multiplexer"),
+        "{out}"
+    );
+    assert_eq!(a["priority"], "Critical", "{a}");
+    // Moving two files out of the dir (outside any session) is named too.
+    let moved = work.path().join("moved");
+    std::fs::create_dir(&moved).unwrap();
+    for f in ["discovery.toml", "persistence.toml"] {
+        std::fs::rename(rules_dir.join(f), moved.join(f)).unwrap();
+    }
+    let a = wait_alert(&alerts, "monitor.rules_dropped", "persistence.toml");
+    let out = a["output"].as_str().unwrap();
+    assert!(
+        out.contains("discovery.toml") && out.contains("disc."),
+        "{out}"
+    );
+    let rules_after = d.status().unwrap()["policy"]["rules"].as_u64().unwrap();
+    assert_eq!(
+        rules_after,
+        rules_before - 6 - 6 - 8,
+        "{rules_before} -> {rules_after}"
+    );
+}
