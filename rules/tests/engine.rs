@@ -642,7 +642,9 @@ fn extend_lists_appends_to_a_list_of_another_file() {
     );
     assert!(e.process(&ev(2, &open_of("/srv/other"))).is_empty());
     // Without the extension the data dir is not watched.
-    let mut e = Engine::new(Arc::new(Policy::compile(&[rules.clone()]).unwrap()));
+    let mut e = Engine::new(Arc::new(
+        Policy::compile(std::slice::from_ref(&rules)).unwrap(),
+    ));
     assert!(
         e.process(&ev(0, &open_of("/srv/aw/data/store/x")))
             .is_empty()
