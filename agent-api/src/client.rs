@@ -27,6 +27,14 @@ impl Client {
         })
     }
 
+    /// A client on a connection already made (e.g. after checking who listens on it).
+    pub fn from_stream(s: UnixStream) -> Result<Client, ApiError> {
+        Ok(Client {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
+    }
+
     /// Send one request line.
     pub fn send(&mut self, req: &Request) -> Result<(), ApiError> {
         let mut s = serde_json::to_string(req)?;

@@ -239,7 +239,9 @@ impl Timestamp {
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         let t =
             time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-        Some(Timestamp(t.unix_timestamp_nanos() as i64))
+        // Nanoseconds in an i64 reach 1677-09-21..2262-04-11; a date outside is no timestamp
+        // (an `as` cast would wrap it around to another date).
+        i64::try_from(t.unix_timestamp_nanos()).ok().map(Timestamp)
     }
 }
 

@@ -710,6 +710,9 @@ pub fn parse_time_bound(s: &str, now: Timestamp) -> Result<Timestamp, QueryError
     }
     Err(QueryError::new(
         0,
-        format!("bad time `{s}`; use `15m`, `2h`, `7d` or RFC 3339 like `2026-11-21T10:00:00Z`"),
+        format!(
+            "bad time `{s}`; use `15m`, `2h`, `7d` or RFC 3339 like `2026-11-21T10:00:00Z` \
+             (between 1677-09-22 and 2262-04-11)"
+        ),
     ))
 }

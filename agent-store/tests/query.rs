@@ -551,3 +551,23 @@ fn a_folded_alert_update_replaces_the_earlier_copy() {
     let r = Reader::open(dir.path()).unwrap();
     assert_eq!(ids(&r, "rule:disc.port_scan").len(), 1);
 }
+
+/// Dates beyond what nanoseconds in an i64 can hold are refused, not wrapped around to another
+/// date (2300 used to become 1715).
+#[test]
+fn time_bounds_outside_the_timestamp_range_are_errors() {
+    let now = Timestamp(T0);
+    for s in [
+        "2300-01-01T00:00:00Z",
+        "2262-04-12",
+        "9999-12-31T23:59:59Z",
+        "1600-01-01",
+    ] {
+        let e = parse_time_bound(s, now).expect_err(s).to_string();
+        assert!(e.contains(s) && e.contains("2262"), "{e}");
+    }
+    assert!(parse_time_bound("2262-04-10", now).is_ok());
+    assert!(parse_time_bound("1678-01-01", now).is_ok());
+    // A relative bound too far back to hold is an error too, not a wrapped date.
+    assert!(parse_time_bound("100000000w", now).is_err());
+}

@@ -80,9 +80,41 @@ impl Api {
             bail!("peer uid `{}` refused", cred.uid());
         }
         let (r, mut w) = stream.into_split();
-        let mut lines = tokio::io::BufReader::new(r).lines();
-        while let Some(line) = lines.next_line().await? {
-            let req: Request = match serde_json::from_str(&line) {
+        let mut reader = tokio::io::BufReader::new(r);
+        let mut buf = Vec::new();
+        loop {
+            let line = match read_request(&mut reader, &mut buf).await? {
+                RequestLine::End => break,
+                RequestLine::TooLong => {
+                    write_line(
+                        &mut w,
+                        &Reply::<Done>::err(format!(
+                            "bad request: longer than `{MAX_REQUEST_BYTES}` bytes without a newline; closing"
+                        )),
+                    )
+                    .await?;
+                    w.shutdown().await.ok();
+                    return Ok(());
+                }
+                RequestLine::Line => match std::str::from_utf8(&buf) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        write_line(
+                            &mut w,
+                            &Reply::<Done>::err(format!(
+                                "bad request: not UTF-8 (invalid byte at offset `{}`)",
+                                e.valid_up_to()
+                            )),
+                        )
+                        .await?;
+                        continue;
+                    }
+                },
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let req: Request = match serde_json::from_str(line) {
                 Ok(r) => r,
                 Err(e) => {
                     write_line(&mut w, &Reply::<Done>::err(format!("bad request: {e}"))).await?;
@@ -196,6 +228,51 @@ impl Api {
     }
 }
 
+/// Longest request line the daemon reads; a longer one is answered with an error and the
+/// connection closed, so a client cannot make the daemon buffer without bound.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+enum RequestLine {
+    /// A line (without its newline) is in the buffer.
+    Line,
+    /// The client closed the connection.
+    End,
+    /// More than [`MAX_REQUEST_BYTES`] without a newline.
+    TooLong,
+}
+
+/// Read one request line into `buf` (cleared first), never holding more than
+/// [`MAX_REQUEST_BYTES`] of it. A last line without a newline counts as a line.
+async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<RequestLine> {
+    buf.clear();
+    loop {
+        let chunk = r.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(if buf.is_empty() {
+                RequestLine::End
+            } else {
+                RequestLine::Line
+            });
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        if buf.len() + take > MAX_REQUEST_BYTES {
+            buf.clear();
+            return Ok(RequestLine::TooLong);
+        }
+        buf.extend_from_slice(&chunk[..take]);
+        r.consume(if done { take + 1 } else { take });
+        if done {
+            return Ok(RequestLine::Line);
+        }
+    }
+}
+
 async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &impl Serialize) -> Result<()> {
     let mut s = serde_json::to_string(v)?;
     s.push('\n');
@@ -207,6 +284,43 @@ async fn write_line(w: &mut tokio::net::unix::OwnedWriteHalf, v: &impl Serialize
 mod tests {
     use super::*;
     use agent_model::{Alert, Event};
+
+    async fn lines_of(input: &[u8]) -> Vec<String> {
+        let mut r = tokio::io::BufReader::with_capacity(7, input);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match read_request(&mut r, &mut buf).await.unwrap() {
+                RequestLine::End => return out,
+                RequestLine::TooLong => {
+                    out.push("<too long>".into());
+                    return out;
+                }
+                RequestLine::Line => out.push(String::from_utf8_lossy(&buf).into_owned()),
+            }
+        }
+    }
+
+    /// A request line is read whole, however the reads split it; the last one may lack its
+    /// newline; one longer than the cap is refused without being buffered whole.
+    #[test]
+    fn request_lines_are_bounded() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert_eq!(
+                lines_of(b"{\"op\":\"status\"}\n\nabc").await,
+                ["{\"op\":\"status\"}", "", "abc"]
+            );
+            let mut big = vec![b'x'; MAX_REQUEST_BYTES + 1];
+            big.push(b'\n');
+            assert_eq!(lines_of(&big).await, ["<too long>"]);
+            let mut exact = vec![b'x'; MAX_REQUEST_BYTES];
+            exact.push(b'\n');
+            assert_eq!(lines_of(&exact).await.len(), 1);
+        });
+    }
 
     /// The live stream's items, as the pipeline makes them, are the API's stream items.
     #[test]

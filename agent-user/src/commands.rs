@@ -5,8 +5,10 @@
 //! The read-only query commands (search, alerts, sessions, export, tui) live in [`crate::cli`].
 
 use std::io::Write as _;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agent_api::{Client, Done, Registered, Reply, Request, Status};
@@ -36,7 +38,39 @@ impl Conn {
     }
 }
 
-pub fn run(agent: &str, conn: &Conn, cmd: &[std::ffi::OsString]) -> Result<ExitCode> {
+/// The uid of the process at the other end of a unix socket (`SO_PEERCRED`: its credentials
+/// when it called `listen`, which it cannot fake).
+pub fn peer_uid(s: &UnixStream) -> std::io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given; the fd is open.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// `agentwatch run`: connect, check that the listener is the daemon (root or `[daemon] user`,
+/// from `config`), register this process, then exec the command in its place.
+pub fn run(
+    agent: &str,
+    conn: &Conn,
+    config: Option<&Path>,
+    cmd: &[std::ffi::OsString],
+) -> Result<ExitCode> {
     let socket = conn.socket();
     let refuse = |why: String| {
         anyhow!(
@@ -44,8 +78,29 @@ pub fn run(agent: &str, conn: &Conn, cmd: &[std::ffi::OsString]) -> Result<ExitC
             cmd[0].to_string_lossy()
         )
     };
-    let mut c =
-        Client::connect(&socket).map_err(|e| refuse(format!("{:#}", anyhow::Error::new(e))))?;
+    let allowed = crate::config::Config::load(config)?.daemon_uids()?;
+    let stream = UnixStream::connect(&socket).map_err(|e| {
+        refuse(format!(
+            "{:#}",
+            anyhow::Error::new(agent_api::ApiError::Connect {
+                path: socket.clone(),
+                source: e,
+            })
+        ))
+    })?;
+    let uid = peer_uid(&stream).map_err(|e| {
+        refuse(format!(
+            "cannot tell who listens on `{}`: {e}",
+            socket.display()
+        ))
+    })?;
+    if !allowed.contains(&uid) {
+        return Err(refuse(format!(
+            "the process listening on `{}` runs as uid `{uid}`, not as root or the configured daemon user (uids {allowed:?}); it is not the agentwatch daemon",
+            socket.display()
+        )));
+    }
+    let mut c = Client::from_stream(stream)?;
     let session = match c.reply::<Registered>(&Request::Register {
         agent: agent.to_owned(),
     })? {

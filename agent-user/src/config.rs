@@ -52,6 +52,11 @@ struct RawDaemon {
     ringbuf_bytes: Option<u32>,
     flow_report_secs: Option<u64>,
     host: Option<String>,
+    /// The user the daemon runs as when not root (name or uid); `agentwatch run` accepts a
+    /// daemon running as root or as this user, nobody else.
+    user: Option<String>,
+    /// Where the store's high-water mark is kept (a file outside the data dir).
+    mark: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +102,40 @@ pub struct Config {
     pub host: Option<String>,
     /// argv redaction patterns (regexes; the first capture group is masked).
     pub redact_patterns: Vec<String>,
+    /// `[daemon] user`: the daemon's user when it does not run as root (name or uid).
+    pub daemon_user: Option<String>,
+    /// `[daemon] mark`: the high-water mark file (default: see `protect::default_mark_path`).
+    pub mark: Option<PathBuf>,
+}
+
+impl Config {
+    /// The uids `agentwatch run` accepts as the daemon: root, and `[daemon] user` when set (a
+    /// number, or a name looked up in `/etc/passwd`).
+    pub fn daemon_uids(&self) -> Result<Vec<u32>, anyhow::Error> {
+        let mut out = vec![0];
+        if let Some(u) = &self.daemon_user {
+            out.push(resolve_user(u).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: `[daemon] user` = `{u}` is neither a uid nor a user in `/etc/passwd`",
+                    self.origin
+                )
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+/// A uid given as a number, or a user name from `/etc/passwd`.
+fn resolve_user(u: &str) -> Option<u32> {
+    if let Ok(n) = u.parse() {
+        return Some(n);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == u).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
 }
 
 /// A configuration error, displayed as `file:line:col: message`.
@@ -258,6 +297,23 @@ impl Config {
                 "`flow_report_secs` must be at least 1".to_owned(),
             ));
         }
+        if let Some(u) = &raw.daemon.user
+            && (u.is_empty() || u.contains([':', '\n']))
+        {
+            return Err(err(
+                locate(text, "user"),
+                format!("`user` = `{u}` is not a user name or uid"),
+            ));
+        }
+        let mark = raw.daemon.mark;
+        if let Some(m) = &mark
+            && !m.is_absolute()
+        {
+            return Err(err(
+                locate(text, "mark"),
+                format!("`mark` = `{}` must be an absolute path", m.display()),
+            ));
+        }
         let mut redact_patterns: Vec<String> = raw.redact.patterns.unwrap_or_else(|| {
             crate::redact::DEFAULT_PATTERNS
                 .iter()
@@ -280,6 +336,8 @@ impl Config {
             flow_report_secs,
             host: raw.daemon.host,
             redact_patterns,
+            daemon_user: raw.daemon.user,
+            mark,
         })
     }
 }
@@ -321,6 +379,22 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn daemon_user_and_mark_are_read_and_checked() {
+        let c = Config::parse("c", "[daemon]\nuser = \"root\"\nmark = \"/m/x\"\n").unwrap();
+        assert_eq!(c.daemon_uids().unwrap(), [0, 0]);
+        assert_eq!(c.mark.as_deref(), Some(Path::new("/m/x")));
+        let c = Config::parse("c", "[daemon]\nuser = \"1234\"\n").unwrap();
+        assert_eq!(c.daemon_uids().unwrap(), [0, 1234]);
+        let c = Config::parse("c", "[daemon]\nuser = \"no-such-user-here\"\n").unwrap();
+        let e = c.daemon_uids().unwrap_err().to_string();
+        assert!(e.contains("no-such-user-here"), "{e}");
+        let e = Config::parse("c", "[daemon]\nmark = \"rel/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c:2:") && e.contains("absolute"), "{e}");
     }
 
     #[test]

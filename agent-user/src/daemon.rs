@@ -24,6 +24,8 @@ pub struct DaemonArgs<'a> {
     pub rules: &'a [PathBuf],
     pub no_store: bool,
     pub ringbuf_bytes: Option<u32>,
+    /// The store's high-water mark (overrides `[daemon] mark` and the default).
+    pub mark: Option<&'a Path>,
 }
 
 fn make_data_dir(dir: &Path) -> Result<()> {
@@ -43,13 +45,39 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         rules,
         no_store,
         ringbuf_bytes,
+        mark,
     } = args;
     let cfg = config::Config::load(config)?;
+    let mark = crate::protect::mark_path(mark, cfg.mark.as_deref(), &conn.data_dir);
     let policy_source = reload::PolicySource::from_args(rules);
-    let compiled = policy_source.compile().map_err(|e| {
+    // The policy watches the daemon's real paths, wherever they are.
+    make_data_dir(&conn.data_dir)?;
+    let mut own_paths = vec![conn.data_dir.clone(), mark.clone()];
+    if let Some(dir) = mark.parent() {
+        own_paths.push(dir.to_path_buf());
+    }
+    if let Some(c) = config {
+        own_paths.push(c.to_path_buf());
+    } else if Path::new(config::DEFAULT_CONFIG_PATH).exists() {
+        own_paths.push(config::DEFAULT_CONFIG_PATH.into());
+    }
+    if let reload::PolicySource::Paths(p) = &policy_source {
+        own_paths.extend(p.iter().cloned());
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        own_paths.push(exe);
+    }
+    own_paths.extend(
+        [events_jsonl, alerts_jsonl]
+            .into_iter()
+            .flatten()
+            .map(Path::to_path_buf),
+    );
+    let extra = vec![crate::protect::monitor_paths_source(&own_paths)];
+    let (compiled, _) = policy_source.compile_with(&extra).map_err(|e| {
         BadInput(e.context(format!("invalid policy in {}", policy_source.describe())))
     })?;
-    let policy_state = reload::PolicyState::new(policy_source, &compiled);
+    let policy_state = reload::PolicyState::new(policy_source, &compiled).with_extra(extra);
     let compiled = Arc::new(compiled);
     if let Some(n) = ringbuf_bytes
         && (!n.is_power_of_two() || n < 4096)
@@ -59,14 +87,26 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         ))
         .into());
     }
-    make_data_dir(&conn.data_dir)?;
+    // Refuse a symlinked or foreign output file before anything is loaded.
+    for (p, what) in [(events_jsonl, "events"), (alerts_jsonl, "alerts")] {
+        if let Some(p) = p {
+            crate::outfile::open_append(p, what)?;
+        }
+    }
     let sensor = loader::Sensor::load(&cfg, ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes))?;
     let host = cfg.host.clone().unwrap_or_else(source::hostname);
+    if mark.starts_with(&conn.data_dir) {
+        tracing::warn!(mark = %mark.display(), "the high-water mark is inside the data dir: wiping the data dir wipes it too");
+    }
     let (store, store_report) = if no_store {
         (None, None)
     } else {
         let dir = conn.data_dir.join("store");
-        let (st, report) = agent_store::Store::open(&dir, agent_store::StoreConfig::default())
+        let store_cfg = agent_store::StoreConfig {
+            mark: Some(mark.clone()),
+            ..Default::default()
+        };
+        let (st, report) = agent_store::Store::open(&dir, store_cfg)
             .with_context(|| format!("cannot open the store in `{}`", dir.display()))?;
         (Some(Arc::new(st)), Some(report))
     };
@@ -83,7 +123,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     let (live, _) = tokio::sync::broadcast::channel(pipeline::LIVE_CAPACITY);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::sync_channel(1024);
     let reload = Arc::new(AtomicBool::new(false));
-    let mut pipeline = pipeline::Pipeline::new(
+    let pipeline = pipeline::Pipeline::new(
         host.clone(),
         pipeline::Outputs {
             events_jsonl,
@@ -95,12 +135,26 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         reload.clone(),
         store.clone(),
     )?;
+    // Store findings become alerts once the session-less `monitor.start` event is out: tamper
+    // evidence (something missing or altered) is critical and named; the rest (damage
+    // repaired, index rebuilt) is the `store.recovery` it always was.
+    let mut start_alerts = Vec::new();
+    let mut tamper = 0;
+    if let Some(report) = &store_report {
+        let now = agent_model::Timestamp::now();
+        let t = crate::protect::store_tamper_alerts(&report.findings, &host, now);
+        tamper = t.len();
+        start_alerts.extend(t);
+    }
     if let Some(report) = &store_report
         && !report.is_clean()
     {
         for msg in report.messages() {
+            if msg.starts_with("tamper evidence") {
+                continue;
+            }
             let now = agent_model::Timestamp::now();
-            pipeline.alert(agent_model::Alert {
+            start_alerts.push(agent_model::Alert {
                 id: format!("store-recovery-{}", now.0),
                 time: now,
                 host: host.clone(),
@@ -115,9 +169,25 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             });
         }
     }
+    let start_message = format!(
+        "agentwatch {} started: pid {}, config {}, policy {} ({} rules, hash {}), store {}, mark `{}`, {} tamper findings",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        cfg.origin,
+        pipeline.policy.source.describe(),
+        pipeline.policy.rules,
+        pipeline.policy.hash,
+        match &store_report {
+            Some(r) => format!("last seq {}", r.last_seq),
+            None => "off".into(),
+        },
+        mark.display(),
+        tamper,
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let mut src =
         source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone())?;
+    src.started(start_message, start_alerts);
     src.seed_from_proc();
     let socket = conn.socket();
     let listener = {

@@ -54,6 +54,30 @@ enum Cmd {
         /// Ring buffer size in bytes (power of two, at least 4096); overrides the config.
         #[arg(long)]
         ringbuf_bytes: Option<u32>,
+        /// The store's high-water mark, kept outside the data dir (overrides `[daemon] mark`;
+        /// default: /var/lib/agentwatch-mark/<hash of the data dir>.mark).
+        #[arg(long, value_name = "PATH")]
+        mark: Option<PathBuf>,
+    },
+    /// Check a store (read-only; the daemon may be running) or an evidence pack, and say exactly
+    /// what is missing or altered. Exit 0 intact, 1 missing or altered, 2 bad usage.
+    Verify {
+        #[command(flatten)]
+        conn: Conn,
+        /// The store's high-water mark (default: `[daemon] mark` of the config, else
+        /// /var/lib/agentwatch-mark/<hash of the data dir>.mark when it exists).
+        #[arg(long, value_name = "PATH", conflicts_with = "pack")]
+        mark: Option<PathBuf>,
+        /// Check this evidence pack (from `export --evidence`) instead of a store.
+        #[arg(long, value_name = "FILE")]
+        pack: Option<PathBuf>,
+        /// Config naming the mark (`[daemon] mark`; default /etc/agentwatch/config.toml when
+        /// present).
+        #[arg(long, conflicts_with = "pack")]
+        config: Option<PathBuf>,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Start CMD as a monitored agent session and wait for it; refuses to start it unmonitored.
     Run {
@@ -62,6 +86,10 @@ enum Cmd {
         agent: String,
         #[command(flatten)]
         conn: Conn,
+        /// Config naming the daemon's user (`[daemon] user`): the listener on the socket must
+        /// run as root or that user (default: /etc/agentwatch/config.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<std::ffi::OsString>,
@@ -158,6 +186,10 @@ enum Cmd {
         until: Option<String>,
         #[arg(long, default_value_t = 1_000_000)]
         limit: usize,
+        /// Write the evidence pack of this session instead (JSON lines: every item with its
+        /// chain links; check it with `agentwatch verify --pack FILE`).
+        #[arg(long, value_name = "SESSION_ID", conflicts_with_all = ["query", "since", "until"])]
+        evidence: Option<String>,
     },
     /// Terminal UI: live alerts, sessions, timelines, search, rules, health. Talks to the daemon;
     /// when none answers, opens `<data-dir>/store` read-only for forensics.
@@ -255,6 +287,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             rules,
             no_store,
             ringbuf_bytes,
+            mark,
         } => daemon(DaemonArgs {
             config: config.as_deref(),
             conn: &conn,
@@ -263,8 +296,40 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             rules: &rules,
             no_store,
             ringbuf_bytes,
+            mark: mark.as_deref(),
         }),
-        Cmd::Run { agent, conn, cmd } => commands::run(&agent, &conn, &cmd),
+        Cmd::Verify {
+            conn,
+            mark,
+            pack,
+            config,
+            json,
+        } => match pack {
+            Some(p) => agent_user::evidence::verify_pack(&p, json),
+            None => {
+                let explicit = match mark {
+                    Some(m) => Some(m),
+                    None => config::Config::load(config.as_deref())?.mark,
+                };
+                let choice = match explicit {
+                    Some(path) => agent_user::evidence::MarkChoice {
+                        path,
+                        explicit: true,
+                    },
+                    None => agent_user::evidence::MarkChoice {
+                        path: agent_user::protect::default_mark_path(&conn.data_dir),
+                        explicit: false,
+                    },
+                };
+                agent_user::evidence::verify_store(&conn.data_dir, choice, json)
+            }
+        },
+        Cmd::Run {
+            agent,
+            conn,
+            config,
+            cmd,
+        } => commands::run(&agent, &conn, config.as_deref(), &cmd),
         Cmd::Status { conn, json } => commands::status(&conn, json),
         Cmd::Events {
             conn,
@@ -341,12 +406,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
         ),
         Cmd::Export {
+            conn,
+            evidence: Some(session),
+            ..
+        } => agent_user::evidence::export_pack(&conn.data_dir, &session),
+        Cmd::Export {
             query,
             conn,
             format,
             since,
             until,
             limit,
+            evidence: None,
         } => cli::export(
             &conn.data_dir,
             &query.join(" "),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use agent_api::{PolicyHealth, RuleStatus, RulesListing, Status, StoreStatus};
 use agent_model::{Alert, Event, Kind, Timestamp};
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -34,11 +34,7 @@ pub enum LiveItem {
 fn open_append(p: &Path, what: &str) -> Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(
         1 << 20,
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .with_context(|| format!("cannot open {what} file `{}`", p.display()))?,
+        crate::outfile::open_append(p, what)?,
     ))
 }
 
@@ -176,7 +172,12 @@ impl Pipeline {
         let hup = self.reload.swap(false, Ordering::Relaxed);
         if hup || self.policy.changed_on_disk() {
             match self.policy.reload(&self.host) {
-                Ok(p) => self.engine.swap_policy(p),
+                Ok(r) => {
+                    self.engine.swap_policy(r.policy);
+                    if let Some(a) = r.dropped {
+                        self.alert(a);
+                    }
+                }
                 Err(alert) => self.alert(*alert),
             }
         }

@@ -4,7 +4,9 @@
 //! The policy comes from `--rules PATH...`, else `/etc/agentwatch/rules` when present, else the
 //! default policy embedded in the binary. A reload (SIGHUP, or a rule file changing on disk) reads
 //! and validates the whole set first and swaps it in atomically; a rejected reload keeps the
-//! running policy and raises a `policy.reload_rejected` alert with the error.
+//! running policy and raises a `policy.reload_rejected` alert with the error. A reload that
+//! succeeds but loses rules or rule files (moved away, deleted) raises `monitor.rules_dropped`
+//! naming them: an attacker disabling rules by removing files is not a silent config change.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,11 +48,24 @@ impl PolicySource {
 
     /// Read and compile the whole set.
     pub fn compile(&self) -> Result<rules::Policy> {
-        let sources = match self {
+        self.compile_with(&[]).map(|(p, _)| p)
+    }
+
+    fn sources(&self) -> Result<Vec<rules::Source>> {
+        Ok(match self {
             PolicySource::Paths(p) => rules::fs::load_sources(p).map_err(|e| anyhow!(e))?,
             PolicySource::Embedded => rules::default_sources(),
-        };
-        rules::Policy::compile(&sources).map_err(|e| anyhow!("{e}"))
+        })
+    }
+
+    /// Read and compile the whole set with `extra` sources (the daemon's generated ones)
+    /// appended; also the names of the files read.
+    pub fn compile_with(&self, extra: &[rules::Source]) -> Result<(rules::Policy, Vec<String>)> {
+        let mut sources = self.sources()?;
+        let names = sources.iter().map(|s| s.name.clone()).collect();
+        sources.extend(extra.iter().cloned());
+        let p = rules::Policy::compile(&sources).map_err(|e| anyhow!("{e}"))?;
+        Ok((p, names))
     }
 
     /// Newest modification time of the files (and directories) involved.
@@ -78,6 +93,12 @@ impl PolicySource {
     }
 }
 
+/// A reload that succeeded: the policy to swap in, and the alert naming what it dropped.
+pub struct Reloaded {
+    pub policy: Arc<rules::Policy>,
+    pub dropped: Option<Alert>,
+}
+
 /// Reload bookkeeping: current generation, hash, last error, and the file watch.
 pub struct PolicyState {
     pub source: PolicySource,
@@ -85,6 +106,11 @@ pub struct PolicyState {
     pub hash: String,
     pub rules: usize,
     pub last_error: Option<String>,
+    /// Sources the daemon adds to every compile (its real paths as `monitor_paths`).
+    extra: Vec<rules::Source>,
+    /// The files and rule ids of the running policy: a reload that loses some is alerted.
+    files: Vec<String>,
+    rule_ids: Vec<String>,
     stamp: Option<SystemTime>,
     last_check: Instant,
     /// A change seen on disk; reload once files have been quiet for a moment (a half-written
@@ -96,6 +122,12 @@ impl PolicyState {
     pub fn new(source: PolicySource, policy: &rules::Policy) -> PolicyState {
         PolicyState {
             stamp: source.stamp(),
+            files: source
+                .sources()
+                .map(|v| v.into_iter().map(|s| s.name).collect())
+                .unwrap_or_default(),
+            rule_ids: policy.rules().iter().map(|r| r.id.clone()).collect(),
+            extra: Vec::new(),
             source,
             generation: 1,
             hash: policy.hash(),
@@ -104,6 +136,12 @@ impl PolicyState {
             last_check: Instant::now(),
             pending_since: None,
         }
+    }
+
+    /// Add `extra` sources to every reload (the ones the running policy was compiled with).
+    pub fn with_extra(mut self, extra: Vec<rules::Source>) -> PolicyState {
+        self.extra = extra;
+        self
     }
 
     /// Whether the files changed and have been quiet for 300 ms (checked at most every 500 ms).
@@ -128,16 +166,42 @@ impl PolicyState {
         false
     }
 
-    /// Try a reload: `Ok(policy)` to swap in, `Err(alert)` when rejected.
-    pub fn reload(&mut self, host: &str) -> Result<Arc<rules::Policy>, Box<Alert>> {
-        match self.source.compile() {
-            Ok(p) => {
+    /// Try a reload: `Ok(policy, alert)` to swap in (with a `monitor.rules_dropped` alert when
+    /// rules or rule files are gone), `Err(alert)` when rejected.
+    pub fn reload(&mut self, host: &str) -> Result<Reloaded, Box<Alert>> {
+        match self.source.compile_with(&self.extra) {
+            Ok((p, files)) => {
                 self.generation += 1;
                 self.hash = p.hash();
                 self.rules = p.len();
                 self.last_error = None;
                 tracing::info!(generation = self.generation, hash = %self.hash, "policy reloaded");
-                Ok(Arc::new(p))
+                let ids: Vec<String> = p.rules().iter().map(|r| r.id.clone()).collect();
+                let gone: Vec<String> = self
+                    .files
+                    .iter()
+                    .filter(|f| !files.contains(f))
+                    .map(|f| format!("`{f}`"))
+                    .collect();
+                let dropped = crate::protect::rules_dropped_alert(
+                    &self.rule_ids,
+                    &ids,
+                    &gone,
+                    host,
+                    Timestamp::now(),
+                );
+                if dropped.is_some() {
+                    tracing::warn!(
+                        generation = self.generation,
+                        "policy reload dropped rules or files"
+                    );
+                }
+                self.rule_ids = ids;
+                self.files = files;
+                Ok(Reloaded {
+                    policy: Arc::new(p),
+                    dropped,
+                })
             }
             Err(e) => {
                 let msg = format!("{e:#}");

@@ -317,6 +317,22 @@ impl SourceLoop {
         }
     }
 
+    /// The `monitor.start` event of this daemon start, then the alerts raised while starting
+    /// (store tamper evidence, store recovery), in that order.
+    pub fn started(&mut self, message: String, alerts: Vec<agent_model::Alert>) {
+        let ev = self.tracker.monitor_event(
+            Kind::MonitorStart,
+            Monitor {
+                message: Some(message),
+                ..Default::default()
+            },
+        );
+        self.emit(ev);
+        for a in alerts {
+            self.pipeline.alert(a);
+        }
+    }
+
     fn emit(&mut self, ev: Event) {
         self.pipeline.event(ev);
     }

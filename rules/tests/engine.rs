@@ -620,3 +620,41 @@ fn recorded_attack_session_snapshot() {
         .collect();
     insta::assert_json_snapshot!(rendered);
 }
+
+/// `[extend_lists]` appends to a list defined in another file (the daemon adds its real paths to
+/// `monitor_paths` this way); naming an undefined list is an error with its place.
+#[test]
+fn extend_lists_appends_to_a_list_of_another_file() {
+    let rules = Source::from_text(
+        "a.toml",
+        "[lists]\nwatched = [\"/etc/agentwatch/\"]\n\n[[rule]]\nid = \"t\"\ndescription = \"d\"\nkinds = [\"file.open\"]\nseverity = \"high\"\noutput = \"{file.path}\"\ndedup = { window = \"0s\" }\ncondition = { field = \"file.path\", prefix = { list = \"watched\" } }\n",
+    );
+    let extra = Source::from_text(
+        "<daemon>/paths.toml",
+        "[extend_lists]\nwatched = [\"/srv/aw/data/\"]\n",
+    );
+    let p = Arc::new(Policy::compile(&[rules.clone(), extra]).unwrap_or_else(|e| panic!("{e}")));
+    let mut e = Engine::new(p);
+    assert_eq!(e.process(&ev(0, &open_of("/srv/aw/data/store/x"))).len(), 1);
+    assert_eq!(
+        e.process(&ev(1, &open_of("/etc/agentwatch/c.toml"))).len(),
+        1
+    );
+    assert!(e.process(&ev(2, &open_of("/srv/other"))).is_empty());
+    // Without the extension the data dir is not watched.
+    let mut e = Engine::new(Arc::new(
+        Policy::compile(std::slice::from_ref(&rules)).unwrap(),
+    ));
+    assert!(
+        e.process(&ev(0, &open_of("/srv/aw/data/store/x")))
+            .is_empty()
+    );
+    let bad = Source::from_text("b.toml", "[extend_lists]\nwatchd = [\"/x/\"]\n");
+    let err = Policy::compile(&[rules, bad]).unwrap_err().to_string();
+    assert!(
+        err.contains("b.toml:2:")
+            && err.contains("undefined list `watchd`")
+            && err.contains("watched"),
+        "{err}"
+    );
+}

@@ -87,26 +87,53 @@ impl Daemon {
         Daemon::start_with(None, &[])
     }
 
-    /// Start with an optional config text and extra arguments.
+    /// Start with an optional config text and extra arguments. The store's high-water mark is
+    /// kept in the test's temporary dir (`mark/store.mark`) unless `extra` names one.
     pub fn start_with(config: Option<&str>, extra: &[&str]) -> Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("aw-test-").tempdir()?;
+        if let Some(c) = config {
+            std::fs::write(dir.path().join("config.toml"), c)?;
+        }
         let events_path = dir.path().join("events.jsonl");
+        let child = Daemon::spawn(dir.path(), extra)?;
+        Ok(Daemon {
+            child: Some(child),
+            dir,
+            events_path,
+        })
+    }
+
+    /// Start again (after [`Daemon::stop`]) on the same data dir, events file and config.
+    pub fn restart(&mut self, extra: &[&str]) -> Result<()> {
+        self.stop();
+        self.child = Some(Daemon::spawn(self.dir.path(), extra)?);
+        Ok(())
+    }
+
+    /// The mark path the harness gives the daemon by default.
+    pub fn mark_path(&self) -> PathBuf {
+        self.dir.path().join("mark/store.mark")
+    }
+
+    fn spawn(dir: &Path, extra: &[&str]) -> Result<Child> {
         let mut cmd = Command::new(bin());
         cmd.arg("daemon")
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(dir.join("data"))
             .arg("--events-jsonl")
-            .arg(&events_path)
+            .arg(dir.join("events.jsonl"))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(c) = config {
-            let p = dir.path().join("config.toml");
-            std::fs::write(&p, c)?;
-            cmd.arg("--config").arg(p);
+        if !extra.contains(&"--mark") {
+            cmd.arg("--mark").arg(dir.join("mark/store.mark"));
+        }
+        let config = dir.join("config.toml");
+        if config.exists() {
+            cmd.arg("--config").arg(config);
         }
         let mut child = cmd.spawn().context("spawn daemon")?;
-        let socket = dir.path().join("data/agentwatch.sock");
+        let socket = dir.join("data/agentwatch.sock");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
@@ -124,11 +151,7 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Daemon {
-            child: Some(child),
-            dir,
-            events_path,
-        })
+        Ok(child)
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -18,6 +18,10 @@ use super::rule::Per;
 pub(super) struct FileDef {
     #[serde(default)]
     pub(super) lists: BTreeMap<String, Spanned<Vec<Item>>>,
+    /// Items appended to lists defined in another file (a local file adding to a shipped
+    /// list without editing it; the daemon adding its real paths to `monitor_paths`).
+    #[serde(default)]
+    pub(super) extend_lists: BTreeMap<String, Spanned<Vec<Item>>>,
     #[serde(default)]
     pub(super) macros: BTreeMap<String, Spanned<CondDef>>,
     #[serde(default)]

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use toml::Spanned;
 
 use self::context::{Compiler, ListEntry, MacroEntry};
-use crate::error::{Error, PolicyErrors};
+use crate::error::{Error, PolicyErrors, suggest};
 use crate::policy::definitions::{FileDef, RuleDef};
 use crate::policy::limits::{MAX_RULES, MAX_TOTAL_BYTES};
 use crate::policy::rule::{Rule, RuleInfo};
@@ -63,6 +63,7 @@ impl Compiler<'_> {
         }
         // Parse every file.
         let mut rules: Vec<(usize, Spanned<RuleDef>)> = Vec::new();
+        let mut extends = Vec::new();
         for i in 0..self.sources.len() {
             let sources = self.sources;
             let (problems, text) = check_source(&sources[i]);
@@ -80,7 +81,11 @@ impl Compiler<'_> {
                     continue;
                 }
             };
-            if file.lists.is_empty() && file.macros.is_empty() && file.rule.is_empty() {
+            if file.lists.is_empty()
+                && file.extend_lists.is_empty()
+                && file.macros.is_empty()
+                && file.rule.is_empty()
+            {
                 self.err(
                     i,
                     0,
@@ -104,6 +109,11 @@ impl Compiler<'_> {
                     },
                 );
             }
+            extends.extend(
+                file.extend_lists
+                    .into_iter()
+                    .map(|(n, items)| (i, n, items)),
+            );
             for (name, def) in file.macros {
                 let span = def.span().start;
                 let prev = self.macros.get(&name).map(|p| (p.file, p.span));
@@ -125,6 +135,25 @@ impl Compiler<'_> {
             if rules.len() > MAX_RULES {
                 self.err(i, 0, format!("policy has more than `{MAX_RULES}` rules"));
                 return Err(PolicyErrors(self.errors));
+            }
+        }
+        // `[extend_lists]`: appended to lists defined anywhere, in file order.
+        for (file, name, items) in extends {
+            let span = items.span().start;
+            match self.lists.get_mut(&name) {
+                Some(ListEntry {
+                    items: Some(have), ..
+                }) => have.extend(items.into_inner()),
+                _ => {
+                    let known = suggest(&name, self.lists.keys().map(|k| k.as_str()))
+                        .map(|s| format!(", did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    self.err(
+                        file,
+                        span,
+                        format!("`extend_lists` names undefined list `{name}`{known}"),
+                    );
+                }
             }
         }
         // Every list and macro is checked, used or not.
