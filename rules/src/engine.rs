@@ -1,3 +1,4 @@
+// Over 800 lines: the four kinds of windowed state (count, distinct, sum, joined sequence) share the key, fold and bound machinery kept here.
 //! The engine: runs a compiled [`Policy`] over events, keeps the bounded state of windowed
 //! rules and de-duplicates alerts.
 //!
