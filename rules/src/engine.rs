@@ -11,8 +11,10 @@
 //! `id` it has seen supersedes the earlier one (an upsert). Call `flush(now)` about once a second.
 //!
 //! # Bounds
-//! Per session and windowed rule, state is at most `threshold` timestamps or value hashes (or
-//! one chain per sequence step) plus 16 event ids. At most [`MAX_TRACKED_KEYS`] sessions/agents
+//! Per session and windowed rule, state is at most `threshold` timestamps or value hashes, 65
+//! slices of a sum, or one chain per sequence step (64 per joined step, oldest dropped), plus 16
+//! event ids. Per session, at most `MAX_CHANGED_PATHS` changed files (`changed_by_session`),
+//! kept only when a rule asks and recorded after the event's own rules ran. At most [`MAX_TRACKED_KEYS`] sessions/agents
 //! are tracked (the least recently seen is evicted beyond that) and at most [`MAX_FOLDS`] open
 //! folds (beyond that alerts are returned without folding). State of a session is dropped at
 //! `session.end`, when the session root exits, on [`Engine::end_session`], and when idle longer
