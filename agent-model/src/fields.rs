@@ -135,6 +135,7 @@ fields! {
     NetVia => "net.via", Str, [NetConnect, NetAccept, NetListen, NetSend, NetDns], "`syscall`, `io_uring` or `tcp_state`";
     DnsQname => "dns.qname", Str, [NetDns], "DNS question name";
     DnsQtype => "dns.qtype", Str, [NetDns], "DNS question type (`A`, `AAAA`, `TXT`, ...)";
+    DnsLongestLabel => "dns.longest_label", Int, [NetDns], "bytes in the longest label of `dns.qname` (derived: tunnels fill labels up to 63)";
     PrivOp => "priv.op", Str, [PrivChange], "`setuid`, `setresuid`, `capset`, ... or `exec` (setuid binary)";
     PrivUid => "priv.uid", Int, [PrivChange], "real uid after the change";
     PrivEuid => "priv.euid", Int, [PrivChange], "effective uid after the change";
@@ -158,6 +159,10 @@ fields! {
     MonitorLossCount => "monitor.loss_count", Int, [MonitorLoss], "records lost";
     MonitorMessage => "monitor.message", Str, [MonitorLoss, MonitorStart, SessionStart, SessionEnd], "monitor message";
 }
+
+/// Fields computed from other fields when read (never stored or serialized): the rules can test
+/// them, the JSON of an event does not carry them.
+pub const DERIVED_FIELDS: &[Field] = &[Field::DnsLongestLabel];
 
 impl Field {
     /// Look a field up by its dotted name.
@@ -273,6 +278,16 @@ impl Event {
             F::NetFlowMs => Value::Int(self.net.as_ref()?.flow_ms? as i64),
             F::DnsQname => Value::Str(s(&self.dns.as_ref()?.qname)),
             F::DnsQtype => Value::Str(Cow::Borrowed(&self.dns.as_ref()?.qtype)),
+            F::DnsLongestLabel => Value::Int(
+                self.dns
+                    .as_ref()?
+                    .qname
+                    .0
+                    .split(|&c| c == b'.')
+                    .map(<[u8]>::len)
+                    .max()
+                    .unwrap_or(0) as i64,
+            ),
             F::PrivOp => Value::Str(Cow::Borrowed(&self.r#priv.as_ref()?.op)),
             F::PrivUid => Value::Int(self.r#priv.as_ref()?.uid.into()),
             F::PrivEuid => Value::Int(self.r#priv.as_ref()?.euid.into()),
@@ -392,7 +407,7 @@ mod tests {
         let ev: Event = serde_json::from_str(include_str!("../tests/full_event.json")).unwrap();
         let json: serde_json::Value = serde_json::to_value(&ev).unwrap();
         for d in FIELDS {
-            if ev.get(d.field).is_none() {
+            if ev.get(d.field).is_none() || DERIVED_FIELDS.contains(&d.field) {
                 continue;
             }
             let mut cur = &json;

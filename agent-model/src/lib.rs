@@ -18,7 +18,7 @@ pub use event::{
     AgentRef, Alert, Dns, Event, Exit, File, Kind, KindField, Monitor, Net, Op, Parent, Priv,
     Process, SessionRef, Severity, Target, Timestamp,
 };
-pub use fields::{FIELDS, Field, FieldDef, FieldType, Value};
+pub use fields::{DERIVED_FIELDS, FIELDS, Field, FieldDef, FieldType, Value};
 
 /// Format a session id the way users see it (16 hex digits).
 pub fn session_id_string(id: u64) -> String {

@@ -4,69 +4,21 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use agent_model::{Event, Field, Value};
 
-/// A small multiplicative hasher (FxHash-style) for the hot path. Keys are either fixed at load
-/// time (lookups only) or bounded per session, so hash flooding cannot grow anything.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct Fx(u64);
+use crate::changed::ChangedPaths;
+pub(crate) use crate::hash::{Fx, FxBuild};
 
-impl Fx {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
+/// What a condition sees besides the event: the engine's state about the event's session.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Cx<'a> {
+    /// The files the session created or changed before this event (`changed_by_session`).
+    pub changed: Option<&'a ChangedPaths>,
 }
-
-impl Hasher for Fx {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut b = [0u8; 8];
-            b[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(b));
-        }
-        self.add(bytes.len() as u64);
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The multiply leaves its entropy in the high bits; hash tables index with the low ones.
-        self.0.rotate_left(26)
-    }
-}
-
-pub(crate) type FxBuild = BuildHasherDefault<Fx>;
 
 /// A compiled condition.
 #[derive(Debug)]
@@ -91,7 +43,15 @@ impl Node {
             Node::Match(m) => {
                 let base = match &m.op {
                     Op::KindIn(_) => 0,
-                    Op::Exists(_) | Op::BoolEq(_) | Op::IntIn(_) | Op::Cmp(..) | Op::Ports(_) => 1,
+                    Op::Exists(_)
+                    | Op::BoolEq(_)
+                    | Op::IntIn(_)
+                    | Op::Cmp(..)
+                    | Op::Ports(_)
+                    | Op::Bits(..) => 1,
+                    Op::Len(_) => 2,
+                    Op::Changed(_) => 3,
+                    Op::Entropy(_) => 6,
                     Op::StrInSmall(_) => 2,
                     Op::Cidr(_) | Op::IpIn(_) => 2,
                     Op::StrIn(_) | Op::Basename(_) => 3,
@@ -109,14 +69,25 @@ impl Node {
         }
     }
 
-    pub(crate) fn eval(&self, ev: &Event) -> bool {
+    pub(crate) fn eval(&self, ev: &Event, cx: Cx<'_>) -> bool {
         match self {
             Node::True => true,
-            Node::All(v) => v.iter().all(|n| n.eval(ev)),
-            Node::Any(v) => v.iter().any(|n| n.eval(ev)),
-            Node::Not(n) => !n.eval(ev),
-            Node::Macro(n) => n.eval(ev),
-            Node::Match(m) => m.eval(ev),
+            Node::All(v) => v.iter().all(|n| n.eval(ev, cx)),
+            Node::Any(v) => v.iter().any(|n| n.eval(ev, cx)),
+            Node::Not(n) => !n.eval(ev, cx),
+            Node::Macro(n) => n.eval(ev, cx),
+            Node::Match(m) => m.eval(ev, cx),
+        }
+    }
+
+    /// Whether the condition reads engine state (`changed_by_session`).
+    pub(crate) fn uses_state(&self) -> bool {
+        match self {
+            Node::True => false,
+            Node::All(v) | Node::Any(v) => v.iter().any(Node::uses_state),
+            Node::Not(n) => n.uses_state(),
+            Node::Macro(n) => n.uses_state(),
+            Node::Match(m) => matches!(m.op, Op::Changed(_)),
         }
     }
 }
@@ -200,6 +171,17 @@ pub(crate) enum Cmp {
     Le,
 }
 
+/// How a bit test combines the bits of its mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bits {
+    /// At least one bit of the mask is set.
+    Any,
+    /// Every bit of the mask is set.
+    All,
+    /// No bit of the mask is set.
+    None,
+}
+
 /// The test a matcher applies.
 pub(crate) enum Op {
     /// The field is present (and, for lists, non-empty) — or absent when false.
@@ -230,6 +212,14 @@ pub(crate) enum Op {
     Cidr(Vec<Cidr>),
     IpIn(Vec<IpAddr>),
     BoolEq(bool),
+    /// A bit test on an integer, or on a hex text field (`priv.caps`).
+    Bits(Bits, u64),
+    /// Comparisons (all must hold) on the byte length of a text value.
+    Len(Vec<(Cmp, i64)>),
+    /// Comparisons (all must hold) on the Shannon entropy of a text value, in bits per byte.
+    Entropy(Vec<(Cmp, f64)>),
+    /// The path in the field was (`true`) or was not created or changed by the session before.
+    Changed(bool),
 }
 
 /// Call `f` on the raw bytes of each text value of a field until it returns true. Paths and
@@ -288,8 +278,59 @@ fn int_of(ev: &Event, field: Field) -> Option<i64> {
     }
 }
 
+/// The value of a hex text field (`priv.caps`: lowercase hex, no `0x`); `None` when it is not hex
+/// or longer than 64 bits.
+fn hex_of(b: &[u8]) -> Option<u64> {
+    let b = b.strip_prefix(b"0x").unwrap_or(b);
+    if b.is_empty() || b.len() > 16 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in b {
+        v = (v << 4) | u64::from(char::from(c).to_digit(16)?);
+    }
+    Some(v)
+}
+
+fn bits_match(b: Bits, mask: u64, v: u64) -> bool {
+    match b {
+        Bits::Any => v & mask != 0,
+        Bits::All => v & mask == mask,
+        Bits::None => v & mask == 0,
+    }
+}
+
+fn cmp<T: PartialOrd>(c: Cmp, a: T, b: T) -> bool {
+    match c {
+        Cmp::Gt => a > b,
+        Cmp::Ge => a >= b,
+        Cmp::Lt => a < b,
+        Cmp::Le => a <= b,
+    }
+}
+
+/// Shannon entropy of `b` in bits per byte (0 for empty text; at most 8).
+pub(crate) fn entropy(b: &[u8]) -> f64 {
+    if b.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &c in b {
+        counts[c as usize] += 1;
+    }
+    let n = b.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
 impl Matcher {
-    pub(crate) fn eval(&self, ev: &Event) -> bool {
+    pub(crate) fn eval(&self, ev: &Event, cx: Cx<'_>) -> bool {
         let field = self.field;
         match &self.op {
             Op::Exists(want) => {
@@ -315,12 +356,7 @@ impl Matcher {
                     && g.is_match(std::path::Path::new(std::ffi::OsStr::from_bytes(s)))
             }),
             Op::IntIn(v) => int_of(ev, field).is_some_and(|i| v.contains(&i)),
-            Op::Cmp(c, n) => int_of(ev, field).is_some_and(|i| match c {
-                Cmp::Gt => i > *n,
-                Cmp::Ge => i >= *n,
-                Cmp::Lt => i < *n,
-                Cmp::Le => i <= *n,
-            }),
+            Op::Cmp(c, n) => int_of(ev, field).is_some_and(|i| cmp(*c, i, *n)),
             Op::Ports(r) => int_of(ev, field).is_some_and(|p| {
                 r.iter()
                     .any(|&(lo, hi)| p >= i64::from(lo) && p <= i64::from(hi))
@@ -334,6 +370,25 @@ impl Matcher {
                 _ => false,
             },
             Op::BoolEq(b) => matches!(ev.get(field), Some(Value::Bool(x)) if x == *b),
+            Op::Bits(b, mask) => match field.def().ty {
+                agent_model::FieldType::Str => any_text(ev, field, |s| {
+                    hex_of(s).is_some_and(|v| bits_match(*b, *mask, v))
+                }),
+                _ => int_of(ev, field).is_some_and(|v| bits_match(*b, *mask, v as u64)),
+            },
+            Op::Len(cs) => any_text(ev, field, |s| {
+                cs.iter().all(|&(c, n)| cmp(c, s.len() as i64, n))
+            }),
+            Op::Entropy(cs) => any_text(ev, field, |s| {
+                let e = entropy(s);
+                cs.iter().all(|&(c, n)| cmp(c, e, n))
+            }),
+            Op::Changed(want) => {
+                let Some(set) = cx.changed else {
+                    return !*want && any_text(ev, field, |_| true);
+                };
+                any_text(ev, field, |s| set.contains(s) == *want)
+            }
         }
     }
 }
@@ -392,6 +447,23 @@ mod tests {
         let all = Cidr::parse("0.0.0.0/0").unwrap();
         assert!(all.contains("8.8.8.8".parse().unwrap()));
         assert_eq!(Cidr::parse("1.2.3.4").unwrap().len, 32);
+    }
+
+    #[test]
+    fn hex_bits_and_entropy() {
+        assert_eq!(hex_of(b"200000"), Some(1 << 21));
+        assert_eq!(hex_of(b"1ffffffffff"), Some((1 << 41) - 1));
+        assert_eq!(hex_of(b"xyz"), None);
+        assert_eq!(hex_of(b""), None);
+        assert!(bits_match(Bits::Any, 0o6000, 0o4755));
+        assert!(!bits_match(Bits::Any, 0o6000, 0o1777));
+        assert!(bits_match(Bits::All, 0o2010, 0o2775));
+        assert!(!bits_match(Bits::All, 0o2010, 0o2664));
+        assert!(bits_match(Bits::None, 0o002, 0o755));
+        assert_eq!(entropy(b""), 0.0);
+        assert_eq!(entropy(b"aaaa"), 0.0);
+        assert!((entropy(b"abcd") - 2.0).abs() < 1e-9);
+        assert!((entropy(&(0..=255).collect::<Vec<u8>>()) - 8.0).abs() < 1e-9);
     }
 
     #[test]

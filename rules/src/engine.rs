@@ -1,3 +1,4 @@
+// Over 800 lines: the four kinds of windowed state (count, distinct, sum, joined sequence) share the key, fold and bound machinery kept here.
 //! The engine: runs a compiled [`Policy`] over events, keeps the bounded state of windowed
 //! rules and de-duplicates alerts.
 //!
@@ -10,8 +11,10 @@
 //! `id` it has seen supersedes the earlier one (an upsert). Call `flush(now)` about once a second.
 //!
 //! # Bounds
-//! Per session and windowed rule, state is at most `threshold` timestamps or value hashes (or
-//! one chain per sequence step) plus 16 event ids. At most [`MAX_TRACKED_KEYS`] sessions/agents
+//! Per session and windowed rule, state is at most `threshold` timestamps or value hashes, 65
+//! slices of a sum, or one chain per sequence step (64 per joined step, oldest dropped), plus 16
+//! event ids. Per session, at most `MAX_CHANGED_PATHS` changed files (`changed_by_session`),
+//! kept only when a rule asks and recorded after the event's own rules ran. At most [`MAX_TRACKED_KEYS`] sessions/agents
 //! are tracked (the least recently seen is evicted beyond that) and at most [`MAX_FOLDS`] open
 //! folds (beyond that alerts are returned without folding). State of a session is dropped at
 //! `session.end`, when the session root exits, on [`Engine::end_session`], and when idle longer
@@ -24,8 +27,10 @@ use std::sync::Arc;
 
 use agent_model::{Alert, BStr, Event, Kind, Timestamp, Value};
 
-use crate::cond::{Fx, FxBuild};
+use crate::changed::{ChangedPaths, changed_path};
+use crate::cond::{Cx, Fx, FxBuild};
 use crate::output::render;
+use crate::policy::MAX_JOIN_KEYS;
 use crate::policy::{Mode, Part, Per, Policy, Rule, kind_bit};
 
 /// Most sessions and agents with windowed state.
@@ -47,10 +52,77 @@ enum WinState {
         first: i64,
         ids: VecDeque<(i64, Box<str>)>,
     },
-    Seq {
-        /// `chains[i]`: start time and event ids of the newest chain that completed step `i`.
-        chains: Vec<Option<(i64, Vec<Box<str>>)>>,
+    Sum {
+        /// `(start, sum)` of slices of `within / 64`, oldest first.
+        slices: VecDeque<(i64, i64)>,
+        total: i64,
+        ids: VecDeque<(i64, Box<str>)>,
     },
+    Seq {
+        /// `chains[i]`: the chains that completed step `i`.
+        chains: Vec<Slot>,
+    },
+}
+
+/// Start time and event ids of a sequence chain.
+type Chain = (i64, Vec<Box<str>>);
+
+/// The chains that completed one step: the newest one, or for a joined step the newest per
+/// key (at most [`MAX_JOIN_KEYS`]).
+#[derive(Clone)]
+enum Slot {
+    One(Option<Chain>),
+    Keyed(HashMap<u64, Chain, FxBuild>),
+}
+
+impl Slot {
+    fn chains(&self) -> impl Iterator<Item = &Chain> {
+        let (one, keyed) = match self {
+            Slot::One(c) => (c.as_ref(), None),
+            Slot::Keyed(m) => (None, Some(m.values())),
+        };
+        one.into_iter().chain(keyed.into_iter().flatten())
+    }
+
+    fn bytes(&self) -> usize {
+        let chain = |(_, v): &Chain| {
+            8 + v
+                .iter()
+                .map(|s| s.len() + size_of::<Box<str>>())
+                .sum::<usize>()
+        };
+        let own = match self {
+            Slot::One(_) => 0,
+            Slot::Keyed(m) => m.capacity() * (8 + size_of::<Chain>() + 1),
+        };
+        own + self.chains().map(chain).sum::<usize>()
+    }
+
+    /// Keep `c` as the chain of `key` (`None`: unkeyed) unless a newer one is there.
+    fn put(&mut self, key: Option<u64>, c: Chain) {
+        match (self, key) {
+            (Slot::One(o), _) => {
+                if o.as_ref().is_none_or(|x| x.0 <= c.0) {
+                    *o = Some(c);
+                }
+            }
+            (Slot::Keyed(m), Some(k)) => {
+                if let Some(x) = m.get(&k) {
+                    if x.0 <= c.0 {
+                        m.insert(k, c);
+                    }
+                    return;
+                }
+                if m.len() >= MAX_JOIN_KEYS
+                    && let Some(old) = m.iter().min_by_key(|(_, x)| x.0).map(|(k, _)| *k)
+                {
+                    m.remove(&old);
+                }
+                m.insert(k, c);
+            }
+            (Slot::Keyed(_), None) => {}
+        }
+    }
 }
 
 impl WinState {
@@ -63,18 +135,10 @@ impl WinState {
         match self {
             WinState::Count { times, ids: i } => times.capacity() * 8 + ids(i),
             WinState::Distinct { seen, ids: i, .. } => seen.capacity() * (8 + 8 + 1) + ids(i),
+            WinState::Sum { slices, ids: i, .. } => slices.capacity() * 16 + ids(i),
             WinState::Seq { chains } => {
-                chains
-                    .iter()
-                    .flatten()
-                    .map(|(_, v)| {
-                        8 + v
-                            .iter()
-                            .map(|s| s.len() + size_of::<Box<str>>())
-                            .sum::<usize>()
-                    })
-                    .sum::<usize>()
-                    + chains.capacity() * size_of::<Option<(i64, Vec<Box<str>>)>>()
+                chains.iter().map(Slot::bytes).sum::<usize>()
+                    + chains.capacity() * size_of::<Slot>()
             }
         }
     }
@@ -83,9 +147,10 @@ impl WinState {
         match self {
             WinState::Count { times, .. } => times.back().copied().unwrap_or(i64::MIN),
             WinState::Distinct { seen, .. } => seen.values().copied().max().unwrap_or(i64::MIN),
+            WinState::Sum { slices, .. } => slices.back().map_or(i64::MIN, |s| s.0),
             WinState::Seq { chains } => chains
                 .iter()
-                .flatten()
+                .flat_map(Slot::chains)
                 .map(|c| c.0)
                 .max()
                 .unwrap_or(i64::MIN),
@@ -132,6 +197,9 @@ pub struct Engine {
     scratch: Vec<u32>,
     /// Session root (pid, start) by session-id hash, from `session.start`.
     roots: HashMap<u64, (u32, i64), FxBuild>,
+    /// Files each session created or changed, kept only when a rule asks
+    /// (`changed_by_session`); at most [`MAX_TRACKED_KEYS`] sessions.
+    changed: HashMap<Box<str>, ChangedPaths, FxBuild>,
 }
 
 const NO_SESSION: &str = "-";
@@ -179,6 +247,7 @@ impl Engine {
             last_loss: None,
             scratch: Vec::new(),
             roots: HashMap::default(),
+            changed: HashMap::default(),
         }
     }
 
@@ -198,27 +267,53 @@ impl Engine {
         let policy = Arc::clone(&self.policy);
         let mut cands = std::mem::take(&mut self.scratch);
         policy.index[kind as usize].candidates(ev, &mut cands);
+        // The session's changed files are read by the conditions while rules update other
+        // state: take the map out for the loop and put it back after.
+        let changed = std::mem::take(&mut self.changed);
+        let cx = Cx {
+            changed: ev.session_id().and_then(|s| changed.get(s)),
+        };
         for &ri in &cands {
             let rule = &policy.rules[ri as usize];
             match &rule.mode {
                 Mode::Event => {
-                    if rule.cond.eval(ev) && !rule.exceptions.iter().any(|x| x.eval(ev)) {
+                    if rule.cond.eval(ev, cx) && !rule.exceptions.iter().any(|x| x.eval(ev, cx)) {
                         self.hit(ri, rule, ev, None, t, &mut out);
                     }
                 }
                 Mode::Sequence { .. } => {
-                    if !rule.exceptions.iter().any(|x| x.eval(ev)) {
-                        self.windowed(ri, rule, ev, &mut out);
+                    if !rule.exceptions.iter().any(|x| x.eval(ev, cx)) {
+                        self.windowed(ri, rule, ev, cx, &mut out);
                     }
                 }
                 _ => {
-                    if rule.cond.eval(ev) && !rule.exceptions.iter().any(|x| x.eval(ev)) {
-                        self.windowed(ri, rule, ev, &mut out);
+                    if rule.cond.eval(ev, cx) && !rule.exceptions.iter().any(|x| x.eval(ev, cx)) {
+                        self.windowed(ri, rule, ev, cx, &mut out);
                     }
                 }
             }
         }
+        self.changed = changed;
         self.scratch = cands;
+        if policy.uses_changed
+            && let (Some(p), Some(s)) = (changed_path(ev), ev.session_id())
+        {
+            if !self.changed.contains_key(s) {
+                if self.changed.len() >= MAX_TRACKED_KEYS
+                    && let Some(oldest) = self
+                        .changed
+                        .iter()
+                        .min_by_key(|(_, c)| c.last)
+                        .map(|(k, _)| k.clone())
+                {
+                    self.changed.remove(&oldest);
+                }
+                self.changed.insert(s.into(), ChangedPaths::default());
+            }
+            if let Some(c) = self.changed.get_mut(s) {
+                c.insert(p, t);
+            }
+        }
         match kind {
             Kind::SessionEnd => {
                 if let Some(s) = ev.session_id() {
@@ -253,7 +348,7 @@ impl Engine {
         out
     }
 
-    fn windowed(&mut self, ri: u32, rule: &Rule, ev: &Event, out: &mut Vec<Alert>) {
+    fn windowed(&mut self, ri: u32, rule: &Rule, ev: &Event, cx: Cx<'_>, out: &mut Vec<Alert>) {
         let t = ev.time.0;
         let (map, key) = match rule.per {
             Per::Session => (&mut self.sessions, ev.session_id().unwrap_or(NO_SESSION)),
@@ -264,7 +359,7 @@ impl Engine {
             let kind = kind_bit(ev.kind());
             let mut matched = 0u32;
             for (i, st) in steps.iter().enumerate() {
-                if st.kinds & kind != 0 && st.cond.eval(ev) {
+                if st.kinds & kind != 0 && st.cond.eval(ev, cx) {
                     matched |= 1 << i;
                 }
             }
@@ -273,35 +368,30 @@ impl Engine {
             }
             let ks = Self::key_state(map, key, t);
             let st = Self::win(ks, ri, || WinState::Seq {
-                chains: vec![None; steps.len()],
+                chains: steps
+                    .iter()
+                    .map(|s| {
+                        if s.join.is_empty() {
+                            Slot::One(None)
+                        } else {
+                            Slot::Keyed(HashMap::default())
+                        }
+                    })
+                    .collect(),
             });
             let WinState::Seq { chains } = st else { return };
-            let n = steps.len();
-            let mut fired = None;
-            for i in (0..n).rev().filter(|i| matched & (1 << i) != 0) {
-                if i == 0 {
-                    chains[0] = Some((t, vec![ev.id.as_str().into()]));
-                    continue;
+            if let Some((start, ids, k)) = Self::advance(steps, chains, matched, ev, rule.within_ns)
+            {
+                // The chains of the key that fired (all of them when unkeyed) start over.
+                for c in chains.iter_mut() {
+                    match (c, k) {
+                        (Slot::One(o), _) => *o = None,
+                        (Slot::Keyed(m), Some(k)) => {
+                            m.remove(&k);
+                        }
+                        (Slot::Keyed(m), None) => m.clear(),
+                    }
                 }
-                let Some((start, ids)) = chains[i - 1].clone() else {
-                    continue;
-                };
-                if t - start > rule.within_ns {
-                    chains[i - 1] = None;
-                    continue;
-                }
-                let mut ids = ids;
-                ids.push(ev.id.as_str().into());
-                if i == n - 1 {
-                    fired = Some((start, ids));
-                    break;
-                }
-                if chains[i].as_ref().is_none_or(|c| c.0 <= start) {
-                    chains[i] = Some((start, ids));
-                }
-            }
-            if let Some((start, ids)) = fired {
-                chains.iter_mut().for_each(|c| *c = None);
                 let ids = ids.into_iter().map(String::from).collect();
                 self.hit(ri, rule, ev, Some(ids), start, out);
             }
@@ -364,11 +454,108 @@ impl Engine {
                     None
                 }
             }
+            Mode::Sum { field, threshold } => {
+                let v = match ev.get(field) {
+                    Some(Value::Int(v)) => v.max(0),
+                    _ => return,
+                };
+                let slice = (within / 64).max(1);
+                let st = Self::win(ks, ri, || WinState::Sum {
+                    slices: VecDeque::new(),
+                    total: 0,
+                    ids: VecDeque::new(),
+                });
+                let WinState::Sum { slices, total, ids } = st else {
+                    return;
+                };
+                while let Some(&(s, x)) = slices.front()
+                    && s < t - within
+                {
+                    *total -= x;
+                    slices.pop_front();
+                }
+                match slices.back_mut() {
+                    Some((s, x)) if t >= *s && t - *s < slice => *x = x.saturating_add(v),
+                    _ => slices.push_back((t, v)),
+                }
+                *total = total.saturating_add(v);
+                push_id(ids, t, &ev.id);
+                if *total >= threshold {
+                    let first = slices.front().map_or(t, |s| s.0);
+                    slices.clear();
+                    *total = 0;
+                    Some((first, ids_since(ids, first)))
+                } else {
+                    None
+                }
+            }
             _ => None,
         };
         if let Some((first, ids)) = fired {
             self.hit(ri, rule, ev, Some(ids), first, out);
         }
+    }
+
+    /// Advance the chains of a sequence with an event that matched the steps in `matched`;
+    /// the completed chain (start, ids, join key) when the last step matched.
+    fn advance(
+        steps: &[crate::policy::Step],
+        chains: &mut [Slot],
+        matched: u32,
+        ev: &Event,
+        within: i64,
+    ) -> Option<(i64, Vec<Box<str>>, Option<u64>)> {
+        let t = ev.time.0;
+        let n = steps.len();
+        let value_hash = |f: &agent_model::Field| ev.get(*f).map(|v| hash_value(&v));
+        for i in (0..n).rev().filter(|i| matched & (1 << i) != 0) {
+            let join = &steps[i].join;
+            let own_key = || join.iter().find_map(value_hash);
+            if i == 0 {
+                let k = if join.is_empty() { None } else { own_key() };
+                if join.is_empty() || k.is_some() {
+                    chains[0].put(k, (t, vec![ev.id.as_str().into()]));
+                }
+                continue;
+            }
+            // The chain this event continues, and the key it carries on with.
+            let (prev, key) = match &mut chains[i - 1] {
+                Slot::One(o) => {
+                    let k = if join.is_empty() { None } else { own_key() };
+                    if !join.is_empty() && k.is_none() {
+                        continue;
+                    }
+                    match o.as_ref() {
+                        Some(c) if t - c.0 > within => {
+                            *o = None;
+                            continue;
+                        }
+                        Some(c) => (c.clone(), k),
+                        None => continue,
+                    }
+                }
+                Slot::Keyed(m) => {
+                    let found = join
+                        .iter()
+                        .filter_map(value_hash)
+                        .find_map(|k| m.get(&k).map(|c| (k, c.0)));
+                    let Some((k, start)) = found else { continue };
+                    if t - start > within {
+                        m.remove(&k);
+                        continue;
+                    }
+                    let Some(c) = m.get(&k) else { continue };
+                    (c.clone(), Some(k))
+                }
+            };
+            let (start, mut ids) = prev;
+            ids.push(ev.id.as_str().into());
+            if i == n - 1 {
+                return Some((start, ids, key));
+            }
+            chains[i].put(key, (start, ids));
+        }
+        None
     }
 
     fn key_state<'m>(
@@ -560,6 +747,7 @@ impl Engine {
     /// Forget the windowed state of a session (the daemon calls this when it retires one).
     pub fn end_session(&mut self, id: &str) {
         self.sessions.remove(id);
+        self.changed.remove(id);
         self.roots.remove(&hash_str(id));
     }
 
@@ -617,6 +805,12 @@ impl Engine {
     /// Approximate bytes held by windowed rules (counts, distinct values, sequence chains).
     pub fn window_state_bytes(&self) -> usize {
         let mut n = self.roots.capacity() * (8 + 16 + 1);
+        n += self.changed.capacity() * (size_of::<Box<str>>() + size_of::<ChangedPaths>() + 1);
+        n += self
+            .changed
+            .iter()
+            .map(|(k, c)| k.len() + c.bytes())
+            .sum::<usize>();
         for m in [&self.sessions, &self.agents] {
             n += m.capacity() * (size_of::<Box<str>>() + size_of::<KeyState>() + 1);
             for (k, ks) in m.iter() {

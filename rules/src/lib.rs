@@ -13,6 +13,8 @@
 //! Modules depend only on those listed before them (unit tests aside, which may use the default
 //! policy and fixtures); none imports a module that imports it back.
 //! - `error`: the crate's error enum and [`PolicyErrors`], the list `rules check` prints.
+//! - `hash`: the hot-path hasher.
+//! - `changed`: the bounded per-session set of files a session created or changed.
 //! - `cond`: compiled conditions and their evaluation over an event.
 //! - `policy`: loading — [`Source`]s in, a compiled [`Policy`] out, through definitions
 //!   (serde types), validation, matchers, output templates, the compiler (split by what it
@@ -25,17 +27,20 @@
 //! - `fs` (feature `fs`): the only IO — reading policy and fixture files for the CLI.
 #![forbid(unsafe_code)]
 
+mod changed;
 mod cond;
 mod defaults;
 mod engine;
 mod error;
 pub mod fixtures;
+mod hash;
 mod output;
 mod policy;
 
 #[cfg(feature = "fs")]
 pub mod fs;
 
+pub use changed::MAX_CHANGED_PATHS;
 pub use defaults::{DEFAULT_POLICY, default_sources};
 pub use engine::Engine;
 pub use error::{Error, PolicyErrors};

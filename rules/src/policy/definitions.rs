@@ -59,6 +59,7 @@ pub(super) struct WindowDef {
     pub(super) within: Spanned<String>,
     pub(super) threshold: Spanned<i64>,
     pub(super) distinct: Option<Spanned<String>>,
+    pub(super) sum: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +76,7 @@ pub(super) struct SeqDef {
 pub(super) struct StepDef {
     pub(super) kinds: Spanned<Vec<String>>,
     pub(super) condition: Spanned<CondDef>,
+    pub(super) join: Option<Spanned<Items>>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +114,39 @@ pub(super) struct CondDef {
     pub(super) lt: Option<Item>,
     pub(super) le: Option<Item>,
     pub(super) exists: Option<bool>,
+    pub(super) bits_any: Option<Item>,
+    pub(super) bits_all: Option<Item>,
+    pub(super) bits_none: Option<Item>,
+    pub(super) len: Option<RangeDef>,
+    pub(super) entropy: Option<RangeDef>,
+    pub(super) changed_by_session: Option<bool>,
+}
+
+/// The comparisons of `len = { gt = 50 }` / `entropy = { ge = 3.5, lt = 6 }`: all must hold.
+#[derive(Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RangeDef {
+    pub(super) gt: Option<Item>,
+    pub(super) ge: Option<Item>,
+    pub(super) lt: Option<Item>,
+    pub(super) le: Option<Item>,
+}
+
+impl RangeDef {
+    /// The comparisons as `[name, value, name, value, ...]` items (how a test's values travel
+    /// to the matcher builder).
+    pub(super) fn into_items(self) -> Vec<Item> {
+        [
+            ("gt", self.gt),
+            ("ge", self.ge),
+            ("lt", self.lt),
+            ("le", self.le),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| [Item::Str(n.into()), v]))
+        .flatten()
+        .collect()
+    }
 }
 
 #[derive(Deserialize, Clone, Debug)]

@@ -302,7 +302,7 @@ mod tests {
                             continue;
                         }
                         checked += 1;
-                        if r.cond.eval(&ev) {
+                        if r.cond.eval(&ev, crate::cond::Cx::default()) {
                             assert!(
                                 cands.contains(&(i as u32)),
                                 "rule `{}` skipped for {line}",

@@ -24,3 +24,7 @@ pub const MAX_REGEX_BYTES: usize = 1 << 20;
 pub const MAX_STEPS: usize = 8;
 /// Default de-duplication window.
 pub const DEFAULT_DEDUP_NS: i64 = 60 * 1_000_000_000;
+/// Largest `threshold` of a `sum` window (the sum is kept in 64 slices, whatever the threshold).
+pub const MAX_SUM_THRESHOLD: i64 = 1 << 50;
+/// Most chains kept per joined sequence step and session (the oldest is dropped beyond).
+pub const MAX_JOIN_KEYS: usize = 64;

@@ -14,7 +14,7 @@ use super::definitions::Lit;
 use super::limits::MAX_REGEX_BYTES;
 use super::rule::kind_bit;
 use super::validate::check_text;
-use crate::cond::{Cidr, Cmp, FxBuild, Matcher, Op, glob_literal};
+use crate::cond::{Bits, Cidr, Cmp, FxBuild, Matcher, Op, glob_literal};
 use crate::error::suggest;
 
 fn is_path_field(f: Field) -> bool {
@@ -75,6 +75,11 @@ pub(super) fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Ma
             desc: desc.clone(),
         })
     };
+    if lits.is_empty() && matches!(op, "len" | "entropy") {
+        return Err(format!(
+            "`{op}` on `{name}` needs at least one of `gt`, `ge`, `lt`, `le`, e.g. `{op} = {{ gt = 50 }}`"
+        ));
+    }
     if lits.is_empty() {
         return Err(format!(
             "`{op}` on `{name}` has an empty list and can never match"
@@ -341,7 +346,116 @@ pub(super) fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Ma
             };
             mk(Op::Cmp(c, n))
         }
+        "bits_any" | "bits_all" | "bits_none" => {
+            // Integers, and text fields that hold a hex number (capability sets).
+            if !(ty == FieldType::Int || field == Field::PrivCaps) {
+                return Err(format!(
+                    "`{op}` is not a test for `{name}`, a {tyname} field: bit tests apply to integer fields and `priv.caps`"
+                ));
+            }
+            let v = lit_int(op, &lits[0])?;
+            if v <= 0 {
+                return Err(format!(
+                    "`{op}` mask `{v}` must be a positive integer (write bits as `0o4000` or `0x200000`)"
+                ));
+            }
+            let b = match op {
+                "bits_any" => Bits::Any,
+                "bits_all" => Bits::All,
+                _ => Bits::None,
+            };
+            mk(Op::Bits(b, v as u64))
+        }
+        "len" | "entropy" => {
+            if !texty {
+                return wrong(tyname);
+            }
+            let max = if op == "len" { 1 << 20 } else { 8 };
+            let mut ints = Vec::new();
+            let mut floats = Vec::new();
+            for pair in lits.chunks(2) {
+                let [Lit::Str(c), v] = pair else {
+                    return Err(format!(
+                        "`{op}` takes a table such as `{op} = {{ gt = 50 }}`"
+                    ));
+                };
+                let c = match c.as_str() {
+                    "gt" => Cmp::Gt,
+                    "ge" => Cmp::Ge,
+                    "lt" => Cmp::Lt,
+                    _ => Cmp::Le,
+                };
+                if op == "len" {
+                    let n = lit_int(op, v)?;
+                    if !(0..=max).contains(&n) {
+                        return Err(format!("`len` bound `{n}` is out of range `0..={max}`"));
+                    }
+                    ints.push((c, n));
+                } else {
+                    let f = match v {
+                        Lit::Int(i) => *i as f64,
+                        Lit::Float(f) => *f,
+                        _ => {
+                            return Err(format!(
+                                "`entropy` expects a number of bits per byte, found `{v:?}`"
+                            ));
+                        }
+                    };
+                    if !(0.0..=8.0).contains(&f) {
+                        return Err(format!(
+                            "`entropy` bound `{f}` is out of range `0..=8` (bits per byte)"
+                        ));
+                    }
+                    floats.push((c, f));
+                }
+            }
+            let empty = if op == "len" {
+                range_empty(ints.iter().map(|&(c, n)| (c, n as f64)), 1.0)
+            } else {
+                range_empty(floats.iter().copied(), 0.0)
+            };
+            if empty {
+                return Err(format!(
+                    "no value satisfies every bound of `{op}` on `{name}`: it can never match"
+                ));
+            }
+            mk(if op == "len" {
+                Op::Len(ints)
+            } else {
+                Op::Entropy(floats)
+            })
+        }
+        "changed_by_session" => {
+            if !is_path_field(field) {
+                return Err(format!(
+                    "`changed_by_session` is a test for path fields (`process.exe`, `file.path`, `file.target`, ...), not `{name}`"
+                ));
+            }
+            mk(Op::Changed(matches!(lits[0], Lit::Bool(true))))
+        }
         _ => Err(format!("unknown test `{op}`")),
+    }
+}
+
+/// Whether comparisons leave no value (`step`: the gap between values, 1 for integers).
+fn range_empty(cs: impl Iterator<Item = (Cmp, f64)>, step: f64) -> bool {
+    let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
+    let (mut lo_open, mut hi_open) = (false, false);
+    for (c, v) in cs {
+        match c {
+            Cmp::Gt if v >= lo => (lo, lo_open) = (v, true),
+            Cmp::Ge if v > lo => (lo, lo_open) = (v, false),
+            Cmp::Lt if v <= hi => (hi, hi_open) = (v, true),
+            Cmp::Le if v < hi => (hi, hi_open) = (v, false),
+            _ => {}
+        }
+    }
+    if step > 0.0 {
+        let lo = if lo_open { lo + step } else { lo };
+        let hi = if hi_open { hi - step } else { hi };
+        lo > hi
+    } else {
+        lo > hi || (lo == hi && (lo_open || hi_open))
     }
 }
 

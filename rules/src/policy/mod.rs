@@ -38,7 +38,8 @@ pub use self::rule::{Per, RuleInfo};
 pub use self::source::Source;
 
 pub(crate) use self::index::KindIndex;
-pub(crate) use self::rule::{Mode, Rule, kind_bit};
+pub(crate) use self::limits::MAX_JOIN_KEYS;
+pub(crate) use self::rule::{Mode, Rule, Step, kind_bit};
 pub(crate) use self::template::Part;
 
 /// A compiled, immutable policy. Share it with `Arc`; swap it into the engine whole.
@@ -48,6 +49,8 @@ pub struct Policy {
     pub(crate) infos: Arc<Vec<RuleInfo>>,
     /// Per `Kind as usize`: which enabled rules can match an event (see `policy::index`).
     pub(crate) index: Arc<Vec<KindIndex>>,
+    /// Some enabled rule tests `changed_by_session`, so the engine tracks changed files.
+    pub(crate) uses_changed: bool,
     hash: String,
 }
 
@@ -61,7 +64,14 @@ impl Policy {
     pub fn compile(sources: &[Source]) -> Result<Policy, PolicyErrors> {
         let compiled = compile::compile(sources)?;
         let index = index::build(&compiled.rules);
+        let uses_changed = compiled.rules.iter().any(|r| {
+            r.enabled
+                && (r.cond.uses_state()
+                    || r.exceptions.iter().any(|x| x.uses_state())
+                    || matches!(&r.mode, Mode::Sequence { steps } if steps.iter().any(|s| s.cond.uses_state())))
+        });
         Ok(Policy {
+            uses_changed,
             rules: Arc::new(compiled.rules),
             infos: Arc::new(compiled.infos),
             index: Arc::new(index),

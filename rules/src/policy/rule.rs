@@ -19,7 +19,7 @@ pub struct RuleInfo {
     pub description: String,
     pub kinds: Vec<Kind>,
     pub tags: Vec<String>,
-    /// `count`, `distinct`, `sequence`, or `event` for a stateless rule.
+    /// `count`, `distinct`, `sum`, `sequence`, or `event` for a stateless rule.
     pub mode: &'static str,
     /// `file:line:col` of the definition.
     pub defined_at: String,
@@ -43,6 +43,9 @@ pub(crate) enum Mode {
     Count { threshold: usize },
     /// When `threshold` distinct values of `field` fall within `within_ns`.
     Distinct { field: Field, threshold: usize },
+    /// When the values of `field` over matching events within `within_ns` add up to
+    /// `threshold` or more.
+    Sum { field: Field, threshold: i64 },
     /// When the steps match in order within `within_ns` of the first.
     Sequence { steps: Vec<Step> },
 }
@@ -51,6 +54,10 @@ pub(crate) enum Mode {
 pub(crate) struct Step {
     pub kinds: u64,
     pub cond: Node,
+    /// `join`: fields whose value must equal the chain's key. The first step with a join keys
+    /// the chain with the first of its fields the event carries; later steps continue a chain
+    /// whose key equals any of theirs. Empty: the step does not join.
+    pub join: Vec<Field>,
 }
 
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::context::{Compiler, Use};
 use crate::cond::Node;
 use crate::error::suggest;
-use crate::policy::definitions::{CondDef, Item, Items};
+use crate::policy::definitions::{CondDef, Item, Items, RangeDef};
 use crate::policy::limits::MAX_DEPTH;
 use crate::policy::matchers::build_matcher;
 use crate::policy::rule::kind_bit;
@@ -72,6 +72,15 @@ impl Compiler<'_> {
             ("lt", d.lt.clone().map(|i| vec![i])),
             ("le", d.le.clone().map(|i| vec![i])),
             ("exists", d.exists.map(|b| vec![Item::Bool(b)])),
+            ("bits_any", d.bits_any.clone().map(|i| vec![i])),
+            ("bits_all", d.bits_all.clone().map(|i| vec![i])),
+            ("bits_none", d.bits_none.clone().map(|i| vec![i])),
+            ("len", d.len.clone().map(RangeDef::into_items)),
+            ("entropy", d.entropy.clone().map(RangeDef::into_items)),
+            (
+                "changed_by_session",
+                d.changed_by_session.map(|b| vec![Item::Bool(b)]),
+            ),
         ];
         let tests: Vec<(&str, Vec<Item>)> = ops
             .into_iter()
@@ -179,7 +188,7 @@ impl Compiler<'_> {
         };
         let (op, items) = match tests.len() {
             0 => {
-                self.err(file, at, format!("field `{fname}` has no test: add one of `equals`, `in`, `prefix`, `suffix`, `contains`, `basename`, `glob`, `regex`, `cidr`, `ports`, `gt`, `ge`, `lt`, `le`, `exists`"));
+                self.err(file, at, format!("field `{fname}` has no test: add one of `equals`, `in`, `prefix`, `suffix`, `contains`, `basename`, `glob`, `regex`, `cidr`, `ports`, `gt`, `ge`, `lt`, `le`, `exists`, `bits_any`, `bits_all`, `bits_none`, `len`, `entropy`, `changed_by_session`"));
                 return None;
             }
             1 => tests.into_iter().next()?,

@@ -160,6 +160,7 @@ impl Compiler<'_> {
                 Mode::Event => "event",
                 Mode::Count { .. } => "count",
                 Mode::Distinct { .. } => "distinct",
+                Mode::Sum { .. } => "sum",
                 Mode::Sequence { .. } => "sequence",
             },
             defined_at: String::new(),

@@ -11,8 +11,9 @@ use toml::Spanned;
 use super::context::{Compiler, Use};
 use crate::cond::Node;
 use crate::error::suggest;
+use crate::policy::definitions::Item;
 use crate::policy::definitions::{RuleDef, SeqDef, WindowDef};
-use crate::policy::limits::{MAX_STEPS, MAX_THRESHOLD};
+use crate::policy::limits::{MAX_STEPS, MAX_SUM_THRESHOLD, MAX_THRESHOLD};
 use crate::policy::rule::{Mode, Per, Step};
 use crate::policy::validate::parse_duration;
 
@@ -107,6 +108,49 @@ impl Compiler<'_> {
             Err(e) => self.err(file, w.within.span().start, e),
         }
         let t = *w.threshold.get_ref();
+        if let Some(f) = &w.sum {
+            if let Some(d) = &w.distinct {
+                self.err(
+                    file,
+                    d.span().start,
+                    "a window takes `distinct` or `sum`, not both",
+                );
+            }
+            if !(1..=MAX_SUM_THRESHOLD).contains(&t) {
+                self.err(
+                    file,
+                    w.threshold.span().start,
+                    format!(
+                        "`threshold` `{t}` of a `sum` is out of range `1..={MAX_SUM_THRESHOLD}`"
+                    ),
+                );
+            }
+            let Some(field) = self.window_field(file, f) else {
+                return;
+            };
+            if field.def().ty != agent_model::FieldType::Int {
+                self.err(
+                    file,
+                    f.span().start,
+                    format!(
+                        "`sum` needs an integer field; `{}` is not one",
+                        field.name()
+                    ),
+                );
+                return;
+            }
+            shape.uses.push(Use {
+                field,
+                at: f.span().start,
+                via_macro: None,
+                narrow: None,
+            });
+            shape.mode = Mode::Sum {
+                field,
+                threshold: t.clamp(1, MAX_SUM_THRESHOLD),
+            };
+            return;
+        }
         if !(2..=MAX_THRESHOLD).contains(&t) {
             self.err(
                 file,
@@ -117,7 +161,7 @@ impl Compiler<'_> {
         let threshold = t.clamp(2, MAX_THRESHOLD) as usize;
         shape.mode = match &w.distinct {
             None => Mode::Count { threshold },
-            Some(f) => match Field::from_name(f.get_ref()) {
+            Some(f) => match self.window_field(file, f) {
                 Some(field) => {
                     shape.uses.push(Use {
                         field,
@@ -127,19 +171,87 @@ impl Compiler<'_> {
                     });
                     Mode::Distinct { field, threshold }
                 }
-                None => {
-                    let s = suggest(f.get_ref(), FIELDS.iter().map(|f| f.name))
-                        .map(|s| format!(", did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    self.err(
-                        file,
-                        f.span().start,
-                        format!("unknown field `{}`{s}", f.get_ref().escape_debug()),
-                    );
-                    Mode::Count { threshold }
-                }
+                None => Mode::Count { threshold },
             },
         };
+    }
+
+    /// The field a window names, or `None` after reporting an unknown one.
+    fn window_field(&mut self, file: usize, f: &Spanned<String>) -> Option<Field> {
+        let field = Field::from_name(f.get_ref());
+        if field.is_none() {
+            let s = suggest(f.get_ref(), FIELDS.iter().map(|f| f.name))
+                .map(|s| format!(", did you mean `{s}`?"))
+                .unwrap_or_default();
+            self.err(
+                file,
+                f.span().start,
+                format!("unknown field `{}`{s}", f.get_ref().escape_debug()),
+            );
+        }
+        field
+    }
+
+    /// The fields of a step's `join`, checked to exist for the step's kinds; `None` after
+    /// reporting a problem.
+    fn compile_join(
+        &mut self,
+        file: usize,
+        join: &Spanned<crate::policy::definitions::Items>,
+        kinds: u32,
+    ) -> Option<Vec<Field>> {
+        let at = join.span().start;
+        let items = join.get_ref().clone().into_vec();
+        if items.is_empty() {
+            self.err(
+                file,
+                at,
+                "`join` is empty: name the field whose value the steps share",
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        for i in items {
+            let Item::Str(name) = i else {
+                self.err(
+                    file,
+                    at,
+                    "`join` takes field names, e.g. `join = \"file.path\"`",
+                );
+                return None;
+            };
+            let f = self.window_field(file, &Spanned::new(at..at, name))?;
+            if matches!(
+                f.def().ty,
+                agent_model::FieldType::StrList | agent_model::FieldType::Bool
+            ) {
+                self.err(
+                    file,
+                    at,
+                    format!("`join` on `{}` is not supported: join on a single value (a path, a pid, an address)", f.name()),
+                );
+                return None;
+            }
+            out.push(f);
+        }
+        // Each kind of the step must carry one of the fields (the first it carries is used).
+        for k in agent_model::Kind::ALL {
+            if kinds & crate::policy::rule::kind_bit(k) != 0 && !out.iter().any(|f| f.applies_to(k))
+            {
+                let names: Vec<String> = out.iter().map(|f| format!("`{}`", f.name())).collect();
+                self.err(
+                    file,
+                    at,
+                    format!(
+                        "`join` on {} joins nothing for `{}` events: none of the fields exists for them",
+                        names.join(", "),
+                        k.name()
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(out)
     }
 
     /// A `sequence`: sets the shape's grouping, duration and steps, and its kinds from theirs.
@@ -166,12 +278,28 @@ impl Compiler<'_> {
             );
         }
         let mut steps = Vec::new();
-        for st in &sd.steps {
+        let mut joined = false;
+        for (i, st) in sd.steps.iter().enumerate() {
+            let st_at = st.span().start;
             let st = st.get_ref();
             let Some(mask) = self.parse_kinds(file, &st.kinds) else {
                 continue;
             };
             shape.kinds |= mask;
+            let join = match &st.join {
+                Some(j) => self.compile_join(file, j, mask),
+                None => Some(Vec::new()),
+            };
+            let join = join.unwrap_or_default();
+            if !join.is_empty() {
+                joined = true;
+            } else if joined && st.join.is_none() {
+                self.err(
+                    file,
+                    st_at,
+                    format!("step {} has no `join` but an earlier step has one: once a sequence joins, every later step must name the field it shares", i + 1),
+                );
+            }
             let mut su = Vec::new();
             let Some(n) = self.compile_cond(file, &st.condition, 1, &mut su) else {
                 continue;
@@ -180,7 +308,21 @@ impl Compiler<'_> {
             steps.push(Step {
                 kinds: mask,
                 cond: n,
+                join,
             });
+        }
+        if sd
+            .steps
+            .iter()
+            .filter(|s| s.get_ref().join.is_some())
+            .count()
+            == 1
+        {
+            self.err(
+                file,
+                s.span().start,
+                "only one step has a `join`: a join needs at least two steps that share a value",
+            );
         }
         shape.mode = Mode::Sequence { steps };
     }

@@ -1,0 +1,113 @@
+//! The files a session created or changed: the state behind the `changed_by_session` test.
+//!
+//! Every event that makes the file at a path different from what was there before — an open for
+//! writing (or with `O_CREAT`/`O_TRUNC`), a rename or hard link onto the path, a symlink created
+//! there, mkdir, chmod, chown, truncate, write — records the path in a per-session set, after the
+//! event's own rules ran (so an event never sees its own change). Any rule can then ask "did this
+//! session create or change the file at `process.exe`?" (run what it wrote), "... at
+//! `file.path`?" (read what it renamed into place). Paths are the canonical ones the sensor
+//! reports, stored as 64-bit hashes. A set holds at most [`MAX_CHANGED_PATHS`] paths in two
+//! generations (a cheap LRU: when the young one is full the old one is dropped), so memory per
+//! session is bounded however many files an agent writes; the oldest changes are forgotten first.
+
+use std::collections::HashSet;
+use std::hash::Hasher;
+
+use agent_model::{Event, Kind};
+
+use crate::hash::{Fx, FxBuild};
+
+/// Most paths remembered per session (two generations of half as many).
+pub const MAX_CHANGED_PATHS: usize = 4096;
+
+/// The paths one session created or changed, most recent [`MAX_CHANGED_PATHS`] at most.
+#[derive(Default)]
+pub(crate) struct ChangedPaths {
+    young: HashSet<u64, FxBuild>,
+    old: HashSet<u64, FxBuild>,
+    /// Time of the newest change (for idle eviction).
+    pub(crate) last: i64,
+}
+
+fn path_hash(p: &[u8]) -> u64 {
+    let mut h = Fx::default();
+    h.write(p);
+    h.finish()
+}
+
+impl ChangedPaths {
+    /// Whether the session changed the file at `path` (within the remembered ones).
+    #[inline]
+    pub(crate) fn contains(&self, path: &[u8]) -> bool {
+        let h = path_hash(path);
+        self.young.contains(&h) || self.old.contains(&h)
+    }
+
+    pub(crate) fn insert(&mut self, path: &[u8], t: i64) {
+        let h = path_hash(path);
+        self.last = self.last.max(t);
+        if self.young.contains(&h) {
+            return;
+        }
+        if self.young.len() >= MAX_CHANGED_PATHS / 2 {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(h);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        (self.young.capacity() + self.old.capacity()) * 9
+    }
+}
+
+/// The path an event creates or changes, if it changes one.
+pub(crate) fn changed_path(ev: &Event) -> Option<&[u8]> {
+    let f = ev.file.as_ref()?;
+    match ev.kind() {
+        Kind::FileOpen => {
+            let writes = matches!(f.access.as_deref(), Some("write" | "read_write"))
+                || f.flags
+                    .iter()
+                    .any(|x| matches!(x.as_str(), "O_CREAT" | "O_TRUNC" | "O_APPEND"));
+            writes.then_some(&f.path.0[..])
+        }
+        Kind::FileRename => f.target.as_ref().map(|t| &t.0[..]),
+        Kind::FileLink
+        | Kind::FileSymlink
+        | Kind::FileMkdir
+        | Kind::FileChmod
+        | Kind::FileChown
+        | Kind::FileTruncate
+        | Kind::FileWrite => Some(&f.path.0[..]),
+        _ => None,
+    }
+    .filter(|p| !p.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_recent_paths_and_stays_bounded() {
+        let mut c = ChangedPaths::default();
+        c.insert(b"/tmp/x", 1);
+        assert!(c.contains(b"/tmp/x"));
+        assert!(!c.contains(b"/tmp/y"));
+        for i in 0..(MAX_CHANGED_PATHS * 3) {
+            c.insert(format!("/tmp/f{i}").as_bytes(), 2);
+        }
+        assert!(c.len() <= MAX_CHANGED_PATHS, "{}", c.len());
+        assert!(
+            !c.contains(b"/tmp/x"),
+            "the oldest change is forgotten first"
+        );
+        let newest = format!("/tmp/f{}", MAX_CHANGED_PATHS * 3 - 1);
+        assert!(c.contains(newest.as_bytes()));
+    }
+}
