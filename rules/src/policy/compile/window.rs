@@ -198,7 +198,7 @@ impl Compiler<'_> {
         &mut self,
         file: usize,
         join: &Spanned<crate::policy::definitions::Items>,
-        kinds: u32,
+        kinds: u64,
     ) -> Option<Vec<Field>> {
         let at = join.span().start;
         let items = join.get_ref().clone().into_vec();
