@@ -119,6 +119,7 @@ pub const SPECS: &[FieldSpec] = &[
     f("net.flow_ms", C::U64, false),
     f("dns.qname", C::Keyword, true),
     f("dns.qtype", C::Keyword, false),
+    f("dns.longest_label", C::U64, false),
     f("priv.op", C::Keyword, false),
     f("priv.uid", C::U64, false),
     f("priv.euid", C::U64, false),
@@ -524,6 +525,13 @@ impl Fields {
             bkw(&mut d, fid!(self, "dns.qname"), &q.qname);
             push_text(&mut text, &q.qname);
             kw(&mut d, fid!(self, "dns.qtype"), &q.qtype);
+            // Derived (not stored in the event): indexed so `dns.longest_label:>40` works.
+            let longest = q.qname.0.split(|b| *b == b'.').map(<[u8]>::len).max();
+            u(
+                &mut d,
+                fid!(self, "dns.longest_label"),
+                longest.map(|n| n as u64),
+            );
         }
         if let Some(pv) = &e.r#priv {
             kw(&mut d, fid!(self, "priv.op"), &pv.op);
