@@ -528,8 +528,10 @@ fn bpf_map_ids() -> Vec<u32> {
 
 /// Open agentwatch's session map by id (BPF_MAP_GET_FD_BY_ID, found by name through
 /// OBJ_GET_INFO_BY_FD) and delete this process's own entry (BPF_MAP_DELETE_ELEM): the attack
-/// that makes a session go dark. Prints the map id and each result.
+/// that makes a session go dark. Every map of that name is tried (several daemons may run) until
+/// one holds the entry. Prints the map id and the result.
 fn bpf_tamper(map_name: &str) {
+    let mut last = None;
     for id in bpf_map_ids() {
         let mut attr = [0u8; 128];
         attr[0..4].copy_from_slice(&id.to_ne_bytes());
@@ -560,10 +562,18 @@ fn bpf_tamper(map_name: &str) {
         attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
         attr[8..16].copy_from_slice(&(&key as *const u32 as u64).to_ne_bytes());
         let r = bpf_call(3, &mut attr);
+        if r == -(libc::ENOENT as i64) {
+            // Another daemon's map of the same name (tests run several): not ours to go dark in.
+            last = Some(format!("map_id={id} map_fd={fd} delete={r}"));
+            continue;
+        }
         println!("map_id={id} map_fd={fd} delete={r}");
         return;
     }
-    die("map not found");
+    match last {
+        Some(l) => println!("{l}"),
+        None => die("map not found"),
+    }
 }
 
 /// Atomic replaces through magic links, as Claude Code writes files: a temporary file created
