@@ -17,13 +17,15 @@
 //! bytes    = varint length, then the bytes (strings are UTF-8, checked on decode)
 //! Option   = 0 (none) or 1 then the value;  Vec = varint count, then the values
 //! bool     = 0 or 1;  kind = its stable numeric id;  IP = 4 or 6, then 4 or 16 bytes
+//! intent   = the last field, and only when present: records written before it existed end
+//!            after `op` and decode with no intent
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_model::{
-    AgentRef, BStr, Dns, Event, Exit, File, Kind, KindField, Monitor, Net, Op, Parent, Priv,
-    Process, SessionRef, Target, Timestamp,
+    AgentRef, BStr, Dns, Event, Exit, File, Intent, Kind, KindField, Monitor, Net, Op, Parent,
+    Priv, Process, SessionRef, Target, Timestamp,
 };
 
 /// Version byte at the start of every encoded event.
@@ -55,6 +57,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         r#priv,
         target,
         op,
+        intent,
     } = e;
     let w = &mut Enc(buf);
     w.0.push(VERSION);
@@ -127,6 +130,9 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         w.bstr(exe);
     });
     w.opt(op, Enc::op);
+    if let Some(i) = intent {
+        w.intent(i);
+    }
 }
 
 struct Enc<'a>(&'a mut Vec<u8>);
@@ -328,6 +334,33 @@ impl Enc<'_> {
         self.opt(r#type, |w, v| w.str(v));
         self.opt_i(*result);
     }
+
+    fn intent(&mut self, i: &Intent) {
+        let Intent {
+            hook,
+            agent_session,
+            tool_name,
+            tool_call_id,
+            tool_input,
+            tool_output,
+            tool_success,
+            prompt,
+            decision,
+            reason,
+            redacted,
+        } = i;
+        for v in [hook, agent_session, tool_name, tool_call_id] {
+            self.opt(v, |w, v| w.str(v));
+        }
+        for v in [tool_input, tool_output] {
+            self.opt(v, |w, v| w.bstr(v));
+        }
+        self.opt(tool_success, |w, v| w.bool(*v));
+        self.opt(prompt, |w, v| w.bstr(v));
+        self.opt(decision, |w, v| w.str(v));
+        self.opt(reason, |w, v| w.str(v));
+        self.bool(*redacted);
+    }
 }
 
 /// Decode an event into `e`, reusing its allocations. On error `e` holds a partial event.
@@ -350,6 +383,7 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r#priv,
         target,
         op,
+        intent,
     } = e;
     let r = &mut Dec { b, pos: 0 };
     if r.byte()? != VERSION {
@@ -425,6 +459,11 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r.bstr(exe)
     })?;
     r.opt(op, Dec::op)?;
+    if r.pos == b.len() {
+        *intent = None;
+    } else {
+        r.intent(intent.get_or_insert_with(Intent::default))?;
+    }
     if r.pos != b.len() {
         return Err(DecodeError);
     }
@@ -696,6 +735,34 @@ impl<'a> Dec<'a> {
         *result = self.opt_copy(Dec::i)?;
         Ok(())
     }
+
+    fn intent(&mut self, i: &mut Intent) -> R {
+        let Intent {
+            hook,
+            agent_session,
+            tool_name,
+            tool_call_id,
+            tool_input,
+            tool_output,
+            tool_success,
+            prompt,
+            decision,
+            reason,
+            redacted,
+        } = i;
+        for v in [hook, agent_session, tool_name, tool_call_id] {
+            self.opt(v, Dec::str)?;
+        }
+        for v in [tool_input, tool_output] {
+            self.opt(v, Dec::bstr)?;
+        }
+        *tool_success = self.opt_copy(Dec::bool)?;
+        self.opt(prompt, Dec::bstr)?;
+        self.opt(decision, Dec::str)?;
+        self.opt(reason, Dec::str)?;
+        *redacted = self.bool()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -807,7 +874,34 @@ mod tests {
                 r#type: Some("ext4".into()),
                 result: Some(i64::MIN),
             }),
+            intent: Some(Intent {
+                hook: Some("PostToolUse".into()),
+                agent_session: Some("s".into()),
+                tool_name: Some("Bash".into()),
+                tool_call_id: Some("toolu_1".into()),
+                tool_input: Some(BStr(b"cat \xff".to_vec())),
+                tool_output: Some(BStr::from("out")),
+                tool_success: Some(false),
+                prompt: Some(BStr::from("p")),
+                decision: Some("deny".into()),
+                reason: Some("r".into()),
+                redacted: true,
+            }),
         }
+    }
+
+    /// Records written before `intent` existed end after `op` and still decode.
+    #[test]
+    fn an_event_without_the_intent_field_still_decodes() {
+        let mut e = full_event();
+        e.intent = None;
+        let mut buf = Vec::new();
+        encode_event(&mut buf, &e);
+        assert_eq!(decode_event(&buf).unwrap(), e);
+        let mut full = Vec::new();
+        encode_event(&mut full, &full_event());
+        assert!(full.len() > buf.len());
+        assert_eq!(decode_event(&full).unwrap(), full_event());
     }
 
     #[test]

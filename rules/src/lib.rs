@@ -37,7 +37,7 @@ mod policy;
 pub mod fs;
 
 pub use defaults::{DEFAULT_POLICY, default_sources};
-pub use engine::Engine;
+pub use engine::{DENY_TAG, Engine};
 pub use error::{Error, PolicyErrors};
 pub use output::{RELOAD_REJECTED, falco_json, falco_priority, reload_rejected_alert};
 pub use policy::{

@@ -49,7 +49,7 @@ pub(crate) enum Mode {
 
 #[derive(Debug)]
 pub(crate) struct Step {
-    pub kinds: u32,
+    pub kinds: u64,
     pub cond: Node,
 }
 
@@ -60,7 +60,7 @@ pub(crate) struct Rule {
     pub tags: Vec<String>,
     pub enabled: bool,
     /// Bit `k as usize` set for each kind the rule applies to.
-    pub kinds: u32,
+    pub kinds: u64,
     pub cond: Node,
     pub exceptions: Vec<Node>,
     pub output: Vec<Part>,
@@ -76,7 +76,10 @@ pub(crate) struct Rule {
     pub fingerprint: String,
 }
 
+// Kind masks are one bit per kind, by position in `Kind::ALL`.
+const _: () = assert!(Kind::ALL.len() <= 64);
+
 /// The bit of `k` in a kind mask (`Rule::kinds`, `Step::kinds`, `Op::KindIn`).
-pub(crate) fn kind_bit(k: Kind) -> u32 {
+pub(crate) fn kind_bit(k: Kind) -> u64 {
     1 << (k as usize)
 }
