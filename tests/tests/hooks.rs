@@ -146,11 +146,20 @@ fn a_claude_tool_call_is_recorded_and_tags_the_processes_it_caused() {
         .unwrap();
     run.check().unwrap();
     assert!(marker.exists(), "the allowed tool call ran");
-    let id = "awturn0x0"; // the scripted model's id of turn 0's first call
+    // The scripted model's id of turn 0's first call. Daemons of tests running at once all see
+    // every claude session: pick this test's events by the call's input.
+    let id = "toolu_awturn0x0";
+    let ours = |e: &Event| {
+        e.intent
+            .as_ref()
+            .and_then(|i| i.tool_input.as_ref())
+            .is_some_and(|t| t.to_str_lossy().contains("marker-1"))
+    };
     let evs = s
         .daemon
         .wait_for("the tool call, its result and the tagged touch", |evs| {
-            evs.iter().any(|e| e.kind() == Kind::AgentToolResult)
+            evs.iter()
+                .any(|e| e.kind() == Kind::AgentToolResult && ours(e))
                 && evs.iter().any(|e| {
                     e.kind() == Kind::ProcessExec
                         && e.process.exe.to_str_lossy().ends_with("/touch")
@@ -159,7 +168,7 @@ fn a_claude_tool_call_is_recorded_and_tags_the_processes_it_caused() {
         .unwrap();
     let call = evs
         .iter()
-        .find(|e| e.kind() == Kind::AgentToolCall)
+        .find(|e| e.kind() == Kind::AgentToolCall && ours(e))
         .expect("agent.tool_call");
     let sid = call.session_id().unwrap().to_owned();
     let i = call.intent.as_ref().unwrap();
@@ -183,19 +192,26 @@ fn a_claude_tool_call_is_recorded_and_tags_the_processes_it_caused() {
     );
     let claude_exec = evs
         .iter()
-        .find(|e| e.kind() == Kind::ProcessExec && e.process.comm.to_str_lossy() == "claude")
-        .expect("claude's exec");
-    assert_eq!(claude_exec.session_id(), Some(sid.as_str()));
+        .find(|e| {
+            e.kind() == Kind::ProcessExec
+                && e.process.comm.to_str_lossy() == "claude"
+                && e.session_id() == Some(sid.as_str())
+        })
+        .expect("claude's exec in the call's session");
     let result = evs
         .iter()
-        .find(|e| e.kind() == Kind::AgentToolResult)
+        .find(|e| e.kind() == Kind::AgentToolResult && ours(e))
         .unwrap();
     assert_eq!(result.session_id(), Some(sid.as_str()));
     assert_eq!(intent_of(result).0, Some(id));
     // The kernel's view of the tool: touch ran in the same session, tagged with the call.
     let touch = evs
         .iter()
-        .find(|e| e.kind() == Kind::ProcessExec && e.process.exe.to_str_lossy().ends_with("/touch"))
+        .find(|e| {
+            e.kind() == Kind::ProcessExec
+                && e.process.exe.to_str_lossy().ends_with("/touch")
+                && e.process.cmdline.to_str_lossy().contains("marker-1")
+        })
         .unwrap();
     assert_eq!(touch.session_id(), Some(sid.as_str()));
     assert_eq!(
@@ -215,7 +231,7 @@ fn a_claude_tool_call_is_recorded_and_tags_the_processes_it_caused() {
     assert_eq!(intent_of(claude_exec), (None, None));
     // Searchable in the store by the call id.
     let out = Command::new(tests::bin())
-        .args(["search", "--json", "--data-dir"])
+        .args(["search", "--json", "--limit", "1000", "--data-dir"])
         .arg(s.daemon.data_dir())
         .arg(format!("intent.tool_call_id:{id}"))
         .output()
@@ -276,13 +292,16 @@ fn a_deny_rule_stops_a_real_claude_tool_call_and_the_model_gets_the_reason() {
     let evs = s
         .daemon
         .wait_for("the denied tool call", |evs| {
-            evs.iter().any(|e| e.kind() == Kind::AgentToolCall)
+            evs.iter().any(|e| {
+                e.kind() == Kind::AgentToolCall && e.to_json().contains(".aws/credentials")
+            })
         })
         .unwrap();
     let call = evs
         .iter()
-        .find(|e| e.kind() == Kind::AgentToolCall)
+        .find(|e| e.kind() == Kind::AgentToolCall && e.to_json().contains(".aws/credentials"))
         .unwrap();
+    let sid = call.session_id().unwrap().to_owned();
     let i = call.intent.as_ref().unwrap();
     assert_eq!(i.decision.as_deref(), Some("deny"), "{}", call.to_json());
     assert!(i.reason.as_deref().is_some_and(|r| r.contains(DENY_MARK)));
