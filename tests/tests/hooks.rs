@@ -308,9 +308,9 @@ fn a_deny_rule_stops_a_real_claude_tool_call_and_the_model_gets_the_reason() {
     s.daemon.settle();
     let evs = s.daemon.events();
     assert!(
-        !evs.iter()
-            .any(|e| e.kind() == Kind::ProcessExec
-                && e.process.exe.to_str_lossy().ends_with("/touch")),
+        !evs.iter().any(|e| e.kind() == Kind::ProcessExec
+            && e.session_id() == Some(sid.as_str())
+            && e.process.exe.to_str_lossy().ends_with("/touch")),
         "touch ran"
     );
     // The rule raised its alert like any other.
