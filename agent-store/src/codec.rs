@@ -12,13 +12,13 @@
 //! here until it is encoded, so nothing is ever dropped silently.
 //!
 //! ```text
-//! payload  = version u8 (1), then the fields of Event in declaration order
+//! payload  = version u8 (2), then the fields of Event in declaration order
 //! integers = LEB128 varints (signed ones zigzag); times = i64 little endian
 //! bytes    = varint length, then the bytes (strings are UTF-8, checked on decode)
 //! Option   = 0 (none) or 1 then the value;  Vec = varint count, then the values
 //! bool     = 0 or 1;  kind = its stable numeric id;  IP = 4 or 6, then 4 or 16 bytes
-//! intent   = the last field, and only when present: records written before it existed end
-//!            after `op` and decode with no intent
+//! version 1 (written before `intent` existed) has every field but the last, `intent`, and
+//! still decodes (with no intent)
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -29,7 +29,9 @@ use agent_model::{
 };
 
 /// Version byte at the start of every encoded event.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The version before `intent`: decoded, never written.
+const VERSION_NO_INTENT: u8 = 1;
 
 /// Why a payload did not decode.
 #[derive(Debug, PartialEq, Eq)]
@@ -130,9 +132,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         w.bstr(exe);
     });
     w.opt(op, Enc::op);
-    if let Some(i) = intent {
-        w.intent(i);
-    }
+    w.opt(intent, Enc::intent);
 }
 
 struct Enc<'a>(&'a mut Vec<u8>);
@@ -386,7 +386,8 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         intent,
     } = e;
     let r = &mut Dec { b, pos: 0 };
-    if r.byte()? != VERSION {
+    let version = r.byte()?;
+    if version != VERSION && version != VERSION_NO_INTENT {
         return Err(DecodeError);
     }
     r.str(id)?;
@@ -459,10 +460,10 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r.bstr(exe)
     })?;
     r.opt(op, Dec::op)?;
-    if r.pos == b.len() {
-        *intent = None;
+    if version == VERSION {
+        r.opt(intent, Dec::intent)?;
     } else {
-        r.intent(intent.get_or_insert_with(Intent::default))?;
+        *intent = None;
     }
     if r.pos != b.len() {
         return Err(DecodeError);
@@ -890,18 +891,22 @@ mod tests {
         }
     }
 
-    /// Records written before `intent` existed end after `op` and still decode.
+    /// Version 1 records (written before `intent` existed) end after `op` and still decode.
     #[test]
-    fn an_event_without_the_intent_field_still_decodes() {
+    fn a_version_1_event_still_decodes() {
         let mut e = full_event();
         e.intent = None;
         let mut buf = Vec::new();
         encode_event(&mut buf, &e);
+        assert_eq!(buf.pop(), Some(0), "an absent intent is one 0 byte");
+        buf[0] = VERSION_NO_INTENT;
         assert_eq!(decode_event(&buf).unwrap(), e);
-        let mut full = Vec::new();
-        encode_event(&mut full, &full_event());
-        assert!(full.len() > buf.len());
-        assert_eq!(decode_event(&full).unwrap(), full_event());
+        buf[0] = VERSION;
+        assert_eq!(
+            decode_event(&buf),
+            Err(DecodeError),
+            "version 2 needs the intent byte"
+        );
     }
 
     #[test]
