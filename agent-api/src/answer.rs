@@ -102,6 +102,32 @@ pub struct Registered {
     pub pid: u32,
 }
 
+/// The answer to `hook`: what the agent's hook must tell the agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookAnswer {
+    /// `allow` (no objection: the agent's own permission rules still apply) or `deny`.
+    pub decision: String,
+    /// Why it was denied: the deny rule's output, shown to the agent's model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The rule that denied it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The caller's session; absent when the calling process is in no session (then nothing
+    /// is recorded and the answer is `allow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The id of the recorded `agent.*` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+}
+
+impl HookAnswer {
+    pub fn is_deny(&self) -> bool {
+        self.decision == "deny"
+    }
+}
+
 /// The answer to `status`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -287,6 +313,7 @@ pub enum Answer {
     Session(Box<crate::SessionDetail>),
     /// The answer to `triage`, and the first line of a `subscribe` stream.
     Done(Done),
+    Hook(HookAnswer),
 }
 
 fn read_as<T: DeserializeOwned>(
@@ -309,6 +336,7 @@ impl Answer {
             R::Sessions { .. } => read_as(line, Answer::Sessions),
             R::Session { .. } => read_as(line, |d| Answer::Session(Box::new(d))),
             R::Subscribe { .. } | R::Triage { .. } => read_as(line, Answer::Done),
+            R::Hook { .. } => read_as(line, Answer::Hook),
         }
     }
 }

@@ -70,6 +70,14 @@ pub enum Request {
         #[serde(default)]
         note: String,
     },
+    /// An agent's hook, forwarded by `agentwatch hook` on the hook socket: `agent` names the
+    /// hook flavour (`claude-code`, `codex`, `gemini-cli`), `payload` is the JSON the agent gave
+    /// its hook command. The session is the calling process's (from `SO_PEERCRED`), never one
+    /// named in the payload. Answer: [`HookAnswer`](crate::HookAnswer).
+    Hook {
+        agent: String,
+        payload: serde_json::Value,
+    },
 }
 
 fn yes() -> bool {
@@ -93,11 +101,12 @@ impl Request {
             Request::Sessions { .. } => "sessions",
             Request::Session { .. } => "session",
             Request::Triage { .. } => "triage",
+            Request::Hook { .. } => "hook",
         }
     }
 
     /// Every op, in the order of the variants (and of the protocol's documentation).
-    pub const OPS: [&'static str; 9] = [
+    pub const OPS: [&'static str; 10] = [
         "register",
         "status",
         "subscribe",
@@ -107,6 +116,7 @@ impl Request {
         "sessions",
         "session",
         "triage",
+        "hook",
     ];
 
     /// A triage change.
@@ -199,6 +209,10 @@ mod tests {
             Request::Sessions { since: None },
             Request::Session { id: "s".into() },
             Request::triage("a-1", TriageState::Acknowledged, "mine"),
+            Request::Hook {
+                agent: "claude-code".into(),
+                payload: serde_json::json!({"hook_event_name": "PreToolUse"}),
+            },
         ];
         for (r, op) in all.iter().zip(Request::OPS) {
             let v = serde_json::to_value(r).unwrap();

@@ -80,11 +80,19 @@ pub enum Kind {
     SessionStart,
     #[serde(rename = "session.end")]
     SessionEnd,
+    #[serde(rename = "agent.prompt")]
+    AgentPrompt,
+    #[serde(rename = "agent.tool_call")]
+    AgentToolCall,
+    #[serde(rename = "agent.tool_result")]
+    AgentToolResult,
+    #[serde(rename = "agent.session")]
+    AgentSession,
 }
 
 impl Kind {
     /// Every kind, in id order.
-    pub const ALL: [Kind; 33] = [
+    pub const ALL: [Kind; 37] = [
         Kind::ProcessExec,
         Kind::ProcessExit,
         Kind::ProcessFork,
@@ -118,6 +126,10 @@ impl Kind {
         Kind::MonitorStart,
         Kind::SessionStart,
         Kind::SessionEnd,
+        Kind::AgentPrompt,
+        Kind::AgentToolCall,
+        Kind::AgentToolResult,
+        Kind::AgentSession,
     ];
 
     /// Stable numeric id (kernel record kinds share their ids with `agent_common::RecordKind`).
@@ -157,6 +169,10 @@ impl Kind {
             Kind::MonitorStart => 901,
             Kind::SessionStart => 910,
             Kind::SessionEnd => 911,
+            Kind::AgentPrompt => 950,
+            Kind::AgentToolCall => 951,
+            Kind::AgentToolResult => 952,
+            Kind::AgentSession => 953,
         }
     }
 
@@ -197,7 +213,19 @@ impl Kind {
             Kind::MonitorStart => "monitor.start",
             Kind::SessionStart => "session.start",
             Kind::SessionEnd => "session.end",
+            Kind::AgentPrompt => "agent.prompt",
+            Kind::AgentToolCall => "agent.tool_call",
+            Kind::AgentToolResult => "agent.tool_result",
+            Kind::AgentSession => "agent.session",
         }
+    }
+
+    /// Whether the kind reports what the agent said (its hooks), not what the kernel saw.
+    pub const fn is_intent(self) -> bool {
+        matches!(
+            self,
+            Kind::AgentPrompt | Kind::AgentToolCall | Kind::AgentToolResult | Kind::AgentSession
+        )
     }
 
     /// Parse a dotted name.
@@ -509,6 +537,45 @@ pub struct Monitor {
     pub message: Option<String>,
 }
 
+/// What the agent said it was doing: filled from its hooks on `agent.*` events, and, on kernel
+/// events caused by a tool call, the call's id and tool name (see `intent.*` in the field
+/// catalogue). Every text here came from the agent: bounded and redacted by the daemon.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intent {
+    /// The hook that reported it (`PreToolUse`, `PostToolUse`, `UserPromptSubmit`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
+    /// The agent's own session id, as the payload named it (informational: attribution comes
+    /// from the calling process, never from this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// A bounded, redacted summary of the tool's input (a shell command, a path, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_input: Option<BStr>,
+    /// A bounded, redacted excerpt of the tool's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_output: Option<BStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_success: Option<bool>,
+    /// A bounded, redacted excerpt of the user's prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<BStr>,
+    /// The policy's answer to the hook: `allow` or `deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// Why it was denied (the rule's output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Some text looked like a secret and was masked, or was cut at its bound.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
+}
+
 /// One observed event, enriched with agent, session and ancestry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -544,6 +611,8 @@ pub struct Event {
     pub target: Option<Target>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<Op>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
 }
 
 /// `Kind` wrapped so `Event::default()` exists (defaults to `monitor.start`).

@@ -158,6 +158,17 @@ fields! {
     MonitorLossKind => "monitor.loss_kind", Str, [MonitorLoss], "kind whose records were lost";
     MonitorLossCount => "monitor.loss_count", Int, [MonitorLoss], "records lost";
     MonitorMessage => "monitor.message", Str, [MonitorLoss, MonitorStart, SessionStart, SessionEnd], "monitor message";
+    IntentHook => "intent.hook", Str, [AgentPrompt, AgentToolCall, AgentToolResult, AgentSession], "the agent hook that reported it: `PreToolUse`, `PostToolUse`, `UserPromptSubmit`, `SessionStart`, `SessionEnd`, `Stop`, ...";
+    IntentAgentSession => "intent.agent_session", Str, [AgentPrompt, AgentToolCall, AgentToolResult, AgentSession], "the agent's own session id from the hook payload (informational; `session.id` comes from the calling process)";
+    IntentToolName => "intent.tool_name", Str, [], "tool the model called (`Bash`, `Read`, `mcp__server__tool`, ...); on kernel events, the tool call that caused them";
+    IntentToolCallId => "intent.tool_call_id", Str, [], "the model's tool call id (`tool_use_id`); on kernel events, the tool call that caused them";
+    IntentToolInput => "intent.tool_input", Str, [AgentToolCall, AgentToolResult], "summary of the tool input (the shell command, the file path, ...), bounded and redacted";
+    IntentToolOutput => "intent.tool_output", Str, [AgentToolResult], "excerpt of the tool output, bounded and redacted";
+    IntentToolSuccess => "intent.tool_success", Bool, [AgentToolResult], "the tool reported success";
+    IntentPrompt => "intent.prompt", Str, [AgentPrompt], "excerpt of the user prompt, bounded and redacted";
+    IntentDecision => "intent.decision", Str, [AgentPrompt, AgentToolCall], "the policy's answer to the hook: `allow` or `deny`";
+    IntentReason => "intent.reason", Str, [AgentPrompt, AgentToolCall], "why the hook was denied (the deny rule's output)";
+    IntentRedacted => "intent.redacted", Bool, [AgentPrompt, AgentToolCall, AgentToolResult], "agent text was masked as a secret or cut at its bound";
 }
 
 /// Fields computed from other fields when read (never stored or serialized): the rules can test
@@ -321,6 +332,25 @@ impl Event {
             F::MonitorMessage => {
                 Value::Str(Cow::Borrowed(self.monitor.as_ref()?.message.as_deref()?))
             }
+            F::IntentHook => Value::Str(Cow::Borrowed(self.intent.as_ref()?.hook.as_deref()?)),
+            F::IntentAgentSession => Value::Str(Cow::Borrowed(
+                self.intent.as_ref()?.agent_session.as_deref()?,
+            )),
+            F::IntentToolName => {
+                Value::Str(Cow::Borrowed(self.intent.as_ref()?.tool_name.as_deref()?))
+            }
+            F::IntentToolCallId => Value::Str(Cow::Borrowed(
+                self.intent.as_ref()?.tool_call_id.as_deref()?,
+            )),
+            F::IntentToolInput => Value::Str(s(self.intent.as_ref()?.tool_input.as_ref()?)),
+            F::IntentToolOutput => Value::Str(s(self.intent.as_ref()?.tool_output.as_ref()?)),
+            F::IntentToolSuccess => Value::Bool(self.intent.as_ref()?.tool_success?),
+            F::IntentPrompt => Value::Str(s(self.intent.as_ref()?.prompt.as_ref()?)),
+            F::IntentDecision => {
+                Value::Str(Cow::Borrowed(self.intent.as_ref()?.decision.as_deref()?))
+            }
+            F::IntentReason => Value::Str(Cow::Borrowed(self.intent.as_ref()?.reason.as_deref()?)),
+            F::IntentRedacted => Value::Bool(self.intent.as_ref()?.redacted),
         })
     }
 }

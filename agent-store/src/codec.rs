@@ -15,8 +15,9 @@
 //! here until it is encoded, so nothing is ever dropped silently.
 //!
 //! ```text
-//! payload  = version u8 (2), then the fields of Event in declaration order (version 1, still
-//!            read, lacks the file's `path_arg`, `target_arg`, `atime`, `mtime` and `op.object_id`)
+//! payload  = version u8 (3), then the fields of Event in declaration order (still read:
+//!            version 2 lacks `intent`; version 1 also lacks the file's `path_arg`, `target_arg`,
+//!            `atime`, `mtime` and `op.object_id`)
 //! integers = LEB128 varints (signed ones zigzag); times = i64 little endian
 //! bytes    = varint length, then the bytes (strings are UTF-8, checked on decode)
 //! Option   = 0 (none) or 1 then the value;  Vec = varint count, then the values
@@ -26,12 +27,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_model::{
-    AgentRef, BStr, Dns, Event, Exit, File, Kind, KindField, Monitor, Net, Op, Parent, Priv,
-    Process, SessionRef, Target, Timestamp,
+    AgentRef, BStr, Dns, Event, Exit, File, Intent, Kind, KindField, Monitor, Net, Op, Parent,
+    Priv, Process, SessionRef, Target, Timestamp,
 };
 
 /// Version byte at the start of every encoded event.
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 
 /// Why a payload did not decode.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,6 +60,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         r#priv,
         target,
         op,
+        intent,
     } = e;
     let w = &mut Enc(buf);
     w.0.push(VERSION);
@@ -131,6 +133,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         w.bstr(exe);
     });
     w.opt(op, Enc::op);
+    w.opt(intent, Enc::intent);
 }
 
 struct Enc<'a>(&'a mut Vec<u8>);
@@ -342,6 +345,33 @@ impl Enc<'_> {
         self.opt_i(*result);
         self.opt_u(*object_id);
     }
+
+    fn intent(&mut self, i: &Intent) {
+        let Intent {
+            hook,
+            agent_session,
+            tool_name,
+            tool_call_id,
+            tool_input,
+            tool_output,
+            tool_success,
+            prompt,
+            decision,
+            reason,
+            redacted,
+        } = i;
+        for v in [hook, agent_session, tool_name, tool_call_id] {
+            self.opt(v, |w, v| w.str(v));
+        }
+        for v in [tool_input, tool_output] {
+            self.opt(v, |w, v| w.bstr(v));
+        }
+        self.opt(tool_success, |w, v| w.bool(*v));
+        self.opt(prompt, |w, v| w.bstr(v));
+        self.opt(decision, |w, v| w.str(v));
+        self.opt(reason, |w, v| w.str(v));
+        self.bool(*redacted);
+    }
 }
 
 /// Decode an event into `e`, reusing its allocations. On error `e` holds a partial event.
@@ -364,10 +394,11 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r#priv,
         target,
         op,
+        intent,
     } = e;
     let r = &mut Dec { b, pos: 0, v: 0 };
     r.v = r.byte()?;
-    if r.v != VERSION && r.v != 1 {
+    if !(1..=VERSION).contains(&r.v) {
         return Err(DecodeError);
     }
     r.str(id)?;
@@ -440,6 +471,11 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r.bstr(exe)
     })?;
     r.opt(op, Dec::op)?;
+    if r.v >= 3 {
+        r.opt(intent, Dec::intent)?;
+    } else {
+        *intent = None;
+    }
     if r.pos != b.len() {
         return Err(DecodeError);
     }
@@ -731,6 +767,34 @@ impl<'a> Dec<'a> {
         };
         Ok(())
     }
+
+    fn intent(&mut self, i: &mut Intent) -> R {
+        let Intent {
+            hook,
+            agent_session,
+            tool_name,
+            tool_call_id,
+            tool_input,
+            tool_output,
+            tool_success,
+            prompt,
+            decision,
+            reason,
+            redacted,
+        } = i;
+        for v in [hook, agent_session, tool_name, tool_call_id] {
+            self.opt(v, Dec::str)?;
+        }
+        for v in [tool_input, tool_output] {
+            self.opt(v, Dec::bstr)?;
+        }
+        *tool_success = self.opt_copy(Dec::bool)?;
+        self.opt(prompt, Dec::bstr)?;
+        self.opt(decision, Dec::str)?;
+        self.opt(reason, Dec::str)?;
+        *redacted = self.bool()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -847,7 +911,38 @@ mod tests {
                 result: Some(i64::MIN),
                 object_id: Some(u64::MAX),
             }),
+            intent: Some(Intent {
+                hook: Some("PostToolUse".into()),
+                agent_session: Some("s".into()),
+                tool_name: Some("Bash".into()),
+                tool_call_id: Some("toolu_1".into()),
+                tool_input: Some(BStr(b"cat \xff".to_vec())),
+                tool_output: Some(BStr::from("out")),
+                tool_success: Some(false),
+                prompt: Some(BStr::from("p")),
+                decision: Some("deny".into()),
+                reason: Some("r".into()),
+                redacted: true,
+            }),
         }
+    }
+
+    /// Version 2 records (written before `intent` existed) end after `op` and still decode.
+    #[test]
+    fn a_version_2_event_still_decodes() {
+        let mut e = full_event();
+        e.intent = None;
+        let mut buf = Vec::new();
+        encode_event(&mut buf, &e);
+        assert_eq!(buf.pop(), Some(0), "an absent intent is one 0 byte");
+        buf[0] = 2;
+        assert_eq!(decode_event(&buf).unwrap(), e);
+        buf[0] = VERSION;
+        assert_eq!(
+            decode_event(&buf),
+            Err(DecodeError),
+            "version 3 needs the intent byte"
+        );
     }
 
     #[test]

@@ -137,6 +137,10 @@ fn ocsf_event(e: &Event, raw: &str) -> Value {
         Kind::MonitorLoss | Kind::MonitorStart | Kind::SessionStart | Kind::SessionEnd => {
             (0, "Base Event", 0, 99, "Other")
         }
+        // What the agent said it did (its hooks); OCSF has no agent-intent class yet.
+        Kind::AgentPrompt | Kind::AgentToolCall | Kind::AgentToolResult | Kind::AgentSession => {
+            (0, "Base Event", 0, 99, "Other")
+        }
     };
     let mut o = Map::new();
     o.insert("class_uid".into(), json!(class_uid));

@@ -142,6 +142,17 @@ pub const SPECS: &[FieldSpec] = &[
     f("monitor.loss_kind", C::Keyword, false),
     f("monitor.loss_count", C::U64, false),
     f("monitor.message", C::Text, false),
+    f("intent.hook", C::Keyword, false),
+    f("intent.agent_session", C::Keyword, false),
+    f("intent.tool_name", C::Keyword, true),
+    f("intent.tool_call_id", C::Keyword, true),
+    f("intent.tool_input", C::Text, false),
+    f("intent.tool_output", C::Text, false),
+    f("intent.tool_success", C::Bool, false),
+    f("intent.prompt", C::Text, false),
+    f("intent.decision", C::Keyword, false),
+    f("intent.reason", C::Text, false),
+    f("intent.redacted", C::Bool, false),
     // Alerts.
     f("rule", C::Keyword, true),
     f("severity", C::Keyword, true),
@@ -578,6 +589,37 @@ impl Fields {
             u(&mut d, fid!(self, "monitor.loss_count"), m.loss_count);
             if let Some(v) = &m.message {
                 d.add_text(fid!(self, "monitor.message"), v);
+            }
+        }
+        if let Some(x) = &e.intent {
+            let opt = |d: &mut TantivyDocument, f: Field, v: &Option<String>| {
+                if let Some(v) = v {
+                    d.add_text(f, clip(v));
+                }
+            };
+            opt(&mut d, fid!(self, "intent.hook"), &x.hook);
+            opt(&mut d, fid!(self, "intent.agent_session"), &x.agent_session);
+            opt(&mut d, fid!(self, "intent.tool_name"), &x.tool_name);
+            opt(&mut d, fid!(self, "intent.tool_call_id"), &x.tool_call_id);
+            opt(&mut d, fid!(self, "intent.decision"), &x.decision);
+            for (name, v) in [
+                (fid!(self, "intent.tool_input"), &x.tool_input),
+                (fid!(self, "intent.tool_output"), &x.tool_output),
+                (fid!(self, "intent.prompt"), &x.prompt),
+            ] {
+                if let Some(v) = v {
+                    d.add_text(name, v.to_str_lossy());
+                    push_text(&mut text, v);
+                }
+            }
+            if let Some(v) = &x.reason {
+                d.add_text(fid!(self, "intent.reason"), v);
+            }
+            if let Some(b) = x.tool_success {
+                d.add_bool(fid!(self, "intent.tool_success"), b);
+            }
+            if x.redacted {
+                d.add_bool(fid!(self, "intent.redacted"), true);
             }
         }
         if !text.is_empty() {

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use agent_api::{Done, Registered, Reply, Request, StreamItem};
+use agent_api::{Done, HookAnswer, Registered, Reply, Request, StreamItem};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
@@ -51,6 +51,24 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(l)
 }
 
+/// Bind the hook socket: mode 0666 (agents run their hooks as their own user), in a directory
+/// created 0755 if missing. A live daemon on it is never displaced.
+pub fn bind_hooks(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let l = bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(l)
+}
+
+/// How long a hook connection may take to send its request line.
+const HOOK_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Api {
     pub async fn serve(self, listener: UnixListener) {
         loop {
@@ -69,6 +87,75 @@ impl Api {
                 }
             }
         }
+    }
+
+    /// Serve the hook socket: any local user, `hook` requests only, one bounded line each.
+    pub async fn serve_hooks(self, listener: UnixListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let api = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = api.handle_hooks(stream).await {
+                            tracing::debug!(error = %format!("{e:#}"), "hook connection ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "hook accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn handle_hooks(self, stream: UnixStream) -> Result<()> {
+        let cred = stream.peer_cred()?;
+        let (r, mut w) = stream.into_split();
+        let mut r = tokio::io::BufReader::new(r);
+        loop {
+            let mut buf = Vec::new();
+            let max = crate::hooks::MAX_HOOK_LINE as u64;
+            let n = tokio::time::timeout(
+                HOOK_READ_TIMEOUT,
+                (&mut r).take(max + 1).read_until(b'\n', &mut buf),
+            )
+            .await
+            .map_err(|_| anyhow!("hook request not sent within {HOOK_READ_TIMEOUT:?}"))??;
+            if n == 0 {
+                return Ok(());
+            }
+            if buf.len() as u64 > max {
+                let e = format!("bad request: longer than {max} bytes");
+                write_line(&mut w, &Reply::<Done>::err(e)).await?;
+                return Ok(());
+            }
+            let reply = match serde_json::from_slice::<Request>(&buf) {
+                Ok(Request::Hook { payload, .. }) => self.hook(&cred, payload).await?,
+                Ok(other) => Reply::err(format!(
+                    "bad request: only `hook` is served on the hook socket, not `{}`",
+                    other.op()
+                )),
+                Err(e) => Reply::err(format!("bad request: {e}")),
+            };
+            write_line(&mut w, &reply).await?;
+        }
+    }
+
+    /// Forward a hook to the sensor thread, for the peer's own process.
+    async fn hook(
+        &self,
+        cred: &tokio::net::unix::UCred,
+        payload: serde_json::Value,
+    ) -> Result<Reply<HookAnswer>> {
+        let pid = cred.pid().ok_or_else(|| anyhow!("peer pid unknown"))? as u32;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Hook {
+            pid,
+            payload,
+            reply: tx,
+        })?;
+        Ok(rx.await?.into())
     }
 
     async fn handle(self, stream: UnixStream) -> Result<()> {
@@ -143,6 +230,10 @@ impl Api {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     self.send(Command::Rules { reply: tx })?;
                     write_line(&mut w, &Reply::Ok(rx.await?)).await?;
+                }
+                Request::Hook { payload, .. } => {
+                    let reply = self.hook(&cred, payload).await?;
+                    write_line(&mut w, &reply).await?;
                 }
                 Request::Triage {
                     alert_id,

@@ -34,6 +34,39 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     redact: RawRedact,
+    #[serde(default)]
+    hooks: RawHooks,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHooks {
+    socket: Option<PathBuf>,
+    fail: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+/// Default path of the hook socket (any local user may connect; see `docs/api.md`).
+pub const DEFAULT_HOOK_SOCKET: &str = "/run/agentwatch/hook.sock";
+
+/// Agent hooks: where the daemon listens for them, and what `agentwatch hook` does when the
+/// daemon does not answer in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HooksConfig {
+    pub socket: PathBuf,
+    /// Deny (true) or allow (false) when no answer comes within `timeout_ms`.
+    pub fail_closed: bool,
+    pub timeout_ms: u64,
+}
+
+impl Default for HooksConfig {
+    fn default() -> HooksConfig {
+        HooksConfig {
+            socket: PathBuf::from(DEFAULT_HOOK_SOCKET),
+            fail_closed: false,
+            timeout_ms: 2000,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -106,6 +139,7 @@ pub struct Config {
     pub daemon_user: Option<String>,
     /// `[daemon] mark`: the high-water mark file (default: see `protect::default_mark_path`).
     pub mark: Option<PathBuf>,
+    pub hooks: HooksConfig,
 }
 
 impl Config {
@@ -329,7 +363,37 @@ impl Config {
                 ));
             }
         }
+        let mut hooks = HooksConfig::default();
+        if let Some(p) = raw.hooks.socket {
+            if !p.is_absolute() {
+                return Err(err(
+                    locate(text, "socket"),
+                    format!("hook socket `{}` must be an absolute path", p.display()),
+                ));
+            }
+            hooks.socket = p;
+        }
+        match raw.hooks.fail.as_deref() {
+            None | Some("open") => {}
+            Some("closed") => hooks.fail_closed = true,
+            Some(other) => {
+                return Err(err(
+                    locate(text, "fail"),
+                    format!("`fail` = `{other}`: expected `open` or `closed`"),
+                ));
+            }
+        }
+        if let Some(ms) = raw.hooks.timeout_ms {
+            if !(10..=60_000).contains(&ms) {
+                return Err(err(
+                    locate(text, "timeout_ms"),
+                    format!("`timeout_ms` = `{ms}` must be between 10 and 60000"),
+                ));
+            }
+            hooks.timeout_ms = ms;
+        }
         Ok(Config {
+            hooks,
             origin: origin.to_owned(),
             agents,
             ringbuf_bytes,
@@ -395,6 +459,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("c:2:") && e.contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn hooks_section_is_validated() {
+        let c = Config::parse(
+            "c",
+            "[hooks]\nsocket = \"/tmp/h.sock\"\nfail = \"closed\"\ntimeout_ms = 500\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.hooks,
+            HooksConfig {
+                socket: "/tmp/h.sock".into(),
+                fail_closed: true,
+                timeout_ms: 500
+            }
+        );
+        assert_eq!(
+            Config::parse("c", "").unwrap().hooks,
+            HooksConfig::default()
+        );
+        let e = Config::parse("c.toml", "[hooks]\nfail = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml:2:1: ") && e.contains("maybe"), "{e}");
+        assert!(Config::parse("c", "[hooks]\nsocket = \"rel.sock\"\n").is_err());
+        assert!(Config::parse("c", "[hooks]\ntimeout_ms = 0\n").is_err());
     }
 
     #[test]

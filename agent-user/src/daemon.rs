@@ -203,6 +203,20 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         store: store.clone(),
         reader,
     };
+    // The hook socket is optional: without it the daemon still senses everything, and
+    // `agentwatch hook` falls back to its configured failure mode.
+    let hook_socket = cfg.hooks.socket.clone();
+    let hooks_listener = {
+        let _g = rt.enter();
+        api::bind_hooks(&hook_socket)
+    };
+    let hooks_served = hooks_listener.is_ok();
+    match hooks_listener {
+        Ok(l) => {
+            rt.spawn(api.clone().serve_hooks(l));
+        }
+        Err(e) => eprintln!("agentwatch: agent hooks are not served: {e:#}"),
+    }
     rt.spawn(api.serve(listener));
     eprintln!(
         "agentwatch: daemon ready (pid {}, socket {}, config {})",
@@ -229,6 +243,9 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         .join()
         .map_err(|_| anyhow!("sensor thread panicked"))?;
     let _ = std::fs::remove_file(&socket);
+    if hooks_served {
+        let _ = std::fs::remove_file(&hook_socket);
+    }
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     if let Some(st) = store
         && let Ok(st) = Arc::try_unwrap(st)

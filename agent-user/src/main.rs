@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use agent_api::{Request, TriageState};
 use agent_user::commands::{self, Conn};
 use agent_user::daemon::{DaemonArgs, daemon};
-use agent_user::{BadInput, cli, config};
+use agent_user::{BadInput, cli, config, hookcmd, install};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -205,6 +205,28 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Called by an agent's hook configuration: reads the hook's JSON on stdin, asks the daemon,
+    /// and answers the agent (allow, or deny with the policy's reason) within `--timeout-ms`.
+    Hook {
+        /// The agent's hook protocol: claude-code, codex or gemini-cli.
+        #[arg(long, default_value = "claude-code")]
+        agent: String,
+        /// The daemon's hook socket (default: `[hooks] socket` of the config).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// When the daemon does not answer in time: `open` (allow) or `closed` (deny).
+        /// Default: `[hooks] fail` of the config.
+        #[arg(long, value_parser = ["open", "closed"])]
+        fail: Option<String>,
+        /// The bound on the whole exchange (default: `[hooks] timeout_ms`, 2000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        timeout_ms: Option<u64>,
+    },
+    /// Agent hooks: install them, show coverage.
+    Agents {
+        #[command(subcommand)]
+        cmd: AgentsCmd,
+    },
     /// Resolve an alert.
     Resolve {
         alert_id: String,
@@ -212,6 +234,38 @@ enum Cmd {
         note: String,
         #[command(flatten)]
         conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCmd {
+    /// Write agentwatch's hooks into each agent's system-wide settings (Claude Code's managed
+    /// settings, Gemini CLI's system settings, Codex's system hooks.json), keeping every other
+    /// setting; running it again changes nothing.
+    InstallHooks {
+        /// Only this agent: claude-code, codex or gemini-cli (repeatable; default: all).
+        #[arg(long = "agent", value_name = "NAME")]
+        agents: Vec<String>,
+        /// Write this settings file instead of the agent's system-wide one (one `--agent` only).
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// Print the merged settings instead of writing them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Config whose `[hooks]` section (socket, fail, timeout_ms) the hook command uses.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Which agents on this host run agentwatch's hooks, and whether a daemon answers them.
+    Status {
+        #[arg(long = "agent", value_name = "NAME")]
+        agents: Vec<String>,
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -437,7 +491,67 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             note,
             conn,
         } => cli::triage(&conn.socket(), &alert_id, TriageState::Resolved, &note),
+        Cmd::Hook {
+            agent,
+            socket,
+            fail,
+            timeout_ms,
+        } => {
+            // The agent must get an answer even when the config cannot be read.
+            let cfg = config::Config::load(None)
+                .map(|c| c.hooks)
+                .unwrap_or_default();
+            hookcmd::hook(&hookcmd::HookArgs {
+                agent,
+                socket: socket.unwrap_or(cfg.socket),
+                fail_closed: fail.map_or(cfg.fail_closed, |f| f == "closed"),
+                timeout: std::time::Duration::from_millis(timeout_ms.unwrap_or(cfg.timeout_ms)),
+            })
+        }
+        Cmd::Agents { cmd } => match cmd {
+            AgentsCmd::InstallHooks {
+                agents,
+                settings,
+                dry_run,
+                config,
+            } => {
+                let cfg = config::Config::load(config.as_deref())?;
+                install::install_cmd(
+                    &hook_agents(&agents)?,
+                    settings.as_deref(),
+                    &cfg.hooks,
+                    dry_run,
+                )?;
+                Ok(ExitCode::SUCCESS)
+            }
+            AgentsCmd::Status {
+                agents,
+                settings,
+                config,
+                json,
+            } => {
+                let cfg = config::Config::load(config.as_deref())?;
+                install::status_cmd(
+                    &hook_agents(&agents)?,
+                    settings.as_deref(),
+                    &cfg.hooks.socket,
+                    json,
+                )?;
+                Ok(ExitCode::SUCCESS)
+            }
+        },
     }
+}
+
+/// The agents named by `--agent`, or all of them.
+fn hook_agents(names: &[String]) -> Result<Vec<install::HookAgent>> {
+    if names.is_empty() {
+        return Ok(install::HookAgent::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| install::HookAgent::from_name(n).map_err(|e| BadInput(e).into()))
+        .collect()
 }
 
 fn exit(code: i32) -> ExitCode {

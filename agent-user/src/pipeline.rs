@@ -135,6 +135,11 @@ impl Pipeline {
         }
     }
 
+    /// The deny rule (tagged `hook.deny`) that matches `ev`, with its rendered output.
+    pub fn deny_verdict(&self, ev: &Event) -> Option<(String, String)> {
+        self.engine.deny_verdict(ev)
+    }
+
     pub fn alert(&mut self, mut a: Alert) {
         if let Some(l) = self.last_loss
             && a.time.0 >= l.0

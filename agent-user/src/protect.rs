@@ -45,7 +45,8 @@ pub const PATHS_SOURCE: &str = "<daemon>/monitor_paths.toml";
 /// `monitor_dirs` lists (`[extend_lists]`): every path canonicalized (events carry canonical
 /// paths); a directory as `dir/` (prefix) in `monitor_paths` and `dir` in `monitor_dirs`, a file
 /// as itself. A path that is not UTF-8 cannot be written into the policy and is skipped with a
-/// warning; a path that does not exist yet is used as given.
+/// warning; a path that does not exist yet is used as given. A policy without those lists (a
+/// custom rules file) compiles unchanged.
 pub fn monitor_paths_source(paths: &[PathBuf]) -> rules::Source {
     let mut prefixes: Vec<String> = Vec::new();
     let mut dirs: Vec<String> = Vec::new();
@@ -82,7 +83,7 @@ pub fn monitor_paths_source(paths: &[PathBuf]) -> rules::Source {
     );
     text.push_str(&format!("monitor_paths = {}\n", list(&prefixes)));
     text.push_str(&format!("monitor_dirs = {}\n", list(&dirs)));
-    rules::Source::from_text(PATHS_SOURCE, text)
+    rules::Source::from_text(PATHS_SOURCE, text).extends_optional()
 }
 
 /// One critical alert per tamper finding of the store's open report (what is missing or
@@ -196,6 +197,24 @@ mod tests {
             mark_path(None, Some(Path::new("/y")), d.path()),
             Path::new("/y")
         );
+    }
+
+    /// A custom policy without the monitor lists still compiles with the daemon's source; the
+    /// same `[extend_lists]` in a user's file stays an error.
+    #[test]
+    fn a_policy_without_monitor_lists_compiles_with_the_daemons_paths() {
+        let user = rules::Source::from_text(
+            "mine.toml",
+            "[[rule]]\nid = \"x\"\ndescription = \"x\"\nkinds = [\"file.open\"]\nseverity = \"low\"\noutput = \"x\"\ncondition = { field = \"file.path\", equals = \"/x\" }\n",
+        );
+        let daemon = monitor_paths_source(&[PathBuf::from("/var/lib/agentwatch")]);
+        rules::Policy::compile(&[user.clone(), daemon.clone()]).unwrap_or_else(|e| panic!("{e}"));
+        let mut strict = daemon;
+        strict.extends_optional = false;
+        let e = rules::Policy::compile(&[user, strict])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("undefined list `monitor_paths`"), "{e}");
     }
 
     /// The daemon's real paths reach the shipped monitor rules: a custom data dir and rules dir

@@ -81,6 +81,15 @@ impl Redactor {
         changed.then_some(out)
     }
 
+    /// Mask secrets in one free text (a tool's input or output, a prompt); true when anything
+    /// was masked.
+    pub fn redact_text(&self, text: &str) -> (String, bool) {
+        match self.mask_one(text.as_bytes()) {
+            Some(m) => (String::from_utf8_lossy(&m).into_owned(), true),
+            None => (text.to_owned(), false),
+        }
+    }
+
     /// Mask secrets in argv in place; true when anything was masked.
     pub fn redact(&self, args: &mut [BStr]) -> bool {
         let mut any = false;

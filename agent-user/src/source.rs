@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use agent_api::{LiveSession, RulesListing, Status};
+use agent_api::{HookAnswer, LiveSession, RulesListing, Status};
 use agent_common::{FLOW_EXIT, FLOW_UPDATE, FlowEntry, RecordKind, SessionInfo};
 use agent_model::decode::decode;
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
@@ -40,6 +40,12 @@ pub enum Command {
     },
     Rules {
         reply: tokio::sync::oneshot::Sender<RulesListing>,
+    },
+    /// An agent's hook, reported by process `pid` (from `SO_PEERCRED`).
+    Hook {
+        pid: u32,
+        payload: serde_json::Value,
+        reply: tokio::sync::oneshot::Sender<Result<HookAnswer, String>>,
     },
 }
 
@@ -356,6 +362,57 @@ impl SourceLoop {
         Ok(session_id_string(sid))
     }
 
+    /// An agent's hook from process `pid`: record it in that process's session and answer with
+    /// the policy's decision. A process in no session gets `allow` and nothing is recorded.
+    fn hook(&mut self, pid: u32, payload: &serde_json::Value) -> Result<HookAnswer, String> {
+        // Records already in the ring (the hook command's own fork and exec) come first, so the
+        // tracker knows the caller and its agent.
+        while self.drain() > 0 {}
+        let Ok(info) = self.sensor.sessions.get(&pid, 0) else {
+            return Ok(HookAnswer {
+                decision: "allow".into(),
+                ..Default::default()
+            });
+        };
+        let report = crate::hooks::parse(payload, self.tracker.redactor())?;
+        let kind = report.kind;
+        let agent = self.agents.name(info.agent_id);
+        let mut ev = self
+            .tracker
+            .hook_event(pid, info.session_id, &agent, report);
+        let verdict = matches!(kind, Kind::AgentToolCall | Kind::AgentPrompt)
+            .then(|| self.pipeline.deny_verdict(&ev))
+            .flatten();
+        let intent = ev.intent.get_or_insert_with(Default::default);
+        let (call_id, tool) = (intent.tool_call_id.clone(), intent.tool_name.clone());
+        if matches!(kind, Kind::AgentToolCall | Kind::AgentPrompt) {
+            intent.decision = Some(if verdict.is_some() { "deny" } else { "allow" }.into());
+            intent.reason = verdict.as_ref().map(|v| v.1.clone());
+        }
+        match (kind, &call_id) {
+            (Kind::AgentToolCall, Some(id)) if verdict.is_none() => {
+                let agent_pid = ev.process.pid;
+                self.tracker.open_span(
+                    info.session_id,
+                    agent_pid,
+                    id,
+                    tool.as_deref().unwrap_or(""),
+                );
+            }
+            (Kind::AgentToolResult, Some(id)) => self.tracker.close_span(info.session_id, id),
+            _ => {}
+        }
+        let answer = HookAnswer {
+            decision: if verdict.is_some() { "deny" } else { "allow" }.into(),
+            rule: verdict.as_ref().map(|v| v.0.clone()),
+            reason: verdict.map(|v| v.1),
+            session: Some(session_id_string(info.session_id)),
+            event: Some(ev.id.clone()),
+        };
+        self.emit(ev);
+        Ok(answer)
+    }
+
     fn status(&self) -> Status {
         let named = |m: BTreeMap<u32, u64>| -> BTreeMap<String, u64> {
             m.into_iter().map(|(k, v)| (kind_name(k), v)).collect()
@@ -580,6 +637,13 @@ impl SourceLoop {
                     }
                     Ok(Command::Rules { reply }) => {
                         let _ = reply.send(self.pipeline.rules_listing());
+                    }
+                    Ok(Command::Hook {
+                        pid,
+                        payload,
+                        reply,
+                    }) => {
+                        let _ = reply.send(self.hook(pid, &payload));
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => break,

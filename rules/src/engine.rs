@@ -41,6 +41,10 @@ pub const MAX_FOLDS: usize = 65_536;
 pub const MAX_EVENT_IDS: usize = 16;
 /// An alert within this long after a `monitor.loss` is marked `in_loss_window`.
 pub const LOSS_WINDOW_NS: i64 = 10_000_000_000;
+/// A single-event rule with this tag that matches an `agent.tool_call` (or `agent.prompt`)
+/// makes the daemon answer the agent's hook with a deny, the rule's output as the reason
+/// (see [`Engine::deny_verdict`]). It still raises its alert like any rule.
+pub const DENY_TAG: &str = "hook.deny";
 
 enum WinState {
     Count {
@@ -254,6 +258,26 @@ impl Engine {
     /// The running policy.
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// The first enabled single-event rule tagged [`DENY_TAG`] that matches `ev` (its condition
+    /// holds and no exception does): its id and its rendered output. Pure, and independent of
+    /// alert folding, so a repeated request gets the same answer as the first. The daemon uses
+    /// it to answer an agent's `PreToolUse` hook with a deny.
+    pub fn deny_verdict(&self, ev: &Event) -> Option<(String, String)> {
+        let mut cands = Vec::new();
+        self.policy.index[ev.kind() as usize].candidates(ev, &mut cands);
+        let cx = Cx {
+            changed: ev.session_id().and_then(|s| self.changed.get(s)),
+        };
+        cands.into_iter().find_map(|ri| {
+            let rule = &self.policy.rules[ri as usize];
+            (matches!(rule.mode, Mode::Event)
+                && rule.tags.iter().any(|t| t == DENY_TAG)
+                && rule.cond.eval(ev, cx)
+                && !rule.exceptions.iter().any(|x| x.eval(ev, cx)))
+            .then(|| (rule.id.clone(), render(&rule.output, ev)))
+        })
     }
 
     /// Run every rule for the event's kind; returns new alerts and closed folds.

@@ -25,6 +25,7 @@ fn read_one(path: &Path) -> Result<Source, String> {
         bytes: Vec::new(),
         regular_file: meta.is_file(),
         mode: meta.mode(),
+        extends_optional: false,
     };
     if !src.regular_file {
         // Never open fifos or devices: reading them could block or never end.

@@ -42,7 +42,7 @@ pub mod fs;
 
 pub use changed::MAX_CHANGED_PATHS;
 pub use defaults::{DEFAULT_POLICY, default_sources};
-pub use engine::Engine;
+pub use engine::{DENY_TAG, Engine};
 pub use error::{Error, PolicyErrors};
 pub use output::{RELOAD_REJECTED, falco_json, falco_priority, reload_rejected_alert};
 pub use policy::{

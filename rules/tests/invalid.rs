@@ -34,6 +34,7 @@ fn case_sources(path: &Path) -> Vec<Source> {
                 bytes: std::fs::read(f).unwrap(),
                 regular_file: true,
                 mode: 0o100644,
+                extends_optional: false,
             }
         })
         .collect()

@@ -243,6 +243,19 @@ impl AgentHome {
         turns: &[Value],
         timeout: Duration,
     ) -> Result<AgentRun> {
+        self.run_with(cli, prompt, turns, timeout, &[])
+    }
+
+    /// [`AgentHome::run`] with extra arguments for the CLI, e.g. Claude Code's
+    /// `--settings FILE` (hooks for one run, where its managed settings path cannot move).
+    pub fn run_with(
+        &self,
+        cli: Cli,
+        prompt: &str,
+        turns: &[Value],
+        timeout: Duration,
+        extra: &[&str],
+    ) -> Result<AgentRun> {
         let base = self.dir.path().canonicalize()?;
         let n = self.runs.get();
         self.runs.set(n + 1);
@@ -290,7 +303,8 @@ impl AgentHome {
                         "--output-format",
                         "stream-json",
                         "--verbose",
-                    ]);
+                    ])
+                    .args(extra);
             }
             Cli::Codex => {
                 let codex_home = home.join(".codex");
@@ -305,6 +319,7 @@ impl AgentHome {
                 cmd.env("CODEX_HOME", &codex_home)
                     .env("SCRIPTED_API_KEY", "sk-scripted")
                     .args(["exec", "--json", "--skip-git-repo-check"])
+                    .args(extra)
                     .arg(prompt);
             }
         }

@@ -10,6 +10,7 @@
 
 pub mod clock;
 mod file;
+pub mod intent;
 mod kernel;
 mod net;
 mod process;
@@ -44,6 +45,8 @@ pub struct Tracker {
     /// Events delivered, by kind id.
     pub delivered: HashMap<u32, u64>,
     redactor: Redactor,
+    /// Tool calls in progress (from the agents' hooks).
+    spans: intent::Spans,
 }
 
 /// The event kind of a record (a send to port 53 that carries a DNS question is `net.dns`).
@@ -114,6 +117,7 @@ impl Tracker {
             rejected: HashSet::new(),
             delivered: HashMap::new(),
             redactor: Redactor::defaults(),
+            spans: intent::Spans::default(),
         }
         .with_instance(instance)
     }
@@ -126,6 +130,11 @@ impl Tracker {
 
     pub fn set_redactor(&mut self, r: Redactor) {
         self.redactor = r;
+    }
+
+    /// The argv redactor, also used for the text of agent hooks.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     fn next_id(&mut self) -> String {
@@ -398,7 +407,14 @@ impl Tracker {
         match rec {
             Record::Fork { body, .. } => {
                 let parent = self.procs.by_tgid(h.ppid).cloned();
+                // The tool call the child works for: its parent's, or the one its parent (the
+                // agent) has open right now.
+                let call = parent
+                    .as_ref()
+                    .and_then(|p| p.call.clone())
+                    .or_else(|| self.spans.for_child(h.session_id, h.ppid));
                 let p = Proc {
+                    call,
                     tgid: h.tgid,
                     start_ns: h.start_ns,
                     ppid: h.ppid,
@@ -487,6 +503,7 @@ impl Tracker {
     }
 
     fn end_session(&mut self, id: u64) {
+        self.spans.end_session(id);
         self.procs.end_session(id);
         self.sessions.remove(&id);
     }
@@ -511,6 +528,7 @@ impl Tracker {
         process.uid = h.uid;
         process.gid = h.gid;
         let (parent, ancestry) = self.lineage(p, h.session_id);
+        let intent = p.call.as_ref().map(intent::kernel_intent);
         let session = self.sessions.get(&h.session_id);
         Event {
             id,
@@ -527,6 +545,7 @@ impl Tracker {
             process,
             parent,
             ancestry,
+            intent,
             ..Default::default()
         }
     }

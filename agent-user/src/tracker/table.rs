@@ -30,6 +30,8 @@ pub struct Proc {
     /// Start time came from /proc (clock ticks), not from the kernel record.
     pub approx_start: bool,
     pub args_redacted: bool,
+    /// The tool call this process works for (see `tracker::intent`).
+    pub call: Option<super::intent::CallTag>,
 }
 
 /// Processes by (pid, start time), and the start time of the live process of each pid.

@@ -83,8 +83,10 @@ pub(crate) struct Rule {
     pub fingerprint: String,
 }
 
+// Kind masks are one bit per kind, by position in `Kind::ALL`.
+const _: () = assert!(Kind::ALL.len() <= 64);
+
 /// The bit of `k` in a kind mask (`Rule::kinds`, `Step::kinds`, `Op::KindIn`).
-/// The bit of a kind in a kind mask (u64: there are more than 32 kinds).
 pub(crate) fn kind_bit(k: Kind) -> u64 {
     1 << (k as usize)
 }

@@ -14,6 +14,10 @@ pub struct Source {
     pub regular_file: bool,
     /// Unix mode bits (`st_mode`).
     pub mode: u32,
+    /// An `[extend_lists]` entry naming a list no source defines is skipped instead of being
+    /// an error: for sources the daemon generates (its own paths), which must fit any policy.
+    /// A policy without the list has no rule that could use the extension.
+    pub extends_optional: bool,
 }
 
 impl Source {
@@ -24,6 +28,13 @@ impl Source {
             bytes: text.into().into_bytes(),
             regular_file: true,
             mode: 0o100644,
+            extends_optional: false,
         }
+    }
+
+    /// The same source with [`Source::extends_optional`] set.
+    pub fn extends_optional(mut self) -> Source {
+        self.extends_optional = true;
+        self
     }
 }

@@ -144,6 +144,7 @@ impl Compiler<'_> {
                 Some(ListEntry {
                     items: Some(have), ..
                 }) => have.extend(items.into_inner()),
+                None if self.sources[file].extends_optional => {}
                 _ => {
                     let known = suggest(&name, self.lists.keys().map(|k| k.as_str()))
                         .map(|s| format!(", did you mean `{s}`?"))

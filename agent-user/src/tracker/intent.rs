@@ -1,0 +1,199 @@
+//! Intent in the process table: `agent.*` events from an agent's hooks, and the tool-call spans
+//! that tie kernel events to the tool call that caused them.
+//!
+//! A `PreToolUse` hook the policy allowed opens a span on the agent process (the nearest
+//! ancestor of the hook command that is not a shell); its `PostToolUse` closes it. A process
+//! the agent forks while exactly one of its spans is open is tagged with that call (id and tool
+//! name), and so is everything that process forks or execs afterwards: the shell of a Bash tool
+//! and its whole subtree, background jobs included. With two spans open at once (parallel tool
+//! calls) a fork is ambiguous and is left untagged rather than guessed. Spans are bounded per
+//! session and die with it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use agent_model::{AgentRef, Event, Intent, KindField, SessionRef, session_id_string};
+
+use super::Tracker;
+use crate::hooks::HookReport;
+
+/// Open tool calls remembered per session; the oldest goes first.
+const MAX_SPANS: usize = 16;
+/// Shells (by comm) skipped when looking for the agent above a hook command.
+const SHELLS: &[&[u8]] = &[b"sh", b"dash", b"bash", b"zsh", b"fish", b"agentwatch"];
+
+/// The tool call a process works for: (tool call id, tool name).
+pub type CallTag = Arc<(String, String)>;
+
+/// A tool call in progress.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub agent_pid: u32,
+    pub tag: CallTag,
+}
+
+/// Open spans by session.
+#[derive(Debug, Default)]
+pub struct Spans(HashMap<u64, Vec<Span>>);
+
+impl Spans {
+    fn open(&mut self, session: u64, span: Span) {
+        let v = self.0.entry(session).or_default();
+        v.retain(|s| s.tag.0 != span.tag.0);
+        if v.len() >= MAX_SPANS {
+            v.remove(0);
+        }
+        v.push(span);
+    }
+
+    fn close(&mut self, session: u64, call_id: &str) {
+        if let Some(v) = self.0.get_mut(&session) {
+            v.retain(|s| s.tag.0 != call_id);
+            if v.is_empty() {
+                self.0.remove(&session);
+            }
+        }
+    }
+
+    /// The call a new child of `parent` in `session` works for: the only open span of that
+    /// parent, if there is exactly one.
+    pub fn for_child(&self, session: u64, parent: u32) -> Option<CallTag> {
+        let mut it = self
+            .0
+            .get(&session)?
+            .iter()
+            .filter(|s| s.agent_pid == parent);
+        let first = it.next()?;
+        it.next().is_none().then(|| first.tag.clone())
+    }
+
+    pub fn end_session(&mut self, session: u64) {
+        self.0.remove(&session);
+    }
+
+    pub fn open_count(&self, session: u64) -> usize {
+        self.0.get(&session).map_or(0, Vec::len)
+    }
+}
+
+/// The `intent` of a kernel event caused by `tag`.
+pub fn kernel_intent(tag: &CallTag) -> Intent {
+    Intent {
+        tool_call_id: Some(tag.0.clone()),
+        tool_name: Some(tag.1.clone()),
+        ..Default::default()
+    }
+}
+
+impl Tracker {
+    /// The agent process above a hook command `pid`: the nearest ancestor that is not a shell
+    /// (the hook command itself is skipped), within four levels; `pid` when none is known.
+    pub fn agent_above(&self, pid: u32) -> u32 {
+        let mut cur = self.procs.by_tgid(pid);
+        for _ in 0..4 {
+            let Some(p) = cur else { break };
+            if p.tgid != pid && !SHELLS.contains(&p.comm.as_bytes()) {
+                return p.tgid;
+            }
+            cur = self.procs.parent_of(p);
+        }
+        cur.map_or(pid, |p| p.tgid)
+    }
+
+    /// The `agent.*` event of a hook reported by process `pid` of `session`. Its process is the
+    /// agent above the hook command (see [`Tracker::agent_above`]).
+    pub fn hook_event(&mut self, pid: u32, session: u64, agent: &str, r: HookReport) -> Event {
+        let agent_pid = self.agent_above(pid);
+        let mut ev = Event {
+            id: self.next_id(),
+            time: self.clock.now(),
+            host: self.host.clone(),
+            kind: KindField(r.kind),
+            agent: Some(AgentRef {
+                name: self
+                    .sessions
+                    .get(&session)
+                    .map_or_else(|| agent.to_owned(), |s| s.agent.clone()),
+            }),
+            session: Some(SessionRef {
+                id: session_id_string(session),
+            }),
+            intent: Some(r.intent),
+            ..Default::default()
+        };
+        if let Some(p) = self.procs.by_tgid(agent_pid).cloned() {
+            ev.process = self.process_of(&p, agent_pid);
+            let (parent, ancestry) = self.lineage(&p, session);
+            ev.parent = parent;
+            ev.ancestry = ancestry;
+        } else {
+            ev.process.pid = agent_pid;
+            ev.process.tid = agent_pid;
+        }
+        *self.delivered.entry(r.kind.id()).or_default() += 1;
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.events += 1;
+        }
+        ev
+    }
+
+    /// An allowed tool call starts: children of `agent_pid` work for it until it ends.
+    pub fn open_span(&mut self, session: u64, agent_pid: u32, call_id: &str, tool: &str) {
+        self.spans.open(
+            session,
+            Span {
+                agent_pid,
+                tag: Arc::new((call_id.to_owned(), tool.to_owned())),
+            },
+        );
+    }
+
+    /// A tool call ended (its `PostToolUse`).
+    pub fn close_span(&mut self, session: u64, call_id: &str) {
+        self.spans.close(session, call_id);
+    }
+
+    /// Open tool calls of a session (for tests and status).
+    pub fn open_spans(&self, session: u64) -> usize {
+        self.spans.open_count(session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(pid: u32, id: &str) -> Span {
+        Span {
+            agent_pid: pid,
+            tag: Arc::new((id.into(), "Bash".into())),
+        }
+    }
+
+    #[test]
+    fn a_child_is_tagged_only_when_one_span_of_its_parent_is_open() {
+        let mut s = Spans::default();
+        assert!(s.for_child(1, 10).is_none());
+        s.open(1, span(10, "a"));
+        assert_eq!(s.for_child(1, 10).unwrap().0, "a");
+        assert!(s.for_child(1, 11).is_none(), "another parent");
+        assert!(s.for_child(2, 10).is_none(), "another session");
+        s.open(1, span(10, "b"));
+        assert!(s.for_child(1, 10).is_none(), "two open calls: ambiguous");
+        s.close(1, "a");
+        assert_eq!(s.for_child(1, 10).unwrap().0, "b");
+        s.close(1, "b");
+        assert!(s.for_child(1, 10).is_none());
+    }
+
+    #[test]
+    fn spans_are_bounded_per_session() {
+        let mut s = Spans::default();
+        for i in 0..100 {
+            s.open(1, span(i, &i.to_string()));
+        }
+        assert_eq!(s.open_count(1), MAX_SPANS);
+        s.end_session(1);
+        assert_eq!(s.open_count(1), 0);
+    }
+}
