@@ -574,6 +574,11 @@ pub struct Intent {
     /// Some text looked like a secret and was masked, or was cut at its bound.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
+    /// On a kernel event: the session's agent reports its tool calls, and this activity is
+    /// explained by none in progress (a process started outside every call, or a job a call
+    /// left behind after it ended). The agent process itself is never undeclared.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undeclared: bool,
 }
 
 /// One observed event, enriched with agent, session and ancestry.

@@ -169,6 +169,7 @@ fields! {
     IntentDecision => "intent.decision", Str, [AgentPrompt, AgentToolCall], "the policy's answer to the hook: `allow` or `deny`";
     IntentReason => "intent.reason", Str, [AgentPrompt, AgentToolCall], "why the hook was denied (the deny rule's output)";
     IntentRedacted => "intent.redacted", Bool, [AgentPrompt, AgentToolCall, AgentToolResult], "agent text was masked as a secret or cut at its bound";
+    IntentUndeclared => "intent.undeclared", Bool, [], "on kernel events: the agent reports its tool calls and no call in progress explains this (a process started outside every call, or a job a call left behind); never the agent process itself";
 }
 
 /// Fields computed from other fields when read (never stored or serialized): the rules can test
@@ -351,6 +352,7 @@ impl Event {
             }
             F::IntentReason => Value::Str(Cow::Borrowed(self.intent.as_ref()?.reason.as_deref()?)),
             F::IntentRedacted => Value::Bool(self.intent.as_ref()?.redacted),
+            F::IntentUndeclared => Value::Bool(self.intent.as_ref().is_some_and(|i| i.undeclared)),
         })
     }
 }

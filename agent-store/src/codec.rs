@@ -359,6 +359,7 @@ impl Enc<'_> {
             decision,
             reason,
             redacted,
+            undeclared,
         } = i;
         for v in [hook, agent_session, tool_name, tool_call_id] {
             self.opt(v, |w, v| w.str(v));
@@ -371,6 +372,7 @@ impl Enc<'_> {
         self.opt(decision, |w, v| w.str(v));
         self.opt(reason, |w, v| w.str(v));
         self.bool(*redacted);
+        self.bool(*undeclared);
     }
 }
 
@@ -781,6 +783,7 @@ impl<'a> Dec<'a> {
             decision,
             reason,
             redacted,
+            undeclared,
         } = i;
         for v in [hook, agent_session, tool_name, tool_call_id] {
             self.opt(v, Dec::str)?;
@@ -793,6 +796,7 @@ impl<'a> Dec<'a> {
         self.opt(decision, Dec::str)?;
         self.opt(reason, Dec::str)?;
         *redacted = self.bool()?;
+        *undeclared = self.bool()?;
         Ok(())
     }
 }
@@ -923,6 +927,7 @@ mod tests {
                 decision: Some("deny".into()),
                 reason: Some("r".into()),
                 redacted: true,
+                undeclared: true,
             }),
         }
     }

@@ -23,6 +23,7 @@ pub const DEFAULT_POLICY: &[(&str, &str)] = &[
     ),
     ("evasion.toml", include_str!("../policy/evasion.toml")),
     ("delegation.toml", include_str!("../policy/delegation.toml")),
+    ("intent.toml", include_str!("../policy/intent.toml")),
     ("lists.toml", include_str!("../policy/lists.toml")),
     ("monitor.toml", include_str!("../policy/monitor.toml")),
 ];

@@ -386,3 +386,97 @@ fn a_hook_without_an_answer_fails_open_or_closed_within_its_bound() {
     assert!(ok && out.is_empty(), "{out}");
     assert!(took < Duration::from_millis(900), "{took:?}");
 }
+
+/// A tool call that leaves a job behind: the read inside the call is declared, the job's read
+/// after the call ended is undeclared, and the shipped rule says so.
+#[test]
+fn a_job_left_behind_by_a_real_claude_tool_call_is_undeclared() {
+    require_agents!();
+    let s = setup("open", None);
+    let h = AgentHome::new().unwrap();
+    let config = h.plant(".aws/config", "[default]\nregion = x\n").unwrap();
+    let creds = h
+        .plant(".aws/credentials", "[default]\naws_secret_access_key = x\n")
+        .unwrap();
+    let command = format!(
+        "cat {} > /dev/null; setsid sh -c 'sleep 3; cat {}' > /dev/null 2>&1 < /dev/null &",
+        config.display(),
+        creds.display()
+    );
+    let run = h
+        .run_with(
+            Cli::Claude,
+            "check the aws setup",
+            &[
+                tool_turn(&[(
+                    "Bash",
+                    json!({"command": command, "description": "Check setup"}),
+                )]),
+                text_turn("done"),
+            ],
+            TIMEOUT,
+            &["--settings", &s.settings.display().to_string()],
+        )
+        .unwrap();
+    run.check().unwrap();
+    // `cat`'s opens (claude itself may read `~/.aws/config` as it starts).
+    let opened = |evs: &[Event], p: &Path| -> Option<Event> {
+        evs.iter()
+            .find(|e| {
+                e.kind() == Kind::FileOpen
+                    && e.process.exe.to_str_lossy().ends_with("/cat")
+                    && e.file
+                        .as_ref()
+                        .is_some_and(|f| f.path.to_str_lossy() == p.display().to_string())
+            })
+            .cloned()
+    };
+    let evs = s
+        .daemon
+        .wait_for("the job's read", |evs| opened(evs, &creds).is_some())
+        .unwrap();
+    let declared = opened(&evs, &config).expect("the read inside the call");
+    let i = declared.intent.as_ref().expect("tagged with its call");
+    assert_eq!(
+        i.tool_name.as_deref(),
+        Some("Bash"),
+        "{}",
+        declared.to_json()
+    );
+    assert!(!i.undeclared, "{}", declared.to_json());
+    let job = opened(&evs, &creds).unwrap();
+    let i = job.intent.as_ref().expect("intent on the job's read");
+    assert!(i.undeclared, "{}", job.to_json());
+    assert_eq!(
+        i.tool_call_id,
+        declared.intent.as_ref().unwrap().tool_call_id,
+        "the call that left the job behind"
+    );
+    assert_eq!(job.session_id(), declared.session_id());
+    // Alerts are searchable once the store commits: poll.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let out = Command::new(tests::bin())
+            .args(["alerts", "--json", "--data-dir"])
+            .arg(s.daemon.data_dir())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("intent.undeclared_secret_read") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let undeclared: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("intent.undeclared_secret_read"))
+        .collect();
+    assert!(
+        undeclared.iter().any(|l| l.contains(".aws/credentials")),
+        "{text}"
+    );
+    assert!(
+        !undeclared.iter().any(|l| l.contains(".aws/config")),
+        "the declared read raised the undeclared rule: {text}"
+    );
+}

@@ -8,6 +8,11 @@
 //! and its whole subtree, background jobs included. With two spans open at once (parallel tool
 //! calls) a fork is ambiguous and is left untagged rather than guessed. Spans are bounded per
 //! session and die with it.
+//!
+//! Once a session's agent has reported a hook, its activity is expected to be explained by tool
+//! calls: a kernel event of any other process that works for no call in progress (started
+//! outside every call, or left behind by a call that has ended) is marked `intent.undeclared`.
+//! The agent processes (those its hooks came from) and agentwatch's own hook command are not.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,13 +37,50 @@ pub struct Span {
     pub tag: CallTag,
 }
 
-/// Open spans by session.
+/// Agent processes remembered per session (the processes hooks came from).
+const MAX_AGENTS: usize = 8;
+
+/// Open spans and the agent processes, by session.
 #[derive(Debug, Default)]
-pub struct Spans(HashMap<u64, Vec<Span>>);
+pub struct Spans {
+    open: HashMap<u64, Vec<Span>>,
+    /// Sessions whose agent reports hooks, with its processes.
+    agents: HashMap<u64, Vec<u32>>,
+}
 
 impl Spans {
+    /// A hook came from agent process `pid` of `session`.
+    fn note_agent(&mut self, session: u64, pid: u32) {
+        let v = self.agents.entry(session).or_default();
+        if !v.contains(&pid) {
+            if v.len() >= MAX_AGENTS {
+                v.remove(0);
+            }
+            v.push(pid);
+        }
+    }
+
+    /// Is activity of process `tgid` working for `call` unexplained? Only in a session whose
+    /// agent reports hooks, never for the agent itself; a call that is no longer in progress
+    /// explains nothing.
+    pub fn undeclared(&self, session: u64, tgid: u32, call: Option<&CallTag>) -> bool {
+        let Some(agents) = self.agents.get(&session) else {
+            return false;
+        };
+        if agents.contains(&tgid) {
+            return false;
+        }
+        match call {
+            None => true,
+            Some(c) => !self
+                .open
+                .get(&session)
+                .is_some_and(|v| v.iter().any(|s| s.tag.0 == c.0)),
+        }
+    }
+
     fn open(&mut self, session: u64, span: Span) {
-        let v = self.0.entry(session).or_default();
+        let v = self.open.entry(session).or_default();
         v.retain(|s| s.tag.0 != span.tag.0);
         if v.len() >= MAX_SPANS {
             v.remove(0);
@@ -47,10 +89,10 @@ impl Spans {
     }
 
     fn close(&mut self, session: u64, call_id: &str) {
-        if let Some(v) = self.0.get_mut(&session) {
+        if let Some(v) = self.open.get_mut(&session) {
             v.retain(|s| s.tag.0 != call_id);
             if v.is_empty() {
-                self.0.remove(&session);
+                self.open.remove(&session);
             }
         }
     }
@@ -59,7 +101,7 @@ impl Spans {
     /// parent, if there is exactly one.
     pub fn for_child(&self, session: u64, parent: u32) -> Option<CallTag> {
         let mut it = self
-            .0
+            .open
             .get(&session)?
             .iter()
             .filter(|s| s.agent_pid == parent);
@@ -68,11 +110,12 @@ impl Spans {
     }
 
     pub fn end_session(&mut self, session: u64) {
-        self.0.remove(&session);
+        self.open.remove(&session);
+        self.agents.remove(&session);
     }
 
     pub fn open_count(&self, session: u64) -> usize {
-        self.0.get(&session).map_or(0, Vec::len)
+        self.open.get(&session).map_or(0, Vec::len)
     }
 }
 
@@ -104,6 +147,7 @@ impl Tracker {
     /// agent above the hook command (see [`Tracker::agent_above`]).
     pub fn hook_event(&mut self, pid: u32, session: u64, agent: &str, r: HookReport) -> Event {
         let agent_pid = self.agent_above(pid);
+        self.spans.note_agent(session, agent_pid);
         let mut ev = Event {
             id: self.next_id(),
             time: self.clock.now(),
@@ -184,6 +228,33 @@ mod tests {
         assert_eq!(s.for_child(1, 10).unwrap().0, "b");
         s.close(1, "b");
         assert!(s.for_child(1, 10).is_none());
+    }
+
+    #[test]
+    fn only_activity_outside_the_calls_in_progress_is_undeclared() {
+        let mut s = Spans::default();
+        let call = Arc::new(("a".to_owned(), "Bash".to_owned()));
+        assert!(
+            !s.undeclared(1, 20, None),
+            "no hooks yet: nothing is expected"
+        );
+        s.note_agent(1, 10);
+        assert!(s.undeclared(1, 20, None), "a process outside every call");
+        assert!(!s.undeclared(1, 10, None), "the agent itself");
+        assert!(!s.undeclared(2, 20, None), "another session");
+        s.open(1, span(10, "a"));
+        assert!(
+            !s.undeclared(1, 20, Some(&call)),
+            "works for a call in progress"
+        );
+        assert!(s.undeclared(1, 20, None));
+        s.close(1, "a");
+        assert!(
+            s.undeclared(1, 20, Some(&call)),
+            "left behind by an ended call"
+        );
+        s.end_session(1);
+        assert!(!s.undeclared(1, 20, None));
     }
 
     #[test]

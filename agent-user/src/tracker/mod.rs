@@ -47,6 +47,8 @@ pub struct Tracker {
     redactor: Redactor,
     /// Tool calls in progress (from the agents' hooks).
     spans: intent::Spans,
+    /// This binary: its `agentwatch hook` runs are the hooks themselves, never undeclared.
+    own_exe: Vec<u8>,
 }
 
 /// The event kind of a record (a send to port 53 that carries a DNS question is `net.dns`).
@@ -118,6 +120,9 @@ impl Tracker {
             delivered: HashMap::new(),
             redactor: Redactor::defaults(),
             spans: intent::Spans::default(),
+            own_exe: std::env::current_exe()
+                .map(|p| p.into_os_string().into_encoded_bytes())
+                .unwrap_or_default(),
         }
         .with_instance(instance)
     }
@@ -528,7 +533,13 @@ impl Tracker {
         process.uid = h.uid;
         process.gid = h.gid;
         let (parent, ancestry) = self.lineage(p, h.session_id);
-        let intent = p.call.as_ref().map(intent::kernel_intent);
+        let mut intent = p.call.as_ref().map(intent::kernel_intent);
+        if h.session_id != 0
+            && self.spans.undeclared(h.session_id, p.tgid, p.call.as_ref())
+            && p.exe.as_bytes() != self.own_exe.as_slice()
+        {
+            intent.get_or_insert_with(Default::default).undeclared = true;
+        }
         let session = self.sessions.get(&h.session_id);
         Event {
             id,
