@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod evidence;
+pub mod integrity;
 pub mod iopair;
 pub mod loader;
 pub mod outfile;
