@@ -1,6 +1,6 @@
 //! Integrity of the kernel maps a root process can edit through bpf(): the daemon keeps the
 //! authoritative copy in user space (its process table for `SESSIONS`; what it wrote at load for
-//! `HANDLERS`, the selector maps and `OWN_IDS`), compares on a short period and right after
+//! `HANDLERS`, the selector maps, `OWN_IDS` and `PROTECT`), compares on a short period and right after
 //! every bpf() command aimed at it, puts back what was removed or changed, and raises critical
 //! `monitor.map_tamper` alerts saying what it found.
 //!

@@ -125,6 +125,62 @@ struct Guard {
     sel_uid_want: Vec<(u32, u32)>,
     own_ids: HashMap<MapData, u64, u32>,
     own_ids_want: Vec<(u64, u32)>,
+    protect: HashMap<MapData, [u64; 2], u32>,
+    protect_want: Vec<([u64; 2], u32)>,
+}
+
+/// The kernel's encoding of a device number (`MAJOR << 20 | MINOR`, as in `super_block.s_dev`)
+/// from the user-space `st_dev`.
+fn kernel_dev(st_dev: u64) -> u64 {
+    let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & !0xfff);
+    let minor = (st_dev & 0xff) | ((st_dev >> 12) & !0xff);
+    (major << 20) | (minor & 0xf_ffff)
+}
+
+/// The `PROTECT` entries for the daemon's paths: each file itself, each directory and the
+/// directories below it (to depth 3, at most 256), and procfs. Paths that do not exist are
+/// skipped.
+fn protect_entries(paths: &[std::path::PathBuf]) -> Vec<([u64; 2], u32)> {
+    use agent_common::{PROTECT_DIR, PROTECT_FILE, PROTECT_PROCFS};
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out: Vec<([u64; 2], u32)> = Vec::new();
+    let mut add = |k: [u64; 2], v: u32| match out.iter_mut().find(|(w, _)| *w == k) {
+        Some(e) => e.1 |= v,
+        None => out.push((k, v)),
+    };
+    if let Ok(md) = std::fs::metadata("/proc/self") {
+        add([kernel_dev(md.dev()), 0], PROTECT_PROCFS);
+    }
+    let mut dirs = 0;
+    for p in paths {
+        let Ok(md) = std::fs::metadata(p) else {
+            continue;
+        };
+        if !md.is_dir() {
+            add([kernel_dev(md.dev()), md.ino()], PROTECT_FILE);
+            continue;
+        }
+        let mut stack = vec![(p.clone(), 0)];
+        while let Some((d, depth)) = stack.pop() {
+            let Ok(md) = std::fs::metadata(&d) else {
+                continue;
+            };
+            dirs += 1;
+            if dirs > 256 {
+                break;
+            }
+            add([kernel_dev(md.dev()), md.ino()], PROTECT_DIR);
+            if depth >= 3 {
+                continue;
+            }
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push((e.path(), depth + 1));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// One kernel map entry found not as the daemon left it.
@@ -349,6 +405,10 @@ impl Sensor {
             programs.push(format!("tp_btf/{name}"));
         }
         let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
+        let protect = HashMap::try_from(
+            ebpf.take_map(agent_common::MAP_PROTECT)
+                .ok_or_else(|| anyhow!("no map `{}`", agent_common::MAP_PROTECT))?,
+        )?;
 
         let ring = RingBuf::try_from(
             ebpf.take_map(MAP_EVENTS)
@@ -390,6 +450,8 @@ impl Sensor {
                 sel_uid_want,
                 own_ids,
                 own_ids_want,
+                protect,
+                protect_want: Vec::new(),
             },
             programs,
             ringbuf_bytes,
@@ -417,7 +479,20 @@ impl Sensor {
             .with_context(|| format!("cannot add pid `{tgid}` to the session map"))
     }
 
-    /// Compare `HANDLERS`, the selector maps and `OWN_IDS` with what the daemon wrote at load,
+    /// Watch the daemon's files: opens of them for writing, and of its `/proc/PID/` entries that
+    /// expose its memory, are reported from any process (`PROTECT`).
+    pub fn protect_paths(&mut self, paths: &[std::path::PathBuf]) -> Result<()> {
+        let g = &mut self.guard;
+        g.protect_want = protect_entries(paths);
+        for (k, v) in &g.protect_want {
+            g.protect
+                .insert(*k, *v, 0)
+                .context("cannot fill the `PROTECT` map")?;
+        }
+        Ok(())
+    }
+
+    /// Compare `HANDLERS`, the selector maps, `OWN_IDS` and `PROTECT` with what the daemon wrote,
     /// put back what was removed or changed, remove what was added, and say what was found.
     pub fn check_maps(&mut self) -> Vec<MapRepair> {
         let mut out = Vec::new();
@@ -479,6 +554,13 @@ impl Sensor {
             &mut g.own_ids,
             &g.own_ids_want,
             |k| format!("{}:{}", k >> 32, k & 0xffff_ffff),
+            &mut out,
+        );
+        check_hash(
+            agent_common::MAP_PROTECT,
+            &mut g.protect,
+            &g.protect_want,
+            |k| format!("dev {} inode {}", k[0], k[1]),
             &mut out,
         );
         out

@@ -144,3 +144,92 @@ fn a_handler_deleted_from_outside_every_session_is_put_back() {
     let st = integrity(&d);
     assert!(st["repairs"].as_u64().unwrap() >= 1, "{st}");
 }
+
+fn daemon_opens<'a>(evs: &'a [Event], path: &str) -> Vec<&'a Event> {
+    evs.iter()
+        .filter(|e| e.kind() == Kind::FileOpen)
+        .filter(|e| {
+            e.file
+                .as_ref()
+                .is_some_and(|f| f.path.to_str_lossy() == path)
+        })
+        .filter(|e| e.target.as_ref().is_some_and(|t| t.relation == "daemon"))
+        .collect()
+}
+
+#[test]
+fn opens_of_the_daemons_memory_and_of_its_store_for_writing_are_reported_from_anywhere() {
+    require_sensor!();
+    let work = tempfile::tempdir().unwrap();
+    let alerts = work.path().join("alerts.jsonl");
+    let d = Daemon::start_with(None, &["--alerts-jsonl", alerts.to_str().unwrap()]).unwrap();
+    let pid = d.pid();
+    let me = std::process::id();
+    // Outside every session (this test process): the daemon's environment and memory map, and
+    // a spool segment opened for writing.
+    let environ = format!("/proc/{pid}/environ");
+    let maps = format!("/proc/{pid}/maps");
+    let stat = format!("/proc/{pid}/stat");
+    std::fs::read(&environ).unwrap();
+    std::fs::read(&maps).unwrap();
+    std::fs::read(&stat).unwrap();
+    let spool = d.data_dir().join("store/spool");
+    let seg = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_file())
+        .expect("a spool segment");
+    let seg = std::fs::canonicalize(seg).unwrap();
+    let seg_text = seg.to_str().unwrap().to_owned();
+    std::fs::read(&seg).unwrap(); // reading is not reported
+    drop(std::fs::OpenOptions::new().append(true).open(&seg).unwrap());
+    let evs = d
+        .wait_for("the outside opens aimed at the daemon", |e| {
+            !daemon_opens(e, &environ).is_empty()
+                && !daemon_opens(e, &maps).is_empty()
+                && !daemon_opens(e, &seg_text).is_empty()
+        })
+        .unwrap();
+    for path in [&environ, &maps] {
+        let ev = daemon_opens(&evs, path);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].process.pid, me);
+        assert!(ev[0].session.is_none());
+        assert_eq!(ev[0].target.as_ref().unwrap().pid, pid as u32);
+    }
+    let w = daemon_opens(&evs, &seg_text);
+    assert_eq!(w.len(), 1, "only the open for writing: {w:?}");
+    assert_eq!(w[0].file.as_ref().unwrap().access.as_deref(), Some("write"));
+    // Reading the daemon's stat (what ps does) is not aimed at it.
+    assert!(
+        !evs.iter().any(|e| e
+            .file
+            .as_ref()
+            .is_some_and(|f| f.path.to_str_lossy() == stat)),
+        "stat reported"
+    );
+    wait_alert(
+        &alerts,
+        "evasion.monitor_process_files",
+        &[&format!("/proc/{pid}/environ")],
+    );
+    wait_alert(&alerts, "evasion.monitor_files", &[&seg_text]);
+    // Inside a session: its memory, through a thread's entry too.
+    let mem = format!("/proc/{pid}/task/{pid}/mem");
+    let (out, sid) = d
+        .run("t-proc-mem", &["/bin/sh", "-c", &format!("exec 3<{mem}")])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = wait_alert(
+        &alerts,
+        "evasion.monitor_process_files",
+        &[&format!("/proc/{pid}/task/{pid}/mem")],
+    );
+    assert_eq!(a["session"], sid.as_str(), "{a}");
+    assert_eq!(a["priority"], "Critical", "{a}");
+}
