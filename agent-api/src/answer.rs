@@ -163,6 +163,27 @@ pub struct Status {
     /// True in the answer of a read-only backend on a data dir ([`OfflineStatus`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub offline: bool,
+    /// Integrity of the kernel maps an attacker with bpf() can edit (absent offline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<IntegrityStatus>,
+}
+
+/// The daemon's checks of its kernel maps (`SESSIONS`, `HANDLERS`, the selector maps,
+/// `OWN_IDS`) against the copy it keeps in user space.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IntegrityStatus {
+    /// Checks run since start (periodic, and one after each bpf() command aimed at the daemon).
+    pub checks: u64,
+    /// Map entries found missing, altered or added, and put back.
+    pub repairs: u64,
+    /// Entries that could not be put back.
+    pub failures: u64,
+    /// When the last check ran.
+    pub last_check: Option<Timestamp>,
+    /// What the last check that found something found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_finding: Option<String>,
 }
 
 /// The answer to `status` of a read-only backend on a data dir (no daemon): `{"ok": true,

@@ -247,6 +247,21 @@ pub const MTIME_OMIT: u32 = 1 << 21;
 pub const TAMPER: u32 = 256;
 /// A [`SysRecord`] of [`RecordKind::Bpf`]: the object reached belongs to agentwatch.
 pub const BPF_OWN: u32 = 512;
+/// An [`OpenRecord`] of a file of the daemon: one of its `/proc/PID/` entries that expose its
+/// memory or secrets (`mem`, `environ`, `maps`, ...), or a file in [`MAP_PROTECT`] opened for
+/// writing. Reported from any process ([`TAMPER`] too when outside every session).
+pub const OPEN_DAEMON: u32 = 1 << 24;
+
+/// The daemon's files, for opens aimed at it: key `[kernel dev, inode]`, value `PROTECT_*`
+/// bits. `[procfs dev, 0]` with [`PROTECT_PROCFS`] names the procfs whose `/PID/` entries of the
+/// daemon are watched.
+pub const MAP_PROTECT: &str = "PROTECT";
+/// The file itself (binary, config, rules file, mark): opens for writing are reported.
+pub const PROTECT_FILE: u32 = 1;
+/// Every file directly in this directory (data dir, store, rules dir): opens for writing.
+pub const PROTECT_DIR: u32 = 2;
+/// The procfs of key `[dev, 0]`.
+pub const PROTECT_PROCFS: u32 = 4;
 
 /// Body of [`RecordKind::Exec`]; followed by `exe_len` bytes of encoded exe path, `cwd_len`
 /// bytes of encoded cwd, `filename_len` bytes of the filename passed to exec, `argv_len` bytes of

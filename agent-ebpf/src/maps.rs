@@ -81,6 +81,11 @@ pub(crate) static HANDLERS: ProgramArray = ProgramArray::with_max_entries(16, 0)
 #[map(name = "OWN_IDS")]
 pub(crate) static OWN_IDS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
 
+/// The daemon's files (`agent_common::MAP_PROTECT`): key `[kernel dev, inode]`, value
+/// `PROTECT_*` bits. Filled by the daemon before attaching; read by `h_open`.
+#[map(name = "PROTECT")]
+pub(crate) static PROTECT: HashMap<[u64; 2], u32> = HashMap::with_max_entries(1024, 0);
+
 /// io_uring send requests whose submission sent an `IO_PENDING` record: their completion sends
 /// the result (one lookup per send completion of a session process).
 #[map(name = "IO_SENDS")]

@@ -142,8 +142,8 @@ fields! {
     PrivGid => "priv.gid", Int, [PrivChange], "real gid after the change";
     PrivEgid => "priv.egid", Int, [PrivChange], "effective gid after the change";
     PrivCaps => "priv.caps", Str, [PrivChange], "effective capabilities after the change (hex)";
-    TargetPid => "target.pid", Int, [ProcessPtrace, ProcessSignal, KernelBpf], "the process acted on (kernel.bpf: the daemon, when the object is agentwatch's)";
-    TargetRelation => "target.relation", Str, [ProcessPtrace, ProcessSignal, KernelBpf], "`same_session`, `other_session`, `daemon` or `outside` (kernel.bpf: `daemon` when the bpf object belongs to agentwatch; such events, and ptrace and signals aimed at the daemon, come from any process, in a session or not)";
+    TargetPid => "target.pid", Int, [ProcessPtrace, ProcessSignal, KernelBpf, FileOpen], "the process acted on (kernel.bpf: the daemon, when the object is agentwatch's; file.open: the daemon, when the file is its own)";
+    TargetRelation => "target.relation", Str, [ProcessPtrace, ProcessSignal, KernelBpf, FileOpen], "`same_session`, `other_session`, `daemon` or `outside` (kernel.bpf: `daemon` when the bpf object belongs to agentwatch; file.open: `daemon` for the daemon's `/proc/PID/` memory and secret entries, and its files opened for writing; such events, and ptrace and signals aimed at the daemon, come from any process, in a session or not)";
     TargetExe => "target.exe", Str, [ProcessPtrace, ProcessSignal], "executable of the process acted on, when known";
     OpName => "op.name", Str, [ProcessPtrace, KernelBpf, KernelModule, FsMount, ProcessNamespace, ProcessMemfd, ProcessSignal], "syscall, ptrace request, bpf command (`bpf_map_get_fd_by_id`, ...) or signal name";
     OpSignal => "op.signal", Int, [ProcessSignal], "signal number";

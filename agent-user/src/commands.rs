@@ -157,6 +157,16 @@ pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {
             writeln!(out, "  {k:<16} {n:>10}")?;
         }
     }
+    if let Some(i) = &st.integrity {
+        writeln!(
+            out,
+            "integrity   {} checks  {} repairs  {} unrepaired",
+            i.checks, i.repairs, i.failures
+        )?;
+        if let Some(f) = &i.last_finding {
+            writeln!(out, "  last      {}", agent_model::display::escape(f))?;
+        }
+    }
     writeln!(out, "sessions    {}", st.sessions.len())?;
     for s in &st.sessions {
         writeln!(

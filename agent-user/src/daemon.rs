@@ -93,7 +93,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             crate::outfile::open_append(p, what)?;
         }
     }
-    let sensor = loader::Sensor::load(&cfg, ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes))?;
+    let mut sensor = loader::Sensor::load(&cfg, ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes))?;
     let host = cfg.host.clone().unwrap_or_else(source::hostname);
     if mark.starts_with(&conn.data_dir) {
         tracing::warn!(mark = %mark.display(), "the high-water mark is inside the data dir: wiping the data dir wipes it too");
@@ -135,6 +135,9 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         reload.clone(),
         store.clone(),
     )?;
+    // Once the store and the outputs exist: opens of them for writing by any other process
+    // are reported (see `Sensor::protect_paths`).
+    sensor.protect_paths(&own_paths)?;
     // Store findings become alerts once the session-less `monitor.start` event is out: tamper
     // evidence (something missing or altered) is critical and named; the rest (damage
     // repaired, index rebuilt) is the `store.recovery` it always was.

@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod hookcmd;
 pub mod hooks;
 pub mod install;
+pub mod integrity;
 pub mod iopair;
 pub mod loader;
 pub mod outfile;

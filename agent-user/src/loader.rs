@@ -54,7 +54,10 @@ const HANDLER_PROGRAMS: &[(&str, u32)] = &[
 /// Write agentwatch's own program, map and link ids into `OWN_IDS`, so the kernel can tell when
 /// a bpf() command reaches one of them (a tamper attempt, reported from any process). Maps are
 /// the ones the programs use; links the ones attached to the programs.
-fn own_ids(ebpf: &mut aya::Ebpf) -> Result<()> {
+/// `OWN_IDS` and the entries written into it.
+type OwnIds = (HashMap<MapData, u64, u32>, Vec<(u64, u32)>);
+
+fn own_ids(ebpf: &mut aya::Ebpf) -> Result<OwnIds> {
     use agent_common::{MAP_OWN_IDS, OBJ_LINK, OBJ_MAP, OBJ_PROG};
     let mut progs = std::collections::BTreeSet::new();
     let mut maps = std::collections::BTreeSet::new();
@@ -81,17 +84,18 @@ fn own_ids(ebpf: &mut aya::Ebpf) -> Result<()> {
         .map(|id| OBJ_PROG << 32 | *id as u64)
         .chain(maps.iter().map(|id| OBJ_MAP << 32 | *id as u64))
         .chain(links.iter().map(|id| OBJ_LINK << 32 | *id as u64));
-    for k in keys {
-        own.insert(k, 1, 0)
+    let want: Vec<(u64, u32)> = keys.map(|k| (k, 1)).collect();
+    for (k, v) in &want {
+        own.insert(*k, *v, 0)
             .context("cannot record agentwatch's own bpf ids")?;
     }
-    Ok(())
+    Ok((own, want))
 }
 
 /// The loaded sensor: maps user space reads and writes, and the attached program names.
 pub struct Sensor {
     /// Kept alive: dropping it detaches the programs.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     pub sessions: HashMap<MapData, u32, SessionInfo>,
     pub loss: PerCpuArray<MapData, u64>,
@@ -99,10 +103,175 @@ pub struct Sensor {
     /// Per-socket byte counters of agent processes (see `source::FlowReporter`).
     pub flows: HashMap<MapData, u64, agent_common::FlowEntry>,
     cgroups: HashMap<MapData, u64, u32>,
-    /// Kept so the tail-call table lives as long as the sensor.
-    _handlers: ProgramArray<MapData>,
+    /// The tail-call table, and what the daemon put in it (checked by `check_maps`).
+    handlers: ProgramArray<MapData>,
+    guard: Guard,
     pub programs: Vec<String>,
     pub ringbuf_bytes: u32,
+}
+
+/// The maps other than `SESSIONS` that a process with bpf() could edit to blind the sensor, and
+/// the contents the daemon wrote into them: the authoritative copy `check_maps` restores.
+struct Guard {
+    /// A second handle on `HANDLERS` for lookups (aya's `ProgramArray` has no `get`).
+    handlers_lookup: MapData,
+    /// (index, program name, program id) of every handler.
+    handlers_want: Vec<(u32, &'static str, u32)>,
+    sel_comm: HashMap<MapData, [u8; COMM_LEN], u32>,
+    sel_comm_want: Vec<([u8; COMM_LEN], u32)>,
+    sel_exe: HashMap<MapData, [u8; EXE_KEY_LEN], u32>,
+    sel_exe_want: Vec<([u8; EXE_KEY_LEN], u32)>,
+    sel_uid: HashMap<MapData, u32, u32>,
+    sel_uid_want: Vec<(u32, u32)>,
+    own_ids: HashMap<MapData, u64, u32>,
+    own_ids_want: Vec<(u64, u32)>,
+    protect: HashMap<MapData, [u64; 2], u32>,
+    protect_want: Vec<([u64; 2], u32)>,
+}
+
+/// The kernel's encoding of a device number (`MAJOR << 20 | MINOR`, as in `super_block.s_dev`)
+/// from the user-space `st_dev`.
+fn kernel_dev(st_dev: u64) -> u64 {
+    let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & !0xfff);
+    let minor = (st_dev & 0xff) | ((st_dev >> 12) & !0xff);
+    (major << 20) | (minor & 0xf_ffff)
+}
+
+/// The `PROTECT` entries for the daemon's paths: each file itself, each directory and the
+/// directories below it (to depth 3, at most 256), and procfs. Paths that do not exist are
+/// skipped.
+fn protect_entries(paths: &[std::path::PathBuf]) -> Vec<([u64; 2], u32)> {
+    use agent_common::{PROTECT_DIR, PROTECT_FILE, PROTECT_PROCFS};
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out: Vec<([u64; 2], u32)> = Vec::new();
+    let mut add = |k: [u64; 2], v: u32| match out.iter_mut().find(|(w, _)| *w == k) {
+        Some(e) => e.1 |= v,
+        None => out.push((k, v)),
+    };
+    if let Ok(md) = std::fs::metadata("/proc/self") {
+        add([kernel_dev(md.dev()), 0], PROTECT_PROCFS);
+    }
+    let mut dirs = 0;
+    for p in paths {
+        let Ok(md) = std::fs::metadata(p) else {
+            continue;
+        };
+        if !md.is_dir() {
+            add([kernel_dev(md.dev()), md.ino()], PROTECT_FILE);
+            continue;
+        }
+        let mut stack = vec![(p.clone(), 0)];
+        while let Some((d, depth)) = stack.pop() {
+            let Ok(md) = std::fs::metadata(&d) else {
+                continue;
+            };
+            dirs += 1;
+            if dirs > 256 {
+                break;
+            }
+            add([kernel_dev(md.dev()), md.ino()], PROTECT_DIR);
+            if depth >= 3 {
+                continue;
+            }
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push((e.path(), depth + 1));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One kernel map entry found not as the daemon left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapRepair {
+    /// The map (`HANDLERS`, `SEL_COMM`, ...).
+    pub map: &'static str,
+    /// What was wrong, e.g. ``entry `3` (h_proc) missing``.
+    pub what: String,
+    /// Whether the daemon put the entry back (or removed the added one).
+    pub repaired: bool,
+}
+
+/// The id of the program at `index` of a program array (`BPF_MAP_LOOKUP_ELEM` on a program
+/// array answers with the program's id), or `None` when the slot is empty.
+fn prog_array_get(map: &MapData, index: u32) -> Option<u32> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let mut value: u32 = 0;
+    let attr = Attr {
+        map_fd: map.fd().as_fd().as_raw_fd() as u32,
+        pad: 0,
+        key: &index as *const u32 as u64,
+        value: &mut value as *mut u32 as u64,
+        flags: 0,
+    };
+    // SAFETY: BPF_MAP_LOOKUP_ELEM (1) reads `attr` and writes 4 bytes to `value`, both alive
+    // for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            1,
+            &attr as *const Attr,
+            std::mem::size_of::<Attr>(),
+        )
+    };
+    (r == 0).then_some(value)
+}
+
+/// Compare a hash map with the entries the daemon wrote: missing or altered entries are put
+/// back, entries nobody wrote are removed.
+fn check_hash<K, V>(
+    name: &'static str,
+    map: &mut HashMap<MapData, K, V>,
+    want: &[(K, V)],
+    show: impl Fn(&K) -> String,
+    out: &mut Vec<MapRepair>,
+) where
+    K: aya::Pod + PartialEq,
+    V: aya::Pod + PartialEq + std::fmt::Debug,
+{
+    for (k, v) in want {
+        let what = match map.get(k, 0) {
+            Ok(have) if have == *v => continue,
+            Ok(have) => format!("entry `{}` changed to {have:?}", show(k)),
+            Err(_) => format!("entry `{}` missing", show(k)),
+        };
+        let repaired = map.insert(*k, *v, 0).is_ok();
+        out.push(MapRepair {
+            map: name,
+            what,
+            repaired,
+        });
+    }
+    let extra: Vec<K> = map
+        .keys()
+        .filter_map(|k| k.ok())
+        .filter(|k| !want.iter().any(|(w, _)| w == k))
+        .take(256)
+        .collect();
+    for k in extra {
+        let repaired = map.remove(&k).is_ok();
+        out.push(MapRepair {
+            map: name,
+            what: format!("entry `{}` added", show(&k)),
+            repaired,
+        });
+    }
+}
+
+/// A selector key as text (NUL-padded bytes).
+fn key_text(k: &[u8]) -> String {
+    let end = k.iter().position(|b| *b == 0).unwrap_or(k.len());
+    String::from_utf8_lossy(&k[..end]).into_owned()
 }
 
 /// Check what the kernel must provide, with a one-line cause and a hint.
@@ -193,16 +362,25 @@ impl Sensor {
                 sel_uid.insert(*u, id, 0)?;
             }
         }
+        let sel_comm_want: Vec<_> = sel_comm.iter().filter_map(|e| e.ok()).collect();
+        let sel_exe_want: Vec<_> = sel_exe.iter().filter_map(|e| e.ok()).collect();
+        let sel_uid_want: Vec<_> = sel_uid.iter().filter_map(|e| e.ok()).collect();
         let cgroups: HashMap<_, u64, u32> = HashMap::try_from(
             ebpf.take_map(MAP_SEL_CGROUP)
                 .ok_or_else(|| anyhow!("no map `{MAP_SEL_CGROUP}`"))?,
         )?;
 
         // Handlers first: the filter program jumps to them as soon as it is attached.
-        let mut handlers: ProgramArray<_> = ProgramArray::try_from(
-            ebpf.take_map("HANDLERS")
-                .ok_or_else(|| anyhow!("no map `HANDLERS`"))?,
-        )?;
+        let handlers_map = ebpf
+            .take_map("HANDLERS")
+            .ok_or_else(|| anyhow!("no map `HANDLERS`"))?;
+        let handlers_lookup = match &handlers_map {
+            aya::maps::Map::ProgramArray(d) => MapData::from_id(d.info()?.id())
+                .context("cannot open a second handle on `HANDLERS`")?,
+            _ => bail!("map `HANDLERS` is not a program array"),
+        };
+        let mut handlers: ProgramArray<_> = ProgramArray::try_from(handlers_map)?;
+        let mut handlers_want = Vec::new();
         for (name, idx) in HANDLER_PROGRAMS {
             let p: &mut BtfTracePoint = ebpf
                 .program_mut(name)
@@ -211,6 +389,7 @@ impl Sensor {
             p.load("sys_exit", &aya_btf)
                 .with_context(|| format!("the kernel refused handler `{name}`"))?;
             handlers.set(*idx, p.fd()?, 0)?;
+            handlers_want.push((*idx, *name, p.info()?.id()));
         }
         let mut programs = Vec::new();
         for name in BTF_PROGRAMS {
@@ -225,10 +404,11 @@ impl Sensor {
                 .with_context(|| format!("attaching `tp_btf/{name}` failed"))?;
             programs.push(format!("tp_btf/{name}"));
         }
-        own_ids(&mut ebpf)?;
-        // Keep the selector maps alive with the object (they are referenced by the programs,
-        // which hold their own references; dropping our handles is fine).
-        drop((sel_comm, sel_exe, sel_uid));
+        let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
+        let protect = HashMap::try_from(
+            ebpf.take_map(agent_common::MAP_PROTECT)
+                .ok_or_else(|| anyhow!("no map `{}`", agent_common::MAP_PROTECT))?,
+        )?;
 
         let ring = RingBuf::try_from(
             ebpf.take_map(MAP_EVENTS)
@@ -251,14 +431,28 @@ impl Sensor {
                 .ok_or_else(|| anyhow!("no map `{MAP_ERRORS}`"))?,
         )?;
         Ok(Sensor {
-            _ebpf: ebpf,
+            ebpf,
             ring,
             sessions,
             loss,
             errors,
             flows,
             cgroups,
-            _handlers: handlers,
+            handlers,
+            guard: Guard {
+                handlers_lookup,
+                handlers_want,
+                sel_comm,
+                sel_comm_want,
+                sel_exe,
+                sel_exe_want,
+                sel_uid,
+                sel_uid_want,
+                own_ids,
+                own_ids_want,
+                protect,
+                protect_want: Vec::new(),
+            },
             programs,
             ringbuf_bytes,
         })
@@ -283,6 +477,93 @@ impl Sensor {
         self.sessions
             .insert(tgid, info, 0)
             .with_context(|| format!("cannot add pid `{tgid}` to the session map"))
+    }
+
+    /// Watch the daemon's files: opens of them for writing, and of its `/proc/PID/` entries that
+    /// expose its memory, are reported from any process (`PROTECT`).
+    pub fn protect_paths(&mut self, paths: &[std::path::PathBuf]) -> Result<()> {
+        let g = &mut self.guard;
+        g.protect_want = protect_entries(paths);
+        for (k, v) in &g.protect_want {
+            g.protect
+                .insert(*k, *v, 0)
+                .context("cannot fill the `PROTECT` map")?;
+        }
+        Ok(())
+    }
+
+    /// Compare `HANDLERS`, the selector maps, `OWN_IDS` and `PROTECT` with what the daemon wrote,
+    /// put back what was removed or changed, remove what was added, and say what was found.
+    pub fn check_maps(&mut self) -> Vec<MapRepair> {
+        let mut out = Vec::new();
+        let g = &mut self.guard;
+        for (idx, name, id) in &g.handlers_want {
+            let what = match prog_array_get(&g.handlers_lookup, *idx) {
+                Some(have) if have == *id => continue,
+                Some(have) => format!("entry `{idx}` ({name}) points at program id `{have}`"),
+                None => format!("entry `{idx}` ({name}) missing"),
+            };
+            let repaired = self
+                .ebpf
+                .program(name)
+                .and_then(|p| <&BtfTracePoint>::try_from(p).ok())
+                .and_then(|p| p.fd().ok())
+                .is_some_and(|fd| self.handlers.set(*idx, fd, 0).is_ok());
+            out.push(MapRepair {
+                map: "HANDLERS",
+                what,
+                repaired,
+            });
+        }
+        for idx in 0..16u32 {
+            if g.handlers_want.iter().any(|(i, ..)| *i == idx) {
+                continue;
+            }
+            if let Some(have) = prog_array_get(&g.handlers_lookup, idx) {
+                let repaired = self.handlers.clear_index(&idx).is_ok();
+                out.push(MapRepair {
+                    map: "HANDLERS",
+                    what: format!("entry `{idx}` added (program id `{have}`)"),
+                    repaired,
+                });
+            }
+        }
+        check_hash(
+            MAP_SEL_COMM,
+            &mut g.sel_comm,
+            &g.sel_comm_want,
+            |k| key_text(k),
+            &mut out,
+        );
+        check_hash(
+            MAP_SEL_EXE,
+            &mut g.sel_exe,
+            &g.sel_exe_want,
+            |k| key_text(k),
+            &mut out,
+        );
+        check_hash(
+            MAP_SEL_UID,
+            &mut g.sel_uid,
+            &g.sel_uid_want,
+            u32::to_string,
+            &mut out,
+        );
+        check_hash(
+            agent_common::MAP_OWN_IDS,
+            &mut g.own_ids,
+            &g.own_ids_want,
+            |k| format!("{}:{}", k >> 32, k & 0xffff_ffff),
+            &mut out,
+        );
+        check_hash(
+            agent_common::MAP_PROTECT,
+            &mut g.protect,
+            &g.protect_want,
+            |k| format!("dev {} inode {}", k[0], k[1]),
+            &mut out,
+        );
+        out
     }
 
     pub fn remove_from_session(&mut self, tgid: u32) {

@@ -20,6 +20,7 @@ use anyhow::{Result, anyhow};
 
 use crate::capture::Capture;
 use crate::config::Config;
+use crate::integrity::{Finding, Integrity};
 use crate::iopair::IoPairs;
 use crate::loader::Sensor;
 use crate::pipeline::Pipeline;
@@ -107,6 +108,8 @@ pub struct SourceLoop {
     /// between drains so that a busy ring costs no allocation per record).
     drained: Vec<u8>,
     drained_ends: Vec<usize>,
+    /// Checks of the kernel maps against the daemon's copy (`integrity`).
+    integrity: Integrity,
 }
 
 /// How long a submitted io_uring path operation waits for its completion record.
@@ -220,6 +223,7 @@ impl SourceLoop {
             capture: Capture::from_env()?,
             drained: Vec::new(),
             drained_ends: Vec::new(),
+            integrity: Integrity::new(),
         })
     }
 
@@ -469,7 +473,70 @@ impl SourceLoop {
             ..Status::default()
         };
         self.pipeline.status_into(&mut st);
+        st.integrity = Some(self.integrity.status());
         st
+    }
+
+    /// Compare the kernel maps with the daemon's copy and repair them (see `integrity`):
+    /// `HANDLERS`, selectors and `OWN_IDS` against what the loader wrote, `SESSIONS` against
+    /// the live session processes of the tracker.
+    fn check_integrity(&mut self) {
+        let mut found: Vec<Finding> = self
+            .sensor
+            .check_maps()
+            .into_iter()
+            .map(|r| Finding {
+                map: r.map.to_owned(),
+                what: r.what,
+                repaired: r.repaired,
+                session: None,
+            })
+            .collect();
+        let mut members = self.tracker.session_members();
+        let differs = |s: &Self, pid: u32, sid: u64| {
+            s.sensor
+                .sessions
+                .get(&pid, 0)
+                .map_or(true, |have| have.session_id != sid)
+        };
+        if members
+            .iter()
+            .any(|(pid, sid, ..)| differs(self, *pid, *sid))
+        {
+            // An exit the kernel already removed may still be in the ring: read it first.
+            while self.drain() > 0 {}
+            members = self.tracker.session_members();
+        }
+        for (pid, sid, agent) in members {
+            let what = match self.sensor.sessions.get(&pid, 0) {
+                Ok(have) if have.session_id == sid => continue,
+                Ok(have) => format!(
+                    "entry of pid `{pid}` moved to session `{}`",
+                    session_id_string(have.session_id)
+                ),
+                Err(_) if !crate::integrity::alive(pid) => continue,
+                Err(_) => format!("entry of pid `{pid}` missing"),
+            };
+            let info = SessionInfo {
+                session_id: sid,
+                agent_id: self.agents.id_for(&agent),
+                flags: 0,
+            };
+            let repaired = self.sensor.add_to_session(pid, info).is_ok();
+            found.push(Finding {
+                map: agent_common::MAP_SESSIONS.to_owned(),
+                what,
+                repaired,
+                session: Some((sid, agent)),
+            });
+        }
+        for f in &found {
+            tracing::warn!(map = %f.map, what = %f.what, repaired = f.repaired, "kernel map tampered");
+        }
+        let now = agent_model::Timestamp::now();
+        for a in self.integrity.record(&found, &self.tracker.host, now) {
+            self.pipeline.alert(a);
+        }
     }
 
     fn check_losses(&mut self) {
@@ -596,6 +663,12 @@ impl SourceLoop {
                     }
                 }
                 for ev in evs {
+                    if ev.kind.0 == Kind::KernelBpf
+                        && ev.target.as_ref().map(|t| t.pid) == Some(std::process::id())
+                    {
+                        // A bpf() command reached the daemon's objects: compare the maps now.
+                        self.integrity.soon();
+                    }
                     self.emit(ev);
                 }
             }
@@ -648,6 +721,9 @@ impl SourceLoop {
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => break,
                 }
+            }
+            if self.integrity.due() {
+                self.check_integrity();
             }
             if last_tick.elapsed() >= Duration::from_millis(250) {
                 last_tick = Instant::now();

@@ -7,7 +7,7 @@
 
 use crate::{
     abi::{AT_FDCWD, S_IFMT, S_IFREG},
-    maps::{ERRORS, WRITTEN, off},
+    maps::{ERRORS, PROTECT, WRITTEN, config, off},
     probes::filter::Sys,
     read::{exe_markers, file_of_fd, rd, rdp, read_user, write_dir_for, write_path, write_str},
     record::{bump, header_current, put, scratch, submit},
@@ -20,8 +20,9 @@ use crate::{
     },
 };
 use agent_common::{
-    ATIME_NOW, ATIME_OMIT, FD_OP, HEADER_LEN, IO_PENDING, MTIME_NOW, MTIME_OMIT, OpenRecord,
-    PATH_TRUNCATED, PATH2_TRUNCATED, PathOpRecord, RecordKind, SessionInfo, VIA_IO_URING,
+    ATIME_NOW, ATIME_OMIT, FD_OP, HEADER_LEN, IO_PENDING, MTIME_NOW, MTIME_OMIT, OPEN_DAEMON,
+    OpenRecord, PATH_TRUNCATED, PATH2_TRUNCATED, PROTECT_DIR, PROTECT_FILE, PROTECT_PROCFS,
+    PathOpRecord, RecordKind, SessionInfo, TAMPER, VIA_IO_URING,
 };
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
@@ -49,10 +50,126 @@ pub fn h_open(ctx: BtfTracePointContext) -> i32 {
             unsafe { aya_ebpf::helpers::bpf_probe_read_user(how) }.unwrap_or(0)
         }
     };
-    if emit_open(&x.s, x.ret, 0, req_flags as u32).is_err() {
+    let outside = x.s.session_id == 0;
+    let daemon = file_of_fd(x.ret).is_ok_and(daemon_file);
+    if outside && !daemon {
+        return 0;
+    }
+    let via = match (daemon, outside) {
+        (true, true) => OPEN_DAEMON | TAMPER,
+        (true, false) => OPEN_DAEMON,
+        _ => 0,
+    };
+    if emit_open(&x.s, x.ret, via, req_flags as u32).is_err() {
         bump(&ERRORS, RecordKind::Open);
     }
     0
+}
+
+/// `file->f_mode` bit of a file open for writing.
+const FMODE_WRITE: u32 = 2;
+
+/// `PROTECT_*` bits of `[dev, ino]`.
+#[inline(always)]
+fn protect(dev: u64, ino: u64) -> u32 {
+    // SAFETY: the value is copied out at once.
+    unsafe { PROTECT.get([dev, ino]) }.copied().unwrap_or(0)
+}
+
+/// The first 8 bytes of a dentry's name, zero after its end.
+#[inline(always)]
+fn name8(dentry: *const u8) -> u64 {
+    let Ok(name) = rdp(dentry, off!(dentry_name) + off!(qstr_name)) else {
+        return 0;
+    };
+    let b: [u8; 8] = rd(name, 0).unwrap_or([0; 8]);
+    let mut v = 0u64;
+    for (i, c) in b.iter().enumerate() {
+        if *c == 0 {
+            break;
+        }
+        v |= (*c as u64) << (8 * i);
+    }
+    v
+}
+
+/// A dentry name (at most 8 bytes) as the `name8` word.
+const fn word(s: &[u8]) -> u64 {
+    let mut v = 0u64;
+    let mut i = 0;
+    while i < s.len() {
+        v |= (s[i] as u64) << (8 * i);
+        i += 1;
+    }
+    v
+}
+
+/// The pid a `/proc` directory's name spells, or 0.
+#[inline(always)]
+fn name_pid(dentry: *const u8) -> u32 {
+    let Ok(name) = rdp(dentry, off!(dentry_name) + off!(qstr_name)) else {
+        return 0;
+    };
+    let b: [u8; 12] = rd(name, 0).unwrap_or([0; 12]);
+    let mut v = 0u32;
+    for c in b.iter() {
+        if *c == 0 {
+            return v;
+        }
+        if !c.is_ascii_digit() {
+            return 0;
+        }
+        v = v.wrapping_mul(10).wrapping_add((*c - b'0') as u32);
+    }
+    0
+}
+
+/// Whether an open file is the daemon's: one of its `/proc/PID/` (or `/proc/PID/task/TID/`)
+/// entries that expose its memory or secrets, or, opened for writing, a file in `PROTECT` or
+/// directly in a directory in `PROTECT`.
+#[inline(always)]
+fn daemon_file(file: *const u8) -> bool {
+    let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+    let sb = rdp(inode, off!(inode_sb)).unwrap_or(core::ptr::null());
+    let dev = rd::<u32>(sb, off!(sb_dev)).unwrap_or(0) as u64;
+    let dentry = rdp(file, off!(file_path) + off!(path_dentry)).unwrap_or(core::ptr::null());
+    let parent = rdp(dentry, off!(dentry_parent)).unwrap_or(core::ptr::null());
+    let f_mode: u32 = rd(file, off!(file_mode)).unwrap_or(0);
+    if f_mode & FMODE_WRITE != 0 {
+        let ino: u64 = rd(inode, off!(inode_ino)).unwrap_or(0);
+        if protect(dev, ino) & PROTECT_FILE != 0 {
+            return true;
+        }
+        let pinode = rdp(parent, off!(dentry_inode)).unwrap_or(core::ptr::null());
+        let pino: u64 = rd(pinode, off!(inode_ino)).unwrap_or(0);
+        if pino != 0 && protect(dev, pino) & PROTECT_DIR != 0 {
+            return true;
+        }
+    }
+    if protect(dev, 0) & PROTECT_PROCFS == 0 {
+        return false;
+    }
+    const EXPOSING: [u64; 8] = [
+        word(b"mem"),
+        word(b"environ"),
+        word(b"maps"),
+        word(b"smaps"),
+        word(b"pagemap"),
+        word(b"auxv"),
+        word(b"syscall"),
+        word(b"stack"),
+    ];
+    let n = name8(dentry);
+    if !EXPOSING.contains(&n) {
+        return false;
+    }
+    let tgid = config!(daemon_tgid);
+    if name_pid(parent) == tgid {
+        return true;
+    }
+    let gp = rdp(parent, off!(dentry_parent)).unwrap_or(core::ptr::null());
+    name8(gp) == word(b"task")
+        && name_pid(rdp(gp, off!(dentry_parent)).unwrap_or(core::ptr::null())) == tgid
 }
 
 #[inline(always)]

@@ -1,9 +1,10 @@
 //! The `sys_exit` filter and the argument reader of the handlers it tail-calls.
 //!
 //! Every syscall exit on the host runs `sys_exit`: for processes outside sessions it is one hash
-//! lookup and a compare of the syscall number: bpf, ptrace and process_vm_writev go on to their
-//! handler, which reports them when they reach agentwatch itself (its bpf objects, its process),
-//! whoever the caller is. That is also what keeps a process that deleted its own `SESSIONS`
+//! lookup and a compare of the syscall number: bpf, ptrace and process_vm_writev, and successful
+//! opens, go on to their handler, which reports them when they reach agentwatch itself (its bpf
+//! objects, its process, its `/proc/PID/` entries, its files opened for writing), whoever the
+//! caller is. That is also what keeps a process that deleted its own `SESSIONS`
 //! entry through bpf() from going dark unseen: its lookup fails at that very syscall's exit, and
 //! the command is judged as an outside one. For session processes it translates 32-bit syscalls to their x86_64 numbers and
 //! tail-calls the handler of the syscall's family through `HANDLERS`, passing the syscall and
@@ -86,6 +87,17 @@ fn may_tamper(nr: u64) -> bool {
     )
 }
 
+/// Opens (raw number, either ABI: x86_64 open, creat, openat, openat2; ia32 open 5, creat 8 and
+/// openat 295) with which a process outside every session may reach the daemon's files. 5, 8
+/// and 295 are also x86_64 fstat, lseek and preadv: those go on only when the syscall is 32-bit.
+#[inline(always)]
+fn may_open(nr: u64) -> bool {
+    matches!(
+        nr,
+        NR_OPEN | NR_CREAT | NR_OPENAT | NR_OPENAT2 | 5 | 8 | 295
+    )
+}
+
 /// The filter in front of every syscall exit: one hash lookup and a compare of the syscall
 /// number for processes outside sessions. For session processes, and for outside processes
 /// making a syscall that can reach agentwatch (`may_tamper`, passed on with a zero session),
@@ -99,8 +111,21 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let session = match session_of(tgid) {
         Some(s) => s,
         None => {
-            if !may_tamper(nr) || tgid == config!(daemon_tgid) {
+            if tgid == config!(daemon_tgid) {
                 return 0;
+            }
+            if !may_tamper(nr) {
+                // A successful open may reach the daemon's files (`h_open` judges).
+                let ret: i64 = ctx.arg(1);
+                if ret < 0 || !may_open(nr) {
+                    return 0;
+                }
+                if matches!(nr, 5 | 8 | 295) {
+                    let status: u32 = ld(current_task(), off!(task_ti_status));
+                    if status & TS_COMPAT == 0 {
+                        return 0;
+                    }
+                }
             }
             SessionInfo::default()
         }
@@ -128,7 +153,7 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     }
     let family = match family(nr) {
         // Outside processes: only the handlers that judge tampering.
-        Some(h) if session.session_id != 0 || h == H_BPF || h == H_PROC => Some(h),
+        Some(h) if session.session_id != 0 || h == H_BPF || h == H_PROC || h == H_OPEN => Some(h),
         _ => None,
     };
     if let Some(h) = family {

@@ -2,8 +2,8 @@
 //! chmod, chown, link, symlink, mkdir, truncate, write, exec mappings) from a path record.
 
 use agent_common::{
-    ATIME_NOW, ATIME_OMIT, FD_OP, MTIME_NOW, MTIME_OMIT, OpenRecord, PathOpRecord, RecordKind,
-    VIA_IO_URING,
+    ATIME_NOW, ATIME_OMIT, FD_OP, MTIME_NOW, MTIME_OMIT, OPEN_DAEMON, OpenRecord, PathOpRecord,
+    RecordKind, VIA_IO_URING,
 };
 use agent_model::decode::{Header, KPath};
 use agent_model::linux::{file_type, open_flag_names, user_dev};
@@ -47,6 +47,16 @@ pub fn open(ev: &mut Event, body: OpenRecord, path: KPath) {
         via: file_via(body.flags),
         ..Default::default()
     });
+    if body.flags & OPEN_DAEMON != 0 {
+        // The kernel judged the file the daemon's (see agent-ebpf `daemon_file`).
+        ev.target = Some(agent_model::Target {
+            pid: std::process::id(),
+            relation: "daemon".into(),
+            exe: std::env::current_exe()
+                .map(|p| BStr(p.into_os_string().into_encoded_bytes()))
+                .unwrap_or_default(),
+        });
+    }
 }
 
 /// The path operations: one record shape, the kind says which fields apply.

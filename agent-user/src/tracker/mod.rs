@@ -224,6 +224,18 @@ impl Tracker {
         ev
     }
 
+    /// (pid, session id, agent name) of every live session process: what the kernel's
+    /// `SESSIONS` map must hold (see `integrity`).
+    pub fn session_members(&self) -> Vec<(u32, u64, String)> {
+        self.procs
+            .live_in_sessions()
+            .filter_map(|p| {
+                let s = self.sessions.get(&p.session)?;
+                Some((p.tgid, p.session, s.agent.clone()))
+            })
+            .collect()
+    }
+
     /// Whether the process (tgid, start time) has not exited.
     pub fn is_live(&self, tgid: u32, start_ns: u64) -> bool {
         self.procs.is_live(tgid, start_ns)

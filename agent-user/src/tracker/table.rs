@@ -70,6 +70,14 @@ impl ProcTable {
         self.live.get(&tgid) == Some(&start_ns)
     }
 
+    /// Every live process that belongs to a session.
+    pub fn live_in_sessions(&self) -> impl Iterator<Item = &Proc> {
+        self.live
+            .iter()
+            .filter_map(|(t, s)| self.procs.get(&(*t, *s)))
+            .filter(|p| p.session != 0 && !p.exited)
+    }
+
     /// The live process of `tgid`.
     pub fn by_tgid(&self, tgid: u32) -> Option<&Proc> {
         let start = self.live.get(&tgid)?;

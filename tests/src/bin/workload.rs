@@ -50,6 +50,8 @@
 //! workload vm-write PID ADDR          process_vm_writev(2) 4 bytes at ADDR in PID
 //! workload bpf-load NAME              BPF_PROG_LOAD of a `return 0` socket filter named NAME
 //! workload bpf-tamper MAP             find map MAP by id, delete this pid's key from it
+//! workload bpf-tamper-open PATH      bpf-tamper SESSIONS, wait until the entry is back, open PATH
+//! workload bpf-delete PID MAP KEY     delete u32 KEY from map MAP held open by process PID
 //! workload bpf-enum                   BPF_MAP_GET_NEXT_ID over every map id
 //! workload atomic-replace DIR         write-tmp-then-rename through /proc/self/fd/N/ (O_PATH N),
 //!                                     /dev/fd/N/, /proc/self/cwd/; renameat on N; chmod via
@@ -530,7 +532,7 @@ fn bpf_map_ids() -> Vec<u32> {
 /// OBJ_GET_INFO_BY_FD) and delete this process's own entry (BPF_MAP_DELETE_ELEM): the attack
 /// that makes a session go dark. Every map of that name is tried (several daemons may run) until
 /// one holds the entry. Prints the map id and the result.
-fn bpf_tamper(map_name: &str) {
+fn bpf_tamper(map_name: &str) -> Option<i64> {
     let mut last = None;
     for id in bpf_map_ids() {
         let mut attr = [0u8; 128];
@@ -568,12 +570,84 @@ fn bpf_tamper(map_name: &str) {
             continue;
         }
         println!("map_id={id} map_fd={fd} delete={r}");
-        return;
+        return Some(fd);
     }
     match last {
         Some(l) => println!("{l}"),
         None => die("map not found"),
     }
+    None
+}
+
+/// [`bpf_tamper`] on `SESSIONS`, then wait (up to 10 s) until the entry is back
+/// (BPF_MAP_LOOKUP_ELEM), print how long that took, and open `path`.
+fn bpf_tamper_then_open(path: &str) {
+    let fd = bpf_tamper("SESSIONS").unwrap_or_else(|| die("no entry of ours to delete"));
+    let start = Instant::now();
+    let key = std::process::id();
+    let mut value = [0u8; 16];
+    loop {
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(&key as *const u32 as u64).to_ne_bytes());
+        attr[16..24].copy_from_slice(&(value.as_mut_ptr() as u64).to_ne_bytes());
+        if bpf_call(1, &mut attr) == 0 {
+            println!("restored_ms={}", start.elapsed().as_millis());
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            println!("restored_ms=never");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = std::io::stdout().flush();
+    println!("opened={}", open_close(&cstr(path)));
+}
+
+/// Delete key `key` (a u32) from the map named `map_name` that the process `pid` holds open
+/// (its ids from `/proc/PID/fdinfo`): the attack on one daemon's map when several run.
+fn bpf_delete(pid: &str, map_name: &str, key: u32) {
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap_or_else(|_| die("no such pid"))
+        .flatten()
+    {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if let Some(id) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("map_id:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&id.to_ne_bytes());
+        let fd = bpf_call(14, &mut attr);
+        if fd < 0 {
+            continue;
+        }
+        let mut info = [0u8; 128];
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+        attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+        if bpf_call(15, &mut attr) != 0 || !info[24..40].starts_with(map_name.as_bytes()) {
+            // SAFETY: closing our own descriptor.
+            unsafe { libc::close(fd as i32) };
+            continue;
+        }
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(&key as *const u32 as u64).to_ne_bytes());
+        println!("map_id={id} delete={}", bpf_call(3, &mut attr));
+        return;
+    }
+    die("map not found")
 }
 
 /// Atomic replaces through magic links, as Claude Code writes files: a temporary file created
@@ -1071,7 +1145,11 @@ fn main() {
             }
         }
         "bpf-load" => bpf_load(a(1)),
-        "bpf-tamper" => bpf_tamper(a(1)),
+        "bpf-tamper" => {
+            bpf_tamper(a(1));
+        }
+        "bpf-tamper-open" => bpf_tamper_then_open(a(1)),
+        "bpf-delete" => bpf_delete(a(1), a(2), a(3).parse().unwrap_or_else(|_| die("bad key"))),
         "bpf-enum" => println!("map_ids={}", bpf_map_ids().len()),
         "atomic-replace" => atomic_replace(a(1)),
         "utimes" => utimes_all(a(1)),
