@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_model::{
     AgentRef, BStr, Dns, Event, Exit, File, Kind, KindField, Monitor, Net, Op, Parent, Priv,
-    Process, SessionRef, Target, Timestamp,
+    Process, Response, SessionRef, Target, Timestamp,
 };
 
 /// Version byte at the start of every encoded event.
@@ -55,6 +55,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         r#priv,
         target,
         op,
+        response,
     } = e;
     let w = &mut Enc(buf);
     w.0.push(VERSION);
@@ -127,6 +128,24 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         w.bstr(exe);
     });
     w.opt(op, Enc::op);
+    // Added after version 1 shipped: a payload that ends before it has none.
+    w.opt(
+        response,
+        |w,
+         Response {
+             action,
+             mode,
+             by,
+             result,
+             note,
+             processes,
+         }| {
+            for v in [action, mode, by, result, note] {
+                w.str(v);
+            }
+            w.opt_u(*processes);
+        },
+    );
 }
 
 struct Enc<'a>(&'a mut Vec<u8>);
@@ -350,6 +369,7 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r#priv,
         target,
         op,
+        response,
     } = e;
     let r = &mut Dec { b, pos: 0 };
     if r.byte()? != VERSION {
@@ -425,6 +445,29 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r.bstr(exe)
     })?;
     r.opt(op, Dec::op)?;
+    // Events spooled before `response` existed end here.
+    if r.pos == b.len() {
+        *response = None;
+    } else {
+        r.opt(
+            response,
+            |r,
+             Response {
+                 action,
+                 mode,
+                 by,
+                 result,
+                 note,
+                 processes,
+             }| {
+                for v in [action, mode, by, result, note] {
+                    r.str(v)?;
+                }
+                *processes = r.opt_copy(Dec::u)?;
+                Ok(())
+            },
+        )?;
+    }
     if r.pos != b.len() {
         return Err(DecodeError);
     }

@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod query;
 pub mod redact;
 pub mod reload;
+pub mod response;
 pub mod source;
 pub mod tracker;
 

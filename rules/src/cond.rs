@@ -209,7 +209,7 @@ pub(crate) enum Op {
     /// Exact text, one of a few (compared directly: cheaper than hashing).
     StrInSmall(Vec<Box<[u8]>>),
     /// The event kind is one of a set (bit `Kind as usize`).
-    KindIn(u32),
+    KindIn(u64),
     /// The part after the last `/`, one of a set.
     Basename(HashSet<Box<[u8]>, FxBuild>),
     Prefix(Vec<Box<[u8]>>),

@@ -49,7 +49,7 @@ pub(crate) enum Mode {
 
 #[derive(Debug)]
 pub(crate) struct Step {
-    pub kinds: u32,
+    pub kinds: u64,
     pub cond: Node,
 }
 
@@ -59,8 +59,8 @@ pub(crate) struct Rule {
     pub severity: Severity,
     pub tags: Vec<String>,
     pub enabled: bool,
-    /// Bit `k as usize` set for each kind the rule applies to.
-    pub kinds: u32,
+    /// Bit `k as usize` set for each kind the rule applies to (a `u64`: there are more than 32 kinds).
+    pub kinds: u64,
     pub cond: Node,
     pub exceptions: Vec<Node>,
     pub output: Vec<Part>,
@@ -77,6 +77,6 @@ pub(crate) struct Rule {
 }
 
 /// The bit of `k` in a kind mask (`Rule::kinds`, `Step::kinds`, `Op::KindIn`).
-pub(crate) fn kind_bit(k: Kind) -> u32 {
+pub(crate) fn kind_bit(k: Kind) -> u64 {
     1 << (k as usize)
 }

@@ -19,7 +19,7 @@ use crate::policy::rule::kind_bit;
 use crate::policy::validate::contradiction;
 
 /// The kinds a `{ field = "kind", equals = ... }` / `in = [...]` test allows.
-fn kind_guard(d: &CondDef) -> Option<u32> {
+fn kind_guard(d: &CondDef) -> Option<u64> {
     if d.field.as_deref() != Some("kind") {
         return None;
     }
@@ -112,7 +112,7 @@ impl Compiler<'_> {
                 let guard = list
                     .iter()
                     .filter_map(|c| kind_guard(c.get_ref()))
-                    .fold(None, |acc: Option<u32>, m| Some(acc.map_or(m, |a| a & m)));
+                    .fold(None, |acc: Option<u64>, m| Some(acc.map_or(m, |a| a & m)));
                 if let Some(g) = guard {
                     for u in &mut uses[first_use..] {
                         u.narrow = Some(u.narrow.map_or(g, |n| n & g));
@@ -213,7 +213,7 @@ impl Compiler<'_> {
     }
 
     /// The mask of a `kinds = [...]` list; `None` after reporting an empty list or unknown kind.
-    pub(super) fn parse_kinds(&mut self, file: usize, kinds: &Spanned<Vec<String>>) -> Option<u32> {
+    pub(super) fn parse_kinds(&mut self, file: usize, kinds: &Spanned<Vec<String>>) -> Option<u64> {
         let at = kinds.span().start;
         if kinds.get_ref().is_empty() {
             self.err(file, at, "`kinds` is empty: name at least one event kind");
@@ -241,10 +241,10 @@ impl Compiler<'_> {
     }
 
     /// Reports every use of a field that does not exist for one of `kinds`.
-    pub(super) fn check_uses(&mut self, file: usize, uses: &[Use], kinds: u32) -> bool {
+    pub(super) fn check_uses(&mut self, file: usize, uses: &[Use], kinds: u64) -> bool {
         let mut ok = true;
         for u in uses {
-            let kinds = kinds & u.narrow.unwrap_or(u32::MAX);
+            let kinds = kinds & u.narrow.unwrap_or(u64::MAX);
             for k in Kind::ALL {
                 if kinds & kind_bit(k) != 0 && !u.field.applies_to(k) {
                     let via = u

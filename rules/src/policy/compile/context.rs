@@ -40,7 +40,7 @@ pub(super) struct MacroEntry {
 pub(super) struct CompiledMacro {
     pub(super) node: Arc<Node>,
     /// Fields used, each with the kinds an enclosing `kind` guard narrowed it to.
-    pub(super) fields: Vec<(Field, Option<u32>)>,
+    pub(super) fields: Vec<(Field, Option<u64>)>,
 }
 
 /// Where a field is used (to check it against the rule's kinds).
@@ -49,7 +49,7 @@ pub(super) struct Use {
     pub(super) at: usize,
     pub(super) via_macro: Option<String>,
     /// Kinds a sibling `{ field = "kind", equals/in = ... }` in an enclosing `all` allows.
-    pub(super) narrow: Option<u32>,
+    pub(super) narrow: Option<u64>,
 }
 
 /// The compiler's state while it works through the sources: the errors so far, the lists and

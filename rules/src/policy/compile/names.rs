@@ -159,7 +159,7 @@ impl Compiler<'_> {
         let node = self.compile_cond(file, &def, 1, &mut uses);
         self.stack.pop();
         let result = node.map(|n| {
-            let mut fields: Vec<(Field, Option<u32>)> =
+            let mut fields: Vec<(Field, Option<u64>)> =
                 uses.iter().map(|u| (u.field, u.narrow)).collect();
             fields.sort();
             fields.dedup();

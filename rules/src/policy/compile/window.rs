@@ -22,7 +22,7 @@ pub(super) struct Shape {
     pub(super) per: Per,
     pub(super) within_ns: i64,
     /// The kinds the rule applies to; 0 when they could not be read.
-    pub(super) kinds: u32,
+    pub(super) kinds: u64,
     /// Where the condition and the window use fields, to check against the kinds.
     pub(super) uses: Vec<Use>,
     /// The condition; `Node::True` for a sequence, whose conditions are in its steps.
