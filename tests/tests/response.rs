@@ -78,6 +78,27 @@ fn counters(dir: &Path, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The counters of running processes: each read until it is not caught between the truncation
+/// and the write of `echo $n > file`.
+fn running_counters(dir: &Path, n: usize) -> Vec<String> {
+    let t0 = Instant::now();
+    (0..n)
+        .map(|i| {
+            loop {
+                let c = std::fs::read_to_string(dir.join(format!("c{i}"))).unwrap_or_default();
+                if !c.is_empty() {
+                    return c;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "counter {i} never written"
+                );
+                std::thread::yield_now();
+            }
+        })
+        .collect()
+}
+
 fn responses<'a>(evs: &'a [Event], sid: &str) -> Vec<&'a Event> {
     evs.iter()
         .filter(|e| e.kind() == Kind::ResponseAction && e.session_id() == Some(sid))
@@ -125,7 +146,7 @@ fn freeze_stops_every_process_of_the_session_and_thaw_resumes_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::thread::sleep(Duration::from_millis(500));
-    let thawed = counters(work.path(), 3);
+    let thawed = running_counters(work.path(), 3);
     for (a, b) in frozen.iter().zip(&thawed) {
         assert_ne!(a, b, "a counter did not resume after thaw");
     }
