@@ -850,6 +850,14 @@ mod tests {
                 r#type: Some("ext4".into()),
                 result: Some(i64::MIN),
             }),
+            response: Some(Response {
+                action: "kill_session".into(),
+                mode: "dry_run".into(),
+                by: "rule:x".into(),
+                result: "dry_run".into(),
+                note: "n".into(),
+                processes: Some(3),
+            }),
         }
     }
 
@@ -879,11 +887,41 @@ mod tests {
     fn truncated_or_extended_payloads_are_rejected() {
         let mut b = Vec::new();
         encode_event(&mut b, &full_event());
+        // Where a payload written before `response` existed ends.
+        let mut old = Vec::new();
+        encode_event(
+            &mut old,
+            &Event {
+                response: None,
+                ..full_event()
+            },
+        );
+        let old_end = old.len() - 1;
         for n in 0..b.len() {
+            if n == old_end {
+                continue;
+            }
             assert_eq!(decode_event(&b[..n]), Err(DecodeError), "cut at {n}");
         }
         b.push(0);
         assert_eq!(decode_event(&b), Err(DecodeError));
+    }
+
+    /// Spools written before `response` was added still decode (their events have none).
+    #[test]
+    fn payloads_without_the_response_field_still_decode() {
+        let e = Event {
+            response: None,
+            ..full_event()
+        };
+        let mut b = Vec::new();
+        encode_event(&mut b, &e);
+        assert_eq!(
+            b.pop(),
+            Some(0),
+            "an absent response is one 0 byte at the end"
+        );
+        assert_eq!(decode_event(&b).unwrap(), e);
     }
 
     proptest! {
