@@ -102,6 +102,23 @@ pub struct Registered {
     pub pid: u32,
 }
 
+/// The answer to `respond`: what was done (also recorded as a `response.action` event).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Responded {
+    pub session: String,
+    /// `kill_session`, `freeze_session` or `thaw_session`.
+    pub action: String,
+    /// `enforce` (manual actions are never dry runs).
+    pub mode: String,
+    /// `done`.
+    pub result: String,
+    /// Processes signalled, frozen or thawed.
+    pub processes: u64,
+    /// The id of the `response.action` event that records it.
+    pub event: String,
+}
+
 /// The answer to `status`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -287,6 +304,8 @@ pub enum Answer {
     Session(Box<crate::SessionDetail>),
     /// The answer to `triage`, and the first line of a `subscribe` stream.
     Done(Done),
+    /// The answer to `respond`.
+    Responded(Responded),
 }
 
 fn read_as<T: DeserializeOwned>(
@@ -309,6 +328,7 @@ impl Answer {
             R::Sessions { .. } => read_as(line, Answer::Sessions),
             R::Session { .. } => read_as(line, |d| Answer::Session(Box::new(d))),
             R::Subscribe { .. } | R::Triage { .. } => read_as(line, Answer::Done),
+            R::Respond { .. } => read_as(line, Answer::Responded),
         }
     }
 }

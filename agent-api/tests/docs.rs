@@ -3,8 +3,8 @@
 //! send), and every op of [`Request`] has a row in the table and a section with examples.
 
 use agent_api::{
-    AlertList, Done, OfflineStatus, Registered, Reply, Request, RulesListing, SearchResults,
-    SessionDetail, SessionList, Status, StreamItem,
+    AlertList, Done, OfflineStatus, Registered, Reply, Request, Responded, RulesListing,
+    SearchResults, SessionDetail, SessionList, Status, StreamItem,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -109,6 +109,7 @@ fn every_example_parses_into_its_type_and_writes_back_unchanged() {
             ("alerts", "answer") => ok::<AlertList>(ex),
             ("sessions", "answer") => ok::<SessionList>(ex),
             ("session", "answer") => ok::<SessionDetail>(ex),
+            ("respond", "answer") => ok::<Responded>(ex),
             (_, "error") => {
                 assert!(
                     matches!(round_trip::<Reply<Done>>(ex), Reply::Err(_)),

@@ -80,11 +80,13 @@ pub enum Kind {
     SessionStart,
     #[serde(rename = "session.end")]
     SessionEnd,
+    #[serde(rename = "response.action")]
+    ResponseAction,
 }
 
 impl Kind {
     /// Every kind, in id order.
-    pub const ALL: [Kind; 33] = [
+    pub const ALL: [Kind; 34] = [
         Kind::ProcessExec,
         Kind::ProcessExit,
         Kind::ProcessFork,
@@ -118,6 +120,7 @@ impl Kind {
         Kind::MonitorStart,
         Kind::SessionStart,
         Kind::SessionEnd,
+        Kind::ResponseAction,
     ];
 
     /// Stable numeric id (kernel record kinds share their ids with `agent_common::RecordKind`).
@@ -157,6 +160,7 @@ impl Kind {
             Kind::MonitorStart => 901,
             Kind::SessionStart => 910,
             Kind::SessionEnd => 911,
+            Kind::ResponseAction => 920,
         }
     }
 
@@ -197,6 +201,7 @@ impl Kind {
             Kind::MonitorStart => "monitor.start",
             Kind::SessionStart => "session.start",
             Kind::SessionEnd => "session.end",
+            Kind::ResponseAction => "response.action",
         }
     }
 
@@ -509,6 +514,26 @@ pub struct Monitor {
     pub message: Option<String>,
 }
 
+/// A response action taken (or, in a dry run, that would have been taken) on a session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Response {
+    /// `kill`, `kill_session`, `freeze_session`, `thaw_session` or `deny`.
+    pub action: String,
+    /// `enforce` or `dry_run`.
+    pub mode: String,
+    /// Who asked: `uid:N` for a manual action, `rule:ID` for a rule's.
+    pub by: String,
+    /// What happened: `done`, `dry_run`, `refused: ...` or `failed: ...`.
+    pub result: String,
+    /// The responder's note, or the alert that triggered it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// Processes signalled or frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
+}
+
 /// One observed event, enriched with agent, session and ancestry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -544,6 +569,8 @@ pub struct Event {
     pub target: Option<Target>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<Op>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Response>,
 }
 
 /// `Kind` wrapped so `Event::default()` exists (defaults to `monitor.start`).

@@ -158,6 +158,12 @@ fields! {
     MonitorLossKind => "monitor.loss_kind", Str, [MonitorLoss], "kind whose records were lost";
     MonitorLossCount => "monitor.loss_count", Int, [MonitorLoss], "records lost";
     MonitorMessage => "monitor.message", Str, [MonitorLoss, MonitorStart, SessionStart, SessionEnd], "monitor message";
+    ResponseActionName => "response.action", Str, [ResponseAction], "`kill`, `kill_session`, `freeze_session`, `thaw_session` or `deny`";
+    ResponseMode => "response.mode", Str, [ResponseAction], "`enforce` or `dry_run` (recorded, nothing done)";
+    ResponseBy => "response.by", Str, [ResponseAction], "who acted: `uid:N` (manual) or `rule:ID`";
+    ResponseResult => "response.result", Str, [ResponseAction], "`done`, `dry_run`, `refused: why` or `failed: why`";
+    ResponseNote => "response.note", Str, [ResponseAction], "the responder's note or the triggering alert";
+    ResponseProcesses => "response.processes", Int, [ResponseAction], "processes signalled or frozen";
 }
 
 /// Fields computed from other fields when read (never stored or serialized): the rules can test
@@ -321,6 +327,12 @@ impl Event {
             F::MonitorMessage => {
                 Value::Str(Cow::Borrowed(self.monitor.as_ref()?.message.as_deref()?))
             }
+            F::ResponseActionName => Value::Str(Cow::Borrowed(&self.response.as_ref()?.action)),
+            F::ResponseMode => Value::Str(Cow::Borrowed(&self.response.as_ref()?.mode)),
+            F::ResponseBy => Value::Str(Cow::Borrowed(&self.response.as_ref()?.by)),
+            F::ResponseResult => Value::Str(Cow::Borrowed(&self.response.as_ref()?.result)),
+            F::ResponseNote => Value::Str(Cow::Borrowed(&self.response.as_ref()?.note)),
+            F::ResponseProcesses => Value::Int(self.response.as_ref()?.processes? as i64),
         })
     }
 }

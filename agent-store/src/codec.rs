@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_model::{
     AgentRef, BStr, Dns, Event, Exit, File, Kind, KindField, Monitor, Net, Op, Parent, Priv,
-    Process, SessionRef, Target, Timestamp,
+    Process, Response, SessionRef, Target, Timestamp,
 };
 
 /// Version byte at the start of every encoded event.
@@ -59,6 +59,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         r#priv,
         target,
         op,
+        response,
     } = e;
     let w = &mut Enc(buf);
     w.0.push(VERSION);
@@ -131,6 +132,24 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         w.bstr(exe);
     });
     w.opt(op, Enc::op);
+    // Added after version 1 shipped: a payload that ends before it has none.
+    w.opt(
+        response,
+        |w,
+         Response {
+             action,
+             mode,
+             by,
+             result,
+             note,
+             processes,
+         }| {
+            for v in [action, mode, by, result, note] {
+                w.str(v);
+            }
+            w.opt_u(*processes);
+        },
+    );
 }
 
 struct Enc<'a>(&'a mut Vec<u8>);
@@ -364,6 +383,7 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r#priv,
         target,
         op,
+        response,
     } = e;
     let r = &mut Dec { b, pos: 0, v: 0 };
     r.v = r.byte()?;
@@ -440,6 +460,29 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r.bstr(exe)
     })?;
     r.opt(op, Dec::op)?;
+    // Events spooled before `response` existed end here.
+    if r.pos == b.len() {
+        *response = None;
+    } else {
+        r.opt(
+            response,
+            |r,
+             Response {
+                 action,
+                 mode,
+                 by,
+                 result,
+                 note,
+                 processes,
+             }| {
+                for v in [action, mode, by, result, note] {
+                    r.str(v)?;
+                }
+                *processes = r.opt_copy(Dec::u)?;
+                Ok(())
+            },
+        )?;
+    }
     if r.pos != b.len() {
         return Err(DecodeError);
     }
@@ -847,6 +890,14 @@ mod tests {
                 result: Some(i64::MIN),
                 object_id: Some(u64::MAX),
             }),
+            response: Some(Response {
+                action: "kill_session".into(),
+                mode: "dry_run".into(),
+                by: "rule:x".into(),
+                result: "dry_run".into(),
+                note: "n".into(),
+                processes: Some(3),
+            }),
         }
     }
 
@@ -876,11 +927,41 @@ mod tests {
     fn truncated_or_extended_payloads_are_rejected() {
         let mut b = Vec::new();
         encode_event(&mut b, &full_event());
+        // Where a payload written before `response` existed ends.
+        let mut old = Vec::new();
+        encode_event(
+            &mut old,
+            &Event {
+                response: None,
+                ..full_event()
+            },
+        );
+        let old_end = old.len() - 1;
         for n in 0..b.len() {
+            if n == old_end {
+                continue;
+            }
             assert_eq!(decode_event(&b[..n]), Err(DecodeError), "cut at {n}");
         }
         b.push(0);
         assert_eq!(decode_event(&b), Err(DecodeError));
+    }
+
+    /// Spools written before `response` was added still decode (their events have none).
+    #[test]
+    fn payloads_without_the_response_field_still_decode() {
+        let e = Event {
+            response: None,
+            ..full_event()
+        };
+        let mut b = Vec::new();
+        encode_event(&mut b, &e);
+        assert_eq!(
+            b.pop(),
+            Some(0),
+            "an absent response is one 0 byte at the end"
+        );
+        assert_eq!(decode_event(&b).unwrap(), e);
     }
 
     proptest! {

@@ -210,6 +210,16 @@ impl Tracker {
         ev
     }
 
+    /// A `response.action` event of session `id`, about process `tgid` (the session root for a
+    /// session-wide action).
+    pub fn response_event(&mut self, id: u64, tgid: u32, response: agent_model::Response) -> Event {
+        let now = self.clock.now();
+        let mut ev = self.session_event(Kind::ResponseAction, id, tgid, now, "");
+        ev.monitor = None;
+        ev.response = Some(response);
+        ev
+    }
+
     /// Whether the process (tgid, start time) has not exited.
     pub fn is_live(&self, tgid: u32, start_ns: u64) -> bool {
         self.procs.is_live(tgid, start_ns)

@@ -1,0 +1,290 @@
+//! Response end-to-end tests: real sessions (`agentwatch run`) in their own cgroup v2, frozen,
+//! thawed and killed with `agentwatch session freeze|thaw|kill`, with processes outside the
+//! session running alongside and never touched. Root and BTF required; without them each test
+//! says why and skips.
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_model::{Event, Kind};
+use tests::{Daemon, bin, require_sensor};
+
+/// `agentwatch run` in the background; returns the child and its session id.
+fn spawn_session(d: &Daemon, agent: &str, script: &str) -> (Child, String) {
+    let mut c = Command::new(bin())
+        .args(["run", "--agent", agent, "--data-dir"])
+        .arg(d.data_dir())
+        .args(["--", "/bin/sh", "-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(c.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let sid = line
+        .strip_prefix("agentwatch: session ")
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no session line: {line:?}"))
+        .to_owned();
+    (c, sid)
+}
+
+fn session_cmd(d: &Daemon, action: &str, sid: &str) -> std::process::Output {
+    Command::new(bin())
+        .args([
+            "session",
+            action,
+            sid,
+            "--yes",
+            "--note",
+            "test",
+            "--data-dir",
+        ])
+        .arg(d.data_dir())
+        .output()
+        .unwrap()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rfind(')')
+            .and_then(|i| s.get(i + 2..i + 3))
+            .is_some_and(|st| st != "Z" && st != "X")
+    })
+}
+
+fn read_pid(p: &Path) -> u32 {
+    let t0 = Instant::now();
+    loop {
+        if let Some(pid) = std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no pid in {p:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn counters(dir: &Path, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| std::fs::read_to_string(dir.join(format!("c{i}"))).unwrap_or_default())
+        .collect()
+}
+
+/// The counters of running processes: each read until it is not caught between the truncation
+/// and the write of `echo $n > file`.
+fn running_counters(dir: &Path, n: usize) -> Vec<String> {
+    let t0 = Instant::now();
+    (0..n)
+        .map(|i| {
+            loop {
+                let c = std::fs::read_to_string(dir.join(format!("c{i}"))).unwrap_or_default();
+                if !c.is_empty() {
+                    return c;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "counter {i} never written"
+                );
+                std::thread::yield_now();
+            }
+        })
+        .collect()
+}
+
+fn responses<'a>(evs: &'a [Event], sid: &str) -> Vec<&'a Event> {
+    evs.iter()
+        .filter(|e| e.kind() == Kind::ResponseAction && e.session_id() == Some(sid))
+        .collect()
+}
+
+/// A busy child tree stops as a whole when frozen (no counter moves) and runs again on thaw.
+#[test]
+fn freeze_stops_every_process_of_the_session_and_thaw_resumes_them() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display();
+    // Three busy counters: two children and one grandchild that left its parent (setsid).
+    let script = format!(
+        "for i in 0 1; do (n=0; while :; do n=$((n+1)); echo $n > {w}/c$i; done) & done; \
+         setsid sh -c '(n=0; while :; do n=$((n+1)); echo $n > {w}/c2; done) &'; sleep 1000"
+    );
+    let (mut run, sid) = spawn_session(&d, "t-freeze", &script);
+    let t0 = Instant::now();
+    while counters(work.path(), 3).iter().any(|c| c.is_empty()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "counters never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = session_cmd(&d, "freeze", &sid);
+    assert!(
+        out.status.success(),
+        "freeze: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frozen = counters(work.path(), 3);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        counters(work.path(), 3),
+        frozen,
+        "a counter moved while frozen"
+    );
+    let out = session_cmd(&d, "thaw", &sid);
+    assert!(
+        out.status.success(),
+        "thaw: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let thawed = running_counters(work.path(), 3);
+    for (a, b) in frozen.iter().zip(&thawed) {
+        assert_ne!(a, b, "a counter did not resume after thaw");
+    }
+    let evs = d
+        .wait_for("freeze and thaw events", |e| responses(e, &sid).len() >= 2)
+        .unwrap();
+    let r = responses(&evs, &sid);
+    let acts: Vec<(&str, &str, &str)> = r
+        .iter()
+        .map(|e| {
+            let r = e.response.as_ref().unwrap();
+            (r.action.as_str(), r.mode.as_str(), r.result.as_str())
+        })
+        .collect();
+    assert_eq!(
+        acts,
+        [
+            ("freeze_session", "enforce", "done"),
+            ("thaw_session", "enforce", "done")
+        ]
+    );
+    assert_eq!(r[0].response.as_ref().unwrap().by, "uid:0");
+    assert_eq!(r[0].response.as_ref().unwrap().note, "test");
+    assert!(session_cmd(&d, "kill", &sid).status.success());
+    let _ = run.wait();
+}
+
+/// `session kill` leaves nothing of the session alive, double-forked children included, and a
+/// process outside the session running beside it is not touched.
+#[test]
+fn kill_session_leaves_nothing_behind_and_never_touches_outsiders() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display();
+    let mut outsider = Command::new("/bin/sleep").arg("1000").spawn().unwrap();
+    let script = format!(
+        "echo $$ > {w}/root; sleep 1000 & echo $! > {w}/child; \
+         (setsid sh -c 'sleep 1000 & echo $! > {w}/gc; exec sleep 1000' &) ; \
+         sh -c 'trap \"\" TERM HUP; echo $$ > {w}/stubborn; while :; do sleep 1; done' & wait"
+    );
+    let (mut run, sid) = spawn_session(&d, "t-kill", &script);
+    let pids: Vec<u32> = ["root", "child", "gc", "stubborn"]
+        .iter()
+        .map(|f| read_pid(&work.path().join(f)))
+        .collect();
+    assert!(pids.iter().all(|&p| alive(p)));
+    let out = session_cmd(&d, "kill", &sid);
+    assert!(
+        out.status.success(),
+        "kill: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = run.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    for p in &pids {
+        assert!(!alive(*p), "pid {p} of the session survived");
+    }
+    assert!(
+        alive(outsider.id()),
+        "the process outside the session was killed"
+    );
+    let evs = d
+        .wait_for("kill event", |e| !responses(e, &sid).is_empty())
+        .unwrap();
+    let r = responses(&evs, &sid)[0].response.clone().unwrap();
+    assert_eq!(
+        (r.action.as_str(), r.result.as_str()),
+        ("kill_session", "done")
+    );
+    outsider.kill().unwrap();
+    let _ = outsider.wait();
+}
+
+/// Only root and the daemon's uid may act: an unprivileged caller that reaches the socket is
+/// refused and the session keeps running.
+#[test]
+fn manual_response_is_refused_to_an_unprivileged_caller() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display();
+    let (mut run, sid) = spawn_session(&d, "t-priv", &format!("echo $$ > {w}/root; sleep 1000"));
+    let root = read_pid(&work.path().join("root"));
+    // Open the way to the socket for everyone: the daemon's own check must still refuse.
+    use std::os::unix::fs::PermissionsExt as _;
+    for p in [
+        d.dir.path().to_path_buf(),
+        d.data_dir(),
+        d.data_dir().join("agentwatch.sock"),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let out = Command::new(bin())
+        .args(["session", "kill", &sid, "--yes", "--data-dir"])
+        .arg(d.data_dir())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unprivileged kill succeeded");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        alive(root),
+        "the session was killed by an unprivileged caller"
+    );
+    assert!(responses(&d.events(), &sid).is_empty());
+    assert!(session_cmd(&d, "kill", &sid).status.success());
+    let _ = run.wait();
+}
+
+/// The kill switch: with `[response] enabled = false` nothing is done, and the refusal is
+/// recorded as an event of the session.
+#[test]
+fn kill_switch_refuses_every_action_and_records_it() {
+    require_sensor!();
+    let d = Daemon::start_with(Some("[response]\nenabled = false\n"), &[]).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display();
+    let (mut run, sid) = spawn_session(&d, "t-off", &format!("echo $$ > {w}/root; sleep 1000"));
+    let root = read_pid(&work.path().join("root"));
+    let out = session_cmd(&d, "kill", &sid);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("disabled in the config"), "{err}");
+    assert!(alive(root));
+    let evs = d
+        .wait_for("refusal event", |e| !responses(e, &sid).is_empty())
+        .unwrap();
+    assert!(
+        responses(&evs, &sid)[0]
+            .response
+            .as_ref()
+            .unwrap()
+            .result
+            .starts_with("refused")
+    );
+    // SAFETY: kill(2) on a process this test started.
+    unsafe { libc::kill(root as i32, libc::SIGKILL) };
+    let _ = run.wait();
+}
