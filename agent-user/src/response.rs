@@ -25,6 +25,8 @@ pub enum Verb {
     KillSession,
     FreezeSession,
     ThawSession,
+    /// A rule's `deny`.
+    Deny,
 }
 
 impl Verb {
@@ -35,6 +37,7 @@ impl Verb {
             Verb::KillSession => "kill_session",
             Verb::FreezeSession => "freeze_session",
             Verb::ThawSession => "thaw_session",
+            Verb::Deny => "deny",
         }
     }
 }

@@ -18,6 +18,8 @@ use agent_model::decode::decode;
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
 
+mod rule_actions;
+
 use crate::capture::Capture;
 use crate::config::Config;
 use crate::iopair::IoPairs;
@@ -113,6 +115,8 @@ pub struct SourceLoop {
     drained_ends: Vec<usize>,
     /// Session cgroups and response actions.
     responder: Responder,
+    /// Per-rule rate limits of rule-driven actions.
+    rate: rule_actions::RateLimits,
 }
 
 /// How long a submitted io_uring path operation waits for its completion record.
@@ -213,6 +217,7 @@ impl SourceLoop {
         let responder = Responder::new(cfg.response.clone());
         Ok(SourceLoop {
             responder,
+            rate: Default::default(),
             sensor,
             tracker,
             agents: AgentTable { cfg, extra: vec![] },
@@ -349,6 +354,7 @@ impl SourceLoop {
 
     fn emit(&mut self, ev: Event) {
         self.pipeline.event(ev);
+        self.respond_to_rules();
     }
 
     fn register(&mut self, pid: u32, agent: &str) -> Result<String, String> {
@@ -399,7 +405,24 @@ impl SourceLoop {
         by: &str,
         note: &str,
     ) -> (agent_model::Response, String) {
-        let outcome: Result<usize, String> = if !self.responder.cfg.enabled {
+        self.act_checked(verb, sid, target, dry_run, by, note, None)
+    }
+
+    /// [`SourceLoop::act`], unless `refused` says why not (recorded as the result).
+    #[allow(clippy::too_many_arguments)]
+    fn act_checked(
+        &mut self,
+        verb: Verb,
+        sid: u64,
+        target: Option<(u32, u64)>,
+        dry_run: bool,
+        by: &str,
+        note: &str,
+        refused: Option<String>,
+    ) -> (agent_model::Response, String) {
+        let outcome: Result<usize, String> = if let Some(why) = refused {
+            Err(why)
+        } else if !self.responder.cfg.enabled {
             Err("refused: response actions are disabled in the config (`[response] enabled = false`)".into())
         } else if dry_run {
             Ok(0)
@@ -418,6 +441,9 @@ impl SourceLoop {
                     Some((pid, _)) => Err(format!("pid `{pid}` is not in the session")),
                     None => Err("no offending process".into()),
                 },
+                // Egress is denied in the kernel (cgroup connect programs); an event that
+                // already happened cannot be undone from here.
+                Verb::Deny => Err("`deny` cannot undo an event that already happened".into()),
             }
             .map_err(|e| format!("failed: {e}"))
         };

@@ -288,3 +288,159 @@ fn kill_switch_refuses_every_action_and_records_it() {
     unsafe { libc::kill(root as i32, libc::SIGKILL) };
     let _ = run.wait();
 }
+
+/// A daemon with the shipped policy plus `extra` (one more rules file).
+fn daemon_with_rules(work: &Path, extra: &str) -> Daemon {
+    let rules_dir = work.join("rules");
+    std::fs::create_dir_all(&rules_dir).unwrap();
+    for (name, text) in rules::DEFAULT_POLICY {
+        std::fs::write(rules_dir.join(name), text).unwrap();
+    }
+    std::fs::write(rules_dir.join("zz-response.toml"), extra).unwrap();
+    Daemon::start_with(None, &["--rules", rules_dir.to_str().unwrap()]).unwrap()
+}
+
+fn trip_rule(id: &str, path: &Path, action: &str, more: &str) -> String {
+    format!(
+        "[[rule]]\nid = \"{id}\"\ndescription = \"trip\"\nkinds = [\"file.open\"]\n\
+         severity = \"high\"\noutput = \"{{file.path}} {{process.pid}}\"\n\
+         condition = {{ field = \"file.path\", prefix = \"{}\" }}\naction = \"{action}\"\n{more}\n",
+        path.display()
+    )
+}
+
+/// A rule in dry run (the config's default) only records; the same session then trips an
+/// enforcing `kill_session` rule and dies whole, each action recorded with its rule and result.
+#[test]
+fn rule_actions_dry_run_records_and_enforce_kills_the_session() {
+    require_sensor!();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::write(w.join("trip-dry"), "x").unwrap();
+    std::fs::write(w.join("trip-enforce"), "x").unwrap();
+    let policy = trip_rule("t.dry", &w.join("trip-dry"), "kill_session", "")
+        + &trip_rule(
+            "t.enforce",
+            &w.join("trip-enforce"),
+            "kill_session",
+            "mode = \"enforce\"",
+        );
+    let d = daemon_with_rules(w, &policy);
+    let wd = w.display();
+    let script = format!(
+        "sleep 1000 & echo $! > {wd}/child; cat {wd}/trip-dry; \
+         while [ ! -e {wd}/go ]; do sleep 0.05; done; cat {wd}/trip-enforce; sleep 1000"
+    );
+    let (mut run, sid) = spawn_session(&d, "t-rules", &script);
+    let child = read_pid(&w.join("child"));
+    let evs = d
+        .wait_for("the dry-run action", |e| !responses(e, &sid).is_empty())
+        .unwrap();
+    let r = responses(&evs, &sid)[0].response.clone().unwrap();
+    assert_eq!(
+        (
+            r.action.as_str(),
+            r.mode.as_str(),
+            r.by.as_str(),
+            r.result.as_str()
+        ),
+        ("kill_session", "dry_run", "rule:t.dry", "dry_run")
+    );
+    assert!(r.note.starts_with("alert "), "{r:?}");
+    d.settle();
+    assert!(alive(child), "a dry run must not kill anything");
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "a dry run must not kill anything"
+    );
+    std::fs::write(w.join("go"), "").unwrap();
+    let evs = d
+        .wait_for("the enforced action", |e| responses(e, &sid).len() >= 2)
+        .unwrap();
+    let r = responses(&evs, &sid)[1].response.clone().unwrap();
+    assert_eq!(
+        (
+            r.action.as_str(),
+            r.mode.as_str(),
+            r.by.as_str(),
+            r.result.as_str()
+        ),
+        ("kill_session", "enforce", "rule:t.enforce", "done")
+    );
+    let t0 = Instant::now();
+    while run.try_wait().unwrap().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "session root survived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(child), "a session child survived kill_session");
+}
+
+/// `kill` hits only the process that tripped the rule, and a rule's rate limit refuses the
+/// action past its budget (recorded as refused, the process left alone).
+#[test]
+fn rule_kill_hits_the_offender_only_within_the_rate_limit() {
+    require_sensor!();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::write(w.join("trip-kill"), "x").unwrap();
+    let policy = trip_rule(
+        "t.kill",
+        &w.join("trip-kill"),
+        "kill",
+        "mode = \"enforce\"\nrate_limit = \"1/1m\"",
+    );
+    let d = daemon_with_rules(w, &policy);
+    let wd = w.display();
+    let script = format!(
+        "sleep 1000 & echo $! > {wd}/bystander; \
+         sh -c 'echo $$ > {wd}/p1; exec 3< {wd}/trip-kill; exec sleep 1000' & \
+         while [ ! -e {wd}/go ]; do sleep 0.05; done; \
+         sh -c 'echo $$ > {wd}/p2; exec 3< {wd}/trip-kill; exec sleep 1000' & sleep 1000"
+    );
+    let (mut run, sid) = spawn_session(&d, "t-rate", &script);
+    let bystander = read_pid(&w.join("bystander"));
+    let p1 = read_pid(&w.join("p1"));
+    let evs = d
+        .wait_for("the first kill", |e| !responses(e, &sid).is_empty())
+        .unwrap();
+    let r = responses(&evs, &sid)[0].response.clone().unwrap();
+    assert_eq!(
+        (r.action.as_str(), r.result.as_str()),
+        ("kill", "done"),
+        "{r:?}"
+    );
+    assert_eq!(responses(&evs, &sid)[0].process.pid, p1);
+    let t0 = Instant::now();
+    while alive(p1) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the offender survived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(w.join("go"), "").unwrap();
+    let p2 = read_pid(&w.join("p2"));
+    let evs = d
+        .wait_for("the refused kill", |e| responses(e, &sid).len() >= 2)
+        .unwrap();
+    let r = responses(&evs, &sid)[1].response.clone().unwrap();
+    assert!(r.result.starts_with("refused: rate limit"), "{r:?}");
+    d.settle();
+    assert!(alive(p2), "an action over the rate limit was carried out");
+    assert!(
+        alive(bystander),
+        "kill hit a process that did not trip the rule"
+    );
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "kill hit the session root"
+    );
+    for p in [p2, bystander] {
+        // SAFETY: test cleanup of our own children.
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+    }
+    let _ = run.kill();
+}

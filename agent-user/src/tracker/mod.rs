@@ -141,6 +141,11 @@ impl Tracker {
         Timestamp(boot_ns as i64 + self.boot_offset)
     }
 
+    /// The inverse of [`Tracker::ts`]: ns since boot of an event time.
+    pub fn boot_ns_of(&self, t: Timestamp) -> u64 {
+        (t.0 - self.boot_offset).max(0) as u64
+    }
+
     /// A user-space-created session (registration or /proc seeding).
     pub fn open_session(&mut self, id: u64, agent: &str, mut root: Proc) -> Event {
         root.args_redacted = self.redactor.redact(&mut root.args);
