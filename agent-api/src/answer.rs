@@ -128,6 +128,23 @@ impl HookAnswer {
     }
 }
 
+/// The answer to `respond`: what was done (also recorded as a `response.action` event).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Responded {
+    pub session: String,
+    /// `kill_session`, `freeze_session` or `thaw_session`.
+    pub action: String,
+    /// `enforce` (manual actions are never dry runs).
+    pub mode: String,
+    /// `done`.
+    pub result: String,
+    /// Processes signalled, frozen or thawed.
+    pub processes: u64,
+    /// The id of the `response.action` event that records it.
+    pub event: String,
+}
+
 /// The answer to `status`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -335,6 +352,8 @@ pub enum Answer {
     /// The answer to `triage`, and the first line of a `subscribe` stream.
     Done(Done),
     Hook(HookAnswer),
+    /// The answer to `respond`.
+    Responded(Responded),
 }
 
 fn read_as<T: DeserializeOwned>(
@@ -358,6 +377,7 @@ impl Answer {
             R::Session { .. } => read_as(line, |d| Answer::Session(Box::new(d))),
             R::Subscribe { .. } | R::Triage { .. } => read_as(line, Answer::Done),
             R::Hook { .. } => read_as(line, Answer::Hook),
+            R::Respond { .. } => read_as(line, Answer::Responded),
         }
     }
 }

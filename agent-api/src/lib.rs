@@ -18,14 +18,14 @@ mod stream;
 
 pub use answer::{
     AlertList, Answer, Done, HookAnswer, IntegrityStatus, LiveSession, OfflineStatus, PolicyHealth,
-    PolicyStatus, Registered, Reply, RuleStatus, RulesListing, SearchResults, SessionList, Status,
-    StoreStats, StoreStatus,
+    PolicyStatus, Registered, Reply, Responded, RuleStatus, RulesListing, SearchResults,
+    SessionList, Status, StoreStats, StoreStatus,
 };
 pub use client::Client;
 pub use hit::{
     Aggregation, Hit, Item, ProcessNode, SessionDetail, SessionSummary, TriageEntry, TriageState,
 };
-pub use request::{DEFAULT_LIMIT, Request};
+pub use request::{DEFAULT_LIMIT, Request, SessionAction};
 pub use stream::StreamItem;
 
 /// The one error type of the API client.

@@ -78,6 +78,38 @@ pub enum Request {
         agent: String,
         payload: serde_json::Value,
     },
+    /// Act on a live session: `kill`, `freeze` or `thaw` it, with a note. Only root and the
+    /// daemon's uid may ask; the action is recorded as a `response.action` event of the session
+    /// with the caller's uid. Answer: [`Responded`](crate::Responded).
+    Respond {
+        session: String,
+        action: SessionAction,
+        #[serde(default)]
+        note: String,
+    },
+}
+
+/// What `respond` does to a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionAction {
+    /// SIGKILL every process of the session (`cgroup.kill`, then each pid until none is left).
+    Kill,
+    /// Stop every process of the session at once (cgroup v2 freezer).
+    Freeze,
+    /// Resume a frozen session.
+    Thaw,
+}
+
+impl SessionAction {
+    /// The name on the wire and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionAction::Kill => "kill",
+            SessionAction::Freeze => "freeze",
+            SessionAction::Thaw => "thaw",
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -102,11 +134,12 @@ impl Request {
             Request::Session { .. } => "session",
             Request::Triage { .. } => "triage",
             Request::Hook { .. } => "hook",
+            Request::Respond { .. } => "respond",
         }
     }
 
     /// Every op, in the order of the variants (and of the protocol's documentation).
-    pub const OPS: [&'static str; 10] = [
+    pub const OPS: [&'static str; 11] = [
         "register",
         "status",
         "subscribe",
@@ -117,6 +150,7 @@ impl Request {
         "session",
         "triage",
         "hook",
+        "respond",
     ];
 
     /// A triage change.
@@ -212,6 +246,11 @@ mod tests {
             Request::Hook {
                 agent: "claude-code".into(),
                 payload: serde_json::json!({"hook_event_name": "PreToolUse"}),
+            },
+            Request::Respond {
+                session: "s".into(),
+                action: SessionAction::Freeze,
+                note: "look first".into(),
             },
         ];
         for (r, op) in all.iter().zip(Request::OPS) {

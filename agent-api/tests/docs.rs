@@ -3,8 +3,8 @@
 //! send), and every op of [`Request`] has a row in the table and a section with examples.
 
 use agent_api::{
-    AlertList, Done, HookAnswer, OfflineStatus, Registered, Reply, Request, RulesListing,
-    SearchResults, SessionDetail, SessionList, Status, StreamItem,
+    AlertList, Done, HookAnswer, OfflineStatus, Registered, Reply, Request, Responded,
+    RulesListing, SearchResults, SessionDetail, SessionList, Status, StreamItem,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -110,6 +110,7 @@ fn every_example_parses_into_its_type_and_writes_back_unchanged() {
             ("sessions", "answer") => ok::<SessionList>(ex),
             ("session", "answer") => ok::<SessionDetail>(ex),
             ("hook", "answer") => ok::<HookAnswer>(ex),
+            ("respond", "answer") => ok::<Responded>(ex),
             (_, "error") => {
                 assert!(
                     matches!(round_trip::<Reply<Done>>(ex), Reply::Err(_)),

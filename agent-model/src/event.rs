@@ -80,6 +80,8 @@ pub enum Kind {
     SessionStart,
     #[serde(rename = "session.end")]
     SessionEnd,
+    #[serde(rename = "response.action")]
+    ResponseAction,
     #[serde(rename = "agent.prompt")]
     AgentPrompt,
     #[serde(rename = "agent.tool_call")]
@@ -92,7 +94,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in id order.
-    pub const ALL: [Kind; 37] = [
+    pub const ALL: [Kind; 38] = [
         Kind::ProcessExec,
         Kind::ProcessExit,
         Kind::ProcessFork,
@@ -126,6 +128,7 @@ impl Kind {
         Kind::MonitorStart,
         Kind::SessionStart,
         Kind::SessionEnd,
+        Kind::ResponseAction,
         Kind::AgentPrompt,
         Kind::AgentToolCall,
         Kind::AgentToolResult,
@@ -169,6 +172,7 @@ impl Kind {
             Kind::MonitorStart => 901,
             Kind::SessionStart => 910,
             Kind::SessionEnd => 911,
+            Kind::ResponseAction => 920,
             Kind::AgentPrompt => 950,
             Kind::AgentToolCall => 951,
             Kind::AgentToolResult => 952,
@@ -213,6 +217,7 @@ impl Kind {
             Kind::MonitorStart => "monitor.start",
             Kind::SessionStart => "session.start",
             Kind::SessionEnd => "session.end",
+            Kind::ResponseAction => "response.action",
             Kind::AgentPrompt => "agent.prompt",
             Kind::AgentToolCall => "agent.tool_call",
             Kind::AgentToolResult => "agent.tool_result",
@@ -581,6 +586,26 @@ pub struct Intent {
     pub undeclared: bool,
 }
 
+/// A response action taken (or, in a dry run, that would have been taken) on a session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Response {
+    /// `kill`, `kill_session`, `freeze_session`, `thaw_session` or `deny`.
+    pub action: String,
+    /// `enforce` or `dry_run`.
+    pub mode: String,
+    /// Who asked: `uid:N` for a manual action, `rule:ID` for a rule's.
+    pub by: String,
+    /// What happened: `done`, `dry_run`, `refused: ...` or `failed: ...`.
+    pub result: String,
+    /// The responder's note, or the alert that triggered it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// Processes signalled or frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
+}
+
 /// One observed event, enriched with agent, session and ancestry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -618,6 +643,8 @@ pub struct Event {
     pub op: Option<Op>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Intent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Response>,
 }
 
 /// `Kind` wrapped so `Event::default()` exists (defaults to `monitor.start`).

@@ -170,6 +170,12 @@ fields! {
     IntentReason => "intent.reason", Str, [AgentPrompt, AgentToolCall], "why the hook was denied (the deny rule's output)";
     IntentRedacted => "intent.redacted", Bool, [AgentPrompt, AgentToolCall, AgentToolResult], "agent text was masked as a secret or cut at its bound";
     IntentUndeclared => "intent.undeclared", Bool, [], "on kernel events: the agent reports its tool calls and no call in progress explains this (a process started outside every call, or a job a call left behind); never the agent process itself";
+    ResponseActionName => "response.action", Str, [ResponseAction], "`kill`, `kill_session`, `freeze_session`, `thaw_session` or `deny`";
+    ResponseMode => "response.mode", Str, [ResponseAction], "`enforce` or `dry_run` (recorded, nothing done)";
+    ResponseBy => "response.by", Str, [ResponseAction], "who acted: `uid:N` (manual) or `rule:ID`";
+    ResponseResult => "response.result", Str, [ResponseAction], "`done`, `dry_run`, `refused: why` or `failed: why`";
+    ResponseNote => "response.note", Str, [ResponseAction], "the responder's note or the triggering alert";
+    ResponseProcesses => "response.processes", Int, [ResponseAction], "processes signalled or frozen";
 }
 
 /// Fields computed from other fields when read (never stored or serialized): the rules can test
@@ -353,6 +359,12 @@ impl Event {
             F::IntentReason => Value::Str(Cow::Borrowed(self.intent.as_ref()?.reason.as_deref()?)),
             F::IntentRedacted => Value::Bool(self.intent.as_ref()?.redacted),
             F::IntentUndeclared => Value::Bool(self.intent.as_ref().is_some_and(|i| i.undeclared)),
+            F::ResponseActionName => Value::Str(Cow::Borrowed(&self.response.as_ref()?.action)),
+            F::ResponseMode => Value::Str(Cow::Borrowed(&self.response.as_ref()?.mode)),
+            F::ResponseBy => Value::Str(Cow::Borrowed(&self.response.as_ref()?.by)),
+            F::ResponseResult => Value::Str(Cow::Borrowed(&self.response.as_ref()?.result)),
+            F::ResponseNote => Value::Str(Cow::Borrowed(&self.response.as_ref()?.note)),
+            F::ResponseProcesses => Value::Int(self.response.as_ref()?.processes? as i64),
         })
     }
 }

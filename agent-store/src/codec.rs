@@ -16,7 +16,7 @@
 //!
 //! ```text
 //! payload  = version u8 (3), then the fields of Event in declaration order (still read:
-//!            version 2 lacks `intent`; version 1 also lacks the file's `path_arg`, `target_arg`,
+//!            version 2 lacks `intent` and `response`; version 1 also lacks the file's `path_arg`, `target_arg`,
 //!            `atime`, `mtime` and `op.object_id`)
 //! integers = LEB128 varints (signed ones zigzag); times = i64 little endian
 //! bytes    = varint length, then the bytes (strings are UTF-8, checked on decode)
@@ -28,7 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_model::{
     AgentRef, BStr, Dns, Event, Exit, File, Intent, Kind, KindField, Monitor, Net, Op, Parent,
-    Priv, Process, SessionRef, Target, Timestamp,
+    Priv, Process, Response, SessionRef, Target, Timestamp,
 };
 
 /// Version byte at the start of every encoded event.
@@ -61,6 +61,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         target,
         op,
         intent,
+        response,
     } = e;
     let w = &mut Enc(buf);
     w.0.push(VERSION);
@@ -134,6 +135,23 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
     });
     w.opt(op, Enc::op);
     w.opt(intent, Enc::intent);
+    w.opt(
+        response,
+        |w,
+         Response {
+             action,
+             mode,
+             by,
+             result,
+             note,
+             processes,
+         }| {
+            for v in [action, mode, by, result, note] {
+                w.str(v);
+            }
+            w.opt_u(*processes);
+        },
+    );
 }
 
 struct Enc<'a>(&'a mut Vec<u8>);
@@ -397,6 +415,7 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         target,
         op,
         intent,
+        response,
     } = e;
     let r = &mut Dec { b, pos: 0, v: 0 };
     r.v = r.byte()?;
@@ -475,8 +494,27 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
     r.opt(op, Dec::op)?;
     if r.v >= 3 {
         r.opt(intent, Dec::intent)?;
+        r.opt(
+            response,
+            |r,
+             Response {
+                 action,
+                 mode,
+                 by,
+                 result,
+                 note,
+                 processes,
+             }| {
+                for v in [action, mode, by, result, note] {
+                    r.str(v)?;
+                }
+                *processes = r.opt_copy(Dec::u)?;
+                Ok(())
+            },
+        )?;
     } else {
         *intent = None;
+        *response = None;
     }
     if r.pos != b.len() {
         return Err(DecodeError);
@@ -929,16 +967,27 @@ mod tests {
                 redacted: true,
                 undeclared: true,
             }),
+            response: Some(Response {
+                action: "kill_session".into(),
+                mode: "dry_run".into(),
+                by: "rule:x".into(),
+                result: "dry_run".into(),
+                note: "n".into(),
+                processes: Some(3),
+            }),
         }
     }
 
-    /// Version 2 records (written before `intent` existed) end after `op` and still decode.
+    /// Version 2 records (written before `intent` and `response` existed) end after `op` and
+    /// still decode.
     #[test]
     fn a_version_2_event_still_decodes() {
         let mut e = full_event();
         e.intent = None;
+        e.response = None;
         let mut buf = Vec::new();
         encode_event(&mut buf, &e);
+        assert_eq!(buf.pop(), Some(0), "an absent response is one 0 byte");
         assert_eq!(buf.pop(), Some(0), "an absent intent is one 0 byte");
         buf[0] = 2;
         assert_eq!(decode_event(&buf).unwrap(), e);
@@ -946,7 +995,7 @@ mod tests {
         assert_eq!(
             decode_event(&buf),
             Err(DecodeError),
-            "version 3 needs the intent byte"
+            "version 3 needs the intent and response bytes"
         );
     }
 

@@ -134,9 +134,11 @@ fn ocsf_event(e: &Event, raw: &str) -> Value {
             (1007, "Process Activity", 1, 99, "Other")
         }
         Kind::KernelBpf | Kind::KernelModule => (1002, "Kernel Extension Activity", 1, 1, "Load"),
-        Kind::MonitorLoss | Kind::MonitorStart | Kind::SessionStart | Kind::SessionEnd => {
-            (0, "Base Event", 0, 99, "Other")
-        }
+        Kind::MonitorLoss
+        | Kind::MonitorStart
+        | Kind::SessionStart
+        | Kind::SessionEnd
+        | Kind::ResponseAction => (0, "Base Event", 0, 99, "Other"),
         // What the agent said it did (its hooks); OCSF has no agent-intent class yet.
         Kind::AgentPrompt | Kind::AgentToolCall | Kind::AgentToolResult | Kind::AgentSession => {
             (0, "Base Event", 0, 99, "Other")

@@ -15,7 +15,7 @@ use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnal
 use crate::TriageEntry;
 
 /// Schema version, recorded in every commit payload. A different version means a rebuild.
-pub(crate) const SCHEMA_VERSION: u32 = 4;
+pub(crate) const SCHEMA_VERSION: u32 = 5;
 /// Keyword values longer than this are indexed by their first bytes (the spool keeps them whole).
 pub(crate) const MAX_KEYWORD: usize = 1024;
 /// Name of the tokenizer of text fields.
@@ -153,6 +153,13 @@ pub const SPECS: &[FieldSpec] = &[
     f("intent.decision", C::Keyword, false),
     f("intent.reason", C::Text, false),
     f("intent.redacted", C::Bool, false),
+    f("intent.undeclared", C::Bool, false),
+    f("response.action", C::Keyword, false),
+    f("response.mode", C::Keyword, false),
+    f("response.by", C::Keyword, false),
+    f("response.result", C::Text, false),
+    f("response.note", C::Text, false),
+    f("response.processes", C::U64, false),
     // Alerts.
     f("rule", C::Keyword, true),
     f("severity", C::Keyword, true),
@@ -621,6 +628,19 @@ impl Fields {
             if x.redacted {
                 d.add_bool(fid!(self, "intent.redacted"), true);
             }
+            if x.undeclared {
+                d.add_bool(fid!(self, "intent.undeclared"), true);
+            }
+        }
+        if let Some(r) = &e.response {
+            kw(&mut d, fid!(self, "response.action"), &r.action);
+            kw(&mut d, fid!(self, "response.mode"), &r.mode);
+            kw(&mut d, fid!(self, "response.by"), &r.by);
+            d.add_text(fid!(self, "response.result"), clip(&r.result));
+            if !r.note.is_empty() {
+                d.add_text(fid!(self, "response.note"), clip(&r.note));
+            }
+            u(&mut d, fid!(self, "response.processes"), r.processes);
         }
         if !text.is_empty() {
             d.add_text(self.text, text);

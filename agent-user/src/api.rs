@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use agent_api::{Done, HookAnswer, Registered, Reply, Request, StreamItem};
+use agent_api::{
+    Done, HookAnswer, Registered, Reply, Request, Responded, SessionAction, StreamItem,
+};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
@@ -21,6 +23,7 @@ use tokio::sync::broadcast;
 
 use crate::pipeline::LiveItem;
 use crate::query;
+use crate::response::Verb;
 use crate::source::Command;
 
 const NO_STORE: &str = "the daemon runs without a store";
@@ -233,6 +236,36 @@ impl Api {
                 }
                 Request::Hook { payload, .. } => {
                     let reply = self.hook(&cred, payload).await?;
+                    write_line(&mut w, &reply).await?;
+                }
+                Request::Respond {
+                    session,
+                    action,
+                    note,
+                } => {
+                    // Checked again here, whatever the connection check above becomes: only
+                    // root and the daemon's uid may act on a session.
+                    let reply: Reply<Responded> = if cred.uid() != 0 && cred.uid() != me {
+                        Reply::err(format!(
+                            "uid `{}` may not act on sessions (root or the daemon's uid only)",
+                            cred.uid()
+                        ))
+                    } else {
+                        let verb = match action {
+                            SessionAction::Kill => Verb::KillSession,
+                            SessionAction::Freeze => Verb::FreezeSession,
+                            SessionAction::Thaw => Verb::ThawSession,
+                        };
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        self.send(Command::Respond {
+                            verb,
+                            session,
+                            note,
+                            by: format!("uid:{}", cred.uid()),
+                            reply: tx,
+                        })?;
+                        rx.await?.into()
+                    };
                     write_line(&mut w, &reply).await?;
                 }
                 Request::Triage {

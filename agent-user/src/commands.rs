@@ -1,5 +1,6 @@
 //! The client commands that talk to a running daemon over its socket and are not read-only
-//! queries: `run` (register a session, then exec the agent), `status` and `events`, and the
+//! queries: `run` (register a session, then exec the agent), `status`, `events` and `session
+//! kill|freeze|thaw` (response), and the
 //! connection arguments every client command shares.
 //!
 //! The read-only query commands (search, alerts, sessions, export, tui) live in [`crate::cli`].
@@ -11,7 +12,7 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use agent_api::{Client, Done, Registered, Reply, Request, Status};
+use agent_api::{Client, Done, Registered, Reply, Request, Responded, SessionAction, Status};
 use anyhow::{Result, anyhow};
 
 use crate::{BadInput, cli};
@@ -116,6 +117,68 @@ pub fn run(
         .env("AGENTWATCH_SESSION", &session)
         .exec();
     Err(BadInput(anyhow!("cannot run `{}`: {err}", cmd[0].to_string_lossy())).into())
+}
+
+/// `agentwatch session kill|freeze|thaw ID`: ask on a terminal unless `yes`, then ask the
+/// daemon, which records the action as an event of the session.
+pub fn respond(
+    conn: &Conn,
+    action: &str,
+    session: &str,
+    note: String,
+    yes: bool,
+    as_json: bool,
+) -> Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    let action = match action {
+        "kill" => SessionAction::Kill,
+        "freeze" => SessionAction::Freeze,
+        "thaw" => SessionAction::Thaw,
+        other => {
+            return Err(BadInput(anyhow!(
+                "unknown session action `{other}`; expected `kill`, `freeze` or `thaw` (or only a session id)"
+            ))
+            .into());
+        }
+    };
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(BadInput(anyhow!(
+                "`session {}` needs confirmation: run it on a terminal or pass `--yes`",
+                action.name()
+            ))
+            .into());
+        }
+        eprint!(
+            "{} every process of session {session}? type `yes` to confirm: ",
+            action.name()
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            eprintln!("agentwatch: not confirmed, nothing done");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let mut c = Client::connect(&conn.socket())?;
+    let r: Responded = c
+        .call(&Request::Respond {
+            session: session.to_owned(),
+            action,
+            note,
+        })
+        .map_err(|e| anyhow!("daemon refused: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        cli::json_line(&mut out, &Reply::Ok(&r))?;
+    } else {
+        writeln!(
+            out,
+            "{} session {}: {} ({} processes; event {})",
+            r.action, r.session, r.result, r.processes, r.event
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {

@@ -36,6 +36,7 @@ struct RawConfig {
     redact: RawRedact,
     #[serde(default)]
     hooks: RawHooks,
+    response: RawResponse,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -65,6 +66,31 @@ impl Default for HooksConfig {
             socket: PathBuf::from(DEFAULT_HOOK_SOCKET),
             fail_closed: false,
             timeout_ms: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawResponse {
+    enabled: Option<bool>,
+    default_mode: Option<String>,
+}
+
+/// The `[response]` section: the kill switch and the mode of rules that name none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseConfig {
+    /// `false` disables every action, manual or automatic (each is still recorded, refused).
+    pub enabled: bool,
+    /// `true`: rule actions without a `mode` only record what they would have done.
+    pub default_dry_run: bool,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        ResponseConfig {
+            enabled: true,
+            default_dry_run: true,
         }
     }
 }
@@ -140,6 +166,8 @@ pub struct Config {
     /// `[daemon] mark`: the high-water mark file (default: see `protect::default_mark_path`).
     pub mark: Option<PathBuf>,
     pub hooks: HooksConfig,
+    /// `[response]`: automatic and manual response actions.
+    pub response: ResponseConfig,
 }
 
 impl Config {
@@ -392,9 +420,24 @@ impl Config {
             }
             hooks.timeout_ms = ms;
         }
+        let default_dry_run = match raw.response.default_mode.as_deref() {
+            None | Some("dry_run") => true,
+            Some("enforce") => false,
+            Some(m) => {
+                return Err(err(
+                    locate(text, m),
+                    format!("unknown response mode `{m}`; expected `enforce` or `dry_run`"),
+                ));
+            }
+        };
+        let response = ResponseConfig {
+            enabled: raw.response.enabled.unwrap_or(true),
+            default_dry_run,
+        };
         Ok(Config {
             hooks,
             origin: origin.to_owned(),
+            response,
             agents,
             ringbuf_bytes,
             flow_report_secs,
@@ -409,6 +452,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_section_kill_switch_and_mode() {
+        let c = Config::parse("c.toml", "").unwrap();
+        assert_eq!(c.response, ResponseConfig::default());
+        assert!(c.response.default_dry_run, "dry run is the default");
+        let c = Config::parse(
+            "c.toml",
+            "[response]\nenabled = false\ndefault_mode = \"enforce\"\n",
+        )
+        .unwrap();
+        assert!(!c.response.enabled);
+        assert!(!c.response.default_dry_run);
+        let e = Config::parse("c.toml", "[response]\ndefault_mode = \"kill\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("c.toml:2:"), "{e}");
+        assert!(e.to_string().contains("`kill`"), "{e}");
+    }
 
     #[test]
     fn builtin_config_is_valid() {

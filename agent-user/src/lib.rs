@@ -25,6 +25,7 @@ pub mod protect;
 pub mod query;
 pub mod redact;
 pub mod reload;
+pub mod response;
 pub mod source;
 pub mod tracker;
 

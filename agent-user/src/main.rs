@@ -164,9 +164,21 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// One session: its process tree and its timeline with alerts placed on it.
+    /// One session: its process tree and its timeline with alerts placed on it; or act on a live
+    /// session: `session kill ID` (SIGKILL every process of it), `session freeze ID` (stop them
+    /// all at once, cgroup v2 freezer), `session thaw ID` (resume). Actions need root or the
+    /// daemon's uid, ask for confirmation on a terminal unless `--yes`, and are recorded as
+    /// `response.action` events of the session.
     Session {
-        id: String,
+        /// `ID`, or `kill ID`, `freeze ID`, `thaw ID`.
+        #[arg(value_name = "[ACTION] ID", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// Note recorded with an action (why it was taken).
+        #[arg(long)]
+        note: Option<String>,
+        /// Act without asking for confirmation.
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         conn: Conn,
         #[arg(long)]
@@ -453,12 +465,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Request::Sessions { since },
             json,
         ),
-        Cmd::Session { id, conn, json } => cli::read(
-            &conn.socket(),
-            &conn.data_dir,
-            Request::Session { id },
+        Cmd::Session {
+            args,
+            note,
+            yes,
+            conn,
             json,
-        ),
+        } => match args.as_slice() {
+            [id] => cli::read(
+                &conn.socket(),
+                &conn.data_dir,
+                Request::Session { id: id.clone() },
+                json,
+            ),
+            [action, id] => {
+                commands::respond(&conn, action, id, note.unwrap_or_default(), yes, json)
+            }
+            _ => unreachable!("clap takes one or two values"),
+        },
         Cmd::Export {
             conn,
             evidence: Some(session),

@@ -54,6 +54,20 @@ pub struct Pipeline {
     last_loss: Option<Timestamp>,
     /// Time of the newest alert of each rule.
     last_hit: std::collections::HashMap<String, Timestamp>,
+    /// Alerts of rules with an `action`, for the sensor loop's responder (`take_triggered`).
+    triggered: Vec<Triggered>,
+}
+
+/// An alert whose rule asks for a response action.
+#[derive(Debug, Clone)]
+pub struct Triggered {
+    pub rule: String,
+    pub alert_id: String,
+    /// The alert's session (16 hex digits); rules never act outside sessions.
+    pub session: Option<String>,
+    /// The process of the event that fired the rule (pid, start), when one event did.
+    pub target: Option<(u32, Timestamp)>,
+    pub response: rules::RuleResponse,
 }
 
 pub struct Outputs<'a> {
@@ -92,6 +106,7 @@ impl Pipeline {
             alerts: 0,
             last_loss: None,
             last_hit: std::collections::HashMap::new(),
+            triggered: Vec::new(),
         })
     }
 
@@ -129,9 +144,10 @@ impl Pipeline {
             }
         }
         // No subscriber is not an error.
+        let target = (ev.process.pid != 0).then_some((ev.process.pid, ev.process.start));
         let _ = self.live.send(Arc::new(LiveItem::Event(Box::new(ev))));
         for a in alerts {
-            self.alert(a);
+            self.alert_about(a, target);
         }
     }
 
@@ -140,7 +156,33 @@ impl Pipeline {
         self.engine.deny_verdict(ev)
     }
 
-    pub fn alert(&mut self, mut a: Alert) {
+    /// Alerts of rules with an `action` since the last call, oldest first.
+    pub fn take_triggered(&mut self) -> Vec<Triggered> {
+        std::mem::take(&mut self.triggered)
+    }
+
+    pub fn alert(&mut self, a: Alert) {
+        self.alert_about(a, None)
+    }
+
+    /// Record an alert; `target` is the process of the event that raised it.
+    fn alert_about(&mut self, mut a: Alert, target: Option<(u32, Timestamp)>) {
+        if let Some(response) = self
+            .engine
+            .policy()
+            .rules()
+            .iter()
+            .find(|r| r.id == a.rule)
+            .and_then(|r| r.response.clone())
+        {
+            self.triggered.push(Triggered {
+                rule: a.rule.clone(),
+                alert_id: a.id.clone(),
+                session: a.session.as_ref().map(|s| s.id.clone()),
+                target,
+                response,
+            });
+        }
         if let Some(l) = self.last_loss
             && a.time.0 >= l.0
             && a.time.0 - l.0 <= LOSS_WINDOW_NS

@@ -18,12 +18,15 @@ use agent_model::decode::decode;
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
 
+mod rule_actions;
+
 use crate::capture::Capture;
 use crate::config::Config;
 use crate::integrity::{Finding, Integrity};
 use crate::iopair::IoPairs;
 use crate::loader::Sensor;
 use crate::pipeline::Pipeline;
+use crate::response::{Responder, Verb};
 use crate::tracker::{Action, Agents, Proc, SystemClock, Tracker};
 
 const POLL_MS: i32 = 20;
@@ -47,6 +50,15 @@ pub enum Command {
         pid: u32,
         payload: serde_json::Value,
         reply: tokio::sync::oneshot::Sender<Result<HookAnswer, String>>,
+    },
+    /// A manual response (`agentwatch session kill|freeze|thaw`), from a privileged caller.
+    Respond {
+        verb: Verb,
+        session: String,
+        note: String,
+        /// `uid:N` of the caller.
+        by: String,
+        reply: tokio::sync::oneshot::Sender<Result<agent_api::Responded, String>>,
     },
 }
 
@@ -110,6 +122,10 @@ pub struct SourceLoop {
     drained_ends: Vec<usize>,
     /// Checks of the kernel maps against the daemon's copy (`integrity`).
     integrity: Integrity,
+    /// Session cgroups and response actions.
+    responder: Responder,
+    /// Per-rule rate limits of rule-driven actions.
+    rate: rule_actions::RateLimits,
 }
 
 /// How long a submitted io_uring path operation waits for its completion record.
@@ -207,7 +223,10 @@ impl SourceLoop {
         if let Ok(r) = crate::redact::Redactor::new(&cfg.redact_patterns) {
             tracker.set_redactor(r);
         }
+        let responder = Responder::new(cfg.response.clone());
         Ok(SourceLoop {
+            responder,
+            rate: Default::default(),
             sensor,
             tracker,
             agents: AgentTable { cfg, extra: vec![] },
@@ -345,6 +364,7 @@ impl SourceLoop {
 
     fn emit(&mut self, ev: Event) {
         self.pipeline.event(ev);
+        self.respond_to_rules();
     }
 
     fn register(&mut self, pid: u32, agent: &str) -> Result<String, String> {
@@ -361,6 +381,11 @@ impl SourceLoop {
                 },
             )
             .map_err(|e| format!("{e:#}"))?;
+        // The caller waits for this answer before it execs the agent, so the agent starts in
+        // its session's cgroup.
+        if let Err(e) = self.responder.place(sid, &[pid]) {
+            tracing::warn!(session = %session_id_string(sid), error = %e, "session runs without its own cgroup");
+        }
         let ev = self.tracker.open_session(sid, agent, p);
         self.emit(ev);
         Ok(session_id_string(sid))
@@ -415,6 +440,137 @@ impl SourceLoop {
         };
         self.emit(ev);
         Ok(answer)
+    }
+
+    /// The pids the kernel's session map puts in session `sid`.
+    fn session_pids(
+        sessions: &aya::maps::HashMap<aya::maps::MapData, u32, SessionInfo>,
+        sid: u64,
+    ) -> Vec<u32> {
+        sessions
+            .iter()
+            .flatten()
+            .filter(|(_, i)| i.session_id == sid)
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// Carry out (or, in a dry run, only record) a response action on session `sid`, emit its
+    /// `response.action` event and log it. `target` is the offending process of a `kill`.
+    pub fn act(
+        &mut self,
+        verb: Verb,
+        sid: u64,
+        target: Option<(u32, u64)>,
+        dry_run: bool,
+        by: &str,
+        note: &str,
+    ) -> (agent_model::Response, String) {
+        self.act_checked(verb, sid, target, dry_run, by, note, None)
+    }
+
+    /// [`SourceLoop::act`], unless `refused` says why not (recorded as the result).
+    #[allow(clippy::too_many_arguments)]
+    fn act_checked(
+        &mut self,
+        verb: Verb,
+        sid: u64,
+        target: Option<(u32, u64)>,
+        dry_run: bool,
+        by: &str,
+        note: &str,
+        refused: Option<String>,
+    ) -> (agent_model::Response, String) {
+        let outcome: Result<usize, String> = if let Some(why) = refused {
+            Err(why)
+        } else if !self.responder.cfg.enabled {
+            Err("refused: response actions are disabled in the config (`[response] enabled = false`)".into())
+        } else if dry_run {
+            Ok(0)
+        } else {
+            let sessions = &self.sensor.sessions;
+            let mut pids = || Self::session_pids(sessions, sid);
+            match verb {
+                Verb::FreezeSession => self.responder.freeze(sid, true, &mut pids),
+                Verb::ThawSession => self.responder.freeze(sid, false, &mut pids),
+                Verb::KillSession => self.responder.kill_session(sid, &mut pids),
+                Verb::Kill => match target {
+                    // Only a member of this session, never anything outside it.
+                    Some((pid, start)) if pids().contains(&pid) => {
+                        self.responder.kill_process(pid, start)
+                    }
+                    Some((pid, _)) => Err(format!("pid `{pid}` is not in the session")),
+                    None => Err("no offending process".into()),
+                },
+                // Egress is denied in the kernel (cgroup connect programs); an event that
+                // already happened cannot be undone from here.
+                Verb::Deny => Err("`deny` cannot undo an event that already happened".into()),
+            }
+            .map_err(|e| format!("failed: {e}"))
+        };
+        let (result, processes) = match &outcome {
+            Ok(_) if dry_run && self.responder.cfg.enabled => ("dry_run".to_owned(), None),
+            Ok(n) => ("done".to_owned(), Some(*n as u64)),
+            Err(e) => (e.clone(), None),
+        };
+        let mode = if dry_run { "dry_run" } else { "enforce" };
+        let session = session_id_string(sid);
+        if result == "done" || result == "dry_run" {
+            tracing::warn!(%session, action = verb.name(), mode, by, %result, ?processes, pid = ?target.map(|t| t.0), "response action");
+        } else {
+            tracing::error!(%session, action = verb.name(), mode, by, %result, pid = ?target.map(|t| t.0), "response action not carried out");
+        }
+        let r = agent_model::Response {
+            action: verb.name().to_owned(),
+            mode: mode.to_owned(),
+            by: by.to_owned(),
+            result,
+            note: note.to_owned(),
+            processes,
+        };
+        let subject = match (verb, target) {
+            (Verb::Kill, Some((pid, _))) => pid,
+            _ => self.tracker.sessions.get(&sid).map_or(0, |s| s.root.0),
+        };
+        let ev = self.tracker.response_event(sid, subject, r.clone());
+        let id = ev.id.clone();
+        self.emit(ev);
+        if verb == Verb::KillSession && !dry_run {
+            // Make the kills' exit records (and the session's end) visible before answering.
+            while self.drain() > 0 {}
+        }
+        (r, id)
+    }
+
+    /// A manual action: the session must be live; the answer says what was done.
+    fn respond(
+        &mut self,
+        verb: Verb,
+        session: &str,
+        note: &str,
+        by: &str,
+    ) -> Result<agent_api::Responded, String> {
+        let sid = u64::from_str_radix(session, 16)
+            .ok()
+            .filter(|_| session.len() == 16)
+            .ok_or_else(|| format!("bad session id `{session}`; expected 16 hex digits"))?;
+        if !self.tracker.sessions.contains_key(&sid)
+            && Self::session_pids(&self.sensor.sessions, sid).is_empty()
+        {
+            return Err(format!("no live session `{session}`"));
+        }
+        let (r, event) = self.act(verb, sid, None, false, by, note);
+        if r.result != "done" {
+            return Err(format!("{}; recorded as event `{event}`", r.result));
+        }
+        Ok(agent_api::Responded {
+            session: session.to_owned(),
+            action: r.action,
+            mode: r.mode,
+            result: r.result,
+            processes: r.processes.unwrap_or(0),
+            event,
+        })
     }
 
     fn status(&self) -> Status {
@@ -669,6 +825,13 @@ impl SourceLoop {
                         // A bpf() command reached the daemon's objects: compare the maps now.
                         self.integrity.soon();
                     }
+                    if ev.kind() == Kind::SessionEnd
+                        && let Some(sid) = ev
+                            .session_id()
+                            .and_then(|s| u64::from_str_radix(s, 16).ok())
+                    {
+                        self.responder.end_session(sid);
+                    }
                     self.emit(ev);
                 }
             }
@@ -717,6 +880,15 @@ impl SourceLoop {
                         reply,
                     }) => {
                         let _ = reply.send(self.hook(pid, &payload));
+                    }
+                    Ok(Command::Respond {
+                        verb,
+                        session,
+                        note,
+                        by,
+                        reply,
+                    }) => {
+                        let _ = reply.send(self.respond(verb, &session, &note, &by));
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => break,

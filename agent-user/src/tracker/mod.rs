@@ -155,6 +155,11 @@ impl Tracker {
         Timestamp(boot_ns as i64 + self.boot_offset)
     }
 
+    /// The inverse of [`Tracker::ts`]: ns since boot of an event time.
+    pub fn boot_ns_of(&self, t: Timestamp) -> u64 {
+        (t.0 - self.boot_offset).max(0) as u64
+    }
+
     /// A user-space-created session (registration or /proc seeding).
     pub fn open_session(&mut self, id: u64, agent: &str, mut root: Proc) -> Event {
         root.args_redacted = self.redactor.redact(&mut root.args);
@@ -234,6 +239,16 @@ impl Tracker {
                 Some((p.tgid, p.session, s.agent.clone()))
             })
             .collect()
+    }
+
+    /// A `response.action` event of session `id`, about process `tgid` (the session root for a
+    /// session-wide action).
+    pub fn response_event(&mut self, id: u64, tgid: u32, response: agent_model::Response) -> Event {
+        let now = self.clock.now();
+        let mut ev = self.session_event(Kind::ResponseAction, id, tgid, now, "");
+        ev.monitor = None;
+        ev.response = Some(response);
+        ev
     }
 
     /// Whether the process (tgid, start time) has not exited.

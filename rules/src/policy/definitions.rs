@@ -45,6 +45,13 @@ pub(super) struct RuleDef {
     #[serde(default = "yes")]
     pub(super) enabled: bool,
     pub(super) dedup: Option<Spanned<DedupDef>>,
+    /// Response (see `policy::response`): `alert` (default), `kill`, `kill_session`,
+    /// `freeze_session` or `deny`.
+    pub(super) action: Option<Spanned<String>>,
+    /// `enforce` or `dry_run`; absent: the daemon's default.
+    pub(super) mode: Option<Spanned<String>>,
+    /// `N/DURATION`, e.g. `5/1m`.
+    pub(super) rate_limit: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {

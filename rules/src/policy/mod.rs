@@ -8,7 +8,8 @@
 //!
 //! The submodules, each importing only those before it (unit tests aside):
 //! - `limits`, `source`: the bounds a policy must keep, and a file as bytes;
-//! - `template`, `rule`: output templates and the compiled rule the engine runs;
+//! - `template`, `response`, `rule`: output templates, a rule's response action, and the
+//!   compiled rule the engine runs;
 //! - `definitions`: the serde types a file deserializes into;
 //! - `validate`: checks on files, names, durations, parser messages and contradictions;
 //! - `matchers`: one field test into a compiled matcher;
@@ -22,6 +23,7 @@ mod definitions;
 mod index;
 mod limits;
 mod matchers;
+mod response;
 mod rule;
 mod source;
 mod template;
@@ -34,6 +36,7 @@ use sha2::{Digest, Sha256};
 use crate::error::PolicyErrors;
 
 pub use self::limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_RULES, MAX_THRESHOLD};
+pub use self::response::{Action, DEFAULT_RATE_LIMIT, RuleResponse};
 pub use self::rule::{Per, RuleInfo};
 pub use self::source::Source;
 

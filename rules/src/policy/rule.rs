@@ -7,6 +7,7 @@
 use agent_model::{Field, Kind, Severity};
 use serde::Deserialize;
 
+use super::response::RuleResponse;
 use super::template::Part;
 use crate::cond::Node;
 
@@ -23,6 +24,9 @@ pub struct RuleInfo {
     pub mode: &'static str,
     /// `file:line:col` of the definition.
     pub defined_at: String,
+    /// What the daemon does when the rule fires, besides alerting (`action` not `alert`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<RuleResponse>,
 }
 
 /// Whose events a windowed rule groups together.

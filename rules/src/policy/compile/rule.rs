@@ -14,6 +14,7 @@ use super::window::Shape;
 use crate::error::suggest;
 use crate::policy::definitions::RuleDef;
 use crate::policy::limits::DEFAULT_DEDUP_NS;
+use crate::policy::response::{Action, DEFAULT_RATE_LIMIT, RuleResponse};
 use crate::policy::rule::{Mode, Rule, RuleInfo, kind_bit};
 use crate::policy::template::{Part, parse_template};
 use crate::policy::validate::{check_text, parse_duration, valid_name};
@@ -134,6 +135,7 @@ impl Compiler<'_> {
                 dedup_key = Some(keys);
             }
         }
+        let response = self.compile_response(file, &def, &id);
         if self.errors.len() != n0 {
             return None;
         }
@@ -164,6 +166,7 @@ impl Compiler<'_> {
                 Mode::Sequence { .. } => "sequence",
             },
             defined_at: String::new(),
+            response,
         };
         let rule = Rule {
             id,
@@ -182,5 +185,97 @@ impl Compiler<'_> {
             fingerprint,
         };
         Some((rule, info))
+    }
+}
+
+impl Compiler<'_> {
+    /// The rule's `action`, `mode` and `rate_limit`; `None` for `alert`. The
+    /// response keys without an action are an error: a `mode` that does nothing must not pass
+    /// for protection.
+    fn compile_response(&mut self, file: usize, def: &RuleDef, id: &str) -> Option<RuleResponse> {
+        let action = match &def.action {
+            None => None,
+            Some(a) => match Action::parse(a.get_ref()) {
+                Ok(x) => x,
+                Err(()) => {
+                    self.err(
+                        file,
+                        a.span().start,
+                        format!(
+                            "unknown action `{}`; expected one of `{}`",
+                            a.get_ref().escape_debug(),
+                            Action::NAMES.join("`, `")
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        let Some(action) = action else {
+            for (key, at) in [
+                ("mode", def.mode.as_ref().map(|m| m.span().start)),
+                (
+                    "rate_limit",
+                    def.rate_limit.as_ref().map(|m| m.span().start),
+                ),
+            ] {
+                if let Some(at) = at {
+                    self.err(
+                        file,
+                        at,
+                        format!("rule `{id}` sets `{key}` but its `action` is `alert`"),
+                    );
+                }
+            }
+            return None;
+        };
+        let dry_run = match &def.mode {
+            None => None,
+            Some(m) => match m.get_ref().as_str() {
+                "enforce" => Some(false),
+                "dry_run" => Some(true),
+                other => {
+                    self.err(
+                        file,
+                        m.span().start,
+                        format!(
+                            "unknown mode `{}`; expected `enforce` or `dry_run`",
+                            other.escape_debug()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let (mut limit, mut per_ns) = DEFAULT_RATE_LIMIT;
+        if let Some(r) = &def.rate_limit {
+            let at = r.span().start;
+            let bad = |s: &str| {
+                format!(
+                    "rate limit `{}` is not `COUNT/DURATION` like `5/1m` (COUNT 1 to 1000)",
+                    s.escape_debug()
+                )
+            };
+            match r.get_ref().split_once('/') {
+                Some((n, d)) => {
+                    match n.trim().parse::<u32>() {
+                        Ok(n) if (1..=1000).contains(&n) => limit = n,
+                        _ => self.err(file, at, bad(r.get_ref())),
+                    }
+                    match parse_duration(d) {
+                        Ok(ns) if ns > 0 => per_ns = ns,
+                        Ok(_) => self.err(file, at, bad(r.get_ref())),
+                        Err(e) => self.err(file, at, e),
+                    }
+                }
+                None => self.err(file, at, bad(r.get_ref())),
+            }
+        }
+        Some(RuleResponse {
+            action,
+            dry_run,
+            limit,
+            per_ns,
+        })
     }
 }
