@@ -64,7 +64,10 @@ pub fn attacks() -> Result<Vec<Attack>, String> {
             return Err(format!("attacks.toml: duplicate id `{}`", a.id));
         }
         if !FORMS.contains(&a.form.as_str()) {
-            return Err(format!("attacks.toml: `{}`: unknown form `{}`", a.id, a.form));
+            return Err(format!(
+                "attacks.toml: `{}`: unknown form `{}`",
+                a.id, a.form
+            ));
         }
         if let Some(s) = a
             .sandbox

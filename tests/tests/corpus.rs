@@ -41,8 +41,14 @@ fn build_root() -> tempfile::TempDir {
     };
     w(".ssh/id_rsa", "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE\n");
     w(".ssh/id_rsa.pub", "ssh-ed25519 AAAA fake\n");
-    w(".aws/credentials", "[default]\naws_secret_access_key=FAKE\n");
-    w(".config/gcloud/application_default_credentials.json", "{}\n");
+    w(
+        ".aws/credentials",
+        "[default]\naws_secret_access_key=FAKE\n",
+    );
+    w(
+        ".config/gcloud/application_default_credentials.json",
+        "{}\n",
+    );
     w(".kube/config", "apiVersion: v1\n");
     w(".git-credentials", "https://u:FAKE@example.com\n");
     w(".netrc", "machine example.com password FAKE\n");
@@ -53,6 +59,7 @@ fn build_root() -> tempfile::TempDir {
     w(".password-store/bank.gpg", "x");
     w("vault.kdbx", "x");
     w(".bash_history", "ls\n");
+    w(".python_history", "1+1\n");
     w(".zshrc", "# zsh\n");
     w(".gitconfig", "[user]\nname = a\n");
     w(".config/tool/config.toml", "a = 1\n");
@@ -90,7 +97,14 @@ fn build_root() -> tempfile::TempDir {
     let repo = r.join("repo");
     let git = |args: &[&str]| {
         let st = Command::new("git")
-            .args(["-c", "user.name=a", "-c", "user.email=a@b", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.name=a",
+                "-c",
+                "user.email=a@b",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .current_dir(&repo)
             .env("HOME", &home)
@@ -111,7 +125,7 @@ fn build_root() -> tempfile::TempDir {
 struct Env<'a> {
     root: &'a Path,
     daemon: &'a Daemon,
-    outside: u32,
+    outside: &'a Outside,
 }
 
 impl Env<'_> {
@@ -122,11 +136,14 @@ impl Env<'_> {
         let mut s = String::new();
         s.push_str(&format!(
             "export HOME={r}/home T={r} REPO={r}/repo PY={PY} W={w} ATOMIC='{PY} {c}/atomic.py' \
-             OUTSIDE={o} AWPID={p} AWDATA={data} BIN={r}/bin B={r}/b/{id}\n\
+             OUTSIDE={o} OUTSIDE2={o2} VMPID={o3} VMADDR={addr} AWPID={p} AWDATA={data} BIN={r}/bin B={r}/b/{id}\n\
              mkdir -p $B\n",
             w = workload().display(),
             c = corpus::dir().display(),
-            o = self.outside,
+            o = self.outside.sleep.id(),
+            o2 = self.outside.sleep2.id(),
+            o3 = self.outside.vm.id(),
+            addr = self.outside.vm_addr,
             p = self.daemon.pid(),
             data = self.daemon.data_dir().display(),
         ));
@@ -215,11 +232,21 @@ fn fired(path: &Path) -> BTreeMap<String, BTreeSet<String>> {
     m
 }
 
-struct Outside(std::process::Child);
+/// Processes outside every session, for the scenarios that reach across (ptrace, environ,
+/// process memory); one per scenario that attaches, so parallel scenarios do not race.
+struct Outside {
+    sleep: std::process::Child,
+    sleep2: std::process::Child,
+    vm: std::process::Child,
+    vm_addr: usize,
+}
+
 impl Drop for Outside {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        for c in [&mut self.sleep, &mut self.sleep2, &mut self.vm] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -227,13 +254,31 @@ fn setup() -> (tempfile::TempDir, PathBuf, Daemon, Outside) {
     let root = build_root();
     let alerts = root.path().join("alerts.jsonl");
     let d = Daemon::start_with(None, &["--alerts-jsonl", alerts.to_str().unwrap()]).unwrap();
-    let outside = Outside(
+    let sleep = || {
         Command::new("/bin/sleep")
             .arg("300")
             .env("SECRET_TOKEN", "FAKE")
             .spawn()
-            .unwrap(),
-    );
+            .unwrap()
+    };
+    let mut vm = Command::new(workload())
+        .args(["vm-target", "300"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(vm.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let vm_addr = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let outside = Outside {
+        sleep: sleep(),
+        sleep2: sleep(),
+        vm,
+        vm_addr,
+    };
     (root, alerts, d, outside)
 }
 
@@ -293,17 +338,21 @@ fn every_attack_scenario_raises_its_rules_and_benign_work_stays_quiet() {
     let env = Env {
         root: root.path(),
         daemon: &d,
-        outside: outside.0.id(),
+        outside: &outside,
     };
-    let mut jobs = Vec::new();
-    for a in &attacks {
-        jobs.push((format!("a:{}", a.id), env.script(&a.id, &a.run, &a.sandbox)));
-    }
-    for b in &benign {
-        jobs.push((format!("b:{}", b.id), env.script(&b.id, &b.run, &[])));
-    }
+    // Benign work first: attacks change the shared fixtures (history, project files).
+    let mut jobs: Vec<_> = benign
+        .iter()
+        .map(|b| (format!("b:{}", b.id), env.script(&b.id, &b.run, &[])))
+        .collect();
     jobs.reverse();
-    let sessions = env.run_all(jobs);
+    let mut sessions = env.run_all(jobs);
+    let mut jobs: Vec<_> = attacks
+        .iter()
+        .map(|a| (format!("a:{}", a.id), env.script(&a.id, &a.run, &a.sandbox)))
+        .collect();
+    jobs.reverse();
+    sessions.extend(env.run_all(jobs));
 
     let missing = |f: &BTreeMap<String, BTreeSet<String>>| -> Vec<(&Attack, Vec<String>)> {
         attacks
