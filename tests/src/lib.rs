@@ -15,6 +15,7 @@ use agent_model::Event;
 use anyhow::{Context as _, Result, anyhow, bail};
 
 pub mod agents;
+pub mod corpus;
 
 /// Workspace root.
 pub fn root() -> PathBuf {
