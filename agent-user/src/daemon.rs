@@ -104,6 +104,8 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         let dir = conn.data_dir.join("store");
         let store_cfg = agent_store::StoreConfig {
             mark: Some(mark.clone()),
+            retention_age: cfg.retention_age,
+            retention_bytes: cfg.retention_bytes,
             ..Default::default()
         };
         let (st, report) = agent_store::Store::open(&dir, store_cfg)
