@@ -212,6 +212,14 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         socket.display(),
         cfg.origin
     );
+    // systemd `Type=notify`: ready once the programs are attached and the socket listens.
+    if let Err(e) = crate::sdnotify::notify(&format!(
+        "READY=1\nMAINPID={}\nSTATUS=monitoring; socket {}",
+        std::process::id(),
+        socket.display()
+    )) {
+        tracing::warn!(error = %e, "cannot notify systemd of readiness");
+    }
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;

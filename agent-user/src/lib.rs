@@ -21,6 +21,7 @@ pub mod protect;
 pub mod query;
 pub mod redact;
 pub mod reload;
+pub mod sdnotify;
 pub mod source;
 pub mod tracker;
 
