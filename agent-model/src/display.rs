@@ -24,6 +24,19 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// [`escape`] for raw bytes: invalid UTF-8 shows as `\xNN` per byte, so names that differ only
+/// in their invalid bytes print differently (a lossy U+FFFD would make them look the same).
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(&escape(chunk.valid()));
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out
+}
+
 fn is_unsafe_format_char(c: char) -> bool {
     let u = c as u32;
     (0x80..=0x9f).contains(&u)            // C1 controls (8-bit CSI, OSC, DCS...)
@@ -52,19 +65,35 @@ pub fn net_endpoint(n: &crate::Net, esc: impl Fn(&str) -> String) -> String {
 /// One readable line for an event (escaped).
 pub fn event_line(ev: &Event) -> String {
     let t = ev.time.to_rfc3339();
-    let time = t.get(11..23).unwrap_or(&t);
+    event_line_at(ev, t.get(11..23).unwrap_or(&t))
+}
+
+/// `2026-12-07T14:17:21.123Z`: the date and the UTC time to the millisecond, for stored items
+/// (search results, timelines), where the time of day alone is ambiguous.
+pub fn utc_stamp(t: crate::Timestamp) -> String {
+    let s = t.to_rfc3339();
+    let ms = t.0.rem_euclid(1_000_000_000) / 1_000_000;
+    format!("{}.{ms:03}Z", s.get(..19).unwrap_or(&s))
+}
+
+/// [`event_line`] with the full [`utc_stamp`] in front.
+pub fn event_line_dated(ev: &Event) -> String {
+    event_line_at(ev, &utc_stamp(ev.time))
+}
+
+fn event_line_at(ev: &Event, time: &str) -> String {
     let agent = ev.agent_name().unwrap_or("-");
     let session = ev
         .session_id()
         .map(|s| &s[s.len().saturating_sub(8)..])
         .unwrap_or("-");
     let p = &ev.process;
-    let who = format!("{}[{}]", escape(&p.comm.to_str_lossy()), p.pid);
+    let who = format!("{}[{}]", escape_bytes(p.comm.as_bytes()), p.pid);
     let what = match ev.kind() {
         Kind::ProcessExec => format!(
             "{}  argv: {}{}",
-            escape(&p.exe.to_str_lossy()),
-            escape(&p.cmdline.to_str_lossy()),
+            escape_bytes(p.exe.as_bytes()),
+            escape_bytes(p.cmdline.as_bytes()),
             if p.args_truncated { " [truncated]" } else { "" }
         ),
         Kind::ProcessExit => match &ev.exit {
@@ -81,10 +110,10 @@ pub fn event_line(ev: &Event) -> String {
         ),
         Kind::FileOpen | Kind::FileUnlink | Kind::FileRename => match &ev.file {
             Some(f) => {
-                let mut s = escape(&f.path.to_str_lossy());
+                let mut s = escape_bytes(f.path.as_bytes());
                 if let Some(t) = &f.target {
                     s.push_str(" -> ");
-                    s.push_str(&escape(&t.to_str_lossy()));
+                    s.push_str(&escape_bytes(t.as_bytes()));
                 }
                 if let Some(a) = &f.access {
                     s.push_str(&format!("  ({a}"));
@@ -106,7 +135,7 @@ pub fn event_line(ev: &Event) -> String {
             None => String::new(),
         },
         Kind::NetDns => match &ev.dns {
-            Some(d) => format!("{} {}", d.qtype, escape(&d.qname.to_str_lossy())),
+            Some(d) => format!("{} {}", d.qtype, escape_bytes(d.qname.as_bytes())),
             None => String::new(),
         },
         Kind::NetFlow => match &ev.net {
@@ -129,7 +158,7 @@ pub fn event_line(ev: &Event) -> String {
         },
         _ => match (&ev.net, &ev.file, &ev.monitor) {
             (Some(n), _, _) => net_endpoint(n, escape),
-            (None, Some(f), _) => escape(&f.path.to_str_lossy()),
+            (None, Some(f), _) => escape_bytes(f.path.as_bytes()),
             (None, None, Some(m)) => m.message.as_deref().map(escape).unwrap_or_default(),
             _ => String::new(),
         },
@@ -143,6 +172,26 @@ pub fn event_line(ev: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_utf8_bytes_print_escaped_and_distinct() {
+        let names: [&[u8]; 3] = [b"a\xff.txt", b"a\xfe.txt", b"a\xc3.txt"];
+        let shown: Vec<String> = names.iter().map(|b| escape_bytes(b)).collect();
+        assert_eq!(shown, ["a\\xff.txt", "a\\xfe.txt", "a\\xc3.txt"]);
+        // Valid text is escaped as before; a literal backslash stays distinguishable.
+        assert_eq!(escape_bytes("é\n\\xff".as_bytes()), "é\\n\\\\xff");
+    }
+
+    #[test]
+    fn utc_stamp_has_date_millis_and_z() {
+        // 2026-12-07T14:17:21.123456789Z
+        let t = crate::Timestamp(1_796_653_041_123_456_789);
+        assert_eq!(utc_stamp(t), "2026-12-07T14:17:21.123Z");
+        assert_eq!(
+            utc_stamp(crate::Timestamp(1_796_653_041_000_000_000)),
+            "2026-12-07T14:17:21.000Z"
+        );
+    }
 
     #[test]
     fn escapes_every_dangerous_character() {

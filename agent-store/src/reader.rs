@@ -147,7 +147,14 @@ impl Reader {
                 if h.ty != RecType::Triage {
                     continue;
                 }
-                if let Ok(t) = serde_json::from_slice::<TriageEntry>(&payload) {
+                if let Ok(mut t) = serde_json::from_slice::<TriageEntry>(&payload) {
+                    // A change without a note keeps the note before it (a resolve does not
+                    // wipe the acknowledgement's reason).
+                    if t.note.is_empty()
+                        && let Some(prev) = map.get(&t.alert_id)
+                    {
+                        t.note = prev.note.clone();
+                    }
                     map.insert(t.alert_id.clone(), t);
                 }
             }

@@ -571,3 +571,28 @@ fn time_bounds_outside_the_timestamp_range_are_errors() {
     // A relative bound too far back to hold is an error too, not a wrapped date.
     assert!(parse_time_bound("100000000w", now).is_err());
 }
+
+/// `--since 15min` used to fail: the unit words a responder types are durations too.
+#[test]
+fn time_bounds_accept_unit_words() {
+    let now = Timestamp(1_796_653_041_000_000_000);
+    for (s, ns) in [
+        ("15min", 900_000_000_000),
+        ("15 min", 900_000_000_000),
+        ("15minutes", 900_000_000_000),
+        ("2hours", 7_200_000_000_000),
+        ("1day", 86_400_000_000_000),
+        ("30sec", 30_000_000_000),
+        ("1week", 7 * 86_400_000_000_000),
+        ("now-15min", 900_000_000_000),
+    ] {
+        assert_eq!(
+            parse_time_bound(s, now).expect(s),
+            Timestamp(now.0 - ns),
+            "{s}"
+        );
+    }
+    for s in ["15mins ago", "15x", "min", "15 m m"] {
+        assert!(parse_time_bound(s, now).is_err(), "{s}");
+    }
+}

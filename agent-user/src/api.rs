@@ -339,10 +339,35 @@ impl Api {
             )));
         };
         let st = st.clone();
+        let reader = self.reader.clone();
         let by = format!("uid:{uid}");
-        let r =
-            tokio::task::spawn_blocking(move || st.set_triage(&alert_id, ts, &note, &by)).await?;
-        Ok(r.map(|_| Done {}).into())
+        let r = tokio::task::spawn_blocking(move || -> Result<Reply<Done>> {
+            // An unknown id is an error, not a silent "acknowledged": look it up, and if it is
+            // not indexed yet (raised in the last second), commit and look again.
+            if let Some(reader) = &reader {
+                let is_alert = |r: &agent_store::Reader| -> Result<bool> {
+                    Ok(r.by_id(&alert_id)?
+                        .iter()
+                        .any(|h| matches!(h.hit.item, agent_api::Item::Alert(_))))
+                };
+                if !is_alert(reader)? {
+                    st.commit()?;
+                    reader.reload()?;
+                    if !is_alert(reader)? {
+                        return Ok(Reply::err(format!("no alert with id `{alert_id}`")));
+                    }
+                }
+            }
+            st.set_triage(&alert_id, ts, &note, &by)?;
+            // Readers see the new state at once (`alerts` right after `ack`).
+            st.commit()?;
+            if let Some(reader) = &reader {
+                reader.reload()?;
+            }
+            Ok(Reply::Ok(Done {}))
+        })
+        .await??;
+        Ok(r)
     }
 
     fn send(&self, c: Command) -> Result<()> {

@@ -11,7 +11,7 @@ use agent_api::{
     Aggregation, Answer, ApiError, Client, Done, Hit, Item, ProcessNode, Reply, Request,
     RulesListing, SessionDetail, SessionSummary, Status, StreamItem, TriageState,
 };
-use agent_model::display::{escape, event_line};
+use agent_model::display::{escape, event_line, event_line_dated, utc_stamp};
 use agent_model::{Alert, Timestamp};
 use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
@@ -51,14 +51,13 @@ fn ask(socket: &Path, data_dir: &Path, req: Request) -> Result<ReadAnswer> {
 }
 
 fn alert_line(a: &Alert, triage: Option<TriageState>) -> String {
-    let t = a.time.to_rfc3339();
     format!(
         "{} {:<8} {:<12} {:<32} {}{}{}  [{}]",
-        t.get(..19).unwrap_or(&t),
+        utc_stamp(a.time),
         a.severity.name().to_uppercase(),
         escape(a.agent.as_ref().map_or("-", |x| x.name.as_str())),
         escape(&a.rule),
-        escape(&a.summary.to_str_lossy()),
+        agent_model::display::escape_bytes(a.summary.as_bytes()),
         if a.count > 1 {
             format!(" (x{})", a.count)
         } else {
@@ -76,7 +75,7 @@ fn alert_line(a: &Alert, triage: Option<TriageState>) -> String {
 fn hit_line(h: &Hit) -> String {
     match &h.item {
         Item::Alert(a) => format!("ALERT {} id={}", alert_line(a, h.triage_state()), a.id),
-        Item::Event(e) => event_line(e),
+        Item::Event(e) => event_line_dated(e),
     }
 }
 
@@ -153,28 +152,71 @@ pub fn read(socket: &Path, data_dir: &Path, req: Request, as_json: bool) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Rows printed as columns as wide as their widest cell (by characters); the last column is
+/// not padded. `right` marks the columns aligned right (numbers).
+fn print_table(
+    out: &mut dyn std::io::Write,
+    rows: &[Vec<String>],
+    right: &[bool],
+) -> std::io::Result<()> {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = " ".repeat(width[i].saturating_sub(c.chars().count()));
+            if right.get(i).copied().unwrap_or(false) {
+                line.push_str(&pad);
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                if i + 1 < r.len() {
+                    line.push_str(&pad);
+                }
+            }
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
 fn print_sessions(out: &mut dyn std::io::Write, sessions: &[SessionSummary]) -> Result<()> {
-    writeln!(
-        out,
-        "{:<18} {:<14} {:<20} {:>8} {:>7} {:>7}  root",
-        "session", "agent", "start", "duration", "events", "alerts"
-    )?;
+    let mut rows = vec![
+        [
+            "session", "agent", "start", "duration", "events", "alerts", "root",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
     for s in sessions {
-        let start = s.start.to_rfc3339();
-        writeln!(
-            out,
-            "{:<18} {:<14} {:<20} {:>8} {:>7} {:>7}  {} {}",
+        rows.push(vec![
             escape(&s.id),
             escape(s.agent.as_deref().unwrap_or("-")),
-            start.get(..19).unwrap_or(&start),
+            utc_stamp(s.start),
             format!("{:.1}s", (s.end.0 - s.start.0) as f64 / 1e9),
-            s.events,
-            s.alerts,
-            s.root_pid
-                .map_or_else(|| "null".to_owned(), |p| p.to_string()),
-            escape(s.root_exe.as_deref().unwrap_or("")),
-        )?;
+            s.events.to_string(),
+            s.alerts.to_string(),
+            format!(
+                "{} {}",
+                s.root_pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                escape(s.root_exe.as_deref().unwrap_or(""))
+            )
+            .trim_end()
+            .to_owned(),
+        ]);
     }
+    print_table(out, &rows, &[false, false, false, true, true, true, false])?;
     Ok(())
 }
 
@@ -286,11 +328,13 @@ pub fn export(
         })
         .transpose()
     };
+    let (since, until) = (b(since)?, b(until)?);
+    query::check_range(since, until).map_err(|e| crate::BadInput(anyhow!("{e}")))?;
     let res = reader
         .search(&agent_store::SearchRequest {
             query: query.to_owned(),
-            since: b(since)?,
-            until: b(until)?,
+            since,
+            until,
             limit,
             offset: 0,
         })

@@ -72,6 +72,13 @@ pub fn run(
     config: Option<&Path>,
     cmd: &[std::ffi::OsString],
 ) -> Result<ExitCode> {
+    if !valid_agent_name(agent) {
+        return Err(BadInput(anyhow!(
+            "`--agent` = `{}` must be 1 to 64 ASCII letters, digits, `-`, `_` or `.`",
+            agent_model::display::escape(agent)
+        ))
+        .into());
+    }
     let socket = conn.socket();
     let refuse = |why: String| {
         anyhow!(
@@ -116,7 +123,33 @@ pub fn run(
         .args(&cmd[1..])
         .env("AGENTWATCH_SESSION", &session)
         .exec();
-    Err(BadInput(anyhow!("cannot run `{}`: {err}", cmd[0].to_string_lossy())).into())
+    // As a shell does: 127 when the command is not found, 126 when it cannot be executed.
+    eprintln!(
+        "agentwatch: error: cannot run `{}`: {err}",
+        escape_os(&cmd[0])
+    );
+    Ok(ExitCode::from(
+        if err.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        },
+    ))
+}
+
+/// An OS string for a message: UTF-8 escaped as in events, other bytes as `\xNN`.
+fn escape_os(s: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    agent_model::display::escape_bytes(s.as_bytes())
+}
+
+/// An agent name as the config allows it: ASCII letters, digits, `-`, `_`, `.`, at most 64.
+pub fn valid_agent_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// `agentwatch session kill|freeze|thaw ID`: ask on a terminal unless `yes`, then ask the

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
+use toml::Spanned;
 
 /// The built-in configuration used when no file is given and `/etc/agentwatch/config.toml` is
 /// absent: well-known AI agent CLIs by command name.
@@ -36,15 +37,18 @@ struct RawConfig {
     redact: RawRedact,
     #[serde(default)]
     hooks: RawHooks,
+    #[serde(default)]
     response: RawResponse,
+    #[serde(default)]
+    store: RawStore,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawHooks {
-    socket: Option<PathBuf>,
-    fail: Option<String>,
-    timeout_ms: Option<u64>,
+    socket: Option<Spanned<PathBuf>>,
+    fail: Option<Spanned<String>>,
+    timeout_ms: Option<Spanned<u64>>,
 }
 
 /// Default path of the hook socket (any local user may connect; see `docs/api.md`).
@@ -74,7 +78,7 @@ impl Default for HooksConfig {
 #[serde(deny_unknown_fields)]
 struct RawResponse {
     enabled: Option<bool>,
-    default_mode: Option<String>,
+    default_mode: Option<Spanned<String>>,
 }
 
 /// The `[response]` section: the kill switch and the mode of rules that name none.
@@ -95,39 +99,61 @@ impl Default for ResponseConfig {
     }
 }
 
+/// `[store]`: retention of the durable store.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    /// Delete spool segments (and their documents) older than this (`30d`, `12h`, ...;
+    /// `"off"` keeps everything).
+    max_age: Option<Spanned<String>>,
+    /// Delete the oldest segments while the spool is larger than this (bytes, or `10G`,
+    /// `500M`, ...).
+    max_bytes: Option<Spanned<ByteSize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ByteSize {
+    Int(u64),
+    Text(String),
+}
+
+/// Default `[store] max_age`.
+pub const DEFAULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRedact {
     /// Replace the default patterns.
-    patterns: Option<Vec<String>>,
+    patterns: Option<Vec<Spanned<String>>>,
     /// Add to them.
     #[serde(default)]
-    extra_patterns: Vec<String>,
+    extra_patterns: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
-    ringbuf_bytes: Option<u32>,
-    flow_report_secs: Option<u64>,
+    ringbuf_bytes: Option<Spanned<u32>>,
+    flow_report_secs: Option<Spanned<u64>>,
     host: Option<String>,
     /// The user the daemon runs as when not root (name or uid); `agentwatch run` accepts a
     /// daemon running as root or as this user, nobody else.
-    user: Option<String>,
+    user: Option<Spanned<String>>,
     /// Where the store's high-water mark is kept (a file outside the data dir).
-    mark: Option<PathBuf>,
+    mark: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAgent {
-    name: String,
+    name: Spanned<String>,
     #[serde(default)]
-    exe: Vec<String>,
+    exe: Vec<Spanned<String>>,
     #[serde(default)]
-    comm: Vec<String>,
+    comm: Vec<Spanned<String>>,
     #[serde(default)]
-    cgroup: Vec<String>,
+    cgroup: Vec<Spanned<String>>,
     #[serde(default)]
     uid: Vec<u32>,
 }
@@ -168,6 +194,10 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// `[response]`: automatic and manual response actions.
     pub response: ResponseConfig,
+    /// `[store] max_age`: retention by age (`None`: keep everything).
+    pub retention_age: Option<std::time::Duration>,
+    /// `[store] max_bytes`: retention by spool size.
+    pub retention_bytes: Option<u64>,
 }
 
 impl Config {
@@ -218,9 +248,25 @@ fn line_col(text: &str, byte: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Find the byte offset of a value in the text, for errors found after parsing.
-fn locate(text: &str, needle: &str) -> usize {
-    text.find(needle).unwrap_or(0)
+/// `10G`, `500M`, `64K` (binary multiples, optional `B`/`iB`) or a plain number of bytes.
+fn parse_bytes(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" => 1,
+        "K" | "k" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 impl Config {
@@ -264,36 +310,35 @@ impl Config {
         })?;
         let mut agents = Vec::new();
         for a in raw.agent {
-            let at = locate(text, &format!("\"{}\"", a.name));
-            if a.name.is_empty()
-                || !a
-                    .name
+            let at = a.name.span().start;
+            let name = a.name.into_inner();
+            if name.is_empty()
+                || !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
                 return Err(err(
                     at,
                     format!(
-                        "agent name `{}` must be non-empty ASCII letters, digits, `-`, `_` or `.`",
-                        a.name
+                        "agent name `{name}` must be non-empty ASCII letters, digits, `-`, `_` or `.`"
                     ),
                 ));
             }
-            if agents.iter().any(|x: &Agent| x.name == a.name) {
-                return Err(err(at, format!("duplicate agent `{}`", a.name)));
+            if agents.iter().any(|x: &Agent| x.name == name) {
+                return Err(err(at, format!("duplicate agent `{name}`")));
             }
             if a.exe.is_empty() && a.comm.is_empty() && a.cgroup.is_empty() && a.uid.is_empty() {
                 return Err(err(
                     at,
                     format!(
-                        "agent `{}` has no selector: give `exe`, `comm`, `cgroup` or `uid`",
-                        a.name
+                        "agent `{name}` has no selector: give `exe`, `comm`, `cgroup` or `uid`"
                     ),
                 ));
             }
             let mut exe = Vec::new();
             for g in a.exe {
-                let at = locate(text, &g);
+                let at = g.span().start;
+                let g = g.into_inner();
                 if !g.starts_with('/') {
                     return Err(err(at, format!("exe glob `{g}` must be an absolute path")));
                 }
@@ -311,17 +356,23 @@ impl Config {
                     .compile_matcher();
                 exe.push((g, m));
             }
-            for c in &a.comm {
-                if c.is_empty() || c.len() > 15 {
+            let mut comm = Vec::new();
+            for c in a.comm {
+                if c.get_ref().is_empty() || c.get_ref().len() > 15 {
                     return Err(err(
-                        locate(text, c),
-                        format!("comm `{c}` must be 1 to 15 bytes (the kernel keeps 15)"),
+                        c.span().start,
+                        format!(
+                            "comm `{}` must be 1 to 15 bytes (the kernel keeps 15)",
+                            c.get_ref()
+                        ),
                     ));
                 }
+                comm.push(c.into_inner());
             }
             let mut cgroup = Vec::new();
             for g in a.cgroup {
-                let at = locate(text, &g);
+                let at = g.span().start;
+                let g = g.into_inner();
                 if !g.starts_with('/') {
                     return Err(err(
                         at,
@@ -336,103 +387,163 @@ impl Config {
                 cgroup.push((g, m));
             }
             agents.push(Agent {
-                name: a.name,
+                name,
                 exe,
-                comm: a.comm,
+                comm,
                 cgroup,
                 uid: a.uid,
             });
         }
-        let ringbuf_bytes = raw.daemon.ringbuf_bytes.unwrap_or(16 << 20);
+        let (ringbuf_bytes, at) = raw
+            .daemon
+            .ringbuf_bytes
+            .map_or((16 << 20, 0), |v| (*v.get_ref(), v.span().start));
         if !ringbuf_bytes.is_power_of_two() || ringbuf_bytes < 4096 {
             return Err(err(
-                locate(text, "ringbuf_bytes"),
+                at,
                 format!(
                     "`ringbuf_bytes` = `{ringbuf_bytes}` must be a power of two of at least 4096"
                 ),
             ));
         }
-        let flow_report_secs = raw.daemon.flow_report_secs.unwrap_or(30);
+        let (flow_report_secs, at) = raw
+            .daemon
+            .flow_report_secs
+            .map_or((30, 0), |v| (*v.get_ref(), v.span().start));
         if flow_report_secs == 0 {
-            return Err(err(
-                locate(text, "flow_report_secs"),
-                "`flow_report_secs` must be at least 1".to_owned(),
-            ));
+            return Err(err(at, "`flow_report_secs` must be at least 1".to_owned()));
         }
         if let Some(u) = &raw.daemon.user
-            && (u.is_empty() || u.contains([':', '\n']))
+            && (u.get_ref().is_empty() || u.get_ref().contains([':', '\n']))
         {
             return Err(err(
-                locate(text, "user"),
-                format!("`user` = `{u}` is not a user name or uid"),
+                u.span().start,
+                format!("`user` = `{}` is not a user name or uid", u.get_ref()),
             ));
         }
-        let mark = raw.daemon.mark;
-        if let Some(m) = &mark
-            && !m.is_absolute()
+        if let Some(m) = &raw.daemon.mark
+            && !m.get_ref().is_absolute()
         {
             return Err(err(
-                locate(text, "mark"),
-                format!("`mark` = `{}` must be an absolute path", m.display()),
+                m.span().start,
+                format!(
+                    "`mark` = `{}` must be an absolute path",
+                    m.get_ref().display()
+                ),
             ));
         }
-        let mut redact_patterns: Vec<String> = raw.redact.patterns.unwrap_or_else(|| {
-            crate::redact::DEFAULT_PATTERNS
-                .iter()
-                .map(|p| p.to_string())
-                .collect()
-        });
-        redact_patterns.extend(raw.redact.extra_patterns);
-        for p in &redact_patterns {
-            if let Err(e) = regex::bytes::Regex::new(p) {
+        let mark = raw.daemon.mark.map(Spanned::into_inner);
+        // `patterns` replaces the defaults, `extra_patterns` adds to them; each user pattern is
+        // checked where it stands.
+        let mut redact_patterns: Vec<String> = Vec::new();
+        let user_patterns = match raw.redact.patterns {
+            Some(p) => p,
+            None => {
+                redact_patterns.extend(
+                    crate::redact::DEFAULT_PATTERNS
+                        .iter()
+                        .map(|p| p.to_string()),
+                );
+                Vec::new()
+            }
+        };
+        for p in user_patterns.into_iter().chain(raw.redact.extra_patterns) {
+            if let Err(e) = regex::bytes::Regex::new(p.get_ref()) {
                 return Err(err(
-                    locate(text, p),
-                    format!("bad redaction pattern `{p}`: {e}"),
+                    p.span().start,
+                    format!("bad redaction pattern `{}`: {e}", p.get_ref()),
                 ));
             }
+            redact_patterns.push(p.into_inner());
         }
         let mut hooks = HooksConfig::default();
         if let Some(p) = raw.hooks.socket {
-            if !p.is_absolute() {
+            if !p.get_ref().is_absolute() {
                 return Err(err(
-                    locate(text, "socket"),
-                    format!("hook socket `{}` must be an absolute path", p.display()),
+                    p.span().start,
+                    format!(
+                        "hook socket `{}` must be an absolute path",
+                        p.get_ref().display()
+                    ),
                 ));
             }
-            hooks.socket = p;
+            hooks.socket = p.into_inner();
         }
-        match raw.hooks.fail.as_deref() {
-            None | Some("open") => {}
-            Some("closed") => hooks.fail_closed = true,
-            Some(other) => {
-                return Err(err(
-                    locate(text, "fail"),
-                    format!("`fail` = `{other}`: expected `open` or `closed`"),
-                ));
+        if let Some(f) = &raw.hooks.fail {
+            match f.get_ref().as_str() {
+                "open" => {}
+                "closed" => hooks.fail_closed = true,
+                other => {
+                    return Err(err(
+                        f.span().start,
+                        format!("`fail` = `{other}`: expected `open` or `closed`"),
+                    ));
+                }
             }
         }
-        if let Some(ms) = raw.hooks.timeout_ms {
-            if !(10..=60_000).contains(&ms) {
+        if let Some(ms) = &raw.hooks.timeout_ms {
+            if !(10..=60_000).contains(ms.get_ref()) {
                 return Err(err(
-                    locate(text, "timeout_ms"),
-                    format!("`timeout_ms` = `{ms}` must be between 10 and 60000"),
+                    ms.span().start,
+                    format!(
+                        "`timeout_ms` = `{}` must be between 10 and 60000",
+                        ms.get_ref()
+                    ),
                 ));
             }
-            hooks.timeout_ms = ms;
+            hooks.timeout_ms = *ms.get_ref();
         }
-        let default_dry_run = match raw.response.default_mode.as_deref() {
-            None | Some("dry_run") => true,
-            Some("enforce") => false,
-            Some(m) => {
-                return Err(err(
-                    locate(text, m),
-                    format!("unknown response mode `{m}`; expected `enforce` or `dry_run`"),
-                ));
-            }
+        let default_dry_run = match &raw.response.default_mode {
+            None => true,
+            Some(m) => match m.get_ref().as_str() {
+                "dry_run" => true,
+                "enforce" => false,
+                other => {
+                    return Err(err(
+                        m.span().start,
+                        format!("unknown response mode `{other}`; expected `enforce` or `dry_run`"),
+                    ));
+                }
+            },
         };
         let response = ResponseConfig {
             enabled: raw.response.enabled.unwrap_or(true),
             default_dry_run,
+        };
+        let retention_age = match &raw.store.max_age {
+            None => Some(DEFAULT_MAX_AGE),
+            Some(v) if v.get_ref().eq_ignore_ascii_case("off") => None,
+            Some(v) => match agent_store::query::parse_duration(v.get_ref().trim()) {
+                Some(ns) if ns > 0 => Some(std::time::Duration::from_nanos(ns as u64)),
+                _ => {
+                    return Err(err(
+                        v.span().start,
+                        format!(
+                            "`max_age` = `{}` is not a duration like `30d`, `12h` or `off`",
+                            v.get_ref()
+                        ),
+                    ));
+                }
+            },
+        };
+        let retention_bytes = match &raw.store.max_bytes {
+            None => None,
+            Some(v) => {
+                let n = match v.get_ref() {
+                    ByteSize::Int(n) => Some(*n),
+                    ByteSize::Text(t) => parse_bytes(t),
+                };
+                match n {
+                    Some(n) if n >= 1 << 20 => Some(n),
+                    _ => {
+                        return Err(err(
+                            v.span().start,
+                            "`max_bytes` must be at least 1M: a number of bytes or `500M`, `10G`"
+                                .to_owned(),
+                        ));
+                    }
+                }
+            }
         };
         Ok(Config {
             hooks,
@@ -443,8 +554,10 @@ impl Config {
             flow_report_secs,
             host: raw.daemon.host,
             redact_patterns,
-            daemon_user: raw.daemon.user,
+            daemon_user: raw.daemon.user.map(Spanned::into_inner),
             mark,
+            retention_age,
+            retention_bytes,
         })
     }
 }
@@ -452,6 +565,55 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Errors point at the bad value, not at an earlier comment or key that mentions it.
+    #[test]
+    fn errors_point_at_the_value_not_a_comment() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "# ringbuf_bytes = 1000 is too small\n[daemon]\nringbuf_bytes = 1000\n",
+                "c:3:17: ",
+            ),
+            (
+                "# comm \"abcdefghijklmnopq\" is long\n[[agent]]\nname = \"a\"\ncomm = [\"ok\", \"abcdefghijklmnopq\"]\n",
+                "c:4:15: ",
+            ),
+            ("# user: see below\n[daemon]\nuser = \"a:b\"\n", "c:3:8: "),
+            (
+                "# [[agent]] name = \"b c\"\n[[agent]]\nname = \"b c\"\ncomm = [\"x\"]\n",
+                "c:3:8: ",
+            ),
+            ("# mark = \"rel\"\n[daemon]\nmark = \"rel\"\n", "c:3:8: "),
+            (
+                "[redact]\n# \"(\" would be bad\nextra_patterns = [\"ok\", \"(\"]\n",
+                "c:3:25: ",
+            ),
+            ("[store]\nmax_age = \"forever\"\n", "c:2:11: "),
+            ("[store]\nmax_bytes = \"12Q\"\n", "c:2:13: "),
+        ];
+        for (text, at) in cases {
+            let e = Config::parse("c", text).unwrap_err().to_string();
+            assert!(e.starts_with(at), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn retention_comes_from_the_store_section() {
+        let c = Config::parse("c", "").unwrap();
+        assert_eq!(c.retention_age, Some(DEFAULT_MAX_AGE));
+        assert_eq!(c.retention_bytes, None);
+        let c = Config::parse("c", "[store]\nmax_age = \"12h\"\nmax_bytes = \"10G\"\n").unwrap();
+        assert_eq!(
+            c.retention_age,
+            Some(std::time::Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(c.retention_bytes, Some(10 << 30));
+        let c = Config::parse("c", "[store]\nmax_age = \"off\"\nmax_bytes = 2097152\n").unwrap();
+        assert_eq!(c.retention_age, None);
+        assert_eq!(c.retention_bytes, Some(2 << 20));
+        assert!(Config::parse("c", "[store]\nmax_bytes = 10\n").is_err());
+        assert!(Config::parse("c", "[store]\nmax_days = 10\n").is_err());
+    }
 
     #[test]
     fn response_section_kill_switch_and_mode() {
@@ -543,7 +705,7 @@ mod tests {
         let e = Config::parse("c.toml", "[hooks]\nfail = \"maybe\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("c.toml:2:1: ") && e.contains("maybe"), "{e}");
+        assert!(e.starts_with("c.toml:2:8: ") && e.contains("maybe"), "{e}");
         assert!(Config::parse("c", "[hooks]\nsocket = \"rel.sock\"\n").is_err());
         assert!(Config::parse("c", "[hooks]\ntimeout_ms = 0\n").is_err());
     }

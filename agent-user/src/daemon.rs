@@ -104,6 +104,8 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         let dir = conn.data_dir.join("store");
         let store_cfg = agent_store::StoreConfig {
             mark: Some(mark.clone()),
+            retention_age: cfg.retention_age,
+            retention_bytes: cfg.retention_bytes,
             ..Default::default()
         };
         let (st, report) = agent_store::Store::open(&dir, store_cfg)
@@ -227,6 +229,14 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         socket.display(),
         cfg.origin
     );
+    // systemd `Type=notify`: ready once the programs are attached and the socket listens.
+    if let Err(e) = crate::sdnotify::notify(&format!(
+        "READY=1\nMAINPID={}\nSTATUS=monitoring; socket {}",
+        std::process::id(),
+        socket.display()
+    )) {
+        tracing::warn!(error = %e, "cannot notify systemd of readiness");
+    }
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;

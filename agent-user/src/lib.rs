@@ -26,6 +26,7 @@ pub mod query;
 pub mod redact;
 pub mod reload;
 pub mod response;
+pub mod sdnotify;
 pub mod source;
 pub mod tracker;
 

@@ -10,7 +10,29 @@ use agent_store::{Reader, SearchRequest};
 use serde::Serialize;
 
 /// Most results one request returns, whatever its `limit`.
-const MAX_LIMIT: usize = 10_000;
+pub const MAX_LIMIT: usize = 10_000;
+
+/// `--since` later than `--until` would silently match nothing: say so.
+pub fn check_range(since: Option<Timestamp>, until: Option<Timestamp>) -> Result<(), String> {
+    match (since, until) {
+        (Some(s), Some(u)) if s > u => Err(format!(
+            "`--since` ({}) is later than `--until` ({}); nothing can match",
+            s.to_rfc3339(),
+            u.to_rfc3339()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A limit over the cap is refused rather than cut silently.
+pub fn check_limit(limit: usize) -> Result<(), String> {
+    if limit > MAX_LIMIT {
+        return Err(format!(
+            "`--limit` = `{limit}` is over the cap of {MAX_LIMIT} results a request; use `--offset` to page, or `export` for everything"
+        ));
+    }
+    Ok(())
+}
 
 /// The answer to a read request: written as the answer type of its op.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -69,6 +91,8 @@ fn search(
 ) -> Result<SearchResults, String> {
     let since = bound(since)?;
     let until = bound(until)?;
+    check_range(since, until)?;
+    check_limit(limit)?;
     let res = r
         .search(&SearchRequest {
             query,
@@ -92,6 +116,7 @@ fn alerts(
     limit: usize,
 ) -> Result<AlertList, String> {
     let since = bound(since)?;
+    check_limit(limit)?;
     let min = match severity {
         None => Severity::Info,
         Some(s) => Severity::from_name(s).ok_or_else(|| {
@@ -114,7 +139,34 @@ fn sessions(r: &Reader, since: Option<&str>) -> Result<SessionList, String> {
 }
 
 fn session(r: &Reader, id: &str) -> Result<SessionDetail, String> {
-    r.session(id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no session `{id}`"))
+    if let Some(d) = r.session(id).map_err(|e| e.to_string())? {
+        return Ok(d);
+    }
+    // The timeline and `events` show the last 8 hex digits of a session id: accept any unique
+    // prefix or suffix of at least 4 hex digits.
+    if id.len() >= 4 && id.len() < 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let id = id.to_ascii_lowercase();
+        let all = r.sessions(None).map_err(|e| e.to_string())?;
+        let matches: Vec<&str> = all
+            .iter()
+            .map(|s| s.id.as_str())
+            .filter(|s| s.ends_with(id.as_str()) || s.starts_with(id.as_str()))
+            .collect();
+        match matches.as_slice() {
+            [one] => {
+                return r
+                    .session(one)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no session `{one}`"));
+            }
+            [] => {}
+            many => {
+                return Err(format!(
+                    "session id `{id}` is ambiguous: {}",
+                    many.join(", ")
+                ));
+            }
+        }
+    }
+    Err(format!("no session `{id}`"))
 }

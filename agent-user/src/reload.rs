@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use agent_model::{Alert, BStr, Severity, Timestamp};
 use anyhow::{Result, anyhow};
@@ -68,28 +68,29 @@ impl PolicySource {
         Ok((p, names))
     }
 
-    /// Newest modification time of the files (and directories) involved.
-    fn stamp(&self) -> Option<SystemTime> {
-        let PolicySource::Paths(paths) = self else {
+    /// Fingerprint of what the policy is read from: SHA-256 over every source's name, mode
+    /// and content (or the read error). Content, not modification times: a file replaced by
+    /// one with an older mtime (`cp -p`, `touch -d`) is a change too.
+    fn stamp(&self) -> Option<[u8; 32]> {
+        use sha2::Digest as _;
+        let PolicySource::Paths(_) = self else {
             return None;
         };
-        let mut newest = None;
-        let mut bump = |t: Option<SystemTime>| {
-            if let Some(t) = t
-                && newest.is_none_or(|n| t > n)
-            {
-                newest = Some(t);
-            }
-        };
-        for p in paths {
-            bump(std::fs::metadata(p).and_then(|m| m.modified()).ok());
-            if let Ok(rd) = std::fs::read_dir(p) {
-                for e in rd.flatten() {
-                    bump(e.metadata().and_then(|m| m.modified()).ok());
+        let mut h = sha2::Sha256::new();
+        match self.sources() {
+            Ok(sources) => {
+                for s in sources {
+                    h.update((s.name.len() as u64).to_le_bytes());
+                    h.update(s.name.as_bytes());
+                    h.update(s.mode.to_le_bytes());
+                    h.update([u8::from(s.regular_file)]);
+                    h.update((s.bytes.len() as u64).to_le_bytes());
+                    h.update(&s.bytes);
                 }
             }
+            Err(e) => h.update(format!("error: {e:#}").as_bytes()),
         }
-        newest
+        Some(h.finalize().into())
     }
 }
 
@@ -111,7 +112,7 @@ pub struct PolicyState {
     /// The files and rule ids of the running policy: a reload that loses some is alerted.
     files: Vec<String>,
     rule_ids: Vec<String>,
-    stamp: Option<SystemTime>,
+    stamp: Option<[u8; 32]>,
     last_check: Instant,
     /// A change seen on disk; reload once files have been quiet for a moment (a half-written
     /// file or a burst of saves becomes one reload).

@@ -24,7 +24,9 @@ fn usage() -> &'static str {
      test         run every test, root tests included (what CI runs)\n  \
      lint         cargo fmt --check and clippy -D warnings (the workspace and the eBPF crate)\n  \
      fuzz [secs]  run every cargo-fuzz target for SECS seconds each (default 60)\n  \
-     bench [what] run benchmarks: sensor, rules, store, tui, or all (default)\n"
+     bench [what] run benchmarks: sensor, rules, store, tui, or all (default)\n  \
+     package      build target/debian/agentwatch_<version>_<arch>.deb (binary without debug\n               \
+     info, systemd unit, /etc/agentwatch/config.toml and rules.d/)\n"
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Some("run") => setup().and_then(|_| run()),
         Some("test") => setup().and_then(|_| test()),
         Some("lint") => setup().and_then(|_| lint()),
+        Some("package") => setup().and_then(|_| package()).map(|_| ()),
         Some("fuzz") => setup().and_then(|_| fuzz(args.get(1).map(String::as_str))),
         Some("bench") => {
             setup().and_then(|_| bench(args.get(1).map(String::as_str).unwrap_or("all")))
@@ -229,6 +232,92 @@ fn build() -> Result<PathBuf> {
         bail!("build finished but `{}` is missing", bin.display());
     }
     Ok(bin)
+}
+
+/// Build the .deb with `dpkg-deb` from a staged tree: the binary stripped of debug info, the
+/// systemd unit (`deploy/agentwatch.service`), `/etc/agentwatch/config.toml` (the built-in
+/// config) and `/etc/agentwatch/rules.d/` (the shipped policy, which the unit loads). Returns
+/// the path of the .deb.
+fn package() -> Result<PathBuf> {
+    let bin = build()?;
+    let root = root();
+    let version = std::fs::read_to_string(root.join("Cargo.toml"))?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("version = \"")?
+                .strip_suffix('"')
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| anyhow!("no version in Cargo.toml"))?;
+    let arch = String::from_utf8(
+        Command::new("dpkg")
+            .arg("--print-architecture")
+            .output()
+            .context("dpkg --print-architecture")?
+            .stdout,
+    )?
+    .trim()
+    .to_owned();
+    let out_dir = root.join("target/debian");
+    let stage = out_dir.join("stage");
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)?;
+    }
+    let mk = |p: &str| -> Result<PathBuf> {
+        let d = stage.join(p);
+        std::fs::create_dir_all(&d)?;
+        Ok(d)
+    };
+    sh(Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(&bin)
+        .arg(mk("usr/bin")?.join("agentwatch")))?;
+    std::fs::copy(
+        root.join("deploy/agentwatch.service"),
+        mk("lib/systemd/system")?.join("agentwatch.service"),
+    )?;
+    std::fs::copy(
+        root.join("agent-user/src/default_config.toml"),
+        mk("etc/agentwatch")?.join("config.toml"),
+    )?;
+    let rules_d = mk("etc/agentwatch/rules.d")?;
+    for e in std::fs::read_dir(root.join("rules/policy"))? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            std::fs::copy(&p, rules_d.join(p.file_name().unwrap_or_default()))?;
+        }
+    }
+    let debian = mk("DEBIAN")?;
+    std::fs::write(
+        debian.join("control"),
+        format!(
+            "Package: agentwatch\nVersion: {version}\nArchitecture: {arch}\n\
+             Maintainer: agentwatch developers <agentwatch@localhost>\n\
+             Section: admin\nPriority: optional\n\
+             Description: eBPF insider-risk monitor for AI agents\n \
+             Follows every AI agent session in the kernel, applies a policy and keeps a\n \
+             searchable, tamper-evident store of what the agents did.\n"
+        ),
+    )?;
+    std::fs::write(
+        debian.join("conffiles"),
+        std::fs::read_dir(&rules_d)?
+            .filter_map(|e| e.ok())
+            .map(|e| {
+                format!(
+                    "/etc/agentwatch/rules.d/{}\n",
+                    e.file_name().to_string_lossy()
+                )
+            })
+            .fold("/etc/agentwatch/config.toml\n".to_owned(), |a, l| a + &l),
+    )?;
+    let deb = out_dir.join(format!("agentwatch_{version}_{arch}.deb"));
+    sh(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&stage)
+        .arg(&deb))?;
+    println!("{}", deb.display());
+    Ok(deb)
 }
 
 /// Kill a child on drop.
