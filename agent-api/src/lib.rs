@@ -17,8 +17,9 @@ mod request;
 mod stream;
 
 pub use answer::{
-    AlertList, Answer, Done, LiveSession, OfflineStatus, PolicyHealth, PolicyStatus, Registered,
-    Reply, RuleStatus, RulesListing, SearchResults, SessionList, Status, StoreStats, StoreStatus,
+    AlertList, Answer, Done, FleetOutputStatus, LiveSession, OfflineStatus, PolicyHealth,
+    PolicyStatus, Registered, Reply, RuleStatus, RulesListing, SearchResults, SessionList, Status,
+    StoreStats, StoreStatus,
 };
 pub use client::Client;
 pub use hit::{

@@ -34,6 +34,16 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     redact: RawRedact,
+    #[serde(default)]
+    output: Vec<RawOutput>,
+}
+
+/// `[[output]]`: where else events and alerts go, by `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum RawOutput {
+    /// NATS JetStream, shipped from the spool (`agent-fleet`).
+    Nats(agent_fleet::NatsConfig),
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -106,6 +116,8 @@ pub struct Config {
     pub daemon_user: Option<String>,
     /// `[daemon] mark`: the high-water mark file (default: see `protect::default_mark_path`).
     pub mark: Option<PathBuf>,
+    /// `[[output]] type = "nats"`: fleet outputs, validated.
+    pub nats_outputs: Vec<agent_fleet::NatsConfig>,
 }
 
 impl Config {
@@ -329,6 +341,21 @@ impl Config {
                 ));
             }
         }
+        let mut nats_outputs: Vec<agent_fleet::NatsConfig> = Vec::new();
+        for RawOutput::Nats(n) in raw.output {
+            let at = locate(text, "[[output]]");
+            n.validate().map_err(|e| err(at, e.to_string()))?;
+            if nats_outputs.iter().any(|o| o.name == n.name) {
+                return Err(err(
+                    at,
+                    format!(
+                        "two `[[output]]` are named `{}`; give each a `name`",
+                        n.name
+                    ),
+                ));
+            }
+            nats_outputs.push(n);
+        }
         Ok(Config {
             origin: origin.to_owned(),
             agents,
@@ -338,6 +365,7 @@ impl Config {
             redact_patterns,
             daemon_user: raw.daemon.user,
             mark,
+            nats_outputs,
         })
     }
 }
@@ -395,6 +423,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("c:2:") && e.contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn nats_outputs_are_read_and_checked() {
+        let c = Config::parse(
+            "c",
+            "[[output]]\ntype = \"nats\"\nservers = [\"nats://10.0.0.1:4222\"]\nreplicas = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.nats_outputs.len(), 1);
+        assert_eq!(c.nats_outputs[0].replicas, 3);
+        let e = Config::parse(
+            "c",
+            "[daemon]\n\n[[output]]\ntype = \"nats\"\nservers = []\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("c:3:1: ") && e.contains("`servers` is empty"),
+            "{e}"
+        );
+        let e = Config::parse("c", "[[output]]\ntype = \"kafka\"\nservers = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kafka"), "{e}");
+        let e = Config::parse(
+            "c",
+            "[[output]]\ntype = \"nats\"\nservers = [\"nats://a:1\"]\nsubjects = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("subjects"), "{e}");
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Pipeline {
     last_loss: Option<Timestamp>,
     /// Time of the newest alert of each rule.
     last_hit: std::collections::HashMap<String, Timestamp>,
+    /// Fleet outputs' status (they ship from the store on the runtime, not from here).
+    fleet: Vec<agent_fleet::ShipperHandle>,
 }
 
 pub struct Outputs<'a> {
@@ -92,7 +94,13 @@ impl Pipeline {
             alerts: 0,
             last_loss: None,
             last_hit: std::collections::HashMap::new(),
+            fleet: Vec::new(),
         })
+    }
+
+    /// The fleet outputs whose status `status` shows.
+    pub fn set_fleet(&mut self, handles: Vec<agent_fleet::ShipperHandle>) {
+        self.fleet = handles;
     }
 
     fn store_failed(&mut self, e: agent_store::StoreError) {
@@ -213,6 +221,7 @@ impl Pipeline {
             last_error: self.last_store_error.clone(),
             dir: s.dir().display().to_string(),
         });
+        st.fleet = self.fleet.iter().map(|h| h.status()).collect();
     }
 
     /// The answer to `rules`: the running policy and each rule with its hits.
