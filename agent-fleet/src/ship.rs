@@ -46,16 +46,25 @@ fn msg_id(item: &Item) -> String {
 }
 
 /// The status side of a running shipper, cheap to clone; `status` reads it.
-/// It holds no store, so the daemon's store closes once the shipper tasks are gone.
+/// It holds the store weakly, so the daemon's store closes once the shipper tasks are gone.
 #[derive(Clone)]
 pub struct ShipperHandle {
     state: Arc<Mutex<FleetOutputStatus>>,
+    store: std::sync::Weak<Store>,
 }
 
 impl ShipperHandle {
-    /// The output's status as of the shipper's last look at the spool.
+    /// The output's status now; the backlog counts from the store's durable seq even while the
+    /// shipper is still trying to connect.
     pub fn status(&self) -> FleetOutputStatus {
-        lock(&self.state).clone()
+        let mut st = lock(&self.state).clone();
+        if let Some(store) = self.store.upgrade() {
+            st.backlog = store.durable_seq().saturating_sub(st.acked_seq);
+        }
+        if st.backlog == 0 {
+            st.lag_ms = 0;
+        }
+        st
     }
 }
 
@@ -105,6 +114,7 @@ impl Shipper {
     pub fn handle(&self) -> ShipperHandle {
         ShipperHandle {
             state: self.state.clone(),
+            store: Arc::downgrade(&self.store),
         }
     }
 
