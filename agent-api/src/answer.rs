@@ -183,6 +183,9 @@ pub struct Status {
     /// Integrity of the kernel maps an attacker with bpf() can edit (absent offline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<IntegrityStatus>,
+    /// Fleet outputs (`[[output]] type = "nats"`), absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fleet: Vec<FleetOutputStatus>,
 }
 
 /// The daemon's checks of its kernel maps (`SESSIONS`, `HANDLERS`, the selector maps,
@@ -201,6 +204,31 @@ pub struct IntegrityStatus {
     /// What the last check that found something found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_finding: Option<String>,
+}
+
+/// One fleet output in `status`: how far shipping from the spool has come.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FleetOutputStatus {
+    /// The output's `name`.
+    pub name: String,
+    pub servers: Vec<String>,
+    /// Connected to a NATS server now.
+    pub connected: bool,
+    /// Last spool seq JetStream acknowledged (the persisted cursor).
+    pub acked_seq: u64,
+    /// Spool records durable but not yet acknowledged.
+    pub backlog: u64,
+    /// Age of the oldest record not yet acknowledged, in milliseconds (0 with no backlog).
+    pub lag_ms: u64,
+    /// Messages acknowledged since the daemon started.
+    pub shipped: u64,
+    /// When the last acknowledgement arrived.
+    pub last_ack: Option<Timestamp>,
+    /// Why shipping is not going (cleared by the next acknowledged batch).
+    pub last_error: Option<String>,
+    /// Records retention deleted before they were shipped.
+    pub dropped: u64,
 }
 
 /// The answer to `status` of a read-only backend on a data dir (no daemon): `{"ok": true,

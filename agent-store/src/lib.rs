@@ -31,6 +31,7 @@ pub mod schema;
 mod search;
 mod spool;
 mod store;
+mod tail;
 pub mod verify;
 
 /// The read side's results are the API's types: the daemon sends them as they are.
@@ -42,6 +43,7 @@ pub use query::{QueryError, parse_time_bound};
 pub use reader::{Reader, SearchRequest, SearchResponse, StoredHit};
 pub use spool::Damage;
 pub use store::Store;
+pub use tail::{SpoolTail, TailItem};
 pub use verify::{Finding, FindingKind, VerifyReport, verify};
 
 /// The one error type of the store.

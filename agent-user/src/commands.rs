@@ -271,6 +271,34 @@ pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {
             s.id, s.agent, s.root_pid, s.live_processes, s.events
         )?;
     }
+    for f in &st.fleet {
+        writeln!(
+            out,
+            "fleet       {} ({})  {}  acked seq {}  backlog {}  lag {} ms  shipped {}  last ack {}",
+            f.name,
+            f.servers.join(","),
+            if f.connected {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            f.acked_seq,
+            f.backlog,
+            f.lag_ms,
+            f.shipped,
+            f.last_ack.map_or("never".into(), |t| t.to_rfc3339()),
+        )?;
+        if let Some(e) = &f.last_error {
+            writeln!(out, "  last error: {e}")?;
+        }
+        if f.dropped > 0 {
+            writeln!(
+                out,
+                "  {} records removed by retention before they were shipped",
+                f.dropped
+            )?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -41,6 +41,16 @@ struct RawConfig {
     response: RawResponse,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    output: Vec<RawOutput>,
+}
+
+/// `[[output]]`: where else events and alerts go, by `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum RawOutput {
+    /// NATS JetStream, shipped from the spool (`agent-fleet`).
+    Nats(agent_fleet::NatsConfig),
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -198,6 +208,8 @@ pub struct Config {
     pub retention_age: Option<std::time::Duration>,
     /// `[store] max_bytes`: retention by spool size.
     pub retention_bytes: Option<u64>,
+    /// `[[output]] type = "nats"`: fleet outputs, validated.
+    pub nats_outputs: Vec<agent_fleet::NatsConfig>,
 }
 
 impl Config {
@@ -228,6 +240,22 @@ fn resolve_user(u: &str) -> Option<u32> {
         (f.next()? == u).then_some(())?;
         f.nth(1)?.parse().ok()
     })
+}
+
+/// Offset of the `i`-th `[[output]]` table header (where its errors point), or 0.
+fn nth_output_header(text: &str, i: usize) -> usize {
+    let mut at = 0;
+    let mut seen = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with("[[output]]") {
+            if seen == i {
+                return at + (line.len() - line.trim_start().len());
+            }
+            seen += 1;
+        }
+        at += line.len();
+    }
+    0
 }
 
 /// A configuration error, displayed as `file:line:col: message`.
@@ -545,6 +573,21 @@ impl Config {
                 }
             }
         };
+        let mut nats_outputs: Vec<agent_fleet::NatsConfig> = Vec::new();
+        for (i, RawOutput::Nats(n)) in raw.output.into_iter().enumerate() {
+            let at = nth_output_header(text, i);
+            n.validate().map_err(|e| err(at, e.to_string()))?;
+            if nats_outputs.iter().any(|o| o.name == n.name) {
+                return Err(err(
+                    at,
+                    format!(
+                        "two `[[output]]` are named `{}`; give each a `name`",
+                        n.name
+                    ),
+                ));
+            }
+            nats_outputs.push(n);
+        }
         Ok(Config {
             hooks,
             origin: origin.to_owned(),
@@ -558,6 +601,7 @@ impl Config {
             mark,
             retention_age,
             retention_bytes,
+            nats_outputs,
         })
     }
 }
@@ -708,6 +752,38 @@ mod tests {
         assert!(e.starts_with("c.toml:2:8: ") && e.contains("maybe"), "{e}");
         assert!(Config::parse("c", "[hooks]\nsocket = \"rel.sock\"\n").is_err());
         assert!(Config::parse("c", "[hooks]\ntimeout_ms = 0\n").is_err());
+    }
+
+    #[test]
+    fn nats_outputs_are_read_and_checked() {
+        let c = Config::parse(
+            "c",
+            "[[output]]\ntype = \"nats\"\nservers = [\"nats://10.0.0.1:4222\"]\nreplicas = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.nats_outputs.len(), 1);
+        assert_eq!(c.nats_outputs[0].replicas, 3);
+        let e = Config::parse(
+            "c",
+            "[daemon]\n\n[[output]]\ntype = \"nats\"\nservers = []\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("c:3:1: ") && e.contains("`servers` is empty"),
+            "{e}"
+        );
+        let e = Config::parse("c", "[[output]]\ntype = \"kafka\"\nservers = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kafka"), "{e}");
+        let e = Config::parse(
+            "c",
+            "[[output]]\ntype = \"nats\"\nservers = [\"nats://a:1\"]\nsubjects = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("subjects"), "{e}");
     }
 
     #[test]

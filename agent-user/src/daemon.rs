@@ -98,6 +98,13 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     if mark.starts_with(&conn.data_dir) {
         tracing::warn!(mark = %mark.display(), "the high-water mark is inside the data dir: wiping the data dir wipes it too");
     }
+    if no_store && !cfg.nats_outputs.is_empty() {
+        return Err(BadInput(anyhow!(
+            "{}: `[[output]] type = \"nats\"` ships from the store; it cannot run with `--no-store`",
+            cfg.origin
+        ))
+        .into());
+    }
     let (store, store_report) = if no_store {
         (None, None)
     } else {
@@ -125,7 +132,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     let (live, _) = tokio::sync::broadcast::channel(pipeline::LIVE_CAPACITY);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::sync_channel(1024);
     let reload = Arc::new(AtomicBool::new(false));
-    let pipeline = pipeline::Pipeline::new(
+    let mut pipeline = pipeline::Pipeline::new(
         host.clone(),
         pipeline::Outputs {
             events_jsonl,
@@ -140,6 +147,22 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     // Once the store and the outputs exist: opens of them for writing by any other process
     // are reported (see `Sensor::protect_paths`).
     sensor.protect_paths(&own_paths)?;
+    // Fleet outputs ship from the spool on the runtime; the host works the same without them.
+    if let Some(st) = &store {
+        let mut handles = Vec::new();
+        for out in &cfg.nats_outputs {
+            let shipper = agent_fleet::Shipper::new(
+                out.clone(),
+                &host,
+                st.clone(),
+                conn.data_dir.join("store"),
+            )
+            .map_err(|e| BadInput(anyhow!("{}: {e}", cfg.origin)))?;
+            handles.push(shipper.handle());
+            rt.spawn(shipper.run());
+        }
+        pipeline.set_fleet(handles);
+    }
     // Store findings become alerts once the session-less `monitor.start` event is out: tamper
     // evidence (something missing or altered) is critical and named; the rest (damage
     // repaired, index rebuilt) is the `store.recovery` it always was.

@@ -56,6 +56,8 @@ pub struct Pipeline {
     last_hit: std::collections::HashMap<String, Timestamp>,
     /// Alerts of rules with an `action`, for the sensor loop's responder (`take_triggered`).
     triggered: Vec<Triggered>,
+    /// Fleet outputs' status (they ship from the store on the runtime, not from here).
+    fleet: Vec<agent_fleet::ShipperHandle>,
 }
 
 /// An alert whose rule asks for a response action.
@@ -107,7 +109,13 @@ impl Pipeline {
             last_loss: None,
             last_hit: std::collections::HashMap::new(),
             triggered: Vec::new(),
+            fleet: Vec::new(),
         })
+    }
+
+    /// The fleet outputs whose status `status` shows.
+    pub fn set_fleet(&mut self, handles: Vec<agent_fleet::ShipperHandle>) {
+        self.fleet = handles;
     }
 
     fn store_failed(&mut self, e: agent_store::StoreError) {
@@ -260,6 +268,7 @@ impl Pipeline {
             last_error: self.last_store_error.clone(),
             dir: s.dir().display().to_string(),
         });
+        st.fleet = self.fleet.iter().map(|h| h.status()).collect();
     }
 
     /// The answer to `rules`: the running policy and each rule with its hits.

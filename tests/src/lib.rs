@@ -2,7 +2,8 @@
 //! binary, start a real daemon (real eBPF programs in this kernel) in a temporary data dir, run
 //! workloads inside and outside agent sessions, and read the events it wrote as JSON lines.
 //!
-//! [`agents`] runs the real Claude Code and Codex CLIs against a scripted model server.
+//! [`agents`] runs the real Claude Code and Codex CLIs against a scripted model server;
+//! [`nats`] starts real `nats-server` nodes for the fleet tests.
 //!
 //! Root tests call [`skip_reason`] first: without root, BTF or the binary they print why and
 //! return; under CI (root) they always run.
@@ -16,6 +17,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 
 pub mod agents;
 pub mod corpus;
+pub mod nats;
 
 /// Workspace root.
 pub fn root() -> PathBuf {

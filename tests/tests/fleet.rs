@@ -1,0 +1,290 @@
+//! Fleet shipping against real NATS servers (a 3-node JetStream cluster on loopback, started
+//! here): a daemon ships a real session's events and alerts from its spool; a NATS node is
+//! killed while it ships; the cluster is down when the daemon starts and comes up later; the
+//! token is wrong. In every case the messages in the streams are counted by message id against
+//! what the daemon recorded locally: nothing lost, nothing stored twice.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use futures_util::StreamExt as _;
+use tests::nats::{Cluster, server_bin};
+use tests::{Daemon, require_sensor};
+
+const TOKEN: &str = "fleet-test-token";
+
+/// Skip (or fail in CI) without a `nats-server`.
+macro_rules! require_nats {
+    () => {
+        require_sensor!();
+        if server_bin().is_none() {
+            let why = "no `nats-server`; run `cargo xtask setup`";
+            if std::env::var_os("CI").is_some() {
+                panic!("{why}");
+            }
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
+
+fn config(host: &str, urls: &[String], token: &str, replicas: usize) -> String {
+    let servers: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    format!(
+        "[daemon]\nhost = \"{host}\"\n\n[[output]]\ntype = \"nats\"\nservers = [{}]\ntoken = \"{token}\"\nreplicas = {replicas}\nbatch = 256\n",
+        servers.join(", ")
+    )
+}
+
+fn start_daemon(cfg: &str, alerts: &Path) -> Daemon {
+    Daemon::start_with(Some(cfg), &["--alerts-jsonl", alerts.to_str().unwrap()]).unwrap()
+}
+
+/// A session that keeps producing events for about `secs` seconds (execs, opens) and reads a
+/// planted SSH key, which raises an alert.
+fn busy_session(d: &Daemon, secs: u32) -> std::thread::JoinHandle<()> {
+    let key = d.dir.path().join("id_rsa");
+    std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n").unwrap();
+    let script = format!(
+        "end=$(( $(date +%s) + {secs} )); cat {} >/dev/null; while [ $(date +%s) -lt $end ]; do for i in 1 2 3 4 5 6 7 8; do cat /etc/hostname >/dev/null; done; sleep 0.05; done",
+        key.display()
+    );
+    let data = d.data_dir();
+    std::thread::spawn(move || {
+        let out = std::process::Command::new(tests::bin())
+            .args(["run", "--agent", "fleet-agent", "--data-dir"])
+            .arg(&data)
+            .args(["--", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+}
+
+fn fleet_status(d: &Daemon) -> serde_json::Value {
+    let st = d.status().unwrap();
+    st["fleet"][0].clone()
+}
+
+/// Wait until the output has acknowledged everything durable (backlog 0 after the store has
+/// synced the last record), or fail with its status.
+fn wait_shipped(d: &Daemon, within: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let st = d.status().unwrap();
+        let f = &st["fleet"][0];
+        let durable = st["store"]["durable_seq"].as_u64().unwrap_or(0);
+        let last = st["store"]["last_seq"].as_u64().unwrap_or(0);
+        if durable == last && f["acked_seq"].as_u64() >= Some(durable) && f["backlog"] == 0 {
+            return f.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not shipped within {within:?}: store {} fleet {f}",
+            st["store"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every message of `stream`: message id → how many times it is stored.
+fn stream_ids(urls: &[String], stream: &str) -> HashMap<String, usize> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = async_nats::ConnectOptions::with_token(TOKEN.into())
+            .connect(urls)
+            .await
+            .unwrap();
+        let js = jetstream::new(client);
+        let mut s = js.get_stream(stream).await.unwrap();
+        let total = s.info().await.unwrap().state.messages as usize;
+        let consumer = s
+            .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .unwrap();
+        let mut msgs = consumer.messages().await.unwrap();
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut n = 0;
+        while n < total {
+            let m = tokio::time::timeout(Duration::from_secs(10), msgs.next())
+                .await
+                .expect("stream read timed out")
+                .expect("stream ended")
+                .unwrap();
+            let id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.to_string())
+                .expect("message without Nats-Msg-Id");
+            *ids.entry(id).or_default() += 1;
+            n += 1;
+        }
+        ids
+    })
+}
+
+/// The ids the daemon recorded locally (its JSON-lines outputs), as the shipper names them.
+fn local_ids(d: &Daemon, alerts: &Path) -> (Vec<String>, Vec<String>) {
+    let events: Vec<String> = d.events().into_iter().map(|e| e.id).collect();
+    let alerts: Vec<String> = std::fs::read_to_string(alerts)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = v["id"].as_str().unwrap().to_owned();
+            match v["count"].as_u64() {
+                Some(c) if c > 1 => format!("{id}#{c}"),
+                _ => id,
+            }
+        })
+        .collect();
+    (events, alerts)
+}
+
+fn assert_exactly_once(stored: &HashMap<String, usize>, local: &[String], what: &str) {
+    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{what} stored more than once: {twice:?}");
+    let missing: Vec<_> = local
+        .iter()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} {what} missing: {:?}",
+        missing.len(),
+        local.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert_eq!(
+        stored.len(),
+        local.len(),
+        "{what}: stream holds others than the host recorded"
+    );
+}
+
+#[test]
+fn cluster_node_killed_while_shipping_loses_and_duplicates_nothing() {
+    require_nats!();
+    let t0 = Instant::now();
+    let mut cluster = Cluster::start(3, TOKEN).unwrap();
+    let alerts = tempfile::NamedTempFile::new().unwrap();
+    let d = start_daemon(
+        &config("fleet-h1", &cluster.urls(), TOKEN, 3),
+        alerts.path(),
+    );
+    let session = busy_session(&d, 6);
+    std::thread::sleep(Duration::from_secs(2));
+    let before = fleet_status(&d);
+    assert!(
+        before["shipped"].as_u64() > Some(0),
+        "nothing shipped before the kill: {before}"
+    );
+    cluster.kill_node(0);
+    session.join().unwrap();
+    d.settle();
+    let f = wait_shipped(&d, Duration::from_secs(30));
+    assert!(f["last_ack"].is_string(), "{f}");
+    let (events, alert_ids) = local_ids(&d, alerts.path());
+    assert!(
+        events.len() > 200,
+        "the session made only {} events",
+        events.len()
+    );
+    assert!(!alert_ids.is_empty(), "the SSH key read raised no alert");
+    let urls: Vec<String> = cluster.urls()[1..].to_vec();
+    assert_exactly_once(&stream_ids(&urls, "AGENTWATCH_EVENTS"), &events, "events");
+    assert_exactly_once(
+        &stream_ids(&urls, "AGENTWATCH_ALERTS"),
+        &alert_ids,
+        "alerts",
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn daemon_started_with_nats_down_catches_up_when_the_cluster_starts() {
+    require_nats!();
+    let t0 = Instant::now();
+    let mut cluster = Cluster::configure(3, TOKEN).unwrap();
+    let alerts = tempfile::NamedTempFile::new().unwrap();
+    let d = start_daemon(
+        &config("fleet-h2", &cluster.urls(), TOKEN, 3),
+        alerts.path(),
+    );
+    busy_session(&d, 2).join().unwrap();
+    d.settle();
+    // The host works on: events are recorded locally, status says why nothing ships.
+    let f = fleet_status(&d);
+    assert_eq!(f["connected"], false, "{f}");
+    assert!(f["backlog"].as_u64() > Some(100), "{f}");
+    assert!(
+        f["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot connect"),
+        "{f}"
+    );
+    assert!(d.events().len() > 100);
+    cluster.start_all().unwrap();
+    wait_shipped(&d, Duration::from_secs(30));
+    let (events, alert_ids) = local_ids(&d, alerts.path());
+    assert_exactly_once(
+        &stream_ids(&cluster.urls(), "AGENTWATCH_EVENTS"),
+        &events,
+        "events",
+    );
+    assert_exactly_once(
+        &stream_ids(&cluster.urls(), "AGENTWATCH_ALERTS"),
+        &alert_ids,
+        "alerts",
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn wrong_token_keeps_the_daemon_running_and_says_why() {
+    require_nats!();
+    let cluster = Cluster::start(1, TOKEN).unwrap();
+    let alerts = tempfile::NamedTempFile::new().unwrap();
+    let d = start_daemon(
+        &config("fleet-h3", &cluster.urls(), "wrong-token", 1),
+        alerts.path(),
+    );
+    busy_session(&d, 1).join().unwrap();
+    d.settle();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let f = loop {
+        let f = fleet_status(&d);
+        let err = f["last_error"].as_str().unwrap_or("").to_lowercase();
+        if err.contains("authorization") {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no authorization error in status: {f}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(f["connected"], false, "{f}");
+    assert_eq!(f["shipped"], 0, "{f}");
+    assert!(f["backlog"].as_u64() > Some(0), "{f}");
+    assert!(!d.events().is_empty(), "the host stopped recording");
+}
