@@ -127,6 +127,8 @@ struct Guard {
     own_ids_want: Vec<(u64, u32)>,
     protect: HashMap<MapData, [u64; 2], u32>,
     protect_want: Vec<([u64; 2], u32)>,
+    /// The paths `protect_want` was made from (to tell a live match from a reused inode).
+    protect_paths: Vec<std::path::PathBuf>,
 }
 
 /// The kernel's encoding of a device number (`MAJOR << 20 | MINOR`, as in `super_block.s_dev`)
@@ -452,6 +454,7 @@ impl Sensor {
                 own_ids_want,
                 protect,
                 protect_want: Vec::new(),
+                protect_paths: Vec::new(),
             },
             programs,
             ringbuf_bytes,
@@ -484,12 +487,31 @@ impl Sensor {
     pub fn protect_paths(&mut self, paths: &[std::path::PathBuf]) -> Result<()> {
         let g = &mut self.guard;
         g.protect_want = protect_entries(paths);
+        g.protect_paths = paths.to_vec();
         for (k, v) in &g.protect_want {
             g.protect
                 .insert(*k, *v, 0)
                 .context("cannot fill the `PROTECT` map")?;
         }
         Ok(())
+    }
+
+    /// Whether an open the kernel judged the daemon's (`OPEN_DAEMON`, matched by device and
+    /// inode in `PROTECT`) still names one of the daemon's files: the file itself is one now,
+    /// or its directory is one of the daemon's directories now. A protected file or directory
+    /// deleted since `protect_paths` frees its inode, which a new, unrelated file may get; such
+    /// a match is stale. `dev` is the user-space `st_dev` of the opened file.
+    pub fn still_protected(&self, path: &std::path::Path, dev: u64, ino: u64) -> bool {
+        use agent_common::{PROTECT_DIR, PROTECT_FILE};
+        use std::os::unix::fs::MetadataExt as _;
+        let now = protect_entries(&self.guard.protect_paths);
+        let has = |k: [u64; 2], bit: u32| now.iter().any(|(w, v)| *w == k && v & bit != 0);
+        if has([kernel_dev(dev), ino], PROTECT_FILE) {
+            return true;
+        }
+        path.parent()
+            .and_then(|d| std::fs::metadata(d).ok())
+            .is_some_and(|md| has([kernel_dev(md.dev()), md.ino()], PROTECT_DIR))
     }
 
     /// Compare `HANDLERS`, the selector maps, `OWN_IDS` and `PROTECT` with what the daemon wrote,

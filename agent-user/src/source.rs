@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -818,7 +819,23 @@ impl SourceLoop {
                         }
                     }
                 }
-                for ev in evs {
+                for mut ev in evs {
+                    if ev.kind.0 == Kind::FileOpen
+                        && ev.target.as_ref().is_some_and(|t| t.relation == "daemon")
+                        && let Some(f) = &ev.file
+                        && !f.path.as_bytes().starts_with(b"/proc/")
+                        && !self.sensor.still_protected(
+                            std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes())),
+                            f.dev.unwrap_or(0),
+                            f.ino.unwrap_or(0),
+                        )
+                    {
+                        // A reused inode of a deleted daemon file: not aimed at the daemon.
+                        if ev.session.is_none() {
+                            continue;
+                        }
+                        ev.target = None;
+                    }
                     if ev.kind.0 == Kind::KernelBpf
                         && ev.target.as_ref().map(|t| t.pid) == Some(std::process::id())
                     {

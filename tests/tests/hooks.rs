@@ -229,18 +229,27 @@ fn a_claude_tool_call_is_recorded_and_tags_the_processes_it_caused() {
     assert_eq!(created.map(intent_of), Some((Some(id), Some("Bash"))));
     // The agent's own events outside the call are not tagged.
     assert_eq!(intent_of(claude_exec), (None, None));
-    // Searchable in the store by the call id.
-    let out = Command::new(tests::bin())
-        .args(["search", "--json", "--limit", "1000", "--data-dir"])
-        .arg(s.daemon.data_dir())
-        .arg(format!("intent.tool_call_id:{id}"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("agent.tool_call") && text.contains("process.exec"),
-        "{text}"
-    );
+    // Searchable in the store by the call id, once the index has committed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = Command::new(tests::bin())
+            .args(["search", "--json", "--limit", "1000", "--data-dir"])
+            .arg(s.daemon.data_dir())
+            .arg(format!("intent.tool_call_id:{id}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("agent.tool_call") && text.contains("process.exec") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status {}: {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 const DENY_RULES: &str = r#"
