@@ -361,6 +361,53 @@ pub fn triage(socket: &Path, alert_id: &str, state: TriageState, note: &str) -> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// `agentwatch fields`: the field catalogue, all of it or what one kind carries. An unknown
+/// kind is bad input (exit 2) naming the kinds there are.
+pub fn fields(kind: Option<&str>, as_json: bool) -> Result<ExitCode> {
+    use agent_model::{FIELDS, Kind};
+    let kind = match kind {
+        None => None,
+        Some(k) => match Kind::ALL.iter().find(|x| x.name() == k) {
+            Some(k) => Some(*k),
+            None => {
+                let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                eprintln!(
+                    "agentwatch: error: `--kind` = `{k}` is not an event kind; kinds: {}",
+                    names.join(", ")
+                );
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    let rows = FIELDS
+        .iter()
+        .filter(|d| kind.is_none_or(|k| d.kinds.is_empty() || d.kinds.contains(&k)));
+    let width = FIELDS.iter().map(|d| d.name.len()).max().unwrap_or(0);
+    for d in rows {
+        let kinds: Vec<&str> = d.kinds.iter().map(|k| k.name()).collect();
+        let r = if as_json {
+            let v = serde_json::json!({
+                "field": d.name,
+                "type": format!("{:?}", d.ty).to_lowercase(),
+                "kinds": if kinds.is_empty() { vec!["all"] } else { kinds },
+                "meaning": d.doc,
+            });
+            writeln!(out, "{v}")
+        } else {
+            let ty = format!("{:?}", d.ty).to_lowercase();
+            writeln!(out, "{:width$}  {ty:5}  {}", d.name, d.doc)
+        };
+        if let Err(e) = r {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn rules_list(socket: &Path, as_json: bool) -> Result<ExitCode> {
     let mut c = Client::connect(socket)?;
     let l: RulesListing = c.call(&Request::Rules).map_err(refused)?;

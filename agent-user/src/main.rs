@@ -118,6 +118,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RulesCmd,
     },
+    /// The field catalogue: every field rules, queries and outputs can name, its type, the
+    /// kinds that carry it and what it means (no root, no daemon needed).
+    Fields {
+        /// Only the fields an event of this kind can carry (e.g. `file.open`).
+        #[arg(long)]
+        kind: Option<String>,
+        /// One JSON object per field.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lucene-style search over stored events and alerts, newest first.
     Search {
         /// Query, e.g. `kind:file.open AND file.path:*id_rsa*` (append `| count by FIELD`,
@@ -402,6 +412,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             session,
             json,
         } => commands::events(&conn, session, json),
+        Cmd::Fields { kind, json } => cli::fields(kind.as_deref(), json),
         Cmd::Rules { cmd } => match cmd {
             RulesCmd::Check { paths } => Ok(exit(rules::fs::cmd_check(
                 &paths,

@@ -106,3 +106,42 @@ fn cli_rough_edges_are_errors_or_work() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(o.stderr.is_empty(), "{}", text(&o));
 }
+
+/// `agentwatch fields`: the whole catalogue, one kind's fields, JSON, and an unknown kind.
+#[test]
+fn fields_lists_the_catalogue_and_filters_by_kind() {
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .arg("fields")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let all = run(&["--json"]);
+    assert!(all.status.success(), "{}", text(&all));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&all.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), agent_model::FIELDS.len());
+    let undeclared = rows
+        .iter()
+        .find(|r| r["field"] == "intent.undeclared")
+        .expect("intent.undeclared listed");
+    assert_eq!(undeclared["type"], "bool");
+    let open = run(&["--kind", "file.open"]);
+    let t = String::from_utf8_lossy(&open.stdout).into_owned();
+    assert!(open.status.success(), "{}", text(&open));
+    assert!(t.lines().any(|l| l.starts_with("file.path ")), "{t}");
+    assert!(
+        t.lines().any(|l| l.starts_with("process.exe ")),
+        "every kind's fields: {t}"
+    );
+    assert!(
+        !t.contains("dns.qname"),
+        "a net.dns field listed for file.open: {t}"
+    );
+    let bad = run(&["--kind", "file.opne"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("file.opne"));
+}
