@@ -15,7 +15,7 @@ use super::limits::MAX_REGEX_BYTES;
 use super::rule::kind_bit;
 use super::validate::check_text;
 use crate::cond::{Bits, Cidr, Cmp, FxBuild, Matcher, Op, glob_literal};
-use crate::error::suggest;
+use crate::error::did_you_mean;
 
 fn is_path_field(f: Field) -> bool {
     matches!(
@@ -132,9 +132,7 @@ pub(super) fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Ma
                     for k in &set {
                         let name = String::from_utf8_lossy(k);
                         let kind = Kind::from_name(&name).ok_or_else(|| {
-                            let s = suggest(&name, Kind::ALL.iter().map(|k| k.name()))
-                                .map(|s| format!(", did you mean `{s}`?"))
-                                .unwrap_or_default();
+                            let s = did_you_mean(&name, Kind::ALL.iter().map(|k| k.name()));
                             format!("unknown event kind `{}`{s}", name.escape_debug())
                         })?;
                         mask |= kind_bit(kind);

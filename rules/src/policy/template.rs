@@ -7,7 +7,7 @@
 
 use agent_model::{FIELDS, Field};
 
-use crate::error::suggest;
+use crate::error::did_you_mean;
 
 /// A piece of an output template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +43,7 @@ pub(super) fn parse_template(s: &str) -> Result<Vec<Part>, String> {
                     }
                 }
                 let Some(f) = Field::from_name(name.trim()) else {
-                    let s = suggest(name.trim(), FIELDS.iter().map(|f| f.name))
-                        .map(|s| format!(", did you mean `{s}`?"))
-                        .unwrap_or_default();
+                    let s = did_you_mean(name.trim(), FIELDS.iter().map(|f| f.name));
                     return Err(format!("unknown field `{{{name}}}` in output template{s}"));
                 };
                 if !lit.is_empty() {

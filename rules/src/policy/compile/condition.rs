@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::context::{Compiler, Use};
 use crate::cond::Node;
-use crate::error::suggest;
+use crate::error::did_you_mean;
 use crate::policy::definitions::{CondDef, Item, Items, RangeDef};
 use crate::policy::limits::MAX_DEPTH;
 use crate::policy::matchers::build_matcher;
@@ -176,9 +176,7 @@ impl Compiler<'_> {
             return None;
         };
         let Some(field) = Field::from_name(fname) else {
-            let s = suggest(fname, FIELDS.iter().map(|f| f.name))
-                .map(|s| format!(", did you mean `{s}`?"))
-                .unwrap_or_default();
+            let s = did_you_mean(fname, FIELDS.iter().map(|f| f.name));
             self.err(
                 file,
                 at,
@@ -234,9 +232,7 @@ impl Compiler<'_> {
             match Kind::from_name(k) {
                 Some(kind) => mask |= kind_bit(kind),
                 None => {
-                    let s = suggest(k, Kind::ALL.iter().map(|k| k.name()))
-                        .map(|s| format!(", did you mean `{s}`?"))
-                        .unwrap_or_default();
+                    let s = did_you_mean(k, Kind::ALL.iter().map(|k| k.name()));
                     self.err(
                         file,
                         at,

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use toml::Spanned;
 
 use self::context::{Compiler, ListEntry, MacroEntry};
-use crate::error::{Error, PolicyErrors, suggest};
+use crate::error::{Error, PolicyErrors, did_you_mean};
 use crate::policy::definitions::{FileDef, RuleDef};
 use crate::policy::limits::{MAX_RULES, MAX_TOTAL_BYTES};
 use crate::policy::rule::{Rule, RuleInfo};
@@ -146,9 +146,7 @@ impl Compiler<'_> {
                 }) => have.extend(items.into_inner()),
                 None if self.sources[file].extends_optional => {}
                 _ => {
-                    let known = suggest(&name, self.lists.keys().map(|k| k.as_str()))
-                        .map(|s| format!(", did you mean `{s}`?"))
-                        .unwrap_or_default();
+                    let known = did_you_mean(&name, self.lists.keys().map(|k| k.as_str()));
                     self.err(
                         file,
                         span,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use agent_model::Field;
 
 use super::context::{CompiledMacro, Compiler};
-use crate::error::suggest;
+use crate::error::did_you_mean;
 use crate::policy::definitions::{Item, Lit, list_ref};
 use crate::policy::validate::valid_name;
 
@@ -56,9 +56,7 @@ impl Compiler<'_> {
     ) -> Option<Vec<Lit>> {
         let Some(entry) = self.lists.get_mut(name) else {
             if let Some((f, at)) = from {
-                let s = suggest(name, self.lists.keys().map(|k| k.as_str()))
-                    .map(|s| format!(", did you mean `{s}`?"))
-                    .unwrap_or_default();
+                let s = did_you_mean(name, self.lists.keys().map(|k| k.as_str()));
                 self.err(f, at, format!("undefined list `{name}`{s}"));
             }
             return None;
@@ -126,9 +124,7 @@ impl Compiler<'_> {
     ) -> Option<Arc<CompiledMacro>> {
         let Some(entry) = self.macros.get_mut(name) else {
             if let Some((f, at)) = from {
-                let s = suggest(name, self.macros.keys().map(|k| k.as_str()))
-                    .map(|s| format!(", did you mean `{s}`?"))
-                    .unwrap_or_default();
+                let s = did_you_mean(name, self.macros.keys().map(|k| k.as_str()));
                 self.err(f, at, format!("undefined macro `{name}`{s}"));
             }
             return None;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::context::Compiler;
 use super::window::Shape;
-use crate::error::suggest;
+use crate::error::did_you_mean;
 use crate::policy::definitions::RuleDef;
 use crate::policy::limits::DEFAULT_DEDUP_NS;
 use crate::policy::response::{Action, DEFAULT_RATE_LIMIT, RuleResponse};
@@ -121,9 +121,7 @@ impl Compiler<'_> {
                     match Field::from_name(k) {
                         Some(f) => keys.push(f),
                         None => {
-                            let s = suggest(k, FIELDS.iter().map(|f| f.name))
-                                .map(|s| format!(", did you mean `{s}`?"))
-                                .unwrap_or_default();
+                            let s = did_you_mean(k, FIELDS.iter().map(|f| f.name));
                             self.err(
                                 file,
                                 d.window.span().start,

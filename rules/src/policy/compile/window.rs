@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::context::{Compiler, Use};
 use crate::cond::Node;
-use crate::error::suggest;
+use crate::error::did_you_mean;
 use crate::policy::definitions::Item;
 use crate::policy::definitions::{RuleDef, SeqDef, WindowDef};
 use crate::policy::limits::{MAX_STEPS, MAX_SUM_THRESHOLD, MAX_THRESHOLD};
@@ -180,9 +180,7 @@ impl Compiler<'_> {
     fn window_field(&mut self, file: usize, f: &Spanned<String>) -> Option<Field> {
         let field = Field::from_name(f.get_ref());
         if field.is_none() {
-            let s = suggest(f.get_ref(), FIELDS.iter().map(|f| f.name))
-                .map(|s| format!(", did you mean `{s}`?"))
-                .unwrap_or_default();
+            let s = did_you_mean(f.get_ref(), FIELDS.iter().map(|f| f.name));
             self.err(
                 file,
                 f.span().start,
