@@ -110,3 +110,46 @@ fn benign_session_raises_nothing_above_low() {
         case.fired
     );
 }
+
+/// The policy hash names what the user wrote: the same files read from another directory hash
+/// the same, a source the daemon generates does not change it, a changed byte does.
+#[test]
+fn the_policy_hash_ignores_directories_and_generated_sources() {
+    let base = default_sources();
+    let h = Policy::compile(&base).unwrap().hash();
+    let moved: Vec<Source> = base
+        .iter()
+        .map(|s| Source {
+            name: s.name.replace("<default>/", "/etc/agentwatch/rules/"),
+            ..s.clone()
+        })
+        .collect();
+    assert_eq!(Policy::compile(&moved).unwrap().hash(), h);
+    let mut with_daemon = base.clone();
+    with_daemon.push(
+        Source::from_text(
+            "<daemon>/monitor_paths.toml",
+            "[extend_lists]\nmonitor_paths = [\"/srv/aw/\"]\n",
+        )
+        .extends_optional(),
+    );
+    assert_eq!(Policy::compile(&with_daemon).unwrap().hash(), h);
+    let mut changed = base.clone();
+    changed[0].bytes.push(b'\n');
+    assert_ne!(Policy::compile(&changed).unwrap().hash(), h);
+}
+
+/// The READMEs state the shipped policy's rule count.
+#[test]
+fn readmes_state_the_rule_count() {
+    let n = Policy::compile(&default_sources()).unwrap().len();
+    for (name, text) in [
+        ("README.md", include_str!("../../README.md")),
+        ("rules/README.md", include_str!("../README.md")),
+    ] {
+        assert!(
+            text.contains(&format!("{n} rules")),
+            "{name} does not say `{n} rules`"
+        );
+    }
+}

@@ -101,12 +101,16 @@ impl Policy {
     }
 }
 
-/// 16 hex digits of SHA-256 over each source's name and bytes, length-prefixed, in order.
+/// 16 hex digits of SHA-256 over each source's file name (not its directory, so `rules check
+/// ./rules/` and a daemon given `/etc/agentwatch/rules` agree) and bytes, length-prefixed, in
+/// order. Sources the daemon generates ([`Source::extends_optional`], e.g. its own paths) are
+/// left out: the hash names the policy a user wrote, the same on every host.
 fn hash_sources(sources: &[Source]) -> String {
     let mut h = Sha256::new();
-    for s in sources {
-        h.update((s.name.len() as u64).to_le_bytes());
-        h.update(s.name.as_bytes());
+    for s in sources.iter().filter(|s| !s.extends_optional) {
+        let name = s.name.rsplit('/').next().unwrap_or(&s.name);
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
         h.update((s.bytes.len() as u64).to_le_bytes());
         h.update(&s.bytes);
     }
