@@ -302,7 +302,8 @@ pub fn follow_alerts(socket: &Path, severity: Option<&str>, as_json: bool) -> Re
             if as_json {
                 out.write_all(line.as_bytes())?;
             } else {
-                writeln!(out, "{} id={}", alert_line(&a, None), a.id)?;
+                // The same shape as the listing printed before it (`ALERT ... id=`).
+                writeln!(out, "ALERT {} id={}", alert_line(&a, None), a.id)?;
             }
             out.flush()?;
         }
