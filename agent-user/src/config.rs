@@ -656,6 +656,7 @@ mod tests {
             ),
             ("[store]\nmax_age = \"forever\"\n", "c:2:11: "),
             ("[store]\nmax_bytes = \"12Q\"\n", "c:2:13: "),
+            ("[store]\nbacklog = \"1K\"\n", "c:2:11: "),
         ];
         for (text, at) in cases {
             let e = Config::parse("c", text).unwrap_err().to_string();
