@@ -297,6 +297,21 @@ pub struct StoreStats {
     pub indexed_seq: u64,
     /// Records not yet searchable.
     pub lag: u64,
+    /// The spool does not take writes now (disk full): records wait in memory, then are dropped.
+    #[serde(default)]
+    pub full: bool,
+    /// The write error while `full`.
+    #[serde(default)]
+    pub space_error: Option<String>,
+    /// Records refused since start because the disk did not take them (never stored).
+    #[serde(default)]
+    pub dropped: u64,
+    /// Times the spool stopped taking writes since start.
+    #[serde(default)]
+    pub outages: u64,
+    /// The indexer's last error while it retries (search is stale until it commits again).
+    #[serde(default)]
+    pub index_error: Option<String>,
 }
 
 /// The store in `status`: its [`StoreStats`] and the daemon's write errors.

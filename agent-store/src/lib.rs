@@ -81,6 +81,8 @@ pub enum StoreError {
     Backlog(usize),
     #[error("the indexer thread stopped: {0}")]
     Indexer(String),
+    #[error("the spool does not take writes (`{buffered}` bytes buffered in memory): {cause}")]
+    NoSpace { buffered: usize, cause: String },
 }
 
 /// Tuning of a [`Store`].
@@ -107,6 +109,9 @@ pub struct StoreConfig {
     /// Where to keep the high-water mark (last durable seq and chain value), outside the data
     /// dir; `None` keeps none. See [`mark`].
     pub mark: Option<PathBuf>,
+    /// While the disk does not take writes, events are kept in memory up to this many bytes,
+    /// then dropped and counted; alerts and `monitor.*` events may use up to 256 MiB.
+    pub backlog_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -122,8 +127,29 @@ impl Default for StoreConfig {
             index_memory_bytes: 96 << 20,
             index_threads: 2,
             mark: None,
+            backlog_bytes: 64 << 20,
         }
     }
+}
+
+/// Whether the store is writing: see [`Store::health`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// The spool does not take writes now (disk full or another write error).
+    pub full: bool,
+    /// When the current (or last) outage began.
+    pub full_since: Option<agent_model::Timestamp>,
+    /// When the last outage ended.
+    pub resumed_at: Option<agent_model::Timestamp>,
+    /// The write error of the current outage.
+    pub error: Option<String>,
+    /// Outages since open.
+    pub outages: u64,
+    /// Records refused (never given a seq) since open, and during the current or last outage.
+    pub dropped: u64,
+    pub outage_dropped: u64,
+    /// The indexer's last error while it is retrying (cleared by its next commit).
+    pub index_error: Option<String>,
 }
 
 /// What [`Store::open`] found and repaired. The daemon turns a non-clean report into an alert.

@@ -25,7 +25,9 @@ use crate::spool::{
     self, FILE_MAGIC, HEADER, RecType, SegmentMeta, create_private, fsync_dir, io_err,
 };
 use crate::verify::{self, MarkView};
-use crate::{OpenReport, StoreConfig, StoreError, StoreStats, TriageEntry, TriageState};
+use crate::{
+    OpenReport, StoreConfig, StoreError, StoreHealth, StoreStats, TriageEntry, TriageState,
+};
 
 /// Bytes buffered before they are written to the segment file.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -33,6 +35,10 @@ const FLUSH_BYTES: usize = 1 << 20;
 const MAX_BACKLOG: usize = 256 << 20;
 /// Records the indexer takes from the spool per round.
 const PUMP_RECORDS: usize = 16_384;
+/// After a failed spool write, how long before the next try (no busy loop on a full disk).
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// How long the indexer waits after an error before it rolls back to its last commit and retries.
+const INDEX_RETRY: Duration = Duration::from_secs(1);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(10);
 
@@ -72,6 +78,8 @@ struct Inner {
     sync_cv: Condvar,
     shutdown: AtomicBool,
     indexer_error: Mutex<Option<String>>,
+    /// Disk-full state and drop counts (the indexer error is kept in `indexer_error`).
+    health: Mutex<StoreHealth>,
     /// Where the high-water mark is kept, and the seq it was last written for.
     mark: Option<(PathBuf, Mutex<u64>)>,
 }
@@ -432,6 +440,7 @@ impl Store {
             sync_cv: Condvar::new(),
             shutdown: AtomicBool::new(false),
             indexer_error: Mutex::new(None),
+            health: Mutex::new(StoreHealth::default()),
             mark,
         });
         let (tx, rx) = mpsc::channel();
@@ -491,18 +500,35 @@ impl Store {
     fn append(
         &self,
         ty: RecType,
+        reserved: bool,
         time: i64,
         fill: impl FnOnce(&mut Vec<u8>) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
         let inner = &*self.inner;
         let mut w = lock(&inner.writer);
-        if w.buf.len() >= MAX_BACKLOG {
-            flush_locked(inner, &mut w)?;
+        if w.retry_after.is_some() {
+            // The disk does not take writes: keep records in memory up to the backlog (alerts,
+            // triage and monitor events up to the larger reserve), then refuse and count them.
+            // A refused record gets no seq, so the chain has no hole; the gap is counted.
+            let limit = if reserved {
+                MAX_BACKLOG
+            } else {
+                inner.cfg.backlog_bytes.min(MAX_BACKLOG)
+            };
+            if w.buf.len() >= limit && try_flush(inner, &mut w).is_err() {
+                let mut h = lock(&inner.health);
+                h.dropped += 1;
+                h.outage_dropped += 1;
+                return Err(StoreError::Backlog(w.buf.len()));
+            }
         }
-        if w.file_len + w.buf.len() as u64 >= inner.cfg.segment_bytes
+        if w.retry_after.is_none()
+            && w.file_len + w.buf.len() as u64 >= inner.cfg.segment_bytes
             && w.seg.last_seq >= w.seg.first_seq
+            && let Err(e) = rotate(inner, &mut w)
         {
-            rotate(inner, &mut w)?;
+            // The record goes on into the current segment; the next flush retries.
+            failed(inner, &mut w, &e);
         }
         let seq = w.next_seq;
         let start = w.buf.len();
@@ -518,15 +544,9 @@ impl Store {
         });
         w.next_seq += 1;
         w.unsynced += 1;
-        if w.buf.len() >= FLUSH_BYTES && w.retry_after.is_none_or(|t| Instant::now() >= t) {
-            // A failed write keeps the bytes buffered; retry after a pause, not on every append.
-            match flush_locked(inner, &mut w) {
-                Ok(()) => w.retry_after = None,
-                Err(e) => {
-                    tracing::warn!(error = %e, buffered = w.buf.len(), "spool write failed; will retry");
-                    w.retry_after = Some(Instant::now() + Duration::from_millis(100));
-                }
-            }
+        if w.buf.len() >= FLUSH_BYTES {
+            // A failed write keeps the bytes buffered; retried after a pause, not on every append.
+            let _ = try_flush(inner, &mut w);
         }
         if w.unsynced >= inner.cfg.sync_every_events {
             w.unsynced = 0;
@@ -540,7 +560,8 @@ impl Store {
     /// Append an event to the spool. Returns its sequence number; it is acknowledged (durable)
     /// once [`Store::durable_seq`] reaches it (group fsync) or after [`Store::sync`].
     pub fn append_event(&self, e: &Event) -> Result<u64, StoreError> {
-        self.append(RecType::Event, e.time.0, |buf| {
+        let reserved = e.kind().name().starts_with("monitor.");
+        self.append(RecType::Event, reserved, e.time.0, |buf| {
             codec::encode_event(buf, e);
             Ok(())
         })
@@ -548,7 +569,7 @@ impl Store {
 
     /// Append an alert (indexed with `kind:alert`).
     pub fn append_alert(&self, a: &Alert) -> Result<u64, StoreError> {
-        self.append(RecType::Alert, a.time.0, |buf| {
+        self.append(RecType::Alert, true, a.time.0, |buf| {
             serde_json::to_writer(&mut *buf, a)
                 .map_err(|source| StoreError::Json { seq: 0, source })
         })
@@ -569,7 +590,7 @@ impl Store {
             by: by.to_string(),
             time: Timestamp::now(),
         };
-        let seq = self.append(RecType::Triage, rec.time.0, |buf| {
+        let seq = self.append(RecType::Triage, true, rec.time.0, |buf| {
             serde_json::to_writer(&mut *buf, &rec)
                 .map_err(|source| StoreError::Json { seq: 0, source })
         })?;
@@ -618,6 +639,13 @@ impl Store {
         )
     }
 
+    /// Whether the spool takes writes, what was dropped, and the indexer's pending error.
+    pub fn health(&self) -> StoreHealth {
+        let mut h = lock(&self.inner.health).clone();
+        h.index_error = lock(&self.inner.indexer_error).clone();
+        h
+    }
+
     /// Counters for `agentwatch status`.
     pub fn stats(&self) -> StoreStats {
         let segs = lock(&self.inner.segments).clone();
@@ -649,6 +677,12 @@ impl Store {
         st.alerts += active_alerts;
         st.spool_bytes += active_bytes;
         st.lag = st.last_seq.saturating_sub(st.indexed_seq);
+        let h = self.health();
+        st.full = h.full;
+        st.space_error = h.error;
+        st.dropped = h.dropped;
+        st.outages = h.outages;
+        st.index_error = h.index_error;
         st.index_bytes = dir_size(&self.dir.join("index"));
         st
     }
@@ -722,6 +756,62 @@ fn flush_locked(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The error and its causes on one line.
+fn chain_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// Enter (or stay in) the failing state after a spool write error: retries wait `RETRY_EVERY`.
+fn failed(inner: &Inner, w: &mut Writer, e: &StoreError) {
+    w.retry_after = Some(Instant::now() + RETRY_EVERY);
+    let msg = chain_text(e);
+    let mut h = lock(&inner.health);
+    if !h.full {
+        h.full = true;
+        h.outages += 1;
+        h.outage_dropped = 0;
+        h.full_since = Some(Timestamp::now());
+        tracing::error!(error = %msg, buffered = w.buf.len(), "spool writes fail; buffering in memory, then dropping and counting");
+    }
+    h.error = Some(msg);
+}
+
+/// Flush unless a failed write is waiting for its retry time; track the failing state.
+fn try_flush(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
+    if let Some(t) = w.retry_after
+        && Instant::now() < t
+    {
+        let cause = lock(&inner.health).error.clone().unwrap_or_default();
+        return Err(StoreError::NoSpace {
+            buffered: w.buf.len(),
+            cause,
+        });
+    }
+    match flush_locked(inner, w) {
+        Ok(()) => {
+            if w.retry_after.take().is_some() {
+                let mut h = lock(&inner.health);
+                h.full = false;
+                h.error = None;
+                h.resumed_at = Some(Timestamp::now());
+                tracing::info!(dropped = h.outage_dropped, "spool writes resumed");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            failed(inner, w, &e);
+            Err(e)
+        }
+    }
+}
+
 /// Let the indexer see records up to `p`, never moving backwards. Only fsynced records are
 /// published, so an index commit never claims a record a power loss could take away.
 fn publish(inner: &Inner, p: Published) {
@@ -762,7 +852,7 @@ fn rotate(inner: &Inner, w: &mut Writer) -> Result<(), StoreError> {
 fn do_sync(inner: &Inner) -> Result<u64, StoreError> {
     let (file, path, chain, target) = {
         let mut w = lock(&inner.writer);
-        flush_locked(inner, &mut w)?;
+        try_flush(inner, &mut w)?;
         w.unsynced = 0;
         (
             w.file.clone(),
@@ -844,7 +934,10 @@ fn sync_loop(inner: &Inner) {
             *req = false;
         }
         if let Err(e) = do_sync(inner) {
-            tracing::warn!(error = %e, "spool fsync failed");
+            // A failing disk is reported once by `failed`, not every period.
+            if !lock(&inner.health).full {
+                tracing::warn!(error = %e, "spool fsync failed");
+            }
         }
         if inner.shutdown.load(Ordering::Acquire) {
             return;
@@ -870,11 +963,45 @@ struct Indexer {
 }
 
 impl Indexer {
+    /// Index until shutdown. An error (a full disk, mostly) does not stop the thread: it waits,
+    /// rolls the writer back to its last commit and indexes again from there.
     fn run(&mut self) {
-        if let Err(e) = self.run_inner() {
-            tracing::error!(error = %e, "indexer stopped");
-            *lock(&self.inner.indexer_error) = Some(e.to_string());
+        loop {
+            let Err(e) = self.run_inner() else { return };
+            let msg = chain_text(&e);
+            let mut cur = lock(&self.inner.indexer_error);
+            if cur.as_deref() != Some(msg.as_str()) {
+                tracing::error!(error = %msg, "indexer failed; will roll back and retry");
+            }
+            *cur = Some(msg);
+            drop(cur);
+            let until = Instant::now() + INDEX_RETRY;
+            while Instant::now() < until {
+                if self.inner.shutdown.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if let Err(e) = self.restart() {
+                *lock(&self.inner.indexer_error) = Some(chain_text(&e));
+            }
         }
+    }
+
+    /// Drop what was added since the last commit and read the spool again from there.
+    fn restart(&mut self) -> Result<(), StoreError> {
+        self.writer.rollback()?;
+        self.last_added = self.committed;
+        self.first_uncommitted = None;
+        self.file = None;
+        let segs = lock(&self.inner.segments);
+        self.cursor_seg = segs
+            .iter()
+            .find(|s| s.last_seq > self.committed || s.first_seq > self.committed)
+            .or(segs.last())
+            .map_or(self.cursor_seg, |s| s.first_seq);
+        self.cursor_off = FILE_MAGIC.len() as u64;
+        Ok(())
     }
 
     fn run_inner(&mut self) -> Result<(), StoreError> {
@@ -942,6 +1069,9 @@ impl Indexer {
         self.committed = self.last_added;
         self.first_uncommitted = None;
         self.inner.indexed.store(self.committed, Ordering::Release);
+        if lock(&self.inner.indexer_error).take().is_some() {
+            tracing::info!(indexed_seq = self.committed, "indexer resumed");
+        }
         // tantivy creates its files with the process umask; keep them private.
         let mut fixed = Vec::new();
         let _ = private_files(&self.inner.index_dir, &mut fixed);

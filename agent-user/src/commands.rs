@@ -263,6 +263,38 @@ pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {
             writeln!(out, "  last      {}", agent_model::display::escape(f))?;
         }
     }
+    if let Some(s) = &st.store {
+        writeln!(
+            out,
+            "store       {} events  {} alerts  durable seq {}  indexed seq {}  lag {}  {} write errors",
+            s.stats.events,
+            s.stats.alerts,
+            s.stats.durable_seq,
+            s.stats.indexed_seq,
+            s.stats.lag,
+            s.errors
+        )?;
+        if s.stats.full {
+            writeln!(
+                out,
+                "  OUT OF SPACE: {}",
+                s.stats.space_error.as_deref().unwrap_or("writes fail")
+            )?;
+        }
+        if s.stats.dropped > 0 {
+            writeln!(
+                out,
+                "  {} records not stored (disk full) in {} outages",
+                s.stats.dropped, s.stats.outages
+            )?;
+        }
+        if let Some(e) = &s.stats.index_error {
+            writeln!(out, "  indexer retrying: {e}")?;
+        }
+        if let Some(e) = &s.last_error {
+            writeln!(out, "  last error: {e}")?;
+        }
+    }
     writeln!(out, "sessions    {}", st.sessions.len())?;
     for s in &st.sessions {
         writeln!(

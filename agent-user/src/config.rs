@@ -119,6 +119,9 @@ struct RawStore {
     /// Delete the oldest segments while the spool is larger than this (bytes, or `10G`,
     /// `500M`, ...).
     max_bytes: Option<Spanned<ByteSize>>,
+    /// Memory for events while the disk does not take writes (bytes, or `64M`); past it events
+    /// are dropped and counted.
+    backlog: Option<Spanned<ByteSize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +211,8 @@ pub struct Config {
     pub retention_age: Option<std::time::Duration>,
     /// `[store] max_bytes`: retention by spool size.
     pub retention_bytes: Option<u64>,
+    /// `[store] backlog`: memory for events while the disk is full (`None`: the store's default).
+    pub store_backlog: Option<u64>,
     /// `[[output]] type = "nats"`: fleet outputs, validated.
     pub nats_outputs: Vec<agent_fleet::NatsConfig>,
 }
@@ -573,6 +578,22 @@ impl Config {
                 }
             }
         };
+        let store_backlog = match &raw.store.backlog {
+            None => None,
+            Some(v) => match match v.get_ref() {
+                ByteSize::Int(n) => Some(*n),
+                ByteSize::Text(t) => parse_bytes(t),
+            } {
+                Some(n) if (1 << 20..=256 << 20).contains(&n) => Some(n),
+                _ => {
+                    return Err(err(
+                        v.span().start,
+                        "`backlog` must be between 1M and 256M: a number of bytes or `64M`"
+                            .to_owned(),
+                    ));
+                }
+            },
+        };
         let mut nats_outputs: Vec<agent_fleet::NatsConfig> = Vec::new();
         for (i, RawOutput::Nats(n)) in raw.output.into_iter().enumerate() {
             let at = nth_output_header(text, i);
@@ -601,6 +622,7 @@ impl Config {
             mark,
             retention_age,
             retention_bytes,
+            store_backlog,
             nats_outputs,
         })
     }
@@ -634,6 +656,7 @@ mod tests {
             ),
             ("[store]\nmax_age = \"forever\"\n", "c:2:11: "),
             ("[store]\nmax_bytes = \"12Q\"\n", "c:2:13: "),
+            ("[store]\nbacklog = \"1K\"\n", "c:2:11: "),
         ];
         for (text, at) in cases {
             let e = Config::parse("c", text).unwrap_err().to_string();

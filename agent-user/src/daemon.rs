@@ -113,6 +113,11 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             mark: Some(mark.clone()),
             retention_age: cfg.retention_age,
             retention_bytes: cfg.retention_bytes,
+            backlog_bytes: cfg
+                .store_backlog
+                .map_or(agent_store::StoreConfig::default().backlog_bytes, |b| {
+                    b as usize
+                }),
             ..Default::default()
         };
         let (st, report) = agent_store::Store::open(&dir, store_cfg)

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod diskfull;
 pub mod evidence;
 pub mod hookcmd;
 pub mod hooks;

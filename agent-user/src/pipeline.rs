@@ -58,6 +58,8 @@ pub struct Pipeline {
     triggered: Vec<Triggered>,
     /// Fleet outputs' status (they ship from the store on the runtime, not from here).
     fleet: Vec<agent_fleet::ShipperHandle>,
+    /// The store's disk-full state already alerted.
+    disk: crate::diskfull::DiskWatch,
 }
 
 /// An alert whose rule asks for a response action.
@@ -110,6 +112,7 @@ impl Pipeline {
             last_hit: std::collections::HashMap::new(),
             triggered: Vec::new(),
             fleet: Vec::new(),
+            disk: crate::diskfull::DiskWatch::default(),
         })
     }
 
@@ -223,6 +226,12 @@ impl Pipeline {
     pub fn tick(&mut self) {
         for a in self.engine.flush(Timestamp::now()) {
             self.alert(a);
+        }
+        if let Some(st) = &self.store {
+            let h = st.health();
+            for a in self.disk.check(&h, &self.host, Timestamp::now()) {
+                self.alert(a);
+            }
         }
         let hup = self.reload.swap(false, Ordering::Relaxed);
         if hup || self.policy.changed_on_disk() {

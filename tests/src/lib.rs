@@ -94,6 +94,15 @@ impl Daemon {
     /// kept in the test's temporary dir (`mark/store.mark`) unless `extra` names one.
     pub fn start_with(config: Option<&str>, extra: &[&str]) -> Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("aw-test-").tempdir()?;
+        Daemon::start_in(dir, config, extra)
+    }
+
+    /// [`Daemon::start_with`] in a prepared dir (e.g. with a filesystem mounted on `data/`).
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        config: Option<&str>,
+        extra: &[&str],
+    ) -> Result<Daemon> {
         if let Some(c) = config {
             std::fs::write(dir.path().join("config.toml"), c)?;
         }

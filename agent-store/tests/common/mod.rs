@@ -26,6 +26,7 @@ pub fn cfg() -> StoreConfig {
         index_memory_bytes: 40 << 20,
         index_threads: 2,
         mark: None,
+        backlog_bytes: 64 << 20,
     }
 }
 
