@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod evidence;
+pub mod fleetsearch;
 pub mod hookcmd;
 pub mod hooks;
 pub mod install;

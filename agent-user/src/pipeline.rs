@@ -58,6 +58,8 @@ pub struct Pipeline {
     triggered: Vec<Triggered>,
     /// Fleet outputs' status (they ship from the store on the runtime, not from here).
     fleet: Vec<agent_fleet::ShipperHandle>,
+    /// Each fleet output's `dropped` counter as last seen: an increase is an alert.
+    fleet_dropped: agent_fleet::DroppedWatch,
 }
 
 /// An alert whose rule asks for a response action.
@@ -110,6 +112,7 @@ impl Pipeline {
             last_hit: std::collections::HashMap::new(),
             triggered: Vec::new(),
             fleet: Vec::new(),
+            fleet_dropped: agent_fleet::DroppedWatch::default(),
         })
     }
 
@@ -219,10 +222,25 @@ impl Pipeline {
             .send(Arc::new(LiveItem::Alert { alert: Box::new(a) }));
     }
 
-    /// Periodic work, every 250 ms: windowed-rule flushes and policy reloads.
+    /// Periodic work, every 250 ms: windowed-rule flushes, policy reloads, and an alert for each
+    /// increase of a fleet output's count of records deleted before they were shipped.
     pub fn tick(&mut self) {
         for a in self.engine.flush(Timestamp::now()) {
             self.alert(a);
+        }
+        if !self.fleet.is_empty() {
+            let st: Vec<_> = self.fleet.iter().map(|h| h.status()).collect();
+            let counters: Vec<u64> = st.iter().map(|s| s.dropped).collect();
+            for (i, increase, total) in self.fleet_dropped.increases(&counters) {
+                let a = agent_fleet::unshipped_alert(
+                    &st[i].name,
+                    &self.host,
+                    increase,
+                    total,
+                    Timestamp::now(),
+                );
+                self.alert(a);
+            }
         }
         let hup = self.reload.swap(false, Ordering::Relaxed);
         if hup || self.policy.changed_on_disk() {
