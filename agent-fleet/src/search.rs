@@ -101,9 +101,11 @@ pub(crate) async fn serve(client: async_nats::Client, cfg: NatsConfig, host: Str
     }
 }
 
-/// One hit and the host that answered it.
+/// One hit and the host that answered it (`answered_by` on the wire: the hit's own `host`
+/// field is the host name as the daemon records it, not necessarily its subject token).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FleetHit {
+    #[serde(rename = "answered_by")]
     pub host: String,
     #[serde(flatten)]
     pub hit: Hit,
