@@ -85,8 +85,12 @@ pub fn search(args: FleetArgs, req: Request, as_json: bool) -> Result<ExitCode> 
             .into());
         }
     }
-    let cfg = NatsConfig::client(servers, args.token, args.credentials, &args.prefix)
-        .map_err(|e| BadInput(anyhow!("`--fleet`: {e}")))?;
+    let cfg = NatsConfig::client(servers, args.token, args.credentials, &args.prefix).map_err(
+        |e| match e {
+            agent_fleet::FleetError::Config(m) => BadInput(anyhow!("`--fleet`: {m}")),
+            e => BadInput(anyhow!("`--fleet`: {e}")),
+        },
+    )?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
