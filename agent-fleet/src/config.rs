@@ -144,6 +144,63 @@ impl NatsConfig {
         Ok(())
     }
 
+    /// Connection options from the credentials and TLS keys (the caller adds the rest).
+    pub(crate) async fn connect_options(&self) -> Result<async_nats::ConnectOptions, String> {
+        let mut opts = match &self.credentials {
+            Some(p) => async_nats::ConnectOptions::with_credentials_file(p)
+                .await
+                .map_err(|e| format!("cannot read credentials `{}`: {e}", p.display()))?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(t) = &self.token {
+            opts = opts.token(t.clone());
+        }
+        if let Some(ca) = &self.tls_ca {
+            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+        } else if self.tls {
+            opts = opts.require_tls(true);
+        }
+        Ok(opts)
+    }
+
+    /// A client-side configuration (`search --fleet`): servers, authentication and prefix;
+    /// every other key keeps its default. Checked like a daemon's output.
+    pub fn client(
+        servers: Vec<String>,
+        token: Option<String>,
+        credentials: Option<PathBuf>,
+        subject_prefix: &str,
+    ) -> Result<NatsConfig, FleetError> {
+        let cfg = NatsConfig {
+            name: default_name(),
+            servers,
+            token,
+            credentials,
+            tls_ca: None,
+            tls: false,
+            subject_prefix: subject_prefix.to_owned(),
+            events_stream: default_events_stream(),
+            alerts_stream: default_alerts_stream(),
+            replicas: default_replicas(),
+            duplicate_window_secs: default_dup_window(),
+            events: true,
+            alerts: true,
+            batch: default_batch(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The subject every host's daemon answers fleet searches on.
+    pub fn search_subject(&self) -> String {
+        format!("{}.search", self.subject_prefix)
+    }
+
+    /// The subject only `host`'s daemon answers fleet searches on.
+    pub fn host_search_subject(&self, host: &str) -> String {
+        format!("{}.{host}.search", self.subject_prefix)
+    }
+
     /// The subject of an event of kind `kind` (a dotted name such as `file.open`) from `host`.
     pub fn event_subject(&self, host: &str, kind: &str) -> String {
         format!("{}.{host}.events.{kind}", self.subject_prefix)

@@ -9,13 +9,22 @@
 //! stored twice within the stream's duplicate window. The host keeps working offline: the
 //! shipper runs on the daemon's runtime beside everything else, and its state (backlog, lag,
 //! last acknowledgement, last error) is what `status` shows ([`agent_api::FleetOutputStatus`]).
+//! On the same connection the daemon answers fleet-wide searches (`search`), so one query
+//! reaches every host's own store.
 #![forbid(unsafe_code)]
 
+mod alert;
 mod config;
 mod cursor;
+mod search;
 mod ship;
 
+pub use alert::{DroppedWatch, UNSHIPPED, unshipped_alert};
 pub use config::{NatsConfig, sanitize_token};
+pub use search::{
+    FleetHit, FleetResults, HostAnswer, SearchFn, answer_bytes, fleet_search, merge,
+    merge_aggregations,
+};
 pub use ship::{Shipper, ShipperHandle, payload};
 
 /// The one error type of the fleet crate.
@@ -23,6 +32,9 @@ pub use ship::{Shipper, ShipperHandle, payload};
 pub enum FleetError {
     #[error("invalid `[[output]]` of type `nats`: {0}")]
     Config(String),
+    /// The cluster could not be reached or refused a client request (`search --fleet`).
+    #[error("{0}")]
+    Net(String),
     #[error("i/o error on `{path}`")]
     Io {
         path: std::path::PathBuf,

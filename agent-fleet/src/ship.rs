@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use agent_api::{FleetOutputStatus, Item};
 use agent_model::Timestamp;
 use agent_store::{SpoolTail, Store, TailItem};
+use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
-use async_nats::{ConnectOptions, HeaderMap};
 
 use crate::FleetError;
 use crate::config::{NatsConfig, sanitize_token};
@@ -80,6 +80,7 @@ pub struct Shipper {
     data_dir: PathBuf,
     cursor: Cursor,
     state: Arc<Mutex<FleetOutputStatus>>,
+    search: Option<crate::SearchFn>,
 }
 
 impl Shipper {
@@ -108,7 +109,13 @@ impl Shipper {
             data_dir,
             cursor,
             state: Arc::new(Mutex::new(state)),
+            search: None,
         })
+    }
+
+    /// Answer fleet searches on this output's connection with `f` (the API's `search`).
+    pub fn answer_searches(&mut self, f: crate::SearchFn) {
+        self.search = Some(f);
     }
 
     pub fn handle(&self) -> ShipperHandle {
@@ -127,20 +134,7 @@ impl Shipper {
     }
 
     async fn connect(&self) -> Result<async_nats::Client, String> {
-        let mut opts = match &self.cfg.credentials {
-            Some(p) => ConnectOptions::with_credentials_file(p)
-                .await
-                .map_err(|e| format!("cannot read credentials `{}`: {e}", p.display()))?,
-            None => ConnectOptions::new(),
-        };
-        if let Some(t) = &self.cfg.token {
-            opts = opts.token(t.clone());
-        }
-        if let Some(ca) = &self.cfg.tls_ca {
-            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
-        } else if self.cfg.tls {
-            opts = opts.require_tls(true);
-        }
+        let mut opts = self.cfg.connect_options().await?;
         let state = self.state.clone();
         let name = self.cfg.name.clone();
         opts = opts
@@ -211,6 +205,14 @@ impl Shipper {
         };
         lock(&self.state).connected = true;
         tracing::info!(output = %self.cfg.name, servers = %self.cfg.servers.join(","), "fleet output connected");
+        if let Some(f) = self.search.clone() {
+            tokio::spawn(crate::search::serve(
+                client.clone(),
+                self.cfg.clone(),
+                self.host.clone(),
+                f,
+            ));
+        }
         let mut js = jetstream::new(client);
         js.set_timeout(ACK_TIMEOUT);
         self.ship(js).await;

@@ -72,7 +72,7 @@ fn alert_line(a: &Alert, triage: Option<TriageState>) -> String {
     )
 }
 
-fn hit_line(h: &Hit) -> String {
+pub(crate) fn hit_line(h: &Hit) -> String {
     match &h.item {
         Item::Alert(a) => format!("ALERT {} id={}", alert_line(a, h.triage_state()), a.id),
         Item::Event(e) => event_line_dated(e),
@@ -91,8 +91,8 @@ pub fn live_line(line: &str) -> String {
 
 /// `{"aggregation": {...}}`, the last line of `search --json` when the query aggregates.
 #[derive(Serialize)]
-struct AggregationLine<'a> {
-    aggregation: &'a Aggregation,
+pub(crate) struct AggregationLine<'a> {
+    pub(crate) aggregation: &'a Aggregation,
 }
 
 /// One JSON object a line. Encoded first, then written, so that a closed pipe (`... | head`)
@@ -265,7 +265,7 @@ fn print_session(out: &mut dyn std::io::Write, d: &SessionDetail) -> Result<()> 
     Ok(())
 }
 
-fn print_agg(out: &mut dyn std::io::Write, a: &Aggregation) -> Result<()> {
+pub(crate) fn print_agg(out: &mut dyn std::io::Write, a: &Aggregation) -> Result<()> {
     let buckets: Vec<(String, u64)> = match a {
         Aggregation::Count { count } => {
             writeln!(out, "count: {count}")?;

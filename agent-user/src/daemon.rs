@@ -163,6 +163,18 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
                 conn.data_dir.join("store"),
             )
             .map_err(|e| BadInput(anyhow!("{}: {e}", cfg.origin)))?;
+            // Fleet-wide search: the same read path as the API's `search` request.
+            let mut shipper = shipper;
+            if let Some(r) = &reader {
+                let r = r.clone();
+                shipper.answer_searches(Arc::new(move |req| match crate::query::answer(&r, req) {
+                    agent_api::Reply::Ok(crate::query::ReadAnswer::Search(s)) => {
+                        agent_api::Reply::Ok(s)
+                    }
+                    agent_api::Reply::Ok(_) => agent_api::Reply::err("not a search answer"),
+                    agent_api::Reply::Err(e) => agent_api::Reply::Err(e),
+                }));
+            }
             handles.push(shipper.handle());
             rt.spawn(shipper.run());
         }

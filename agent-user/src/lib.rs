@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod diskfull;
 pub mod evidence;
+pub mod fleetsearch;
 pub mod hookcmd;
 pub mod hooks;
 pub mod install;

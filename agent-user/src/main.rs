@@ -147,6 +147,23 @@ enum Cmd {
         offset: usize,
         #[arg(long)]
         json: bool,
+        /// Search every host of the fleet instead: NATS server URL(s), comma-separated, of the
+        /// cluster the daemons ship to (token from `AGENTWATCH_FLEET_TOKEN`).
+        #[arg(long, value_name = "nats://HOST:PORT")]
+        fleet: Option<String>,
+        /// How long to gather the hosts' answers (`2s`, `500ms`).
+        #[arg(long, default_value = "2s", requires = "fleet")]
+        fleet_timeout: String,
+        /// Hosts expected to answer (comma-separated): those silent are named, and the search
+        /// ends as soon as all have answered.
+        #[arg(long, value_delimiter = ',', requires = "fleet")]
+        fleet_hosts: Vec<String>,
+        /// The daemons' `subject_prefix`.
+        #[arg(long, default_value = "agentwatch", requires = "fleet")]
+        fleet_prefix: String,
+        /// A NATS `.creds` file (user JWT and NKey seed).
+        #[arg(long, requires = "fleet")]
+        fleet_credentials: Option<PathBuf>,
     },
     /// Stored alerts, newest first.
     Alerts {
@@ -434,18 +451,35 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             limit,
             offset,
             json,
-        } => cli::read(
-            &conn.socket(),
-            &conn.data_dir,
-            Request::Search {
+            fleet,
+            fleet_timeout,
+            fleet_hosts,
+            fleet_prefix,
+            fleet_credentials,
+        } => {
+            let req = Request::Search {
                 query: query.join(" "),
                 since,
                 until,
                 limit,
                 offset,
-            },
-            json,
-        ),
+            };
+            match fleet {
+                Some(servers) => agent_user::fleetsearch::search(
+                    agent_user::fleetsearch::FleetArgs {
+                        servers,
+                        timeout: fleet_timeout,
+                        hosts: fleet_hosts,
+                        prefix: fleet_prefix,
+                        credentials: fleet_credentials,
+                        token: std::env::var("AGENTWATCH_FLEET_TOKEN").ok(),
+                    },
+                    req,
+                    json,
+                ),
+                None => cli::read(&conn.socket(), &conn.data_dir, req, json),
+            }
+        }
         Cmd::Alerts {
             conn,
             since,

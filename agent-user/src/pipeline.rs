@@ -60,6 +60,8 @@ pub struct Pipeline {
     fleet: Vec<agent_fleet::ShipperHandle>,
     /// The store's disk-full state already alerted.
     disk: crate::diskfull::DiskWatch,
+    /// Each fleet output's `dropped` counter as last seen: an increase is an alert.
+    fleet_dropped: agent_fleet::DroppedWatch,
 }
 
 /// An alert whose rule asks for a response action.
@@ -113,6 +115,7 @@ impl Pipeline {
             triggered: Vec::new(),
             fleet: Vec::new(),
             disk: crate::diskfull::DiskWatch::default(),
+            fleet_dropped: agent_fleet::DroppedWatch::default(),
         })
     }
 
@@ -222,7 +225,8 @@ impl Pipeline {
             .send(Arc::new(LiveItem::Alert { alert: Box::new(a) }));
     }
 
-    /// Periodic work, every 250 ms: windowed-rule flushes and policy reloads.
+    /// Periodic work, every 250 ms: windowed-rule flushes, policy reloads, and an alert for each
+    /// increase of a fleet output's count of records deleted before they were shipped.
     pub fn tick(&mut self) {
         for a in self.engine.flush(Timestamp::now()) {
             self.alert(a);
@@ -230,6 +234,20 @@ impl Pipeline {
         if let Some(st) = &self.store {
             let h = st.health();
             for a in self.disk.check(&h, &self.host, Timestamp::now()) {
+                self.alert(a);
+            }
+        }
+        if !self.fleet.is_empty() {
+            let st: Vec<_> = self.fleet.iter().map(|h| h.status()).collect();
+            let counters: Vec<u64> = st.iter().map(|s| s.dropped).collect();
+            for (i, increase, total) in self.fleet_dropped.increases(&counters) {
+                let a = agent_fleet::unshipped_alert(
+                    &st[i].name,
+                    &self.host,
+                    increase,
+                    total,
+                    Timestamp::now(),
+                );
                 self.alert(a);
             }
         }

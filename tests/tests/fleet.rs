@@ -288,3 +288,143 @@ fn wrong_token_keeps_the_daemon_running_and_says_why() {
     assert!(f["backlog"].as_u64() > Some(0), "{f}");
     assert!(!d.events().is_empty(), "the host stopped recording");
 }
+
+/// `agentwatch search --fleet` with the token in the environment; the JSON lines it prints.
+fn fleet_search(urls: &[String], args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {
+    let out = std::process::Command::new(tests::bin())
+        .args(["search", "--json", "--fleet", &urls.join(",")])
+        .args(args)
+        .env("AGENTWATCH_FLEET_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (
+        out.status.success(),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn fleet_search_merges_every_hosts_answer_newest_first_and_names_the_silent() {
+    require_nats!();
+    let cluster = Cluster::start(3, TOKEN).unwrap();
+    let urls = cluster.urls();
+    let a_alerts = tempfile::NamedTempFile::new().unwrap();
+    let b_alerts = tempfile::NamedTempFile::new().unwrap();
+    let a = start_daemon(&config("fs-a", &urls, TOKEN, 3), a_alerts.path());
+    let b = start_daemon(&config("fs-b", &urls, TOKEN, 3), b_alerts.path());
+    let marker = a.dir.path().join("needle-9c41d");
+    std::fs::write(&marker, "x").unwrap();
+    let open = |d: &Daemon| {
+        let (out, _) = d
+            .run(
+                "fleet-agent",
+                &[
+                    tests::workload().to_str().unwrap(),
+                    "open",
+                    marker.to_str().unwrap(),
+                ],
+            )
+            .unwrap();
+        assert!(out.status.success());
+    };
+    // A's session first, B's later: B's hit is the newest.
+    open(&a);
+    std::thread::sleep(Duration::from_millis(50));
+    open(&b);
+    let query = "kind:file.open AND file.path:*needle-9c41d*";
+    let hosts_of = |lines: &[serde_json::Value]| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l["answered_by"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // Both daemons must have committed the open to their stores and connected to NATS.
+    let t0 = Instant::now();
+    let lines = loop {
+        let (ok, lines, err) = fleet_search(&urls, &["--fleet-hosts", "fs-a,fs-b", query]);
+        let hosts = hosts_of(&lines);
+        if ok && hosts.contains(&"fs-a".into()) && hosts.contains(&"fs-b".into()) {
+            break lines;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no hits from both hosts: ok={ok} {lines:?} {err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let hits: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["answered_by"].is_string())
+        .collect();
+    let times: Vec<&str> = hits.iter().map(|h| h["time"].as_str().unwrap()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|x, y| y.cmp(x));
+    assert_eq!(times, sorted, "hits not newest first: {hits:?}");
+    for h in &hits {
+        assert_eq!(
+            h["host"], h["answered_by"],
+            "a host answered another's hit: {h}"
+        );
+        assert!(
+            h["file"]["path"].as_str().unwrap().contains("needle-9c41d"),
+            "{h}"
+        );
+    }
+    let summary = &lines.last().unwrap()["fleet"];
+    assert_eq!(
+        summary["answered"],
+        serde_json::json!(["fs-a", "fs-b"]),
+        "{summary}"
+    );
+    assert_eq!(summary["missing"], serde_json::json!([]), "{summary}");
+    assert_eq!(
+        summary["total"].as_u64(),
+        Some(hits.len() as u64),
+        "{summary}"
+    );
+
+    // --limit applies to the merged hits: the newest of all, which is B's session's open.
+    let (ok, lines, err) = fleet_search(
+        &urls,
+        &["--limit", "1", "--fleet-hosts", "fs-a,fs-b", query],
+    );
+    assert!(ok, "{err}");
+    let one: Vec<_> = lines
+        .iter()
+        .filter(|l| l["answered_by"].is_string())
+        .collect();
+    assert_eq!(one.len(), 1, "{lines:?}");
+    assert_eq!(one[0]["answered_by"], "fs-b", "{lines:?}");
+    assert_eq!(one[0]["time"].as_str(), Some(times[0]));
+
+    // Aggregations are summed; a host named but absent is named as missing after the timeout.
+    let (ok, lines, err) = fleet_search(
+        &urls,
+        &[
+            "--fleet-timeout",
+            "1s",
+            "--fleet-hosts",
+            "fs-a,fs-b,fs-gone",
+            &format!("{query} | count"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        lines
+            .iter()
+            .find_map(|l| l["aggregation"]["count"].as_u64()),
+        Some(hits.len() as u64),
+        "{lines:?}"
+    );
+    let summary = &lines.last().unwrap()["fleet"];
+    assert_eq!(
+        summary["missing"],
+        serde_json::json!(["fs-gone"]),
+        "{summary}"
+    );
+}
