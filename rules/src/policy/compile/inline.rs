@@ -60,8 +60,14 @@ fn collect(n: &Node, t: &mut InlineTargets) -> Result<(), String> {
         Node::Any(v) => v.iter().try_for_each(|c| collect(c, t)),
         Node::All(v) if v.len() == 1 => collect(&v[0], t),
         Node::Match(m) if m.field == Field::FilePath => match &m.op {
-            Op::StrIn(set) => set.iter().try_for_each(|p| Ok(t.paths.push(text(p)?))),
-            Op::StrInSmall(v) => v.iter().try_for_each(|p| Ok(t.paths.push(text(p)?))),
+            Op::StrIn(set) => set.iter().try_for_each(|p| {
+                t.paths.push(text(p)?);
+                Ok(())
+            }),
+            Op::StrInSmall(v) => v.iter().try_for_each(|p| {
+                t.paths.push(text(p)?);
+                Ok(())
+            }),
             Op::Prefix(v) => v.iter().try_for_each(|p| {
                 let s = text(p)?;
                 if !s.ends_with('/') {
