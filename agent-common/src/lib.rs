@@ -263,6 +263,17 @@ pub const PROTECT_DIR: u32 = 2;
 /// The procfs of key `[dev, 0]`.
 pub const PROTECT_PROCFS: u32 = 4;
 
+/// An [`OpenRecord`] whose process the kernel SIGKILLed at the open (the file is in
+/// [`MAP_KILL_OPEN`]); the process dies before the open returns to user space.
+pub const OPEN_KILLED: u32 = 1 << 25;
+/// Files whose open by a session process is killed in the kernel (rules with `inline = true`):
+/// key `[kernel dev, inode]`, value `KILL_*` bits.
+pub const MAP_KILL_OPEN: &str = "KILL_OPEN";
+/// The file itself.
+pub const KILL_FILE: u32 = 1;
+/// Every file directly in this directory.
+pub const KILL_DIR: u32 = 2;
+
 /// Body of [`RecordKind::Exec`]; followed by `exe_len` bytes of encoded exe path, `cwd_len`
 /// bytes of encoded cwd, `filename_len` bytes of the filename passed to exec, `argv_len` bytes of
 /// NUL-separated argv.

@@ -86,6 +86,11 @@ pub(crate) static OWN_IDS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0
 #[map(name = "PROTECT")]
 pub(crate) static PROTECT: HashMap<[u64; 2], u32> = HashMap::with_max_entries(1024, 0);
 
+/// Files of inline kill rules (`agent_common::MAP_KILL_OPEN`): key `[kernel dev, inode]`, value
+/// `KILL_*` bits. Filled by the daemon from the policy; read by `h_open` for session processes.
+#[map(name = "KILL_OPEN")]
+pub(crate) static KILL_OPEN: HashMap<[u64; 2], u32> = HashMap::with_max_entries(4096, 0);
+
 /// io_uring send requests whose submission sent an `IO_PENDING` record: their completion sends
 /// the result (one lookup per send completion of a session process).
 #[map(name = "IO_SENDS")]

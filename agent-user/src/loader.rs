@@ -108,6 +108,9 @@ pub struct Sensor {
     guard: Guard,
     pub programs: Vec<String>,
     pub ringbuf_bytes: u32,
+    /// Files of inline kill rules (`KILL_OPEN`), and the keys the daemon put there.
+    kill_open: HashMap<MapData, [u64; 2], u32>,
+    kill_open_keys: Vec<[u64; 2]>,
 }
 
 /// The maps other than `SESSIONS` that a process with bpf() could edit to blind the sensor, and
@@ -407,6 +410,10 @@ impl Sensor {
             programs.push(format!("tp_btf/{name}"));
         }
         let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
+        let kill_open = HashMap::try_from(
+            ebpf.take_map(agent_common::MAP_KILL_OPEN)
+                .ok_or_else(|| anyhow!("no map `{}`", agent_common::MAP_KILL_OPEN))?,
+        )?;
         let protect = HashMap::try_from(
             ebpf.take_map(agent_common::MAP_PROTECT)
                 .ok_or_else(|| anyhow!("no map `{}`", agent_common::MAP_PROTECT))?,
@@ -458,6 +465,8 @@ impl Sensor {
             },
             programs,
             ringbuf_bytes,
+            kill_open,
+            kill_open_keys: Vec::new(),
         })
     }
 
@@ -480,6 +489,27 @@ impl Sensor {
         self.sessions
             .insert(tgid, info, 0)
             .with_context(|| format!("cannot add pid `{tgid}` to the session map"))
+    }
+
+    /// Replace the files whose open by a session process the kernel kills (`KILL_OPEN`):
+    /// `entries` are `(st_dev, inode, KILL_* bits)` from `stat`.
+    pub fn set_kill_open(&mut self, entries: &[(u64, u64, u32)]) -> Result<()> {
+        let want: Vec<([u64; 2], u32)> = entries
+            .iter()
+            .map(|&(dev, ino, bits)| ([kernel_dev(dev), ino], bits))
+            .collect();
+        for k in std::mem::take(&mut self.kill_open_keys) {
+            if !want.iter().any(|(w, _)| *w == k) {
+                let _ = self.kill_open.remove(&k);
+            }
+        }
+        for (k, v) in &want {
+            self.kill_open.insert(*k, *v, 0).with_context(|| {
+                format!("cannot fill the `{}` map", agent_common::MAP_KILL_OPEN)
+            })?;
+            self.kill_open_keys.push(*k);
+        }
+        Ok(())
     }
 
     /// Watch the daemon's files: opens of them for writing, and of its `/proc/PID/` entries that

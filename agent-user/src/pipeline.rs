@@ -171,6 +171,21 @@ impl Pipeline {
     }
 
     /// Alerts of rules with an `action` since the last call, oldest first.
+    /// The running policy's hash (changes on every swap that changes a rule).
+    pub fn policy_hash(&self) -> String {
+        self.engine.policy().hash()
+    }
+
+    /// Each rule with a response action, with that response.
+    pub fn rule_responses(&self) -> Vec<(String, rules::RuleResponse)> {
+        self.engine
+            .policy()
+            .rules()
+            .iter()
+            .filter_map(|r| Some((r.id.clone(), r.response.clone()?)))
+            .collect()
+    }
+
     pub fn take_triggered(&mut self) -> Vec<Triggered> {
         std::mem::take(&mut self.triggered)
     }

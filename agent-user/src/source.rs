@@ -19,6 +19,7 @@ use agent_model::decode::decode;
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
 
+mod inline_kill;
 mod rule_actions;
 
 use crate::capture::Capture;
@@ -127,6 +128,8 @@ pub struct SourceLoop {
     responder: Responder,
     /// Per-rule rate limits of rule-driven actions.
     rate: rule_actions::RateLimits,
+    /// Rules whose kill is done in the kernel (`KILL_OPEN`).
+    inline: inline_kill::InlineKills,
 }
 
 /// How long a submitted io_uring path operation waits for its completion record.
@@ -228,6 +231,7 @@ impl SourceLoop {
         Ok(SourceLoop {
             responder,
             rate: Default::default(),
+            inline: Default::default(),
             sensor,
             tracker,
             agents: AgentTable { cfg, extra: vec![] },
@@ -799,6 +803,21 @@ impl SourceLoop {
                 let Some(rec) = self.io_pending.pair(rec) else {
                     return;
                 };
+                let killed = match &rec {
+                    agent_model::decode::Record::Open { hdr, body, path }
+                        if body.flags & agent_common::OPEN_KILLED != 0 =>
+                    {
+                        let dev = agent_model::linux::user_dev(body.dev);
+                        let rule = self.inline_killed_before(
+                            hdr.tgid,
+                            dev,
+                            body.ino,
+                            path.path.as_bytes(),
+                        );
+                        Some((hdr.session_id, hdr.tgid, rule))
+                    }
+                    _ => None,
+                };
                 let (evs, actions) = self.tracker.on_record(rec, &self.agents);
                 for a in actions {
                     match a {
@@ -851,6 +870,9 @@ impl SourceLoop {
                     }
                     self.emit(ev);
                 }
+                if let Some((sid, tgid, rule)) = killed {
+                    self.inline_killed_after(sid, tgid, &rule);
+                }
             }
             Err(e) => {
                 self.decode_errors += 1;
@@ -861,6 +883,7 @@ impl SourceLoop {
 
     /// Run until `stop` is set.
     pub fn run(mut self) -> Result<()> {
+        self.sync_inline_kills();
         let fd = self.sensor.ring.as_raw_fd();
         let mut last_tick = Instant::now();
         let mut last_flows = Instant::now();
@@ -918,6 +941,7 @@ impl SourceLoop {
                 last_tick = Instant::now();
                 self.check_losses();
                 self.pipeline.tick();
+                self.sync_inline_kills();
                 let expired = self.io_pending.expire(IO_PENDING_TTL);
                 if expired > 0 {
                     tracing::debug!(

@@ -46,6 +46,6 @@ pub use engine::{DENY_TAG, Engine};
 pub use error::{Error, PolicyErrors};
 pub use output::{RELOAD_REJECTED, falco_json, falco_priority, reload_rejected_alert};
 pub use policy::{
-    Action, DEFAULT_RATE_LIMIT, MAX_DEPTH, MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_RULES,
-    MAX_THRESHOLD, Per, Policy, RuleInfo, RuleResponse, Source,
+    Action, DEFAULT_RATE_LIMIT, InlineTargets, MAX_DEPTH, MAX_FILE_BYTES, MAX_LINE_BYTES,
+    MAX_RULES, MAX_THRESHOLD, Per, Policy, RuleInfo, RuleResponse, Source,
 };

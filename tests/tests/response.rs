@@ -439,3 +439,145 @@ fn rule_kill_hits_the_offender_only_within_the_rate_limit() {
     }
     let _ = run.kill();
 }
+
+/// An inline kill rule (`inline = true`) protects exact paths and directory prefixes: the open
+/// probe SIGKILLs the session process that opens one before the open returns, so nothing of the
+/// file reaches its stdout; the kill is one `response.action` event (`in kernel`). A dry-run
+/// inline rule only records; an unprotected file and a process outside sessions are untouched.
+#[test]
+fn inline_kill_stops_the_read_in_the_kernel() {
+    require_sensor!();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let secret = "TOPSECRET-4f1c9a";
+    std::fs::write(w.join("secret"), secret).unwrap();
+    std::fs::create_dir_all(w.join("vault/sub")).unwrap();
+    std::fs::write(w.join("vault/sub/key"), secret).unwrap();
+    std::fs::write(w.join("dry"), secret).unwrap();
+    std::fs::write(w.join("plain"), "plain-data").unwrap();
+    let rule = |id: &str, cond: &str, mode: &str| {
+        format!(
+            "[[rule]]\nid = \"{id}\"\ndescription = \"inline\"\nkinds = [\"file.open\"]\n\
+             severity = \"high\"\noutput = \"{{file.path}}\"\ncondition = {cond}\n\
+             action = \"kill\"\nmode = \"{mode}\"\ninline = true\n\n"
+        )
+    };
+    let wd = w.display();
+    let policy = rule(
+        "t.inline",
+        &format!("{{ field = \"file.path\", equals = \"{wd}/secret\" }}"),
+        "enforce",
+    ) + &rule(
+        "t.vault",
+        &format!("{{ field = \"file.path\", prefix = \"{wd}/vault/\" }}"),
+        "enforce",
+    ) + &rule(
+        "t.dry",
+        &format!("{{ field = \"file.path\", in = [\"{wd}/dry\"] }}"),
+        "dry_run",
+    );
+    let d = daemon_with_rules(w, &policy);
+    // The shell reports a killed child on stderr, which `spawn_session` has closed.
+    let mut script = String::from("exec 2>/dev/null; ");
+    for (i, f) in ["secret", "vault/sub/key", "dry", "plain"]
+        .iter()
+        .enumerate()
+    {
+        script += &format!("cat {wd}/{f} > {wd}/out{i}; echo $? > {wd}/rc{i}; ");
+    }
+    script += &format!("touch {wd}/done; sleep 1000");
+    let (mut run, sid) = spawn_session(&d, "t-inline", &script);
+    let t0 = Instant::now();
+    while !w.join("done").exists() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            let files: Vec<_> = std::fs::read_dir(w)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            panic!("the session stalled: {files:?} {:?}", run.try_wait());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let read = |n: &str| std::fs::read_to_string(w.join(n)).unwrap();
+    // 137 = 128 + SIGKILL, as the shell reports a child killed by signal 9.
+    assert_eq!(read("rc0").trim(), "137", "the exact path was not killed");
+    assert_eq!(
+        read("out0"),
+        "",
+        "bytes of the protected file reached user space"
+    );
+    assert_eq!(
+        read("rc1").trim(),
+        "137",
+        "the file below the prefix was not killed"
+    );
+    assert_eq!(read("out1"), "");
+    assert_eq!(read("rc2").trim(), "0", "a dry-run inline rule killed");
+    assert_eq!(read("out2"), secret);
+    assert_eq!(read("rc3").trim(), "0");
+    assert_eq!(
+        read("out3"),
+        "plain-data",
+        "an unprotected file was touched"
+    );
+    // Outside every session the same file is read as usual.
+    let out = Command::new("cat").arg(w.join("secret")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "a process outside sessions was killed"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), secret);
+    let evs = d
+        .wait_for("three responses", |e| responses(e, &sid).len() >= 3)
+        .unwrap();
+    let _ = evs;
+    d.settle();
+    let evs = d.events();
+    let mut acts: Vec<(String, String, String, String, String)> = responses(&evs, &sid)
+        .iter()
+        .map(|e| {
+            let r = e.response.clone().unwrap();
+            let note = if r.note.starts_with("alert ") {
+                "alert".to_owned()
+            } else {
+                r.note
+            };
+            (r.by, r.action, r.mode, r.result, note)
+        })
+        .collect();
+    acts.sort();
+    let s = |x: &str| x.to_owned();
+    assert_eq!(
+        acts,
+        [
+            (
+                s("rule:t.dry"),
+                s("kill"),
+                s("dry_run"),
+                s("dry_run"),
+                s("alert")
+            ),
+            (
+                s("rule:t.inline"),
+                s("kill"),
+                s("enforce"),
+                s("done"),
+                s("in kernel")
+            ),
+            (
+                s("rule:t.vault"),
+                s("kill"),
+                s("enforce"),
+                s("done"),
+                s("in kernel")
+            ),
+        ],
+        "one event per action, none for the unprotected file"
+    );
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the session root was killed"
+    );
+    let _ = run.kill();
+}

@@ -7,7 +7,7 @@
 
 use crate::{
     abi::{AT_FDCWD, S_IFMT, S_IFREG},
-    maps::{ERRORS, PROTECT, WRITTEN, config, off},
+    maps::{ERRORS, KILL_OPEN, PROTECT, WRITTEN, config, off},
     probes::filter::Sys,
     read::{exe_markers, file_of_fd, rd, rdp, read_user, write_dir_for, write_path, write_str},
     record::{bump, header_current, put, scratch, submit},
@@ -20,12 +20,14 @@ use crate::{
     },
 };
 use agent_common::{
-    ATIME_NOW, ATIME_OMIT, FD_OP, HEADER_LEN, IO_PENDING, MTIME_NOW, MTIME_OMIT, OPEN_DAEMON,
-    OpenRecord, PATH_TRUNCATED, PATH2_TRUNCATED, PROTECT_DIR, PROTECT_FILE, PROTECT_PROCFS,
-    PathOpRecord, RecordKind, SessionInfo, TAMPER, VIA_IO_URING,
+    ATIME_NOW, ATIME_OMIT, FD_OP, HEADER_LEN, IO_PENDING, KILL_DIR, KILL_FILE, MTIME_NOW,
+    MTIME_OMIT, OPEN_DAEMON, OPEN_KILLED, OpenRecord, PATH_TRUNCATED, PATH2_TRUNCATED, PROTECT_DIR,
+    PROTECT_FILE, PROTECT_PROCFS, PathOpRecord, RecordKind, SessionInfo, TAMPER, VIA_IO_URING,
 };
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_send_signal},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 
 const PROT_EXEC: u64 = 4;
@@ -51,19 +53,53 @@ pub fn h_open(ctx: BtfTracePointContext) -> i32 {
         }
     };
     let outside = x.s.session_id == 0;
-    let daemon = file_of_fd(x.ret).is_ok_and(daemon_file);
+    let file = file_of_fd(x.ret);
+    let daemon = file.is_ok_and(daemon_file);
     if outside && !daemon {
         return 0;
     }
-    let via = match (daemon, outside) {
+    let mut via = match (daemon, outside) {
         (true, true) => OPEN_DAEMON | TAMPER,
         (true, false) => OPEN_DAEMON,
         _ => 0,
     };
+    if !outside && file.is_ok_and(kill_file) {
+        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        if tgid > 1 && tgid != config!(daemon_tgid) {
+            // The signal is delivered on the way back to user space: the process dies before
+            // the open returns, so not one byte of the file can be read.
+            // SAFETY: the helper takes a plain signal number and acts on the current task.
+            if unsafe { bpf_send_signal(SIGKILL) } == 0 {
+                via |= OPEN_KILLED;
+            }
+        }
+    }
     if emit_open(&x.s, x.ret, via, req_flags as u32).is_err() {
         bump(&ERRORS, RecordKind::Open);
     }
     0
+}
+
+const SIGKILL: u32 = 9;
+
+/// Whether an open file is protected by an inline kill rule: the file in `KILL_OPEN`, or
+/// directly in a directory in it.
+#[inline(always)]
+fn kill_file(file: *const u8) -> bool {
+    let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+    let sb = rdp(inode, off!(inode_sb)).unwrap_or(core::ptr::null());
+    let dev = rd::<u32>(sb, off!(sb_dev)).unwrap_or(0) as u64;
+    let ino: u64 = rd(inode, off!(inode_ino)).unwrap_or(0);
+    // SAFETY: the value is copied out at once.
+    if unsafe { KILL_OPEN.get([dev, ino]) }.is_some_and(|v| v & KILL_FILE != 0) {
+        return true;
+    }
+    let dentry = rdp(file, off!(file_path) + off!(path_dentry)).unwrap_or(core::ptr::null());
+    let parent = rdp(dentry, off!(dentry_parent)).unwrap_or(core::ptr::null());
+    let pinode = rdp(parent, off!(dentry_inode)).unwrap_or(core::ptr::null());
+    let pino: u64 = rd(pinode, off!(inode_ino)).unwrap_or(0);
+    // SAFETY: as above.
+    pino != 0 && unsafe { KILL_OPEN.get([dev, pino]) }.is_some_and(|v| v & KILL_DIR != 0)
 }
 
 /// `file->f_mode` bit of a file open for writing.

@@ -51,6 +51,13 @@ impl SourceLoop {
                 tracing::debug!(rule = %t.rule, "rule action skipped: the alert has no session");
                 continue;
             };
+            if t.response.inline.is_some()
+                && t.target
+                    .is_some_and(|(pid, _)| self.inline_already_killed(pid, &t.rule))
+            {
+                // The kernel killed it at the open; its event is already recorded.
+                continue;
+            }
             let r = &t.response;
             let verb = match r.action {
                 Action::Kill => Verb::Kill,

@@ -52,6 +52,8 @@ pub(super) struct RuleDef {
     pub(super) mode: Option<Spanned<String>>,
     /// `N/DURATION`, e.g. `5/1m`.
     pub(super) rate_limit: Option<Spanned<String>>,
+    /// `true`: a `kill` done in the kernel at the open (see `policy::response::InlineTargets`).
+    pub(super) inline: Option<Spanned<bool>>,
 }
 
 fn yes() -> bool {

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use crate::error::PolicyErrors;
 
 pub use self::limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_RULES, MAX_THRESHOLD};
-pub use self::response::{Action, DEFAULT_RATE_LIMIT, RuleResponse};
+pub use self::response::{Action, DEFAULT_RATE_LIMIT, InlineTargets, RuleResponse};
 pub use self::rule::{Per, RuleInfo};
 pub use self::source::Source;
 

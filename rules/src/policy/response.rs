@@ -56,6 +56,20 @@ pub struct RuleResponse {
     /// At most `limit` actions per `per_ns` (per rule); more are recorded as refused.
     pub limit: u32,
     pub per_ns: i64,
+    /// `inline = true`: the kill is done in the kernel, at the open itself (see
+    /// [`InlineTargets`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inline: Option<InlineTargets>,
+}
+
+/// What an `inline` kill rule protects: the files the daemon resolves to `(dev, inode)` for the
+/// kernel, which SIGKILLs a session process that opens one before the open returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InlineTargets {
+    /// Exact paths.
+    pub paths: Vec<String>,
+    /// Directory prefixes (each ends with `/`): every file below them.
+    pub prefixes: Vec<String>,
 }
 
 /// The rate limit of a rule that names none: 10 actions a minute.

@@ -10,6 +10,7 @@
 
 mod condition;
 mod context;
+mod inline;
 mod names;
 mod rule;
 mod window;

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::context::Compiler;
 use super::window::Shape;
+use crate::cond::Node;
 use crate::error::did_you_mean;
 use crate::policy::definitions::RuleDef;
 use crate::policy::limits::DEFAULT_DEDUP_NS;
@@ -133,7 +134,8 @@ impl Compiler<'_> {
                 dedup_key = Some(keys);
             }
         }
-        let response = self.compile_response(file, &def, &id);
+        let response =
+            self.compile_response(file, &def, &id, (kinds, &mode, &cond, exceptions.len()));
         if self.errors.len() != n0 {
             return None;
         }
@@ -190,7 +192,13 @@ impl Compiler<'_> {
     /// The rule's `action`, `mode` and `rate_limit`; `None` for `alert`. The
     /// response keys without an action are an error: a `mode` that does nothing must not pass
     /// for protection.
-    fn compile_response(&mut self, file: usize, def: &RuleDef, id: &str) -> Option<RuleResponse> {
+    fn compile_response(
+        &mut self,
+        file: usize,
+        def: &RuleDef,
+        id: &str,
+        shape: (u64, &Mode, &Node, usize),
+    ) -> Option<RuleResponse> {
         let action = match &def.action {
             None => None,
             Some(a) => match Action::parse(a.get_ref()) {
@@ -212,6 +220,7 @@ impl Compiler<'_> {
         let Some(action) = action else {
             for (key, at) in [
                 ("mode", def.mode.as_ref().map(|m| m.span().start)),
+                ("inline", def.inline.as_ref().map(|m| m.span().start)),
                 (
                     "rate_limit",
                     def.rate_limit.as_ref().map(|m| m.span().start),
@@ -269,11 +278,38 @@ impl Compiler<'_> {
                 None => self.err(file, at, bad(r.get_ref())),
             }
         }
+        let inline = match &def.inline {
+            Some(i) if *i.get_ref() => {
+                let at = i.span().start;
+                if action != Action::Kill {
+                    self.err(
+                        file,
+                        at,
+                        format!(
+                            "rule `{id}` sets `inline = true` but its `action` is `{}`; only `kill` is done in the kernel",
+                            action.name()
+                        ),
+                    );
+                    None
+                } else {
+                    let (kinds, mode, cond, exceptions) = shape;
+                    match super::inline::inline_targets(kinds, mode, cond, exceptions) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            self.err(file, at, format!("rule `{id}`: {e}"));
+                            None
+                        }
+                    }
+                }
+            }
+            _ => None,
+        };
         Some(RuleResponse {
             action,
             dry_run,
             limit,
             per_ns,
+            inline,
         })
     }
 }
