@@ -1,3 +1,4 @@
+// Over 800 lines: one index spec and one document rule per catalogue field, which must stay side by side to stay in step.
 //! The tantivy schema: one index field per dotted event field, named exactly like it, plus a few
 //! internal fields (`_seq`, `_off`, `_text`). Bodies are not stored in the index: the spool holds
 //! them, and `_seq`/`_off` point at the record.

@@ -1,3 +1,4 @@
+// Over 800 lines: the sensor thread owns the kernel maps, so every command that touches them (register, hook, respond, integrity, status) is served here; response and inline-kill helpers live in `source/`.
 //! The sensor loop: one thread that drains the ring buffer, decodes and enriches records, polls
 //! the loss counters, and serves commands that touch the kernel maps (registration, status).
 //!
