@@ -16,6 +16,7 @@ use agent_api::{
 };
 use agent_model::{Alert, Event, FIELDS, Kind, Severity, Timestamp};
 
+use crate::intent::{IntentStats, LlmUsage, gap_text, llm_usage};
 use crate::text::{bytes, duration, safe};
 
 // ---- alerts ----
@@ -110,6 +111,12 @@ pub struct SessionRow {
     pub alerts: u64,
     pub root: String,
     pub live: bool,
+    /// Live processes, from the last status (live sessions only).
+    pub procs: Option<u64>,
+    /// What a response did to it: `frozen` or `killed` (`None`: running, or thawed).
+    pub response: Option<&'static str>,
+    /// Model, tool calls and tokens, from the session's agent and `llm.*` events.
+    pub intent: IntentStats,
 }
 
 /// The rows of a `sessions` answer, in answer order, none marked live (liveness comes from the
@@ -133,6 +140,9 @@ pub fn session_rows(l: SessionList) -> Vec<SessionRow> {
                 events: s.events,
                 alerts: s.alerts,
                 root,
+                procs: None,
+                response: None,
+                intent: IntentStats::default(),
             }
         })
         .collect()
@@ -166,6 +176,19 @@ pub struct Entry {
     pub session: Option<String>,
     /// Every field: (name, escaped value).
     pub fields: Vec<(String, String)>,
+    /// Raw `intent.tool_call_id`: the tool call this event belongs to (or is).
+    pub call_id: Option<String>,
+    /// Nesting in the timeline: 1 under the tool call that caused it.
+    pub depth: u8,
+    /// Model and tokens of an `llm.*` event.
+    pub llm: Option<LlmUsage>,
+}
+
+impl Entry {
+    /// An `agent.tool_call` row: the parent of what the call caused.
+    pub fn is_tool_call(&self) -> bool {
+        self.kind == EntryKind::Event(Kind::AgentToolCall) && self.call_id.is_some()
+    }
 }
 
 /// The entry of a hit (an event, or an alert with its triage).
@@ -208,6 +231,9 @@ pub fn alert_entry(r: &AlertRow) -> Entry {
         count: a.count,
         session: a.session.as_ref().map(|s| s.id.clone()),
         fields,
+        call_id: None,
+        depth: 0,
+        llm: None,
     }
 }
 
@@ -230,6 +256,9 @@ pub fn event_entry(ev: &Event) -> Entry {
                     .unwrap_or_default()
             ),
         )
+    } else if let Some(gap) = gap_text(ev) {
+        // A restart after downtime: how long, and what the kernel kept meanwhile.
+        (EntryKind::Loss, format!("GAP: {gap}"))
     } else if ev.kind() == Kind::MonitorStart {
         // A (re)started monitor: whatever happened while it was down was not seen.
         let msg = ev
@@ -254,6 +283,13 @@ pub fn event_entry(ev: &Event) -> Entry {
         count: 1,
         session: ev.session_id().map(str::to_string),
         fields,
+        call_id: ev
+            .intent
+            .as_ref()
+            .and_then(|i| i.tool_call_id.clone())
+            .filter(|c| !c.is_empty()),
+        depth: 0,
+        llm: llm_usage(ev),
     }
 }
 
@@ -304,6 +340,10 @@ pub fn event_text(ev: &Event) -> String {
             .as_ref()
             .map(|n| agent_model::display::net_endpoint(n, safe))
             .unwrap_or_default(),
+        Kind::AgentPrompt | Kind::AgentToolCall | Kind::AgentToolResult => match &ev.intent {
+            Some(i) => intent_text(ev.kind(), i),
+            None => String::new(),
+        },
         _ => ev
             .monitor
             .as_ref()
@@ -318,6 +358,37 @@ pub fn event_text(ev: &Event) -> String {
         p.pid,
         what
     )
+}
+
+/// What an agent event says: the prompt, or the tool and its input, with the policy's denial
+/// or the tool's failure.
+fn intent_text(kind: Kind, i: &agent_model::Intent) -> String {
+    let l = |b: &Option<agent_model::BStr>| {
+        b.as_ref()
+            .map(|b| safe(&b.to_str_lossy()))
+            .unwrap_or_default()
+    };
+    let tool = safe(i.tool_name.as_deref().unwrap_or("?"));
+    let mut s = match kind {
+        Kind::AgentPrompt => format!("prompt: {}", l(&i.prompt)),
+        Kind::AgentToolCall => format!("{tool}: {}", l(&i.tool_input)),
+        _ => format!(
+            "{tool} {}: {}",
+            match i.tool_success {
+                Some(true) => "ok",
+                Some(false) => "failed",
+                None => "done",
+            },
+            l(&i.tool_output)
+        ),
+    };
+    if i.decision.as_deref() == Some("deny") {
+        s = format!(
+            "DENIED {s} ({})",
+            safe(i.reason.as_deref().unwrap_or("policy"))
+        );
+    }
+    s
 }
 
 /// A line of the process tree.
@@ -467,8 +538,8 @@ pub fn policy(l: RulesListing) -> Policy {
 /// A `status` answer.
 #[derive(Debug, Default)]
 pub struct Status {
-    /// Raw ids of the live sessions.
-    pub live_sessions: Vec<String>,
+    /// Raw ids of the live sessions, with their live processes.
+    pub live_sessions: Vec<(String, u64)>,
     /// Per event kind (escaped name, sorted by raw name): total events, events/s.
     pub kinds: Vec<(String, u64, f64)>,
     /// Lost records per kind (escaped).
@@ -493,7 +564,11 @@ pub fn status(st: agent_api::Status) -> Status {
     let lost = losses.values().sum();
     Status {
         facts: facts(&st, lost),
-        live_sessions: st.sessions.into_iter().map(|s| s.id).collect(),
+        live_sessions: st
+            .sessions
+            .into_iter()
+            .map(|s| (s.id, s.live_processes))
+            .collect(),
         kinds,
         losses,
     }

@@ -26,6 +26,7 @@
 
 pub mod answer;
 pub mod backend;
+pub mod intent;
 pub mod msg;
 pub mod state;
 pub mod text;

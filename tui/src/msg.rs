@@ -25,6 +25,11 @@ pub enum Purpose {
     },
     Search,
     Triage,
+    /// A response action on a session (`kill`, `freeze`, `thaw`).
+    Respond {
+        session: String,
+        action: agent_api::SessionAction,
+    },
 }
 
 /// A request from the UI.

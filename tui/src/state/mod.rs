@@ -21,7 +21,7 @@ pub mod search;
 pub mod sessions;
 pub mod timeline;
 
-use agent_api::{Answer, StreamItem};
+use agent_api::{Answer, SessionAction, StreamItem};
 use agent_model::Timestamp;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -98,6 +98,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "alert: acknowledge / resolve / reopen (asks a note)",
     ),
     ("n / p", "timeline: next / previous alert"),
+    (
+        "Ctrl-K / f / u",
+        "session: kill / freeze / thaw (confirm with a note)",
+    ),
     ("t", "search: cycle time range"),
     ("q, Ctrl-C", "quit"),
 ];
@@ -135,6 +139,20 @@ pub enum Prompt {
         alert_id: String,
         state: TriageState,
     },
+    /// Confirm a response action on a session, with a note: what will happen to which session.
+    Respond(Confirm),
+}
+
+/// What a response prompt is about to do, as the responder confirms it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirm {
+    /// Raw session id.
+    pub session: String,
+    pub action: SessionAction,
+    /// Escaped agent name, `-` when unknown.
+    pub agent: String,
+    /// Live processes from the last status; `None`: the daemon does not list it as live.
+    pub procs: Option<u64>,
 }
 
 /// The whole model.
@@ -294,6 +312,13 @@ impl App {
                 self.timeline.loading = false;
                 self.message = Some(format!("cannot open session: {e}"));
             }
+            Purpose::Respond { session, action } => {
+                self.message = Some(format!(
+                    "{} session `{}` failed: {e}",
+                    action.name(),
+                    safe(session)
+                ));
+            }
             _ => self.message = Some(format!("{purpose:?}: {e}").to_lowercase()),
         }
     }
@@ -309,11 +334,26 @@ impl App {
             (Purpose::Rules, Answer::Rules(l)) => self.rules.set(answer::policy(l)),
             (Purpose::Alerts, Answer::Alerts(l)) => self.alerts.replace(alert_rows(l)),
             (Purpose::Sessions, Answer::Sessions(l)) => self.sessions.set(answer::session_rows(l)),
-            (Purpose::Session { focus }, Answer::Session(d)) => self
-                .timeline
-                .load(answer::session_timeline(*d), focus.as_deref()),
+            (Purpose::Session { focus }, Answer::Session(d)) => {
+                self.timeline
+                    .load(answer::session_timeline(*d), focus.as_deref());
+                if let Some(id) = self.timeline.session.clone() {
+                    self.sessions
+                        .intent_from_timeline(&id, &self.timeline.entries);
+                }
+            }
             (Purpose::Search, Answer::Search(r)) => self.search.found(answer::found(r)),
             (Purpose::Triage, _) => {}
+            (Purpose::Respond { session, action }, Answer::Responded(r)) => {
+                self.sessions.responded(&session, action.name());
+                self.message = Some(format!(
+                    "{} session `{}`: {} ({} processes)",
+                    action.name(),
+                    safe(&session),
+                    safe(&r.result),
+                    r.processes
+                ));
+            }
             // A backend answered with another request's answer: a bug of that backend.
             (p, _) => self.fail(&p, "the backend answered another request"),
         }
@@ -331,7 +371,21 @@ impl App {
                 }
                 self.alerts.push(Box::new(r));
             }
-            Ok(StreamItem::Event(e)) => self.timeline.push(event_entry(&e)),
+            Ok(StreamItem::Event(e)) => {
+                let entry = event_entry(&e);
+                if let Some(sid) = e.session_id() {
+                    self.sessions.count_intent(sid, &entry);
+                    // Every response, a rule's or another responder's, shows on the row.
+                    if let Some(r) = e.response.as_ref().filter(|r| {
+                        e.kind() == agent_model::Kind::ResponseAction
+                            && r.mode == "enforce"
+                            && r.result == "done"
+                    }) {
+                        self.sessions.responded(sid, &r.action);
+                    }
+                }
+                self.timeline.push(entry);
+            }
             Err(_) => self.bad_objects += 1,
         }
     }
@@ -388,9 +442,47 @@ impl App {
         }
     }
 
+    /// Ask to confirm a response action on the selected session (Sessions) or the open one
+    /// (Timeline).
+    fn confirm(&mut self, action: SessionAction) {
+        let id = match self.view {
+            View::Sessions => self.sessions.selected().map(|r| r.id.clone()),
+            View::Timeline => self.timeline.session.clone(),
+            _ => return,
+        };
+        let Some(session) = id else {
+            self.message = Some("no session selected".into());
+            return;
+        };
+        let agent = self
+            .sessions
+            .rows
+            .iter()
+            .find(|r| r.id == session)
+            .map_or_else(|| "-".to_owned(), |r| r.agent.clone());
+        let procs = self.sessions.procs(&session);
+        self.prompt = Some((
+            Prompt::Respond(Confirm {
+                session,
+                action,
+                agent,
+                procs,
+            }),
+            String::new(),
+        ));
+    }
+
     pub fn on_key(&mut self, k: KeyEvent) {
         if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
             self.quit = true;
+            return;
+        }
+        if k.modifiers.contains(KeyModifiers::CONTROL)
+            && k.code == KeyCode::Char('k')
+            && self.prompt.is_none()
+            && !self.help
+        {
+            self.confirm(SessionAction::Kill);
             return;
         }
         if self.prompt.is_some() {
@@ -456,6 +548,12 @@ impl App {
                     ));
                 }
             }
+            KeyCode::Char('f') if matches!(self.view, View::Sessions | View::Timeline) => {
+                self.confirm(SessionAction::Freeze)
+            }
+            KeyCode::Char('u') if matches!(self.view, View::Sessions | View::Timeline) => {
+                self.confirm(SessionAction::Thaw)
+            }
             KeyCode::Char('n') if self.view == View::Timeline => self.timeline.jump_alert(true),
             KeyCode::Char('p') if self.view == View::Timeline => self.timeline.jump_alert(false),
             KeyCode::Char('t') if self.view == View::Search => {
@@ -511,6 +609,13 @@ impl App {
                 // Esc on a filter clears it; on other prompts it just cancels.
                 if p == Prompt::Filter {
                     self.apply_filter("");
+                }
+                if let Prompt::Respond(c) = &p {
+                    self.message = Some(format!(
+                        "{} session `{}`: cancelled, nothing sent",
+                        c.action.name(),
+                        safe(&c.session)
+                    ));
                 }
                 return;
             }
@@ -569,6 +674,24 @@ impl App {
                 );
                 self.alerts.set_triage(&alert_id, state, &buf);
                 self.message = Some(format!("{} `{}`", state.name(), safe(&alert_id)));
+            }
+            Prompt::Respond(c) => {
+                self.message = Some(format!(
+                    "{} session `{}`: asking the daemon…",
+                    c.action.name(),
+                    safe(&c.session)
+                ));
+                self.send(
+                    Purpose::Respond {
+                        session: c.session.clone(),
+                        action: c.action,
+                    },
+                    agent_api::Request::Respond {
+                        session: c.session,
+                        action: c.action,
+                        note: buf,
+                    },
+                );
             }
         }
     }

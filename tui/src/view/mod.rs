@@ -56,6 +56,9 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) -> usize {
         View::Health => health::draw(f, body, app, theme),
     };
     draw_footer(f, rows[3], app, theme);
+    if let Some((Prompt::Respond(c), note)) = &app.prompt {
+        widgets::draw_confirm(f, body, c, note, theme);
+    }
     if app.help {
         draw_help(f, area, theme);
     }
@@ -125,6 +128,11 @@ fn draw_footer(f: &mut Frame, r: Rect, app: &App, theme: Theme) {
                 },
                 crate::text::safe(alert_id)
             ),
+            Prompt::Respond(c) => format!(
+                "{} `{}`, note (Enter confirms, Esc cancels): ",
+                c.action.name(),
+                crate::text::safe(&c.session)
+            ),
         };
         // The typed text is the user's own, but it may hold pasted agent text: show it escaped,
         // and keep its end visible.
@@ -159,8 +167,12 @@ fn draw_footer(f: &mut Frame, r: Rect, app: &App, theme: Theme) {
     }
     let hints = match app.view {
         View::Alerts => "?:help /:filter Enter:timeline a:ack r:resolve o:reopen Tab:view q:quit",
-        View::Sessions => "?:help /:filter Enter:open session j/k:move Tab:view q:quit",
-        View::Timeline => "?:help n/p:next/prev alert j/k:move Esc:back Tab:view q:quit",
+        View::Sessions => {
+            "?:help /:filter Enter:open session C-k:kill f:freeze u:thaw Tab:view q:quit"
+        }
+        View::Timeline => {
+            "?:help n/p:next/prev alert C-k:kill f:freeze u:thaw Esc:back Tab:view q:quit"
+        }
         View::Search => "?:help /:edit query Enter:run/open t:time range Tab:view q:quit",
         View::Rules => "?:help /:filter j/k:move Tab:view q:quit",
         View::Health => "?:help Tab:view q:quit",

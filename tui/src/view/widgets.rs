@@ -10,7 +10,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::theme::{Theme, sev_tag};
-use crate::state::{Cursor, Entry, EntryKind};
+use agent_api::SessionAction;
+use ratatui::widgets::Clear;
+
+use crate::state::{Confirm, Cursor, Entry, EntryKind};
 use crate::text::{fit, pad};
 
 /// `HH:MM:SS` (UTC).
@@ -74,7 +77,11 @@ pub(super) fn entry_line(e: &Entry, w: usize, sel: bool, theme: Theme) -> Line<'
         EntryKind::Loss => ("LOSS".to_string(), theme.warn()),
         EntryKind::Event(_) => ("    ".to_string(), Style::default()),
     };
-    let mut text = e.text.clone();
+    let mut text = if e.depth > 0 {
+        format!("  └ {}", e.text)
+    } else {
+        e.text.clone()
+    };
     if let EntryKind::Alert(_) = e.kind {
         if e.count > 1 {
             text = format!("×{} {text}", e.count);
@@ -83,7 +90,15 @@ pub(super) fn entry_line(e: &Entry, w: usize, sel: bool, theme: Theme) -> Line<'
             text = format!("[loss] {text}");
         }
     }
-    let body = pad(&text, w.saturating_sub(8 + 1 + 4 + 1));
+    let room = w.saturating_sub(8 + 1 + 4 + 1);
+    // A gap or loss is a band across the whole row, so it cannot be read as one more event.
+    if e.kind == EntryKind::Loss {
+        let t = crate::text::width(&text);
+        if t + 4 < room {
+            text = format!("{text} {}", "━".repeat(room - t - 1));
+        }
+    }
+    let body = pad(&text, room);
     let line = Line::from(vec![
         Span::raw(format!("{} ", hms(e.time))),
         Span::styled(tag, st),
@@ -118,6 +133,53 @@ pub(super) fn draw_detail(f: &mut Frame, r: Rect, e: Option<&Entry>, theme: Them
     };
     f.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" detail ")),
+        r,
+    );
+}
+
+/// The confirmation box of a response action: what will happen to which session, the note
+/// being typed, and how to confirm or cancel.
+pub(super) fn draw_confirm(f: &mut Frame, area: Rect, c: &Confirm, note: &str, theme: Theme) {
+    let w = 70.min(area.width);
+    let h = 9.min(area.height);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let inner = (w as usize).saturating_sub(2);
+    let procs = match c.procs {
+        Some(n) => format!("{n} live processes"),
+        None => "not live (no process known)".to_owned(),
+    };
+    let what = match c.action {
+        SessionAction::Kill => "SIGKILL every process of this session:",
+        SessionAction::Freeze => "stop every process of this session (freeze):",
+        SessionAction::Thaw => "resume every process of this session (thaw):",
+    };
+    let lines = vec![
+        Line::from(Span::styled(fit(what, inner), theme.warn())),
+        Line::from(fit(
+            &format!("  session   {}", crate::text::safe(&c.session)),
+            inner,
+        )),
+        Line::from(fit(&format!("  agent     {}", c.agent), inner)),
+        Line::from(fit(&format!("  processes {procs}"), inner)),
+        Line::from(vec![
+            Span::styled("note: ", theme.fg(Color::Yellow)),
+            Span::raw(fit(&crate::text::safe(note), inner.saturating_sub(7))),
+            Span::styled("█", theme.dim()),
+        ]),
+        Line::from(Span::styled("Enter confirms · Esc cancels", theme.dim())),
+    ];
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" {} session? ", c.action.name())),
+        ),
         r,
     );
 }
