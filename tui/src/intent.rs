@@ -116,13 +116,18 @@ pub fn count(n: u64) -> String {
 }
 
 /// The row text of a `monitor.start` that reports how long the monitor was down, with what the
-/// kernel buffered meanwhile and what was lost: `monitor down 12 s, 340 events buffered / 0
+/// kernel buffered meanwhile and what was lost: `monitor down 12s, 340 events buffered / 0
 /// lost`. `None` when the event names no downtime (a first start, or an older daemon).
 pub fn gap_text(ev: &Event) -> Option<String> {
     if ev.kind() != Kind::MonitorStart {
         return None;
     }
-    let v = serde_json::to_value(ev).ok()?;
+    gap_from_json(&serde_json::to_value(ev).ok()?)
+}
+
+/// [`gap_text`] of an event's JSON: `monitor.downtime_s` (or `_ms`, `_ns`), with
+/// `monitor.buffered` and `monitor.lost` (or their `events_` spellings) when present.
+pub fn gap_from_json(v: &Value) -> Option<String> {
     let secs = num(&v, "monitor.downtime_s")
         .or_else(|| num(&v, "monitor.downtime_ms").map(|ms| ms / 1e3))
         .or_else(|| num(&v, "monitor.downtime_ns").map(|ns| ns / 1e9))
@@ -141,7 +146,7 @@ pub fn gap_text(ev: &Event) -> Option<String> {
         "monitor.loss_count",
     ]);
     let down = if secs < 10.0 {
-        format!("{secs:.1} s")
+        format!("{secs:.1}s")
     } else {
         crate::text::duration((secs * 1e9).min(i64::MAX as f64) as i64)
     };
@@ -186,5 +191,32 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(count(12_345), "12.3k");
         assert_eq!(count(5_600_000), "5.6M");
+    }
+
+    #[test]
+    fn a_restart_with_downtime_reads_as_a_gap_and_one_without_does_not() {
+        let g = gap_from_json(&json!({"kind": "monitor.start",
+            "monitor": {"downtime_s": 12.4, "buffered": 340, "lost": 0}}));
+        assert_eq!(
+            g.as_deref(),
+            Some("monitor down 12s, 340 events buffered / 0 lost")
+        );
+        let g = gap_from_json(&json!({"monitor": {"downtime_ms": 2500, "events_lost": 7}}));
+        assert_eq!(
+            g.as_deref(),
+            Some("monitor down 2.5s, ? events buffered / 7 lost")
+        );
+        // No downtime, a negative one, or one of the wrong type: no gap row.
+        assert_eq!(
+            gap_from_json(&json!({"monitor": {"message": "started"}})),
+            None
+        );
+        assert_eq!(gap_from_json(&json!({"monitor": {"downtime_s": -1}})), None);
+        assert_eq!(
+            gap_from_json(&json!({"monitor": {"downtime_s": "12"}})),
+            None
+        );
+        // A plain first start is not a gap row.
+        assert_eq!(gap_text(&Event::default()), None);
     }
 }

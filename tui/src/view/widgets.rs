@@ -150,7 +150,7 @@ pub(super) fn draw_confirm(f: &mut Frame, area: Rect, c: &Confirm, note: &str, t
     };
     let inner = (w as usize).saturating_sub(2);
     let procs = match c.procs {
-        Some(n) => format!("{n} live processes"),
+        Some(n) => format!("{n} live"),
         None => "not live (no process known)".to_owned(),
     };
     let what = match c.action {
