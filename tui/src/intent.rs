@@ -128,12 +128,12 @@ pub fn gap_text(ev: &Event) -> Option<String> {
 /// [`gap_text`] of an event's JSON: `monitor.downtime_s` (or `_ms`, `_ns`), with
 /// `monitor.buffered` and `monitor.lost` (or their `events_` spellings) when present.
 pub fn gap_from_json(v: &Value) -> Option<String> {
-    let secs = num(&v, "monitor.downtime_s")
-        .or_else(|| num(&v, "monitor.downtime_ms").map(|ms| ms / 1e3))
-        .or_else(|| num(&v, "monitor.downtime_ns").map(|ns| ns / 1e9))
-        .or_else(|| num(&v, "monitor.downtime"))
+    let secs = num(v, "monitor.downtime_s")
+        .or_else(|| num(v, "monitor.downtime_ms").map(|ms| ms / 1e3))
+        .or_else(|| num(v, "monitor.downtime_ns").map(|ns| ns / 1e9))
+        .or_else(|| num(v, "monitor.downtime"))
         .filter(|s| *s >= 0.0)?;
-    let first = |names: &[&str]| names.iter().find_map(|n| uint(&v, n));
+    let first = |names: &[&str]| names.iter().find_map(|n| uint(v, n));
     let buffered = first(&[
         "monitor.buffered",
         "monitor.events_buffered",
