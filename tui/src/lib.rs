@@ -16,6 +16,8 @@
 //! - [`msg`] holds the [`msg::Request`]s the model queues and the [`msg::Update`]s it receives,
 //!   so that the model and the backend both use it and never each other.
 //! - [`backend`] talks to the daemon on background threads so the UI never blocks on it.
+//! - [`intent`] reads what agent events say (LLM model and tokens) and a restart's downtime by
+//!   dotted field name from the event's JSON, for the answers and the model.
 //! - [`text`] makes strings safe and fits them to columns. Every string that came from an agent
 //!   is escaped once, when it enters the model ([`text::safe`]), and cut to its column width by
 //!   display width when drawn.
