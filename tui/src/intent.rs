@@ -54,15 +54,19 @@ pub fn llm_usage(ev: &Event) -> Option<LlmUsage> {
     if !ev.kind().name().starts_with("llm.") {
         return None;
     }
-    let v = serde_json::to_value(ev).ok()?;
-    Some(LlmUsage {
-        model: field(&v, "llm.model")
+    Some(llm_from_json(&serde_json::to_value(ev).ok()?))
+}
+
+/// [`llm_usage`] of an event's JSON.
+pub fn llm_from_json(v: &Value) -> LlmUsage {
+    LlmUsage {
+        model: field(v, "llm.model")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(safe),
-        input_tokens: uint(&v, "llm.input_tokens"),
-        output_tokens: uint(&v, "llm.output_tokens"),
-    })
+        input_tokens: uint(v, "llm.input_tokens"),
+        output_tokens: uint(v, "llm.output_tokens"),
+    }
 }
 
 /// What a session's agent events say about it: its model, tool calls and tokens.
@@ -191,6 +195,27 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(count(12_345), "12.3k");
         assert_eq!(count(5_600_000), "5.6M");
+    }
+
+    #[test]
+    fn llm_events_give_model_and_tokens_summed_over_responses() {
+        let resp = |m: &str, i: u64, o: u64| {
+            llm_from_json(&json!({"kind": "llm.response",
+                "llm": {"model": m, "input_tokens": i, "output_tokens": o}}))
+        };
+        let a = resp("claude-\u{1b}[31mx", 1200, 300);
+        assert_eq!(a.model.as_deref(), Some("claude-\\x1b[31mx"), "escaped");
+        // Wrong types are ignored, not trusted.
+        let bad = llm_from_json(&json!({"llm": {"model": 7, "input_tokens": "many"}}));
+        assert_eq!(bad, LlmUsage::default());
+        // Nothing from a non-`llm.*` event, whatever it carries.
+        assert_eq!(llm_usage(&Event::default()), None);
+        // A kind without the `llm.response` name (this build has none) counts no tokens.
+        let mut s = IntentStats::default();
+        s.add(Kind::AgentToolCall, Some(&a));
+        assert!(!s.tokens_known);
+        assert_eq!(s.model.as_deref(), Some("claude-\\x1b[31mx"));
+        assert_eq!(s.tool_calls, 1);
     }
 
     #[test]
