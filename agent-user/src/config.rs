@@ -859,4 +859,29 @@ mod tests {
         assert!(c.agents[0].exe_matches("/opt/x/y/agent"));
         assert!(!c.agents[0].exe_matches("/usr/bin/agent"));
     }
+
+    /// `[protect]` fail-closed: the three modes, the default, and bad values named with their
+    /// place.
+    #[test]
+    fn fail_closed_is_validated() {
+        let c = Config::parse("c", "").unwrap();
+        assert_eq!(c.fail_closed, agent_common::FAIL_CLOSED_OFF);
+        assert_eq!(c.fail_closed_after_secs, 30);
+        let c = Config::parse(
+            "c",
+            "[protect]\nfail_closed = \"freeze\"\nfail_closed_after_secs = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.fail_closed, agent_common::FAIL_CLOSED_FREEZE);
+        assert_eq!(c.fail_closed_after_secs, 5);
+        let e = Config::parse("c", "[protect]\nfail_closed = \"explode\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c:2:15") && e.contains("`explode`"), "{e}");
+        let e = Config::parse("c", "[protect]\nfail_closed_after_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("between 2 and 86400"), "{e}");
+        assert!(Config::parse("c", "[protect]\nfail_open = 1\n").is_err());
+    }
 }

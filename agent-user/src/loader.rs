@@ -121,16 +121,6 @@ pub struct Sensor {
     guard_map: Array<MapData, u64>,
 }
 
-impl Drop for Sensor {
-    /// A clean stop removes the pins, so the programs detach with the daemon (a SIGKILL leaves
-    /// them for the next daemon to adopt).
-    fn drop(&mut self) {
-        if let Some(p) = &self.pins {
-            p.remove();
-        }
-    }
-}
-
 /// Remove every entry of hash map `name` (an adopted map still holds the earlier daemon's),
 /// whatever its key type: `BPF_MAP_GET_NEXT_KEY` from no key, then `BPF_MAP_DELETE_ELEM`.
 fn clear_hash(ebpf: &mut Ebpf, name: &str) {
@@ -399,6 +389,15 @@ impl Sensor {
             return Self::load_with(cfg, ringbuf_bytes, None);
         };
         let pins = crate::pin::PinDir::for_data_dir(data_dir)?;
+        if pins.adopting
+            && let Some(pid) = pins.live_owner()
+        {
+            bail!(
+                "a daemon (pid `{pid}`) already runs on data dir `{}` (its sensor is pinned in `{}`)",
+                data_dir.display(),
+                pins.dir.display()
+            );
+        }
         if !pins.adopting {
             return Self::load_with(cfg, ringbuf_bytes, Some(pins));
         }

@@ -91,6 +91,20 @@ impl PinDir {
         Ok(PinDir { dir, adopting })
     }
 
+    /// The pid of a daemon that pinned these maps and still runs (another daemon on the same
+    /// data dir): adopting its pins would blind it.
+    pub fn live_owner(&self) -> Option<u32> {
+        let m = aya::maps::MapData::from_pin(self.map(agent_common::MAP_GUARD)).ok()?;
+        let g: aya::maps::Array<_, u64> =
+            aya::maps::Array::try_from(aya::maps::Map::Array(m)).ok()?;
+        let pid = u32::try_from(g.get(&agent_common::GUARD_DAEMON_TGID, 0).ok()?).ok()?;
+        if pid == 0 || pid == std::process::id() {
+            return None;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim_end() == "agentwatch").then_some(pid)
+    }
+
     /// The pin path of map `name`.
     pub fn map(&self, name: &str) -> PathBuf {
         self.dir.join(name)
@@ -112,7 +126,12 @@ impl PinDir {
 
     /// Remove every pin: the programs detach once the daemon's own handles close.
     pub fn remove(&self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        Self::remove_dir(&self.dir);
+    }
+
+    /// [`PinDir::remove`] by path.
+    pub fn remove_dir(dir: &Path) {
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Unpin links of programs this daemon did not attach (an earlier version's).

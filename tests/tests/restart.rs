@@ -208,3 +208,30 @@ fn fail_closed_kills_session_processes_once_the_daemon_is_gone() {
     let _ = outside.kill();
     let _ = outside.wait();
 }
+
+#[test]
+fn a_second_daemon_on_a_live_daemons_data_dir_refuses_to_adopt_its_pins() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    let out = Command::new(bin())
+        .arg("daemon")
+        .arg("--data-dir")
+        .arg(d.data_dir())
+        .arg("--mark")
+        .arg(d.mark_path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second daemon started: {err}");
+    assert!(
+        err.contains(&format!("a daemon (pid `{}`) already runs", d.pid())),
+        "{err}"
+    );
+    // The first one still sees its sessions.
+    let (out, sid) = d.run("t-second", &["/bin/echo", "still-seen"]).unwrap();
+    assert!(out.status.success());
+    d.wait_for("the first daemon's session", |evs| {
+        has_exec(evs, &sid, "still-seen")
+    })
+    .unwrap();
+}
