@@ -612,7 +612,7 @@ impl Sensor {
                 .attach()
                 .with_context(|| format!("attaching `tp_btf/{name}` failed"))?;
             if let Some(pins) = &pins {
-                let link: FdLink = p.take_link(link)?.try_into()?;
+                let link: FdLink = p.take_link(link)?.into();
                 pins.pin_link(name, link)?;
             }
             programs.push(format!("tp_btf/{name}"));
