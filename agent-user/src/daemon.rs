@@ -306,7 +306,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     // A clean stop stops the monitor: unpinning detaches the programs the sensor thread's
     // handles no longer hold.
     if let Some(dir) = &pin_dir {
-        crate::pin::PinDir::remove_dir(dir);
+        crate::loader::pin::PinDir::remove_dir(dir);
     }
     let _ = std::fs::remove_file(&socket);
     if hooks_served {

@@ -22,7 +22,6 @@ pub mod integrity;
 pub mod iopair;
 pub mod loader;
 pub mod outfile;
-pub mod pin;
 pub mod pipeline;
 pub mod protect;
 pub mod query;

@@ -1,5 +1,7 @@
+// Over 800 lines: one `Sensor` owns every map it loads, fills, checks and repairs; pinning and adoption live in `loader/pin.rs`.
 //! Loads the eBPF object, writes the BTF-derived offsets and settings into it, fills the
-//! selector maps from the config, and attaches every program. The only module that uses aya.
+//! selector maps from the config, and attaches every program. The only module that uses aya
+//! (with its child `pin`, which keeps the sensor running across daemon restarts).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,8 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
     programs::{BtfTracePoint, links::FdLink},
 };
+
+pub mod pin;
 
 use crate::btf;
 use crate::config::Config;
@@ -114,71 +118,11 @@ pub struct Sensor {
     /// The `KILL_OPEN` entries the daemon wrote (checked by `check_maps`).
     kill_open_want: Vec<([u64; 2], u32)>,
     /// Where maps and links are pinned (`None`: not pinned; they go with the daemon).
-    pins: Option<crate::pin::PinDir>,
+    pins: Option<pin::PinDir>,
     /// What this daemon took over from an earlier one's pins.
-    pub adopted: Option<crate::pin::Adopted>,
+    pub adopted: Option<pin::Adopted>,
     /// The heartbeat and fail-closed setting (`GUARD`).
     guard_map: Array<MapData, u64>,
-}
-
-/// Remove every entry of hash map `name` (an adopted map still holds the earlier daemon's),
-/// whatever its key type: `BPF_MAP_GET_NEXT_KEY` from no key, then `BPF_MAP_DELETE_ELEM`.
-fn clear_hash(ebpf: &mut Ebpf, name: &str) {
-    use std::os::fd::{AsFd as _, AsRawFd as _};
-    let Some(aya::maps::Map::HashMap(m)) = ebpf.map(name) else {
-        return;
-    };
-    let fd = m.fd().as_fd().as_raw_fd() as u32;
-    #[repr(C)]
-    struct Attr {
-        map_fd: u32,
-        pad: u32,
-        key: u64,
-        next: u64,
-        flags: u64,
-    }
-    let mut next = [0u8; 256];
-    for _ in 0..100_000 {
-        let attr = Attr {
-            map_fd: fd,
-            pad: 0,
-            key: 0,
-            next: next.as_mut_ptr() as u64,
-            flags: 0,
-        };
-        // SAFETY: BPF_MAP_GET_NEXT_KEY (4) with no key writes the first key (at most the map's
-        // key size, under 256 bytes) into `next`; both alive for the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                4,
-                &attr as *const Attr,
-                std::mem::size_of::<Attr>(),
-            )
-        };
-        if r != 0 {
-            return;
-        }
-        let del = Attr {
-            map_fd: fd,
-            pad: 0,
-            key: next.as_ptr() as u64,
-            next: 0,
-            flags: 0,
-        };
-        // SAFETY: BPF_MAP_DELETE_ELEM (3) reads the key from `next`, alive for the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                3,
-                &del as *const Attr,
-                std::mem::size_of::<Attr>(),
-            )
-        };
-        if r != 0 {
-            return;
-        }
-    }
 }
 
 /// The maps other than `SESSIONS` that a process with bpf() could edit to blind the sensor, and
@@ -388,7 +332,7 @@ impl Sensor {
         let Some(data_dir) = data_dir else {
             return Self::load_with(cfg, ringbuf_bytes, None);
         };
-        let pins = crate::pin::PinDir::for_data_dir(data_dir)?;
+        let pins = pin::PinDir::for_data_dir(data_dir)?;
         if pins.adopting
             && let Some(pid) = pins.live_owner()
         {
@@ -409,17 +353,13 @@ impl Sensor {
                 Self::load_with(
                     cfg,
                     ringbuf_bytes,
-                    Some(crate::pin::PinDir::for_data_dir(data_dir)?),
+                    Some(pin::PinDir::for_data_dir(data_dir)?),
                 )
             }
         }
     }
 
-    fn load_with(
-        cfg: &Config,
-        ringbuf_bytes: u32,
-        pins: Option<crate::pin::PinDir>,
-    ) -> Result<Sensor> {
+    fn load_with(cfg: &Config, ringbuf_bytes: u32, pins: Option<pin::PinDir>) -> Result<Sensor> {
         preflight()?;
         // Older kernels charge BPF memory to RLIMIT_MEMLOCK.
         let rlim = libc::rlimit {
@@ -451,18 +391,9 @@ impl Sensor {
         let adopting = pins.as_ref().is_some_and(|p| p.adopting);
         let mut prev_beat = 0;
         if let Some(p) = pins.as_ref().filter(|p| p.adopting) {
-            // Tell the pinned programs first that this daemon's bpf() calls are its own.
-            let m = MapData::from_pin(p.map(agent_common::MAP_GUARD))
-                .context("cannot open the pinned `GUARD` map")?;
-            let mut g: Array<_, u64> = Array::try_from(aya::maps::Map::Array(m))?;
-            prev_beat = g.get(&agent_common::GUARD_HEARTBEAT, 0).unwrap_or(0);
-            g.set(
-                agent_common::GUARD_DAEMON_TGID,
-                u64::from(std::process::id()),
-                0,
-            )?;
+            prev_beat = p.announce()?;
         }
-        let map_names = crate::pin::map_names(OBJECT)?;
+        let map_names = pin::map_names(OBJECT)?;
         let map_paths: Vec<(String, std::path::PathBuf)> = match &pins {
             Some(p) => map_names.iter().map(|n| (n.clone(), p.map(n))).collect(),
             None => Vec::new(),
@@ -493,8 +424,8 @@ impl Sensor {
             .take_map(MAP_EVENTS)
             .ok_or_else(|| anyhow!("no map `{MAP_EVENTS}`"))?;
         let pending = match (&events_map, adopting) {
-            (aya::maps::Map::RingBuf(d), true) => crate::pin::ring_producer_pos(d)
-                .zip(crate::pin::ring_consumer_pos(d))
+            (aya::maps::Map::RingBuf(d), true) => pin::ring_producer_pos(d)
+                .zip(pin::ring_consumer_pos(d))
                 .map_or(0, |(p, c)| p.saturating_sub(c)),
             _ => 0,
         };
@@ -504,19 +435,13 @@ impl Sensor {
                 .ok_or_else(|| anyhow!("no map `{MAP_LOSS}`"))?,
         )?;
         let adopted = if adopting {
-            let mut backlog = Vec::new();
-            let mut read = 0u64;
-            while read < pending {
-                let Some(item) = ring.next() else { break };
-                read += (item.len() as u64 + 8).div_ceil(8) * 8;
-                backlog.push(item.to_vec());
-            }
-            let now = crate::pin::monotonic_ns();
+            let backlog = pin::drain(&mut ring, pending);
+            let now = pin::monotonic_ns();
             let loss_total: u64 = Self::counters(&loss).values().sum();
             let seen = guard_map
                 .get(&agent_common::GUARD_LOSS_SEEN, 0)
                 .unwrap_or(0);
-            Some(crate::pin::Adopted {
+            Some(pin::Adopted {
                 downtime_ns: if prev_beat == 0 {
                     0
                 } else {
@@ -540,7 +465,7 @@ impl Sensor {
                 agent_common::MAP_PROTECT,
                 agent_common::MAP_KILL_OPEN,
             ] {
-                clear_hash(&mut ebpf, name);
+                pin::clear_hash(&mut ebpf, name);
             }
         }
 
@@ -840,7 +765,7 @@ impl Sensor {
         let _ = self.guard_map.set(agent_common::GUARD_LOSS_SEEN, loss, 0);
         let _ = self
             .guard_map
-            .set(agent_common::GUARD_HEARTBEAT, crate::pin::monotonic_ns(), 0);
+            .set(agent_common::GUARD_HEARTBEAT, pin::monotonic_ns(), 0);
     }
 
     /// Set fail-closed (`FAIL_CLOSED_*`): what the kernel does to session processes once the

@@ -105,6 +105,21 @@ impl PinDir {
         (comm.trim_end() == "agentwatch").then_some(pid)
     }
 
+    /// Tell the pinned programs, before anything else, that this daemon's bpf() calls are its
+    /// own (`GUARD_DAEMON_TGID`); answers the previous daemon's last heartbeat (0: none).
+    pub fn announce(&self) -> Result<u64> {
+        let m = aya::maps::MapData::from_pin(self.map(agent_common::MAP_GUARD))
+            .context("cannot open the pinned `GUARD` map")?;
+        let mut g: aya::maps::Array<_, u64> = aya::maps::Array::try_from(aya::maps::Map::Array(m))?;
+        let beat = g.get(&agent_common::GUARD_HEARTBEAT, 0).unwrap_or(0);
+        g.set(
+            agent_common::GUARD_DAEMON_TGID,
+            u64::from(std::process::id()),
+            0,
+        )?;
+        Ok(beat)
+    }
+
     /// The pin path of map `name`.
     pub fn map(&self, name: &str) -> PathBuf {
         self.dir.join(name)
@@ -171,6 +186,19 @@ pub struct Adopted {
     pub lost: u64,
 }
 
+/// Read the records an adopted ring held (`pending` bytes, each record taking its 8-byte
+/// header and its length rounded up to 8): what the sensor buffered while no daemon ran.
+pub fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pending: u64) -> Vec<Vec<u8>> {
+    let mut backlog = Vec::new();
+    let mut read = 0u64;
+    while read < pending {
+        let Some(item) = ring.next() else { break };
+        read += (item.len() as u64 + 8).div_ceil(8) * 8;
+        backlog.push(item.to_vec());
+    }
+    backlog
+}
+
 /// The producer position of a ring buffer map (its second page, read-only), in bytes.
 pub fn ring_producer_pos(ring: &aya::maps::MapData) -> Option<u64> {
     // SAFETY: sysconf has no preconditions.
@@ -232,6 +260,66 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes one timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Remove every entry of hash map `name` (an adopted map still holds the earlier daemon's),
+/// whatever its key type: `BPF_MAP_GET_NEXT_KEY` from no key, then `BPF_MAP_DELETE_ELEM`.
+pub(crate) fn clear_hash(ebpf: &mut aya::Ebpf, name: &str) {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let Some(aya::maps::Map::HashMap(m)) = ebpf.map(name) else {
+        return;
+    };
+    let fd = m.fd().as_fd().as_raw_fd() as u32;
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        pad: u32,
+        key: u64,
+        next: u64,
+        flags: u64,
+    }
+    let mut next = [0u8; 256];
+    for _ in 0..100_000 {
+        let attr = Attr {
+            map_fd: fd,
+            pad: 0,
+            key: 0,
+            next: next.as_mut_ptr() as u64,
+            flags: 0,
+        };
+        // SAFETY: BPF_MAP_GET_NEXT_KEY (4) with no key writes the first key (at most the map's
+        // key size, under 256 bytes) into `next`; both alive for the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                4,
+                &attr as *const Attr,
+                std::mem::size_of::<Attr>(),
+            )
+        };
+        if r != 0 {
+            return;
+        }
+        let del = Attr {
+            map_fd: fd,
+            pad: 0,
+            key: next.as_ptr() as u64,
+            next: 0,
+            flags: 0,
+        };
+        // SAFETY: BPF_MAP_DELETE_ELEM (3) reads the key from `next`, alive for the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                3,
+                &del as *const Attr,
+                std::mem::size_of::<Attr>(),
+            )
+        };
+        if r != 0 {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
