@@ -714,3 +714,29 @@ mod tests {
         assert_eq!(RecordKind::try_from(24), Err(UnknownKind(24)));
     }
 }
+
+/// The daemon's liveness and the fail-closed setting, an array of `u64` read by `sys_exit`
+/// (see [`GUARD_HEARTBEAT`] and the following slots). Pinned with the other maps, so it outlives
+/// a daemon killed with SIGKILL.
+pub const MAP_GUARD: &str = "GUARD";
+/// Slot: `bpf_ktime_get_ns` (CLOCK_MONOTONIC) of the daemon's last tick; 0 before the first.
+pub const GUARD_HEARTBEAT: u32 = 0;
+/// Slot: what the kernel does to a session process once the heartbeat is stale
+/// (`FAIL_CLOSED_*`).
+pub const GUARD_MODE: u32 = 1;
+/// Slot: how old the heartbeat may get, in ns, before [`GUARD_MODE`] applies.
+pub const GUARD_AFTER_NS: u32 = 2;
+/// Slot: the ring's loss total the daemon had seen at its last tick (user space only: the next
+/// daemon tells what was lost while none ran).
+pub const GUARD_LOSS_SEEN: u32 = 3;
+/// Slots in [`MAP_GUARD`].
+pub const GUARD_SLOTS: u32 = 8;
+/// Fail-closed off.
+pub const FAIL_CLOSED_OFF: u64 = 0;
+/// SIGSTOP session processes.
+pub const FAIL_CLOSED_FREEZE: u64 = 1;
+/// SIGKILL session processes.
+pub const FAIL_CLOSED_KILL: u64 = 2;
+/// Slot: the tgid of the daemon now running. Programs a previous daemon pinned keep its tgid
+/// in `CONFIG`; this tells them the new daemon's own bpf() calls are not tampering.
+pub const GUARD_DAEMON_TGID: u32 = 4;

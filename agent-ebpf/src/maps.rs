@@ -9,7 +9,7 @@
 use agent_common::{COMM_LEN, EXE_KEY_LEN, FlowEntry, SCRATCH_SIZE, SensorConfig, SessionInfo};
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 
 /// Set by the loader before load (see `agent_common::SensorConfig`).
@@ -117,6 +117,16 @@ macro_rules! config {
     };
 }
 pub(crate) use config;
+
+/// The daemon's heartbeat and the fail-closed setting (`agent_common::MAP_GUARD`).
+#[map(name = "GUARD")]
+pub(crate) static GUARD: Array<u64> = Array::with_max_entries(agent_common::GUARD_SLOTS, 0);
+
+/// A slot of `GUARD` (0 when unreadable).
+#[inline(always)]
+pub(crate) fn guard(slot: u32) -> u64 {
+    GUARD.get(slot).copied().unwrap_or(0)
+}
 
 /// The session of thread group `tgid`, if it is in one.
 #[inline(always)]

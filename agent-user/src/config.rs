@@ -44,6 +44,16 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     output: Vec<RawOutput>,
+    #[serde(default)]
+    protect: RawProtect,
+}
+
+/// `[protect]`: what happens to sessions while no daemon runs.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProtect {
+    fail_closed: Option<Spanned<String>>,
+    fail_closed_after_secs: Option<Spanned<u64>>,
 }
 
 /// `[[output]]`: where else events and alerts go, by `type`.
@@ -216,6 +226,10 @@ pub struct Config {
     pub store_backlog: Option<u64>,
     /// `[[output]] type = "nats"`: fleet outputs, validated.
     pub nats_outputs: Vec<agent_fleet::NatsConfig>,
+    /// `[protect] fail_closed`: `agent_common::FAIL_CLOSED_*` (off, freeze, kill).
+    pub fail_closed: u64,
+    /// `[protect] fail_closed_after_secs`: how long the daemon may be gone first.
+    pub fail_closed_after_secs: u64,
 }
 
 impl Config {
@@ -595,6 +609,33 @@ impl Config {
                 }
             },
         };
+        let fail_closed = match &raw.protect.fail_closed {
+            None => agent_common::FAIL_CLOSED_OFF,
+            Some(v) => match v.get_ref().as_str() {
+                "off" => agent_common::FAIL_CLOSED_OFF,
+                "freeze" => agent_common::FAIL_CLOSED_FREEZE,
+                "kill" => agent_common::FAIL_CLOSED_KILL,
+                other => {
+                    return Err(err(
+                        v.span().start,
+                        format!("`fail_closed` = `{other}` must be `off`, `freeze` or `kill`"),
+                    ));
+                }
+            },
+        };
+        let fail_closed_after_secs = match &raw.protect.fail_closed_after_secs {
+            None => 30,
+            Some(v) if (2..=86_400).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                return Err(err(
+                    v.span().start,
+                    format!(
+                        "`fail_closed_after_secs` = `{}` must be between 2 and 86400",
+                        v.get_ref()
+                    ),
+                ));
+            }
+        };
         let mut nats_outputs: Vec<agent_fleet::NatsConfig> = Vec::new();
         for (i, RawOutput::Nats(n)) in raw.output.into_iter().enumerate() {
             let at = nth_output_header(text, i);
@@ -625,6 +666,8 @@ impl Config {
             retention_bytes,
             store_backlog,
             nats_outputs,
+            fail_closed,
+            fail_closed_after_secs,
         })
     }
 }
@@ -815,5 +858,30 @@ mod tests {
         let c = Config::parse("c", "[[agent]]\nname = \"a\"\nexe = [\"/opt/**/agent\"]\n").unwrap();
         assert!(c.agents[0].exe_matches("/opt/x/y/agent"));
         assert!(!c.agents[0].exe_matches("/usr/bin/agent"));
+    }
+
+    /// `[protect]` fail-closed: the three modes, the default, and bad values named with their
+    /// place.
+    #[test]
+    fn fail_closed_is_validated() {
+        let c = Config::parse("c", "").unwrap();
+        assert_eq!(c.fail_closed, agent_common::FAIL_CLOSED_OFF);
+        assert_eq!(c.fail_closed_after_secs, 30);
+        let c = Config::parse(
+            "c",
+            "[protect]\nfail_closed = \"freeze\"\nfail_closed_after_secs = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.fail_closed, agent_common::FAIL_CLOSED_FREEZE);
+        assert_eq!(c.fail_closed_after_secs, 5);
+        let e = Config::parse("c", "[protect]\nfail_closed = \"explode\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c:2:15") && e.contains("`explode`"), "{e}");
+        let e = Config::parse("c", "[protect]\nfail_closed_after_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("between 2 and 86400"), "{e}");
+        assert!(Config::parse("c", "[protect]\nfail_open = 1\n").is_err());
     }
 }

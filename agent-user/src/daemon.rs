@@ -93,7 +93,13 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             crate::outfile::open_append(p, what)?;
         }
     }
-    let mut sensor = loader::Sensor::load(&cfg, ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes))?;
+    let mut sensor = loader::Sensor::load_pinned(
+        &cfg,
+        ringbuf_bytes.unwrap_or(cfg.ringbuf_bytes),
+        Some(&conn.data_dir),
+    )?;
+    // Removed on a clean stop only: a daemon killed or failing leaves the sensor running.
+    let pin_dir = sensor.pin_dir().map(Path::to_path_buf);
     let host = cfg.host.clone().unwrap_or_else(source::hostname);
     if mark.starts_with(&conn.data_dir) {
         tracing::warn!(mark = %mark.display(), "the high-water mark is inside the data dir: wiping the data dir wipes it too");
@@ -233,6 +239,8 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     let mut src =
         source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone())?;
     src.started(start_message, start_alerts);
+    // Sessions the pinned sensor kept tracking, and what it buffered, before anything new.
+    src.adopt();
     src.seed_from_proc();
     let socket = conn.socket();
     let listener = {
@@ -295,6 +303,11 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     let res = sensor_thread
         .join()
         .map_err(|_| anyhow!("sensor thread panicked"))?;
+    // A clean stop stops the monitor: unpinning detaches the programs the sensor thread's
+    // handles no longer hold.
+    if let Some(dir) = &pin_dir {
+        crate::loader::pin::PinDir::remove_dir(dir);
+    }
     let _ = std::fs::remove_file(&socket);
     if hooks_served {
         let _ = std::fs::remove_file(&hook_socket);

@@ -1,5 +1,7 @@
+// Over 800 lines: one `Sensor` owns every map it loads, fills, checks and repairs; pinning and adoption live in `loader/pin.rs`.
 //! Loads the eBPF object, writes the BTF-derived offsets and settings into it, fills the
-//! selector maps from the config, and attaches every program. The only module that uses aya.
+//! selector maps from the config, and attaches every program. The only module that uses aya
+//! (with its child `pin`, which keeps the sensor running across daemon restarts).
 
 use std::collections::BTreeMap;
 
@@ -11,9 +13,11 @@ use agent_common::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
-    programs::BtfTracePoint,
+    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
+    programs::{BtfTracePoint, links::FdLink},
 };
+
+pub mod pin;
 
 use crate::btf;
 use crate::config::Config;
@@ -111,6 +115,14 @@ pub struct Sensor {
     /// Files of inline kill rules (`KILL_OPEN`), and the keys the daemon put there.
     kill_open: HashMap<MapData, [u64; 2], u32>,
     kill_open_keys: Vec<[u64; 2]>,
+    /// The `KILL_OPEN` entries the daemon wrote (checked by `check_maps`).
+    kill_open_want: Vec<([u64; 2], u32)>,
+    /// Where maps and links are pinned (`None`: not pinned; they go with the daemon).
+    pins: Option<pin::PinDir>,
+    /// What this daemon took over from an earlier one's pins.
+    pub adopted: Option<pin::Adopted>,
+    /// The heartbeat and fail-closed setting (`GUARD`).
+    guard_map: Array<MapData, u64>,
 }
 
 /// The maps other than `SESSIONS` that a process with bpf() could edit to blind the sensor, and
@@ -306,6 +318,48 @@ fn key<const N: usize>(s: &str) -> [u8; N] {
 impl Sensor {
     /// Load and attach. `ringbuf_bytes` overrides the config (the loss test uses a tiny ring).
     pub fn load(cfg: &Config, ringbuf_bytes: u32) -> Result<Sensor> {
+        Self::load_pinned(cfg, ringbuf_bytes, None)
+    }
+
+    /// Load and attach with every map and link pinned for `data_dir` (see `pin`), adopting the
+    /// pins an earlier daemon on the same data dir left. Pins that cannot be adopted (an object
+    /// of another layout) are removed and the sensor starts afresh.
+    pub fn load_pinned(
+        cfg: &Config,
+        ringbuf_bytes: u32,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Sensor> {
+        let Some(data_dir) = data_dir else {
+            return Self::load_with(cfg, ringbuf_bytes, None);
+        };
+        let pins = pin::PinDir::for_data_dir(data_dir)?;
+        if pins.adopting
+            && let Some(pid) = pins.live_owner()
+        {
+            bail!(
+                "a daemon (pid `{pid}`) already runs on data dir `{}` (its sensor is pinned in `{}`)",
+                data_dir.display(),
+                pins.dir.display()
+            );
+        }
+        if !pins.adopting {
+            return Self::load_with(cfg, ringbuf_bytes, Some(pins));
+        }
+        match Self::load_with(cfg, ringbuf_bytes, Some(pins.clone())) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), dir = %pins.dir.display(), "cannot adopt the pinned sensor; starting afresh");
+                pins.remove();
+                Self::load_with(
+                    cfg,
+                    ringbuf_bytes,
+                    Some(pin::PinDir::for_data_dir(data_dir)?),
+                )
+            }
+        }
+    }
+
+    fn load_with(cfg: &Config, ringbuf_bytes: u32, pins: Option<pin::PinDir>) -> Result<Sensor> {
         preflight()?;
         // Older kernels charge BPF memory to RLIMIT_MEMLOCK.
         let rlim = libc::rlimit {
@@ -334,12 +388,86 @@ impl Sensor {
         };
         let aya_btf =
             aya::Btf::from_sys_fs().context("cannot load kernel BTF for tp_btf programs")?;
-        let mut ebpf = EbpfLoader::new()
+        let adopting = pins.as_ref().is_some_and(|p| p.adopting);
+        let mut prev_beat = 0;
+        if let Some(p) = pins.as_ref().filter(|p| p.adopting) {
+            prev_beat = p.announce()?;
+        }
+        let map_names = pin::map_names(OBJECT)?;
+        let map_paths: Vec<(String, std::path::PathBuf)> = match &pins {
+            Some(p) => map_names.iter().map(|n| (n.clone(), p.map(n))).collect(),
+            None => Vec::new(),
+        };
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(Some(&aya_btf))
             .override_global(GLOBAL_CONFIG, &kcfg, true)
-            .map_max_entries(MAP_EVENTS, ringbuf_bytes)
+            .map_max_entries(MAP_EVENTS, ringbuf_bytes);
+        for (n, path) in &map_paths {
+            loader.map_pin_path(n.as_str(), path.as_path());
+        }
+        let mut ebpf = loader
             .load(OBJECT)
             .context("loading the eBPF object failed")?;
+        let mut guard_map: Array<MapData, u64> = Array::try_from(
+            ebpf.take_map(agent_common::MAP_GUARD)
+                .ok_or_else(|| anyhow!("no map `{}`", agent_common::MAP_GUARD))?,
+        )?;
+        guard_map.set(
+            agent_common::GUARD_DAEMON_TGID,
+            u64::from(std::process::id()),
+            0,
+        )?;
+        // The ring first: what it buffered while no daemon ran is drained before the fresh
+        // programs add to it.
+        let events_map = ebpf
+            .take_map(MAP_EVENTS)
+            .ok_or_else(|| anyhow!("no map `{MAP_EVENTS}`"))?;
+        let pending = match (&events_map, adopting) {
+            (aya::maps::Map::RingBuf(d), true) => pin::ring_producer_pos(d)
+                .zip(pin::ring_consumer_pos(d))
+                .map_or(0, |(p, c)| p.saturating_sub(c)),
+            _ => 0,
+        };
+        let mut ring = RingBuf::try_from(events_map)?;
+        let loss: PerCpuArray<MapData, u64> = PerCpuArray::try_from(
+            ebpf.take_map(MAP_LOSS)
+                .ok_or_else(|| anyhow!("no map `{MAP_LOSS}`"))?,
+        )?;
+        let adopted = if adopting {
+            let backlog = pin::drain(&mut ring, pending);
+            let now = pin::monotonic_ns();
+            let loss_total: u64 = Self::counters(&loss).values().sum();
+            let seen = guard_map
+                .get(&agent_common::GUARD_LOSS_SEEN, 0)
+                .unwrap_or(0);
+            Some(pin::Adopted {
+                downtime_ns: if prev_beat == 0 {
+                    0
+                } else {
+                    now.saturating_sub(prev_beat)
+                },
+                backlog,
+                buffered_bytes: pending,
+                lost: loss_total.saturating_sub(seen),
+            })
+        } else {
+            None
+        };
+        if adopting {
+            // The earlier daemon's entries go; this daemon writes its own below.
+            for name in [
+                MAP_SEL_COMM,
+                MAP_SEL_EXE,
+                MAP_SEL_UID,
+                MAP_SEL_CGROUP,
+                agent_common::MAP_OWN_IDS,
+                agent_common::MAP_PROTECT,
+                agent_common::MAP_KILL_OPEN,
+            ] {
+                pin::clear_hash(&mut ebpf, name);
+            }
+        }
 
         // Selectors first, so the first exec after attaching is already matched.
         let mut sel_comm: HashMap<_, [u8; COMM_LEN], u32> = HashMap::try_from(
@@ -405,9 +533,17 @@ impl Sensor {
             p.load(name, &aya_btf).with_context(|| {
                 format!("the kernel refused BTF tracepoint `{name}`; hint: the kernel needs BPF_PROG_TYPE_TRACING (5.5+) and BTF")
             })?;
-            p.attach()
+            let link = p
+                .attach()
                 .with_context(|| format!("attaching `tp_btf/{name}` failed"))?;
+            if let Some(pins) = &pins {
+                let link: FdLink = p.take_link(link)?.into();
+                pins.pin_link(name, link)?;
+            }
             programs.push(format!("tp_btf/{name}"));
+        }
+        if let Some(pins) = &pins {
+            pins.drop_stale_links(BTF_PROGRAMS);
         }
         let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
         let kill_open = HashMap::try_from(
@@ -419,17 +555,9 @@ impl Sensor {
                 .ok_or_else(|| anyhow!("no map `{}`", agent_common::MAP_PROTECT))?,
         )?;
 
-        let ring = RingBuf::try_from(
-            ebpf.take_map(MAP_EVENTS)
-                .ok_or_else(|| anyhow!("no map `{MAP_EVENTS}`"))?,
-        )?;
         let sessions = HashMap::try_from(
             ebpf.take_map(MAP_SESSIONS)
                 .ok_or_else(|| anyhow!("no map `{MAP_SESSIONS}`"))?,
-        )?;
-        let loss = PerCpuArray::try_from(
-            ebpf.take_map(MAP_LOSS)
-                .ok_or_else(|| anyhow!("no map `{MAP_LOSS}`"))?,
         )?;
         let flows = HashMap::try_from(
             ebpf.take_map(agent_common::MAP_FLOWS)
@@ -467,6 +595,10 @@ impl Sensor {
             ringbuf_bytes,
             kill_open,
             kill_open_keys: Vec::new(),
+            kill_open_want: Vec::new(),
+            pins,
+            adopted,
+            guard_map,
         })
     }
 
@@ -509,6 +641,7 @@ impl Sensor {
             })?;
             self.kill_open_keys.push(*k);
         }
+        self.kill_open_want = want;
         Ok(())
     }
 
@@ -615,7 +748,45 @@ impl Sensor {
             |k| format!("dev {} inode {}", k[0], k[1]),
             &mut out,
         );
+        check_hash(
+            agent_common::MAP_KILL_OPEN,
+            &mut self.kill_open,
+            &self.kill_open_want,
+            |k| format!("dev {} inode {}", k[0], k[1]),
+            &mut out,
+        );
         out
+    }
+
+    /// The daemon's tick: the heartbeat the kernel's fail-closed check reads, and the loss total
+    /// seen (so the next daemon can tell what was lost while none ran).
+    pub fn heartbeat(&mut self) {
+        let loss: u64 = Self::counters(&self.loss).values().sum();
+        let _ = self.guard_map.set(agent_common::GUARD_LOSS_SEEN, loss, 0);
+        let _ = self
+            .guard_map
+            .set(agent_common::GUARD_HEARTBEAT, pin::monotonic_ns(), 0);
+    }
+
+    /// Set fail-closed (`FAIL_CLOSED_*`): what the kernel does to session processes once the
+    /// heartbeat is older than `after_secs`.
+    pub fn set_fail_closed(&mut self, mode: u64, after_secs: u64) -> Result<()> {
+        self.guard_map
+            .set(
+                agent_common::GUARD_AFTER_NS,
+                after_secs.saturating_mul(1_000_000_000),
+                0,
+            )
+            .context("cannot write the fail-closed delay")?;
+        self.guard_map
+            .set(agent_common::GUARD_MODE, mode, 0)
+            .context("cannot write the fail-closed mode")?;
+        Ok(())
+    }
+
+    /// Where the maps and links are pinned, if they are.
+    pub fn pin_dir(&self) -> Option<&std::path::Path> {
+        self.pins.as_ref().map(|p| p.dir.as_path())
     }
 
     pub fn remove_from_session(&mut self, tgid: u32) {

@@ -20,6 +20,7 @@ use agent_model::decode::decode;
 use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
 
+mod adopt;
 mod inline_kill;
 mod rule_actions;
 
@@ -229,7 +230,7 @@ impl SourceLoop {
             tracker.set_redactor(r);
         }
         let responder = Responder::new(cfg.response.clone());
-        Ok(SourceLoop {
+        let mut src = SourceLoop {
             responder,
             rate: Default::default(),
             inline: Default::default(),
@@ -249,7 +250,13 @@ impl SourceLoop {
             drained: Vec::new(),
             drained_ends: Vec::new(),
             integrity: Integrity::new(),
-        })
+        };
+        if src.sensor.adopted.is_some() {
+            // Losses counted before this daemon are reported once, in `monitor.start`.
+            src.last_loss = Sensor::counters(&src.sensor.loss);
+        }
+        src.arm_fail_closed()?;
+        Ok(src)
     }
 
     fn new_session_id(&mut self) -> u64 {
@@ -355,10 +362,12 @@ impl SourceLoop {
     /// The `monitor.start` event of this daemon start, then the alerts raised while starting
     /// (store tamper evidence, store recovery), in that order.
     pub fn started(&mut self, message: String, alerts: Vec<agent_model::Alert>) {
+        let (note, lost) = self.adoption_note().unzip();
         let ev = self.tracker.monitor_event(
             Kind::MonitorStart,
             Monitor {
-                message: Some(message),
+                message: Some(message + note.as_deref().unwrap_or("")),
+                loss_count: lost,
                 ..Default::default()
             },
         );
@@ -941,6 +950,7 @@ impl SourceLoop {
             if last_tick.elapsed() >= Duration::from_millis(250) {
                 last_tick = Instant::now();
                 self.check_losses();
+                self.sensor.heartbeat();
                 self.pipeline.tick();
                 self.sync_inline_kills();
                 let expired = self.io_pending.expire(IO_PENDING_TTL);

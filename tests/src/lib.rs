@@ -263,9 +263,56 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Stop the daemon and remove its bpffs pins, which a SIGKILLed daemon leaves attached.
     fn drop(&mut self) {
         self.stop();
+        remove_pins(&self.data_dir());
     }
+}
+
+impl Daemon {
+    /// SIGKILL the daemon, as an attacker would: its pinned programs and maps stay.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The daemon's pin directory in bpffs (see agent-user's `pin`).
+    pub fn pin_dir(&self) -> PathBuf {
+        pin_dir(&self.data_dir())
+    }
+}
+
+/// The pin directory of the daemon on `data_dir`: `<bpffs>/agentwatch/<FNV-1a of the canonical
+/// data dir>`, computed as agent-user's `pin::data_dir_hash` does.
+pub fn pin_dir(data_dir: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt as _;
+    let canon = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in canon.as_os_str().as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let bpffs = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                let (left, right) = l.split_once(" - ")?;
+                if right.split(' ').next()? != "bpf" {
+                    return None;
+                }
+                Some(PathBuf::from(left.split(' ').nth(4)?))
+            })
+        })
+        .unwrap_or_else(|| PathBuf::from("/sys/fs/bpf"));
+    bpffs.join("agentwatch").join(format!("{h:016x}"))
+}
+
+/// Remove the pins of the daemon on `data_dir` (its programs detach once nothing holds them).
+pub fn remove_pins(data_dir: &Path) {
+    let _ = std::fs::remove_dir_all(pin_dir(data_dir));
 }
 
 /// Events of one session.

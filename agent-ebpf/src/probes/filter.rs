@@ -11,7 +11,7 @@
 //! the session in `SYSNR`, so each handler is verified on its own and repeats no lookup.
 
 use crate::{
-    maps::{HANDLERS, SYSNR, SysCall, config, off, session_of},
+    maps::{HANDLERS, SYSNR, SysCall, config, guard, off, session_of},
     read::{current_task, ld, read_user},
     syscalls::{
         IA32_BPF, IA32_OLD_MMAP, IA32_PROCESS_VM_WRITEV, IA32_PTRACE, IA32_SOCKETCALL, NR_ACCEPT,
@@ -109,7 +109,10 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let regs: *const u8 = ctx.arg(0);
     let mut nr: u64 = ld(regs, off!(regs_orig_ax));
     let session = match session_of(tgid) {
-        Some(s) => s,
+        Some(s) => {
+            fail_closed(tgid);
+            s
+        }
         None => {
             if tgid == config!(daemon_tgid) {
                 return 0;
@@ -126,6 +129,10 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
                         return 0;
                     }
                 }
+            }
+            // The daemon that adopted these pinned programs (see `GUARD_DAEMON_TGID`).
+            if guard(agent_common::GUARD_DAEMON_TGID) == tgid as u64 {
+                return 0;
             }
             SessionInfo::default()
         }
@@ -245,4 +252,35 @@ impl Sys {
     pub(crate) fn fd(&self, i: u32) -> i64 {
         self.arg(i) as i32 as i64
     }
+}
+
+/// Fail-closed: a session process whose daemon has not ticked for `GUARD_AFTER_NS` is stopped
+/// (`SIGSTOP`) or killed (`SIGKILL`) at this syscall's exit, per `GUARD_MODE`. Never pid 1, and
+/// never before the daemon's first heartbeat. The signal is delivered on the way back to user
+/// space, so the process runs no further instruction of its own.
+#[inline(always)]
+fn fail_closed(tgid: u32) {
+    use agent_common::{
+        FAIL_CLOSED_FREEZE, FAIL_CLOSED_KILL, GUARD_AFTER_NS, GUARD_HEARTBEAT, GUARD_MODE,
+    };
+    let mode = guard(GUARD_MODE);
+    if mode == 0 || tgid <= 1 {
+        return;
+    }
+    let beat = guard(GUARD_HEARTBEAT);
+    if beat == 0 {
+        return;
+    }
+    // SAFETY: the helper has no arguments.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    if now.saturating_sub(beat) <= guard(GUARD_AFTER_NS) {
+        return;
+    }
+    let sig = match mode {
+        FAIL_CLOSED_KILL => 9,
+        FAIL_CLOSED_FREEZE => 19,
+        _ => return,
+    };
+    // SAFETY: the helper takes a plain signal number and acts on the current task.
+    unsafe { aya_ebpf::helpers::bpf_send_signal(sig) };
 }
