@@ -44,6 +44,8 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     output: Vec<RawOutput>,
+    #[serde(default)]
+    egress: Vec<crate::egress::RawEgress>,
 }
 
 /// `[[output]]`: where else events and alerts go, by `type`.
@@ -216,6 +218,8 @@ pub struct Config {
     pub store_backlog: Option<u64>,
     /// `[[output]] type = "nats"`: fleet outputs, validated.
     pub nats_outputs: Vec<agent_fleet::NatsConfig>,
+    /// `[[egress]]`: per-agent allow-lists enforced at connect and sendmsg (`egress`).
+    pub egress: Vec<crate::egress::EgressPolicy>,
 }
 
 impl Config {
@@ -610,7 +614,9 @@ impl Config {
             }
             nats_outputs.push(n);
         }
+        let egress = crate::egress::parse(raw.egress, &err)?;
         Ok(Config {
+            egress,
             hooks,
             origin: origin.to_owned(),
             response,

@@ -111,6 +111,8 @@ pub struct Sensor {
     /// Files of inline kill rules (`KILL_OPEN`), and the keys the daemon put there.
     kill_open: HashMap<MapData, [u64; 2], u32>,
     kill_open_keys: Vec<[u64; 2]>,
+    /// The egress programs' maps (`sockaddr`).
+    pub egress: crate::sockaddr::EgressMaps,
 }
 
 /// The maps other than `SESSIONS` that a process with bpf() could edit to blind the sensor, and
@@ -409,6 +411,12 @@ impl Sensor {
                 .with_context(|| format!("attaching `tp_btf/{name}` failed"))?;
             programs.push(format!("tp_btf/{name}"));
         }
+        // Egress programs are loaded before the ids are recorded (`sockaddr`).
+        let (egress, egress_hooks) = crate::sockaddr::EgressMaps::load(
+            &mut ebpf,
+            !cfg.egress.is_empty() && cfg.response.enabled,
+        )?;
+        programs.extend(egress_hooks);
         let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
         let kill_open = HashMap::try_from(
             ebpf.take_map(agent_common::MAP_KILL_OPEN)
@@ -467,6 +475,7 @@ impl Sensor {
             ringbuf_bytes,
             kill_open,
             kill_open_keys: Vec::new(),
+            egress,
         })
     }
 

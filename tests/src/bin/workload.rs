@@ -886,6 +886,23 @@ fn main() {
         "uring-udp" => uring_udp(a(1), a(2)),
         "int80-net" => int80_net(a(1), a(2)),
         "uring-connect" => uring_connect(a(1), args.get(2).and_then(|n| n.parse().ok())),
+        "egress-probe" => {
+            // A TCP connect and a UDP send to ADDR; prints `tcp=ok|errno=N udp=ok|errno=N`.
+            let shown = |r: std::io::Result<()>| match r {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("errno={}", e.raw_os_error().unwrap_or(-1)),
+            };
+            let to = addr(a(1));
+            let tcp = TcpStream::connect_timeout(&to, Duration::from_secs(2)).map(drop);
+            let any: std::net::SocketAddr = if to.is_ipv4() {
+                "0.0.0.0:0".parse().unwrap_or_else(|_| die("addr"))
+            } else {
+                "[::]:0".parse().unwrap_or_else(|_| die("addr"))
+            };
+            let s = UdpSocket::bind(any).unwrap_or_else(|_| die("bind"));
+            let udp = s.send_to(b"egress", to).map(drop);
+            println!("tcp={} udp={}", shown(tcp), shown(udp));
+        }
         "connect" => {
             let _ = TcpStream::connect_timeout(&addr(a(1)), Duration::from_secs(2));
         }
