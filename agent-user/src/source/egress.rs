@@ -38,6 +38,8 @@ pub struct EgressState {
     recent: HashMap<MissKey, Instant>,
     /// Repeats not stored.
     pub suppressed: u64,
+    /// Records the programs could not send (ring full), as last reported.
+    lost: u64,
 }
 
 impl SourceLoop {
@@ -46,6 +48,7 @@ impl SourceLoop {
         if self.sensor.egress.attached.is_none() {
             return;
         }
+        self.report_egress_loss();
         let cfg = &self.agents.cfg;
         let resolver = self.egress.resolver.get_or_insert_with(|| {
             let mut names: Vec<String> = cfg
@@ -101,6 +104,28 @@ impl SourceLoop {
             tracing::error!(error = %format!("{e:#}"), "egress maps not filled");
         }
         self.egress.synced = Some((Instant::now(), generation, n_agents));
+    }
+
+    /// A `monitor.loss` event when the programs could not send some records (the verdicts
+    /// themselves were applied; only their events are missing).
+    fn report_egress_loss(&mut self) {
+        let lost = self.sensor.egress.stats().lost;
+        if lost > self.egress.lost {
+            let n = lost - self.egress.lost;
+            tracing::warn!(lost = n, "egress records lost");
+            let ev = self.tracker.monitor_event(
+                agent_model::Kind::MonitorLoss,
+                agent_model::Monitor {
+                    loss_kind: Some("response.action".into()),
+                    loss_count: Some(n),
+                    message: Some(format!(
+                        "ring buffer full: {n} egress `response.action` records lost (the verdicts were applied)"
+                    )),
+                },
+            );
+            self.emit(ev);
+        }
+        self.egress.lost = lost;
     }
 
     /// A record of the egress programs: its `response.action` event.
