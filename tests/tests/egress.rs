@@ -196,3 +196,41 @@ fn kill_switch_leaves_egress_unenforced() {
         "`[response] enabled = false` enforces nothing"
     );
 }
+
+/// A host name in the allow-list is resolved by the daemon into the kernel's allow-list; IPv6
+/// destinations are judged too.
+#[test]
+fn host_names_and_ipv6_follow_the_policy() {
+    require_sensor!();
+    let (_t_host, _u_host, host_port) = loopback_port();
+    let cfg = format!(
+        "[[egress]]\nagent = [\"egt6\"]\nallow = [\"localhost:{host_port}\"]\nmode = \"enforce\"\n"
+    );
+    let d = Daemon::start_with(Some(&cfg), &[]).unwrap();
+    // The resolver answers within the first ticks.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let (inside, _, _) = probe_both(&d, "egt6", &format!("127.0.0.1:{host_port}"));
+    assert_eq!(
+        inside, "tcp=ok udp=ok",
+        "`localhost:PORT` allows 127.0.0.1:PORT"
+    );
+    let Ok(t6) = TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here: the IPv6 half is skipped");
+        return;
+    };
+    let p6 = t6.local_addr().unwrap().port();
+    let _u6 = UdpSocket::bind(("::1", p6));
+    let dst = format!("[::1]:{p6}");
+    let (inside, sid, outside) = probe_both(&d, "egt6", &dst);
+    assert_eq!(
+        inside, "tcp=errno=1 udp=errno=1",
+        "IPv6 off the allow-list is denied"
+    );
+    assert!(outside.starts_with("tcp=ok"), "{outside}");
+    let evs = d
+        .wait_for("the IPv6 denials", |evs| denials(evs, &sid, p6).len() >= 2)
+        .unwrap();
+    let e = denials(&evs, &sid, p6)[0];
+    assert_eq!(e.net.as_ref().unwrap().family, "ipv6");
+    assert!(e.response.as_ref().unwrap().note.contains(&dst));
+}
