@@ -699,6 +699,88 @@ mod pod {
     unsafe impl aya::Pod for super::FlowEntry {}
 }
 
+/// Egress verdicts of the cgroup `sock_addr` programs (`connect4/6`, `sendmsg4/6`): the record
+/// kind id, outside [`RecordKind`] on purpose (it shares the id of the `egress.*` range of event
+/// kinds), so user space reads it before decoding. Body: [`EgressRecord`].
+pub const RECORD_EGRESS: u32 = 921;
+/// Agent id → the egress policy of its sessions (`EGRESS_POLICY_MASK` bits: policy number, 1-based)
+/// and [`EGRESS_ENFORCE`]. An agent absent from the map is not restricted.
+pub const MAP_EGRESS_AGENTS: &str = "EGRESS_AGENTS";
+/// LPM trie of allowed destinations: key data [`EgressKey`], value 1.
+pub const MAP_EGRESS_ALLOW: &str = "EGRESS_ALLOW";
+/// Per-CPU counters of the egress programs: [`EGRESS_STAT_DENIED`], [`EGRESS_STAT_DRY_RUN`],
+/// [`EGRESS_STAT_LOST`].
+pub const MAP_EGRESS_STATS: &str = "EGRESS_STATS";
+pub const EGRESS_STAT_DENIED: u32 = 0;
+pub const EGRESS_STAT_DRY_RUN: u32 = 1;
+pub const EGRESS_STAT_LOST: u32 = 2;
+/// The policy number bits of an [`MAP_EGRESS_AGENTS`] value.
+pub const EGRESS_POLICY_MASK: u32 = 0xffff;
+/// The policy is enforced (EPERM); without it a miss is only reported (dry run).
+pub const EGRESS_ENFORCE: u32 = 1 << 31;
+/// Entries of [`MAP_EGRESS_ALLOW`].
+pub const EGRESS_ALLOW_MAX: u32 = 16384;
+/// Bits of an [`EgressKey`] before the address: policy, port and padding.
+pub const EGRESS_KEY_FIXED_BITS: u32 = 64;
+/// [`EgressRecord::verdict`]: the connect or send got EPERM.
+pub const EGRESS_DENIED: u32 = 1;
+/// [`EgressRecord::verdict`]: a dry run; the connect or send went ahead.
+pub const EGRESS_DRY_RUN: u32 = 2;
+/// [`EgressRecord::hook`]: connect (TCP, or UDP connect).
+pub const EGRESS_HOOK_CONNECT: u32 = 1;
+/// [`EgressRecord::hook`]: a UDP send with a destination address.
+pub const EGRESS_HOOK_SENDMSG: u32 = 2;
+
+/// Key data of [`MAP_EGRESS_ALLOW`] (the LPM prefix length is [`EGRESS_KEY_FIXED_BITS`] plus
+/// the address prefix). IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`), so one trie
+/// serves both families; port 0 means any port (the programs look up the port, then 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressKey {
+    /// Policy number, big-endian (the trie matches bytes from the first).
+    pub policy: [u8; 4],
+    /// Destination port, big-endian; 0: any.
+    pub port: [u8; 2],
+    pub _pad: [u8; 2],
+    pub addr: [u8; 16],
+}
+
+/// Body of a [`RECORD_EGRESS`] record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressRecord {
+    /// `AF_INET` or `AF_INET6` (of the socket).
+    pub family: u16,
+    pub protocol: u16,
+    pub sock_type: u16,
+    /// Destination port, host byte order.
+    pub dport: u16,
+    /// Destination, IPv4-mapped for IPv4.
+    pub daddr: [u8; 16],
+    /// Policy number (1-based, the `[[egress]]` table's position in the config).
+    pub policy: u32,
+    /// [`EGRESS_DENIED`] or [`EGRESS_DRY_RUN`].
+    pub verdict: u32,
+    /// `EGRESS_HOOK_*`.
+    pub hook: u32,
+    pub _pad: u32,
+}
+
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<EgressKey>() == 24);
+    assert!(size_of::<EgressRecord>() == 40);
+};
+
+// SAFETY: repr(C), byte arrays only, no padding (asserted above).
+unsafe impl Plain for EgressRecord {}
+
+#[cfg(feature = "user")]
+mod pod_egress {
+    // SAFETY: repr(C), byte arrays only, no padding (asserted above).
+    unsafe impl aya::Pod for super::EgressKey {}
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

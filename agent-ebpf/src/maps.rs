@@ -134,3 +134,19 @@ pub(crate) fn session_of(tgid: u32) -> Option<SessionInfo> {
     // SAFETY: the value is copied out immediately.
     unsafe { SESSIONS.get(tgid) }.copied()
 }
+
+/// Egress policy of each agent (`agent_common::MAP_EGRESS_AGENTS`), filled by the daemon.
+#[map(name = "EGRESS_AGENTS")]
+pub(crate) static EGRESS_AGENTS: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
+
+/// Allowed destinations per policy (`agent_common::MAP_EGRESS_ALLOW`), filled by the daemon.
+#[map(name = "EGRESS_ALLOW")]
+pub(crate) static EGRESS_ALLOW: aya_ebpf::maps::LpmTrie<agent_common::EgressKey, u8> =
+    aya_ebpf::maps::LpmTrie::with_max_entries(
+        agent_common::EGRESS_ALLOW_MAX,
+        aya_ebpf::bindings::BPF_F_NO_PREALLOC,
+    );
+
+/// Counters of the egress programs (`agent_common::MAP_EGRESS_STATS`).
+#[map(name = "EGRESS_STATS")]
+pub(crate) static EGRESS_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(4, 0);

@@ -46,6 +46,8 @@ struct RawConfig {
     output: Vec<RawOutput>,
     #[serde(default)]
     protect: RawProtect,
+    #[serde(default)]
+    egress: Vec<crate::egress::RawEgress>,
 }
 
 /// `[protect]`: what happens to sessions while no daemon runs.
@@ -230,6 +232,8 @@ pub struct Config {
     pub fail_closed: u64,
     /// `[protect] fail_closed_after_secs`: how long the daemon may be gone first.
     pub fail_closed_after_secs: u64,
+    /// `[[egress]]`: per-agent allow-lists enforced at connect and sendmsg (`egress`).
+    pub egress: Vec<crate::egress::EgressPolicy>,
 }
 
 impl Config {
@@ -651,7 +655,9 @@ impl Config {
             }
             nats_outputs.push(n);
         }
+        let egress = crate::egress::parse(raw.egress, &err)?;
         Ok(Config {
+            egress,
             hooks,
             origin: origin.to_owned(),
             response,

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod diskfull;
+pub mod egress;
 pub mod evidence;
 pub mod fleetsearch;
 pub mod hookcmd;
@@ -29,6 +30,7 @@ pub mod redact;
 pub mod reload;
 pub mod response;
 pub mod sdnotify;
+pub mod sockaddr;
 pub mod source;
 pub mod tracker;
 

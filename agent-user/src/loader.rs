@@ -123,6 +123,8 @@ pub struct Sensor {
     pub adopted: Option<pin::Adopted>,
     /// The heartbeat and fail-closed setting (`GUARD`).
     guard_map: Array<MapData, u64>,
+    /// The egress programs' maps (`sockaddr`).
+    pub egress: crate::sockaddr::EgressMaps,
 }
 
 /// The maps other than `SESSIONS` that a process with bpf() could edit to blind the sensor, and
@@ -545,6 +547,12 @@ impl Sensor {
         if let Some(pins) = &pins {
             pins.drop_stale_links(BTF_PROGRAMS);
         }
+        // Egress programs are loaded before the ids are recorded (`sockaddr`).
+        let (egress, egress_hooks) = crate::sockaddr::EgressMaps::load(
+            &mut ebpf,
+            !cfg.egress.is_empty() && cfg.response.enabled,
+        )?;
+        programs.extend(egress_hooks);
         let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
         let kill_open = HashMap::try_from(
             ebpf.take_map(agent_common::MAP_KILL_OPEN)
@@ -599,6 +607,7 @@ impl Sensor {
             pins,
             adopted,
             guard_map,
+            egress,
         })
     }
 

@@ -33,7 +33,8 @@ struct Cli {
 enum Cmd {
     /// Run the sensor, enrichment, outputs and local API (needs root and a kernel with BTF).
     Daemon {
-        /// Config file (default: /etc/agentwatch/config.toml when present, else built-in).
+        /// Config file (default: /etc/agentwatch/config.toml when present, else built-in):
+        /// `[[agent]]` selectors, `[response]`, `[[egress]]` allow-lists, ...
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]

@@ -21,6 +21,7 @@ use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
 
 mod adopt;
+mod egress;
 mod inline_kill;
 mod rule_actions;
 
@@ -132,6 +133,8 @@ pub struct SourceLoop {
     rate: rule_actions::RateLimits,
     /// Rules whose kill is done in the kernel (`KILL_OPEN`).
     inline: inline_kill::InlineKills,
+    /// Egress policy maps and the records of their misses.
+    egress: egress::EgressState,
 }
 
 /// How long a submitted io_uring path operation waits for its completion record.
@@ -234,6 +237,7 @@ impl SourceLoop {
             responder,
             rate: Default::default(),
             inline: Default::default(),
+            egress: Default::default(),
             sensor,
             tracker,
             agents: AgentTable { cfg, extra: vec![] },
@@ -808,6 +812,10 @@ impl SourceLoop {
     /// Decode one ring record (or a flow record built from the map), pair io_uring submissions
     /// with their completions, track it, emit its events.
     fn handle(&mut self, raw: &[u8]) {
+        if raw.get(..4) == Some(&agent_common::RECORD_EGRESS.to_ne_bytes()[..]) {
+            self.on_egress_record(raw);
+            return;
+        }
         match decode(raw) {
             Ok(rec) => {
                 let Some(rec) = self.io_pending.pair(rec) else {
@@ -894,6 +902,7 @@ impl SourceLoop {
     /// Run until `stop` is set.
     pub fn run(mut self) -> Result<()> {
         self.sync_inline_kills();
+        self.sync_egress();
         let fd = self.sensor.ring.as_raw_fd();
         let mut last_tick = Instant::now();
         let mut last_flows = Instant::now();
@@ -916,7 +925,11 @@ impl SourceLoop {
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Register { pid, agent, reply }) => {
-                        let _ = reply.send(self.register(pid, &agent));
+                        let r = self.register(pid, &agent);
+                        // A new agent name may have an egress policy: in the maps before the
+                        // session's first instruction.
+                        self.sync_egress();
+                        let _ = reply.send(r);
                     }
                     Ok(Command::Status { reply }) => {
                         let _ = reply.send(self.status());
@@ -953,6 +966,7 @@ impl SourceLoop {
                 self.sensor.heartbeat();
                 self.pipeline.tick();
                 self.sync_inline_kills();
+                self.sync_egress();
                 let expired = self.io_pending.expire(IO_PENDING_TTL);
                 if expired > 0 {
                     tracing::debug!(

@@ -24,7 +24,7 @@ fn usage() -> &'static str {
      test         run every test, root tests included (what CI runs)\n  \
      lint         cargo fmt --check and clippy -D warnings (the workspace and the eBPF crate)\n  \
      fuzz [secs]  run every cargo-fuzz target for SECS seconds each (default 60)\n  \
-     bench [what] run benchmarks: sensor, rules, store, tui, or all (default)\n  \
+     bench [what] run benchmarks: sensor, rules, store, tui, response, or all (default)\n  \
      package      build target/debian/agentwatch_<version>_<arch>.deb (binary without debug\n               \
      info, systemd unit, /etc/agentwatch/config.toml and rules.d/)\n"
 }
@@ -665,8 +665,13 @@ fn bench(what: &str) -> Result<()> {
             .args(["run", "--release", "-p", "tests", "--bin", "tui-latency"])
             .env("AGENTWATCH_BIN", &bin))?;
     }
-    if !all && !["sensor", "rules", "store", "tui"].contains(&what) {
-        bail!("unknown benchmark `{what}`; expected sensor, rules, store, tui or all");
+    if all || what == "response" {
+        sh(cargo()
+            .args(["run", "--release", "-p", "tests", "--bin", "response-bench"])
+            .env("AGENTWATCH_BIN", &bin))?;
+    }
+    if !all && !["sensor", "rules", "store", "tui", "response"].contains(&what) {
+        bail!("unknown benchmark `{what}`; expected sensor, rules, store, tui, response or all");
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! `flow` the address reader of `net`; no family imports one that imports it back.
 
 mod bpf;
+mod egress;
 mod file;
 mod filter;
 mod flow;

@@ -886,6 +886,70 @@ fn main() {
         "uring-udp" => uring_udp(a(1), a(2)),
         "int80-net" => int80_net(a(1), a(2)),
         "uring-connect" => uring_connect(a(1), args.get(2).and_then(|n| n.parse().ok())),
+        "kill-latency" => {
+            // N times: a child writes CLOCK_MONOTONIC to a pipe and opens PATH; the parent
+            // reads it and waits for the child. Prints one `ns` per child killed by SIGKILL.
+            let path = CString::new(a(1)).unwrap_or_else(|_| die("bad path"));
+            let n: usize = a(2).parse().unwrap_or_else(|_| die("bad N"));
+            let mono = || {
+                let mut ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                // SAFETY: clock_gettime writes one timespec.
+                unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+                ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+            };
+            for _ in 0..n {
+                let mut fds = [0i32; 2];
+                // SAFETY: pipe writes two fds.
+                if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+                    die("pipe");
+                }
+                // SAFETY: the child only writes, opens and exits.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    let t0 = mono().to_ne_bytes();
+                    // SAFETY: writes 8 bytes from a local buffer; opens a NUL-terminated path.
+                    unsafe {
+                        libc::write(fds[1], t0.as_ptr().cast(), 8);
+                        libc::open(path.as_ptr(), libc::O_RDONLY);
+                        libc::_exit(0)
+                    };
+                }
+                // SAFETY: closing our copy of the write end.
+                unsafe { libc::close(fds[1]) };
+                let mut t0 = [0u8; 8];
+                // SAFETY: reads 8 bytes into a local buffer.
+                unsafe { libc::read(fds[0], t0.as_mut_ptr().cast(), 8) };
+                let mut st = 0;
+                // SAFETY: waits for our own child.
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                let t1 = mono();
+                // SAFETY: closing our read end.
+                unsafe { libc::close(fds[0]) };
+                if libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL {
+                    println!("{}", t1.saturating_sub(u64::from_ne_bytes(t0)));
+                }
+            }
+        }
+        "egress-probe" => {
+            // A TCP connect and a UDP send to ADDR; prints `tcp=ok|errno=N udp=ok|errno=N`.
+            let shown = |r: std::io::Result<()>| match r {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("errno={}", e.raw_os_error().unwrap_or(-1)),
+            };
+            let to = addr(a(1));
+            let tcp = TcpStream::connect_timeout(&to, Duration::from_secs(2)).map(drop);
+            let any: std::net::SocketAddr = if to.is_ipv4() {
+                "0.0.0.0:0".parse().unwrap_or_else(|_| die("addr"))
+            } else {
+                "[::]:0".parse().unwrap_or_else(|_| die("addr"))
+            };
+            let s = UdpSocket::bind(any).unwrap_or_else(|_| die("bind"));
+            let udp = s.send_to(b"egress", to).map(drop);
+            println!("tcp={} udp={}", shown(tcp), shown(udp));
+        }
         "connect" => {
             let _ = TcpStream::connect_timeout(&addr(a(1)), Duration::from_secs(2));
         }

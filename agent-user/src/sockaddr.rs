@@ -1,0 +1,165 @@
+//! The egress programs in the kernel: loads the cgroup `sock_addr` programs (`connect4`,
+//! `connect6`, `sendmsg4`, `sendmsg6`), attaches them to the cgroup v2 root found in
+//! `/proc/self/mountinfo`, and owns the maps the daemon fills from `[[egress]]`.
+//!
+//! Its own module beside `loader` (which calls [`EgressMaps::load`] before it records the
+//! object's ids) so that the egress part of the loader stays in one place. The programs are
+//! always loaded (every program of the object is), but attached only when the config has an
+//! `[[egress]]` table and `[response]` is enabled: without a policy there is nothing to enforce
+//! and no cost on any connect.
+
+use std::path::PathBuf;
+
+use agent_common::{
+    EGRESS_STAT_DENIED, EGRESS_STAT_DRY_RUN, EGRESS_STAT_LOST, EgressKey, MAP_EGRESS_AGENTS,
+    MAP_EGRESS_ALLOW, MAP_EGRESS_STATS,
+};
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray, lpm_trie::Key, lpm_trie::LpmTrie},
+    programs::{CgroupAttachMode, CgroupSockAddr},
+};
+
+/// The programs, with the hook each is attached to (for `status` and logs).
+pub const PROGRAMS: &[(&str, &str)] = &[
+    ("egress_connect4", "cgroup/connect4"),
+    ("egress_connect6", "cgroup/connect6"),
+    ("egress_sendmsg4", "cgroup/sendmsg4"),
+    ("egress_sendmsg6", "cgroup/sendmsg6"),
+];
+
+/// The egress maps and where the programs are attached.
+pub struct EgressMaps {
+    agents: HashMap<MapData, u32, u32>,
+    allow: LpmTrie<MapData, EgressKey, u8>,
+    stats: PerCpuArray<MapData, u64>,
+    /// The cgroup v2 root the programs are attached to; `None`: not attached.
+    pub attached: Option<PathBuf>,
+    /// What the daemon wrote last.
+    agents_now: Vec<(u32, u32)>,
+    allow_now: Vec<(u32, EgressKey)>,
+}
+
+/// Counters of the egress programs: denied, dry-run misses, records lost.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EgressStats {
+    pub denied: u64,
+    pub dry_run: u64,
+    pub lost: u64,
+}
+
+impl EgressMaps {
+    /// Load the programs and, when `attach`, attach them to the cgroup v2 root. A failed attach
+    /// is logged and leaves egress unenforced (the sensor still runs).
+    pub fn load(ebpf: &mut Ebpf, attach: bool) -> Result<(EgressMaps, Vec<String>)> {
+        let root = if attach {
+            crate::response::cgroup2_mount()
+        } else {
+            None
+        };
+        if attach && root.is_none() {
+            tracing::error!(
+                "no cgroup2 mount in /proc/self/mountinfo: `[[egress]]` is not enforced"
+            );
+        }
+        let dir = match &root {
+            Some(r) => match std::fs::File::open(r) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::error!(dir = %r.display(), error = %e, "cannot open the cgroup2 root: `[[egress]]` is not enforced");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut attached = Vec::new();
+        for (name, hook) in PROGRAMS {
+            let p: &mut CgroupSockAddr = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("program `{name}` missing from the object"))?
+                .try_into()?;
+            p.load()
+                .with_context(|| format!("the kernel refused `{hook}` program `{name}`"))?;
+            if let Some(d) = &dir {
+                // A bpf_link (what aya creates on this kernel) coexists with every other
+                // program on the cgroup; the kernel refuses multi-attach flags on links.
+                match p.attach(d, CgroupAttachMode::Single) {
+                    Ok(_) => attached.push(hook.to_string()),
+                    Err(e) => {
+                        tracing::error!(hook, error = ?e, "attaching an egress program failed: `[[egress]]` is not enforced there")
+                    }
+                }
+            }
+        }
+        let agents = HashMap::try_from(
+            ebpf.take_map(MAP_EGRESS_AGENTS)
+                .ok_or_else(|| anyhow!("no map `{MAP_EGRESS_AGENTS}`"))?,
+        )?;
+        let allow = LpmTrie::try_from(
+            ebpf.take_map(MAP_EGRESS_ALLOW)
+                .ok_or_else(|| anyhow!("no map `{MAP_EGRESS_ALLOW}`"))?,
+        )?;
+        let stats = PerCpuArray::try_from(
+            ebpf.take_map(MAP_EGRESS_STATS)
+                .ok_or_else(|| anyhow!("no map `{MAP_EGRESS_STATS}`"))?,
+        )?;
+        let attached_root = (!attached.is_empty()).then(|| root.clone()).flatten();
+        Ok((
+            EgressMaps {
+                agents,
+                allow,
+                stats,
+                attached: attached_root,
+                agents_now: Vec::new(),
+                allow_now: Vec::new(),
+            },
+            attached,
+        ))
+    }
+
+    /// Make the maps hold exactly `agents` (agent id → policy number | `EGRESS_ENFORCE`) and
+    /// `allow` (prefix bits, key). New allow entries go in before the agents that use them, and
+    /// stale ones leave after, so no connect is denied for a moment by a refresh. Entries are
+    /// written again even when unchanged, which undoes an edit made behind the daemon's back.
+    pub fn set(&mut self, agents: &[(u32, u32)], allow: &[(u32, EgressKey)]) -> Result<()> {
+        for (bits, k) in allow {
+            self.allow
+                .insert(&Key::new(*bits, *k), 1, 0)
+                .with_context(|| format!("cannot fill the `{MAP_EGRESS_ALLOW}` map"))?;
+        }
+        for (a, v) in agents {
+            self.agents
+                .insert(*a, *v, 0)
+                .with_context(|| format!("cannot fill the `{MAP_EGRESS_AGENTS}` map"))?;
+        }
+        for (a, _) in &self.agents_now {
+            if !agents.iter().any(|(b, _)| b == a) {
+                let _ = self.agents.remove(a);
+            }
+        }
+        for old in &self.allow_now {
+            if !allow.contains(old) {
+                let _ = self.allow.remove(&Key::new(old.0, old.1));
+            }
+        }
+        self.agents_now = agents.to_vec();
+        self.allow_now = allow.to_vec();
+        Ok(())
+    }
+
+    /// The programs' counters, summed over CPUs.
+    pub fn stats(&self) -> EgressStats {
+        let sum = |i: u32| {
+            self.stats
+                .get(&i, 0)
+                .map(|v| v.iter().sum::<u64>())
+                .unwrap_or(0)
+        };
+        EgressStats {
+            denied: sum(EGRESS_STAT_DENIED),
+            dry_run: sum(EGRESS_STAT_DRY_RUN),
+            lost: sum(EGRESS_STAT_LOST),
+        }
+    }
+}

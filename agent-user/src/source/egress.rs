@@ -1,0 +1,216 @@
+//! Egress policy in the sensor loop: fills the kernel's egress maps from `[[egress]]` and turns
+//! the programs' records into `response.action` events.
+//!
+//! Each agent id (config agents, then names given to `agentwatch run --agent`) gets the first
+//! `[[egress]]` table that names it; its allow-list (addresses, blocks, ports, and the current
+//! answers of the [`Resolver`] for host names) goes into the trie. The maps are written again
+//! when an answer or the agent list changes and every [`RESYNC`]. A record of a miss becomes a
+//! `response.action` event: action `deny`, mode `enforce` (the process got `EPERM`) or
+//! `dry_run` (it went ahead), by `egress:NAME`, with the destination in `net.*` and the note.
+//! Repeats of one miss by one process within [`REPEAT`] are counted, not stored again.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::tracker::session::Agents as _;
+use agent_common::{
+    EGRESS_ALLOW_MAX, EGRESS_DENIED, EGRESS_ENFORCE, EGRESS_HOOK_SENDMSG, EgressRecord, HEADER_LEN,
+    RecordHeader, read_plain,
+};
+
+use super::SourceLoop;
+use crate::egress::{Allow, Resolver, shown_addr, trie_entries};
+
+/// How often the maps are written again without a change.
+pub const RESYNC: Duration = Duration::from_secs(5);
+
+/// A miss repeated by the same process within this time is not stored again.
+const REPEAT: Duration = Duration::from_secs(1);
+
+type MissKey = (u64, u32, [u8; 16], u16, u16, u32);
+
+#[derive(Default)]
+pub struct EgressState {
+    resolver: Option<Resolver>,
+    /// When the maps were written, for which resolver generation and agent count.
+    synced: Option<(Instant, u64, u32)>,
+    /// Last stored miss per (session, pid, address, port, protocol, verdict).
+    recent: HashMap<MissKey, Instant>,
+    /// Repeats not stored.
+    pub suppressed: u64,
+    /// Records the programs could not send (ring full), as last reported.
+    lost: u64,
+}
+
+impl SourceLoop {
+    /// Fill the egress maps when something changed or [`RESYNC`] passed.
+    pub(super) fn sync_egress(&mut self) {
+        if self.sensor.egress.attached.is_none() {
+            return;
+        }
+        self.report_egress_loss();
+        let cfg = &self.agents.cfg;
+        let resolver = self.egress.resolver.get_or_insert_with(|| {
+            let mut names: Vec<String> = cfg
+                .egress
+                .iter()
+                .flat_map(|p| p.allow.iter())
+                .filter_map(|a| match a {
+                    Allow::Host { name, .. } => Some(name.clone()),
+                    Allow::Net { .. } => None,
+                })
+                .collect();
+            names.sort();
+            names.dedup();
+            Resolver::start(names)
+        });
+        let (generation, resolved) = resolver.snapshot();
+        let n_agents = (cfg.agents.len() + self.agents.extra.len()) as u32;
+        if self
+            .egress
+            .synced
+            .is_some_and(|(at, g, n)| g == generation && n == n_agents && at.elapsed() < RESYNC)
+        {
+            return;
+        }
+        let mut agents = Vec::new();
+        for id in 1..=n_agents {
+            let name = self.agents.name(id);
+            if let Some(i) = cfg.egress.iter().position(|p| p.applies_to(&name)) {
+                let dry = cfg.egress[i]
+                    .dry_run
+                    .unwrap_or(cfg.response.default_dry_run);
+                let v = (i as u32 + 1) | if dry { 0 } else { EGRESS_ENFORCE };
+                agents.push((id, v));
+            }
+        }
+        let mut allow = Vec::new();
+        for (i, p) in cfg.egress.iter().enumerate() {
+            trie_entries(i as u32 + 1, p, &resolved, &mut allow);
+        }
+        allow.sort_by(|a, b| {
+            (a.0, a.1.policy, a.1.port, a.1.addr).cmp(&(b.0, b.1.policy, b.1.port, b.1.addr))
+        });
+        allow.dedup();
+        if allow.len() > EGRESS_ALLOW_MAX as usize {
+            tracing::error!(
+                entries = allow.len(),
+                max = EGRESS_ALLOW_MAX,
+                "egress allow-lists are too long; the rest is not allowed"
+            );
+            allow.truncate(EGRESS_ALLOW_MAX as usize);
+        }
+        if let Err(e) = self.sensor.egress.set(&agents, &allow) {
+            tracing::error!(error = %format!("{e:#}"), "egress maps not filled");
+        }
+        self.egress.synced = Some((Instant::now(), generation, n_agents));
+    }
+
+    /// A `monitor.loss` event when the programs could not send some records (the verdicts
+    /// themselves were applied; only their events are missing).
+    fn report_egress_loss(&mut self) {
+        let lost = self.sensor.egress.stats().lost;
+        if lost > self.egress.lost {
+            let n = lost - self.egress.lost;
+            tracing::warn!(lost = n, "egress records lost");
+            let ev = self.tracker.monitor_event(
+                agent_model::Kind::MonitorLoss,
+                agent_model::Monitor {
+                    loss_kind: Some("response.action".into()),
+                    loss_count: Some(n),
+                    message: Some(format!(
+                        "ring buffer full: {n} egress `response.action` records lost (the verdicts were applied)"
+                    )),
+                },
+            );
+            self.emit(ev);
+        }
+        self.egress.lost = lost;
+    }
+
+    /// A record of the egress programs: its `response.action` event.
+    pub(super) fn on_egress_record(&mut self, raw: &[u8]) {
+        let (Some(h), Some(b)) = (
+            read_plain::<RecordHeader>(raw, 0),
+            read_plain::<EgressRecord>(raw, HEADER_LEN),
+        ) else {
+            self.decode_errors += 1;
+            return;
+        };
+        let now = Instant::now();
+        let key = (
+            h.session_id,
+            h.tgid,
+            b.daddr,
+            b.dport,
+            b.protocol,
+            b.verdict,
+        );
+        if let Some(at) = self.egress.recent.get(&key)
+            && now.duration_since(*at) < REPEAT
+        {
+            self.egress.suppressed += 1;
+            return;
+        }
+        if self.egress.recent.len() >= 4096 {
+            self.egress
+                .recent
+                .retain(|_, at| now.duration_since(*at) < REPEAT);
+        }
+        self.egress.recent.insert(key, now);
+        let policy = self
+            .agents
+            .cfg
+            .egress
+            .get((b.policy as usize).wrapping_sub(1))
+            .map_or_else(|| format!("egress#{}", b.policy), |p| p.name.clone());
+        let dst = shown_addr(b.daddr);
+        let proto = match b.protocol {
+            6 => "tcp".to_owned(),
+            17 => "udp".to_owned(),
+            n => n.to_string(),
+        };
+        let what = if b.hook == EGRESS_HOOK_SENDMSG {
+            "send"
+        } else {
+            "connect"
+        };
+        let enforce = b.verdict == EGRESS_DENIED;
+        let (mode, result) = if enforce {
+            ("enforce", "done")
+        } else {
+            ("dry_run", "dry_run")
+        };
+        let shown = match dst {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]:{}", b.dport),
+            std::net::IpAddr::V4(v4) => format!("{v4}:{}", b.dport),
+        };
+        let note = format!(
+            "{what} to {shown}/{proto} is not allowed by egress policy `{policy}`{}",
+            if enforce {
+                ": EPERM"
+            } else {
+                ": allowed (dry run)"
+            }
+        );
+        let session = agent_model::session_id_string(h.session_id);
+        tracing::warn!(%session, action = "deny", mode, by = %format!("egress:{policy}"), dst = %shown, pid = h.tgid, "egress miss");
+        let r = agent_model::Response {
+            action: "deny".into(),
+            mode: mode.into(),
+            by: format!("egress:{policy}"),
+            result: result.into(),
+            note,
+            processes: Some(1),
+        };
+        let mut ev = self.tracker.response_event(h.session_id, h.tgid, r);
+        ev.net = Some(agent_model::Net {
+            family: if dst.is_ipv4() { "ipv4" } else { "ipv6" }.into(),
+            protocol: Some(proto),
+            dst_ip: Some(dst),
+            dst_port: Some(b.dport),
+            ..Default::default()
+        });
+        self.emit(ev);
+    }
+}

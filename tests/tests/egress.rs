@@ -1,0 +1,236 @@
+//! Egress policy end-to-end: the cgroup `sock_addr` programs attached to the real cgroup v2
+//! root, a real session (`agentwatch run`) connecting and sending over loopback, and a process
+//! outside the session doing the same at the same moment. Nothing leaves the host: every
+//! destination is a listener of this test on 127.0.0.1. Root and BTF required; without them
+//! each test says why and skips.
+
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Command, Output, Stdio};
+
+use agent_model::{Event, Kind};
+use tests::{Daemon, bin, require_sensor, workload};
+
+/// A TCP listener and a UDP socket on the same free loopback port.
+fn loopback_port() -> (TcpListener, UdpSocket, u16) {
+    loop {
+        let t = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if let Ok(u) = UdpSocket::bind(("127.0.0.1", port)) {
+            return (t, u, port);
+        }
+    }
+}
+
+fn config(agent: &str, allow_port: u16, mode: &str) -> String {
+    format!(
+        "[response]\ndefault_mode = \"dry_run\"\n\n[[egress]]\nname = \"egt-net\"\nagent = [\"{agent}\"]\nallow = [\"127.0.0.1:{allow_port}\", \"10.0.0.0/8\", \"localhost:1\"]\nmode = \"{mode}\"\n"
+    )
+}
+
+fn probe_cmd(dst: &str) -> Vec<String> {
+    vec![
+        workload().to_str().unwrap().to_owned(),
+        "egress-probe".into(),
+        dst.into(),
+    ]
+}
+
+/// `agentwatch run` of the probe (in the session), and the same probe outside any session,
+/// started together. Returns (session output, session id, outside output).
+fn probe_both(d: &Daemon, agent: &str, dst: &str) -> (String, String, String) {
+    let outside = Command::new(workload())
+        .args(["egress-probe", dst])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cmd = probe_cmd(dst);
+    let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let (out, sid) = d.run(agent, &args).unwrap();
+    let o: Output = outside.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        sid,
+        String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+    )
+}
+
+fn denials<'a>(evs: &'a [Event], sid: &str, port: u16) -> Vec<&'a Event> {
+    evs.iter()
+        .filter(|e| {
+            e.kind() == Kind::ResponseAction
+                && e.session_id() == Some(sid)
+                && e.response.as_ref().is_some_and(|r| r.action == "deny")
+                && e.net.as_ref().and_then(|n| n.dst_port) == Some(port)
+        })
+        .collect()
+}
+
+#[test]
+fn enforce_denies_the_session_only_and_allows_the_allow_list() {
+    require_sensor!();
+    let (_t_deny, u_deny, deny) = loopback_port();
+    let (_t_ok, _u_ok, ok) = loopback_port();
+    let d = Daemon::start_with(Some(&config("egt", ok, "enforce")), &[]).unwrap();
+    let status = d.status().unwrap();
+    let progs = status.to_string();
+    assert!(
+        progs.contains("cgroup/connect4") && progs.contains("cgroup/sendmsg6"),
+        "egress programs not attached: {status}"
+    );
+
+    let dst = format!("127.0.0.1:{deny}");
+    let (inside, sid, outside) = probe_both(&d, "egt", &dst);
+    assert_eq!(
+        inside, "tcp=errno=1 udp=errno=1",
+        "the session's connect and send to a destination off the allow-list get EPERM"
+    );
+    assert_eq!(
+        outside, "tcp=ok udp=ok",
+        "a process outside the session is never denied"
+    );
+    // The outside datagram arrived; the session's did not.
+    u_deny
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let mut got = 0;
+    while u_deny.recv_from(&mut buf).is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, 1, "exactly the outside process's datagram arrives");
+
+    let evs = d
+        .wait_for("the two denials", |evs| denials(evs, &sid, deny).len() >= 2)
+        .unwrap();
+    let ds = denials(&evs, &sid, deny);
+    for e in &ds {
+        let r = e.response.as_ref().unwrap();
+        assert_eq!(r.mode, "enforce");
+        assert_eq!(r.result, "done");
+        assert_eq!(r.by, "egress:egt-net");
+        assert!(
+            r.note.contains(&dst) && r.note.contains("EPERM"),
+            "{}",
+            r.note
+        );
+        let n = e.net.as_ref().unwrap();
+        assert_eq!(n.dst_ip, Some("127.0.0.1".parse().unwrap()));
+    }
+    let protos: Vec<_> = ds
+        .iter()
+        .filter_map(|e| e.net.as_ref()?.protocol.clone())
+        .collect();
+    assert!(protos.contains(&"tcp".to_owned()) && protos.contains(&"udp".to_owned()));
+
+    // The allow-listed destination works from the session, and leaves no denial.
+    let (inside, sid2, _) = probe_both(&d, "egt", &format!("127.0.0.1:{ok}"));
+    assert_eq!(
+        inside, "tcp=ok udp=ok",
+        "an allow-listed destination is reachable"
+    );
+    d.settle();
+    assert!(denials(&d.events(), &sid2, ok).is_empty());
+
+    // Another agent has no policy: not restricted.
+    let (inside, _, _) = probe_both(&d, "other-agent", &dst);
+    assert_eq!(
+        inside, "tcp=ok udp=ok",
+        "an agent without a policy is not restricted"
+    );
+
+    // The denial is searchable like any event.
+    let out = Command::new(bin())
+        .args([
+            "search",
+            "response.action:deny AND response.mode:enforce",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(d.data_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("egress:egt-net"),
+        "search finds the denial: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn dry_run_lets_the_connection_through_and_records_it() {
+    require_sensor!();
+    let (_t_deny, _u_deny, deny) = loopback_port();
+    let (_t_ok, _u_ok, ok) = loopback_port();
+    // No `mode`: `[response] default_mode = "dry_run"` applies.
+    let cfg = config("egt", ok, "enforce").replace("mode = \"enforce\"\n", "");
+    let d = Daemon::start_with(Some(&cfg), &[]).unwrap();
+    let dst = format!("127.0.0.1:{deny}");
+    let (inside, sid, outside) = probe_both(&d, "egt", &dst);
+    assert_eq!(inside, "tcp=ok udp=ok", "a dry run does not deny");
+    assert_eq!(outside, "tcp=ok udp=ok");
+    let evs = d
+        .wait_for("the dry-run records", |evs| {
+            denials(evs, &sid, deny).len() >= 2
+        })
+        .unwrap();
+    for e in denials(&evs, &sid, deny) {
+        let r = e.response.as_ref().unwrap();
+        assert_eq!((r.mode.as_str(), r.result.as_str()), ("dry_run", "dry_run"));
+        assert!(r.note.contains("dry run"), "{}", r.note);
+    }
+}
+
+#[test]
+fn kill_switch_leaves_egress_unenforced() {
+    require_sensor!();
+    let (_t_deny, _u_deny, deny) = loopback_port();
+    let cfg = format!(
+        "{}[response]\nenabled = false\n",
+        config("egt", 1, "enforce").replace("[response]\ndefault_mode = \"dry_run\"\n", "")
+    );
+    let d = Daemon::start_with(Some(&cfg), &[]).unwrap();
+    let (inside, _, _) = probe_both(&d, "egt", &format!("127.0.0.1:{deny}"));
+    assert_eq!(
+        inside, "tcp=ok udp=ok",
+        "`[response] enabled = false` enforces nothing"
+    );
+}
+
+/// A host name in the allow-list is resolved by the daemon into the kernel's allow-list; IPv6
+/// destinations are judged too.
+#[test]
+fn host_names_and_ipv6_follow_the_policy() {
+    require_sensor!();
+    let (_t_host, _u_host, host_port) = loopback_port();
+    let cfg = format!(
+        "[[egress]]\nagent = [\"egt6\"]\nallow = [\"localhost:{host_port}\"]\nmode = \"enforce\"\n"
+    );
+    let d = Daemon::start_with(Some(&cfg), &[]).unwrap();
+    // The resolver answers within the first ticks.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let (inside, _, _) = probe_both(&d, "egt6", &format!("127.0.0.1:{host_port}"));
+    assert_eq!(
+        inside, "tcp=ok udp=ok",
+        "`localhost:PORT` allows 127.0.0.1:PORT"
+    );
+    let Ok(t6) = TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here: the IPv6 half is skipped");
+        return;
+    };
+    let p6 = t6.local_addr().unwrap().port();
+    let _u6 = UdpSocket::bind(("::1", p6));
+    let dst = format!("[::1]:{p6}");
+    let (inside, sid, outside) = probe_both(&d, "egt6", &dst);
+    assert_eq!(
+        inside, "tcp=errno=1 udp=errno=1",
+        "IPv6 off the allow-list is denied"
+    );
+    assert!(outside.starts_with("tcp=ok"), "{outside}");
+    let evs = d
+        .wait_for("the IPv6 denials", |evs| denials(evs, &sid, p6).len() >= 2)
+        .unwrap();
+    let e = denials(&evs, &sid, p6)[0];
+    assert_eq!(e.net.as_ref().unwrap().family, "ipv6");
+    assert!(e.response.as_ref().unwrap().note.contains(&dst));
+}
