@@ -31,6 +31,7 @@ pub mod response;
 pub mod sdnotify;
 pub mod source;
 pub mod tracker;
+pub mod tls_probes;
 
 /// An error caused by bad usage or bad input: exit status 2.
 #[derive(Debug)]

@@ -111,6 +111,8 @@ pub struct Sensor {
     /// Files of inline kill rules (`KILL_OPEN`), and the keys the daemon put there.
     kill_open: HashMap<MapData, [u64; 2], u32>,
     kill_open_keys: Vec<[u64; 2]>,
+    /// TLS plaintext uprobes and the files they are attached to.
+    pub tls: crate::tls_probes::TlsProbes,
 }
 
 /// The maps other than `SESSIONS` that a process with bpf() could edit to blind the sensor, and
@@ -304,6 +306,14 @@ fn key<const N: usize>(s: &str) -> [u8; N] {
 }
 
 impl Sensor {
+    /// Attach the TLS uprobes to an executable a session ran, if it exports `SSL_write` and
+    /// was not inspected before (see `tls_probes`).
+    pub fn attach_tls(&mut self, exe: &std::path::Path) {
+        if self.tls.attach_file(&mut self.ebpf, exe) > 0 {
+            self.programs.push(format!("uprobe/{}", exe.display()));
+        }
+    }
+
     /// Load and attach. `ringbuf_bytes` overrides the config (the loss test uses a tiny ring).
     pub fn load(cfg: &Config, ringbuf_bytes: u32) -> Result<Sensor> {
         preflight()?;
@@ -409,6 +419,7 @@ impl Sensor {
                 .with_context(|| format!("attaching `tp_btf/{name}` failed"))?;
             programs.push(format!("tp_btf/{name}"));
         }
+        crate::tls_probes::load(&mut ebpf)?;
         let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
         let kill_open = HashMap::try_from(
             ebpf.take_map(agent_common::MAP_KILL_OPEN)
@@ -439,7 +450,15 @@ impl Sensor {
             ebpf.take_map(MAP_ERRORS)
                 .ok_or_else(|| anyhow!("no map `{MAP_ERRORS}`"))?,
         )?;
+        let mut tls = crate::tls_probes::TlsProbes::default();
+        match crate::tls_probes::system_libssl() {
+            Some(p) if tls.attach_file(&mut ebpf, &p) > 0 => {
+                programs.push(format!("uprobe/{}", p.display()));
+            }
+            _ => tracing::warn!("no system libssl.so.3 with SSL_write: TLS plaintext only from executables that export it"),
+        }
         Ok(Sensor {
+            tls,
             ebpf,
             ring,
             sessions,
