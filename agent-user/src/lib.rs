@@ -30,8 +30,8 @@ pub mod reload;
 pub mod response;
 pub mod sdnotify;
 pub mod source;
-pub mod tracker;
 pub mod tls_probes;
+pub mod tracker;
 
 /// An error caused by bad usage or bad input: exit status 2.
 #[derive(Debug)]

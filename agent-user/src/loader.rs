@@ -455,7 +455,16 @@ impl Sensor {
             Some(p) if tls.attach_file(&mut ebpf, &p) > 0 => {
                 programs.push(format!("uprobe/{}", p.display()));
             }
-            _ => tracing::warn!("no system libssl.so.3 with SSL_write: TLS plaintext only from executables that export it"),
+            _ => tracing::warn!(
+                "no system libssl.so.3 with SSL_write: TLS plaintext only from executables that export it"
+            ),
+        }
+        // Executables on PATH known to bundle OpenSSL: attached now, so their first run in a
+        // session is seen too (an exec-time attach comes after the process started).
+        for p in crate::tls_probes::bundled_on_path() {
+            if tls.attach_file(&mut ebpf, &p) > 0 {
+                programs.push(format!("uprobe/{}", p.display()));
+            }
         }
         Ok(Sensor {
             tls,

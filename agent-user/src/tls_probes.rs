@@ -78,6 +78,24 @@ pub fn system_libssl() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
+/// Executables that bundle OpenSSL and export its symbols, found on `PATH` (`node`, `nodejs`),
+/// canonicalized.
+pub fn bundled_on_path() -> Vec<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut out: Vec<PathBuf> = Vec::new();
+    for name in ["node", "nodejs"] {
+        if let Some(p) = std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            && !out.contains(&p)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// File offsets of the exported `SSL_*` functions of an ELF file (empty when it has none).
 pub fn ssl_offsets(path: &Path) -> Result<Vec<(&'static str, u64)>> {
     let md = std::fs::metadata(path).with_context(|| format!("`{}`", path.display()))?;
@@ -192,7 +210,10 @@ mod tests {
         };
         let offs = ssl_offsets(&p).unwrap();
         for s in ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"] {
-            assert!(offs.iter().any(|(n, o)| *n == s && *o > 0), "{s} in {offs:?}");
+            assert!(
+                offs.iter().any(|(n, o)| *n == s && *o > 0),
+                "{s} in {offs:?}"
+            );
         }
     }
 

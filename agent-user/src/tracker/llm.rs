@@ -13,8 +13,7 @@ use std::collections::HashMap;
 
 use agent_common::{TLS_DIR_READ, TlsRecord};
 use agent_intent::{
-    Direction, ExcerptPolicy, IntentEvent, IntentTracker, Limits, LlmRequest, LlmResponse,
-    Provider,
+    Direction, ExcerptPolicy, IntentEvent, IntentTracker, Limits, LlmRequest, LlmResponse, Provider,
 };
 use agent_model::{BStr, Llm};
 
@@ -153,11 +152,10 @@ fn request_llm(r: LlmRequest, conn: String) -> Llm {
 }
 
 fn response_llm(r: LlmResponse, conn: String) -> Llm {
-    let excerpt = r.text_excerpt.clone().or_else(|| {
-        r.tool_calls
-            .iter()
-            .find_map(|c| c.input_excerpt.clone())
-    });
+    let excerpt = r
+        .text_excerpt
+        .clone()
+        .or_else(|| r.tool_calls.iter().find_map(|c| c.input_excerpt.clone()));
     Llm {
         provider: provider_name(r.provider),
         model: r.model,
@@ -205,8 +203,17 @@ mod tests {
         assert!(out[0].request);
         assert_eq!(out[0].llm.model.as_deref(), Some("claude-t"));
         assert_eq!(out[0].llm.tools, vec!["Bash".to_string()]);
-        let ex = out[0].llm.excerpt.as_ref().unwrap().to_str_lossy().into_owned();
-        assert!(!ex.contains("hunter2"), "the prompt excerpt is redacted: {ex}");
+        let ex = out[0]
+            .llm
+            .excerpt
+            .as_ref()
+            .unwrap()
+            .to_str_lossy()
+            .into_owned();
+        assert!(
+            !ex.contains("hunter2"),
+            "the prompt excerpt is redacted: {ex}"
+        );
         let sse = concat!(
             "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"claude-t\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n",
             "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"Bash\",\"input\":{}}}\n\n",
@@ -233,7 +240,10 @@ mod tests {
     fn bytes_the_kernel_did_not_copy_keep_the_framing_and_mark_the_body_incomplete() {
         let mut c = LlmCapture::new(Redactor::defaults(), ExcerptPolicy::default());
         let big = vec![b'x'; agent_common::TLS_MAX_CAPTURE + 5000];
-        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#, String::from_utf8_lossy(&big));
+        let body = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+            String::from_utf8_lossy(&big)
+        );
         let head = format!(
             "POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -256,6 +266,9 @@ mod tests {
         assert_eq!(out.len(), 1, "the request still ends where its length says");
         assert!(out[0].llm.incomplete);
         assert_eq!(out[0].llm.bytes, Some(b.len() as u64));
-        assert_eq!(c.gap_bytes, (b.len() - agent_common::TLS_MAX_CAPTURE) as u64);
+        assert_eq!(
+            c.gap_bytes,
+            (b.len() - agent_common::TLS_MAX_CAPTURE) as u64
+        );
     }
 }
