@@ -56,7 +56,7 @@ fn enter(ctx: &ProbeContext, dir: u32, ex: bool) -> u32 {
         dir,
         _pad: 0,
     };
-    if TLS_ARGS.insert(&pid_tgid, &call, 0).is_err() {
+    if TLS_ARGS.insert(pid_tgid, call, 0).is_err() {
         bump(&ERRORS, RecordKind::TlsData);
     }
     0
@@ -102,10 +102,10 @@ pub fn tls_ret_ex(ctx: RetProbeContext) -> u32 {
 fn leave(ok: u64, ex: bool) {
     let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: the value is copied out before the entry is removed.
-    let Some(call) = (unsafe { TLS_ARGS.get(&pid_tgid) }).copied() else {
+    let Some(call) = (unsafe { TLS_ARGS.get(pid_tgid) }).copied() else {
         return;
     };
-    let _ = TLS_ARGS.remove(&pid_tgid);
+    let _ = TLS_ARGS.remove(pid_tgid);
     if ok == 0 {
         return;
     }
