@@ -1095,7 +1095,11 @@ mod tests {
         buf[0] = 3;
         assert_eq!(decode_event(&buf).unwrap(), e);
         buf[0] = VERSION;
-        assert_eq!(decode_event(&buf), Err(DecodeError), "version 4 needs the llm byte");
+        assert_eq!(
+            decode_event(&buf),
+            Err(DecodeError),
+            "version 4 needs the llm byte"
+        );
     }
 
     /// Version 2 records (written before `intent` and `response` existed) end after `op` and
