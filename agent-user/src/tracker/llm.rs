@@ -25,6 +25,9 @@ const FILL: [u8; 4096] = [b' '; 4096];
 /// could not be trusted, and filling would cost time proportional to a hostile length).
 const MAX_GAP: u64 = 16 << 20;
 
+/// Connection names kept at most (the parser's own bound is smaller).
+const NAMES_MAX: usize = 4096;
+
 /// What one record produced: (tgid of the process, kind, payload).
 pub struct LlmOut {
     pub request: bool,
@@ -77,6 +80,13 @@ impl LlmCapture {
     /// Feed one chunk of one call.
     pub fn feed(&mut self, tgid: u32, body: &TlsRecord, data: &[u8]) -> Vec<LlmOut> {
         let conn = Self::key(tgid, body.conn);
+        if self.names.len() >= NAMES_MAX && !self.names.contains_key(&conn) {
+            // The parser evicts its oldest connections at its own bound; keep this map in step.
+            let live = self.tracker.connections();
+            if live < self.names.len() {
+                self.names.clear();
+            }
+        }
         self.names.insert(conn, (tgid, body.conn));
         let dir = if body.dir == TLS_DIR_READ {
             Direction::Response
@@ -104,6 +114,24 @@ impl LlmCapture {
             }
         }
         evs.into_iter().map(|e| self.convert(e)).collect()
+    }
+
+    /// The process exited: its connections end (a response read until close ends here) and
+    /// their state is dropped.
+    pub fn exited(&mut self, tgid: u32) -> Vec<LlmOut> {
+        let conns: Vec<u64> = self
+            .names
+            .iter()
+            .filter(|(_, (t, _))| *t == tgid)
+            .map(|(c, _)| *c)
+            .collect();
+        let mut out = Vec::new();
+        for c in conns {
+            let evs = self.tracker.close(c);
+            out.extend(evs.into_iter().map(|e| self.convert(e)));
+            self.names.remove(&c);
+        }
+        out
     }
 
     fn conn_name(&self, conn: u64, stream: u64) -> String {
@@ -234,6 +262,30 @@ mod tests {
         assert_eq!(l.input_tokens, Some(12));
         assert_eq!(l.output_tokens, Some(7));
         assert_eq!(l.stop_reason.as_deref(), Some("tool_use"));
+    }
+
+    #[test]
+    fn a_response_read_until_close_ends_when_its_process_exits() {
+        let mut c = LlmCapture::new(Redactor::defaults(), ExcerptPolicy::default());
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        let req = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut all = req.into_bytes();
+        all.extend_from_slice(body);
+        assert_eq!(c.feed(9, &rec(3, 0, &all), &all).len(), 1);
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"model\":\"m\",\"choices\":[{\"message\":{\"content\":\"yo\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}";
+        assert!(
+            c.feed(9, &rec(3, 1, resp), resp).is_empty(),
+            "no length: open"
+        );
+        assert!(c.exited(8).is_empty(), "another process");
+        let out = c.exited(9);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].llm.input_tokens, Some(3));
+        assert_eq!(out[0].llm.stop_reason.as_deref(), Some("stop"));
+        assert!(c.exited(9).is_empty(), "state dropped");
     }
 
     #[test]

@@ -387,6 +387,17 @@ impl Tracker {
         out.push(ev);
         out.extend(priv_ev);
         if h.kind == RecordKind::Exit {
+            for o in self.llm.exited(h.tgid) {
+                let kind = if o.request {
+                    Kind::LlmRequest
+                } else {
+                    Kind::LlmResponse
+                };
+                let mut ev = self.base_event(kind, &h);
+                ev.llm = Some(o.llm);
+                *self.delivered.entry(kind.id()).or_default() += 1;
+                out.push(ev);
+            }
             self.exited(&h, &mut out);
         }
         (out, actions)
