@@ -91,11 +91,13 @@ pub enum RecordKind {
     Signal = 37,
     /// Access and modification times set (utimensat, futimesat, utimes, utime).
     Utime = 27,
+    /// A chunk of TLS plaintext an agent wrote or read (`SSL_write`/`SSL_read` uprobes).
+    TlsData = 44,
 }
 
 impl RecordKind {
     /// All kinds, in id order.
-    pub const ALL: [RecordKind; 28] = [
+    pub const ALL: [RecordKind; 29] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -124,6 +126,7 @@ impl RecordKind {
         RecordKind::Namespace,
         RecordKind::Memfd,
         RecordKind::Signal,
+        RecordKind::TlsData,
     ];
 }
 
@@ -163,6 +166,7 @@ impl TryFrom<u32> for RecordKind {
             35 => RecordKind::Namespace,
             36 => RecordKind::Memfd,
             37 => RecordKind::Signal,
+            44 => RecordKind::TlsData,
             other => return Err(UnknownKind(other)),
         })
     }
@@ -636,9 +640,42 @@ const _: () = {
     assert!(offset_of!(SysRecord, ret) == 48);
     assert!(size_of::<FlowCountsRecord>() == 32);
     assert!(size_of::<FlowEntry>() == 72 + 72 + 32);
+    assert!(size_of::<TlsRecord>() == 32);
+    assert!(offset_of!(TlsRecord, captured) == 16);
     assert!(size_of::<Offsets>().is_multiple_of(4));
     assert!(size_of::<SensorConfig>() == size_of::<Offsets>() + 16);
 };
+
+/// TLS plaintext (issue #16): body of a [`RecordKind::TlsData`] record, followed by
+/// `captured` bytes of the data an `SSL_write`/`SSL_read` (or `_ex`) call moved. One call may
+/// send several records (`offset` says where each chunk starts); bytes past
+/// [`TLS_MAX_CAPTURE`] are not copied, and user space knows how many from `len`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsRecord {
+    /// The `SSL *` pointer: the connection id, unique while the connection lives.
+    pub conn: u64,
+    /// Bytes the call moved (its return value).
+    pub len: u64,
+    /// Bytes of data in this record.
+    pub captured: u32,
+    /// Where this chunk starts in the call's data.
+    pub offset: u32,
+    /// `TLS_DIR_*`.
+    pub dir: u32,
+    pub _pad: u32,
+}
+
+/// [`TlsRecord::dir`]: the process wrote (to its peer) or read.
+pub const TLS_DIR_WRITE: u32 = 0;
+pub const TLS_DIR_READ: u32 = 1;
+/// Bytes of data in one TLS record.
+pub const TLS_CHUNK: usize = 8192;
+/// Records one call sends at most (bytes past `TLS_CHUNK * TLS_MAX_CHUNKS` are counted, not
+/// copied).
+pub const TLS_MAX_CHUNKS: usize = 4;
+/// Bytes of one call's data copied at most.
+pub const TLS_MAX_CAPTURE: usize = TLS_CHUNK * TLS_MAX_CHUNKS;
 
 /// Bytes of a record header.
 pub const HEADER_LEN: usize = core::mem::size_of::<RecordHeader>();
@@ -672,6 +709,8 @@ unsafe impl Plain for SysRecord {}
 unsafe impl Plain for FlowCountsRecord {}
 // SAFETY: as above.
 unsafe impl Plain for FlowEntry {}
+// SAFETY: as above.
+unsafe impl Plain for TlsRecord {}
 
 /// Read a plain record at byte offset `at`; `None` when `buf` is too short.
 pub fn read_plain<T: Plain>(buf: &[u8], at: usize) -> Option<T> {

@@ -5,7 +5,7 @@
 
 use agent_common::{
     ExecRecord, ExitRecord, FlowCountsRecord, ForkRecord, HEADER_LEN, NAME_IS_PATH, OpenRecord,
-    PathOpRecord, RecordHeader, RecordKind, SockRecord, SysRecord,
+    PathOpRecord, RecordHeader, RecordKind, SockRecord, SysRecord, TLS_CHUNK, TlsRecord,
 };
 
 use crate::bstr::BStr;
@@ -89,6 +89,12 @@ pub enum Record {
         name: BStr,
         name2: BStr,
     },
+    /// TLS plaintext an agent wrote or read (one chunk of one `SSL_*` call).
+    Tls {
+        hdr: Header,
+        body: TlsRecord,
+        data: Vec<u8>,
+    },
 }
 
 impl Record {
@@ -100,7 +106,8 @@ impl Record {
             | Record::Open { hdr, .. }
             | Record::PathOp { hdr, .. }
             | Record::Sock { hdr, .. }
-            | Record::Sys { hdr, .. } => hdr,
+            | Record::Sys { hdr, .. }
+            | Record::Tls { hdr, .. } => hdr,
         }
     }
 }
@@ -334,6 +341,22 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
                 body,
                 flow: Some(flow),
             }
+        }
+        RecordKind::TlsData => {
+            let body: TlsRecord = read_pod(buf, at)?;
+            if body.captured as usize > TLS_CHUNK || u64::from(body.captured) > body.len {
+                return Err(DecodeError::Overrun {
+                    field: "tls.captured",
+                    claimed: body.captured as usize,
+                    len: buf.len(),
+                });
+            }
+            let mut c = Cursor {
+                buf,
+                pos: at + std::mem::size_of::<TlsRecord>(),
+            };
+            let data = c.take("tls.data", body.captured)?.to_vec();
+            Record::Tls { hdr, body, data }
         }
         RecordKind::PrivChange
         | RecordKind::Ptrace

@@ -90,11 +90,15 @@ pub enum Kind {
     AgentToolResult,
     #[serde(rename = "agent.session")]
     AgentSession,
+    #[serde(rename = "llm.request")]
+    LlmRequest,
+    #[serde(rename = "llm.response")]
+    LlmResponse,
 }
 
 impl Kind {
     /// Every kind, in id order.
-    pub const ALL: [Kind; 38] = [
+    pub const ALL: [Kind; 40] = [
         Kind::ProcessExec,
         Kind::ProcessExit,
         Kind::ProcessFork,
@@ -133,6 +137,8 @@ impl Kind {
         Kind::AgentToolCall,
         Kind::AgentToolResult,
         Kind::AgentSession,
+        Kind::LlmRequest,
+        Kind::LlmResponse,
     ];
 
     /// Stable numeric id (kernel record kinds share their ids with `agent_common::RecordKind`).
@@ -177,6 +183,8 @@ impl Kind {
             Kind::AgentToolCall => 951,
             Kind::AgentToolResult => 952,
             Kind::AgentSession => 953,
+            Kind::LlmRequest => 954,
+            Kind::LlmResponse => 955,
         }
     }
 
@@ -222,6 +230,8 @@ impl Kind {
             Kind::AgentToolCall => "agent.tool_call",
             Kind::AgentToolResult => "agent.tool_result",
             Kind::AgentSession => "agent.session",
+            Kind::LlmRequest => "llm.request",
+            Kind::LlmResponse => "llm.response",
         }
     }
 
@@ -229,7 +239,12 @@ impl Kind {
     pub const fn is_intent(self) -> bool {
         matches!(
             self,
-            Kind::AgentPrompt | Kind::AgentToolCall | Kind::AgentToolResult | Kind::AgentSession
+            Kind::AgentPrompt
+                | Kind::AgentToolCall
+                | Kind::AgentToolResult
+                | Kind::AgentSession
+                | Kind::LlmRequest
+                | Kind::LlmResponse
         )
     }
 
@@ -586,6 +601,58 @@ pub struct Intent {
     pub undeclared: bool,
 }
 
+/// An agent's exchange with its model API, read from TLS plaintext (`llm.request`,
+/// `llm.response`). Every text came from the agent or the model: bounded and redacted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Llm {
+    /// `anthropic`, `open_ai_chat`, `open_ai_responses` or `gemini`.
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The HTTP host (`Host` or `:authority`) and path of the request.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// Tools offered to the model (request).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Tools the model decided to call (response).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<String>,
+    /// Ids of those calls, in the same order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_call_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// HTTP status (response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Request: the last user prompt; response: the model's text, then the first tool input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<BStr>,
+    /// Request: the system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<BStr>,
+    /// An API error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Body bytes (request) or text bytes (response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// The connection id (`SSL *`) and HTTP stream the exchange used, to pair the two halves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<String>,
+    /// The body or stream was cut, ended early or did not parse.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
+}
+
 /// A response action taken (or, in a dry run, that would have been taken) on a session.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -645,6 +712,8 @@ pub struct Event {
     pub intent: Option<Intent>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<Response>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<Llm>,
 }
 
 /// `Kind` wrapped so `Event::default()` exists (defaults to `monitor.start`).

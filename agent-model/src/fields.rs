@@ -176,6 +176,23 @@ fields! {
     ResponseResult => "response.result", Str, [ResponseAction], "`done`, `dry_run`, `refused: why` or `failed: why`";
     ResponseNote => "response.note", Str, [ResponseAction], "the responder's note or the triggering alert";
     ResponseProcesses => "response.processes", Int, [ResponseAction], "processes signalled or frozen";
+    LlmProvider => "llm.provider", Str, [LlmRequest, LlmResponse], "model API: `anthropic`, `open_ai_chat`, `open_ai_responses` or `gemini`";
+    LlmModel => "llm.model", Str, [LlmRequest, LlmResponse], "model asked for (request) or that answered (response)";
+    LlmHost => "llm.host", Str, [LlmRequest, LlmResponse], "HTTP host of the model API request";
+    LlmPath => "llm.path", Str, [LlmRequest, LlmResponse], "HTTP path of the model API request";
+    LlmTools => "llm.tools", StrList, [LlmRequest], "tools offered to the model";
+    LlmToolCalls => "llm.tool_calls", StrList, [LlmResponse], "tools the model decided to call";
+    LlmToolCallIds => "llm.tool_call_ids", StrList, [LlmResponse], "ids of those tool calls (`tool_use_id`, `call_id`)";
+    LlmInputTokens => "llm.input_tokens", Int, [LlmResponse], "input tokens the API reported";
+    LlmOutputTokens => "llm.output_tokens", Int, [LlmResponse], "output tokens the API reported";
+    LlmStopReason => "llm.stop_reason", Str, [LlmResponse], "why the model stopped (`tool_use`, `end_turn`, `tool_calls`, ...)";
+    LlmStatus => "llm.status", Int, [LlmResponse], "HTTP status of the response";
+    LlmExcerpt => "llm.excerpt", Str, [LlmRequest, LlmResponse], "request: the last user prompt; response: the model's text (bounded, redacted; absent in metadata-only mode)";
+    LlmSystem => "llm.system", Str, [LlmRequest], "excerpt of the system prompt (bounded, redacted)";
+    LlmError => "llm.error", Str, [LlmResponse], "API error message";
+    LlmBytes => "llm.bytes", Int, [LlmRequest, LlmResponse], "request body bytes, or response text bytes";
+    LlmConn => "llm.conn", Str, [LlmRequest, LlmResponse], "TLS connection and HTTP stream (`SSL*:stream`) that pairs a request with its response";
+    LlmIncomplete => "llm.incomplete", Bool, [LlmRequest, LlmResponse], "the body or stream was cut at its bound, ended early or did not parse";
 }
 
 /// Fields computed from other fields when read (never stored or serialized): the rules can test
@@ -206,6 +223,14 @@ impl Field {
 
 fn s(b: &crate::BStr) -> Cow<'_, str> {
     b.to_str_lossy()
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn strs(l: &[String]) -> Vec<Cow<'_, str>> {
+    l.iter().map(|v| Cow::Borrowed(v.as_str())).collect()
 }
 
 fn opt_str(b: &crate::BStr) -> Option<Value<'_>> {
@@ -358,6 +383,25 @@ impl Event {
             }
             F::IntentReason => Value::Str(Cow::Borrowed(self.intent.as_ref()?.reason.as_deref()?)),
             F::IntentRedacted => Value::Bool(self.intent.as_ref()?.redacted),
+            F::LlmProvider => Value::Str(Cow::Borrowed(&self.llm.as_ref()?.provider)),
+            F::LlmModel => Value::Str(Cow::Borrowed(self.llm.as_ref()?.model.as_deref()?)),
+            F::LlmHost => Value::Str(Cow::Borrowed(non_empty(&self.llm.as_ref()?.host)?)),
+            F::LlmPath => Value::Str(Cow::Borrowed(non_empty(&self.llm.as_ref()?.path)?)),
+            F::LlmTools => Value::List(strs(&self.llm.as_ref()?.tools)),
+            F::LlmToolCalls => Value::List(strs(&self.llm.as_ref()?.tool_calls)),
+            F::LlmToolCallIds => Value::List(strs(&self.llm.as_ref()?.tool_call_ids)),
+            F::LlmInputTokens => Value::Int(self.llm.as_ref()?.input_tokens? as i64),
+            F::LlmOutputTokens => Value::Int(self.llm.as_ref()?.output_tokens? as i64),
+            F::LlmStopReason => {
+                Value::Str(Cow::Borrowed(self.llm.as_ref()?.stop_reason.as_deref()?))
+            }
+            F::LlmStatus => Value::Int(self.llm.as_ref()?.status?.into()),
+            F::LlmExcerpt => Value::Str(s(self.llm.as_ref()?.excerpt.as_ref()?)),
+            F::LlmSystem => Value::Str(s(self.llm.as_ref()?.system.as_ref()?)),
+            F::LlmError => Value::Str(Cow::Borrowed(self.llm.as_ref()?.error.as_deref()?)),
+            F::LlmBytes => Value::Int(self.llm.as_ref()?.bytes? as i64),
+            F::LlmConn => Value::Str(Cow::Borrowed(self.llm.as_ref()?.conn.as_deref()?)),
+            F::LlmIncomplete => Value::Bool(self.llm.as_ref()?.incomplete),
             F::IntentUndeclared => Value::Bool(self.intent.as_ref().is_some_and(|i| i.undeclared)),
             F::ResponseActionName => Value::Str(Cow::Borrowed(&self.response.as_ref()?.action)),
             F::ResponseMode => Value::Str(Cow::Borrowed(&self.response.as_ref()?.mode)),

@@ -15,8 +15,8 @@
 //! here until it is encoded, so nothing is ever dropped silently.
 //!
 //! ```text
-//! payload  = version u8 (3), then the fields of Event in declaration order (still read:
-//!            version 2 lacks `intent` and `response`; version 1 also lacks the file's `path_arg`, `target_arg`,
+//! payload  = version u8 (4), then the fields of Event in declaration order (still read:
+//!            version 3 lacks `llm`; version 2 lacks `intent` and `response`; version 1 also lacks the file's `path_arg`, `target_arg`,
 //!            `atime`, `mtime` and `op.object_id`)
 //! integers = LEB128 varints (signed ones zigzag); times = i64 little endian
 //! bytes    = varint length, then the bytes (strings are UTF-8, checked on decode)
@@ -27,12 +27,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_model::{
-    AgentRef, BStr, Dns, Event, Exit, File, Intent, Kind, KindField, Monitor, Net, Op, Parent,
+    AgentRef, BStr, Dns, Event, Exit, File, Intent, Kind, KindField, Llm, Monitor, Net, Op, Parent,
     Priv, Process, Response, SessionRef, Target, Timestamp,
 };
 
 /// Version byte at the start of every encoded event.
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
 
 /// Why a payload did not decode.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,6 +62,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         op,
         intent,
         response,
+        llm,
     } = e;
     let w = &mut Enc(buf);
     w.0.push(VERSION);
@@ -152,6 +153,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
             w.opt_u(*processes);
         },
     );
+    w.opt(llm, Enc::llm);
 }
 
 struct Enc<'a>(&'a mut Vec<u8>);
@@ -364,6 +366,45 @@ impl Enc<'_> {
         self.opt_u(*object_id);
     }
 
+    fn llm(&mut self, l: &Llm) {
+        let Llm {
+            provider,
+            model,
+            host,
+            path,
+            tools,
+            tool_calls,
+            tool_call_ids,
+            input_tokens,
+            output_tokens,
+            stop_reason,
+            status,
+            excerpt,
+            system,
+            error,
+            bytes,
+            conn,
+            incomplete,
+        } = l;
+        self.str(provider);
+        self.opt(model, |w, v| w.str(v));
+        self.str(host);
+        self.str(path);
+        for v in [tools, tool_calls, tool_call_ids] {
+            self.strs(v);
+        }
+        self.opt_u(*input_tokens);
+        self.opt_u(*output_tokens);
+        self.opt(stop_reason, |w, v| w.str(v));
+        self.opt_u(status.map(u64::from));
+        self.opt(excerpt, |w, v| w.bstr(v));
+        self.opt(system, |w, v| w.bstr(v));
+        self.opt(error, |w, v| w.str(v));
+        self.opt_u(*bytes);
+        self.opt(conn, |w, v| w.str(v));
+        self.bool(*incomplete);
+    }
+
     fn intent(&mut self, i: &Intent) {
         let Intent {
             hook,
@@ -416,6 +457,7 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         op,
         intent,
         response,
+        llm,
     } = e;
     let r = &mut Dec { b, pos: 0, v: 0 };
     r.v = r.byte()?;
@@ -515,6 +557,11 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
     } else {
         *intent = None;
         *response = None;
+    }
+    if r.v >= 4 {
+        r.opt(llm, Dec::llm)?;
+    } else {
+        *llm = None;
     }
     if r.pos != b.len() {
         return Err(DecodeError);
@@ -808,6 +855,46 @@ impl<'a> Dec<'a> {
         Ok(())
     }
 
+    fn llm(&mut self, l: &mut Llm) -> R {
+        let Llm {
+            provider,
+            model,
+            host,
+            path,
+            tools,
+            tool_calls,
+            tool_call_ids,
+            input_tokens,
+            output_tokens,
+            stop_reason,
+            status,
+            excerpt,
+            system,
+            error,
+            bytes,
+            conn,
+            incomplete,
+        } = l;
+        self.str(provider)?;
+        self.opt(model, Dec::str)?;
+        self.str(host)?;
+        self.str(path)?;
+        for v in [tools, tool_calls, tool_call_ids] {
+            self.vec(v, Dec::str)?;
+        }
+        *input_tokens = self.opt_copy(Dec::u)?;
+        *output_tokens = self.opt_copy(Dec::u)?;
+        self.opt(stop_reason, Dec::str)?;
+        *status = self.opt_copy(Dec::u16)?;
+        self.opt(excerpt, Dec::bstr)?;
+        self.opt(system, Dec::bstr)?;
+        self.opt(error, Dec::str)?;
+        *bytes = self.opt_copy(Dec::u)?;
+        self.opt(conn, Dec::str)?;
+        *incomplete = self.bool()?;
+        Ok(())
+    }
+
     fn intent(&mut self, i: &mut Intent) -> R {
         let Intent {
             hook,
@@ -975,7 +1062,44 @@ mod tests {
                 note: "n".into(),
                 processes: Some(3),
             }),
+            llm: Some(Llm {
+                provider: "anthropic".into(),
+                model: Some("claude-x".into()),
+                host: "api.example".into(),
+                path: "/v1/messages".into(),
+                tools: vec!["Bash".into(), "Read".into()],
+                tool_calls: vec!["Bash".into()],
+                tool_call_ids: vec!["toolu_1".into()],
+                input_tokens: Some(u64::MAX),
+                output_tokens: Some(0),
+                stop_reason: Some("tool_use".into()),
+                status: Some(200),
+                excerpt: Some(BStr(b"hi \xff".to_vec())),
+                system: Some(BStr::from("sys")),
+                error: Some("overloaded".into()),
+                bytes: Some(7),
+                conn: Some("7f00:1".into()),
+                incomplete: true,
+            }),
         }
+    }
+
+    /// Version 3 records (written before `llm` existed) end after `response` and still decode.
+    #[test]
+    fn a_version_3_event_still_decodes() {
+        let mut e = full_event();
+        e.llm = None;
+        let mut buf = Vec::new();
+        encode_event(&mut buf, &e);
+        assert_eq!(buf.pop(), Some(0), "an absent llm is one 0 byte");
+        buf[0] = 3;
+        assert_eq!(decode_event(&buf).unwrap(), e);
+        buf[0] = VERSION;
+        assert_eq!(
+            decode_event(&buf),
+            Err(DecodeError),
+            "version 4 needs the llm byte"
+        );
     }
 
     /// Version 2 records (written before `intent` and `response` existed) end after `op` and
@@ -985,13 +1109,15 @@ mod tests {
         let mut e = full_event();
         e.intent = None;
         e.response = None;
+        e.llm = None;
         let mut buf = Vec::new();
         encode_event(&mut buf, &e);
+        assert_eq!(buf.pop(), Some(0), "an absent llm is one 0 byte");
         assert_eq!(buf.pop(), Some(0), "an absent response is one 0 byte");
         assert_eq!(buf.pop(), Some(0), "an absent intent is one 0 byte");
         buf[0] = 2;
         assert_eq!(decode_event(&buf).unwrap(), e);
-        buf[0] = VERSION;
+        buf[0] = 3;
         assert_eq!(
             decode_event(&buf),
             Err(DecodeError),

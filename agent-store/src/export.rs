@@ -143,6 +143,8 @@ fn ocsf_event(e: &Event, raw: &str) -> Value {
         Kind::AgentPrompt | Kind::AgentToolCall | Kind::AgentToolResult | Kind::AgentSession => {
             (0, "Base Event", 0, 99, "Other")
         }
+        // An agent's model API exchange (TLS plaintext); no OCSF class for it either.
+        Kind::LlmRequest | Kind::LlmResponse => (0, "Base Event", 0, 99, "Other"),
     };
     let mut o = Map::new();
     o.insert("class_uid".into(), json!(class_uid));

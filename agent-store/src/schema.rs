@@ -16,7 +16,7 @@ use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnal
 use crate::TriageEntry;
 
 /// Schema version, recorded in every commit payload. A different version means a rebuild.
-pub(crate) const SCHEMA_VERSION: u32 = 5;
+pub(crate) const SCHEMA_VERSION: u32 = 6;
 /// Keyword values longer than this are indexed by their first bytes (the spool keeps them whole).
 pub(crate) const MAX_KEYWORD: usize = 1024;
 /// Name of the tokenizer of text fields.
@@ -161,6 +161,23 @@ pub const SPECS: &[FieldSpec] = &[
     f("response.result", C::Text, false),
     f("response.note", C::Text, false),
     f("response.processes", C::U64, false),
+    f("llm.provider", C::Keyword, false),
+    f("llm.model", C::Keyword, true),
+    f("llm.host", C::Keyword, false),
+    f("llm.path", C::Keyword, false),
+    f("llm.tools", C::Keyword, false),
+    f("llm.tool_calls", C::Keyword, true),
+    f("llm.tool_call_ids", C::Keyword, false),
+    f("llm.input_tokens", C::U64, true),
+    f("llm.output_tokens", C::U64, true),
+    f("llm.stop_reason", C::Keyword, false),
+    f("llm.status", C::U64, false),
+    f("llm.excerpt", C::Text, false),
+    f("llm.system", C::Text, false),
+    f("llm.error", C::Text, false),
+    f("llm.bytes", C::U64, false),
+    f("llm.conn", C::Keyword, false),
+    f("llm.incomplete", C::Bool, false),
     // Alerts.
     f("rule", C::Keyword, true),
     f("severity", C::Keyword, true),
@@ -642,6 +659,52 @@ impl Fields {
                 d.add_text(fid!(self, "response.note"), clip(&r.note));
             }
             u(&mut d, fid!(self, "response.processes"), r.processes);
+        }
+        if let Some(l) = &e.llm {
+            kw(&mut d, fid!(self, "llm.provider"), &l.provider);
+            for (f, v) in [
+                (fid!(self, "llm.model"), &l.model),
+                (fid!(self, "llm.stop_reason"), &l.stop_reason),
+                (fid!(self, "llm.conn"), &l.conn),
+            ] {
+                if let Some(v) = v {
+                    kw(&mut d, f, v);
+                }
+            }
+            if !l.host.is_empty() {
+                kw(&mut d, fid!(self, "llm.host"), &l.host);
+            }
+            if !l.path.is_empty() {
+                kw(&mut d, fid!(self, "llm.path"), &l.path);
+            }
+            for (f, v) in [
+                (fid!(self, "llm.tools"), &l.tools),
+                (fid!(self, "llm.tool_calls"), &l.tool_calls),
+                (fid!(self, "llm.tool_call_ids"), &l.tool_call_ids),
+            ] {
+                for x in v {
+                    kw(&mut d, f, x);
+                }
+            }
+            u(&mut d, fid!(self, "llm.input_tokens"), l.input_tokens);
+            u(&mut d, fid!(self, "llm.output_tokens"), l.output_tokens);
+            u(&mut d, fid!(self, "llm.status"), l.status.map(u64::from));
+            u(&mut d, fid!(self, "llm.bytes"), l.bytes);
+            for (f, v) in [
+                (fid!(self, "llm.excerpt"), &l.excerpt),
+                (fid!(self, "llm.system"), &l.system),
+            ] {
+                if let Some(v) = v {
+                    d.add_text(f, v.to_str_lossy());
+                    push_text(&mut text, v);
+                }
+            }
+            if let Some(v) = &l.error {
+                d.add_text(fid!(self, "llm.error"), clip(v));
+            }
+            if l.incomplete {
+                d.add_bool(fid!(self, "llm.incomplete"), true);
+            }
         }
         if !text.is_empty() {
             d.add_text(self.text, text);

@@ -32,6 +32,7 @@ pub mod response;
 pub mod sdnotify;
 pub mod sockaddr;
 pub mod source;
+pub mod tls_probes;
 pub mod tracker;
 
 /// An error caused by bad usage or bad input: exit status 2.

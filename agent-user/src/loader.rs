@@ -125,6 +125,8 @@ pub struct Sensor {
     guard_map: Array<MapData, u64>,
     /// The egress programs' maps (`sockaddr`).
     pub egress: crate::sockaddr::EgressMaps,
+    /// TLS plaintext uprobes and the files they are attached to.
+    pub tls: crate::tls_probes::TlsProbes,
 }
 
 /// The maps other than `SESSIONS` that a process with bpf() could edit to blind the sensor, and
@@ -318,6 +320,14 @@ fn key<const N: usize>(s: &str) -> [u8; N] {
 }
 
 impl Sensor {
+    /// Attach the TLS uprobes to an executable a session ran, if it exports `SSL_write` and
+    /// was not inspected before (see `tls_probes`).
+    pub fn attach_tls(&mut self, exe: &std::path::Path) {
+        if self.tls.attach_file(&mut self.ebpf, exe) > 0 {
+            self.programs.push(format!("uprobe/{}", exe.display()));
+        }
+    }
+
     /// Load and attach. `ringbuf_bytes` overrides the config (the loss test uses a tiny ring).
     pub fn load(cfg: &Config, ringbuf_bytes: u32) -> Result<Sensor> {
         Self::load_pinned(cfg, ringbuf_bytes, None)
@@ -553,6 +563,7 @@ impl Sensor {
             !cfg.egress.is_empty() && cfg.response.enabled,
         )?;
         programs.extend(egress_hooks);
+        crate::tls_probes::load(&mut ebpf)?;
         let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
         let kill_open = HashMap::try_from(
             ebpf.take_map(agent_common::MAP_KILL_OPEN)
@@ -575,7 +586,24 @@ impl Sensor {
             ebpf.take_map(MAP_ERRORS)
                 .ok_or_else(|| anyhow!("no map `{MAP_ERRORS}`"))?,
         )?;
+        let mut tls = crate::tls_probes::TlsProbes::default();
+        match crate::tls_probes::system_libssl() {
+            Some(p) if tls.attach_file(&mut ebpf, &p) > 0 => {
+                programs.push(format!("uprobe/{}", p.display()));
+            }
+            _ => tracing::warn!(
+                "no system libssl.so.3 with SSL_write: TLS plaintext only from executables that export it"
+            ),
+        }
+        // Executables on PATH known to bundle OpenSSL: attached now, so their first run in a
+        // session is seen too (an exec-time attach comes after the process started).
+        for p in crate::tls_probes::bundled_on_path() {
+            if tls.attach_file(&mut ebpf, &p) > 0 {
+                programs.push(format!("uprobe/{}", p.display()));
+            }
+        }
         Ok(Sensor {
+            tls,
             ebpf,
             ring,
             sessions,

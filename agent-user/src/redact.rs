@@ -38,6 +38,7 @@ const SECRET_FLAGS: &[&str] = &[
     "--auth-token",
 ];
 
+#[derive(Clone)]
 pub struct Redactor {
     patterns: Vec<Regex>,
 }

@@ -879,6 +879,13 @@ impl SourceLoop {
                         // A bpf() command reached the daemon's objects: compare the maps now.
                         self.integrity.soon();
                     }
+                    if ev.kind() == Kind::ProcessExec && ev.session.is_some() {
+                        // A session's executable may carry its own OpenSSL (node).
+                        self.sensor
+                            .attach_tls(std::path::Path::new(std::ffi::OsStr::from_bytes(
+                                ev.process.exe.as_bytes(),
+                            )));
+                    }
                     if ev.kind() == Kind::SessionEnd
                         && let Some(sid) = ev
                             .session_id()

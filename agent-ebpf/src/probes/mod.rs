@@ -4,7 +4,7 @@
 //! `filter` is the `sys_exit` tracepoint every syscall passes through and the `Sys` argument
 //! reader its tail-called handlers share; the handlers live with their family (`file`, `net`,
 //! `privs`, `bpf`). `io_uring` reuses the builders of `file` and `net`, `signal` those of `privs`, and
-//! `flow` the address reader of `net`; no family imports one that imports it back.
+//! `flow` the address reader of `net`; `tls` (uprobes on OpenSSL) uses only the shared builders; no family imports one that imports it back.
 
 mod bpf;
 mod egress;
@@ -16,3 +16,4 @@ mod net;
 mod privs;
 mod process;
 mod signal;
+mod tls;

@@ -12,6 +12,7 @@ pub mod clock;
 mod file;
 pub mod intent;
 mod kernel;
+pub mod llm;
 mod net;
 mod process;
 pub mod session;
@@ -49,6 +50,8 @@ pub struct Tracker {
     spans: intent::Spans,
     /// This binary: its `agentwatch hook` runs are the hooks themselves, never undeclared.
     own_exe: Vec<u8>,
+    /// TLS plaintext decoders (`llm.request`, `llm.response`).
+    pub llm: llm::LlmCapture,
 }
 
 /// The event kind of a record (a send to port 53 that carries a DNS question is `net.dns`).
@@ -89,6 +92,8 @@ fn kind_of(rec: &Record) -> Kind {
         RecordKind::Namespace => Kind::ProcessNamespace,
         RecordKind::Memfd => Kind::ProcessMemfd,
         RecordKind::Signal => Kind::ProcessSignal,
+        // Never an event by itself: `on_record` hands TLS data to `llm` first.
+        RecordKind::TlsData => Kind::LlmRequest,
     }
 }
 
@@ -123,6 +128,7 @@ impl Tracker {
             own_exe: std::env::current_exe()
                 .map(|p| p.into_os_string().into_encoded_bytes())
                 .unwrap_or_default(),
+            llm: llm::LlmCapture::new(Redactor::defaults(), Default::default()),
         }
         .with_instance(instance)
     }
@@ -134,6 +140,7 @@ impl Tracker {
     }
 
     pub fn set_redactor(&mut self, r: Redactor) {
+        self.llm = llm::LlmCapture::new(r.clone(), Default::default());
         self.redactor = r;
     }
 
@@ -305,6 +312,23 @@ impl Tracker {
         {
             return (out, actions);
         }
+        if let Record::Tls { body, data, .. } = &rec {
+            for o in self.llm.feed(h.tgid, body, data) {
+                let kind = if o.request {
+                    Kind::LlmRequest
+                } else {
+                    Kind::LlmResponse
+                };
+                let mut ev = self.base_event(kind, &h);
+                ev.llm = Some(o.llm);
+                *self.delivered.entry(kind.id()).or_default() += 1;
+                if let Some(s) = self.sessions.get_mut(&h.session_id) {
+                    s.events += 1;
+                }
+                out.push(ev);
+            }
+            return (out, actions);
+        }
         let kind = kind_of(&rec);
         // Update the process table first so the event shows the new state.
         self.track(&rec, &h);
@@ -338,6 +362,8 @@ impl Tracker {
                 flow,
                 ..
             } => net::sock(&mut ev, &h, body, unix_path, payload, flow),
+            // Handled above.
+            Record::Tls { .. } => {}
         }
         *self.delivered.entry(kind.id()).or_default() += 1;
         if let Some(s) = self.sessions.get_mut(&h.session_id) {
@@ -361,6 +387,17 @@ impl Tracker {
         out.push(ev);
         out.extend(priv_ev);
         if h.kind == RecordKind::Exit {
+            for o in self.llm.exited(h.tgid) {
+                let kind = if o.request {
+                    Kind::LlmRequest
+                } else {
+                    Kind::LlmResponse
+                };
+                let mut ev = self.base_event(kind, &h);
+                ev.llm = Some(o.llm);
+                *self.delivered.entry(kind.id()).or_default() += 1;
+                out.push(ev);
+            }
             self.exited(&h, &mut out);
         }
         (out, actions)
