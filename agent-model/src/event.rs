@@ -555,6 +555,12 @@ pub struct Monitor {
     pub loss_count: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// On `monitor.start` of a daemon that adopted a pinned sensor: how long no daemon ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
+    /// On that `monitor.start`: the records the kernel buffered meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffered: Option<u64>,
 }
 
 /// What the agent said it was doing: filled from its hooks on `agent.*` events, and, on kernel

@@ -156,8 +156,10 @@ fields! {
     ExitCode => "exit.code", Int, [ProcessExit], "exit status";
     ExitSignal => "exit.signal", Int, [ProcessExit], "terminating signal";
     MonitorLossKind => "monitor.loss_kind", Str, [MonitorLoss], "kind whose records were lost";
-    MonitorLossCount => "monitor.loss_count", Int, [MonitorLoss], "records lost";
+    MonitorLossCount => "monitor.loss_count", Int, [MonitorLoss, MonitorStart], "records lost (on `monitor.start`: while no daemon ran)";
     MonitorMessage => "monitor.message", Str, [MonitorLoss, MonitorStart, SessionStart, SessionEnd], "monitor message";
+    MonitorDowntimeMs => "monitor.downtime_ms", Int, [MonitorStart], "how long no daemon ran before this one adopted the pinned sensor (milliseconds)";
+    MonitorBuffered => "monitor.buffered", Int, [MonitorStart], "records the pinned sensor buffered while no daemon ran";
     IntentHook => "intent.hook", Str, [AgentPrompt, AgentToolCall, AgentToolResult, AgentSession], "the agent hook that reported it: `PreToolUse`, `PostToolUse`, `UserPromptSubmit`, `SessionStart`, `SessionEnd`, `Stop`, ...";
     IntentAgentSession => "intent.agent_session", Str, [AgentPrompt, AgentToolCall, AgentToolResult, AgentSession], "the agent's own session id from the hook payload (informational; `session.id` comes from the calling process)";
     IntentToolName => "intent.tool_name", Str, [], "tool the model called (`Bash`, `Read`, `mcp__server__tool`, ...); on kernel events, the tool call that caused them";
@@ -361,6 +363,8 @@ impl Event {
                 Value::Str(Cow::Borrowed(self.monitor.as_ref()?.loss_kind.as_deref()?))
             }
             F::MonitorLossCount => Value::Int(self.monitor.as_ref()?.loss_count? as i64),
+            F::MonitorDowntimeMs => Value::Int(self.monitor.as_ref()?.downtime_ms? as i64),
+            F::MonitorBuffered => Value::Int(self.monitor.as_ref()?.buffered? as i64),
             F::MonitorMessage => {
                 Value::Str(Cow::Borrowed(self.monitor.as_ref()?.message.as_deref()?))
             }

@@ -16,7 +16,7 @@
 //!
 //! ```text
 //! payload  = version u8 (4), then the fields of Event in declaration order (still read:
-//!            version 3 lacks `llm`; version 2 lacks `intent` and `response`; version 1 also lacks the file's `path_arg`, `target_arg`,
+//!            version 3 lacks `llm` and the monitor's `downtime_ms` and `buffered`; version 2 lacks `intent` and `response`; version 1 also lacks the file's `path_arg`, `target_arg`,
 //!            `atime`, `mtime` and `op.object_id`)
 //! integers = LEB128 varints (signed ones zigzag); times = i64 little endian
 //! bytes    = varint length, then the bytes (strings are UTF-8, checked on decode)
@@ -101,10 +101,14 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
              loss_kind,
              loss_count,
              message,
+             downtime_ms,
+             buffered,
          }| {
             w.opt(loss_kind, |w, v| w.str(v));
             w.opt_u(*loss_count);
             w.opt(message, |w, v| w.str(v));
+            w.opt_u(*downtime_ms);
+            w.opt_u(*buffered);
         },
     );
     w.opt(dns, |w, Dns { qname, qtype }| {
@@ -500,10 +504,17 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
              loss_kind,
              loss_count,
              message,
+             downtime_ms,
+             buffered,
          }| {
             r.opt(loss_kind, Dec::str)?;
             *loss_count = r.opt_copy(Dec::u)?;
-            r.opt(message, Dec::str)
+            r.opt(message, Dec::str)?;
+            if r.v >= 4 {
+                *downtime_ms = r.opt_copy(Dec::u)?;
+                *buffered = r.opt_copy(Dec::u)?;
+            }
+            Ok(())
         },
     )?;
     r.opt(dns, |r, Dns { qname, qtype }| {
@@ -1012,6 +1023,8 @@ mod tests {
                 loss_kind: Some("file.open".into()),
                 loss_count: Some(12),
                 message: Some("é".into()),
+                downtime_ms: Some(12_345),
+                buffered: Some(40),
             }),
             dns: Some(Dns {
                 qname: BStr::from("example.com"),
@@ -1084,11 +1097,44 @@ mod tests {
         }
     }
 
+    /// A version 3 monitor (loss kind, count, message) ends there and still decodes.
+    #[test]
+    fn a_version_3_monitor_still_decodes() {
+        let e = Event {
+            monitor: Some(Monitor {
+                loss_kind: Some("file.open".into()),
+                loss_count: Some(3),
+                message: Some("m".into()),
+                ..Default::default()
+            }),
+            ..full_event()
+        };
+        let e = Event {
+            intent: None,
+            response: None,
+            llm: None,
+            ..e
+        };
+        let mut v4 = Vec::new();
+        encode_event(&mut v4, &e);
+        // The v4 monitor bytes end `... message, 0 (downtime), 0 (buffered)`; v3 lacks both
+        // and the llm byte at the end.
+        let m = [1u8, b'm'];
+        let at = v4.windows(4).position(|w| w == [m[0], m[1], 0, 0]).unwrap() + 2;
+        let mut v3 = v4.clone();
+        v3.drain(at..at + 2);
+        assert_eq!(v3.pop(), Some(0), "an absent llm is one 0 byte");
+        v3[0] = 3;
+        assert_eq!(decode_event(&v3).unwrap(), e);
+    }
+
     /// Version 3 records (written before `llm` existed) end after `response` and still decode.
     #[test]
     fn a_version_3_event_still_decodes() {
         let mut e = full_event();
         e.llm = None;
+        // Its monitor has the 4+ fields `downtime_ms`/`buffered` inside: tested separately.
+        e.monitor = None;
         let mut buf = Vec::new();
         encode_event(&mut buf, &e);
         assert_eq!(buf.pop(), Some(0), "an absent llm is one 0 byte");
@@ -1110,6 +1156,8 @@ mod tests {
         e.intent = None;
         e.response = None;
         e.llm = None;
+        // Its monitor has the 4+ fields `downtime_ms`/`buffered` inside: tested separately.
+        e.monitor = None;
         let mut buf = Vec::new();
         encode_event(&mut buf, &e);
         assert_eq!(buf.pop(), Some(0), "an absent llm is one 0 byte");

@@ -143,6 +143,8 @@ pub const SPECS: &[FieldSpec] = &[
     f("monitor.loss_kind", C::Keyword, false),
     f("monitor.loss_count", C::U64, false),
     f("monitor.message", C::Text, false),
+    f("monitor.downtime_ms", C::U64, false),
+    f("monitor.buffered", C::U64, false),
     f("intent.hook", C::Keyword, false),
     f("intent.agent_session", C::Keyword, false),
     f("intent.tool_name", C::Keyword, true),
@@ -612,6 +614,8 @@ impl Fields {
                 kw(&mut d, fid!(self, "monitor.loss_kind"), v);
             }
             u(&mut d, fid!(self, "monitor.loss_count"), m.loss_count);
+            u(&mut d, fid!(self, "monitor.downtime_ms"), m.downtime_ms);
+            u(&mut d, fid!(self, "monitor.buffered"), m.buffered);
             if let Some(v) = &m.message {
                 d.add_text(fid!(self, "monitor.message"), v);
             }

@@ -366,13 +366,12 @@ impl SourceLoop {
     /// The `monitor.start` event of this daemon start, then the alerts raised while starting
     /// (store tamper evidence, store recovery), in that order.
     pub fn started(&mut self, message: String, alerts: Vec<agent_model::Alert>) {
-        let (note, lost) = self.adoption_note().unzip();
+        let (note, fields) = self.adoption_note().unzip();
         let ev = self.tracker.monitor_event(
             Kind::MonitorStart,
             Monitor {
                 message: Some(message + note.as_deref().unwrap_or("")),
-                loss_count: lost,
-                ..Default::default()
+                ..fields.unwrap_or_default()
             },
         );
         self.emit(ev);
@@ -729,6 +728,7 @@ impl SourceLoop {
                             v - before,
                             kind_name(*k)
                         )),
+                        ..Default::default()
                     },
                 );
                 tracing::warn!(kind = %kind_name(*k), lost = v - before, "sensor lost records");

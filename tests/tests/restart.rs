@@ -125,22 +125,22 @@ fn a_session_keeps_being_seen_across_a_daemon_sigkill() {
         msg.contains("adopted the pinned sensor"),
         "monitor.start does not mention the adoption: {msg}"
     );
-    let downtime_ms: u64 = msg
-        .split("downtime_ms ")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no downtime in: {msg}"));
+    let m = start.monitor.as_ref().unwrap();
+    let downtime_ms = m
+        .downtime_ms
+        .unwrap_or_else(|| panic!("no monitor.downtime_ms: {msg}"));
     assert!(
         downtime_ms >= 1000 && downtime_ms <= killed.elapsed().as_millis() as u64 + 1000,
         "downtime {downtime_ms} ms is not the time the daemon was gone: {msg}"
     );
-    let buffered: u64 = msg
-        .split(": ")
-        .last()
-        .and_then(|s| s.split(" records buffered").next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no buffered count in: {msg}"));
+    assert!(
+        msg.contains(&format!("downtime_ms {downtime_ms}")),
+        "the message and the field disagree: {msg}"
+    );
+    let buffered = m
+        .buffered
+        .unwrap_or_else(|| panic!("no monitor.buffered: {msg}"));
+    assert_eq!(m.loss_count, Some(0), "records were lost: {msg}");
     assert!(buffered >= 2, "nothing was buffered: {msg}");
 
     // Later events of the adopted session arrive, in the same session.

@@ -106,6 +106,7 @@ fn event(i: u64, t: i64, kind: Kind, path: &str) -> Hit {
                 loss_kind: Some("file.open".into()),
                 loss_count: Some(12),
                 message: None,
+                ..Default::default()
             })
         }
         _ => e.process.cmdline = BStr::from(path),

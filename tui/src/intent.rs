@@ -129,8 +129,8 @@ pub fn gap_text(ev: &Event) -> Option<String> {
     gap_from_json(&serde_json::to_value(ev).ok()?)
 }
 
-/// [`gap_text`] of an event's JSON: `monitor.downtime_s` (or `_ms`, `_ns`), with
-/// `monitor.buffered` and `monitor.lost` (or their `events_` spellings) when present.
+/// [`gap_text`] of an event's JSON: `monitor.downtime_ms` (what the daemon writes; `_s`, `_ns`
+/// also read), with `monitor.buffered` and `monitor.loss_count` when present.
 pub fn gap_from_json(v: &Value) -> Option<String> {
     let secs = num(v, "monitor.downtime_s")
         .or_else(|| num(v, "monitor.downtime_ms").map(|ms| ms / 1e3))

@@ -14,9 +14,9 @@ use super::{SourceLoop, proc_info};
 use crate::tracker::{Agents as _, Proc};
 
 impl SourceLoop {
-    /// What `monitor.start` says about the adoption (`None`: nothing was adopted), and the
-    /// records lost while no daemon ran.
-    pub(super) fn adoption_note(&self) -> Option<(String, u64)> {
+    /// What `monitor.start` says about the adoption (`None`: nothing was adopted): its message
+    /// tail, and the records lost, the downtime and the records buffered as fields.
+    pub(super) fn adoption_note(&self) -> Option<(String, Monitor)> {
         let a = self.sensor.adopted.as_ref()?;
         Some((
             format!(
@@ -27,7 +27,12 @@ impl SourceLoop {
                 a.buffered_bytes,
                 a.lost
             ),
-            a.lost,
+            Monitor {
+                loss_count: Some(a.lost),
+                downtime_ms: Some(a.downtime_ns / 1_000_000),
+                buffered: Some(a.backlog.len() as u64),
+                ..Default::default()
+            },
         ))
     }
 

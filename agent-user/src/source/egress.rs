@@ -121,6 +121,7 @@ impl SourceLoop {
                     message: Some(format!(
                         "ring buffer full: {n} egress `response.action` records lost (the verdicts were applied)"
                     )),
+                    ..Default::default()
                 },
             );
             self.emit(ev);

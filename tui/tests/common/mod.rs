@@ -142,6 +142,7 @@ pub fn event(i: usize, kind: Kind, path: &str) -> Event {
                 loss_kind: Some("file.open".into()),
                 loss_count: Some(37),
                 message: None,
+                ..Default::default()
             })
         }
         _ => {}
