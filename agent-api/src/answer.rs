@@ -263,6 +263,8 @@ pub struct PolicyStatus {
     pub rules: u64,
     /// Why the last reload was rejected (`null` once a reload succeeds).
     pub last_error: Option<String>,
+    /// Rules changed by `[[override]]`s (local files such as `local.d/`).
+    pub overridden: u64,
 }
 
 /// The policy in `status`: its [`PolicyStatus`] and the engine's figures.
@@ -355,6 +357,16 @@ pub struct RuleStatus {
     /// Time of the rule's newest alert.
     #[serde(default)]
     pub last_hit: Option<Timestamp>,
+    /// `file:line:col` of each `[[override]]` applied to the rule, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// The rule's `action` when it is not `alert` (`kill`, `kill_session`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The action's mode: `enforce`, `dry_run`, or `default` (the daemon's `[response]
+    /// default_mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_mode: Option<String>,
 }
 
 /// The answer to `search`: hits newest first.
@@ -508,6 +520,7 @@ mod tests {
                 hash: "h".into(),
                 rules: 3,
                 last_error: None,
+                overridden: 0,
             },
             state_bytes: 10,
             alerts: 1,

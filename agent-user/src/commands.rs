@@ -231,8 +231,14 @@ pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {
     if let Some(p) = &st.policy {
         writeln!(
             out,
-            "policy      {} rules  hash {}  generation {}",
-            p.policy.rules, p.policy.hash, p.policy.generation
+            "policy      {} rules  hash {}  generation {}{}",
+            p.policy.rules,
+            p.policy.hash,
+            p.policy.generation,
+            match p.policy.overridden {
+                0 => String::new(),
+                n => format!("  {n} overridden"),
+            }
         )?;
     }
     writeln!(out, "programs    {}", st.programs.join(" "))?;

@@ -48,6 +48,8 @@ struct RawConfig {
     protect: RawProtect,
     #[serde(default)]
     egress: Vec<crate::egress::RawEgress>,
+    #[serde(default)]
+    metrics: RawMetrics,
 }
 
 /// `[protect]`: what happens to sessions while no daemon runs.
@@ -58,12 +60,22 @@ struct RawProtect {
     fail_closed_after_secs: Option<Spanned<u64>>,
 }
 
+/// `[metrics]`: the Prometheus endpoint (off unless `listen` is set).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    /// `IP:PORT` on a loopback address, e.g. `127.0.0.1:9464`.
+    listen: Option<Spanned<String>>,
+}
+
 /// `[[output]]`: where else events and alerts go, by `type`.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum RawOutput {
     /// NATS JetStream, shipped from the spool (`agent-fleet`).
     Nats(agent_fleet::NatsConfig),
+    /// Alerts POSTed as JSON, shipped from the spool (`webhook`).
+    Webhook(crate::webhook::WebhookConfig),
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -234,6 +246,10 @@ pub struct Config {
     pub fail_closed_after_secs: u64,
     /// `[[egress]]`: per-agent allow-lists enforced at connect and sendmsg (`egress`).
     pub egress: Vec<crate::egress::EgressPolicy>,
+    /// `[metrics] listen`: where `/metrics` is served (loopback only; `None`: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[[output]] type = "webhook"`, URLs checked (headers are read at start).
+    pub webhook_outputs: Vec<crate::webhook::WebhookConfig>,
 }
 
 impl Config {
@@ -641,8 +657,26 @@ impl Config {
             }
         };
         let mut nats_outputs: Vec<agent_fleet::NatsConfig> = Vec::new();
-        for (i, RawOutput::Nats(n)) in raw.output.into_iter().enumerate() {
+        let mut webhook_outputs: Vec<crate::webhook::WebhookConfig> = Vec::new();
+        for (i, out) in raw.output.into_iter().enumerate() {
             let at = nth_output_header(text, i);
+            let n = match out {
+                RawOutput::Nats(n) => n,
+                RawOutput::Webhook(w) => {
+                    w.target().map_err(|e| err(at, e))?;
+                    if webhook_outputs.iter().any(|o| o.name == w.name) {
+                        return Err(err(
+                            at,
+                            format!(
+                                "two webhook `[[output]]` are named `{}`; give each a `name`",
+                                w.name
+                            ),
+                        ));
+                    }
+                    webhook_outputs.push(w);
+                    continue;
+                }
+            };
             n.validate().map_err(|e| err(at, e.to_string()))?;
             if nats_outputs.iter().any(|o| o.name == n.name) {
                 return Err(err(
@@ -656,8 +690,34 @@ impl Config {
             nats_outputs.push(n);
         }
         let egress = crate::egress::parse(raw.egress, &err)?;
+        let metrics_listen = match &raw.metrics.listen {
+            None => None,
+            Some(v) => match v.get_ref().parse::<std::net::SocketAddr>() {
+                Ok(a) if a.ip().is_loopback() => Some(a),
+                Ok(_) => {
+                    return Err(err(
+                        v.span().start,
+                        format!(
+                            "`listen` = `{}` is not a loopback address: `/metrics` has no authentication; listen on 127.0.0.1 or ::1 and put a proxy in front",
+                            v.get_ref()
+                        ),
+                    ));
+                }
+                Err(_) => {
+                    return Err(err(
+                        v.span().start,
+                        format!(
+                            "`listen` = `{}` is not `IP:PORT` like `127.0.0.1:9464`",
+                            v.get_ref().escape_debug()
+                        ),
+                    ));
+                }
+            },
+        };
         Ok(Config {
             egress,
+            metrics_listen,
+            webhook_outputs,
             hooks,
             origin: origin.to_owned(),
             response,
@@ -707,6 +767,8 @@ mod tests {
             ("[store]\nmax_age = \"forever\"\n", "c:2:11: "),
             ("[store]\nmax_bytes = \"12Q\"\n", "c:2:13: "),
             ("[store]\nbacklog = \"1K\"\n", "c:2:11: "),
+            ("[metrics]\nlisten = \"0.0.0.0:9464\"\n", "c:2:10: "),
+            ("[metrics]\nlisten = \"localhost\"\n", "c:2:10: "),
         ];
         for (text, at) in cases {
             let e = Config::parse("c", text).unwrap_err().to_string();
@@ -730,6 +792,17 @@ mod tests {
         assert_eq!(c.retention_bytes, Some(2 << 20));
         assert!(Config::parse("c", "[store]\nmax_bytes = 10\n").is_err());
         assert!(Config::parse("c", "[store]\nmax_days = 10\n").is_err());
+    }
+
+    #[test]
+    fn metrics_are_off_unless_listen_names_a_loopback_address() {
+        assert_eq!(Config::parse("c", "").unwrap().metrics_listen, None);
+        let c = Config::parse("c", "[metrics]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let e = Config::parse("c", "[metrics]\nlisten = \"10.0.0.1:9464\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a loopback address"), "{e}");
     }
 
     #[test]

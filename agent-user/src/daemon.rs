@@ -185,6 +185,17 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             rt.spawn(shipper.run());
         }
         pipeline.set_fleet(handles);
+        let mut hooks = Vec::new();
+        for out in &cfg.webhook_outputs {
+            let (w, h) =
+                crate::webhook::Webhook::new(out.clone(), st.clone(), &conn.data_dir.join("store"))
+                    .map_err(|e| BadInput(anyhow!("{}: {e}", cfg.origin)))?;
+            hooks.push(h);
+            rt.spawn(w.run());
+        }
+        pipeline.set_webhooks(hooks);
+    } else if !cfg.webhook_outputs.is_empty() {
+        eprintln!("agentwatch: webhook outputs ship from the store, which is off: not started");
     }
     // Store findings become alerts once the session-less `monitor.start` event is out: tamper
     // evidence (something missing or altered) is critical and named; the rest (damage
@@ -247,6 +258,12 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         let _g = rt.enter();
         api::bind(&socket)?
     };
+    // `[metrics] listen`: a listener that cannot bind stops the start, like the API socket: an
+    // operator who asked for metrics must not find them silently missing.
+    let metrics_listener = match cfg.metrics_listen {
+        Some(addr) => Some(rt.block_on(crate::metrics::bind(addr))?),
+        None => None,
+    };
     let sensor_thread = std::thread::Builder::new()
         .name("sensor".into())
         .spawn(move || src.run())?;
@@ -269,6 +286,9 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             rt.spawn(api.clone().serve_hooks(l));
         }
         Err(e) => eprintln!("agentwatch: agent hooks are not served: {e:#}"),
+    }
+    if let Some(l) = metrics_listener {
+        rt.spawn(crate::metrics::serve(l, api.commands.clone()));
     }
     rt.spawn(api.serve(listener));
     eprintln!(

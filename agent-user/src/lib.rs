@@ -22,6 +22,7 @@ pub mod install;
 pub mod integrity;
 pub mod iopair;
 pub mod loader;
+pub mod metrics;
 pub mod outfile;
 pub mod pipeline;
 pub mod protect;
@@ -29,11 +30,13 @@ pub mod query;
 pub mod redact;
 pub mod reload;
 pub mod response;
+pub mod rulesshow;
 pub mod sdnotify;
 pub mod sockaddr;
 pub mod source;
 pub mod tls_probes;
 pub mod tracker;
+pub mod webhook;
 
 /// An error caused by bad usage or bad input: exit status 2.
 #[derive(Debug)]

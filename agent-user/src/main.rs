@@ -322,6 +322,21 @@ enum RulesCmd {
         #[arg(long)]
         json: bool,
     },
+    /// One rule as enforced, after local `[[override]]`s: where it is defined, its severity,
+    /// action and tags, which overrides changed it, its text and theirs, and its hits in the
+    /// running daemon. Reads the files the daemon reads (else `--rules`, else the default).
+    Show {
+        /// Rule id.
+        id: String,
+        /// Policy files or directories (default: the daemon's, else /etc/agentwatch/rules
+        /// when present, else the built-in policy).
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// mimalloc rather than glibc malloc: the sensor thread allocates for every event and other
@@ -443,6 +458,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 &mut std::io::stderr(),
             ))),
             RulesCmd::List { conn, json } => cli::rules_list(&conn.socket(), json),
+            RulesCmd::Show {
+                id,
+                rules,
+                conn,
+                json,
+            } => agent_user::rulesshow::rules_show(&conn.socket(), &rules, &id, json),
         },
         Cmd::Search {
             query,

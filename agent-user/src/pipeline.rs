@@ -62,6 +62,8 @@ pub struct Pipeline {
     disk: crate::diskfull::DiskWatch,
     /// Each fleet output's `dropped` counter as last seen: an increase is an alert.
     fleet_dropped: agent_fleet::DroppedWatch,
+    /// Webhook outputs' status (they ship from the store on the runtime).
+    webhooks: Vec<crate::webhook::WebhookHandle>,
 }
 
 /// An alert whose rule asks for a response action.
@@ -116,12 +118,17 @@ impl Pipeline {
             fleet: Vec::new(),
             disk: crate::diskfull::DiskWatch::default(),
             fleet_dropped: agent_fleet::DroppedWatch::default(),
+            webhooks: Vec::new(),
         })
     }
 
     /// The fleet outputs whose status `status` shows.
     pub fn set_fleet(&mut self, handles: Vec<agent_fleet::ShipperHandle>) {
         self.fleet = handles;
+    }
+
+    pub fn set_webhooks(&mut self, handles: Vec<crate::webhook::WebhookHandle>) {
+        self.webhooks = handles;
     }
 
     fn store_failed(&mut self, e: agent_store::StoreError) {
@@ -252,8 +259,9 @@ impl Pipeline {
                 self.alert(a);
             }
         }
-        if !self.fleet.is_empty() {
-            let st: Vec<_> = self.fleet.iter().map(|h| h.status()).collect();
+        if !self.fleet.is_empty() || !self.webhooks.is_empty() {
+            let mut st: Vec<_> = self.fleet.iter().map(|h| h.status()).collect();
+            st.extend(self.webhooks.iter().map(|h| h.status()));
             let counters: Vec<u64> = st.iter().map(|s| s.dropped).collect();
             for (i, increase, total) in self.fleet_dropped.increases(&counters) {
                 let a = agent_fleet::unshipped_alert(
@@ -311,6 +319,7 @@ impl Pipeline {
             dir: s.dir().display().to_string(),
         });
         st.fleet = self.fleet.iter().map(|h| h.status()).collect();
+        st.fleet.extend(self.webhooks.iter().map(|h| h.status()));
     }
 
     /// The answer to `rules`: the running policy and each rule with its hits.
@@ -333,6 +342,16 @@ impl Pipeline {
                 defined_at: r.defined_at.clone(),
                 hits: hits.get(&r.id).copied().unwrap_or(0),
                 last_hit: self.last_hit.get(&r.id).copied(),
+                overrides: r.overrides.clone(),
+                action: r.response.as_ref().map(|x| x.action.name().to_owned()),
+                action_mode: r.response.as_ref().map(|x| {
+                    match x.dry_run {
+                        Some(true) => "dry_run",
+                        Some(false) => "enforce",
+                        None => "default",
+                    }
+                    .to_owned()
+                }),
             })
             .collect();
         RulesListing {

@@ -107,6 +107,8 @@ pub struct PolicyState {
     pub hash: String,
     pub rules: usize,
     pub last_error: Option<String>,
+    /// Rules changed by `[[override]]`s.
+    pub overridden: usize,
     /// Sources the daemon adds to every compile (its real paths as `monitor_paths`).
     extra: Vec<rules::Source>,
     /// The files and rule ids of the running policy: a reload that loses some is alerted.
@@ -133,6 +135,7 @@ impl PolicyState {
             generation: 1,
             hash: policy.hash(),
             rules: policy.len(),
+            overridden: overridden(policy),
             last_error: None,
             last_check: Instant::now(),
             pending_since: None,
@@ -175,6 +178,7 @@ impl PolicyState {
                 self.generation += 1;
                 self.hash = p.hash();
                 self.rules = p.len();
+                self.overridden = overridden(&p);
                 self.last_error = None;
                 tracing::info!(generation = self.generation, hash = %self.hash, "policy reloaded");
                 let ids: Vec<String> = p.rules().iter().map(|r| r.id.clone()).collect();
@@ -236,6 +240,12 @@ impl PolicyState {
             hash: self.hash.clone(),
             rules: self.rules as u64,
             last_error: self.last_error.clone(),
+            overridden: self.overridden as u64,
         }
     }
+}
+
+/// How many rules `[[override]]`s changed.
+fn overridden(p: &rules::Policy) -> usize {
+    p.rules().iter().filter(|r| !r.overrides.is_empty()).count()
 }

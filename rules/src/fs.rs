@@ -2,7 +2,9 @@
 //! `agentwatch rules check` and `agentwatch rules test`.
 //!
 //! Fixtures of a policy directory live in its `fixtures/` subdirectory; for a policy file, in
-//! the `fixtures/` directory beside it.
+//! the `fixtures/` directory beside it. A policy directory's `local.d/` subdirectory holds the
+//! site's own files (typically `[[override]]`s of shipped rules), read after the directory's
+//! files, so a package upgrade that replaces the shipped policy leaves local changes alone.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -54,26 +56,42 @@ fn files_with(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Read policy sources: a directory means every `*.toml` in it (not recursive), sorted.
+/// The subdirectory of a policy directory that holds the site's own files.
+pub const LOCAL_DIR: &str = "local.d";
+
+/// Anyone who can write a policy directory can replace the files in it.
+fn check_dir_mode(p: &Path) -> Result<(), String> {
+    let mode = fs::metadata(p).map(|m| m.mode()).unwrap_or(0);
+    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        return Err(format!(
+            "policy directory `{}` is world-writable (mode `{:o}`): any user could replace the policy; run `chmod o-w` on it",
+            p.display(),
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Read policy sources: a directory means every `*.toml` in it (not recursive), sorted, then
+/// every `*.toml` in its `local.d/` (see the module docs).
 pub fn load_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            // Anyone who can write the directory can replace the files in it.
-            let mode = fs::metadata(p).map(|m| m.mode()).unwrap_or(0);
-            if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-                return Err(format!(
-                    "policy directory `{}` is world-writable (mode `{:o}`): any user could replace the policy; run `chmod o-w` on it",
-                    p.display(),
-                    mode & 0o7777
-                ));
-            }
+            check_dir_mode(p)?;
             let files = toml_files(p)?;
             if files.is_empty() {
                 return Err(format!("no `*.toml` policy files in `{}`", p.display()));
             }
             for f in files {
                 out.push(read_one(&f)?);
+            }
+            let local = p.join(LOCAL_DIR);
+            if local.is_dir() {
+                check_dir_mode(&local)?;
+                for f in toml_files(&local)? {
+                    out.push(read_one(&f)?);
+                }
             }
         } else {
             out.push(read_one(p)?);
@@ -142,12 +160,26 @@ pub fn cmd_check(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) ->
         return 2;
     };
     let enabled = p.rules().iter().filter(|r| r.enabled).count();
+    let overridden = p.rules().iter().filter(|r| !r.overrides.is_empty()).count();
     let _ = writeln!(
         out,
         "policy ok: {} rules ({enabled} enabled), hash {}",
         p.len(),
         p.hash()
     );
+    if overridden > 0 {
+        let _ = writeln!(out, "{overridden} rules changed by overrides:");
+        for r in p.rules().iter().filter(|r| !r.overrides.is_empty()) {
+            let _ = writeln!(
+                out,
+                "  {} ({}, {}) by {}",
+                r.id,
+                r.severity.name(),
+                if r.enabled { "enabled" } else { "disabled" },
+                r.overrides.join(", ")
+            );
+        }
+    }
     0
 }
 

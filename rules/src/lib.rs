@@ -43,7 +43,7 @@ pub mod fs;
 pub use changed::MAX_CHANGED_PATHS;
 pub use defaults::{DEFAULT_POLICY, default_sources};
 pub use engine::{DENY_TAG, Engine};
-pub use error::{Error, PolicyErrors};
+pub use error::{Error, PolicyErrors, did_you_mean};
 pub use output::{RELOAD_REJECTED, falco_json, falco_priority, reload_rejected_alert};
 pub use policy::{
     Action, DEFAULT_RATE_LIMIT, InlineTargets, MAX_DEPTH, MAX_FILE_BYTES, MAX_LINE_BYTES,

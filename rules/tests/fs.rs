@@ -156,3 +156,47 @@ fn test_reports_rules_without_negative_fixtures() {
         "{out}"
     );
 }
+
+#[test]
+fn local_d_overrides_are_read_after_the_directory_and_reported_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.toml"), RULE).unwrap();
+    let (code, before, err) = run(cmd_check, &[dir.path().to_path_buf()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!before.contains("overrides"), "{before}");
+    let local = dir.path().join("local.d");
+    std::fs::create_dir(&local).unwrap();
+    std::fs::write(
+        local.join("site.toml"),
+        "[[override]]\nrule = \"t.etc\"\nseverity = \"low\"\nenabled = false\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(cmd_check, &[dir.path().to_path_buf()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("policy ok: 1 rules (0 enabled)"), "{out}");
+    assert!(
+        out.contains("1 rules changed by overrides:\n  t.etc (low, disabled) by ")
+            && out.contains("local.d/site.toml:1:1"),
+        "{out}"
+    );
+    assert_ne!(before.lines().next(), out.lines().next(), "hash unchanged");
+    // A typo in a local rule id fails the whole check, naming the place.
+    std::fs::write(
+        local.join("site.toml"),
+        "[[override]]\nrule = \"t.etx\"\nenabled = false\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(cmd_check, &[dir.path().to_path_buf()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(
+            "local.d/site.toml:2:8: override names unknown rule `t.etx`, did you mean `t.etc`?"
+        ),
+        "{err}"
+    );
+    // A world-writable local.d is refused like the directory itself.
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = run(cmd_check, &[dir.path().to_path_buf()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is world-writable"), "{err}");
+}

@@ -31,6 +31,7 @@ fn deb_holds_stripped_binary_unit_config_and_rules() {
         "./lib/systemd/system/agentwatch.service",
         "./etc/agentwatch/config.toml",
         "./etc/agentwatch/rules.d/credentials.toml",
+        "./etc/agentwatch/rules.d/local.d/",
     ] {
         assert!(
             list.lines().any(|l| l.ends_with(path)),

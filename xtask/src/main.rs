@@ -271,8 +271,8 @@ fn build() -> Result<PathBuf> {
 
 /// Build the .deb with `dpkg-deb` from a staged tree: the binary stripped of debug info, the
 /// systemd unit (`deploy/agentwatch.service`), `/etc/agentwatch/config.toml` (the built-in
-/// config) and `/etc/agentwatch/rules.d/` (the shipped policy, which the unit loads). Returns
-/// the path of the .deb.
+/// config) and `/etc/agentwatch/rules.d/` (the shipped policy, which the unit loads, with an
+/// empty `local.d/` for the site's overrides). Returns the path of the .deb.
 fn package() -> Result<PathBuf> {
     let bin = build()?;
     let root = root();
@@ -346,6 +346,9 @@ fn package() -> Result<PathBuf> {
             })
             .fold("/etc/agentwatch/config.toml\n".to_owned(), |a, l| a + &l),
     )?;
+    // The site's own rule files (`[[override]]`s), which upgrades of the shipped policy leave
+    // alone; created empty, after the conffiles list, which names files only.
+    std::fs::create_dir_all(rules_d.join("local.d"))?;
     let deb = out_dir.join(format!("agentwatch_{version}_{arch}.deb"));
     sh(Command::new("dpkg-deb")
         .args(["--root-owner-group", "--build"])

@@ -26,6 +26,27 @@ pub(super) struct FileDef {
     pub(super) macros: BTreeMap<String, Spanned<CondDef>>,
     #[serde(default)]
     pub(super) rule: Vec<Spanned<RuleDef>>,
+    /// Local changes to rules defined anywhere in the policy (see `compile::overrides`).
+    #[serde(default, rename = "override")]
+    pub(super) overrides: Vec<Spanned<OverrideDef>>,
+}
+
+/// `[[override]]`: changes one rule by id without editing the file that defines it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OverrideDef {
+    pub(super) rule: Spanned<String>,
+    pub(super) enabled: Option<Spanned<bool>>,
+    pub(super) severity: Option<Spanned<Severity>>,
+    /// Replaces the rule's response whole (with `mode` and `rate_limit` from this override).
+    pub(super) action: Option<Spanned<String>>,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) rate_limit: Option<Spanned<String>>,
+    /// Appended to the rule's exceptions.
+    #[serde(default)]
+    pub(super) exceptions: Vec<Spanned<CondDef>>,
+    /// Appended to the rule's tags.
+    pub(super) tags: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]

@@ -27,6 +27,9 @@ pub struct RuleInfo {
     /// What the daemon does when the rule fires, besides alerting (`action` not `alert`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<RuleResponse>,
+    /// `file:line:col` of each `[[override]]` applied to the rule, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 /// Whose events a windowed rule groups together.

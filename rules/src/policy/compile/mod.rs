@@ -12,6 +12,7 @@ mod condition;
 mod context;
 mod inline;
 mod names;
+mod overrides;
 mod rule;
 mod window;
 
@@ -65,6 +66,7 @@ impl Compiler<'_> {
         // Parse every file.
         let mut rules: Vec<(usize, Spanned<RuleDef>)> = Vec::new();
         let mut extends = Vec::new();
+        let mut overrides = Vec::new();
         for i in 0..self.sources.len() {
             let sources = self.sources;
             let (problems, text) = check_source(&sources[i]);
@@ -86,6 +88,7 @@ impl Compiler<'_> {
                 && file.extend_lists.is_empty()
                 && file.macros.is_empty()
                 && file.rule.is_empty()
+                && file.overrides.is_empty()
             {
                 self.err(
                     i,
@@ -133,6 +136,7 @@ impl Compiler<'_> {
                 );
             }
             rules.extend(file.rule.into_iter().map(|r| (i, r)));
+            overrides.extend(file.overrides.into_iter().map(|o| (i, o)));
             if rules.len() > MAX_RULES {
                 self.err(i, 0, format!("policy has more than `{MAX_RULES}` rules"));
                 return Err(PolicyErrors(self.errors));
@@ -193,6 +197,7 @@ impl Compiler<'_> {
                 infos.push(info);
             }
         }
+        self.apply_overrides(overrides, &seen, &mut compiled, &mut infos);
         if !self.errors.is_empty() {
             let mut seen = HashSet::new();
             self.errors.retain(|e| seen.insert(e.to_string()));

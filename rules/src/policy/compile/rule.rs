@@ -8,6 +8,7 @@
 
 use agent_model::{FIELDS, Field, Kind};
 use sha2::{Digest, Sha256};
+use toml::Spanned;
 
 use super::context::Compiler;
 use super::window::Shape;
@@ -134,8 +135,14 @@ impl Compiler<'_> {
                 dedup_key = Some(keys);
             }
         }
+        let keys = ResponseKeys {
+            action: def.action.as_ref(),
+            mode: def.mode.as_ref(),
+            rate_limit: def.rate_limit.as_ref(),
+            inline: def.inline.as_ref(),
+        };
         let response =
-            self.compile_response(file, &def, &id, (kinds, &mode, &cond, exceptions.len()));
+            self.compile_response(file, &keys, &id, (kinds, &mode, &cond, exceptions.len()));
         if self.errors.len() != n0 {
             return None;
         }
@@ -167,6 +174,7 @@ impl Compiler<'_> {
             },
             defined_at: String::new(),
             response,
+            overrides: Vec::new(),
         };
         let rule = Rule {
             id,
@@ -192,14 +200,14 @@ impl Compiler<'_> {
     /// The rule's `action`, `mode` and `rate_limit`; `None` for `alert`. The
     /// response keys without an action are an error: a `mode` that does nothing must not pass
     /// for protection.
-    fn compile_response(
+    pub(super) fn compile_response(
         &mut self,
         file: usize,
-        def: &RuleDef,
+        def: &ResponseKeys<'_>,
         id: &str,
         shape: (u64, &Mode, &Node, usize),
     ) -> Option<RuleResponse> {
-        let action = match &def.action {
+        let action = match def.action {
             None => None,
             Some(a) => match Action::parse(a.get_ref()) {
                 Ok(x) => x,
@@ -236,49 +244,12 @@ impl Compiler<'_> {
             }
             return None;
         };
-        let dry_run = match &def.mode {
-            None => None,
-            Some(m) => match m.get_ref().as_str() {
-                "enforce" => Some(false),
-                "dry_run" => Some(true),
-                other => {
-                    self.err(
-                        file,
-                        m.span().start,
-                        format!(
-                            "unknown mode `{}`; expected `enforce` or `dry_run`",
-                            other.escape_debug()
-                        ),
-                    );
-                    None
-                }
-            },
+        let dry_run = def.mode.and_then(|m| self.parse_mode(file, m));
+        let (limit, per_ns) = match def.rate_limit {
+            Some(r) => self.parse_rate_limit(file, r),
+            None => DEFAULT_RATE_LIMIT,
         };
-        let (mut limit, mut per_ns) = DEFAULT_RATE_LIMIT;
-        if let Some(r) = &def.rate_limit {
-            let at = r.span().start;
-            let bad = |s: &str| {
-                format!(
-                    "rate limit `{}` is not `COUNT/DURATION` like `5/1m` (COUNT 1 to 1000)",
-                    s.escape_debug()
-                )
-            };
-            match r.get_ref().split_once('/') {
-                Some((n, d)) => {
-                    match n.trim().parse::<u32>() {
-                        Ok(n) if (1..=1000).contains(&n) => limit = n,
-                        _ => self.err(file, at, bad(r.get_ref())),
-                    }
-                    match parse_duration(d) {
-                        Ok(ns) if ns > 0 => per_ns = ns,
-                        Ok(_) => self.err(file, at, bad(r.get_ref())),
-                        Err(e) => self.err(file, at, e),
-                    }
-                }
-                None => self.err(file, at, bad(r.get_ref())),
-            }
-        }
-        let inline = match &def.inline {
+        let inline = match def.inline {
             Some(i) if *i.get_ref() => {
                 let at = i.span().start;
                 if action != Action::Kill {
@@ -311,5 +282,61 @@ impl Compiler<'_> {
             per_ns,
             inline,
         })
+    }
+}
+
+/// The response keys of a rule (or of an `[[override]]`), all from one file.
+pub(super) struct ResponseKeys<'d> {
+    pub(super) action: Option<&'d Spanned<String>>,
+    pub(super) mode: Option<&'d Spanned<String>>,
+    pub(super) rate_limit: Option<&'d Spanned<String>>,
+    pub(super) inline: Option<&'d Spanned<bool>>,
+}
+
+impl Compiler<'_> {
+    /// `mode`: `Some(true)` for `dry_run`, `Some(false)` for `enforce`; `None` after an error.
+    pub(super) fn parse_mode(&mut self, file: usize, m: &Spanned<String>) -> Option<bool> {
+        match m.get_ref().as_str() {
+            "enforce" => Some(false),
+            "dry_run" => Some(true),
+            other => {
+                self.err(
+                    file,
+                    m.span().start,
+                    format!(
+                        "unknown mode `{}`; expected `enforce` or `dry_run`",
+                        other.escape_debug()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `rate_limit = "N/DURATION"`: the count and the period in ns (the default after an error).
+    pub(super) fn parse_rate_limit(&mut self, file: usize, r: &Spanned<String>) -> (u32, i64) {
+        let (mut limit, mut per_ns) = DEFAULT_RATE_LIMIT;
+        let at = r.span().start;
+        let bad = |s: &str| {
+            format!(
+                "rate limit `{}` is not `COUNT/DURATION` like `5/1m` (COUNT 1 to 1000)",
+                s.escape_debug()
+            )
+        };
+        match r.get_ref().split_once('/') {
+            Some((n, d)) => {
+                match n.trim().parse::<u32>() {
+                    Ok(n) if (1..=1000).contains(&n) => limit = n,
+                    _ => self.err(file, at, bad(r.get_ref())),
+                }
+                match parse_duration(d) {
+                    Ok(ns) if ns > 0 => per_ns = ns,
+                    Ok(_) => self.err(file, at, bad(r.get_ref())),
+                    Err(e) => self.err(file, at, e),
+                }
+            }
+            None => self.err(file, at, bad(r.get_ref())),
+        }
+        (limit, per_ns)
     }
 }
