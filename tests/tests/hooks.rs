@@ -245,18 +245,15 @@ fn a_claude_tool_call_is_recorded_and_tags_the_processes_it_caused() {
     }
 }
 
-/// Codex 0.171 with the hooks `install-hooks --agent codex` writes: its admin requirements file
-/// (seen by the run as `/etc/codex/requirements.toml` through a private bind mount, see
-/// `AgentHome::codex_system_dir`), managed hooks that run without any trust step. A shell tool
-/// call (`exec_command`, which Codex's hooks name `Bash`) becomes an `agent.tool_call` and an
-/// `agent.tool_result` with Codex's call id, and the command it ran carries that id.
-#[test]
-fn a_codex_tool_call_is_recorded_and_tags_the_processes_it_caused() {
-    require_agents!();
+/// A daemon whose config knows Codex (`agent_extra` appended to its `[[agent]]`), Codex's
+/// managed hooks installed by `install-hooks --agent codex`, and one real Codex run that touches
+/// `project/MARKER` through its shell tool. Returns the shared dir (keep it), the daemon and
+/// the marker's path.
+fn run_codex_with_hooks(agent_extra: &str, marker: &str) -> (tempfile::TempDir, Daemon, PathBuf) {
     let dir = shared_dir();
     let socket = dir.path().join("hook.sock");
     let cfg_text = format!(
-        "{}\n[[agent]]\nname = \"codex\"\ncomm = [\"codex\"]\n",
+        "{}\n[[agent]]\nname = \"codex\"\ncomm = [\"codex\"]\n{agent_extra}",
         config(&socket, "open")
     );
     let cfg = dir.path().join("config.toml");
@@ -271,7 +268,7 @@ fn a_codex_tool_call_is_recorded_and_tags_the_processes_it_caused() {
     assert!(text.contains("[[hooks.PreToolUse]]"), "{text}");
     let h = AgentHome::new().unwrap();
     h.codex_system_dir(&etc).unwrap();
-    let marker = h.project().join("codex-marker-1");
+    let marker = h.project().join(marker);
     let run = h
         .run_with(
             Cli::Codex,
@@ -290,6 +287,18 @@ fn a_codex_tool_call_is_recorded_and_tags_the_processes_it_caused() {
         .unwrap();
     run.check().unwrap();
     assert!(marker.exists(), "the allowed tool call ran");
+    (dir, daemon, marker)
+}
+
+/// Codex 0.171 with the hooks `install-hooks --agent codex` writes: its admin requirements file
+/// (seen by the run as `/etc/codex/requirements.toml` through a private bind mount, see
+/// `AgentHome::codex_system_dir`), managed hooks that run without any trust step. A shell tool
+/// call (`exec_command`, which Codex's hooks name `Bash`) becomes an `agent.tool_call` and an
+/// `agent.tool_result` with Codex's call id, and the command it ran carries that id.
+#[test]
+fn a_codex_tool_call_is_recorded_and_tags_the_processes_it_caused() {
+    require_agents!();
+    let (_dir, daemon, marker) = run_codex_with_hooks("", "codex-marker-1");
     let id = "call_awturn0x0";
     let ours = |e: &Event| {
         e.intent
@@ -360,6 +369,68 @@ fn a_codex_tool_call_is_recorded_and_tags_the_processes_it_caused() {
                 .is_some_and(|p| p.to_str_lossy() == "make a marker")),
         "no agent.prompt in the codex session"
     );
+}
+
+/// The privacy switch: a `metadata_only` agent's hook events keep the tool name, the call id
+/// and the decision, and no prompt, tool input or tool output text; the kernel events of the
+/// call still carry its id.
+#[test]
+fn a_metadata_only_codex_keeps_no_hook_text() {
+    require_agents!();
+    let (_dir, daemon, marker) = run_codex_with_hooks("metadata_only = true\n", "meta-marker-2");
+    let id = "call_awturn0x0";
+    let evs = daemon
+        .wait_for("the metadata-only tool result and the touch", |evs| {
+            evs.iter().any(|e| e.kind() == Kind::AgentToolResult)
+                && evs.iter().any(|e| {
+                    e.kind() == Kind::ProcessExec
+                        && e.process.cmdline.to_str_lossy().contains("meta-marker-2")
+                })
+        })
+        .unwrap();
+    let agent_evs: Vec<&Event> = evs
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind(),
+                Kind::AgentToolCall | Kind::AgentToolResult | Kind::AgentPrompt
+            )
+        })
+        .collect();
+    let call = agent_evs
+        .iter()
+        .find(|e| e.kind() == Kind::AgentToolCall)
+        .expect("agent.tool_call");
+    assert_eq!(
+        intent_of(call),
+        (Some(id), Some("Bash")),
+        "{}",
+        call.to_json()
+    );
+    assert!(agent_evs.iter().any(|e| e.kind() == Kind::AgentPrompt));
+    for e in &agent_evs {
+        let i = e.intent.as_ref().unwrap();
+        assert!(
+            i.tool_input.is_none() && i.tool_output.is_none() && i.prompt.is_none(),
+            "a metadata-only agent's hook kept text: {}",
+            e.to_json()
+        );
+        assert!(!e.to_json().contains("meta-marker-2"), "{}", e.to_json());
+    }
+    let touch = evs
+        .iter()
+        .find(|e| {
+            e.kind() == Kind::ProcessExec
+                && e.process.cmdline.to_str_lossy().contains("meta-marker-2")
+        })
+        .unwrap();
+    assert_eq!(
+        intent_of(touch),
+        (Some(id), Some("Bash")),
+        "{}",
+        touch.to_json()
+    );
+    assert!(marker.ends_with("meta-marker-2"));
 }
 
 const DENY_RULES: &str = r#"
