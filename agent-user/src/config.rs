@@ -8,6 +8,7 @@
 //! comm = ["claude"]                                       # kernel command name (15 bytes)
 //! cgroup = ["/agents.slice/*"]                            # cgroup v2 path globs
 //! uid = [1500]
+//! metadata_only = false   # true: hook events keep no prompt, tool input or output text
 //! ```
 //!
 //! Every selector is checked in the kernel at exec, so no event is lost between an agent's exec
@@ -194,6 +195,9 @@ struct RawAgent {
     cgroup: Vec<Spanned<String>>,
     #[serde(default)]
     uid: Vec<u32>,
+    /// Keep only metadata of what this agent tells its model and its hooks (privacy switch).
+    #[serde(default)]
+    metadata_only: bool,
 }
 
 /// One agent class.
@@ -204,6 +208,10 @@ pub struct Agent {
     pub comm: Vec<String>,
     pub cgroup: Vec<(String, GlobMatcher)>,
     pub uid: Vec<u32>,
+    /// `metadata_only = true`: the `agent.*` events of its hooks keep tool names, ids, hook
+    /// names, decisions and success, never the prompt, the tool input or the tool output. The
+    /// policy still sees the text to decide a `hook.deny`; only what is stored is cut.
+    pub metadata_only: bool,
 }
 
 impl Agent {
@@ -460,6 +468,7 @@ impl Config {
                 comm,
                 cgroup,
                 uid: a.uid,
+                metadata_only: a.metadata_only,
             });
         }
         let (ringbuf_bytes, at) = raw
@@ -834,6 +843,24 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("c.toml:3:1: "), "{s}");
         assert!(s.contains("comn"), "{s}");
+    }
+
+    #[test]
+    fn metadata_only_is_per_agent_and_checked() {
+        let c = Config::parse(
+            "c.toml",
+            "[[agent]]\nname = \"a\"\ncomm = [\"a\"]\nmetadata_only = true\n\n[[agent]]\nname = \"b\"\ncomm = [\"b\"]\n",
+        )
+        .unwrap();
+        assert!(c.agents[0].metadata_only);
+        assert!(!c.agents[1].metadata_only, "off unless asked for");
+        let e = Config::parse(
+            "c.toml",
+            "[[agent]]\nname = \"a\"\ncomm = [\"a\"]\nmetadata_only = \"yes\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("c.toml:4:"), "{e}");
     }
 
     #[test]

@@ -6,8 +6,17 @@
 //!   list of `{"type": "command", "command": ...}` hooks.
 //! - Gemini CLI reads system settings from `/etc/gemini-cli/settings.json`, with the same shape
 //!   of `hooks` under its own event names (`BeforeTool`, `AfterTool`, `BeforeAgent`, ...).
-//! - Codex 0.171 runs Claude-compatible command hooks from a `hooks.json` in its config dir
-//!   (`/etc/codex` for the system layer); not yet proven against the real binary here.
+//! - Codex 0.171 runs Claude-compatible command hooks (`PreToolUse` and `PostToolUse` for its
+//!   shell, `apply_patch` and MCP tools, `UserPromptSubmit`, `SessionStart`, `SessionEnd`) from
+//!   `hooks.json` or inline `[hooks]` tables of each config layer. A hook from a user or project
+//!   layer runs only once the user has trusted its hash (`/hooks`), and any user can switch all
+//!   hooks off with `-c features.hooks=false`. Hooks in the admin requirements file
+//!   `/etc/codex/requirements.toml` are managed: trusted by policy, not shown for review, and with
+//!   `[features] hooks = true` there a user cannot switch them off (checked with the real 0.171.0
+//!   binary: `-c features.hooks=false` silences `~/.codex` hooks but not these). So that is the
+//!   file written for Codex, as TOML: the `hooks` table and `features.hooks` are set, every other
+//!   key and comment is kept. Earlier agentwatch entries in a sibling `hooks.json` (what older
+//!   versions installed) are removed so no hook runs twice.
 //!
 //! Installing is idempotent and never clobbers: the file is parsed, every other key is kept,
 //! earlier agentwatch entries (a hook whose command runs `agentwatch`'s `hook` subcommand) are
@@ -59,7 +68,7 @@ impl HookAgent {
                 "AGENTWATCH_CLAUDE_CODE_SETTINGS",
                 "/etc/claude-code/managed-settings.json",
             ),
-            HookAgent::Codex => ("AGENTWATCH_CODEX_SETTINGS", "/etc/codex/hooks.json"),
+            HookAgent::Codex => ("AGENTWATCH_CODEX_SETTINGS", "/etc/codex/requirements.toml"),
             HookAgent::GeminiCli => (
                 "AGENTWATCH_GEMINI_CLI_SETTINGS",
                 "/etc/gemini-cli/settings.json",
@@ -83,6 +92,7 @@ impl HookAgent {
                 ("PostToolUse", true),
                 ("UserPromptSubmit", false),
                 ("SessionStart", false),
+                ("SessionEnd", false),
             ],
             HookAgent::GeminiCli => &[
                 ("BeforeTool", true),
@@ -92,6 +102,11 @@ impl HookAgent {
                 ("SessionEnd", false),
             ],
         }
+    }
+
+    /// Whether the settings file is TOML (Codex's requirements) rather than JSON.
+    fn toml(self) -> bool {
+        self == HookAgent::Codex
     }
 }
 
@@ -166,27 +181,124 @@ fn read_settings(path: &Path) -> Result<Map<String, Value>> {
     }
 }
 
-/// Install (or, with `dry_run`, show) agentwatch's hooks for `agent` in `path`. Returns the
-/// new settings text.
-pub fn install(agent: HookAgent, path: &Path, command: &str, dry_run: bool) -> Result<String> {
-    let mut settings = read_settings(path)?;
-    merge(agent, &mut settings, command)
-        .with_context(|| format!("cannot merge hooks into `{}`", path.display()))?;
-    let mut text = serde_json::to_string_pretty(&Value::Object(settings))?;
-    text.push('\n');
-    if dry_run {
-        return Ok(text);
+/// A TOML settings file: its document (kept for writing back with its comments) and its JSON
+/// view (what [`merge`] and [`covered`] read).
+fn read_toml(path: &Path) -> Result<(toml_edit::DocumentMut, Map<String, Value>)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    };
+    let bad = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "`{}` is not valid TOML; not touching it: {}",
+            path.display(),
+            e.to_string().trim_end()
+        )
+    };
+    let doc: toml_edit::DocumentMut = text.parse().map_err(|e| bad(&e))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| bad(&e))?;
+    let Value::Object(m) = serde_json::to_value(table)? else {
+        bail!("`{}`: a TOML document is a table", path.display());
+    };
+    Ok((doc, m))
+}
+
+/// `doc` with its `hooks` table replaced by `settings["hooks"]` and `features.hooks = true`
+/// (hooks pinned on, so a user's `-c features.hooks=false` cannot switch them off).
+fn write_toml(doc: &mut toml_edit::DocumentMut, settings: &Map<String, Value>) -> Result<String> {
+    let hooks = settings.get("hooks").cloned().unwrap_or_else(|| json!({}));
+    let wrapped = toml::Value::try_from(json!({ "hooks": hooks }))
+        .context("the `hooks` table has a value TOML cannot hold")?;
+    let fresh: toml_edit::DocumentMut = toml::to_string(&wrapped)?.parse()?;
+    doc.remove("hooks");
+    if let Some(item) = fresh.get("hooks") {
+        doc.insert("hooks", item.clone());
     }
+    let features = doc.entry("features").or_insert(toml_edit::table());
+    let Some(f) = features.as_table_like_mut() else {
+        bail!("`features` is not a TOML table");
+    };
+    f.insert("hooks", toml_edit::value(true));
+    Ok(doc.to_string())
+}
+
+/// `settings` without agentwatch's hooks; true when any was removed.
+fn strip_ours(settings: &mut Map<String, Value>) -> bool {
+    let mut removed = false;
+    let Some(Value::Object(hooks)) = settings.get_mut("hooks") else {
+        return false;
+    };
+    for groups in hooks.values_mut() {
+        let Value::Array(groups) = groups else {
+            continue;
+        };
+        for g in groups.iter_mut() {
+            if let Some(Value::Array(list)) = g.get_mut("hooks") {
+                let before = list.len();
+                list.retain(|h| !h["command"].as_str().is_some_and(is_ours));
+                removed |= list.len() != before;
+            }
+        }
+        groups.retain(|g| g["hooks"].as_array().is_none_or(|l| !l.is_empty()));
+    }
+    removed
+}
+
+/// Write `text` to `path` atomically (temporary file, then rename), 0644.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
     }
-    let tmp = path.with_extension("json.agentwatch-tmp");
-    std::fs::write(&tmp, &text).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".agentwatch-tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write `{}`", tmp.display()))?;
     // Readable by the agents' users, writable by root only.
     std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace `{}`", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace `{}`", path.display()))
+}
+
+/// Install (or, with `dry_run`, show) agentwatch's hooks for `agent` in `path`. Returns the
+/// new settings text.
+pub fn install(agent: HookAgent, path: &Path, command: &str, dry_run: bool) -> Result<String> {
+    let merged = |settings: &mut Map<String, Value>| {
+        merge(agent, settings, command)
+            .with_context(|| format!("cannot merge hooks into `{}`", path.display()))
+    };
+    let text = if agent.toml() {
+        let (mut doc, mut settings) = read_toml(path)?;
+        merged(&mut settings)?;
+        write_toml(&mut doc, &settings)
+            .with_context(|| format!("cannot merge hooks into `{}`", path.display()))?
+    } else {
+        let mut settings = read_settings(path)?;
+        merged(&mut settings)?;
+        let mut text = serde_json::to_string_pretty(&Value::Object(settings))?;
+        text.push('\n');
+        text
+    };
+    if !dry_run {
+        write_atomically(path, &text)?;
+    }
     Ok(text)
+}
+
+/// Remove agentwatch's entries from an older install's `hooks.json` (Codex's system layer
+/// runs it too, so the hook would run twice). Returns whether the file changed.
+fn remove_stale_json(path: &Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let mut settings = read_settings(path)?;
+    if !strip_ours(&mut settings) {
+        return Ok(false);
+    }
+    let mut text = serde_json::to_string_pretty(&Value::Object(settings))?;
+    text.push('\n');
+    write_atomically(path, &text)?;
+    Ok(true)
 }
 
 /// One line of `agents status`.
@@ -201,21 +313,36 @@ pub struct Coverage {
     pub covered: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the hooks present do not run, when the file itself says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 pub fn status(agent: HookAgent, path: &Path) -> Coverage {
     let exists = path.exists();
-    let (hooks, error) = match read_settings(path) {
-        Ok(m) => (covered(agent, &Value::Object(m)), None),
-        Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+    let read = if agent.toml() {
+        read_toml(path).map(|(_, m)| m)
+    } else {
+        read_settings(path)
+    };
+    let (hooks, error, note) = match read {
+        Ok(m) => {
+            let v = Value::Object(m);
+            // Codex: `[features] hooks = false` in its requirements switches every hook off.
+            let off = agent.toml() && v["features"]["hooks"] == Value::Bool(false);
+            let note = off.then(|| "`[features] hooks = false` switches them off".to_owned());
+            (covered(agent, &v), None, note)
+        }
+        Err(e) => (Vec::new(), Some(format!("{e:#}")), None),
     };
     Coverage {
         agent: agent.name(),
         settings: path.display().to_string(),
         exists,
-        covered: hooks.len() == agent.events().len(),
+        covered: note.is_none() && hooks.len() == agent.events().len(),
         hooks,
         error,
+        note,
     }
 }
 
@@ -265,6 +392,14 @@ pub fn install_cmd(
     for &a in agents {
         let path = settings.map_or_else(|| a.default_path(), Path::to_path_buf);
         let text = install(a, &path, &hook_command(&exe, a, hooks), dry_run)?;
+        let stale = path.with_file_name("hooks.json");
+        if a.toml() && !dry_run && remove_stale_json(&stale)? {
+            println!(
+                "{}: removed older agentwatch hooks from {}",
+                a.name(),
+                stale.display()
+            );
+        }
         if dry_run {
             println!("# {} ({}):\n{text}", a.name(), path.display());
         } else {
@@ -293,6 +428,9 @@ pub fn status_cmd(
         } else {
             let state = match (&c.error, c.covered, c.hooks.is_empty()) {
                 (Some(e), ..) => format!("unreadable: {e}"),
+                (None, false, _) if c.note.is_some() => {
+                    format!("not covered: {}", c.note.as_deref().unwrap_or_default())
+                }
                 (None, true, _) => "covered".to_owned(),
                 (None, false, true) => "not covered".to_owned(),
                 (None, false, false) => format!("partly covered ({})", c.hooks.join(", ")),
@@ -403,5 +541,90 @@ mod tests {
         assert!(st.covered && st.exists, "{st:?}");
         let g = status(HookAgent::GeminiCli, &p);
         assert!(!g.covered, "{g:?}");
+    }
+
+    #[test]
+    fn codex_requirements_keep_other_keys_pin_hooks_on_and_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("codex/requirements.toml");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(
+            &p,
+            "# corp policy\nallowed_approval_policies = [\"never\"]\n\n[features]\nhooks = false # off for now\nweb_search = false\n\n[[hooks.PreToolUse]]\nmatcher = \"Bash\"\n[[hooks.PreToolUse.hooks]]\ntype = \"command\"\ncommand = \"/opt/corp/audit.sh\"\n",
+        )
+        .unwrap();
+        let st = status(HookAgent::Codex, &p);
+        assert!(!st.covered, "{st:?}");
+        let cmd = "/usr/bin/agentwatch hook --agent codex";
+        let once = install(HookAgent::Codex, &p, cmd, false).unwrap();
+        assert!(once.contains("# corp policy"), "{once}");
+        let v: toml::Table = toml::from_str(&once).unwrap();
+        assert_eq!(v["allowed_approval_policies"][0].as_str(), Some("never"));
+        assert_eq!(v["features"]["hooks"].as_bool(), Some(true), "{once}");
+        assert_eq!(v["features"]["web_search"].as_bool(), Some(false));
+        let pre = v["hooks"]["PreToolUse"].as_array().unwrap();
+        assert_eq!(pre.len(), 2, "{once}");
+        assert_eq!(
+            pre[0]["hooks"][0]["command"].as_str(),
+            Some("/opt/corp/audit.sh")
+        );
+        assert_eq!(pre[1]["hooks"][0]["command"].as_str(), Some(cmd));
+        assert_eq!(pre[1]["matcher"].as_str(), Some("*"));
+        let st = status(HookAgent::Codex, &p);
+        assert!(st.covered, "{st:?}");
+        assert_eq!(
+            st.hooks,
+            [
+                "PreToolUse",
+                "PostToolUse",
+                "UserPromptSubmit",
+                "SessionStart",
+                "SessionEnd"
+            ]
+        );
+        let twice = install(HookAgent::Codex, &p, cmd, false).unwrap();
+        assert_eq!(once, twice, "a second install changes nothing");
+        // An admin who switches hooks off is told so by `status`.
+        std::fs::write(&p, once.replace("hooks = true", "hooks = false")).unwrap();
+        let st = status(HookAgent::Codex, &p);
+        assert!(!st.covered && st.note.is_some(), "{st:?}");
+    }
+
+    #[test]
+    fn bad_codex_toml_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("requirements.toml");
+        std::fs::write(&p, "a = 1\nfeatures = [\n").unwrap();
+        let e = format!(
+            "{:#}",
+            install(HookAgent::Codex, &p, CMD, false).unwrap_err()
+        );
+        assert!(e.contains("not valid TOML") && e.contains("line 2"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "a = 1\nfeatures = [\n"
+        );
+        std::fs::write(&p, "features = 3\n").unwrap();
+        assert!(install(HookAgent::Codex, &p, CMD, false).is_err());
+    }
+
+    #[test]
+    fn a_stale_codex_hooks_json_loses_only_our_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hooks.json");
+        let mut m = Map::new();
+        merge(
+            HookAgent::Codex,
+            &mut m,
+            "/usr/bin/agentwatch hook --agent codex",
+        )
+        .unwrap();
+        m["hooks"]["Stop"] = json!([{"hooks": [{"type": "command", "command": "/opt/x"}]}]);
+        std::fs::write(&p, serde_json::to_string(&m).unwrap()).unwrap();
+        assert!(remove_stale_json(&p).unwrap());
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert!(covered(HookAgent::Codex, &v).is_empty(), "{v}");
+        assert_eq!(v["hooks"]["Stop"][0]["hooks"][0]["command"], "/opt/x");
+        assert!(!remove_stale_json(&p).unwrap());
     }
 }

@@ -280,8 +280,8 @@ enum Cmd {
 #[derive(Subcommand)]
 enum AgentsCmd {
     /// Write agentwatch's hooks into each agent's system-wide settings (Claude Code's managed
-    /// settings, Gemini CLI's system settings, Codex's system hooks.json), keeping every other
-    /// setting; running it again changes nothing.
+    /// settings, Gemini CLI's system settings, Codex's admin requirements.toml), keeping every
+    /// other setting; running it again changes nothing.
     InstallHooks {
         /// Only this agent: claude-code, codex or gemini-cli (repeatable; default: all).
         #[arg(long = "agent", value_name = "NAME")]

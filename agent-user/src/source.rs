@@ -74,6 +74,12 @@ pub struct AgentTable {
 }
 
 impl AgentTable {
+    /// Whether agent `id` is configured `metadata_only`.
+    fn metadata_only(&self, id: u32) -> bool {
+        let i = id as usize;
+        i >= 1 && self.cfg.agents.get(i - 1).is_some_and(|a| a.metadata_only)
+    }
+
     fn id_for(&mut self, name: &str) -> u32 {
         if let Some(i) = self.cfg.agents.iter().position(|a| a.name == name) {
             return i as u32 + 1;
@@ -435,6 +441,16 @@ impl SourceLoop {
         if matches!(kind, Kind::AgentToolCall | Kind::AgentPrompt) {
             intent.decision = Some(if verdict.is_some() { "deny" } else { "allow" }.into());
             intent.reason = verdict.as_ref().map(|v| v.1.clone());
+        }
+        if self.agents.metadata_only(info.agent_id) {
+            // The policy has decided on the text; what is stored keeps only metadata. A deny
+            // reason may quote the input, so the event names the rule instead.
+            intent.tool_input = None;
+            intent.tool_output = None;
+            intent.prompt = None;
+            if let Some(v) = &verdict {
+                intent.reason = Some(format!("denied by rule `{}`", v.0));
+            }
         }
         match (kind, &call_id) {
             (Kind::AgentToolCall, Some(id)) if verdict.is_none() => {

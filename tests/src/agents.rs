@@ -168,6 +168,7 @@ pub struct AgentHome {
     uid: u32,
     gid: u32,
     runs: std::cell::Cell<usize>,
+    codex_etc: std::cell::RefCell<Option<PathBuf>>,
 }
 
 impl AgentHome {
@@ -183,6 +184,7 @@ impl AgentHome {
             uid,
             gid,
             runs: std::cell::Cell::new(0),
+            codex_etc: std::cell::RefCell::new(None),
         };
         h.mkdir("project")?;
         Ok(h)
@@ -235,6 +237,17 @@ impl AgentHome {
             .with_context(|| format!("chown `{}`", dir.display()))
     }
 
+    /// Codex runs of this home see `dir` as `/etc/codex` (its system config and admin
+    /// requirements), through a bind mount in a private mount namespace: the host's `/etc/codex`
+    /// is never changed, and other tests' agents never see it. `/etc/codex` is created (empty)
+    /// when missing, as the mount point.
+    pub fn codex_system_dir(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all("/etc/codex")
+            .context("cannot create the `/etc/codex` mount point")?;
+        *self.codex_etc.borrow_mut() = Some(dir.to_path_buf());
+        Ok(())
+    }
+
     /// Run `cli` on `prompt` against a model that answers with `turns`; kill it after `timeout`.
     pub fn run(
         &self,
@@ -268,8 +281,21 @@ impl AgentHome {
         let tmp = self.mkdir("tmp")?;
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/proc/{}/ns/net", server.pid()))
-            .arg("--")
-            .arg("setpriv")
+            .arg("--");
+        if let (Cli::Codex, Some(etc)) = (cli, self.codex_etc.borrow().as_ref()) {
+            cmd.args([
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+            ])
+            .arg("mount --bind \"$0\" /etc/codex && exec \"$@\"")
+            .arg(etc);
+        }
+        cmd.arg("setpriv")
             .arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .args(["--clear-groups", "--"])

@@ -47,14 +47,14 @@ fn config(socket: &Path, fail: &str) -> String {
 
 /// `agentwatch agents install-hooks --agent claude-code` into `settings`, using `config`.
 fn install_hooks(settings: &Path, config: &Path) {
+    install_hooks_for("claude-code", settings, config);
+}
+
+/// `agentwatch agents install-hooks --agent AGENT` into `settings`, using `config`; then
+/// `agents status` must call it covered with a daemon answering.
+fn install_hooks_for(agent: &str, settings: &Path, config: &Path) {
     let out = Command::new(tests::bin())
-        .args([
-            "agents",
-            "install-hooks",
-            "--agent",
-            "claude-code",
-            "--settings",
-        ])
+        .args(["agents", "install-hooks", "--agent", agent, "--settings"])
         .arg(settings)
         .arg("--config")
         .arg(config)
@@ -66,14 +66,7 @@ fn install_hooks(settings: &Path, config: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     let st = Command::new(tests::bin())
-        .args([
-            "agents",
-            "status",
-            "--json",
-            "--agent",
-            "claude-code",
-            "--settings",
-        ])
+        .args(["agents", "status", "--json", "--agent", agent, "--settings"])
         .arg(settings)
         .arg("--config")
         .arg(config)
@@ -250,6 +243,194 @@ fn a_claude_tool_call_is_recorded_and_tags_the_processes_it_caused() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// A daemon whose config knows Codex (`agent_extra` appended to its `[[agent]]`), Codex's
+/// managed hooks installed by `install-hooks --agent codex`, and one real Codex run that touches
+/// `project/MARKER` through its shell tool. Returns the shared dir (keep it), the daemon and
+/// the marker's path.
+fn run_codex_with_hooks(agent_extra: &str, marker: &str) -> (tempfile::TempDir, Daemon, PathBuf) {
+    let dir = shared_dir();
+    let socket = dir.path().join("hook.sock");
+    let cfg_text = format!(
+        "{}\n[[agent]]\nname = \"codex\"\ncomm = [\"codex\"]\n{agent_extra}",
+        config(&socket, "open")
+    );
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, &cfg_text).unwrap();
+    let daemon = Daemon::start_with(Some(&cfg_text), &[]).unwrap();
+    let etc = dir.path().join("etc-codex");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::set_permissions(&etc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let req = etc.join("requirements.toml");
+    install_hooks_for("codex", &req, &cfg);
+    let text = std::fs::read_to_string(&req).unwrap();
+    assert!(text.contains("[[hooks.PreToolUse]]"), "{text}");
+    let h = AgentHome::new().unwrap();
+    h.codex_system_dir(&etc).unwrap();
+    let marker = h.project().join(marker);
+    let run = h
+        .run_with(
+            Cli::Codex,
+            "make a marker",
+            &[
+                tool_turn(&[(
+                    "exec_command",
+                    json!({"cmd": format!("touch {}", marker.display())}),
+                )]),
+                text_turn("done"),
+            ],
+            TIMEOUT,
+            // A user's attempt to switch hooks off does not reach managed hooks.
+            &["-c", "features.hooks=false"],
+        )
+        .unwrap();
+    run.check().unwrap();
+    assert!(marker.exists(), "the allowed tool call ran");
+    (dir, daemon, marker)
+}
+
+/// Codex 0.171 with the hooks `install-hooks --agent codex` writes: its admin requirements file
+/// (seen by the run as `/etc/codex/requirements.toml` through a private bind mount, see
+/// `AgentHome::codex_system_dir`), managed hooks that run without any trust step. A shell tool
+/// call (`exec_command`, which Codex's hooks name `Bash`) becomes an `agent.tool_call` and an
+/// `agent.tool_result` with Codex's call id, and the command it ran carries that id.
+#[test]
+fn a_codex_tool_call_is_recorded_and_tags_the_processes_it_caused() {
+    require_agents!();
+    let (_dir, daemon, marker) = run_codex_with_hooks("", "codex-marker-1");
+    let id = "call_awturn0x0";
+    let ours = |e: &Event| {
+        e.intent
+            .as_ref()
+            .and_then(|i| i.tool_input.as_ref())
+            .is_some_and(|t| t.to_str_lossy().contains("codex-marker-1"))
+    };
+    let evs = daemon
+        .wait_for(
+            "codex's tool call, its result and the tagged touch",
+            |evs| {
+                evs.iter()
+                    .any(|e| e.kind() == Kind::AgentToolResult && ours(e))
+                    && evs.iter().any(|e| {
+                        e.kind() == Kind::ProcessExec
+                            && e.process.cmdline.to_str_lossy().contains("codex-marker-1")
+                            && e.process.exe.to_str_lossy().ends_with("/touch")
+                    })
+            },
+        )
+        .unwrap();
+    let call = evs
+        .iter()
+        .find(|e| e.kind() == Kind::AgentToolCall && ours(e))
+        .expect("agent.tool_call");
+    let i = call.intent.as_ref().unwrap();
+    assert_eq!(i.tool_call_id.as_deref(), Some(id), "{}", call.to_json());
+    assert_eq!(i.tool_name.as_deref(), Some("Bash"));
+    assert_eq!(i.hook.as_deref(), Some("PreToolUse"));
+    assert_eq!(call.agent_name(), Some("codex"), "{}", call.to_json());
+    assert_eq!(call.process.comm.to_str_lossy(), "codex");
+    let sid = call.session_id().unwrap().to_owned();
+    let result = evs
+        .iter()
+        .find(|e| e.kind() == Kind::AgentToolResult && ours(e))
+        .unwrap();
+    assert_eq!(result.session_id(), Some(sid.as_str()));
+    assert_eq!(intent_of(result).0, Some(id));
+    let touch = evs
+        .iter()
+        .find(|e| {
+            e.kind() == Kind::ProcessExec
+                && e.process.exe.to_str_lossy().ends_with("/touch")
+                && e.process.cmdline.to_str_lossy().contains("codex-marker-1")
+        })
+        .unwrap();
+    assert_eq!(touch.session_id(), Some(sid.as_str()));
+    assert_eq!(
+        intent_of(touch),
+        (Some(id), Some("Bash")),
+        "{}",
+        touch.to_json()
+    );
+    let created = evs.iter().find(|e| {
+        e.kind() == Kind::FileOpen
+            && e.file
+                .as_ref()
+                .is_some_and(|f| f.path.to_str_lossy() == marker.display().to_string())
+    });
+    assert_eq!(created.map(intent_of), Some((Some(id), Some("Bash"))));
+    // The prompt came through `UserPromptSubmit` too.
+    assert!(
+        evs.iter().any(|e| e.kind() == Kind::AgentPrompt
+            && e.session_id() == Some(sid.as_str())
+            && e.intent
+                .as_ref()
+                .and_then(|i| i.prompt.as_ref())
+                .is_some_and(|p| p.to_str_lossy() == "make a marker")),
+        "no agent.prompt in the codex session"
+    );
+}
+
+/// The privacy switch: a `metadata_only` agent's hook events keep the tool name, the call id
+/// and the decision, and no prompt, tool input or tool output text; the kernel events of the
+/// call still carry its id.
+#[test]
+fn a_metadata_only_codex_keeps_no_hook_text() {
+    require_agents!();
+    let (_dir, daemon, marker) = run_codex_with_hooks("metadata_only = true\n", "meta-marker-2");
+    let id = "call_awturn0x0";
+    let evs = daemon
+        .wait_for("the metadata-only tool result and the touch", |evs| {
+            evs.iter().any(|e| e.kind() == Kind::AgentToolResult)
+                && evs.iter().any(|e| {
+                    e.kind() == Kind::ProcessExec
+                        && e.process.cmdline.to_str_lossy().contains("meta-marker-2")
+                })
+        })
+        .unwrap();
+    let agent_evs: Vec<&Event> = evs
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind(),
+                Kind::AgentToolCall | Kind::AgentToolResult | Kind::AgentPrompt
+            )
+        })
+        .collect();
+    let call = agent_evs
+        .iter()
+        .find(|e| e.kind() == Kind::AgentToolCall)
+        .expect("agent.tool_call");
+    assert_eq!(
+        intent_of(call),
+        (Some(id), Some("Bash")),
+        "{}",
+        call.to_json()
+    );
+    assert!(agent_evs.iter().any(|e| e.kind() == Kind::AgentPrompt));
+    for e in &agent_evs {
+        let i = e.intent.as_ref().unwrap();
+        assert!(
+            i.tool_input.is_none() && i.tool_output.is_none() && i.prompt.is_none(),
+            "a metadata-only agent's hook kept text: {}",
+            e.to_json()
+        );
+        assert!(!e.to_json().contains("meta-marker-2"), "{}", e.to_json());
+    }
+    let touch = evs
+        .iter()
+        .find(|e| {
+            e.kind() == Kind::ProcessExec
+                && e.process.cmdline.to_str_lossy().contains("meta-marker-2")
+        })
+        .unwrap();
+    assert_eq!(
+        intent_of(touch),
+        (Some(id), Some("Bash")),
+        "{}",
+        touch.to_json()
+    );
+    assert!(marker.ends_with("meta-marker-2"));
 }
 
 const DENY_RULES: &str = r#"
