@@ -816,6 +816,10 @@ impl SourceLoop {
             self.on_egress_record(raw);
             return;
         }
+        if raw.get(..4) == Some(&agent_common::RECORD_DNS_ANSWER.to_ne_bytes()[..]) {
+            self.on_dns_answer(raw);
+            return;
+        }
         match decode(raw) {
             Ok(rec) => {
                 let Some(rec) = self.io_pending.pair(rec) else {
