@@ -648,6 +648,7 @@ impl SourceLoop {
         };
         self.pipeline.status_into(&mut st);
         st.integrity = Some(self.integrity.status());
+        st.egress = self.egress_status();
         st
     }
 

@@ -368,4 +368,12 @@ print("before=%s resolved=%s answered=%s other=%s" % (before, ",".join(ips), con
         .filter_map(|e| e.net.as_ref()?.dst_ip)
         .collect();
     assert!(ips.contains(&"127.0.0.89".parse().unwrap()), "{ips:?}");
+    // `status` counts the policy's denials and the answer's allowed destination.
+    let st = d.status().unwrap();
+    let e = &st["egress"];
+    assert!(e["dns_allowed"].as_u64() >= Some(1), "{st}");
+    assert!(e["denied"].as_u64() >= Some(3), "{st}");
+    assert_eq!(e["policies"][0]["name"], "egt-dns", "{st}");
+    assert_eq!(e["policies"][0]["mode"], "enforce", "{st}");
+    assert!(e["policies"][0]["denied"].as_u64() >= Some(3), "{st}");
 }

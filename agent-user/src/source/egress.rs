@@ -46,6 +46,8 @@ pub struct EgressState {
     pub dns_allowed: u64,
     /// DNS answers not used: unparsable, or from a resolver the policy does not allow.
     pub dns_refused: u64,
+    /// Misses read per policy number (1-based): (denied, dry run).
+    per_policy: HashMap<u32, (u64, u64)>,
 }
 
 impl SourceLoop {
@@ -147,6 +149,12 @@ impl SourceLoop {
             self.decode_errors += 1;
             return;
         };
+        let c = self.egress.per_policy.entry(b.policy).or_default();
+        if b.verdict == EGRESS_DENIED {
+            c.0 += 1;
+        } else {
+            c.1 += 1;
+        }
         let now = Instant::now();
         let key = (
             h.session_id,
@@ -315,3 +323,46 @@ impl SourceLoop {
 pub const DNS_TTL_MIN: Duration = Duration::from_secs(60);
 /// Longest time an address from a session's DNS answer stays allowed, whatever its TTL.
 pub const DNS_TTL_MAX: Duration = Duration::from_secs(3600);
+
+impl SourceLoop {
+    /// The egress part of `status` (`None` when the programs are not attached).
+    pub(super) fn egress_status(&self) -> Option<agent_api::EgressStatus> {
+        let root = self.sensor.egress.attached.as_ref()?;
+        let k = self.sensor.egress.stats();
+        let cfg = &self.agents.cfg;
+        let policies = cfg
+            .egress
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (denied, dry_run) = self
+                    .egress
+                    .per_policy
+                    .get(&(i as u32 + 1))
+                    .copied()
+                    .unwrap_or_default();
+                let dry = p.dry_run.unwrap_or(cfg.response.default_dry_run);
+                agent_api::EgressPolicyStatus {
+                    name: p.name.clone(),
+                    mode: if dry { "dry_run" } else { "enforce" }.into(),
+                    agents: p.agents.clone(),
+                    denied,
+                    dry_run,
+                }
+            })
+            .collect();
+        Some(agent_api::EgressStatus {
+            hooks: crate::sockaddr::PROGRAMS
+                .iter()
+                .map(|(_, h)| format!("{h} ({})", root.display()))
+                .collect(),
+            denied: k.denied,
+            dry_run: k.dry_run,
+            lost: k.lost,
+            suppressed: self.egress.suppressed,
+            dns_allowed: self.egress.dns_allowed,
+            dns_refused: self.egress.dns_refused,
+            policies,
+        })
+    }
+}
