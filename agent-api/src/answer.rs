@@ -186,6 +186,44 @@ pub struct Status {
     /// Fleet outputs (`[[output]] type = "nats"`), absent when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fleet: Vec<FleetOutputStatus>,
+    /// Egress policy (`[[egress]]`), absent when the programs are not attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EgressStatus>,
+}
+
+/// The egress programs in `status`: the kernel's counters and what each policy did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EgressStatus {
+    /// Hooks the programs are attached to (`cgroup/connect4`, ...).
+    pub hooks: Vec<String>,
+    /// Connects and sends the kernel refused with `EPERM`, over all policies.
+    pub denied: u64,
+    /// Misses let through by dry-run policies, over all policies.
+    pub dry_run: u64,
+    /// Records of misses the programs could not send (the verdicts were applied).
+    pub lost: u64,
+    /// Repeats of a miss within a second, counted and not stored.
+    pub suppressed: u64,
+    /// Destinations allowed to a session by its own DNS answers (map entries written).
+    pub dns_allowed: u64,
+    /// DNS answers not used (unparsable, or from a resolver the policy does not allow).
+    pub dns_refused: u64,
+    /// Per `[[egress]]` table, in config order.
+    pub policies: Vec<EgressPolicyStatus>,
+}
+
+/// One `[[egress]]` table in `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EgressPolicyStatus {
+    pub name: String,
+    /// `enforce` or `dry_run`.
+    pub mode: String,
+    pub agents: Vec<String>,
+    /// Misses recorded since start, by verdict (records the daemon read; repeats included).
+    pub denied: u64,
+    pub dry_run: u64,
 }
 
 /// The daemon's checks of its kernel maps (`SESSIONS`, `HANDLERS`, the selector maps,

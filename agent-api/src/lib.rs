@@ -17,9 +17,10 @@ mod request;
 mod stream;
 
 pub use answer::{
-    AlertList, Answer, Done, FleetOutputStatus, HookAnswer, IntegrityStatus, LiveSession,
-    OfflineStatus, PolicyHealth, PolicyStatus, Registered, Reply, Responded, RuleStatus,
-    RulesListing, SearchResults, SessionList, Status, StoreStats, StoreStatus,
+    AlertList, Answer, Done, EgressPolicyStatus, EgressStatus, FleetOutputStatus, HookAnswer,
+    IntegrityStatus, LiveSession, OfflineStatus, PolicyHealth, PolicyStatus, Registered, Reply,
+    Responded, RuleStatus, RulesListing, SearchResults, SessionList, Status, StoreStats,
+    StoreStatus,
 };
 pub use client::Client;
 pub use hit::{

@@ -861,3 +861,35 @@ pub const FAIL_CLOSED_KILL: u64 = 2;
 /// Slot: the tgid of the daemon now running. Programs a previous daemon pinned keep its tgid
 /// in `CONFIG`; this tells them the new daemon's own bpf() calls are not tampering.
 pub const GUARD_DAEMON_TGID: u32 = 4;
+
+/// A DNS answer a session process received (`recvfrom`/`recvmsg` on a UDP socket whose peer is
+/// port 53): the record kind id, outside [`RecordKind`] like [`RECORD_EGRESS`] (id 926, of the
+/// response range), read by user space before decoding. Body: a [`SockRecord`] (the peer in
+/// `daddr`/`dport`) followed by up to [`DNS_ANSWER_MAX`] bytes of the message.
+pub const RECORD_DNS_ANSWER: u32 = 926;
+/// Bytes of a DNS answer copied (a classic UDP answer is at most 512, EDNS0 ones 1232).
+pub const DNS_ANSWER_MAX: usize = 1232;
+/// LRU hash of destinations a session may reach because its own DNS answers named them for an
+/// allow-listed host name: key [`DnsAllowKey`], value the `CLOCK_BOOTTIME` ns it expires at.
+pub const MAP_EGRESS_DNS: &str = "EGRESS_DNS";
+/// Entries of [`MAP_EGRESS_DNS`] (least recently used ones leave first).
+pub const EGRESS_DNS_MAX: u32 = 8192;
+
+/// Key of [`MAP_EGRESS_DNS`]: one session, one destination (IPv4-mapped for IPv4), one port
+/// (0: any).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DnsAllowKey {
+    pub session_id: u64,
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub _pad: [u8; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<DnsAllowKey>() == 32);
+
+#[cfg(feature = "user")]
+mod pod_dns {
+    // SAFETY: repr(C), integers and byte arrays only, no padding (asserted above).
+    unsafe impl aya::Pod for super::DnsAllowKey {}
+}

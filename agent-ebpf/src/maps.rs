@@ -150,3 +150,9 @@ pub(crate) static EGRESS_ALLOW: aya_ebpf::maps::LpmTrie<agent_common::EgressKey,
 /// Counters of the egress programs (`agent_common::MAP_EGRESS_STATS`).
 #[map(name = "EGRESS_STATS")]
 pub(crate) static EGRESS_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(4, 0);
+
+/// Destinations a session's own DNS answers named for allow-listed host names
+/// (`agent_common::MAP_EGRESS_DNS`), filled by the daemon; value: expiry, boot-time ns.
+#[map(name = "EGRESS_DNS")]
+pub(crate) static EGRESS_DNS: LruHashMap<agent_common::DnsAllowKey, u64> =
+    LruHashMap::with_max_entries(agent_common::EGRESS_DNS_MAX, 0);

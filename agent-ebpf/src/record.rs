@@ -68,6 +68,26 @@ pub(crate) fn submit(buf: *mut u8, len: usize, kind: RecordKind) {
     }
 }
 
+/// [`submit`], waking the reader at once: for records the daemon must act on before the
+/// process's next syscall is likely (a DNS answer whose addresses it must allow).
+#[inline(always)]
+pub(crate) fn submit_now(buf: *mut u8, len: usize, kind: RecordKind) {
+    if !(HEADER_LEN..=SCRATCH_SIZE).contains(&len) {
+        bump(&ERRORS, kind);
+        return;
+    }
+    // SAFETY: as in `submit`.
+    unsafe { (*(buf as *mut RecordHeader)).len = len as u32 };
+    // SAFETY: as in `submit`.
+    let data = unsafe { core::slice::from_raw_parts(buf as *const u8, len) };
+    if EVENTS
+        .output::<[u8]>(data, BPF_RB_FORCE_WAKEUP as u64)
+        .is_err()
+    {
+        bump(&LOSS, kind);
+    }
+}
+
 /// Fill the common header for the current task.
 #[inline(always)]
 pub(crate) fn header_current(buf: *mut u8, kind: RecordKind, s: &SessionInfo) -> Result<(), i32> {

@@ -259,6 +259,24 @@ pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {
             writeln!(out, "  {k:<16} {n:>10}")?;
         }
     }
+    if let Some(e) = &st.egress {
+        writeln!(
+            out,
+            "egress      {} denied  {} dry-run  {} lost  {} repeats  dns: {} allowed, {} refused",
+            e.denied, e.dry_run, e.lost, e.suppressed, e.dns_allowed, e.dns_refused
+        )?;
+        for p in &e.policies {
+            writeln!(
+                out,
+                "  {:<16} {:<8} {:>6} denied {:>6} dry-run  agents {}",
+                p.name,
+                p.mode,
+                p.denied,
+                p.dry_run,
+                p.agents.join(",")
+            )?;
+        }
+    }
     if let Some(i) = &st.integrity {
         writeln!(
             out,

@@ -73,6 +73,22 @@ impl EgressPolicy {
     pub fn applies_to(&self, agent: &str) -> bool {
         self.agents.iter().any(|a| a == "*" || a == agent)
     }
+
+    /// Whether an address entry (not a host name) allows `addr` (IPv6 space, IPv4-mapped) on
+    /// `port`.
+    pub fn allows_net(&self, addr: [u8; 16], port: u16) -> bool {
+        self.allow.iter().any(|a| match a {
+            Allow::Net {
+                addr: net,
+                prefix,
+                port: p,
+            } => {
+                (*p == 0 || *p == port)
+                    && trie_key(0, *net, *prefix, 0).1.addr == trie_key(0, addr, *prefix, 0).1.addr
+            }
+            Allow::Host { .. } => false,
+        })
+    }
 }
 
 fn port(s: &str) -> Result<u16, String> {

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod diskfull;
+pub mod dnsanswer;
 pub mod egress;
 pub mod evidence;
 pub mod fleetsearch;

@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 
 use agent_common::{
-    EGRESS_STAT_DENIED, EGRESS_STAT_DRY_RUN, EGRESS_STAT_LOST, EgressKey, MAP_EGRESS_AGENTS,
-    MAP_EGRESS_ALLOW, MAP_EGRESS_STATS,
+    DnsAllowKey, EGRESS_STAT_DENIED, EGRESS_STAT_DRY_RUN, EGRESS_STAT_LOST, EgressKey,
+    MAP_EGRESS_AGENTS, MAP_EGRESS_ALLOW, MAP_EGRESS_DNS, MAP_EGRESS_STATS,
 };
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -34,6 +34,8 @@ pub struct EgressMaps {
     agents: HashMap<MapData, u32, u32>,
     allow: LpmTrie<MapData, EgressKey, u8>,
     stats: PerCpuArray<MapData, u64>,
+    /// Destinations of the sessions' own DNS answers (an LRU hash: key, expiry in boot ns).
+    dns: HashMap<MapData, DnsAllowKey, u64>,
     /// The cgroup v2 root the programs are attached to; `None`: not attached.
     pub attached: Option<PathBuf>,
     /// What the daemon wrote last.
@@ -104,12 +106,17 @@ impl EgressMaps {
             ebpf.take_map(MAP_EGRESS_STATS)
                 .ok_or_else(|| anyhow!("no map `{MAP_EGRESS_STATS}`"))?,
         )?;
+        let dns = HashMap::try_from(
+            ebpf.take_map(MAP_EGRESS_DNS)
+                .ok_or_else(|| anyhow!("no map `{MAP_EGRESS_DNS}`"))?,
+        )?;
         let attached_root = (!attached.is_empty()).then(|| root.clone()).flatten();
         Ok((
             EgressMaps {
                 agents,
                 allow,
                 stats,
+                dns,
                 attached: attached_root,
                 agents_now: Vec::new(),
                 allow_now: Vec::new(),
@@ -146,6 +153,14 @@ impl EgressMaps {
         self.agents_now = agents.to_vec();
         self.allow_now = allow.to_vec();
         Ok(())
+    }
+
+    /// Let session `key.session_id` reach `key.addr` on `key.port` until `expires_ns`
+    /// (`CLOCK_BOOTTIME`): its own DNS answer named the address for an allow-listed host.
+    pub fn allow_answer(&mut self, key: DnsAllowKey, expires_ns: u64) -> Result<()> {
+        self.dns
+            .insert(key, expires_ns, 0)
+            .with_context(|| format!("cannot fill the `{MAP_EGRESS_DNS}` map"))
     }
 
     /// The programs' counters, summed over CPUs.

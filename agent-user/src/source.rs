@@ -664,6 +664,7 @@ impl SourceLoop {
         };
         self.pipeline.status_into(&mut st);
         st.integrity = Some(self.integrity.status());
+        st.egress = self.egress_status();
         st
     }
 
@@ -830,6 +831,10 @@ impl SourceLoop {
     fn handle(&mut self, raw: &[u8]) {
         if raw.get(..4) == Some(&agent_common::RECORD_EGRESS.to_ne_bytes()[..]) {
             self.on_egress_record(raw);
+            return;
+        }
+        if raw.get(..4) == Some(&agent_common::RECORD_DNS_ANSWER.to_ne_bytes()[..]) {
+            self.on_dns_answer(raw);
             return;
         }
         match decode(raw) {

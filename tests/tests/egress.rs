@@ -234,3 +234,146 @@ fn host_names_and_ipv6_follow_the_policy() {
     assert_eq!(e.net.as_ref().unwrap().family, "ipv6");
     assert!(e.response.as_ref().unwrap().note.contains(&dst));
 }
+
+/// A tiny DNS responder on `addr:53`: every A question gets `answer` (TTL 300), every other
+/// question an empty NOERROR answer. Runs until the test process ends.
+fn dns_responder(addr: &str, answer: [u8; 4]) -> std::io::Result<()> {
+    let sock = UdpSocket::bind((addr, 53))?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            // Header (12) + question name + type + class.
+            let Some(end) = q[12..].iter().position(|b| *b == 0).map(|p| 12 + p + 5) else {
+                continue;
+            };
+            if end > n {
+                continue;
+            }
+            let qtype = u16::from_be_bytes([q[end - 4], q[end - 3]]);
+            let mut r = q[..end].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6] = 0;
+            r[7] = u8::from(qtype == 1);
+            r[8..12].fill(0);
+            if qtype == 1 {
+                r.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4]);
+                r.extend(answer);
+            }
+            let _ = sock.send_to(&r, from);
+        }
+    });
+    Ok(())
+}
+
+/// Issue #15: allow-listed host names are resolved through the session's own DNS answers. The
+/// session resolves a name through glibc (`getaddrinfo`) against a resolver on loopback (its
+/// own `/etc/resolv.conf` in a mount namespace) that gives an address the daemon's resolver
+/// would not: that address becomes reachable for the session after the answer and not before;
+/// an address in no answer stays denied.
+#[test]
+fn host_names_follow_the_sessions_own_dns_answers() {
+    require_sensor!();
+    let t_answered = TcpListener::bind("127.0.0.88:0").unwrap();
+    let port = t_answered.local_addr().unwrap().port();
+    let Ok(_t_other) = TcpListener::bind(("127.0.0.89", port)) else {
+        eprintln!("port {port} taken on 127.0.0.89; skipped");
+        return;
+    };
+    dns_responder("127.0.0.77", [127, 0, 0, 88]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.77\noptions attempts:1 timeout:2\n",
+    )
+    .unwrap();
+    let script = dir.path().join("probe.py");
+    std::fs::write(
+        &script,
+        format!(
+            r#"import socket, sys, time
+def conn(ip):
+    s = socket.socket()
+    try:
+        s.connect((ip, {port}))
+        return "ok"
+    except OSError as e:
+        return "errno=%d" % e.errno
+    finally:
+        s.close()
+before = conn("127.0.0.88")
+ips = sorted({{a[4][0] for a in socket.getaddrinfo("svc.agentwatch.test", {port}, socket.AF_INET, socket.SOCK_STREAM)}})
+# The daemon writes the kernel map from the answer's record, woken at once; give it a moment.
+time.sleep(0.3)
+print("before=%s resolved=%s answered=%s other=%s" % (before, ",".join(ips), conn("127.0.0.88"), conn("127.0.0.89")))
+"#
+        ),
+    )
+    .unwrap();
+    let cfg = format!(
+        "[[egress]]\nname = \"egt-dns\"\nagent = [\"egtdns\"]\nallow = [\"127.0.0.77:53\", \"svc.agentwatch.test:{port}\"]\nmode = \"enforce\"\n"
+    );
+    let d = Daemon::start_with(Some(&cfg), &[]).unwrap();
+    let inner = format!(
+        "mount --bind {} /etc/resolv.conf && exec /usr/bin/python3 {}",
+        resolv.display(),
+        script.display()
+    );
+    let (out, sid) = d
+        .run(
+            "egtdns",
+            &[
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &inner,
+            ],
+        )
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        text,
+        "before=errno=1 resolved=127.0.0.88 answered=ok other=errno=1",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The address answered to this session is not allowed to another session of the agent.
+    let (out2, _) = d
+        .run(
+            "egtdns",
+            &[
+                "/usr/bin/python3",
+                "-c",
+                &format!(
+                    "import socket\ns=socket.socket()\ntry:\n s.connect(('127.0.0.88',{port}))\n print('ok')\nexcept OSError as e:\n print('errno=%d'%e.errno)"
+                ),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out2.stdout).trim(),
+        "errno=1",
+        "another session without that answer is still denied"
+    );
+    let evs = d
+        .wait_for("the denials", |evs| denials(evs, &sid, port).len() >= 2)
+        .unwrap();
+    let ips: Vec<_> = denials(&evs, &sid, port)
+        .iter()
+        .filter_map(|e| e.net.as_ref()?.dst_ip)
+        .collect();
+    assert!(ips.contains(&"127.0.0.89".parse().unwrap()), "{ips:?}");
+    // `status` counts the policy's denials and the answer's allowed destination.
+    let st = d.status().unwrap();
+    let e = &st["egress"];
+    assert!(e["dns_allowed"].as_u64() >= Some(1), "{st}");
+    assert!(e["denied"].as_u64() >= Some(3), "{st}");
+    assert_eq!(e["policies"][0]["name"], "egt-dns", "{st}");
+    assert_eq!(e["policies"][0]["mode"], "enforce", "{st}");
+    assert!(e["policies"][0]["denied"].as_u64() >= Some(3), "{st}");
+}

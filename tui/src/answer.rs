@@ -606,5 +606,25 @@ fn facts(st: &agent_api::Status, lost: u64) -> Vec<(String, String)> {
             f.push(("policy error".into(), safe(e)));
         }
     }
+    if let Some(e) = &st.egress {
+        f.push((
+            "egress".into(),
+            format!(
+                "{} denied, {} dry-run, {} lost, dns {} allowed",
+                e.denied, e.dry_run, e.lost, e.dns_allowed
+            ),
+        ));
+        for p in &e.policies {
+            f.push((
+                format!("egress {}", safe(&p.name)),
+                format!(
+                    "{} ({} denied, {} dry-run)",
+                    safe(&p.mode),
+                    p.denied,
+                    p.dry_run
+                ),
+            ));
+        }
+    }
     f
 }

@@ -5,13 +5,14 @@
 //! tracepoints: a process outside every agent session is allowed at once (return 1), whatever
 //! the policy says. For a session process, its agent's policy (`EGRESS_AGENTS`) names an
 //! allow-list in the `EGRESS_ALLOW` trie; a destination matched with its port or with port 0
-//! (any) is allowed. Otherwise the program sends an `EgressRecord` and, when the policy is
-//! enforced, returns 0: the kernel fails the connect or send with `EPERM`. A dry-run policy lets
-//! it through. Agents without a policy are not restricted.
+//! (any) is allowed, and so is one the session's own DNS answers named for an allow-listed host
+//! name (`EGRESS_DNS`, filled by the daemon from `RECORD_DNS_ANSWER` records). Otherwise the
+//! program sends an `EgressRecord` and, when the policy is enforced, returns 0: the kernel fails
+//! the connect or send with `EPERM`. A dry-run policy lets it through. Agents without a policy are not restricted.
 
-use crate::maps::{EGRESS_AGENTS, EGRESS_ALLOW, EGRESS_STATS, EVENTS, session_of};
+use crate::maps::{EGRESS_AGENTS, EGRESS_ALLOW, EGRESS_DNS, EGRESS_STATS, EVENTS, session_of};
 use agent_common::{
-    COMM_LEN, EGRESS_DENIED, EGRESS_DRY_RUN, EGRESS_ENFORCE, EGRESS_HOOK_CONNECT,
+    COMM_LEN, DnsAllowKey, EGRESS_DENIED, EGRESS_DRY_RUN, EGRESS_ENFORCE, EGRESS_HOOK_CONNECT,
     EGRESS_HOOK_SENDMSG, EGRESS_KEY_FIXED_BITS, EGRESS_POLICY_MASK, EGRESS_STAT_DENIED,
     EGRESS_STAT_DRY_RUN, EGRESS_STAT_LOST, EgressKey, EgressRecord, HEADER_LEN, RECORD_EGRESS,
     RecordHeader,
@@ -60,6 +61,27 @@ fn allowed(policy: u32, addr: [u8; 16], port: u16) -> bool {
     EGRESS_ALLOW.get(&k).is_some()
 }
 
+/// Whether the session's own DNS answers named `addr` for an allow-listed host name (exact
+/// port, then any port) and the answer has not expired.
+#[inline(always)]
+fn answered(session_id: u64, addr: [u8; 16], port: u16) -> bool {
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let mut k = DnsAllowKey {
+        session_id,
+        addr,
+        port,
+        _pad: [0; 6],
+    };
+    // SAFETY: the value is copied out immediately.
+    if unsafe { EGRESS_DNS.get(k) }.is_some_and(|&t| t > now) {
+        return true;
+    }
+    k.port = 0;
+    // SAFETY: as above.
+    unsafe { EGRESS_DNS.get(k) }.is_some_and(|&t| t > now)
+}
+
 /// The verdict for the current process sending to the address in `ctx` (1: allow, 0: EPERM).
 #[inline(always)]
 fn judge(ctx: &SockAddrContext, v6: bool, hook: u32) -> i32 {
@@ -101,7 +123,7 @@ fn judge(ctx: &SockAddrContext, v6: bool, hook: u32) -> i32 {
         addr[12..16].copy_from_slice(&w.to_ne_bytes());
     }
     let policy = pol & EGRESS_POLICY_MASK;
-    if allowed(policy, addr, port) {
+    if allowed(policy, addr, port) || answered(s.session_id, addr, port) {
         return 1;
     }
     let enforce = pol & EGRESS_ENFORCE != 0;

@@ -1,5 +1,6 @@
-//! Sockets: connect, accept, listen and UDP sends at syscall exit (`h_net`), and TCP connects and
-//! listens from `inet_sock_set_state`, which also sees the ones io_uring issues.
+//! Sockets: connect, accept, listen, UDP sends and DNS answers received (recvfrom/recvmsg from
+//! port 53) at syscall exit (`h_net`), and TCP connects and listens from `inet_sock_set_state`,
+//! which also sees the ones io_uring issues.
 //!
 //! The socket record builders are shared with the io_uring probes; `inet_addrs` with the flow
 //! counters.
@@ -9,10 +10,16 @@ use crate::{
     maps::{ERRORS, IO_SENDS, off, session_of},
     probes::filter::Sys,
     read::{POS_MASK, file_of_fd, rd, rdp, read_any, read_user},
-    record::{bump, header_current, put, scratch, submit},
-    syscalls::{NR_ACCEPT, NR_ACCEPT4, NR_CONNECT, NR_LISTEN, NR_SENDMMSG, NR_SENDMSG, NR_SENDTO},
+    record::{bump, header_current, put, scratch, submit, submit_now},
+    syscalls::{
+        NR_ACCEPT, NR_ACCEPT4, NR_CONNECT, NR_LISTEN, NR_RECVFROM, NR_RECVMSG, NR_SENDMMSG,
+        NR_SENDMSG, NR_SENDTO,
+    },
 };
-use agent_common::{HEADER_LEN, IO_PENDING, RecordKind, SessionInfo, SockRecord, VIA_IO_URING};
+use agent_common::{
+    DNS_ANSWER_MAX, HEADER_LEN, IO_PENDING, RECORD_DNS_ANSWER, RecordKind, SessionInfo, SockRecord,
+    VIA_IO_URING,
+};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated},
     macros::btf_tracepoint,
@@ -37,6 +44,16 @@ pub fn h_net(ctx: BtfTracePointContext) -> i32 {
         }
         NR_LISTEN if x.ret == 0 => emit_sock_fd(&x.s, RecordKind::Listen, x.fd(0), 0, true),
         NR_SENDTO if x.ret > 0 => emit_send(&x.s, x.fd(0), x.arg(1), x.arg(4), false, x.ret, 0),
+        NR_RECVFROM if x.ret > 0 => emit_dns_answer(&x.s, x.fd(0), x.arg(1), x.arg(4), x.ret),
+        NR_RECVMSG if x.ret > 0 => {
+            let (name, base, len) = msg_first(x.arg(1) as *const u8, x.compat);
+            let got = if (x.ret as u64) < len {
+                x.ret
+            } else {
+                len as i64
+            };
+            emit_dns_answer(&x.s, x.fd(0), base, name, got)
+        }
         NR_SENDMSG | NR_SENDMMSG if x.ret > 0 => {
             // struct msghdr (x86_64 ABI): msg_name @0, msg_iov @16; iovec: base @0, len @8.
             // The 32-bit compat_msghdr: msg_name @0, msg_iov @8; compat_iovec: base @0, len @4.
@@ -65,6 +82,106 @@ pub fn h_net(ctx: BtfTracePointContext) -> i32 {
         _ => Ok(()),
     };
     0
+}
+
+/// The name pointer and the first buffer (base, length) of a user `struct msghdr` (x86_64:
+/// msg_name @0, msg_iov @16, iovec base @0 len @8; compat: @0, @8, iovec @0 @4).
+#[inline(always)]
+fn msg_first(msg: *const u8, compat: bool) -> (u64, u64, u64) {
+    if compat {
+        let name: u32 = read_user(msg, 0);
+        let iov: u32 = read_user(msg, 8);
+        let base: u32 = read_user(iov as u64 as *const u8, 0);
+        let len: u32 = read_user(iov as u64 as *const u8, 4);
+        (name as u64, base as u64, len as u64)
+    } else {
+        let name: u64 = read_user(msg, 0);
+        let iov: u64 = read_user(msg, 16);
+        let base: u64 = read_user(iov as *const u8, 0);
+        let len: u64 = read_user(iov as *const u8, 8);
+        (name, base, len)
+    }
+}
+
+/// A datagram received from port 53 on a UDP socket (the peer from the caller's `addr` when it
+/// gave one, else the connected peer): the first [`DNS_ANSWER_MAX`] bytes as a
+/// `RECORD_DNS_ANSWER` record, so the daemon can allow the addresses the session's own resolver
+/// answered for allow-listed host names. Every other receive returns after the socket check.
+#[inline(always)]
+fn emit_dns_answer(s: &SessionInfo, fd: i64, buf: u64, addr: u64, got: i64) -> Result<(), i32> {
+    let file = file_of_fd(fd)?;
+    let socket = rdp(file, off!(file_private_data))?;
+    let sk = rdp(socket, off!(socket_sk))?;
+    let protocol: u16 = rd(sk, off!(sk_protocol)).unwrap_or(0);
+    if protocol != IPPROTO_UDP {
+        return Ok(());
+    }
+    let mut family: u16 = rd(sk, off!(sk_family))?;
+    let mut body = SockRecord {
+        protocol,
+        sock_type: 2,
+        fd: fd as i32,
+        bytes: got as u32,
+        ..SockRecord::default()
+    };
+    let mut from_user = false;
+    if addr != 0 {
+        let ua = addr as *const u8;
+        let f: u16 = read_user(ua, 0);
+        if f == AF_INET || f == AF_INET6 {
+            from_user = true;
+            family = f;
+            let port: u16 = read_user(ua, 2);
+            body.dport = u16::from_be(port);
+            if family == AF_INET {
+                let a4: [u8; 4] = read_user(ua, 4);
+                body.daddr[..4].copy_from_slice(&a4);
+            } else {
+                body.daddr = read_user(ua, 8);
+            }
+        }
+    }
+    if !from_user {
+        let dport: u16 = rd(sk, off!(sk_dport)).unwrap_or(0);
+        body.dport = u16::from_be(dport);
+        if family == AF_INET {
+            let d: [u8; 4] = rd(sk, off!(sk_daddr)).unwrap_or([0; 4]);
+            body.daddr[..4].copy_from_slice(&d);
+        } else if family == AF_INET6 {
+            body.daddr = rd(sk, off!(sk_v6_daddr)).unwrap_or([0; 16]);
+        }
+    }
+    if body.dport != 53 || buf == 0 {
+        return Ok(());
+    }
+    body.family = family;
+    body.sport = rd(sk, off!(sk_num)).unwrap_or(0);
+    let buf_ptr = scratch().ok_or(-1)?;
+    header_current(buf_ptr, RecordKind::Send, s)?;
+    put(buf_ptr, 0, RECORD_DNS_ANSWER);
+    let start = HEADER_LEN + core::mem::size_of::<SockRecord>();
+    let mut pos = start;
+    let mut n = got as usize;
+    if n > DNS_ANSWER_MAX {
+        n = DNS_ANSWER_MAX;
+    }
+    if n > 0 {
+        // SAFETY: destination within the scratch buffer; n <= DNS_ANSWER_MAX < 2048.
+        let r = unsafe {
+            generated::bpf_probe_read_user(
+                buf_ptr.add(pos & POS_MASK) as *mut _,
+                (n as u32) & 2047,
+                buf as *const _,
+            )
+        };
+        if r == 0 {
+            pos += n & 2047;
+        }
+    }
+    body.payload_len = (pos - start) as u32;
+    put(buf_ptr, HEADER_LEN, body);
+    submit_now(buf_ptr, pos, RecordKind::Send);
+    Ok(())
 }
 
 /// UDP datagrams: a send with an explicit destination is `net.send`; anything to port 53 also

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::tracker::session::Agents as _;
 use agent_common::{
-    EGRESS_ALLOW_MAX, EGRESS_DENIED, EGRESS_ENFORCE, EGRESS_HOOK_SENDMSG, EgressRecord, HEADER_LEN,
-    RecordHeader, read_plain,
+    DnsAllowKey, EGRESS_ALLOW_MAX, EGRESS_DENIED, EGRESS_ENFORCE, EGRESS_HOOK_SENDMSG,
+    EgressRecord, HEADER_LEN, RecordHeader, SockRecord, read_plain,
 };
 
 use super::SourceLoop;
@@ -40,6 +40,14 @@ pub struct EgressState {
     pub suppressed: u64,
     /// Records the programs could not send (ring full), as last reported.
     lost: u64,
+    /// Agent id → index of its `[[egress]]` table, as last written to the kernel.
+    policy_of: HashMap<u32, usize>,
+    /// Addresses from sessions' DNS answers let through (`EGRESS_DNS` entries written).
+    pub dns_allowed: u64,
+    /// DNS answers not used: unparsable, or from a resolver the policy does not allow.
+    pub dns_refused: u64,
+    /// Misses read per policy number (1-based): (denied, dry run).
+    per_policy: HashMap<u32, (u64, u64)>,
 }
 
 impl SourceLoop {
@@ -74,6 +82,7 @@ impl SourceLoop {
             return;
         }
         let mut agents = Vec::new();
+        let mut policy_of = HashMap::new();
         for id in 1..=n_agents {
             let name = self.agents.name(id);
             if let Some(i) = cfg.egress.iter().position(|p| p.applies_to(&name)) {
@@ -82,6 +91,7 @@ impl SourceLoop {
                     .unwrap_or(cfg.response.default_dry_run);
                 let v = (i as u32 + 1) | if dry { 0 } else { EGRESS_ENFORCE };
                 agents.push((id, v));
+                policy_of.insert(id, i);
             }
         }
         let mut allow = Vec::new();
@@ -104,6 +114,7 @@ impl SourceLoop {
             tracing::error!(error = %format!("{e:#}"), "egress maps not filled");
         }
         self.egress.synced = Some((Instant::now(), generation, n_agents));
+        self.egress.policy_of = policy_of;
     }
 
     /// A `monitor.loss` event when the programs could not send some records (the verdicts
@@ -138,6 +149,12 @@ impl SourceLoop {
             self.decode_errors += 1;
             return;
         };
+        let c = self.egress.per_policy.entry(b.policy).or_default();
+        if b.verdict == EGRESS_DENIED {
+            c.0 += 1;
+        } else {
+            c.1 += 1;
+        }
         let now = Instant::now();
         let key = (
             h.session_id,
@@ -213,5 +230,139 @@ impl SourceLoop {
             ..Default::default()
         });
         self.emit(ev);
+    }
+}
+
+impl SourceLoop {
+    /// A DNS answer a session process received (`RECORD_DNS_ANSWER`): the addresses it gives for
+    /// a host name the session's egress policy allows go into `EGRESS_DNS` for that session,
+    /// until the answer's TTL (clamped to [`DNS_TTL_MIN`]..[`DNS_TTL_MAX`]) runs out. Answers
+    /// count only from a resolver the policy itself allows on port 53 (an agent cannot vouch
+    /// for a name by answering itself from an address it was not allowed to ask).
+    pub(super) fn on_dns_answer(&mut self, raw: &[u8]) {
+        if self.sensor.egress.attached.is_none() {
+            return;
+        }
+        let start = HEADER_LEN + std::mem::size_of::<SockRecord>();
+        let (Some(h), Some(b)) = (
+            read_plain::<RecordHeader>(raw, 0),
+            read_plain::<SockRecord>(raw, HEADER_LEN),
+        ) else {
+            self.decode_errors += 1;
+            return;
+        };
+        let Some(payload) = raw.get(start..start.saturating_add(b.payload_len as usize)) else {
+            self.decode_errors += 1;
+            return;
+        };
+        let Some(&i) = self.egress.policy_of.get(&h.agent_id) else {
+            return; // the agent's sessions are not restricted
+        };
+        let Some(policy) = self.agents.cfg.egress.get(i) else {
+            return;
+        };
+        let resolver = if b.family == 2 {
+            let mut a = [0u8; 16];
+            a[10] = 0xff;
+            a[11] = 0xff;
+            a[12..].copy_from_slice(&b.daddr[..4]);
+            a
+        } else {
+            b.daddr
+        };
+        if !policy.allows_net(resolver, 53) {
+            self.egress.dns_refused += 1;
+            return;
+        }
+        let answer = match crate::dnsanswer::parse(payload) {
+            Ok(a) => a,
+            Err(e) => {
+                self.egress.dns_refused += 1;
+                tracing::debug!(error = %e, pid = h.tgid, "dns answer not used");
+                return;
+            }
+        };
+        let ports: Vec<u16> = policy
+            .allow
+            .iter()
+            .filter_map(|a| match a {
+                Allow::Host { name, port } if *name == answer.name => Some(*port),
+                _ => None,
+            })
+            .collect();
+        if ports.is_empty() {
+            return;
+        }
+        for (ip, ttl) in answer.addrs.iter().take(32) {
+            let addr = match ip {
+                std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                std::net::IpAddr::V6(v6) => v6.octets(),
+            };
+            let ttl = Duration::from_secs(u64::from(*ttl)).clamp(DNS_TTL_MIN, DNS_TTL_MAX);
+            let expires = h.ktime_ns.saturating_add(ttl.as_nanos() as u64);
+            for port in &ports {
+                let key = DnsAllowKey {
+                    session_id: h.session_id,
+                    addr,
+                    port: *port,
+                    _pad: [0; 6],
+                };
+                match self.sensor.egress.allow_answer(key, expires) {
+                    Ok(()) => self.egress.dns_allowed += 1,
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "dns answer not allowed")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Shortest time an address from a session's DNS answer stays allowed (a TTL of 0 would expire
+/// before the connect that follows the lookup).
+pub const DNS_TTL_MIN: Duration = Duration::from_secs(60);
+/// Longest time an address from a session's DNS answer stays allowed, whatever its TTL.
+pub const DNS_TTL_MAX: Duration = Duration::from_secs(3600);
+
+impl SourceLoop {
+    /// The egress part of `status` (`None` when the programs are not attached).
+    pub(super) fn egress_status(&self) -> Option<agent_api::EgressStatus> {
+        let root = self.sensor.egress.attached.as_ref()?;
+        let k = self.sensor.egress.stats();
+        let cfg = &self.agents.cfg;
+        let policies = cfg
+            .egress
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (denied, dry_run) = self
+                    .egress
+                    .per_policy
+                    .get(&(i as u32 + 1))
+                    .copied()
+                    .unwrap_or_default();
+                let dry = p.dry_run.unwrap_or(cfg.response.default_dry_run);
+                agent_api::EgressPolicyStatus {
+                    name: p.name.clone(),
+                    mode: if dry { "dry_run" } else { "enforce" }.into(),
+                    agents: p.agents.clone(),
+                    denied,
+                    dry_run,
+                }
+            })
+            .collect();
+        Some(agent_api::EgressStatus {
+            hooks: crate::sockaddr::PROGRAMS
+                .iter()
+                .map(|(_, h)| format!("{h} ({})", root.display()))
+                .collect(),
+            denied: k.denied,
+            dry_run: k.dry_run,
+            lost: k.lost,
+            suppressed: self.egress.suppressed,
+            dns_allowed: self.egress.dns_allowed,
+            dns_refused: self.egress.dns_refused,
+            policies,
+        })
     }
 }
