@@ -306,6 +306,12 @@ pub const EXE_MEMFD: u32 = 1;
 pub const EXE_DELETED: u32 = 2;
 /// The executable's directory is writable by everyone (`/tmp`, `/dev/shm`, ...).
 pub const EXE_WRITABLE_DIR: u32 = 4;
+/// At exec, descriptor 0 (stdin) is an IPv4/IPv6 socket: a program wired to the network (a
+/// reverse or bind shell), not a terminal, pipe or file. Unix sockets do not count (libuv gives
+/// every Node child its stdio on socketpairs).
+pub const EXE_STDIN_INET: u32 = 8;
+/// At exec, descriptor 1 (stdout) is an IPv4/IPv6 socket.
+pub const EXE_STDOUT_INET: u32 = 16;
 
 /// Body of [`RecordKind::Exit`].
 #[repr(C)]

@@ -13,7 +13,8 @@ use crate::{
     maps::{VARS, off},
 };
 use agent_common::{
-    EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, MAX_NAME, MAX_PATH_DEPTH, SCRATCH_SIZE,
+    EXE_DELETED, EXE_MEMFD, EXE_STDIN_INET, EXE_STDOUT_INET, EXE_WRITABLE_DIR, MAX_NAME,
+    MAX_PATH_DEPTH, SCRATCH_SIZE,
 };
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel, generated,
@@ -471,6 +472,34 @@ pub(crate) fn exe_markers(file: *const u8) -> u32 {
         if pmode & 0o002 != 0 {
             m |= EXE_WRITABLE_DIR;
         }
+    }
+    m
+}
+
+/// Whether `file` is an IPv4 or IPv6 socket.
+#[inline(always)]
+fn is_inet_socket(file: *const u8) -> bool {
+    let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
+    let mode: u16 = rd(inode, off!(inode_mode)).unwrap_or(0);
+    if mode & 0o170000 != 0o140000 {
+        return false;
+    }
+    let sock = rdp(file, off!(file_private_data)).unwrap_or(core::ptr::null());
+    let sk = rdp(sock, off!(socket_sk)).unwrap_or(core::ptr::null());
+    let family: u16 = rd(sk, off!(sk_family)).unwrap_or(0);
+    family == 2 || family == 10
+}
+
+/// `EXE_STDIN_INET` / `EXE_STDOUT_INET`: descriptors 0 and 1 of the current task that are
+/// network sockets (read at exec, after the dup2 that wires a reverse shell).
+#[inline(always)]
+pub(crate) fn stdio_markers() -> u32 {
+    let mut m = 0;
+    if file_of_fd(0).is_ok_and(is_inet_socket) {
+        m |= EXE_STDIN_INET;
+    }
+    if file_of_fd(1).is_ok_and(is_inet_socket) {
+        m |= EXE_STDOUT_INET;
     }
     m
 }

@@ -97,7 +97,7 @@ fields! {
     ProcessArgsLen => "process.args_len", Int, [ProcessExec], "argv bytes in the process before truncation";
     ProcessCwd => "process.cwd", Str, [], "working directory at exec";
     ProcessFilename => "process.filename", Str, [ProcessExec], "path passed to exec";
-    ProcessExecMarkers => "process.exec_markers", StrList, [ProcessExec], "`memfd`, `deleted`, `writable_dir`, `ld_loader`: how the executable was found";
+    ProcessExecMarkers => "process.exec_markers", StrList, [ProcessExec], "`memfd`, `deleted`, `writable_dir`, `ld_loader`: how the executable was found; `stdin_inet`, `stdout_inet`: descriptor 0 or 1 was an IPv4/IPv6 socket at exec";
     ProcessArgsRedacted => "process.args_redacted", Bool, [], "argv values that looked like secrets were masked";
     ParentPid => "parent.pid", Int, [], "parent process id";
     ParentStart => "parent.start", Time, [], "parent start time";

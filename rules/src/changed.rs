@@ -2,9 +2,9 @@
 //!
 //! Every event that makes the file at a path different from what was there before — an open for
 //! writing (or with `O_CREAT`/`O_TRUNC`), a rename or hard link onto the path, a symlink created
-//! there, mkdir, chmod, chown, truncate, write — records the path in a per-session set, after the
-//! event's own rules ran (so an event never sees its own change). Any rule can then ask "did this
-//! session create or change the file at `process.exe`?" (run what it wrote), "... at
+//! there, mkdir, chmod, chown, truncate, utime, write — records the path in a per-session set,
+//! after the event's own rules ran (so an event never sees its own change). Any rule can then ask
+//! "did this session create or change the file at `process.exe`?" (run what it wrote), "... at
 //! `file.path`?" (read what it renamed into place). Paths are the canonical ones the sensor
 //! reports, stored as 64-bit hashes. A set holds at most [`MAX_CHANGED_PATHS`] paths in two
 //! generations (a cheap LRU: when the young one is full the old one is dropped), so memory per
@@ -83,6 +83,7 @@ pub(crate) fn changed_path(ev: &Event) -> Option<&[u8]> {
         | Kind::FileChmod
         | Kind::FileChown
         | Kind::FileTruncate
+        | Kind::FileUtime
         | Kind::FileWrite => Some(&f.path.0[..]),
         _ => None,
     }

@@ -1507,3 +1507,44 @@ fn the_new_workloads_outside_a_session_produce_no_events() {
     let raw = std::fs::read_to_string(&d.events_path).unwrap();
     assert!(!raw.contains(s(&dir)), "outside paths leaked");
 }
+
+#[test]
+fn exec_with_stdio_on_a_tcp_socket_is_marked_and_a_socketpair_or_pipe_is_not() {
+    require_sensor!();
+    let d = Daemon::start().unwrap();
+    // One shell with fd 0/1 on a loopback TCP connection, one on a Unix socketpair (as Node
+    // wires its children), one on a pipe.
+    let py = r#"
+import os, socket
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
+c = socket.create_connection(l.getsockname()); a, _ = l.accept()
+u, _v = socket.socketpair()
+def run(sock, tag):
+    pid = os.fork()
+    if pid == 0:
+        if sock is not None:
+            os.dup2(sock.fileno(), 0); os.dup2(sock.fileno(), 1)
+        os.execv("/bin/sh", ["sh", "-c", "true", tag])
+    os.waitpid(pid, 0)
+run(c, "aw-inet"); run(u, "aw-unix"); run(None, "aw-pipe")
+"#;
+    let sid = run_ok(
+        &d,
+        "t-stdio",
+        &format!("python3 -c '{py}' < /dev/null | cat"),
+    );
+    let evs = ended(&d, &sid);
+    let execs = of(&evs, &sid, Kind::ProcessExec);
+    let markers = |tag: &str| -> Vec<String> {
+        execs
+            .iter()
+            .find(|e| args_of(e).iter().any(|a| a == tag))
+            .unwrap_or_else(|| panic!("no exec tagged {tag}: {execs:?}"))
+            .process
+            .exec_markers
+            .clone()
+    };
+    assert_eq!(markers("aw-inet"), ["stdin_inet", "stdout_inet"]);
+    assert!(markers("aw-unix").is_empty(), "{:?}", markers("aw-unix"));
+    assert!(markers("aw-pipe").is_empty(), "{:?}", markers("aw-pipe"));
+}

@@ -6,7 +6,10 @@
 
 use crate::{
     maps::{ERRORS, SEL_CGROUP, SEL_COMM, SEL_EXE, SEL_UID, SESSIONS, config, off, session_of},
-    read::{POS_LIMIT, POS_MASK, current_task, exe_markers, rd, rdp, write_kstr, write_path},
+    read::{
+        POS_LIMIT, POS_MASK, current_task, exe_markers, rd, rdp, stdio_markers, write_kstr,
+        write_path,
+    },
     record::{bump, header_current, put, scratch, submit},
 };
 use agent_common::{
@@ -185,7 +188,7 @@ fn on_exec(bprm: *const u8) -> Result<(), i32> {
     let exe_ino: u64 = rd(inode, off!(inode_ino)).unwrap_or(0);
     let sb = rdp(inode, off!(inode_sb)).unwrap_or(core::ptr::null());
     let exe_dev: u32 = rd(sb, off!(sb_dev)).unwrap_or(0);
-    let markers = exe_markers(file);
+    let markers = exe_markers(file) | stdio_markers();
 
     // Working directory.
     let cwd_start = pos;

@@ -1,7 +1,10 @@
 //! Process events: the fields of `process.exec` and `process.exit` (`process.fork` adds nothing
 //! past the common process fields), and the exe markers shared with file events.
 
-use agent_common::{EXE_DELETED, EXE_MEMFD, EXE_WRITABLE_DIR, ExecRecord, ExitRecord};
+use agent_common::{
+    EXE_DELETED, EXE_MEMFD, EXE_STDIN_INET, EXE_STDOUT_INET, EXE_WRITABLE_DIR, ExecRecord,
+    ExitRecord,
+};
 use agent_model::decode::{Header, KPath};
 use agent_model::{BStr, Event, Exit};
 
@@ -61,6 +64,12 @@ pub fn markers(m: u32) -> Vec<String> {
     }
     if m & EXE_WRITABLE_DIR != 0 {
         v.push("writable_dir".into());
+    }
+    if m & EXE_STDIN_INET != 0 {
+        v.push("stdin_inet".into());
+    }
+    if m & EXE_STDOUT_INET != 0 {
+        v.push("stdout_inet".into());
     }
     v
 }
