@@ -826,22 +826,6 @@ mod pod_egress {
     unsafe impl aya::Pod for super::EgressKey {}
 }
 
-#[cfg(test)]
-mod tests {
-    extern crate std;
-    use super::*;
-
-    #[test]
-    fn kind_ids_round_trip_and_unknown_ids_fail() {
-        for k in RecordKind::ALL {
-            assert_eq!(RecordKind::try_from(k as u32), Ok(k));
-        }
-        assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
-        assert_eq!(RecordKind::try_from(4), Err(UnknownKind(4)));
-        assert_eq!(RecordKind::try_from(24), Err(UnknownKind(24)));
-    }
-}
-
 /// The daemon's liveness and the fail-closed setting, an array of `u64` read by `sys_exit`
 /// (see [`GUARD_HEARTBEAT`] and the following slots). Pinned with the other maps, so it outlives
 /// a daemon killed with SIGKILL.
@@ -898,4 +882,20 @@ const _: () = assert!(core::mem::size_of::<DnsAllowKey>() == 32);
 mod pod_dns {
     // SAFETY: repr(C), integers and byte arrays only, no padding (asserted above).
     unsafe impl aya::Pod for super::DnsAllowKey {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn kind_ids_round_trip_and_unknown_ids_fail() {
+        for k in RecordKind::ALL {
+            assert_eq!(RecordKind::try_from(k as u32), Ok(k));
+        }
+        assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
+        assert_eq!(RecordKind::try_from(4), Err(UnknownKind(4)));
+        assert_eq!(RecordKind::try_from(24), Err(UnknownKind(24)));
+    }
 }
