@@ -19,6 +19,7 @@ mod config;
 mod console;
 mod cursor;
 mod search;
+mod session;
 mod ship;
 
 pub use alert::{DroppedWatch, UNSHIPPED, unshipped_alert};
@@ -28,6 +29,7 @@ pub use search::{
     FleetHit, FleetResults, HostAnswer, SearchFn, answer_bytes, fleet_search, merge,
     merge_aggregations,
 };
+pub use session::{SessionAnswer, SessionFn, fleet_session, session_answer_bytes, session_subject};
 pub use ship::{Shipper, ShipperHandle, payload};
 
 /// The one error type of the fleet crate.
