@@ -16,6 +16,7 @@ pub mod diskfull;
 pub mod egress;
 pub mod evidence;
 pub mod fleetsearch;
+pub mod fleettui;
 pub mod hookcmd;
 pub mod hooks;
 pub mod install;
