@@ -10,21 +10,26 @@
 //! shipper runs on the daemon's runtime beside everything else, and its state (backlog, lag,
 //! last acknowledgement, last error) is what `status` shows ([`agent_api::FleetOutputStatus`]).
 //! On the same connection the daemon answers fleet-wide searches (`search`), so one query
-//! reaches every host's own store.
+//! reaches every host's own store. A fleet console ([`Console`]) reads every host's alerts
+//! from the alerts stream and shares triage through a JetStream key-value bucket.
 #![forbid(unsafe_code)]
 
 mod alert;
 mod config;
+mod console;
 mod cursor;
 mod search;
+mod session;
 mod ship;
 
 pub use alert::{DroppedWatch, UNSHIPPED, unshipped_alert};
 pub use config::{NatsConfig, sanitize_token};
+pub use console::{Console, alert_from_payload, triage_bucket, triage_key};
 pub use search::{
     FleetHit, FleetResults, HostAnswer, SearchFn, answer_bytes, fleet_search, merge,
     merge_aggregations,
 };
+pub use session::{SessionAnswer, SessionFn, fleet_session, session_answer_bytes, session_subject};
 pub use ship::{Shipper, ShipperHandle, payload};
 
 /// The one error type of the fleet crate.

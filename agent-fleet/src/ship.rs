@@ -81,6 +81,7 @@ pub struct Shipper {
     cursor: Cursor,
     state: Arc<Mutex<FleetOutputStatus>>,
     search: Option<crate::SearchFn>,
+    sessions: Option<crate::SessionFn>,
 }
 
 impl Shipper {
@@ -110,7 +111,13 @@ impl Shipper {
             cursor,
             state: Arc::new(Mutex::new(state)),
             search: None,
+            sessions: None,
         })
+    }
+
+    /// Answer fleet session look-ups (`session --fleet`) on this output's connection with `f`.
+    pub fn answer_sessions(&mut self, f: crate::SessionFn) {
+        self.sessions = Some(f);
     }
 
     /// Answer fleet searches on this output's connection with `f` (the API's `search`).
@@ -205,6 +212,14 @@ impl Shipper {
         };
         lock(&self.state).connected = true;
         tracing::info!(output = %self.cfg.name, servers = %self.cfg.servers.join(","), "fleet output connected");
+        if let Some(f) = self.sessions.clone() {
+            tokio::spawn(crate::session::serve(
+                client.clone(),
+                self.cfg.clone(),
+                self.host.clone(),
+                f,
+            ));
+        }
         if let Some(f) = self.search.clone() {
             tokio::spawn(crate::search::serve(
                 client.clone(),

@@ -220,7 +220,7 @@ fn print_sessions(out: &mut dyn std::io::Write, sessions: &[SessionSummary]) -> 
     Ok(())
 }
 
-fn print_session(out: &mut dyn std::io::Write, d: &SessionDetail) -> Result<()> {
+pub(crate) fn print_session(out: &mut dyn std::io::Write, d: &SessionDetail) -> Result<()> {
     writeln!(out, "session {}", escape(&d.id))?;
     writeln!(out, "\nprocess tree")?;
     fn walk(

@@ -172,6 +172,13 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             // Fleet-wide search: the same read path as the API's `search` request.
             let mut shipper = shipper;
             if let Some(r) = &reader {
+                // `session --fleet`: answered only by the host that has the session.
+                let r2 = r.clone();
+                shipper.answer_sessions(Arc::new(move |id| match r2.session(id) {
+                    Ok(Some(d)) => Some(agent_api::Reply::Ok(d)),
+                    Ok(None) => None,
+                    Err(e) => Some(agent_api::Reply::err(e.to_string())),
+                }));
                 let r = r.clone();
                 shipper.answer_searches(Arc::new(move |req| match crate::query::answer(&r, req) {
                     agent_api::Reply::Ok(crate::query::ReadAnswer::Search(s)) => {

@@ -105,6 +105,70 @@ pub fn search(args: FleetArgs, req: Request, as_json: bool) -> Result<ExitCode> 
     })
 }
 
+/// `session --fleet ID`: the session from whichever host has it.
+pub fn session(args: FleetArgs, id: &str, as_json: bool) -> Result<ExitCode> {
+    let timeout = parse_timeout(&args.timeout).map_err(|e| BadInput(anyhow!(e)))?;
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(BadInput(anyhow!(
+            "session id `{}` must be 16 hex digits with `--fleet`",
+            escape(id)
+        ))
+        .into());
+    }
+    let cfg = client_config(&args)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = rt
+        .block_on(agent_fleet::fleet_session(
+            &cfg,
+            &id.to_ascii_lowercase(),
+            timeout,
+        ))
+        .context("fleet session look-up failed")?;
+    let Some(a) = answer else {
+        return Err(anyhow!(
+            "no host of the fleet answered for session `{id}` within {}",
+            args.timeout
+        ));
+    };
+    let d = a.reply.into_result().map_err(|e| {
+        anyhow!(
+            "host `{}` has session `{id}` but cannot send it: {}",
+            escape(&a.host),
+            escape(&e.to_string())
+        )
+    })?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        json_line(
+            &mut out,
+            &serde_json::json!({"host": a.host, "ok": true, "session": d}),
+        )?;
+    } else {
+        writeln!(out, "host        {}", escape(&a.host))?;
+        crate::cli::print_session(&mut out, &d)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The client configuration of `args` (servers, credentials, prefix), checked.
+pub fn client_config(args: &FleetArgs) -> Result<NatsConfig> {
+    let servers: Vec<String> = args
+        .servers
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    Ok(NatsConfig::client(
+        servers,
+        args.token.clone(),
+        args.credentials.clone(),
+        &args.prefix,
+    )
+    .map_err(|e| BadInput(anyhow!("`--fleet`: {e}")))?)
+}
+
 fn print(r: &FleetResults, as_json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let summary = FleetSummary {

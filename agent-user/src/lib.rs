@@ -17,6 +17,7 @@ pub mod dnsanswer;
 pub mod egress;
 pub mod evidence;
 pub mod fleetsearch;
+pub mod fleettui;
 pub mod hookcmd;
 pub mod hooks;
 pub mod install;

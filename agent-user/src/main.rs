@@ -211,6 +211,19 @@ enum Cmd {
         conn: Conn,
         #[arg(long)]
         json: bool,
+        /// Find the session on whichever host of the fleet recorded it: NATS server URL(s),
+        /// comma-separated (token from `AGENTWATCH_FLEET_TOKEN`). Needs the full 16-digit id.
+        #[arg(long, value_name = "nats://HOST:PORT")]
+        fleet: Option<String>,
+        /// How long to wait for the host that has it.
+        #[arg(long, default_value = "3s", requires = "fleet")]
+        fleet_timeout: String,
+        /// The daemons' `subject_prefix`.
+        #[arg(long, default_value = "agentwatch", requires = "fleet")]
+        fleet_prefix: String,
+        /// A NATS `.creds` file (user JWT and NKey seed).
+        #[arg(long, requires = "fleet")]
+        fleet_credentials: Option<PathBuf>,
     },
     /// Export stored events and alerts as JSON lines or OCSF.
     Export {
@@ -236,6 +249,20 @@ enum Cmd {
     Tui {
         #[command(flatten)]
         conn: Conn,
+        /// The whole fleet instead of one daemon: NATS server URL(s), comma-separated (token
+        /// from `AGENTWATCH_FLEET_TOKEN`). Alerts of every host with a host column, triage
+        /// shared by every fleet console, search on every host.
+        #[arg(long, value_name = "nats://HOST:PORT")]
+        fleet: Option<String>,
+        /// How long a fleet search gathers the hosts' answers.
+        #[arg(long, default_value = "2s", requires = "fleet")]
+        fleet_timeout: String,
+        /// The daemons' `subject_prefix`.
+        #[arg(long, default_value = "agentwatch", requires = "fleet")]
+        fleet_prefix: String,
+        /// A NATS `.creds` file (user JWT and NKey seed).
+        #[arg(long, requires = "fleet")]
+        fleet_credentials: Option<PathBuf>,
     },
     /// Acknowledge an alert (persisted by the daemon, seen by every client).
     Ack {
@@ -538,7 +565,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             yes,
             conn,
             json,
+            fleet,
+            fleet_timeout,
+            fleet_prefix,
+            fleet_credentials,
         } => match args.as_slice() {
+            [id] if fleet.is_some() => agent_user::fleetsearch::session(
+                agent_user::fleetsearch::FleetArgs {
+                    servers: fleet.unwrap_or_default(),
+                    timeout: fleet_timeout,
+                    hosts: Vec::new(),
+                    prefix: fleet_prefix,
+                    credentials: fleet_credentials,
+                    token: std::env::var("AGENTWATCH_FLEET_TOKEN").ok(),
+                },
+                id,
+                json,
+            ),
+            [_, _] if fleet.is_some() => Err(agent_user::BadInput(anyhow::anyhow!(
+                "`--fleet` reads a session; act on it on the host that runs it"
+            ))
+            .into()),
             [id] => cli::read(
                 &conn.socket(),
                 &conn.data_dir,
@@ -571,7 +618,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             until,
             limit,
         ),
-        Cmd::Tui { conn } => cli::tui(&conn.socket(), &conn.data_dir),
+        Cmd::Tui {
+            conn,
+            fleet,
+            fleet_timeout,
+            fleet_prefix,
+            fleet_credentials,
+        } => match fleet {
+            Some(servers) => agent_user::fleettui::run(agent_user::fleetsearch::FleetArgs {
+                servers,
+                timeout: fleet_timeout,
+                hosts: Vec::new(),
+                prefix: fleet_prefix,
+                credentials: fleet_credentials,
+                token: std::env::var("AGENTWATCH_FLEET_TOKEN").ok(),
+            }),
+            None => cli::tui(&conn.socket(), &conn.data_dir),
+        },
         Cmd::Ack {
             alert_id,
             note,

@@ -53,6 +53,9 @@ pub struct Options {
     pub tick: Duration,
     /// Force colours off (on top of `NO_COLOR`).
     pub no_color: bool,
+    /// A fleet console: alerts show their host, and are fetched every second (triage made on
+    /// other consoles shows within about a second).
+    pub fleet: bool,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
         Options {
             tick: Duration::from_millis(250),
             no_color: false,
+            fleet: false,
         }
     }
 }
@@ -105,6 +109,7 @@ fn event_loop<B: ratatui::backend::Backend>(
 ) -> anyhow::Result<()> {
     let worker = backend::Worker::start(factory);
     let mut app = state::App::new(Timestamp::now());
+    app.fleet = opts.fleet;
     let mut next_tick = Instant::now() + opts.tick;
     let mut dirty = true;
     let mut dropped = 0u64;

@@ -187,6 +187,8 @@ pub struct App {
     /// When to fetch the alert list again after the live stream connected.
     refetch_alerts_at: Option<u64>,
     status_pending: bool,
+    /// A fleet console (`tui --fleet`): a host column, and alerts fetched every second.
+    pub fleet: bool,
 }
 
 impl App {
@@ -214,6 +216,7 @@ impl App {
             ticks: 0,
             refetch_alerts_at: None,
             status_pending: false,
+            fleet: false,
         };
         app.resync();
         app
@@ -253,6 +256,11 @@ impl App {
         self.ticks += 1;
         if self.refetch_alerts_at.is_some_and(|t| self.ticks >= t) {
             self.refetch_alerts_at = None;
+            self.fetch_alerts();
+        }
+        // A fleet console reads alerts and shared triage from its backend's cache: cheap, so
+        // every second, and triage made on other consoles shows within about a second.
+        if self.fleet && self.ticks.is_multiple_of(4) {
             self.fetch_alerts();
         }
         if self.ticks.is_multiple_of(4) && !self.status_pending {

@@ -39,16 +39,24 @@ pub(super) fn draw(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
     // time 8, sev 4, count 5, state 5, agent, rule, summary.
     let agent_w = if w >= 120 { 14 } else { 10 };
     let rule_w = if w >= 120 { 28 } else { 16 };
-    let fixed = 8 + 1 + 4 + 1 + 5 + 1 + 5 + 1 + agent_w + 1 + rule_w + 1;
+    // A fleet console shows the host each alert came from.
+    let host_w = if app.fleet { 14 } else { 0 };
+    let fixed = 8 + 1 + 4 + 1 + 5 + 1 + 5 + 1 + host_w + agent_w + 1 + rule_w + 1;
+    let host_head = if app.fleet {
+        format!("{} ", pad("HOST", host_w - 1))
+    } else {
+        String::new()
+    };
     let sum_w = w.saturating_sub(fixed);
     f.render_widget(
         header(
             format!(
-                "{} {} {} {} {} {} {}",
+                "{} {} {} {} {}{} {} {}",
                 pad("TIME", 8),
                 pad("SEV", 4),
                 pad("COUNT", 5),
                 pad("STATE", 5),
+                host_head,
                 pad("AGENT", agent_w),
                 pad("RULE", rule_w),
                 "SUMMARY"
@@ -98,9 +106,14 @@ pub(super) fn draw(f: &mut Frame, r: Rect, app: &App, theme: Theme) -> usize {
                     Span::raw(format!("{} ", hms(al.last_time))),
                     Span::styled(sev_tag(al.severity), theme.sev(al.severity)),
                     Span::raw(format!(
-                        " {} {} {} {} {}",
+                        " {} {} {}{} {} {}",
                         pad(&count, 5),
                         pad(state, 5),
+                        if app.fleet {
+                            format!("{} ", pad(&crate::text::safe(&al.host), host_w - 1))
+                        } else {
+                            String::new()
+                        },
                         pad(&row.agent, agent_w),
                         pad(&row.rule, rule_w),
                         pad(&summary, sum_w)
