@@ -22,6 +22,7 @@ pub mod install;
 pub mod integrity;
 pub mod iopair;
 pub mod loader;
+pub mod lowspace;
 pub mod outfile;
 pub mod pipeline;
 pub mod protect;
