@@ -79,6 +79,8 @@ pub enum StoreError {
     SpoolFormat { path: PathBuf, magic: String },
     #[error("spool buffer is full (`{0}` bytes unwritten); the disk may be full")]
     Backlog(usize),
+    #[error("free space is below the reserve kept for alerts and monitor events: event refused")]
+    Reserve,
     #[error("the indexer thread stopped: {0}")]
     Indexer(String),
     #[error("the spool does not take writes (`{buffered}` bytes buffered in memory): {cause}")]
@@ -150,6 +152,8 @@ pub struct StoreHealth {
     pub outage_dropped: u64,
     /// The indexer's last error while it is retrying (cleared by its next commit).
     pub index_error: Option<String>,
+    /// Events refused because free space was below the reserve (`Store::set_reserve_only`).
+    pub reserve_dropped: u64,
 }
 
 /// What [`Store::open`] found and repaired. The daemon turns a non-clean report into an alert.

@@ -77,6 +77,9 @@ struct Inner {
     sync_req: Mutex<bool>,
     sync_cv: Condvar,
     shutdown: AtomicBool,
+    /// Free space is below the daemon's reserve: only alerts, triage and monitor events are
+    /// written (`Store::set_reserve_only`).
+    reserve_only: AtomicBool,
     indexer_error: Mutex<Option<String>>,
     /// Disk-full state and drop counts (the indexer error is kept in `indexer_error`).
     health: Mutex<StoreHealth>,
@@ -439,6 +442,7 @@ impl Store {
             sync_req: Mutex::new(false),
             sync_cv: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            reserve_only: AtomicBool::new(false),
             indexer_error: Mutex::new(None),
             health: Mutex::new(StoreHealth::default()),
             mark,
@@ -506,6 +510,12 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let inner = &*self.inner;
         let mut w = lock(&inner.writer);
+        if !reserved && w.retry_after.is_none() && inner.reserve_only.load(Ordering::Relaxed) {
+            // The disk's last space is kept for alerts and monitor events: refused, counted.
+            // (In an outage the backlog below decides, as without a reserve.)
+            lock(&inner.health).reserve_dropped += 1;
+            return Err(StoreError::Reserve);
+        }
         if w.retry_after.is_some() {
             // The disk does not take writes: keep records in memory up to the backlog (alerts,
             // triage and monitor events up to the larger reserve), then refuse and count them.
@@ -601,6 +611,12 @@ impl Store {
     /// Write and fsync everything appended so far. Returns the durable seq.
     pub fn sync(&self) -> Result<u64, StoreError> {
         do_sync(&self.inner)
+    }
+
+    /// Keep the disk's remaining space for alerts, triage and monitor events (`true`), refusing
+    /// other events (counted in [`StoreHealth::reserve_dropped`]), or write everything again.
+    pub fn set_reserve_only(&self, on: bool) {
+        self.inner.reserve_only.store(on, Ordering::Relaxed);
     }
 
     /// Last fsynced (acknowledged) sequence.

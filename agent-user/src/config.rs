@@ -148,6 +148,10 @@ struct RawStore {
     /// Memory for events while the disk does not take writes (bytes, or `64M`); past it events
     /// are dropped and counted.
     backlog: Option<Spanned<ByteSize>>,
+    /// Free space of the data dir below which `monitor.low_space` is raised (bytes, `512M`,
+    /// a percentage of the filesystem such as `"5%"`, or `"off"`); below half of it only
+    /// alerts and monitor events are stored.
+    low_space: Option<Spanned<ByteSize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,6 +250,8 @@ pub struct Config {
     pub retention_bytes: Option<u64>,
     /// `[store] backlog`: memory for events while the disk is full (`None`: the store's default).
     pub store_backlog: Option<u64>,
+    /// `[store] low_space` (`None`: off).
+    pub low_space: Option<crate::lowspace::Threshold>,
     /// `[[output]] type = "nats"`: fleet outputs, validated.
     pub nats_outputs: Vec<agent_fleet::NatsConfig>,
     /// `[protect] fail_closed`: `agent_common::FAIL_CLOSED_*` (off, freeze, kill).
@@ -638,6 +644,35 @@ impl Config {
                 }
             },
         };
+        let low_space = match &raw.store.low_space {
+            None => Some(crate::lowspace::DEFAULT),
+            Some(v) => {
+                let bad = || {
+                    err(
+                        v.span().start,
+                        "`low_space` must be `off`, a number of bytes or `512M` (at least 1M), or a percentage from `1%` to `50%`".to_owned(),
+                    )
+                };
+                match v.get_ref() {
+                    ByteSize::Text(t) if t.trim() == "off" => None,
+                    ByteSize::Text(t) if t.trim().ends_with('%') => {
+                        match t.trim().trim_end_matches('%').parse::<u8>() {
+                            Ok(p) if (1..=50).contains(&p) => {
+                                Some(crate::lowspace::Threshold::Percent(p))
+                            }
+                            _ => return Err(bad()),
+                        }
+                    }
+                    b => match match b {
+                        ByteSize::Int(n) => Some(*n),
+                        ByteSize::Text(t) => parse_bytes(t),
+                    } {
+                        Some(n) if n >= 1 << 20 => Some(crate::lowspace::Threshold::Bytes(n)),
+                        _ => return Err(bad()),
+                    },
+                }
+            }
+        };
         let fail_closed = match &raw.protect.fail_closed {
             None => agent_common::FAIL_CLOSED_OFF,
             Some(v) => match v.get_ref().as_str() {
@@ -740,6 +775,7 @@ impl Config {
             retention_age,
             retention_bytes,
             store_backlog,
+            low_space,
             nats_outputs,
             fail_closed,
             fail_closed_after_secs,
@@ -778,6 +814,8 @@ mod tests {
             ("[store]\nbacklog = \"1K\"\n", "c:2:11: "),
             ("[metrics]\nlisten = \"0.0.0.0:9464\"\n", "c:2:10: "),
             ("[metrics]\nlisten = \"localhost\"\n", "c:2:10: "),
+            ("[store]\nlow_space = \"70%\"\n", "c:2:13: "),
+            ("[store]\nlow_space = 1000\n", "c:2:13: "),
         ];
         for (text, at) in cases {
             let e = Config::parse("c", text).unwrap_err().to_string();

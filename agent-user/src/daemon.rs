@@ -155,6 +155,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         reload.clone(),
         store.clone(),
     )?;
+    pipeline.set_low_space(cfg.low_space);
     // Once the store and the outputs exist: opens of them for writing by any other process
     // are reported (see `Sensor::protect_paths`).
     sensor.protect_paths(&own_paths)?;

@@ -24,6 +24,7 @@ pub mod install;
 pub mod integrity;
 pub mod iopair;
 pub mod loader;
+pub mod lowspace;
 pub mod metrics;
 pub mod outfile;
 pub mod pipeline;

@@ -13,11 +13,12 @@ use agent_common::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray},
     programs::{BtfTracePoint, links::FdLink},
 };
 
 pub mod pin;
+pub mod ring;
 
 use crate::btf;
 use crate::config::Config;
@@ -100,7 +101,8 @@ fn own_ids(ebpf: &mut aya::Ebpf) -> Result<OwnIds> {
 pub struct Sensor {
     /// Kept alive: dropping it detaches the programs.
     ebpf: Ebpf,
-    pub ring: RingBuf<MapData>,
+    /// The event ring, committed only up to what the store holds (`ring`).
+    pub ring: ring::Ring,
     pub sessions: HashMap<MapData, u32, SessionInfo>,
     pub loss: PerCpuArray<MapData, u64>,
     pub errors: PerCpuArray<MapData, u64>,
@@ -435,13 +437,15 @@ impl Sensor {
         let events_map = ebpf
             .take_map(MAP_EVENTS)
             .ok_or_else(|| anyhow!("no map `{MAP_EVENTS}`"))?;
-        let pending = match (&events_map, adopting) {
-            (aya::maps::Map::RingBuf(d), true) => pin::ring_producer_pos(d)
-                .zip(pin::ring_consumer_pos(d))
-                .map_or(0, |(p, c)| p.saturating_sub(c)),
-            _ => 0,
+        let aya::maps::Map::RingBuf(events_map) = events_map else {
+            return Err(anyhow!("map `{MAP_EVENTS}` is not a ring buffer"));
         };
-        let mut ring = RingBuf::try_from(events_map)?;
+        let mut ring = ring::Ring::new(events_map)?;
+        let pending = if adopting {
+            ring.producer_pos().saturating_sub(ring.committed())
+        } else {
+            0
+        };
         let loss: PerCpuArray<MapData, u64> = PerCpuArray::try_from(
             ebpf.take_map(MAP_LOSS)
                 .ok_or_else(|| anyhow!("no map `{MAP_LOSS}`"))?,

@@ -1,6 +1,9 @@
 //! Where enriched events go, on the sensor thread: the policy engine, the durable store, the
 //! JSON-lines files and live subscribers. Every output is buffered or bounded so a slow
 //! consumer never stalls the ring buffer; failures are counted and shown in `status`.
+//! The JSON-lines files are written from what the store made durable: a line waits until the
+//! store's group fsync covers its record, so after a `kill -9` a file never holds an event the
+//! store lost (a record the store refused, or with no store, is written at once).
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
@@ -64,7 +67,16 @@ pub struct Pipeline {
     fleet_dropped: agent_fleet::DroppedWatch,
     /// Webhook outputs' status (they ship from the store on the runtime).
     webhooks: Vec<crate::webhook::WebhookHandle>,
+    /// The store's last appended seq (what the ring's commit waits for, `source::durable`).
+    appended: u64,
+    /// The data dir's free space against `[store] low_space` (`None`: off).
+    space: Option<crate::lowspace::SpaceWatch>,
+    /// JSON lines waiting for their record to be durable: (store seq, alert?, line).
+    pending_lines: std::collections::VecDeque<(u64, bool, String)>,
 }
+
+/// JSON lines held for the store's fsync at most; past this the oldest is written at once.
+const MAX_PENDING_LINES: usize = 65536;
 
 /// An alert whose rule asks for a response action.
 #[derive(Debug, Clone)]
@@ -119,7 +131,15 @@ impl Pipeline {
             disk: crate::diskfull::DiskWatch::default(),
             fleet_dropped: agent_fleet::DroppedWatch::default(),
             webhooks: Vec::new(),
+            appended: 0,
+            space: None,
+            pending_lines: Default::default(),
         })
+    }
+
+    /// Watch the data dir's free space against `[store] low_space` (`None`: off).
+    pub fn set_low_space(&mut self, t: Option<crate::lowspace::Threshold>) {
+        self.space = t.map(crate::lowspace::SpaceWatch::new);
     }
 
     /// The fleet outputs whose status `status` shows.
@@ -150,19 +170,19 @@ impl Pipeline {
         {
             self.engine.end_session(s);
         }
-        if let Some(st) = &self.store
-            && let Err(e) = st.append_event(&ev)
-        {
-            self.store_failed(e);
-        }
-        if let Some(w) = &mut self.events_jsonl {
-            let line = ev.to_json();
-            if w.write_all(line.as_bytes())
-                .and_then(|_| w.write_all(b"\n"))
-                .is_err()
-            {
-                self.output_errors += 1;
+        let seq = match self.store.as_ref().map(|st| st.append_event(&ev)) {
+            Some(Ok(seq)) => {
+                self.appended = self.appended.max(seq);
+                Some(seq)
             }
+            Some(Err(e)) => {
+                self.store_failed(e);
+                None
+            }
+            None => None,
+        };
+        if self.events_jsonl.is_some() {
+            self.line(seq, false, ev.to_json());
         }
         // No subscriber is not an error.
         let target = (ev.process.pid != 0).then_some((ev.process.pid, ev.process.start));
@@ -228,19 +248,19 @@ impl Pipeline {
         self.alerts += 1;
         let last = self.last_hit.entry(a.rule.clone()).or_default();
         *last = (*last).max(a.last_time);
-        if let Some(st) = &self.store
-            && let Err(e) = st.append_alert(&a)
-        {
-            self.store_failed(e);
-        }
-        if let Some(w) = &mut self.alerts_jsonl {
-            let line = rules::falco_json(&a);
-            if w.write_all(line.as_bytes())
-                .and_then(|_| w.write_all(b"\n"))
-                .is_err()
-            {
-                self.output_errors += 1;
+        let seq = match self.store.as_ref().map(|st| st.append_alert(&a)) {
+            Some(Ok(seq)) => {
+                self.appended = self.appended.max(seq);
+                Some(seq)
             }
+            Some(Err(e)) => {
+                self.store_failed(e);
+                None
+            }
+            None => None,
+        };
+        if self.alerts_jsonl.is_some() {
+            self.line(seq, true, rules::falco_json(&a));
         }
         let _ = self
             .live
@@ -255,7 +275,21 @@ impl Pipeline {
         }
         if let Some(st) = &self.store {
             let h = st.health();
-            for a in self.disk.check(&h, &self.host, Timestamp::now()) {
+            let mut alerts = self.disk.check(&h, &self.host, Timestamp::now());
+            if let Some(w) = &mut self.space
+                && let Some((free, total)) = crate::lowspace::free_space(st.dir())
+            {
+                alerts.extend(w.check(
+                    st.dir(),
+                    free,
+                    total,
+                    h.reserve_dropped,
+                    &self.host,
+                    Timestamp::now(),
+                ));
+                st.set_reserve_only(w.reserve_only());
+            }
+            for a in alerts {
                 self.alert(a);
             }
         }
@@ -288,7 +322,78 @@ impl Pipeline {
         }
     }
 
+    /// A JSON line of the record the store gave `seq` (`None`: not in the store): written once
+    /// that seq is durable.
+    fn line(&mut self, seq: Option<u64>, alert: bool, line: String) {
+        match seq {
+            Some(seq) => {
+                self.pending_lines.push_back((seq, alert, line));
+                if self.pending_lines.len() > MAX_PENDING_LINES
+                    && let Some((_, alert, line)) = self.pending_lines.pop_front()
+                {
+                    self.write_line(alert, &line);
+                }
+            }
+            None => self.write_line(alert, &line),
+        }
+    }
+
+    fn write_line(&mut self, alert: bool, line: &str) {
+        let w = if alert {
+            &mut self.alerts_jsonl
+        } else {
+            &mut self.events_jsonl
+        };
+        if let Some(w) = w
+            && w.write_all(line.as_bytes())
+                .and_then(|_| w.write_all(b"\n"))
+                .is_err()
+        {
+            self.output_errors += 1;
+        }
+    }
+
+    /// The store's last appended seq (0 before the first).
+    pub fn appended_seq(&self) -> u64 {
+        self.appended
+    }
+
+    /// The store's durable seq; `None` when there is nothing to wait for (no store, or a store
+    /// that takes no writes now and counts what it refuses).
+    pub fn durable_seq(&self) -> Option<u64> {
+        let st = self.store.as_ref()?;
+        if st.health().full {
+            return None;
+        }
+        Some(st.durable_seq())
+    }
+
+    /// The store, for reading its spool tail.
+    pub fn store(&self) -> Option<&agent_store::Store> {
+        self.store.as_deref()
+    }
+
+    /// Make everything appended durable now (at stop).
+    pub fn sync(&mut self) {
+        if let Some(st) = &self.store
+            && let Err(e) = st.sync()
+        {
+            self.store_failed(e);
+        }
+    }
+
+    /// Write the JSON lines whose records are durable, then flush the files.
     pub fn flush(&mut self) {
+        let durable = self.store.as_ref().map(|st| st.durable_seq());
+        while let Some(&(seq, ..)) = self.pending_lines.front() {
+            if durable.is_some_and(|d| seq > d) {
+                break;
+            }
+            let Some((_, alert, line)) = self.pending_lines.pop_front() else {
+                break;
+            };
+            self.write_line(alert, &line);
+        }
         for w in [&mut self.events_jsonl, &mut self.alerts_jsonl]
             .into_iter()
             .flatten()

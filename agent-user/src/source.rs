@@ -7,7 +7,6 @@
 //! `POLL_MS`, which keeps wake-ups far below one per event.
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::AsRawFd as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +20,7 @@ use agent_model::{BStr, Event, Kind, Monitor, session_id_string};
 use anyhow::{Result, anyhow};
 
 mod adopt;
+mod durable;
 mod egress;
 mod inline_kill;
 mod rule_actions;
@@ -35,6 +35,8 @@ use crate::response::{Responder, Verb};
 use crate::tracker::{Action, Agents, Proc, SystemClock, Tracker};
 
 const POLL_MS: i32 = 20;
+/// The wait between drains while read records wait for the store's fsync (see `durable`).
+const ACK_POLL_MS: u64 = 5;
 
 /// Requests from the API to the sensor thread.
 pub enum Command {
@@ -141,6 +143,10 @@ pub struct SourceLoop {
     inline: inline_kill::InlineKills,
     /// Egress policy maps and the records of their misses.
     egress: egress::EgressState,
+    /// Ring positions waiting for the store's fsync, and the ids of re-read records.
+    durable: durable::Durability,
+    /// The ring position of each record in `drained`.
+    drained_pos: Vec<u64>,
 }
 
 /// How long a submitted io_uring path operation waits for its completion record.
@@ -239,7 +245,10 @@ impl SourceLoop {
             tracker.set_redactor(r);
         }
         let responder = Responder::new(cfg.response.clone());
+        let durable = durable::Durability::new(sensor.ring.map_id());
         let mut src = SourceLoop {
+            durable,
+            drained_pos: Vec::new(),
             responder,
             rate: Default::default(),
             inline: Default::default(),
@@ -758,11 +767,14 @@ impl SourceLoop {
     fn drain(&mut self) -> usize {
         let mut buf = std::mem::take(&mut self.drained);
         let mut ends = std::mem::take(&mut self.drained_ends);
+        let mut positions = std::mem::take(&mut self.drained_pos);
         buf.clear();
         ends.clear();
-        while let Some(item) = self.sensor.ring.next() {
-            buf.extend_from_slice(&item);
+        positions.clear();
+        while let Some((pos, item)) = self.sensor.ring.next() {
+            buf.extend_from_slice(item);
             ends.push(buf.len());
+            positions.push(pos);
             if ends.len() >= 4096 {
                 break;
             }
@@ -772,13 +784,32 @@ impl SourceLoop {
             c.write_batch(&buf, &ends);
         }
         let mut start = 0;
-        for &end in &ends {
-            self.handle(&buf[start..end]);
+        for (&end, &pos) in ends.iter().zip(&positions) {
+            self.handle_at(pos, &buf[start..end]);
             start = end;
         }
         self.drained = buf;
         self.drained_ends = ends;
+        self.drained_pos = positions;
+        if n > 0 {
+            self.durable
+                .batch(self.pipeline.appended_seq(), self.sensor.ring.read_pos());
+        }
         n
+    }
+
+    /// Handle the ring record at position `pos`: its events are named after it.
+    fn handle_at(&mut self, pos: u64, raw: &[u8]) {
+        let tag = self.durable.tag().to_owned();
+        self.tracker.set_record(&tag, pos);
+        self.handle(raw);
+        self.tracker.clear_record();
+    }
+
+    /// Give the kernel back the ring space of records whose events the store made durable.
+    fn commit_ring(&mut self) {
+        let durable = self.pipeline.durable_seq();
+        self.durable.commit(&mut self.sensor.ring, durable);
     }
 
     /// Periodic `net.flow` reports from the kernel's per-socket counters: an `update` for a
@@ -914,6 +945,10 @@ impl SourceLoop {
                     {
                         self.responder.end_session(sid);
                     }
+                    if self.durable.is_duplicate(&ev.id) {
+                        // Stored by the daemon that read this record before (pinned ring).
+                        continue;
+                    }
                     self.emit(ev);
                 }
                 if let Some((sid, tgid, rule)) = killed {
@@ -941,8 +976,15 @@ impl SourceLoop {
                 events: libc::POLLIN,
                 revents: 0,
             };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+            // While read records wait for the store, the ring's data counts as unread and
+            // `poll` would return at once: wait a short while instead.
+            let r = if self.sensor.ring.unacked() {
+                std::thread::sleep(Duration::from_millis(ACK_POLL_MS));
+                0
+            } else {
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, POLL_MS) }
+            };
             if r < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -1013,11 +1055,14 @@ impl SourceLoop {
                 self.sensor.refresh_cgroups(&cfg);
             }
             self.pipeline.flush();
+            self.commit_ring();
             if self.stop.load(Ordering::Relaxed) {
                 while self.drain() > 0 {}
                 self.check_losses();
                 self.report_flows();
+                self.pipeline.sync();
                 self.pipeline.flush();
+                self.commit_ring();
                 return Ok(());
             }
         }

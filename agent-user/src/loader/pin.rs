@@ -10,7 +10,6 @@
 //! downtime and the counts go into `monitor.start`. A clean stop removes the directory, which
 //! detaches everything. Kept apart from `loader` so attaching stays one list of programs.
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -178,77 +177,28 @@ pub fn map_names(object: &[u8]) -> Result<Vec<String>> {
 pub struct Adopted {
     /// Time since the previous daemon's last heartbeat, in ns.
     pub downtime_ns: u64,
-    /// Records the ring held when this daemon took it over (drained first).
-    pub backlog: Vec<Vec<u8>>,
+    /// Records the ring held when this daemon took it over (drained first), with their ring
+    /// positions.
+    pub backlog: Vec<(u64, Vec<u8>)>,
     /// Bytes the ring held then.
     pub buffered_bytes: u64,
     /// Records the kernel dropped (ring full) since the previous daemon's last tick.
     pub lost: u64,
 }
 
-/// Read the records an adopted ring held (`pending` bytes, each record taking its 8-byte
-/// header and its length rounded up to 8): what the sensor buffered while no daemon ran.
-pub fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pending: u64) -> Vec<Vec<u8>> {
+/// Read the records an adopted ring held (`pending` bytes): what the sensor buffered while no
+/// daemon ran, each with its ring position. Nothing is committed: the records stay in the ring
+/// until the store holds their events.
+pub fn drain(ring: &mut super::ring::Ring, pending: u64) -> Vec<(u64, Vec<u8>)> {
+    let end = ring.read_pos().saturating_add(pending);
     let mut backlog = Vec::new();
-    let mut read = 0u64;
-    while read < pending {
-        let Some(item) = ring.next() else { break };
-        read += (item.len() as u64 + 8).div_ceil(8) * 8;
-        backlog.push(item.to_vec());
+    while ring.read_pos() < end {
+        let Some((pos, item)) = ring.next() else {
+            break;
+        };
+        backlog.push((pos, item.to_vec()));
     }
     backlog
-}
-
-/// The producer position of a ring buffer map (its second page, read-only), in bytes.
-pub fn ring_producer_pos(ring: &aya::maps::MapData) -> Option<u64> {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-    let fd = ring.fd().as_fd().as_raw_fd();
-    // SAFETY: maps one page of the ring's producer page read-only; unmapped below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            page,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            fd,
-            page as libc::off_t,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return None;
-    }
-    // SAFETY: the page is mapped and starts with the kernel's u64 producer position.
-    let pos = unsafe { std::ptr::read_volatile(p as *const u64) };
-    // SAFETY: unmaps exactly what was mapped above.
-    unsafe { libc::munmap(p, page) };
-    Some(pos)
-}
-
-/// The consumer position of a ring buffer map (its first page), in bytes.
-pub fn ring_consumer_pos(ring: &aya::maps::MapData) -> Option<u64> {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-    let fd = ring.fd().as_fd().as_raw_fd();
-    // SAFETY: maps the consumer page read-only; unmapped below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            page,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return None;
-    }
-    // SAFETY: the page is mapped and starts with the u64 consumer position.
-    let pos = unsafe { std::ptr::read_volatile(p as *const u64) };
-    // SAFETY: unmaps exactly what was mapped above.
-    unsafe { libc::munmap(p, page) };
-    Some(pos)
 }
 
 /// `CLOCK_MONOTONIC` in ns: the clock of `bpf_ktime_get_ns`.

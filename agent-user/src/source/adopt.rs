@@ -4,7 +4,8 @@
 //! The kernel kept tracking sessions in the pinned `SESSIONS` map while no daemon ran; the
 //! user-space session table is rebuilt from it (and `/proc`), keeping each session's id, so the
 //! records buffered meanwhile, and every later one, are attributed to the same session. Then the
-//! buffered records are handled, in order. The fail-closed heartbeat is written here too.
+//! buffered records are handled, in order; the events of those the earlier daemon already
+//! stored are dropped (`durable`). The fail-closed heartbeat is written here too.
 
 use std::collections::BTreeMap;
 
@@ -96,8 +97,28 @@ impl SourceLoop {
                 self.tracker.adopt(p);
             }
         }
-        for r in &backlog {
-            self.handle(r);
+        // The earlier daemon may have stored the events of some of these records (the ring is
+        // committed only after the store's fsync): find the last one so they are not stored again.
+        if let Some((dir, durable)) = self
+            .pipeline
+            .store()
+            .map(|st| (st.dir().to_path_buf(), st.durable_seq()))
+        {
+            let lookback = backlog.len() as u64 * 4 + 10_000;
+            self.durable.load_floor(&dir, durable, lookback);
+        }
+        for (pos, r) in &backlog {
+            self.handle_at(*pos, r);
+        }
+        if !backlog.is_empty() {
+            self.durable
+                .batch(self.pipeline.appended_seq(), self.sensor.ring.read_pos());
+        }
+        if self.durable.duplicates > 0 {
+            tracing::info!(
+                events = self.durable.duplicates,
+                "events of re-read ring records were already stored"
+            );
         }
         tracing::info!(records = backlog.len(), "adopted the pinned sensor");
     }

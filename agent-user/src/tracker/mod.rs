@@ -37,6 +37,9 @@ pub struct Tracker {
     pub host: String,
     instance: String,
     seq: u64,
+    /// The ring record being handled (see [`Tracker::set_record`]): its events' id tag and the
+    /// record's position, and how many ids it has had.
+    record: Option<RecordIds>,
     clock: Box<dyn Clock>,
     /// realtime - boottime, ns.
     boot_offset: i64,
@@ -52,6 +55,13 @@ pub struct Tracker {
     own_exe: Vec<u8>,
     /// TLS plaintext decoders (`llm.request`, `llm.response`).
     pub llm: llm::LlmCapture,
+}
+
+/// Ids of the events of one ring record (see [`Tracker::set_record`]).
+struct RecordIds {
+    tag: String,
+    pos: u64,
+    n: u64,
 }
 
 /// The event kind of a record (a send to port 53 that carries a DNS question is `net.dns`).
@@ -117,6 +127,7 @@ impl Tracker {
             host,
             instance: String::new(),
             seq: 0,
+            record: None,
             boot_offset: clock.boot_offset_ns(),
             clock,
             procs: ProcTable::default(),
@@ -149,7 +160,41 @@ impl Tracker {
         &self.redactor
     }
 
+    /// Name the events of the ring record at `pos` after the record (`<tag>-<hex of pos * 256 +
+    /// n>`, `tag` naming the ring) until [`Tracker::clear_record`]: a record read again by the
+    /// next daemon from a pinned ring gets the same ids, so the ones already stored are known.
+    pub fn set_record(&mut self, tag: &str, pos: u64) {
+        let r = self.record.get_or_insert_with(|| RecordIds {
+            tag: String::new(),
+            pos,
+            n: 0,
+        });
+        if r.tag != tag {
+            r.tag = tag.to_owned();
+        }
+        r.pos = pos;
+        r.n = 0;
+    }
+
+    /// Events after this are not of a ring record: named `<instance>-<seq>`.
+    pub fn clear_record(&mut self) {
+        self.record = None;
+    }
+
     fn next_id(&mut self) -> String {
+        if let Some(r) = &mut self.record
+            && r.n < 256
+        {
+            let seq = (r.pos << 8) | r.n;
+            r.n += 1;
+            // Later events of the daemon sort after this one (see `fleet` tests' order check).
+            self.seq = self.seq.max(seq);
+            let mut id = String::with_capacity(r.tag.len() + 17);
+            id.push_str(&r.tag);
+            id.push('-');
+            agent_model::push_hex(&mut id, seq, 0);
+            return id;
+        }
         self.seq += 1;
         let mut id = String::with_capacity(self.instance.len() + 17);
         id.push_str(&self.instance);
