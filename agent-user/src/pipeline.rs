@@ -325,8 +325,10 @@ impl Pipeline {
     /// A JSON line of the record the store gave `seq` (`None`: not in the store): written once
     /// that seq is durable.
     fn line(&mut self, seq: Option<u64>, alert: bool, line: String) {
+        // During a disk outage an alert (`monitor.disk_full` first) is written at once.
+        let outage = alert && self.store.as_ref().is_some_and(|st| st.health().full);
         match seq {
-            Some(seq) => {
+            Some(seq) if !outage => {
                 self.pending_lines.push_back((seq, alert, line));
                 if self.pending_lines.len() > MAX_PENDING_LINES
                     && let Some((_, alert, line)) = self.pending_lines.pop_front()
@@ -334,7 +336,7 @@ impl Pipeline {
                     self.write_line(alert, &line);
                 }
             }
-            None => self.write_line(alert, &line),
+            _ => self.write_line(alert, &line),
         }
     }
 
@@ -382,9 +384,11 @@ impl Pipeline {
         }
     }
 
-    /// Write the JSON lines whose records are durable, then flush the files.
+    /// Write the JSON lines whose records are durable (all of them while the store takes no
+    /// writes: they are kept in memory or refused, and the files are then the only record),
+    /// then flush the files.
     pub fn flush(&mut self) {
-        let durable = self.store.as_ref().map(|st| st.durable_seq());
+        let durable = self.durable_seq();
         while let Some(&(seq, ..)) = self.pending_lines.front() {
             if durable.is_some_and(|d| seq > d) {
                 break;

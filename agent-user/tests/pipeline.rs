@@ -78,6 +78,20 @@ fn events_go_through_the_default_policy_into_the_store_and_the_files() {
         Some("/home/u/.ssh/id_rsa"),
     ));
     p.flush();
+    // JSON lines wait for the store's fsync: none is written before it.
+    if std::fs::read_to_string(&events_path)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        > 0
+    {
+        assert!(
+            store.durable_seq() > 0,
+            "a JSON line was written before its record was durable"
+        );
+    }
+    p.sync();
+    p.flush();
 
     // Live: every event, and the alert right after the event that raised it.
     let mut live_items = Vec::new();
