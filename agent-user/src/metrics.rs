@@ -21,6 +21,13 @@ use tokio::sync::Semaphore;
 
 use crate::source::Command;
 
+/// A per-output gauge: its name, its help text and how to read it from an output's status.
+type OutputGauge = (
+    &'static str,
+    &'static str,
+    fn(&agent_api::FleetOutputStatus) -> f64,
+);
+
 /// Longest request head read (request line and headers).
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Connections served at once.
@@ -386,7 +393,7 @@ pub fn render(st: &Status, rules: &RulesListing) -> String {
         .sample(&[], i.failures);
     }
     if !st.fleet.is_empty() {
-        let gauges: [(&'static str, &str, fn(&agent_api::FleetOutputStatus) -> f64); 3] = [
+        let gauges: [OutputGauge; 3] = [
             (
                 "agentwatch_output_backlog_records",
                 "Spool records durable but not yet acknowledged by the output.",

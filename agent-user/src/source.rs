@@ -771,7 +771,7 @@ impl SourceLoop {
         buf.clear();
         ends.clear();
         positions.clear();
-        while let Some((pos, item)) = self.sensor.ring.next() {
+        while let Some((pos, item)) = self.sensor.ring.next_record() {
             buf.extend_from_slice(item);
             ends.push(buf.len());
             positions.push(pos);

@@ -193,7 +193,7 @@ pub fn drain(ring: &mut super::ring::Ring, pending: u64) -> Vec<(u64, Vec<u8>)> 
     let end = ring.read_pos().saturating_add(pending);
     let mut backlog = Vec::new();
     while ring.read_pos() < end {
-        let Some((pos, item)) = ring.next() else {
+        let Some((pos, item)) = ring.next_record() else {
             break;
         };
         backlog.push((pos, item.to_vec()));

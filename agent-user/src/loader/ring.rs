@@ -132,7 +132,7 @@ impl Ring {
 
     /// The next record and its position, or `None` when none is complete. The slice stays
     /// valid until the position is committed (the kernel does not reuse uncommitted space).
-    pub fn next(&mut self) -> Option<(u64, &[u8])> {
+    pub fn next_record(&mut self) -> Option<(u64, &[u8])> {
         loop {
             if self.read >= self.producer_pos() {
                 return None;
