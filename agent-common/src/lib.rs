@@ -1,3 +1,4 @@
+// Over 800 lines: the one ABI shared by the eBPF side and user space; every record layout and map key is asserted against the other side here, and splitting it would split those checks.
 //! Records shared between the eBPF sensor and user space.
 //!
 //! Every type here is `#[repr(C)]` plain data with explicit padding so that the kernel side

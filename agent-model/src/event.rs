@@ -1,3 +1,4 @@
+// Over 800 lines: one serde type per event part with its documented JSON shape; the parts only make sense read together with `Event`.
 //! The owned event and alert types.
 //!
 //! JSON shape: nested objects whose dotted paths are the stable field names (`process.exe`,

@@ -386,8 +386,10 @@ impl Pipeline {
 
     /// Write the JSON lines whose records are durable (all of them while the store takes no
     /// writes: they are kept in memory or refused, and the files are then the only record),
-    /// then flush the files.
-    pub fn flush(&mut self) {
+    /// then flush the files. Returns the durable seq it wrote up to (`None`: everything), which
+    /// is what the ring may be committed to: a record durable after this read still has its
+    /// line in memory, and a daemon killed then must re-read it.
+    pub fn flush(&mut self) -> Option<u64> {
         let durable = self.durable_seq();
         while let Some(&(seq, ..)) = self.pending_lines.front() {
             if durable.is_some_and(|d| seq > d) {
@@ -406,6 +408,7 @@ impl Pipeline {
                 self.output_errors += 1;
             }
         }
+        durable
     }
 
     /// The pipeline's part of `status`: outputs, subscribers, the policy and the store.

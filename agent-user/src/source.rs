@@ -806,9 +806,9 @@ impl SourceLoop {
         self.tracker.clear_record();
     }
 
-    /// Give the kernel back the ring space of records whose events the store made durable.
-    fn commit_ring(&mut self) {
-        let durable = self.pipeline.durable_seq();
+    /// Give the kernel back the ring space of records whose events the store made durable and
+    /// whose JSON lines are written: `durable` is what [`Pipeline::flush`] wrote up to.
+    fn commit_ring(&mut self, durable: Option<u64>) {
         self.durable.commit(&mut self.sensor.ring, durable);
     }
 
@@ -1054,15 +1054,15 @@ impl SourceLoop {
                 let cfg = self.agents.cfg.clone();
                 self.sensor.refresh_cgroups(&cfg);
             }
-            self.pipeline.flush();
-            self.commit_ring();
+            let written = self.pipeline.flush();
+            self.commit_ring(written);
             if self.stop.load(Ordering::Relaxed) {
                 while self.drain() > 0 {}
                 self.check_losses();
                 self.report_flows();
                 self.pipeline.sync();
-                self.pipeline.flush();
-                self.commit_ring();
+                let written = self.pipeline.flush();
+                self.commit_ring(written);
                 return Ok(());
             }
         }

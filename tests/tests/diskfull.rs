@@ -77,7 +77,9 @@ fn a_full_data_dir_is_alerted_counted_and_recovered_from() {
     let base = dir.path().to_path_buf();
     let mut d = Daemon::start_in(
         dir,
-        Some("[store]\nbacklog = \"2M\"\n"),
+        // The low-space reserve (tests/tests/lowspace.rs) would refuse events before the disk
+        // is full; this test is about the disk-full path itself.
+        Some("[store]\nbacklog = \"2M\"\nlow_space = \"off\"\n"),
         &["--alerts-jsonl", alerts.to_str().unwrap()],
     )
     .unwrap();

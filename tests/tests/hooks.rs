@@ -571,7 +571,12 @@ fn a_hook_without_an_answer_fails_open_or_closed_within_its_bound() {
     let v: Value = serde_json::from_str(&closed.0).unwrap();
     assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny", "{v}");
     assert_eq!(open.0, "", "failing open prints no decision");
-    // A live daemon answers a caller in no session with a plain allow, at once.
+    // A live daemon answers a caller in no session with a plain allow, at once (once it has
+    // caught up after SIGCONT: it answers `status` again).
+    let resumed = std::time::Instant::now();
+    while s.daemon.status().is_err() && resumed.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (out, took, ok) = hook_once(&s.socket, "closed");
     assert!(ok && out.is_empty(), "{out}");
     assert!(took < Duration::from_millis(900), "{took:?}");
