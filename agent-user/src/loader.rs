@@ -125,6 +125,8 @@ pub struct Sensor {
     pub adopted: Option<pin::Adopted>,
     /// The heartbeat and fail-closed setting (`GUARD`).
     guard_map: Array<MapData, u64>,
+    /// When the daemon's loop last ticked (monotonic ns), read by the heartbeat thread.
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The egress programs' maps (`sockaddr`).
     pub egress: crate::sockaddr::EgressMaps,
     /// TLS plaintext uprobes and the files they are attached to.
@@ -427,6 +429,18 @@ impl Sensor {
             ebpf.take_map(agent_common::MAP_GUARD)
                 .ok_or_else(|| anyhow!("no map `{}`", agent_common::MAP_GUARD))?,
         )?;
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(pin::monotonic_ns()));
+        {
+            use aya::maps::IterableMap as _;
+            use std::os::fd::AsFd as _;
+            let fd = guard_map
+                .map()
+                .fd()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot duplicate the GUARD map's fd")?;
+            pin::spawn_heartbeat(fd, progress.clone())?;
+        }
         guard_map.set(
             agent_common::GUARD_DAEMON_TGID,
             u64::from(std::process::id()),
@@ -639,6 +653,7 @@ impl Sensor {
             pins,
             adopted,
             guard_map,
+            progress,
             egress,
         })
     }
@@ -799,14 +814,16 @@ impl Sensor {
         out
     }
 
-    /// The daemon's tick: the heartbeat the kernel's fail-closed check reads, and the loss total
-    /// seen (so the next daemon can tell what was lost while none ran).
+    /// The daemon's tick: the loop's progress the heartbeat thread (`pin::spawn_heartbeat`)
+    /// requires, the heartbeat itself, and the loss total seen (so the next daemon can tell what
+    /// was lost while none ran).
     pub fn heartbeat(&mut self) {
+        let now = pin::monotonic_ns();
+        self.progress
+            .store(now, std::sync::atomic::Ordering::Relaxed);
         let loss: u64 = Self::counters(&self.loss).values().sum();
         let _ = self.guard_map.set(agent_common::GUARD_LOSS_SEEN, loss, 0);
-        let _ = self
-            .guard_map
-            .set(agent_common::GUARD_HEARTBEAT, pin::monotonic_ns(), 0);
+        let _ = self.guard_map.set(agent_common::GUARD_HEARTBEAT, now, 0);
     }
 
     /// Set fail-closed (`FAIL_CLOSED_*`): what the kernel does to session processes once the

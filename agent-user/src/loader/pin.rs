@@ -289,3 +289,35 @@ mod tests {
         assert_eq!(data_dir_hash(Path::new("/nonexistent/a")).len(), 16);
     }
 }
+
+/// How long the daemon's loop may make no progress before the heartbeat stops: a hung daemon
+/// is a gone daemon for fail-closed, a loop busy with one slow fsync is not.
+pub const STALL_LIMIT_NS: u64 = 30_000_000_000;
+
+/// Write the fail-closed heartbeat (`GUARD_HEARTBEAT`) from a thread of its own every 100 ms,
+/// while the daemon's loop ticked (`progress`, monotonic ns) within `STALL_LIMIT_NS`. A loop that
+/// blocks for a few seconds on the store would otherwise look like a dead daemon to the kernel's
+/// fail-closed check and to the next daemon's downtime. The thread ends with the process.
+pub fn spawn_heartbeat(
+    guard: std::os::fd::OwnedFd,
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let map = aya::maps::MapData::from_fd(guard).context("cannot reopen the GUARD map")?;
+    let mut guard: aya::maps::Array<aya::maps::MapData, u64> =
+        aya::maps::Array::try_from(aya::maps::Map::Array(map))
+            .context("the GUARD map is not an array")?;
+    std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || {
+            loop {
+                let now = monotonic_ns();
+                if now.saturating_sub(progress.load(Ordering::Relaxed)) < STALL_LIMIT_NS {
+                    let _ = guard.set(agent_common::GUARD_HEARTBEAT, now, 0);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+        .context("cannot start the heartbeat thread")?;
+    Ok(())
+}
