@@ -1,4 +1,5 @@
-//! The daemon's local API: JSON lines over a unix socket (`<data-dir>/agentwatch.sock`, 0600).
+//! The daemon's local API: JSON lines over a unix socket (`<data-dir>/agentwatch.sock`, 0600;
+//! 0660 with `[daemon] read_group`, whose members may read but not register, triage or act).
 //!
 //! A client sends one request object per line; the daemon answers with one object per line, or a
 //! stream for `subscribe`. Requests and answers are the `agent-api` types (see `docs/api.md`);
@@ -34,6 +35,60 @@ pub struct Api {
     pub live: broadcast::Sender<Arc<LiveItem>>,
     pub store: Option<Arc<agent_store::Store>>,
     pub reader: Option<Arc<agent_store::Reader>>,
+    /// `[daemon] read_group`: its members may read, not act.
+    pub read_gid: Option<u32>,
+}
+
+/// Open the socket to `[daemon] read_group`: the socket becomes 0660 with that group, and the
+/// data dir gains group search permission (`g+x`, not `g+r`: members reach the socket by its name
+/// and cannot list or read the store).
+pub fn grant_read_group(socket: &Path, data_dir: &Path, gid: u32) -> Result<()> {
+    let mut paths = vec![(socket, None)];
+    // Only the daemon's own directory is changed, never a shared one a `--socket` points into.
+    if socket.parent() == Some(data_dir) {
+        paths.push((data_dir, Some(0o010)));
+    }
+    for (path, mode) in paths {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("cannot give `{}` to gid `{gid}`", path.display()))?;
+        let perm = match mode {
+            None => 0o660,
+            Some(bits) => std::fs::metadata(path)?.permissions().mode() & 0o7777 | bits,
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))?;
+    }
+    Ok(())
+}
+
+/// The peer's supplementary groups (`SO_PEERGROUPS`, the groups it had when it connected).
+fn peer_groups(stream: &UnixStream) -> Vec<u32> {
+    use std::os::fd::AsRawFd as _;
+    let fd = stream.as_raw_fd();
+    let mut buf = vec![0u32; 64];
+    loop {
+        let mut len = (buf.len() * 4) as libc::socklen_t;
+        // SAFETY: `buf` holds `len` writable bytes; the kernel writes at most that many and
+        // sets `len` to what it wrote (or needs, with ERANGE).
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                buf.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let need = len as usize / 4;
+        if r == 0 {
+            buf.truncate(need);
+            return buf;
+        }
+        let range = std::io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE);
+        if !range || need <= buf.len() || need > 65_536 {
+            return Vec::new();
+        }
+        buf.resize(need, 0);
+    }
 }
 
 /// Bind the socket: 0600, replacing a stale socket file but never a live daemon's.
@@ -163,10 +218,16 @@ impl Api {
 
     async fn handle(self, stream: UnixStream) -> Result<()> {
         let cred = stream.peer_cred()?;
-        // Only root and the daemon's own uid may talk to it (the socket is 0600 as well).
+        // Root and the daemon's own uid may do everything; members of `[daemon] read_group` may
+        // only read; nobody else may talk to it (the socket is 0600, or 0660 with that group).
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
-        if cred.uid() != 0 && cred.uid() != me {
+        let full = cred.uid() == 0 || cred.uid() == me;
+        let read_only = !full
+            && self
+                .read_gid
+                .is_some_and(|g| cred.gid() == g || peer_groups(&stream).contains(&g));
+        if !full && !read_only {
             bail!("peer uid `{}` refused", cred.uid());
         }
         let (r, mut w) = stream.into_split();
@@ -211,6 +272,23 @@ impl Api {
                     continue;
                 }
             };
+            if read_only
+                && matches!(
+                    req,
+                    Request::Register { .. }
+                        | Request::Hook { .. }
+                        | Request::Respond { .. }
+                        | Request::Triage { .. }
+                )
+            {
+                let e = format!(
+                    "uid `{}` may only read (`[daemon] read_group`): `{}` needs root or the daemon's uid",
+                    cred.uid(),
+                    req.op()
+                );
+                write_line(&mut w, &Reply::<Done>::err(e)).await?;
+                continue;
+            }
             match req {
                 Request::Register { agent } => {
                     let pid = cred.pid().ok_or_else(|| anyhow!("peer pid unknown"))? as u32;

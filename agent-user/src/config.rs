@@ -185,6 +185,9 @@ struct RawDaemon {
     user: Option<Spanned<String>>,
     /// Where the store's high-water mark is kept (a file outside the data dir).
     mark: Option<Spanned<PathBuf>>,
+    /// A group (name or gid) whose members may read over the API socket (status, search,
+    /// alerts, sessions, live events) but not register sessions, triage or act.
+    read_group: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,6 +242,8 @@ pub struct Config {
     pub redact_patterns: Vec<String>,
     /// `[daemon] user`: the daemon's user when it does not run as root (name or uid).
     pub daemon_user: Option<String>,
+    /// `[daemon] read_group`, resolved: members may only read over the API socket.
+    pub read_gid: Option<u32>,
     /// `[daemon] mark`: the high-water mark file (default: see `protect::default_mark_path`).
     pub mark: Option<PathBuf>,
     pub hooks: HooksConfig,
@@ -292,6 +297,22 @@ fn resolve_user(u: &str) -> Option<u32> {
     passwd.lines().find_map(|l| {
         let mut f = l.split(':');
         (f.next()? == u).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}
+
+/// A gid given as a number, or a group name from `/etc/group`.
+fn resolve_group(g: &str) -> Option<u32> {
+    if let Ok(n) = g.parse() {
+        return Some(n);
+    }
+    if g.is_empty() || g.contains([':', '\n']) {
+        return None;
+    }
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == g).then_some(())?;
         f.nth(1)?.parse().ok()
     })
 }
@@ -516,6 +537,18 @@ impl Config {
             ));
         }
         let mark = raw.daemon.mark.map(Spanned::into_inner);
+        let read_gid = match &raw.daemon.read_group {
+            None => None,
+            Some(g) => Some(resolve_group(g.get_ref()).ok_or_else(|| {
+                err(
+                    g.span().start,
+                    format!(
+                        "`read_group` = `{}` is neither a gid nor a group in `/etc/group`",
+                        g.get_ref()
+                    ),
+                )
+            })?),
+        };
         // `patterns` replaces the defaults, `extra_patterns` adds to them; each user pattern is
         // checked where it stands.
         let mut redact_patterns: Vec<String> = Vec::new();
@@ -771,6 +804,7 @@ impl Config {
             host: raw.daemon.host,
             redact_patterns,
             daemon_user: raw.daemon.user.map(Spanned::into_inner),
+            read_gid,
             mark,
             retention_age,
             retention_bytes,
@@ -936,6 +970,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("c:2:") && e.contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn read_group_is_a_gid_or_a_group_name() {
+        let c = Config::parse("c", "[daemon]\nread_group = \"4321\"\n").unwrap();
+        assert_eq!(c.read_gid, Some(4321));
+        let c = Config::parse("c", "[daemon]\nread_group = \"root\"\n").unwrap();
+        assert_eq!(c.read_gid, Some(0));
+        assert_eq!(Config::parse("c", "").unwrap().read_gid, None);
+        let e = Config::parse("c", "[daemon]\nread_group = \"no-such-group-here\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("c:2:14") && e.contains("no-such-group-here"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -266,6 +266,9 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         let _g = rt.enter();
         api::bind(&socket)?
     };
+    if let Some(gid) = cfg.read_gid {
+        api::grant_read_group(&socket, &conn.data_dir, gid)?;
+    }
     // `[metrics] listen`: a listener that cannot bind stops the start, like the API socket: an
     // operator who asked for metrics must not find them silently missing.
     let metrics_listener = match cfg.metrics_listen {
@@ -280,6 +283,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
         live,
         store: store.clone(),
         reader,
+        read_gid: cfg.read_gid,
     };
     // The hook socket is optional: without it the daemon still senses everything, and
     // `agentwatch hook` falls back to its configured failure mode.

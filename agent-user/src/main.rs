@@ -302,6 +302,18 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Print a shell completion script (e.g. `agentwatch completions bash >
+    /// /etc/bash_completion.d/agentwatch`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, or with `--dir` write one page per command
+    /// (`agentwatch.1`, `agentwatch-search.1`, ...) into that directory.
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -415,6 +427,21 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "agentwatch",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man { dir } => {
+            use clap::CommandFactory as _;
+            man_pages(Cli::command(), dir.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Daemon {
             config,
             conn,
@@ -710,4 +737,34 @@ fn hook_agents(names: &[String]) -> Result<Vec<install::HookAgent>> {
 
 fn exit(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// `agentwatch man`: the top page to stdout, or every command's page into `dir`.
+fn man_pages(cmd: clap::Command, dir: Option<&std::path::Path>) -> Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let Some(dir) = dir else {
+        let mut out = std::io::stdout().lock();
+        clap_mangen::Man::new(cmd).render(&mut out)?;
+        return Ok(out.flush()?);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut cmd = cmd;
+    cmd.build();
+    let mut stack = vec![(String::from("agentwatch"), cmd)];
+    while let Some((name, cmd)) = stack.pop() {
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "help" {
+                stack.push((format!("{name}-{}", sub.get_name()), sub.clone()));
+            }
+        }
+        let path = dir.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .title(name.clone())
+            .render(&mut buf)
+            .with_context(|| format!("cannot render the page of `{name}`"))?;
+        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }

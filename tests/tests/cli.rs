@@ -145,3 +145,126 @@ fn fields_lists_the_catalogue_and_filters_by_kind() {
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("file.opne"));
 }
+
+/// The commands `agentwatch --help` lists (the lines of its "Commands:" block).
+fn listed_commands() -> Vec<String> {
+    let o = Command::new(bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout).to_string();
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect()
+}
+
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let commands = listed_commands();
+    assert!(
+        commands.len() >= 15 && commands.iter().any(|c| c == "search"),
+        "{commands:?}"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let o = Command::new(bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let script = String::from_utf8_lossy(&o.stdout);
+        for c in &commands {
+            assert!(
+                script.contains(c.as_str()),
+                "{shell} completion lacks `{c}`"
+            );
+        }
+    }
+    let o = Command::new(bin())
+        .args(["completions", "cmd.exe"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(bin())
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut pages = vec!["agentwatch".to_string()];
+    pages.extend(commands.iter().map(|c| format!("agentwatch-{c}")));
+    pages.push("agentwatch-rules-show".into());
+    for p in &pages {
+        let page = std::fs::read_to_string(dir.path().join(format!("{p}.1")))
+            .unwrap_or_else(|e| panic!("no page {p}.1: {e}"));
+        assert!(
+            page.contains(".TH") && page.contains(".SH SYNOPSIS"),
+            "{p}.1: {page}"
+        );
+    }
+    // The daemon's page documents its options.
+    let daemon = std::fs::read_to_string(dir.path().join("agentwatch-daemon.1")).unwrap();
+    assert!(daemon.contains("config"), "{daemon}");
+}
+
+/// `agentwatch ARGS... --data-dir DIR` as uid/gid 65534 with the supplementary groups given.
+fn aw_as_nobody(d: &Daemon, groups: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid", "65534", "--regid", "65534"]);
+    match groups {
+        Some(g) => cmd.args(["--groups", g]),
+        None => cmd.arg("--clear-groups"),
+    };
+    // A copy in the test's dir: the checkout may sit under a directory only root may enter.
+    let copy = d.dir.path().join("agentwatch-bin");
+    if !copy.exists() {
+        std::fs::copy(bin(), &copy).unwrap();
+    }
+    cmd.arg(copy)
+        .arg(args[0])
+        .arg("--data-dir")
+        .arg(d.data_dir())
+        .args(&args[1..])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn read_group_members_read_but_do_not_act() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    require_sensor!();
+    let d = Daemon::start_with(Some("[daemon]\nread_group = \"64123\"\n"), &[]).unwrap();
+    // The test's temporary dir is 0700: let others traverse it, as /var/lib is.
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let sock = std::fs::metadata(d.data_dir().join("agentwatch.sock")).unwrap();
+    assert_eq!(sock.mode() & 0o777, 0o660, "socket mode");
+    assert_eq!(sock.gid(), 64123, "socket group");
+    let dir = std::fs::metadata(d.data_dir()).unwrap();
+    assert_eq!(
+        dir.mode() & 0o077,
+        0o010,
+        "data dir: group may search, not list"
+    );
+
+    // A member reads status and alerts.
+    let o = aw_as_nobody(&d, Some("64123"), &["status", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("\"pid\""), "{}", text(&o));
+    let o = aw_as_nobody(&d, Some("64123"), &["alerts", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // ... and may not triage, act or start a session.
+    let o = aw_as_nobody(&d, Some("64123"), &["ack", "some-alert"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("may only read"), "{}", text(&o));
+    let o = aw_as_nobody(&d, Some("64123"), &["session", "kill", "s-1", "--yes"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("may only read"), "{}", text(&o));
+    let o = aw_as_nobody(&d, Some("64123"), &["run", "--", "/bin/true"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    // A user outside the group is refused outright.
+    let o = aw_as_nobody(&d, None, &["status"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("\"pid\""), "{}", text(&o));
+}

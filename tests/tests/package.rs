@@ -32,6 +32,10 @@ fn deb_holds_stripped_binary_unit_config_and_rules() {
         "./etc/agentwatch/config.toml",
         "./etc/agentwatch/rules.d/credentials.toml",
         "./etc/agentwatch/rules.d/local.d/",
+        "./usr/share/man/man1/agentwatch.1.gz",
+        "./usr/share/man/man1/agentwatch-search.1.gz",
+        "./usr/share/bash-completion/completions/agentwatch",
+        "./usr/share/zsh/vendor-completions/_agentwatch",
     ] {
         assert!(
             list.lines().any(|l| l.ends_with(path)),

@@ -272,24 +272,6 @@ pub(crate) fn clear_hash(ebpf: &mut aya::Ebpf, name: &str) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hash_is_stable_and_distinct() {
-        assert_eq!(
-            data_dir_hash(Path::new("/nonexistent/a")),
-            data_dir_hash(Path::new("/nonexistent/a"))
-        );
-        assert_ne!(
-            data_dir_hash(Path::new("/nonexistent/a")),
-            data_dir_hash(Path::new("/nonexistent/b"))
-        );
-        assert_eq!(data_dir_hash(Path::new("/nonexistent/a")).len(), 16);
-    }
-}
-
 /// How long the daemon's loop may make no progress before the heartbeat stops: a hung daemon
 /// is a gone daemon for fail-closed, a loop busy with one slow fsync is not.
 pub const STALL_LIMIT_NS: u64 = 30_000_000_000;
@@ -320,4 +302,22 @@ pub fn spawn_heartbeat(
         })
         .context("cannot start the heartbeat thread")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable_and_distinct() {
+        assert_eq!(
+            data_dir_hash(Path::new("/nonexistent/a")),
+            data_dir_hash(Path::new("/nonexistent/a"))
+        );
+        assert_ne!(
+            data_dir_hash(Path::new("/nonexistent/a")),
+            data_dir_hash(Path::new("/nonexistent/b"))
+        );
+        assert_eq!(data_dir_hash(Path::new("/nonexistent/a")).len(), 16);
+    }
 }
