@@ -77,6 +77,8 @@ enum RawOutput {
     Nats(agent_fleet::NatsConfig),
     /// Alerts POSTed as JSON, shipped from the spool (`webhook`).
     Webhook(crate::webhook::WebhookConfig),
+    /// Alerts as RFC 5424 syslog messages, shipped from the spool (`syslog`).
+    Syslog(crate::syslog::SyslogConfig),
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -269,6 +271,8 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[[output]] type = "webhook"`, URLs checked (headers are read at start).
     pub webhook_outputs: Vec<crate::webhook::WebhookConfig>,
+    /// `[[output]] type = "syslog"`, addresses checked.
+    pub syslog_outputs: Vec<crate::syslog::SyslogConfig>,
 }
 
 impl Config {
@@ -735,6 +739,7 @@ impl Config {
         };
         let mut nats_outputs: Vec<agent_fleet::NatsConfig> = Vec::new();
         let mut webhook_outputs: Vec<crate::webhook::WebhookConfig> = Vec::new();
+        let mut syslog_outputs: Vec<crate::syslog::SyslogConfig> = Vec::new();
         for (i, out) in raw.output.into_iter().enumerate() {
             let at = nth_output_header(text, i);
             let n = match out {
@@ -751,6 +756,22 @@ impl Config {
                         ));
                     }
                     webhook_outputs.push(w);
+                    continue;
+                }
+                RawOutput::Syslog(o) => {
+                    o.check().map_err(|e| err(at, e))?;
+                    if webhook_outputs.iter().any(|w| w.name == o.name)
+                        || syslog_outputs.iter().any(|w| w.name == o.name)
+                    {
+                        return Err(err(
+                            at,
+                            format!(
+                                "two `[[output]]` are named `{}`; give each a `name`",
+                                o.name
+                            ),
+                        ));
+                    }
+                    syslog_outputs.push(o);
                     continue;
                 }
             };
@@ -795,6 +816,7 @@ impl Config {
             egress,
             metrics_listen,
             webhook_outputs,
+            syslog_outputs,
             hooks,
             origin: origin.to_owned(),
             response,

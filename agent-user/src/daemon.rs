@@ -201,9 +201,18 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             hooks.push(h);
             rt.spawn(w.run());
         }
+        for out in &cfg.syslog_outputs {
+            let (w, h) =
+                crate::syslog::Syslog::new(out.clone(), st.clone(), &conn.data_dir.join("store"))
+                    .map_err(|e| BadInput(anyhow!("{}: {e}", cfg.origin)))?;
+            hooks.push(h);
+            rt.spawn(w.run());
+        }
         pipeline.set_webhooks(hooks);
-    } else if !cfg.webhook_outputs.is_empty() {
-        eprintln!("agentwatch: webhook outputs ship from the store, which is off: not started");
+    } else if !cfg.webhook_outputs.is_empty() || !cfg.syslog_outputs.is_empty() {
+        eprintln!(
+            "agentwatch: webhook and syslog outputs ship from the store, which is off: not started"
+        );
     }
     // Store findings become alerts once the session-less `monitor.start` event is out: tamper
     // evidence (something missing or altered) is critical and named; the rest (damage

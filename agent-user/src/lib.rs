@@ -37,6 +37,8 @@ pub mod rulesshow;
 pub mod sdnotify;
 pub mod sockaddr;
 pub mod source;
+pub mod spoolout;
+pub mod syslog;
 pub mod tls_probes;
 pub mod tracker;
 pub mod webhook;

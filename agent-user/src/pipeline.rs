@@ -66,7 +66,7 @@ pub struct Pipeline {
     /// Each fleet output's `dropped` counter as last seen: an increase is an alert.
     fleet_dropped: agent_fleet::DroppedWatch,
     /// Webhook outputs' status (they ship from the store on the runtime).
-    webhooks: Vec<crate::webhook::WebhookHandle>,
+    webhooks: Vec<crate::spoolout::OutputHandle>,
     /// The store's last appended seq (what the ring's commit waits for, `source::durable`).
     appended: u64,
     /// The data dir's free space against `[store] low_space` (`None`: off).
@@ -147,7 +147,7 @@ impl Pipeline {
         self.fleet = handles;
     }
 
-    pub fn set_webhooks(&mut self, handles: Vec<crate::webhook::WebhookHandle>) {
+    pub fn set_webhooks(&mut self, handles: Vec<crate::spoolout::OutputHandle>) {
         self.webhooks = handles;
     }
 

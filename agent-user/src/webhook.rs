@@ -2,12 +2,11 @@
 //! (`rules::falco_json`: `time`, `rule`, `priority`, `output`, `output_fields`, `tags`, …), the
 //! way Falco's `http_output` and Falcosidekick take them.
 //!
-//! Like the NATS output it ships from the durable spool ([`agent_store::SpoolTail`]) with a
-//! persisted cursor (`<data-dir>/outputs/<name>.cursor`), so an alert is sent at least once
-//! even across a receiver outage or a daemon restart: a failed POST (connection refused,
-//! timeout, any status but 2xx) is retried with exponential backoff (up to 30 s) and the cursor
-//! only moves past what the receiver accepted. Each request carries `X-Agentwatch-Id` (the
-//! alert id, `#count` for a folded alert's re-emits) so a receiver can drop duplicates.
+//! It ships from the durable spool with a persisted cursor (`spoolout`), so an alert is sent at
+//! least once even across a receiver outage or a daemon restart: a failed POST (connection
+//! refused, timeout, any status but 2xx) is retried with backoff. Each request carries
+//! `X-Agentwatch-Id` (the alert id, `#count` for a folded alert's re-emits) so a receiver can
+//! drop duplicates.
 //!
 //! HTTP/1.1 over plain TCP only (`http://`), written here in a few lines rather than with an
 //! HTTP client crate: for TLS, point it at a local forwarder. Secrets never sit in the config:
@@ -17,21 +16,18 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use agent_api::{FleetOutputStatus, Item};
-use agent_model::Timestamp;
-use agent_store::{SpoolTail, Store};
+use agent_model::Alert;
+use agent_store::Store;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-const IDLE: Duration = Duration::from_millis(200);
+use crate::spoolout::{AlertSink, OutputHandle, SpoolOutput};
+
 /// Longest response head read.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
-/// Spool records read per batch.
-const BATCH: usize = 256;
 
 fn default_name() -> String {
     "webhook".into()
@@ -109,17 +105,7 @@ impl WebhookConfig {
         if !(1..=60_000).contains(&self.timeout_ms) {
             return Err("webhook `timeout_ms` must be between 1 and 60000".into());
         }
-        if self.name.is_empty()
-            || !self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-        {
-            return Err(format!(
-                "webhook `name` = `{}` must be letters, digits, `-` or `_`",
-                self.name.escape_debug()
-            ));
-        }
+        crate::spoolout::check_name("webhook", &self.name)?;
         Ok(Target {
             connect,
             host: authority.to_owned(),
@@ -193,38 +179,17 @@ fn read_headers_file(p: &Path) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-/// The status side of a running webhook output (shown with the fleet outputs in `status`).
-#[derive(Clone)]
-pub struct WebhookHandle {
-    state: Arc<Mutex<FleetOutputStatus>>,
-    store: std::sync::Weak<Store>,
-}
-
-impl WebhookHandle {
-    pub fn status(&self) -> FleetOutputStatus {
-        let mut st = lock(&self.state).clone();
-        if let Some(store) = self.store.upgrade() {
-            st.backlog = store.durable_seq().saturating_sub(st.acked_seq);
-        }
-        if st.backlog == 0 {
-            st.lag_ms = 0;
-        }
-        st
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// One webhook output, ready to run.
+/// One webhook output: the sink of a [`SpoolOutput`].
 pub struct Webhook {
     cfg: WebhookConfig,
     target: Target,
     headers: Vec<(String, String)>,
-    store: Arc<Store>,
-    data_dir: PathBuf,
-    state: Arc<Mutex<FleetOutputStatus>>,
+}
+
+impl AlertSink for Webhook {
+    async fn send(&mut self, id: &str, alert: &Alert) -> Result<(), String> {
+        self.post(id, &rules::falco_json(alert)).await
+    }
 }
 
 impl Webhook {
@@ -233,118 +198,16 @@ impl Webhook {
         cfg: WebhookConfig,
         store: Arc<Store>,
         data_dir: &Path,
-    ) -> Result<(Webhook, WebhookHandle), String> {
+    ) -> Result<(SpoolOutput<Webhook>, OutputHandle), String> {
         let target = cfg.target()?;
         let headers = cfg.headers()?;
-        let acked = load_cursor(&cursor_path(data_dir, &cfg.name))?;
-        let state = Arc::new(Mutex::new(FleetOutputStatus {
-            name: cfg.name.clone(),
-            servers: vec![cfg.url.clone()],
-            acked_seq: acked,
-            ..Default::default()
-        }));
-        let handle = WebhookHandle {
-            state: state.clone(),
-            store: Arc::downgrade(&store),
+        let (name, url) = (cfg.name.clone(), cfg.url.clone());
+        let sink = Webhook {
+            cfg,
+            target,
+            headers,
         };
-        Ok((
-            Webhook {
-                cfg,
-                target,
-                headers,
-                store,
-                data_dir: data_dir.to_path_buf(),
-                state,
-            },
-            handle,
-        ))
-    }
-
-    fn error(&self, e: String) {
-        tracing::warn!(output = %self.cfg.name, error = %e, "webhook output");
-        let mut st = lock(&self.state);
-        st.last_error = Some(e);
-        st.connected = false;
-    }
-
-    /// Run until the runtime shuts down.
-    pub async fn run(self) {
-        let cursor = cursor_path(&self.data_dir, &self.cfg.name);
-        let mut acked = lock(&self.state).acked_seq;
-        let mut tail = Some(SpoolTail::new(&self.data_dir, acked));
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            let durable = self.store.durable_seq();
-            let Some(mut t) = tail.take() else { return };
-            if t.position() >= durable {
-                tail = Some(t);
-                tokio::time::sleep(IDLE).await;
-                continue;
-            }
-            let read = tokio::task::spawn_blocking(move || {
-                let r = t.read(durable, BATCH);
-                (t, r)
-            })
-            .await;
-            let Ok((t, batch)) = read else { return };
-            let end = t.position();
-            lock(&self.state).dropped = t.skipped();
-            tail = Some(t);
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    self.error(format!("cannot read the spool: {e}"));
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-            };
-            let mut failed = false;
-            for item in &batch {
-                let Item::Alert(a) = &item.item else {
-                    continue;
-                };
-                let age = Timestamp::now().0.saturating_sub(a.time.0);
-                lock(&self.state).lag_ms = (age.max(0) / 1_000_000) as u64;
-                let id = if a.count > 1 {
-                    format!("{}#{}", a.id, a.count)
-                } else {
-                    a.id.clone()
-                };
-                match self.post(&id, &rules::falco_json(a)).await {
-                    Ok(()) => {
-                        acked = item.seq;
-                        let mut st = lock(&self.state);
-                        st.acked_seq = acked;
-                        st.shipped += 1;
-                        st.last_ack = Some(Timestamp::now());
-                        st.last_error = None;
-                        st.connected = true;
-                        backoff = Duration::from_millis(250);
-                    }
-                    Err(e) => {
-                        self.error(e);
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-            if failed {
-                if let Some(t) = &mut tail {
-                    t.rewind(acked);
-                }
-                if let Err(e) = store_cursor(&cursor, acked) {
-                    self.error(format!("cannot save the cursor: {e}"));
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
-            }
-            acked = end;
-            lock(&self.state).acked_seq = acked;
-            if let Err(e) = store_cursor(&cursor, acked) {
-                self.error(format!("cannot save the cursor: {e}"));
-            }
-        }
+        SpoolOutput::new(&name, "webhook", vec![url], sink, store, data_dir)
     }
 
     /// One POST; `Ok` for a 2xx answer.
@@ -395,38 +258,6 @@ impl Webhook {
             ))
         }
     }
-}
-
-fn cursor_path(data_dir: &Path, name: &str) -> PathBuf {
-    data_dir.join("outputs").join(format!("{name}.cursor"))
-}
-
-/// The stored seq; 0 when there is none yet. A damaged file is an error, not a silent 0 (which
-/// would resend every alert the spool holds).
-fn load_cursor(p: &Path) -> Result<u64, String> {
-    match std::fs::read_to_string(p) {
-        Ok(t) => t.trim().parse().map_err(|_| {
-            format!(
-                "cursor file `{}` does not hold a sequence number",
-                p.display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(format!("cannot read `{}`: {e}", p.display())),
-    }
-}
-
-/// Replace the cursor atomically (write, fsync, rename).
-fn store_cursor(p: &Path, seq: u64) -> std::io::Result<()> {
-    use std::io::Write as _;
-    if let Some(dir) = p.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = p.with_extension("cursor.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(format!("{seq}\n").as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, p)
 }
 
 #[cfg(test)]

@@ -418,3 +418,136 @@ fn a_non_loopback_metrics_address_is_refused_at_start() {
         "{e}"
     );
 }
+
+/// The octet-counted messages (`LEN SP MSG`, RFC 6587) in `buf`.
+fn octet_counted(buf: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = buf;
+    while let Some(sp) = rest.iter().position(|&b| b == b' ') {
+        let Some(n) = std::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
+            break;
+        };
+        if rest.len() < sp + 1 + n {
+            break;
+        }
+        out.push(String::from_utf8_lossy(&rest[sp + 1..sp + 1 + n]).into_owned());
+        rest = &rest[sp + 1 + n..];
+    }
+    out
+}
+
+#[test]
+fn syslog_outputs_send_rfc5424_over_udp_tcp_and_unix() {
+    use std::os::unix::net::UnixDatagram;
+    require_sensor!();
+    let tmp = tempfile::tempdir().unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let unix_path = tmp.path().join("log.sock");
+    let unix = UnixDatagram::bind(&unix_path).unwrap();
+    unix.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // The TCP receiver is down when the alert happens: it must arrive once it is up.
+    let tcp_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "[[output]]\ntype = \"syslog\"\nname = \"udp\"\naddress = \"udp://{}\"\nfacility = \"local3\"\n\n\
+         [[output]]\ntype = \"syslog\"\nname = \"tcp\"\naddress = \"tcp://127.0.0.1:{tcp_port}\"\n\n\
+         [[output]]\ntype = \"syslog\"\nname = \"unix\"\naddress = \"unix://{}\"\nfacility = \"auth\"\n",
+        udp.local_addr().unwrap(),
+        unix_path.display()
+    );
+    let d = Daemon::start_with(Some(&config), &[]).unwrap();
+    let (o, session) = d.run("ops", &["cat", "/etc/shadow"]).unwrap();
+    assert!(o.status.success());
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut from_udp, mut from_unix) = (Vec::new(), Vec::new());
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < deadline
+        && !(from_udp
+            .iter()
+            .any(|m: &String| m.contains(" cred.shadow "))
+            && from_unix
+                .iter()
+                .any(|m: &String| m.contains(" cred.shadow ")))
+    {
+        if let Ok(n) = udp.recv(&mut buf) {
+            from_udp.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        if let Ok(n) = unix.recv(&mut buf) {
+            from_unix.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    let shadow = |msgs: &[String]| -> String {
+        msgs.iter()
+            .find(|m| m.contains(" cred.shadow "))
+            .cloned()
+            .unwrap_or_else(|| panic!("no cred.shadow message in {msgs:#?}"))
+    };
+    // local3 (19) * 8 + err (3, a high alert) = 155; auth (4) * 8 + 3 = 35.
+    let m = shadow(&from_udp);
+    assert!(m.starts_with("<155>1 "), "{m}");
+    let host = m.split(' ').nth(2).unwrap().to_owned();
+    assert!(
+        m.contains(&format!(
+            " agentwatch {} cred.shadow [agentwatch@32473 id=\"",
+            d_pid(&d)
+        )),
+        "{m}"
+    );
+    assert!(m.contains(&format!("session=\"{session}\"")), "{m}");
+    assert!(m.contains("severity=\"high\""), "{m}");
+    assert!(m.contains("/etc/shadow"), "{m}");
+    assert!(!host.is_empty() && host != "-", "{m}");
+    let m = shadow(&from_unix);
+    assert!(m.starts_with("<35>1 "), "{m}");
+
+    // Now the TCP receiver comes up; the alert waited in the spool.
+    std::thread::sleep(Duration::from_millis(500));
+    let listener = std::net::TcpListener::bind(("127.0.0.1", tcp_port)).unwrap();
+    listener.set_nonblocking(false).unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline
+        && !octet_counted(&got)
+            .iter()
+            .any(|m| m.contains(" cred.shadow "))
+    {
+        let mut chunk = [0u8; 8192];
+        if let Ok(n) = conn.read(&mut chunk) {
+            got.extend_from_slice(&chunk[..n]);
+        }
+    }
+    let msgs = octet_counted(&got);
+    let m = shadow(&msgs);
+    // authpriv (10) * 8 + 3 = 83: the default facility.
+    assert!(m.starts_with("<83>1 "), "{m}");
+    let o = aw(&d, &["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let outputs = st["fleet"].as_array().cloned().unwrap_or_default();
+    for name in ["udp", "tcp", "unix"] {
+        let row = outputs
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no output `{name}` in status: {st}"));
+        assert!(row["shipped"].as_u64().unwrap_or(0) >= 1, "{row}");
+    }
+}
+
+/// The daemon's pid, from `status`.
+fn d_pid(d: &Daemon) -> u64 {
+    let o = aw(d, &["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    st["pid"].as_u64().unwrap()
+}
