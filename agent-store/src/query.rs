@@ -341,9 +341,39 @@ impl Parser {
         }
         // A field prefix?
         if ctx.is_none()
+            && let Some(colon) = self.field_wildcard_end()
+        {
+            return Err(QueryError::new(
+                at,
+                format!(
+                    "field wildcards (`{}:`) are not supported; name one field (`agentwatch fields` lists them)",
+                    self.s[self.i..colon].iter().collect::<String>()
+                ),
+            ));
+        }
+        if ctx.is_none()
             && let Some(colon) = self.field_prefix_end()
         {
             let name: String = self.s[self.i..colon].iter().collect();
+            if name == "_exists_" {
+                // `_exists_:FIELD`: the field has a value, as `FIELD:*`.
+                self.i = colon + 1;
+                let fpos = self.i;
+                let field = self.parse_word(false)?;
+                if field.text.is_empty() {
+                    return Err(QueryError::new(fpos, "`_exists_:` needs a field name"));
+                }
+                let spec = schema::lookup(&field.text)
+                    .ok_or_else(|| QueryError::new(fpos, unknown_field(&field.text)))?;
+                return Ok(Ast::Match {
+                    field: Some(spec),
+                    value: QValue::Word(Word {
+                        text: "*".into(),
+                        regex: Some("(?s).*".into()),
+                    }),
+                    pos: fpos,
+                });
+            }
             let Some(spec) = schema::lookup(&name) else {
                 return Err(QueryError::new(at, unknown_field(&name)));
             };
@@ -377,6 +407,25 @@ impl Parser {
                 })
             }
         }
+    }
+
+    /// Position of the `:` ending a field name with a `*` in it (`process.*:`), which is not
+    /// supported: said so rather than searched as a word that matches nothing.
+    fn field_wildcard_end(&self) -> Option<usize> {
+        let mut j = self.i;
+        let mut star = false;
+        while let Some(&c) = self.s.get(j) {
+            if c == ':' {
+                return (star && j > self.i && self.s[self.i] != '*').then_some(j);
+            }
+            if c == '*' {
+                star = true;
+            } else if !(c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+                return None;
+            }
+            j += 1;
+        }
+        None
     }
 
     /// Position of the `:` ending a field name at the cursor.
@@ -519,9 +568,14 @@ impl Parser {
         let mut text = String::new();
         let mut regex = String::new();
         let mut wild = false;
+        // The last unescaped `~` or `^` (Lucene's fuzzy/proximity and boost suffixes).
+        let mut suffix: Option<(usize, char, usize)> = None;
         while let Some(c) = self.peek() {
             if is_delim(c) || (in_range && matches!(c, ']' | '}')) {
                 break;
+            }
+            if matches!(c, '~' | '^') {
+                suffix = Some((self.i, c, text.len()));
             }
             self.i += 1;
             match c {
@@ -549,6 +603,24 @@ impl Parser {
                 }
             }
         }
+        // `word~`, `word~2`, `word^3`: not literal text anyone searches for, so an error at
+        // the suffix rather than a search that matches nothing. A `~` that starts the word or
+        // follows a `/` (`~/.ssh`, `/home/~bob`) stays text.
+        if let Some((at, c, off)) = suffix {
+            let tail = &text[off + 1..];
+            let digits = tail.chars().all(|d| d.is_ascii_digit() || d == '.');
+            let after_text = off > 0 && !text[..off].ends_with('/');
+            if digits && (c == '^' || after_text) {
+                return Err(QueryError::new(
+                    at,
+                    if c == '^' {
+                        "boosts (`^N`) are not supported: results are ordered newest first; escape it as `\\^` to search for it"
+                    } else {
+                        "fuzzy and proximity matching (`~`) are not supported; use wildcards (`*`, `?`), or escape it as `\\~`"
+                    },
+                ));
+            }
+        }
         Ok(Word {
             text,
             // `(?s)`: wildcards match newlines too (paths can hold them).
@@ -574,6 +646,12 @@ impl Parser {
         let (at, name) = self.agg_word();
         if name.is_empty() {
             return Err(QueryError::new(at, "aggregation needs a field"));
+        }
+        if let Some(comma) = name.find(',') {
+            return Err(QueryError::new(
+                at + name[..comma].chars().count(),
+                "an aggregation takes one field; several (`a, b`) are not supported: narrow the query instead (`a:x | count by b`)",
+            ));
         }
         let spec =
             schema::lookup(&name).ok_or_else(|| QueryError::new(at, unknown_field(&name)))?;

@@ -183,6 +183,11 @@ impl BuildCtx<'_> {
         }
         let field = self.fields.get(spec.name);
         let name = spec.name;
+        if name == "severity"
+            && let QValue::Range { lo, hi } = value
+        {
+            return severity_range(field, lo, hi, pos);
+        }
         match spec.class {
             FieldClass::Keyword => Ok(match value {
                 QValue::Word(Word {
@@ -442,6 +447,54 @@ fn try_bound<T>(
 }
 
 /// A range query; `[* TO *]` means "has the field" (tantivy needs one bound).
+/// `severity:>=medium`, `severity:[low TO high]`: the levels in order (info < low < medium <
+/// high < critical), not the names' alphabetical order.
+fn severity_range(
+    field: Field,
+    lo: &Bound<String>,
+    hi: &Bound<String>,
+    pos: usize,
+) -> Result<Q, QueryError> {
+    const LEVELS: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+    let rank = |s: &String| -> Result<usize, QueryError> {
+        LEVELS
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                QueryError::new(
+                    pos,
+                    format!("`severity` takes info, low, medium, high or critical, got `{s}`"),
+                )
+            })
+    };
+    let from = match lo {
+        Bound::Included(s) => rank(s)?,
+        Bound::Excluded(s) => rank(s)? + 1,
+        Bound::Unbounded => 0,
+    };
+    let to = match hi {
+        Bound::Included(s) => rank(s)? + 1,
+        Bound::Excluded(s) => rank(s)?,
+        Bound::Unbounded => LEVELS.len(),
+    };
+    let clauses: Vec<(Occur, Q)> = LEVELS
+        .get(from..to.max(from))
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            let q: Q = Box::new(TermQuery::new(
+                Term::from_field_text(field, l),
+                IndexRecordOption::Basic,
+            ));
+            (Occur::Should, q)
+        })
+        .collect();
+    if clauses.is_empty() {
+        return Ok(Box::new(tantivy::query::EmptyQuery));
+    }
+    Ok(boolean(clauses))
+}
+
 fn range(
     lo: Bound<Term>,
     hi: Bound<Term>,

@@ -400,6 +400,13 @@ fn bad_queries_name_the_position() {
         ("* | count by nosuch", 13, "unknown field"),
         ("a\\", 1, "dangling"),
         ("x [1 TO 2]", 2, "range needs a field"),
+        ("process.*:bash", 0, "field wildcards"),
+        ("bash~", 4, "fuzzy"),
+        ("exe:bash~2", 8, "fuzzy"),
+        ("bash^2", 4, "boosts"),
+        ("* | count by kind, rule", 17, "one field"),
+        ("_exists_:nosuch", 9, "unknown field `nosuch`"),
+        ("_exists_: x", 9, "needs a field name"),
     ] {
         let e = parse(q).expect_err(q);
         assert_eq!(e.pos, pos, "{q}: {e}");
@@ -429,6 +436,35 @@ fn bad_queries_name_the_position() {
     assert!(parse(&deep).unwrap_err().message.contains("deeper"));
     let nots = "NOT ".repeat(10_000) + "a";
     assert!(parse(&nots).is_err());
+}
+
+#[test]
+fn severity_is_ordered_exists_and_tilde_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, r) = fixture(dir.path());
+    // Levels in order, not alphabetical (where `medium` > `high`).
+    assert_eq!(sids(&r, "severity:>=medium"), ["a1", "a2"]);
+    assert_eq!(sids(&r, "severity:>medium"), ["a1"]);
+    assert_eq!(sids(&r, "severity:<high"), ["a2"]);
+    assert_eq!(sids(&r, "severity:[low TO medium]"), ["a2"]);
+    assert!(sids(&r, "severity:>=critical").is_empty());
+    let e = r
+        .search(&SearchRequest {
+            query: "severity:>=urgent".into(),
+            limit: 1,
+            ..SearchRequest::default()
+        })
+        .expect_err("urgent");
+    assert!(e.to_string().contains("takes info, low"), "{e}");
+    // `_exists_:FIELD` is `FIELD:*`: alerts have a rule, opens a path.
+    assert_eq!(sids(&r, "_exists_:rule"), ["a1", "a2"]);
+    assert_eq!(sids(&r, "_exists_:path"), sids(&r, "path:*"));
+    assert_eq!(sids(&r, "_exists_:path").len(), 4);
+    assert_eq!(sids(&r, "_exists_:path AND NOT _exists_:rule").len(), 4);
+    // A `~` that starts a word or follows `/` is text, and an escaped one too.
+    assert!(parse("path:~/.ssh/*").is_ok());
+    assert!(parse("path:/home/~bob").is_ok());
+    assert!(parse("bash\\~2").is_ok());
 }
 
 #[test]
