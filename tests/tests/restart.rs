@@ -2,7 +2,8 @@
 //! during an `agentwatch run` session; while no daemon runs, the session opens a secret and runs
 //! a command; a new daemon on the same data dir adopts the pinned sensor: the downtime events
 //! are in the output attributed to the same session, `monitor.start` says how long the sensor
-//! ran alone and what it buffered, and what the session does next arrives too. Fail-closed:
+//! ran alone and what it buffered, and what the session does next arrives too, under the same
+//! agent name. Fail-closed:
 //! with `[protect] fail_closed = "kill"`, a session process is killed in the kernel once the
 //! daemon has been gone for the configured time; a process outside sessions is untouched.
 //! Every test removes its pins (the `Daemon` helper's drop does), even after a SIGKILL.
@@ -143,12 +144,29 @@ fn a_session_keeps_being_seen_across_a_daemon_sigkill() {
     assert_eq!(m.loss_count, Some(0), "records were lost: {msg}");
     assert!(buffered >= 2, "nothing was buffered: {msg}");
 
-    // Later events of the adopted session arrive, in the same session.
+    // Later events of the adopted session arrive, in the same session, with the agent name
+    // `run --agent` gave it (kept in the data dir's agent id table, not only in the dead
+    // daemon's memory).
     std::fs::write(&go2, "").unwrap();
-    d.wait_for("the session's events after the restart", |evs| {
-        has_exec(evs, &sid, "marker-after")
-    })
-    .unwrap();
+    let evs = d
+        .wait_for("the session's events after the restart", |evs| {
+            has_exec(evs, &sid, "marker-after")
+        })
+        .unwrap();
+    for marker in ["marker-downtime", "marker-after"] {
+        let e = in_session(&evs, &sid)
+            .into_iter()
+            .find(|e| {
+                e.kind() == Kind::ProcessExec
+                    && e.process.args.iter().any(|a| a.to_str_lossy() == marker)
+            })
+            .unwrap();
+        assert_eq!(
+            e.agent.as_ref().map(|a| a.name.as_str()),
+            Some("t-restart"),
+            "the adopted session lost its agent name: {e:?}"
+        );
+    }
     assert!(child.wait().unwrap().success());
 
     // A clean stop removes the pins.
