@@ -52,6 +52,7 @@
 //! workload bpf-tamper MAP             find map MAP by id, delete this pid's key from it
 //! workload bpf-tamper-open PATH      bpf-tamper SESSIONS, wait until the entry is back, open PATH
 //! workload bpf-delete PID MAP KEY     delete u32 KEY from map MAP held open by process PID
+//! workload bpf-delete2 PID MAP A B    the same with a key of two u64 (A, B), as `KILL_OPEN`'s
 //! workload bpf-enum                   BPF_MAP_GET_NEXT_ID over every map id
 //! workload bpf-obj-get PATH           BPF_OBJ_GET of a pinned link, prints `link_id=N prog_id=M`
 //! workload atomic-replace DIR         write-tmp-then-rename through /proc/self/fd/N/ (O_PATH N),
@@ -606,9 +607,9 @@ fn bpf_tamper_then_open(path: &str) {
     println!("opened={}", open_close(&cstr(path)));
 }
 
-/// Delete key `key` (a u32) from the map named `map_name` that the process `pid` holds open
+/// Delete key `key` (its bytes) from the map named `map_name` that the process `pid` holds open
 /// (its ids from `/proc/PID/fdinfo`): the attack on one daemon's map when several run.
-fn bpf_delete(pid: &str, map_name: &str, key: u32) {
+fn bpf_delete(pid: &str, map_name: &str, key: &[u8]) {
     let mut ids = Vec::new();
     for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
         .unwrap_or_else(|_| die("no such pid"))
@@ -644,7 +645,7 @@ fn bpf_delete(pid: &str, map_name: &str, key: u32) {
         }
         let mut attr = [0u8; 128];
         attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
-        attr[8..16].copy_from_slice(&(&key as *const u32 as u64).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(key.as_ptr() as u64).to_ne_bytes());
         println!("map_id={id} delete={}", bpf_call(3, &mut attr));
         return;
     }
@@ -1236,7 +1237,20 @@ fn main() {
             bpf_tamper(a(1));
         }
         "bpf-tamper-open" => bpf_tamper_then_open(a(1)),
-        "bpf-delete" => bpf_delete(a(1), a(2), a(3).parse().unwrap_or_else(|_| die("bad key"))),
+        "bpf-delete" => bpf_delete(
+            a(1),
+            a(2),
+            &a(3)
+                .parse::<u32>()
+                .unwrap_or_else(|_| die("bad key"))
+                .to_ne_bytes(),
+        ),
+        "bpf-delete2" => {
+            let n = |s: &str| s.parse::<u64>().unwrap_or_else(|_| die("bad key"));
+            let mut key = n(a(3)).to_ne_bytes().to_vec();
+            key.extend_from_slice(&n(a(4)).to_ne_bytes());
+            bpf_delete(a(1), a(2), &key)
+        }
         "bpf-enum" => println!("map_ids={}", bpf_map_ids().len()),
         "bpf-obj-get" => bpf_obj_get(a(1)),
         "atomic-replace" => atomic_replace(a(1)),
