@@ -266,6 +266,7 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut src =
         source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone())?;
+    src.keep_agent_ids(&conn.data_dir);
     src.started(start_message, start_alerts);
     // Sessions the pinned sensor kept tracking, and what it buffered, before anything new.
     src.adopt();

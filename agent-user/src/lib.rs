@@ -5,6 +5,7 @@
 //! codes; everything else lives here so that it can be unit-tested without root (captured record
 //! bytes in, events out).
 
+pub mod agentids;
 pub mod api;
 pub mod btf;
 pub mod capture;

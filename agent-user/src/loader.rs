@@ -327,9 +327,74 @@ impl Sensor {
     /// Attach the TLS uprobes to an executable a session ran, if it exports `SSL_write` and
     /// was not inspected before (see `tls_probes`).
     pub fn attach_tls(&mut self, exe: &std::path::Path) {
-        if self.tls.attach_file(&mut self.ebpf, exe) > 0 {
+        let pins = self.pins.clone();
+        let pin_fn = pins.map(|p| move |name: &str, link: FdLink| p.pin_link(name, link));
+        let pin = pin_fn.as_ref().map(|f| f as crate::sockaddr::PinLink<'_>);
+        let ids = self.tls.attach_file(&mut self.ebpf, exe, pin);
+        if !ids.is_empty() {
+            self.own_links(&ids);
             self.programs.push(format!("uprobe/{}", exe.display()));
         }
+    }
+
+    /// Add link ids to `OWN_IDS` (links attached after the loader recorded the others).
+    fn own_links(&mut self, ids: &[u32]) {
+        let g = &mut self.guard;
+        for id in ids {
+            let k = agent_common::OBJ_LINK << 32 | u64::from(*id);
+            if g.own_ids_want.iter().any(|(w, _)| *w == k) {
+                continue;
+            }
+            if g.own_ids.insert(k, 1, 0).is_ok() {
+                g.own_ids_want.push((k, 1));
+            }
+        }
+    }
+
+    /// Add program ids to `OWN_IDS` (the programs of adopted links).
+    fn own_programs(&mut self, ids: &[u32]) {
+        let g = &mut self.guard;
+        for id in ids {
+            let k = agent_common::OBJ_PROG << 32 | u64::from(*id);
+            if g.own_ids_want.iter().any(|(w, _)| *w == k) {
+                continue;
+            }
+            if g.own_ids.insert(k, 1, 0).is_ok() {
+                g.own_ids_want.push((k, 1));
+            }
+        }
+    }
+
+    /// The TLS uprobe links pinned for files this daemon did not attach again (an earlier
+    /// daemon attached them when a session ran the file): they stay attached, their links and
+    /// programs become this daemon's own (`OWN_IDS`), and their files are not attached twice.
+    fn adopt_tls_pins(&mut self) {
+        let Some(pins) = self.pins.clone() else {
+            return;
+        };
+        let mut links = Vec::new();
+        let mut progs = Vec::new();
+        for (name, path) in pins.links() {
+            let Some((dev, ino)) = crate::tls_probes::parse_link_name(&name) else {
+                continue;
+            };
+            let info = aya::programs::links::PinnedLink::from_pin(&path)
+                .map(FdLink::from)
+                .and_then(|l| l.info());
+            match info {
+                Ok(i) => {
+                    links.push(i.id());
+                    progs.push(i.program_id());
+                    self.tls.adopt_file(dev, ino);
+                }
+                Err(e) => {
+                    tracing::warn!(pin = %path.display(), error = %e, "a pinned TLS link cannot be read; unpinned");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        self.own_links(&links);
+        self.own_programs(&progs);
     }
 
     /// Load and attach. `ringbuf_bytes` overrides the config (the loss test uses a tiny ring).
@@ -572,14 +637,26 @@ impl Sensor {
             }
             programs.push(format!("tp_btf/{name}"));
         }
-        if let Some(pins) = &pins {
-            pins.drop_stale_links(BTF_PROGRAMS);
-        }
-        // Egress programs are loaded before the ids are recorded (`sockaddr`).
+        let pin_fn = pins
+            .clone()
+            .map(|p| move |name: &str, link: FdLink| p.pin_link(name, link));
+        let pin = pin_fn.as_ref().map(|f| f as crate::sockaddr::PinLink<'_>);
+        // Egress programs are loaded before the ids are recorded (`sockaddr`); their links are
+        // pinned, so the deny holds while no daemon runs.
         let (egress, egress_hooks) = crate::sockaddr::EgressMaps::load(
             &mut ebpf,
             !cfg.egress.is_empty() && cfg.response.enabled,
+            pin,
         )?;
+        if let Some(pins) = &pins {
+            // An earlier daemon's links of programs this one did not attach (another version,
+            // or egress no longer configured); TLS links stay (`adopt_tls_pins`).
+            let mut attached: Vec<&str> = BTF_PROGRAMS.to_vec();
+            if egress.attached.is_some() {
+                attached.extend(crate::sockaddr::PROGRAMS.iter().map(|(n, _)| *n));
+            }
+            pins.drop_stale_links(&attached);
+        }
         programs.extend(egress_hooks);
         crate::tls_probes::load(&mut ebpf)?;
         let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
@@ -605,22 +682,33 @@ impl Sensor {
                 .ok_or_else(|| anyhow!("no map `{MAP_ERRORS}`"))?,
         )?;
         let mut tls = crate::tls_probes::TlsProbes::default();
+        let mut tls_links = Vec::new();
         match crate::tls_probes::system_libssl() {
-            Some(p) if tls.attach_file(&mut ebpf, &p) > 0 => {
-                programs.push(format!("uprobe/{}", p.display()));
+            Some(p) => {
+                let ids = tls.attach_file(&mut ebpf, &p, pin);
+                if ids.is_empty() {
+                    tracing::warn!(
+                        "no system libssl.so.3 with SSL_write: TLS plaintext only from executables that export it"
+                    );
+                } else {
+                    tls_links.extend(ids);
+                    programs.push(format!("uprobe/{}", p.display()));
+                }
             }
-            _ => tracing::warn!(
+            None => tracing::warn!(
                 "no system libssl.so.3 with SSL_write: TLS plaintext only from executables that export it"
             ),
         }
         // Executables on PATH known to bundle OpenSSL: attached now, so their first run in a
         // session is seen too (an exec-time attach comes after the process started).
         for p in crate::tls_probes::bundled_on_path() {
-            if tls.attach_file(&mut ebpf, &p) > 0 {
+            let ids = tls.attach_file(&mut ebpf, &p, pin);
+            if !ids.is_empty() {
+                tls_links.extend(ids);
                 programs.push(format!("uprobe/{}", p.display()));
             }
         }
-        Ok(Sensor {
+        let mut sensor = Sensor {
             tls,
             ebpf,
             ring,
@@ -655,7 +743,10 @@ impl Sensor {
             guard_map,
             progress,
             egress,
-        })
+        };
+        sensor.own_links(&tls_links);
+        sensor.adopt_tls_pins();
+        Ok(sensor)
     }
 
     /// Sum of a per-CPU counter array, by slot.
@@ -733,7 +824,8 @@ impl Sensor {
             .is_some_and(|md| has([kernel_dev(md.dev()), md.ino()], PROTECT_DIR))
     }
 
-    /// Compare `HANDLERS`, the selector maps, `OWN_IDS` and `PROTECT` with what the daemon wrote,
+    /// Compare `HANDLERS`, the selector maps, `OWN_IDS`, `PROTECT`, `KILL_OPEN` and the egress
+    /// maps (`EGRESS_AGENTS`, `EGRESS_ALLOW`) with what the daemon wrote,
     /// put back what was removed or changed, remove what was added, and say what was found.
     pub fn check_maps(&mut self) -> Vec<MapRepair> {
         let mut out = Vec::new();
@@ -810,6 +902,16 @@ impl Sensor {
             &self.kill_open_want,
             |k| format!("dev {} inode {}", k[0], k[1]),
             &mut out,
+        );
+        out.extend(
+            self.egress
+                .check()
+                .into_iter()
+                .map(|(map, what, repaired)| MapRepair {
+                    map,
+                    what,
+                    repaired,
+                }),
         );
         out
     }

@@ -7,6 +7,11 @@
 //! always loaded (every program of the object is), but attached only when the config has an
 //! `[[egress]]` table and `[response]` is enabled: without a policy there is nothing to enforce
 //! and no cost on any connect.
+//!
+//! With pinning (`loader::pin`) the links are pinned under the program's name, so the deny keeps
+//! holding while no daemon runs, and the maps the daemon wrote are compared with its copy on
+//! every integrity check ([`EgressMaps::check`]): an entry deleted or added behind its back is
+//! put back or removed and reported.
 
 use std::path::PathBuf;
 
@@ -18,8 +23,15 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf,
     maps::{HashMap, MapData, PerCpuArray, lpm_trie::Key, lpm_trie::LpmTrie},
-    programs::{CgroupAttachMode, CgroupSockAddr},
+    programs::{CgroupAttachMode, CgroupSockAddr, links::FdLink},
 };
+
+/// Pins a link under a name (`loader::pin::PinDir::pin_link`), passed in so that this module
+/// does not import the loader that imports it.
+pub type PinLink<'a> = &'a dyn Fn(&str, FdLink) -> Result<()>;
+
+/// One egress map entry found not as the daemon left it: (map, what, repaired).
+pub type EgressRepair = (&'static str, String, bool);
 
 /// The programs, with the hook each is attached to (for `status` and logs).
 pub const PROGRAMS: &[(&str, &str)] = &[
@@ -41,6 +53,9 @@ pub struct EgressMaps {
     /// What the daemon wrote last.
     agents_now: Vec<(u32, u32)>,
     allow_now: Vec<(u32, EgressKey)>,
+    /// Whether [`EgressMaps::set`] ran: before it, the maps hold an earlier daemon's entries
+    /// (adopted pins) and are not checked.
+    written: bool,
 }
 
 /// Counters of the egress programs: denied, dry-run misses, records lost.
@@ -52,9 +67,15 @@ pub struct EgressStats {
 }
 
 impl EgressMaps {
-    /// Load the programs and, when `attach`, attach them to the cgroup v2 root. A failed attach
-    /// is logged and leaves egress unenforced (the sensor still runs).
-    pub fn load(ebpf: &mut Ebpf, attach: bool) -> Result<(EgressMaps, Vec<String>)> {
+    /// Load the programs and, when `attach`, attach them to the cgroup v2 root, each link pinned
+    /// by `pin` under the program's name when given. A failed attach is logged and leaves egress
+    /// unenforced (the sensor still runs); a failed pin is an error (the deny would not outlive
+    /// the daemon, which is what pinning promises).
+    pub fn load(
+        ebpf: &mut Ebpf,
+        attach: bool,
+        pin: Option<PinLink<'_>>,
+    ) -> Result<(EgressMaps, Vec<String>)> {
         let root = if attach {
             crate::response::cgroup2_mount()
         } else {
@@ -87,7 +108,15 @@ impl EgressMaps {
                 // A bpf_link (what aya creates on this kernel) coexists with every other
                 // program on the cgroup; the kernel refuses multi-attach flags on links.
                 match p.attach(d, CgroupAttachMode::Single) {
-                    Ok(_) => attached.push(hook.to_string()),
+                    Ok(id) => {
+                        if let Some(pin) = pin {
+                            let link: FdLink = p.take_link(id)?.try_into().with_context(|| {
+                                format!("`{name}` is not attached by a bpf link")
+                            })?;
+                            pin(name, link)?;
+                        }
+                        attached.push(hook.to_string())
+                    }
                     Err(e) => {
                         tracing::error!(hook, error = ?e, "attaching an egress program failed: `[[egress]]` is not enforced there")
                     }
@@ -111,6 +140,13 @@ impl EgressMaps {
                 .ok_or_else(|| anyhow!("no map `{MAP_EGRESS_DNS}`"))?,
         )?;
         let attached_root = (!attached.is_empty()).then(|| root.clone()).flatten();
+        // Adopted maps hold the earlier daemon's entries: the first `set` replaces them.
+        let agents_now: Vec<(u32, u32)> = agents.iter().filter_map(|e| e.ok()).collect();
+        let allow_now: Vec<(u32, EgressKey)> = allow
+            .keys()
+            .filter_map(|k| k.ok())
+            .map(|k: Key<EgressKey>| (k.prefix_len(), k.data()))
+            .collect();
         Ok((
             EgressMaps {
                 agents,
@@ -118,8 +154,9 @@ impl EgressMaps {
                 stats,
                 dns,
                 attached: attached_root,
-                agents_now: Vec::new(),
-                allow_now: Vec::new(),
+                agents_now,
+                allow_now,
+                written: false,
             },
             attached,
         ))
@@ -152,7 +189,80 @@ impl EgressMaps {
         }
         self.agents_now = agents.to_vec();
         self.allow_now = allow.to_vec();
+        self.written = true;
         Ok(())
+    }
+
+    /// Compare `EGRESS_AGENTS` and `EGRESS_ALLOW` with what [`EgressMaps::set`] wrote last: put
+    /// back what was removed or changed, remove what was added, and say what was found (nothing
+    /// before the first `set`).
+    pub fn check(&mut self) -> Vec<EgressRepair> {
+        let mut out = Vec::new();
+        if !self.written {
+            return out;
+        }
+        for (a, v) in &self.agents_now {
+            let what = match self.agents.get(a, 0) {
+                Ok(have) if have == *v => continue,
+                Ok(have) => format!("entry of agent id `{a}` changed to `{have:#x}`"),
+                Err(_) => format!("entry of agent id `{a}` missing"),
+            };
+            let repaired = self.agents.insert(*a, *v, 0).is_ok();
+            out.push((MAP_EGRESS_AGENTS, what, repaired));
+        }
+        let extra: Vec<u32> = self
+            .agents
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| !self.agents_now.iter().any(|(a, _)| a == k))
+            .take(256)
+            .collect();
+        for a in extra {
+            let repaired = self.agents.remove(&a).is_ok();
+            out.push((
+                MAP_EGRESS_AGENTS,
+                format!("entry of agent id `{a}` added"),
+                repaired,
+            ));
+        }
+        let shown = |(bits, k): &(u32, EgressKey)| {
+            let port = u16::from_be_bytes(k.port);
+            let policy = u32::from_be_bytes(k.policy);
+            let prefix = bits.saturating_sub(agent_common::EGRESS_KEY_FIXED_BITS);
+            format!(
+                "policy {policy} {}/{prefix} port {port}",
+                crate::egress::shown_addr(k.addr)
+            )
+        };
+        for e in &self.allow_now {
+            let key = Key::new(e.0, e.1);
+            if self.allow.get(&key, 0).is_ok() {
+                continue;
+            }
+            let repaired = self.allow.insert(&key, 1, 0).is_ok();
+            out.push((
+                MAP_EGRESS_ALLOW,
+                format!("entry `{}` missing", shown(e)),
+                repaired,
+            ));
+        }
+        let extra: Vec<(u32, EgressKey)> = self
+            .allow
+            .keys()
+            .filter_map(|k| k.ok())
+            .map(|k: Key<EgressKey>| (k.prefix_len(), k.data()))
+            .filter(|e| !self.allow_now.contains(e))
+            .take(256)
+            .collect();
+        for e in extra {
+            let repaired = self.allow.remove(&Key::new(e.0, e.1)).is_ok();
+            out.push((
+                MAP_EGRESS_ALLOW,
+                format!("entry `{}` added", shown(&e)),
+                repaired,
+            ));
+        }
+        out
     }
 
     /// Let session `key.session_id` reach `key.addr` on `key.port` until `expires_ns`

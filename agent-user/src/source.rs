@@ -73,6 +73,10 @@ pub enum Command {
 pub struct AgentTable {
     cfg: Config,
     extra: Vec<String>,
+    /// Where the table is kept for a daemon that adopts this one's pins (`agentids`).
+    persist: Option<std::path::PathBuf>,
+    /// Agent ids of an adopted sensor that this daemon numbers otherwise (old → new).
+    remap: BTreeMap<u32, u32>,
 }
 
 impl AgentTable {
@@ -90,7 +94,57 @@ impl AgentTable {
             return (self.cfg.agents.len() + i) as u32 + 1;
         }
         self.extra.push(name.to_owned());
+        self.save();
         (self.cfg.agents.len() + self.extra.len()) as u32
+    }
+
+    /// Every id and its name.
+    fn all(&self) -> Vec<(u32, String)> {
+        self.cfg
+            .agents
+            .iter()
+            .map(|a| a.name.clone())
+            .chain(self.extra.iter().cloned())
+            .enumerate()
+            .map(|(i, n)| (i as u32 + 1, n))
+            .collect()
+    }
+
+    /// Write the table (`agentids`), if it is kept.
+    fn save(&self) {
+        if let Some(p) = &self.persist
+            && let Err(e) = crate::agentids::save(p, &self.all())
+        {
+            tracing::error!(error = %format!("{e:#}"), "the agent id table is not saved: a daemon adopting this one's sessions will not know their agent names");
+        }
+    }
+
+    /// Keep the table in `data_dir`; when `adopting`, first take the names of the ids the
+    /// earlier daemon handed out, so that its sessions keep their agent names.
+    fn restore(&mut self, data_dir: &std::path::Path, adopting: bool) {
+        let p = crate::agentids::path(data_dir);
+        if adopting {
+            match crate::agentids::load(&p) {
+                Ok(Some(table)) => {
+                    for (old, name) in table {
+                        let new = self.id_for(&name);
+                        if new != old {
+                            self.remap.insert(old, new);
+                        }
+                    }
+                }
+                Ok(None) => tracing::warn!(
+                    path = %p.display(),
+                    "no agent id table: adopted sessions of `agentwatch run --agent` keep ids, not names"
+                ),
+                Err(e) => tracing::error!(
+                    error = %format!("{e:#}"),
+                    "the agent id table is refused: adopted sessions of `agentwatch run --agent` keep ids, not names"
+                ),
+            }
+        }
+        self.persist = Some(p);
+        self.save();
     }
 }
 
@@ -255,7 +309,12 @@ impl SourceLoop {
             egress: Default::default(),
             sensor,
             tracker,
-            agents: AgentTable { cfg, extra: vec![] },
+            agents: AgentTable {
+                cfg,
+                extra: vec![],
+                persist: None,
+                remap: BTreeMap::new(),
+            },
             pipeline,
             commands,
             stop,
@@ -276,6 +335,13 @@ impl SourceLoop {
         }
         src.arm_fail_closed()?;
         Ok(src)
+    }
+
+    /// Keep the agent id table in `data_dir` (see `agentids`); on adoption, read the earlier
+    /// daemon's first. Call before `adopt`.
+    pub fn keep_agent_ids(&mut self, data_dir: &std::path::Path) {
+        let adopting = self.sensor.adopted.is_some();
+        self.agents.restore(data_dir, adopting);
     }
 
     fn new_session_id(&mut self) -> u64 {

@@ -8,6 +8,11 @@
 //! symbol table here, once per file (`object`), and attached by file offset, so a large
 //! executable is read once, not once per symbol. Files are remembered by device and inode,
 //! those without the symbols too, so a binary is inspected once per daemon.
+//!
+//! Each link is a bpf link whose id the loader adds to `OWN_IDS` (a bpf() command reaching it
+//! is a tamper event). With pinning, links are pinned as `tls_<dev>_<inode>_<symbol>_<program>`
+//! ([`link_name`]), so the probes outlive the daemon; a later daemon attaching the same file
+//! replaces the pin, and keeps (adopts) the pins of files it did not attach again.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt as _;
@@ -15,7 +20,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
-use aya::programs::{UProbe, uprobe::UProbeAttachLocation, uprobe::UProbeScope};
+use aya::programs::{UProbe, links::FdLink, uprobe::UProbeAttachLocation, uprobe::UProbeScope};
+
+use crate::sockaddr::PinLink;
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
 /// (symbol, entry program, return program).
@@ -143,44 +150,80 @@ pub struct TlsProbes {
     pub attached: Vec<String>,
     /// Attach failures (logged once per file).
     pub failures: u64,
+    /// The links, when they are not pinned (dropping one detaches its probe).
+    links: Vec<FdLink>,
+}
+
+/// The pin name of the link of `program` on `symbol` of the file with `dev` and `ino`.
+pub fn link_name(dev: u64, ino: u64, symbol: &str, program: &str) -> String {
+    format!("tls_{dev:x}_{ino:x}_{symbol}_{program}")
+}
+
+/// The device and inode of a file from a [`link_name`] (`None`: not a TLS link name).
+pub fn parse_link_name(name: &str) -> Option<(u64, u64)> {
+    let mut it = name.strip_prefix("tls_")?.splitn(3, '_');
+    let dev = u64::from_str_radix(it.next()?, 16).ok()?;
+    let ino = u64::from_str_radix(it.next()?, 16).ok()?;
+    it.next()?;
+    Some((dev, ino))
 }
 
 impl TlsProbes {
-    /// Attach to `path` if it exports the `SSL_*` functions and was not inspected yet.
-    /// Returns how many probes were attached.
-    pub fn attach_file(&mut self, ebpf: &mut Ebpf, path: &Path) -> usize {
+    /// Remember a file whose probes an earlier daemon attached and pinned (they stay).
+    pub fn adopt_file(&mut self, dev: u64, ino: u64) {
+        self.seen.insert((dev, ino));
+    }
+
+    /// Attach to `path` if it exports the `SSL_*` functions and was not inspected yet, each
+    /// link pinned by `pin` when given. Returns the ids of the links attached.
+    pub fn attach_file(
+        &mut self,
+        ebpf: &mut Ebpf,
+        path: &Path,
+        pin: Option<PinLink<'_>>,
+    ) -> Vec<u32> {
         let Ok(md) = std::fs::metadata(path) else {
-            return 0;
+            return Vec::new();
         };
         if !self.seen.insert((md.dev(), md.ino())) {
-            return 0;
+            return Vec::new();
         }
         let offsets = match ssl_offsets(path) {
             Ok(o) => o,
             Err(e) => {
                 tracing::debug!(path = %path.display(), error = %e, "not inspected for SSL symbols");
-                return 0;
+                return Vec::new();
             }
         };
         if !offsets.iter().any(|(s, _)| *s == "SSL_write") {
-            return 0;
+            return Vec::new();
         }
-        let mut n = 0;
+        let mut ids = Vec::new();
         for (sym, off) in &offsets {
             let Some((_, entry, ret)) = PROBES.iter().find(|(s, _, _)| s == sym) else {
                 continue;
             };
             for prog in [entry, ret] {
+                let name = link_name(md.dev(), md.ino(), sym, prog);
                 let r = ebpf
                     .program_mut(prog)
                     .ok_or_else(|| anyhow!("program `{prog}` missing"))
                     .and_then(|p| <&mut UProbe>::try_from(p).map_err(Into::into))
                     .and_then(|p| {
-                        p.attach(*off, path, UProbeScope::AllProcesses)
-                            .map_err(anyhow::Error::from)
+                        let id = p.attach(*off, path, UProbeScope::AllProcesses)?;
+                        let link: FdLink = p
+                            .take_link(id)?
+                            .try_into()
+                            .context("the uprobe is not attached by a bpf link")?;
+                        let link_id = link.info()?.id();
+                        match pin {
+                            Some(pin) => pin(&name, link)?,
+                            None => self.links.push(link),
+                        }
+                        Ok(link_id)
                     });
                 match r {
-                    Ok(_) => n += 1,
+                    Ok(id) => ids.push(id),
                     Err(e) => {
                         self.failures += 1;
                         tracing::warn!(path = %path.display(), symbol = sym, program = prog, error = %format!("{e:#}"), "TLS uprobe not attached");
@@ -188,11 +231,11 @@ impl TlsProbes {
                 }
             }
         }
-        if n > 0 {
-            tracing::info!(path = %path.display(), probes = n, "TLS uprobes attached");
+        if !ids.is_empty() {
+            tracing::info!(path = %path.display(), probes = ids.len(), "TLS uprobes attached");
             self.attached.push(path.display().to_string());
         }
-        n
+        ids
     }
 }
 
@@ -215,6 +258,15 @@ mod tests {
                 "{s} in {offs:?}"
             );
         }
+    }
+
+    #[test]
+    fn link_names_round_trip_and_others_are_refused() {
+        let n = link_name(0x803, 1234, "SSL_write_ex", "tls_ret_ex");
+        assert_eq!(parse_link_name(&n), Some((0x803, 1234)));
+        assert_eq!(parse_link_name("sys_exit"), None);
+        assert_eq!(parse_link_name("tls_zz_1_a"), None);
+        assert_eq!(parse_link_name("tls_1_2"), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! own `SESSIONS` entry through bpf(), and a process outside every session that deletes an entry
 //! of the `HANDLERS` program array, are alerted (`monitor.map_tamper`), the entries are put back
 //! within the check period, `status` counts the repairs, and what the sessions do next is
-//! reported again.
+//! reported again. An entry of the inline kill map (`KILL_OPEN`) deleted from outside every
+//! session is alerted and put back, and the kill holds.
 
 use std::path::Path;
 use std::process::Command;
@@ -232,4 +233,85 @@ fn opens_of_the_daemons_memory_and_of_its_store_for_writing_are_reported_from_an
     );
     assert_eq!(a["session"], sid.as_str(), "{a}");
     assert_eq!(a["priority"], "Critical", "{a}");
+}
+
+/// The kernel's encoding of a device number (`MAJOR << 20 | MINOR`) from `st_dev`.
+fn kernel_dev(st_dev: u64) -> u64 {
+    let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & !0xfff);
+    let minor = (st_dev & 0xff) | ((st_dev >> 12) & !0xff);
+    (major << 20) | (minor & 0xf_ffff)
+}
+
+#[test]
+fn an_inline_kill_entry_deleted_through_bpf_is_alerted_and_put_back() {
+    use std::os::unix::fs::MetadataExt as _;
+    require_sensor!();
+    let work = tempfile::tempdir().unwrap();
+    let w = std::fs::canonicalize(work.path()).unwrap();
+    let secret = w.join("guarded");
+    std::fs::write(&secret, "TOPSECRET-kill-open").unwrap();
+    let rules_dir = w.join("rules");
+    std::fs::create_dir_all(&rules_dir).unwrap();
+    for (name, text) in rules::DEFAULT_POLICY {
+        std::fs::write(rules_dir.join(name), text).unwrap();
+    }
+    std::fs::write(
+        rules_dir.join("zz-inline.toml"),
+        format!(
+            "[[rule]]\nid = \"t.kill_open\"\ndescription = \"inline\"\nkinds = [\"file.open\"]\n\
+             severity = \"high\"\noutput = \"{{file.path}}\"\n\
+             condition = {{ field = \"file.path\", equals = \"{}\" }}\n\
+             action = \"kill\"\nmode = \"enforce\"\ninline = true\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let alerts = w.join("alerts.jsonl");
+    let d = Daemon::start_with(
+        None,
+        &[
+            "--rules",
+            rules_dir.to_str().unwrap(),
+            "--alerts-jsonl",
+            alerts.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let md = std::fs::metadata(&secret).unwrap();
+    let (dev, ino) = (kernel_dev(md.dev()), md.ino());
+    let out = Command::new(workload())
+        .args([
+            "bpf-delete2",
+            &d.pid().to_string(),
+            "KILL_OPEN",
+            &dev.to_string(),
+            &ino.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("delete=0"), "not deleted: {stdout}");
+    let a = wait_alert(
+        &alerts,
+        "monitor.map_tamper",
+        &[
+            "`KILL_OPEN`",
+            &format!("entry `dev {dev} inode {ino}` missing (restored)"),
+        ],
+    );
+    assert_eq!(a["priority"], "Critical", "{a}");
+    // The kill holds: the session's `cat` dies before the content reaches its stdout.
+    let (out, _sid) = d
+        .run("t-kill-open", &["/bin/cat", secret.to_str().unwrap()])
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("TOPSECRET"),
+        "the file was read after the repair"
+    );
+    use std::os::unix::process::ExitStatusExt as _;
+    assert!(
+        out.status.signal() == Some(libc::SIGKILL) || out.status.code() == Some(137),
+        "not killed: {:?}",
+        out.status
+    );
 }

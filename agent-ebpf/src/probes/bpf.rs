@@ -71,7 +71,9 @@ fn bpf_object(fd: i64) -> Option<(u64, *const u8)> {
     let t = match &head {
         b"bpf-map\0" => OBJ_MAP,
         b"bpf-prog" => OBJ_PROG,
-        b"bpf_link" => OBJ_LINK,
+        // `bpf_link` for a link as created, `bpf-link` for one opened again (by id, or from a
+        // pin with BPF_OBJ_GET: `bpf_link_new_fd`).
+        b"bpf_link" | b"bpf-link" => OBJ_LINK,
         _ => return None,
     };
     Some((t, rdp(file, off!(file_private_data)).ok()?))

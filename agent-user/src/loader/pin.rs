@@ -148,16 +148,28 @@ impl PinDir {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// Unpin links of programs this daemon did not attach (an earlier version's).
+    /// Unpin links of programs this daemon did not attach (an earlier version's, or egress no
+    /// longer configured). TLS uprobe links (`tls_*`) are kept: they are adopted.
     pub fn drop_stale_links(&self, attached: &[&str]) {
-        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(p) = name.strip_prefix("link_")
-                && !attached.contains(&p)
-            {
-                let _ = std::fs::remove_file(e.path());
+        for (name, path) in self.links() {
+            if !name.starts_with("tls_") && !attached.contains(&name.as_str()) {
+                tracing::info!(link = %name, "unpinned the link of a program this daemon does not attach");
+                let _ = std::fs::remove_file(path);
             }
         }
+    }
+
+    /// The pinned links: (name without the `link_` prefix, pin path).
+    pub fn links(&self) -> Vec<(String, PathBuf)> {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                Some((name.strip_prefix("link_")?.to_owned(), e.path()))
+            })
+            .collect()
     }
 }
 

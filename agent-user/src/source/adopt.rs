@@ -66,10 +66,21 @@ impl SourceLoop {
                 None => self.sensor.remove_from_session(pid),
             }
         }
-        // Agent ids of the adopted entries: `id_for` keeps them stable for `run` sessions.
+        // Agent ids of the adopted entries, named from the earlier daemon's id table
+        // (`agentids`); an id this daemon numbers otherwise is rewritten in the kernel map.
         let mut agent_of: BTreeMap<u64, u32> = BTreeMap::new();
-        for e in self.sensor.sessions.iter().filter_map(|e| e.ok()) {
-            agent_of.entry(e.1.session_id).or_insert(e.1.agent_id);
+        let mut renumber = Vec::new();
+        for (pid, mut info) in self.sensor.sessions.iter().filter_map(|e| e.ok()) {
+            if let Some(new) = self.agents.remap.get(&info.agent_id) {
+                info.agent_id = *new;
+                renumber.push((pid, info));
+            }
+            agent_of.entry(info.session_id).or_insert(info.agent_id);
+        }
+        for (pid, info) in renumber {
+            if let Err(e) = self.sensor.add_to_session(pid, info) {
+                tracing::warn!(error = %format!("{e:#}"), pid, "adopted session entry not renumbered");
+            }
         }
         for (sid, mut members) in by_session {
             if self.tracker.sessions.contains_key(&sid) {

@@ -52,7 +52,9 @@
 //! workload bpf-tamper MAP             find map MAP by id, delete this pid's key from it
 //! workload bpf-tamper-open PATH      bpf-tamper SESSIONS, wait until the entry is back, open PATH
 //! workload bpf-delete PID MAP KEY     delete u32 KEY from map MAP held open by process PID
+//! workload bpf-delete2 PID MAP A B    the same with a key of two u64 (A, B), as `KILL_OPEN`'s
 //! workload bpf-enum                   BPF_MAP_GET_NEXT_ID over every map id
+//! workload bpf-obj-get PATH           BPF_OBJ_GET of a pinned link, prints `link_id=N prog_id=M`
 //! workload atomic-replace DIR         write-tmp-then-rename through /proc/self/fd/N/ (O_PATH N),
 //!                                     /dev/fd/N/, /proc/self/cwd/; renameat on N; chmod via
 //!                                     /proc/PID/fd/N/ (run from DIR)
@@ -605,9 +607,9 @@ fn bpf_tamper_then_open(path: &str) {
     println!("opened={}", open_close(&cstr(path)));
 }
 
-/// Delete key `key` (a u32) from the map named `map_name` that the process `pid` holds open
+/// Delete key `key` (its bytes) from the map named `map_name` that the process `pid` holds open
 /// (its ids from `/proc/PID/fdinfo`): the attack on one daemon's map when several run.
-fn bpf_delete(pid: &str, map_name: &str, key: u32) {
+fn bpf_delete(pid: &str, map_name: &str, key: &[u8]) {
     let mut ids = Vec::new();
     for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
         .unwrap_or_else(|_| die("no such pid"))
@@ -643,11 +645,33 @@ fn bpf_delete(pid: &str, map_name: &str, key: u32) {
         }
         let mut attr = [0u8; 128];
         attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
-        attr[8..16].copy_from_slice(&(&key as *const u32 as u64).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(key.as_ptr() as u64).to_ne_bytes());
         println!("map_id={id} delete={}", bpf_call(3, &mut attr));
         return;
     }
     die("map not found")
+}
+
+/// Open a pinned link (BPF_OBJ_GET) and print its id and its program's (OBJ_GET_INFO_BY_FD).
+fn bpf_obj_get(path: &str) {
+    let p = cstr(path);
+    let mut attr = [0u8; 128];
+    attr[0..8].copy_from_slice(&(p.as_ptr() as u64).to_ne_bytes());
+    let fd = bpf_call(7, &mut attr);
+    if fd < 0 {
+        die(&format!("obj_get: {fd}"));
+    }
+    let mut info = [0u8; 64];
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+    attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+    if bpf_call(15, &mut attr) != 0 {
+        die("link info");
+    }
+    let id = u32::from_ne_bytes(info[4..8].try_into().unwrap_or_default());
+    let prog = u32::from_ne_bytes(info[8..12].try_into().unwrap_or_default());
+    println!("link_id={id} prog_id={prog}");
 }
 
 /// Atomic replaces through magic links, as Claude Code writes files: a temporary file created
@@ -1213,8 +1237,22 @@ fn main() {
             bpf_tamper(a(1));
         }
         "bpf-tamper-open" => bpf_tamper_then_open(a(1)),
-        "bpf-delete" => bpf_delete(a(1), a(2), a(3).parse().unwrap_or_else(|_| die("bad key"))),
+        "bpf-delete" => bpf_delete(
+            a(1),
+            a(2),
+            &a(3)
+                .parse::<u32>()
+                .unwrap_or_else(|_| die("bad key"))
+                .to_ne_bytes(),
+        ),
+        "bpf-delete2" => {
+            let n = |s: &str| s.parse::<u64>().unwrap_or_else(|_| die("bad key"));
+            let mut key = n(a(3)).to_ne_bytes().to_vec();
+            key.extend_from_slice(&n(a(4)).to_ne_bytes());
+            bpf_delete(a(1), a(2), &key)
+        }
         "bpf-enum" => println!("map_ids={}", bpf_map_ids().len()),
+        "bpf-obj-get" => bpf_obj_get(a(1)),
         "atomic-replace" => atomic_replace(a(1)),
         "utimes" => utimes_all(a(1)),
         "finit-module" => {
