@@ -349,6 +349,10 @@ pub struct StoreStats {
     /// Times the spool stopped taking writes since start.
     #[serde(default)]
     pub outages: u64,
+    /// Events refused since start because free space was below the `[store] low_space` reserve
+    /// (kept for alerts and monitor events); counted here, not as store errors.
+    #[serde(default)]
+    pub reserve_dropped: u64,
     /// The indexer's last error while it retries (search is stale until it commits again).
     #[serde(default)]
     pub index_error: Option<String>,

@@ -698,6 +698,7 @@ impl Store {
         st.space_error = h.error;
         st.dropped = h.dropped;
         st.outages = h.outages;
+        st.reserve_dropped = h.reserve_dropped;
         st.index_error = h.index_error;
         st.index_bytes = dir_size(&self.dir.join("index"));
         st

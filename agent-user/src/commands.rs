@@ -312,6 +312,13 @@ pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {
                 s.stats.dropped, s.stats.outages
             )?;
         }
+        if s.stats.reserve_dropped > 0 {
+            writeln!(
+                out,
+                "  {} events refused under the low-space reserve (alerts and monitor events kept)",
+                s.stats.reserve_dropped
+            )?;
+        }
         if let Some(e) = &s.stats.index_error {
             writeln!(out, "  indexer retrying: {e}")?;
         }

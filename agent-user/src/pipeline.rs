@@ -152,6 +152,11 @@ impl Pipeline {
     }
 
     fn store_failed(&mut self, e: agent_store::StoreError) {
+        if matches!(e, agent_store::StoreError::Reserve) {
+            // Refused under the low-space reserve: counted by the store (`reserve_dropped`) and
+            // alerted by `lowspace`, not a write error.
+            return;
+        }
         self.store_errors += 1;
         let msg = e.to_string();
         if self.last_store_error.as_deref() != Some(msg.as_str()) {

@@ -1,7 +1,8 @@
 //! Low space before disk full (issue 19): the daemon's data dir is a 20 MB tmpfs with
 //! `[store] low_space = "8M"`. A filler file takes the free space under 8 MiB: one
 //! `monitor.low_space` alert; under the 4 MiB reserve: one `monitor.space_reserve` alert, and
-//! session events are refused (counted as store errors) while alerts are still written; the
+//! session events are refused (counted in `reserve_dropped`, not as store errors) while alerts
+//! are still written; the
 //! filler removed: `monitor.space_recovered`, and events are stored again.
 
 use std::path::{Path, PathBuf};
@@ -116,26 +117,43 @@ fn low_space_is_alerted_once_the_reserve_keeps_alerts_and_recovery_is_alerted() 
     // Session events are refused and counted; the alerts above are in the store.
     let (out, _) = d.run("t-low", &["/bin/true"]).unwrap();
     assert!(out.status.success());
-    wait("refused events counted as store errors", 10, || {
-        d.status().ok().is_some_and(|s| {
-            s["store"]["errors"].as_u64().unwrap_or(0) > 0
-                && s["store"]["last_error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("reserve"))
-        })
+    wait("refused events counted in reserve_dropped", 10, || {
+        d.status()
+            .ok()
+            .is_some_and(|s| s["store"]["reserve_dropped"].as_u64().unwrap_or(0) > 0)
     });
+    let st = d.status().unwrap();
+    assert_eq!(
+        st["store"]["errors"].as_u64(),
+        Some(0),
+        "reserve refusals are not write errors: {st}"
+    );
+    let o = Command::new(tests::bin())
+        .args(["status", "--data-dir"])
+        .arg(d.data_dir())
+        .output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        plain.contains("refused under the low-space reserve"),
+        "{plain}"
+    );
 
     std::fs::remove_file(&filler).unwrap();
     wait("monitor.space_recovered", 10, || {
         count("monitor.space_recovered") == 1
     });
-    let errors = d.status().unwrap()["store"]["errors"].as_u64().unwrap();
+    let refused = d.status().unwrap()["store"]["reserve_dropped"]
+        .as_u64()
+        .unwrap();
     let (out, _) = d.run("t-low", &["/bin/true"]).unwrap();
     assert!(out.status.success());
     std::thread::sleep(Duration::from_secs(1));
+    let st = d.status().unwrap();
     assert_eq!(
-        d.status().unwrap()["store"]["errors"].as_u64().unwrap(),
-        errors,
+        st["store"]["reserve_dropped"].as_u64().unwrap(),
+        refused,
         "events refused after the space came back"
     );
+    assert_eq!(st["store"]["errors"].as_u64(), Some(0), "{st}");
 }
