@@ -257,6 +257,9 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut src =
         source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone())?;
+    // SIGHUP re-reads the config too: its `[[egress]]` tables apply without a restart.
+    let config_reload = Arc::new(AtomicBool::new(false));
+    src.reload_config_on(config.map(Path::to_path_buf), config_reload.clone());
     src.started(start_message, start_alerts);
     // Sessions the pinned sensor kept tracking, and what it buffered, before anything new.
     src.adopt();
@@ -322,7 +325,10 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => reload.store(true, Ordering::Relaxed),
+                _ = hup.recv() => {
+                    reload.store(true, Ordering::Relaxed);
+                    config_reload.store(true, Ordering::Relaxed);
+                }
             }
         }
         anyhow::Ok(())

@@ -701,6 +701,14 @@ impl Sensor {
         Ok(())
     }
 
+    /// Attach the egress programs now (a config reload brought the first `[[egress]]` table);
+    /// the hooks attached are added to `programs`.
+    pub fn attach_egress(&mut self) -> Result<Vec<String>> {
+        let hooks = self.egress.attach(&mut self.ebpf)?;
+        self.programs.extend(hooks.iter().cloned());
+        Ok(hooks)
+    }
+
     /// Watch the daemon's files: opens of them for writing, and of its `/proc/PID/` entries that
     /// expose its memory, are reported from any process (`PROTECT`).
     pub fn protect_paths(&mut self, paths: &[std::path::PathBuf]) -> Result<()> {

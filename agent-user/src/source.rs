@@ -1036,6 +1036,7 @@ impl SourceLoop {
                 self.sensor.heartbeat();
                 self.pipeline.tick();
                 self.sync_inline_kills();
+                self.reload_egress();
                 self.sync_egress();
                 let expired = self.io_pending.expire(IO_PENDING_TTL);
                 if expired > 0 {

@@ -377,3 +377,133 @@ print("before=%s resolved=%s answered=%s other=%s" % (before, ",".join(ips), con
     assert_eq!(e["policies"][0]["mode"], "enforce", "{st}");
     assert!(e["policies"][0]["denied"].as_u64() >= Some(3), "{st}");
 }
+
+/// Poll `status` until `pred` holds for its `egress` part (`null` when not attached).
+fn wait_egress(d: &Daemon, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let st = d.status().unwrap();
+        if pred(&st["egress"]) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 30 s: {}",
+            st["egress"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn sighup(d: &Daemon) {
+    // SAFETY: kill has no memory preconditions; the pid is the test's own daemon child.
+    assert_eq!(unsafe { libc::kill(d.pid(), libc::SIGHUP) }, 0);
+}
+
+/// Issue #15: a SIGHUP that adds, changes or removes `[[egress]]` tables takes effect without a
+/// restart. The daemon starts with no egress policy (programs not attached); a reload with a
+/// deny attaches them and the session's connect is refused; a reload that changes the
+/// allow-list lets it through; a reload without the table allows everything again; a config
+/// that does not parse keeps the running tables and raises `config.reload_rejected`.
+#[test]
+fn sighup_adds_changes_and_removes_egress_tables() {
+    require_sensor!();
+    let (_t_deny, _u_deny, deny) = loopback_port();
+    let (_t_ok, _u_ok, ok) = loopback_port();
+    let plain = "[response]\ndefault_mode = \"dry_run\"\n";
+    let d = Daemon::start_with(Some(plain), &[]).unwrap();
+    let cfg_path = d.dir.path().join("config.toml");
+    let dst = format!("127.0.0.1:{deny}");
+    assert!(
+        d.status().unwrap()["egress"].is_null(),
+        "no `[[egress]]`: the programs start unattached"
+    );
+    let (inside, _, _) = probe_both(&d, "egr", &dst);
+    assert_eq!(inside, "tcp=ok udp=ok", "no policy yet: not restricted");
+
+    // Add a table: the programs get attached and the deny applies.
+    std::fs::write(&cfg_path, config("egr", ok, "enforce")).unwrap();
+    sighup(&d);
+    wait_egress(&d, "the reloaded table", |e| {
+        e["policies"][0]["name"] == "egt-net"
+    });
+    let progs = d.status().unwrap()["programs"].to_string();
+    assert!(
+        progs.contains("cgroup/connect4") && progs.contains("cgroup/sendmsg6"),
+        "attached by the reload: {progs}"
+    );
+    let (inside, sid, outside) = probe_both(&d, "egr", &dst);
+    assert_eq!(
+        inside, "tcp=errno=1 udp=errno=1",
+        "denied after the reload, no restart"
+    );
+    assert_eq!(outside, "tcp=ok udp=ok");
+    d.wait_for("the denials after the reload", |evs| {
+        denials(evs, &sid, deny).len() >= 2
+    })
+    .unwrap();
+    let (inside, _, _) = probe_both(&d, "egr", &format!("127.0.0.1:{ok}"));
+    assert_eq!(inside, "tcp=ok udp=ok", "the allow-list applies");
+
+    // Change it: the denied port is now allowed, the other one is not.
+    std::fs::write(
+        &cfg_path,
+        config("egr", deny, "enforce").replace("egt-net", "egt-changed"),
+    )
+    .unwrap();
+    sighup(&d);
+    wait_egress(&d, "the changed table", |e| {
+        e["policies"][0]["name"] == "egt-changed"
+    });
+    let (inside, _, _) = probe_both(&d, "egr", &dst);
+    assert_eq!(inside, "tcp=ok udp=ok", "allowed by the changed table");
+    let (inside, _, _) = probe_both(&d, "egr", &format!("127.0.0.1:{ok}"));
+    assert_eq!(
+        inside, "tcp=errno=1 udp=errno=1",
+        "no longer on the changed allow-list"
+    );
+
+    // A config that does not parse: the running table stays, and an alert says why.
+    std::fs::write(
+        &cfg_path,
+        "[[egress]]\nagent = [\"egr\"]\nallow = [\"10.0.0.300\"]\n",
+    )
+    .unwrap();
+    sighup(&d);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let alerts_path = d.data_dir();
+    loop {
+        let out = Command::new(bin())
+            .args(["alerts", "--json", "--data-dir"])
+            .arg(&alerts_path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains("config.reload_rejected") {
+            assert!(text.contains("10.0.0.300"), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no config.reload_rejected alert: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (inside, _, _) = probe_both(&d, "egr", &format!("127.0.0.1:{ok}"));
+    assert_eq!(
+        inside, "tcp=errno=1 udp=errno=1",
+        "a rejected reload keeps the running table"
+    );
+
+    // Remove it: allowed again.
+    std::fs::write(&cfg_path, plain).unwrap();
+    sighup(&d);
+    wait_egress(&d, "no tables", |e| {
+        e["policies"].as_array().is_some_and(|p| p.is_empty())
+    });
+    let (inside, _, _) = probe_both(&d, "egr", &format!("127.0.0.1:{ok}"));
+    assert_eq!(
+        inside, "tcp=ok udp=ok",
+        "a reload without the table lifts the deny"
+    );
+}

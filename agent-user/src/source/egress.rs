@@ -8,8 +8,17 @@
 //! `response.action` event: action `deny`, mode `enforce` (the process got `EPERM`) or
 //! `dry_run` (it went ahead), by `egress:NAME`, with the destination in `net.*` and the note.
 //! Repeats of one miss by one process within [`REPEAT`] are counted, not stored again.
+//!
+//! On SIGHUP the config file is read again and its `[[egress]]` tables replace the running ones
+//! (`reload_egress`): the programs are attached if they were not, and the maps are rewritten or
+//! emptied at once; a config that does not parse keeps the running tables and raises a
+//! `config.reload_rejected` alert. Only `[[egress]]` (with the `[response] default_mode` it
+//! falls back on) is taken from a reload; the rest of the config needs a restart.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::tracker::session::Agents as _;
@@ -48,9 +57,96 @@ pub struct EgressState {
     pub dns_refused: u64,
     /// Misses read per policy number (1-based): (denied, dry run).
     per_policy: HashMap<u32, (u64, u64)>,
+    /// Where the config is re-read from on SIGHUP (`None`: the default path or the built-in
+    /// config), and the flag SIGHUP sets.
+    reload: Option<(Option<PathBuf>, Arc<AtomicBool>)>,
+    /// Accepted `[[egress]]` reloads.
+    pub reloads: u64,
 }
 
 impl SourceLoop {
+    /// Re-read the config at `path` (`None`: as at start) when `flag` is set (SIGHUP).
+    pub fn reload_config_on(&mut self, path: Option<PathBuf>, flag: Arc<AtomicBool>) {
+        self.egress.reload = Some((path, flag));
+    }
+
+    /// A pending SIGHUP: read the config again and swap in its `[[egress]]` tables.
+    pub(super) fn reload_egress(&mut self) {
+        let Some((path, flag)) = &self.egress.reload else {
+            return;
+        };
+        if !flag.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let path = path.clone();
+        let new = match crate::config::Config::load(path.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::warn!(error = %msg, "config reload rejected; keeping the running `[[egress]]` tables");
+                let now = agent_model::Timestamp::now();
+                self.pipeline.alert(agent_model::Alert {
+                    id: format!("config-reload-{}", now.0),
+                    time: now,
+                    host: self.tracker.host.clone(),
+                    rule: "config.reload_rejected".into(),
+                    severity: agent_model::Severity::High,
+                    summary: agent_model::BStr::from(format!(
+                        "config reload rejected, the running `[[egress]]` tables stay: {msg}"
+                    )),
+                    tags: vec!["agentwatch".into(), "config".into()],
+                    count: 1,
+                    first_time: now,
+                    last_time: now,
+                    ..Default::default()
+                });
+                return;
+            }
+        };
+        let mut tables = new.egress;
+        // The mode a table falls back on is the reloaded config's.
+        for p in &mut tables {
+            p.dry_run.get_or_insert(new.response.default_dry_run);
+        }
+        let cfg = &self.agents.cfg;
+        let running: Vec<_> = cfg
+            .egress
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                p.dry_run.get_or_insert(cfg.response.default_dry_run);
+                p
+            })
+            .collect();
+        if running == tables {
+            tracing::info!("config reloaded: `[[egress]]` unchanged");
+            return;
+        }
+        if !cfg.response.enabled {
+            tracing::warn!(
+                "config reloaded: `[response] enabled = false` at start; `[[egress]]` stays off until a restart"
+            );
+            return;
+        }
+        self.agents.cfg.egress = tables;
+        self.egress.resolver = None;
+        self.egress.synced = None;
+        self.egress.per_policy.clear();
+        self.egress.reloads += 1;
+        let n = self.agents.cfg.egress.len();
+        if n > 0 && self.sensor.egress.attached.is_none() {
+            match self.sensor.attach_egress() {
+                Ok(h) if !h.is_empty() => tracing::info!(hooks = ?h, "egress programs attached"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "egress programs not attached")
+                }
+            }
+        }
+        tracing::info!(tables = n, "config reloaded: `[[egress]]` replaced");
+        self.sync_egress();
+    }
+
     /// Fill the egress maps when something changed or [`RESYNC`] passed.
     pub(super) fn sync_egress(&mut self) {
         if self.sensor.egress.attached.is_none() {
