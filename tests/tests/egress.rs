@@ -507,3 +507,115 @@ fn sighup_adds_changes_and_removes_egress_tables() {
         "a reload without the table lifts the deny"
     );
 }
+
+/// Every stored alert of `rule` (`alerts --json`), the last write of each id (an alert written
+/// again with the same id is an update).
+pub fn alerts_of(d: &Daemon, rule: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(bin())
+        .args(["alerts", "--json", "--limit", "1000", "--data-dir"])
+        .arg(d.data_dir())
+        .output()
+        .unwrap();
+    let mut by_id: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
+        let v = v["alert"].take();
+        if v["rule"] != rule {
+            continue;
+        }
+        let id = v["id"].as_str().unwrap_or_default().to_owned();
+        let newer = by_id
+            .get(&id)
+            .is_none_or(|o| o["count"].as_u64() < v["count"].as_u64());
+        if newer {
+            by_id.insert(id, v);
+        }
+    }
+    by_id.into_values().collect()
+}
+
+/// Issue #15: a session looping on a denied connect does not flood the store or the alerts.
+/// 10,000 denied connects from one session (each from a fresh socket) give a bounded number of
+/// `response.action` events and `egress.denied` alerts (the first at once, then the same alert
+/// written again with the count when its window closes), and the counts add up to exactly the
+/// denials the session saw, which the kernel counted too.
+#[test]
+fn ten_thousand_denied_connects_fold_into_counted_alerts() {
+    require_sensor!();
+    let (_t_deny, _u_deny, deny) = loopback_port();
+    let d = Daemon::start_with(Some(&config("egflood", 1, "enforce")), &[]).unwrap();
+    let script = format!(
+        "import socket\nn = 0\nfor _ in range(10000):\n    s = socket.socket()\n    try:\n        s.connect(('127.0.0.1', {deny}))\n    except PermissionError:\n        n += 1\n    finally:\n        s.close()\nprint(n)\n"
+    );
+    let t0 = std::time::Instant::now();
+    let (out, sid) = d
+        .run("egflood", &["/usr/bin/python3", "-c", &script])
+        .unwrap();
+    let loop_time = t0.elapsed();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "10000",
+        "every connect is denied: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The folded alert is written again once its window (5 s) closes after the loop.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (alerts, lost) = loop {
+        let st = d.status().unwrap();
+        let lost = st["egress"]["lost"].as_u64().unwrap();
+        let alerts: Vec<_> = alerts_of(&d, "egress.denied")
+            .into_iter()
+            .filter(|a| a["session"]["id"] == sid.as_str())
+            .collect();
+        let total: u64 = alerts.iter().filter_map(|a| a["count"].as_u64()).sum();
+        if total + lost >= 10_000 {
+            break (alerts, lost);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alert counts reach only {total} (+{lost} lost) of 10000: {alerts:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let total: u64 = alerts.iter().filter_map(|a| a["count"].as_u64()).sum();
+    assert_eq!(
+        total + lost,
+        10_000,
+        "the counts are the denials, no more (lost records: {lost})"
+    );
+    // One group per 5 s window of the loop, at most.
+    let windows = loop_time.as_secs() / 5 + 2;
+    assert!(
+        (alerts.len() as u64) <= windows,
+        "{} alerts for a {loop_time:?} loop",
+        alerts.len()
+    );
+    let st = d.status().unwrap();
+    assert!(
+        st["egress"]["denied"].as_u64() >= Some(10_000),
+        "the kernel counted every denial: {}",
+        st["egress"]
+    );
+    assert!(
+        st["egress"]["policies"][0]["denied"].as_u64() >= Some(10_000 - lost),
+        "{}",
+        st["egress"]
+    );
+    let evs = d.events();
+    let stored = denials(&evs, &sid, deny).len() as u64;
+    assert!(
+        stored >= 1 && stored <= windows,
+        "{stored} deny events stored for 10000 denials"
+    );
+    let a = &alerts[0];
+    assert_eq!(a["severity"], "medium");
+    assert!(
+        a["summary"]
+            .as_str()
+            .unwrap()
+            .contains("egress policy `egt-net`"),
+        "{a}"
+    );
+}

@@ -6,8 +6,10 @@
 //! answers of the [`Resolver`] for host names) goes into the trie. The maps are written again
 //! when an answer or the agent list changes and every [`RESYNC`]. A record of a miss becomes a
 //! `response.action` event: action `deny`, mode `enforce` (the process got `EPERM`) or
-//! `dry_run` (it went ahead), by `egress:NAME`, with the destination in `net.*` and the note.
-//! Repeats of one miss by one process within [`REPEAT`] are counted, not stored again.
+//! `dry_run` (it went ahead), by `egress:NAME`, with the destination in `net.*` and the note,
+//! and an `egress.denied` alert. Repeats of one miss (same session, policy, destination,
+//! protocol, verdict; any process) within `repeats::WINDOW` are not stored: they are counted
+//! into that alert, written again with the total `count` when the window closes.
 //!
 //! On SIGHUP the config file is read again and its `[[egress]]` tables replace the running ones
 //! (`reload_egress`): the programs are attached if they were not, and the maps are rewritten or
@@ -33,18 +35,14 @@ use crate::egress::{Allow, Resolver, shown_addr, trie_entries};
 /// How often the maps are written again without a change.
 pub const RESYNC: Duration = Duration::from_secs(5);
 
-/// A miss repeated by the same process within this time is not stored again.
-const REPEAT: Duration = Duration::from_secs(1);
-
-type MissKey = (u64, u32, [u8; 16], u16, u16, u32);
-
 #[derive(Default)]
 pub struct EgressState {
     resolver: Option<Resolver>,
     /// When the maps were written, for which resolver generation and agent count.
     synced: Option<(Instant, u64, u32)>,
-    /// Last stored miss per (session, pid, address, port, protocol, verdict).
-    recent: HashMap<MissKey, Instant>,
+    /// Misses folded per (session, policy, address, port, protocol, verdict) into their
+    /// `egress.denied` alert (`repeats`).
+    repeats: super::repeats::Repeats,
     /// Repeats not stored.
     pub suppressed: u64,
     /// Records the programs could not send (ring full), as last reported.
@@ -251,27 +249,18 @@ impl SourceLoop {
         } else {
             c.1 += 1;
         }
-        let now = Instant::now();
-        let key = (
-            h.session_id,
-            h.tgid,
-            b.daddr,
-            b.dport,
-            b.protocol,
-            b.verdict,
+        let key = format!(
+            "egress:{:x}:{}:{:?}:{}:{}:{}",
+            h.session_id, b.policy, b.daddr, b.dport, b.protocol, b.verdict
         );
-        if let Some(at) = self.egress.recent.get(&key)
-            && now.duration_since(*at) < REPEAT
+        if !self
+            .egress
+            .repeats
+            .seen(&key, agent_model::Timestamp::now())
         {
             self.egress.suppressed += 1;
             return;
         }
-        if self.egress.recent.len() >= 4096 {
-            self.egress
-                .recent
-                .retain(|_, at| now.duration_since(*at) < REPEAT);
-        }
-        self.egress.recent.insert(key, now);
         let policy = self
             .agents
             .cfg
@@ -320,12 +309,41 @@ impl SourceLoop {
         let mut ev = self.tracker.response_event(h.session_id, h.tgid, r);
         ev.net = Some(agent_model::Net {
             family: if dst.is_ipv4() { "ipv4" } else { "ipv6" }.into(),
-            protocol: Some(proto),
+            protocol: Some(proto.clone()),
             dst_ip: Some(dst),
             dst_port: Some(b.dport),
             ..Default::default()
         });
+        let alert = super::repeats::first_alert(
+            &ev,
+            "egress.denied",
+            if enforce {
+                agent_model::Severity::Medium
+            } else {
+                agent_model::Severity::Low
+            },
+            format!(
+                "{what} to {shown}/{proto} {} by egress policy `{policy}` in session {session}",
+                if enforce {
+                    "denied"
+                } else {
+                    "would be denied (dry run)"
+                }
+            ),
+        );
         self.emit(ev);
+        for a in self.egress.repeats.open(key, alert) {
+            self.pipeline.alert(a);
+        }
+    }
+
+    /// Write again the `egress.denied` alerts whose window closed with repeats (`all`: every
+    /// open one, at a stop).
+    pub(super) fn close_egress_repeats(&mut self, all: bool) {
+        for a in self.egress.repeats.close(all) {
+            tracing::warn!(rule = %a.rule, count = a.count, summary = %a.summary, "repeated egress misses");
+            self.pipeline.alert(a);
+        }
     }
 }
 
