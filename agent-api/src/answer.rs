@@ -203,7 +203,7 @@ pub struct EgressStatus {
     pub dry_run: u64,
     /// Records of misses the programs could not send (the verdicts were applied).
     pub lost: u64,
-    /// Repeats of a miss within a second, counted and not stored.
+    /// Repeats of a miss folded into its `egress.denied` alert's count, not stored.
     pub suppressed: u64,
     /// Destinations allowed to a session by its own DNS answers (map entries written).
     pub dns_allowed: u64,

@@ -267,6 +267,9 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
     let mut src =
         source::SourceLoop::new(sensor, cfg.clone(), host, pipeline, cmd_rx, stop.clone())?;
     src.keep_agent_ids(&conn.data_dir);
+    // SIGHUP re-reads the config too: its `[[egress]]` tables apply without a restart.
+    let config_reload = Arc::new(AtomicBool::new(false));
+    src.reload_config_on(config.map(Path::to_path_buf), config_reload.clone());
     src.started(start_message, start_alerts);
     // Sessions the pinned sensor kept tracking, and what it buffered, before anything new.
     src.adopt();
@@ -336,7 +339,10 @@ pub fn daemon(args: DaemonArgs<'_>) -> Result<ExitCode> {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => reload.store(true, Ordering::Relaxed),
+                _ = hup.recv() => {
+                    reload.store(true, Ordering::Relaxed);
+                    config_reload.store(true, Ordering::Relaxed);
+                }
             }
         }
         anyhow::Ok(())

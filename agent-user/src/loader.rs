@@ -792,6 +792,31 @@ impl Sensor {
         Ok(())
     }
 
+    /// Attach the egress programs now (a config reload brought the first `[[egress]]` table);
+    /// the hooks attached are added to `programs`.
+    /// Their links are pinned like those attached at start and become the daemon's own
+    /// (`OWN_IDS`), so detaching them is a tamper event.
+    pub fn attach_egress(&mut self) -> Result<Vec<String>> {
+        let pins = self.pins.clone();
+        let pin_fn = pins.map(|p| move |name: &str, link: FdLink| p.pin_link(name, link));
+        let pin = pin_fn.as_ref().map(|f| f as crate::sockaddr::PinLink<'_>);
+        let hooks = self.egress.attach(&mut self.ebpf, pin)?;
+        if !hooks.is_empty() {
+            let progs: Vec<u32> = crate::sockaddr::PROGRAMS
+                .iter()
+                .filter_map(|(name, _)| self.ebpf.program(name)?.info().ok().map(|i| i.id()))
+                .collect();
+            let links: Vec<u32> = aya::programs::loaded_links()
+                .filter_map(|l| l.ok())
+                .filter(|l| progs.contains(&l.program_id()))
+                .map(|l| l.id())
+                .collect();
+            self.own_links(&links);
+        }
+        self.programs.extend(hooks.iter().cloned());
+        Ok(hooks)
+    }
+
     /// Watch the daemon's files: opens of them for writing, and of its `/proc/PID/` entries that
     /// expose its memory, are reported from any process (`PROTECT`).
     pub fn protect_paths(&mut self, paths: &[std::path::PathBuf]) -> Result<()> {

@@ -34,7 +34,8 @@ enum Cmd {
     /// Run the sensor, enrichment, outputs and local API (needs root and a kernel with BTF).
     Daemon {
         /// Config file (default: /etc/agentwatch/config.toml when present, else built-in):
-        /// `[[agent]]` selectors, `[response]`, `[[egress]]` allow-lists, ...
+        /// `[[agent]]` selectors, `[response]`, `[[egress]]` allow-lists, ... On SIGHUP it is
+        /// read again and its `[[egress]]` tables replace the running ones.
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]

@@ -6,7 +6,9 @@
 //! object's ids) so that the egress part of the loader stays in one place. The programs are
 //! always loaded (every program of the object is), but attached only when the config has an
 //! `[[egress]]` table and `[response]` is enabled: without a policy there is nothing to enforce
-//! and no cost on any connect.
+//! and no cost on any connect. A config reload that brings the first table attaches them then
+//! ([`EgressMaps::attach`]); one that removes every table empties the maps and leaves them
+//! attached (every connect of a session is then allowed at the first lookup).
 //!
 //! With pinning (`loader::pin`) the links are pinned under the program's name, so the deny keeps
 //! holding while no daemon runs, and the maps the daemon wrote are compared with its copy on
@@ -68,35 +70,12 @@ pub struct EgressStats {
 
 impl EgressMaps {
     /// Load the programs and, when `attach`, attach them to the cgroup v2 root, each link pinned
-    /// by `pin` under the program's name when given. A failed attach is logged and leaves egress
-    /// unenforced (the sensor still runs); a failed pin is an error (the deny would not outlive
-    /// the daemon, which is what pinning promises).
+    /// by `pin` under the program's name when given (see [`EgressMaps::attach`]).
     pub fn load(
         ebpf: &mut Ebpf,
         attach: bool,
         pin: Option<PinLink<'_>>,
     ) -> Result<(EgressMaps, Vec<String>)> {
-        let root = if attach {
-            crate::response::cgroup2_mount()
-        } else {
-            None
-        };
-        if attach && root.is_none() {
-            tracing::error!(
-                "no cgroup2 mount in /proc/self/mountinfo: `[[egress]]` is not enforced"
-            );
-        }
-        let dir = match &root {
-            Some(r) => match std::fs::File::open(r) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    tracing::error!(dir = %r.display(), error = %e, "cannot open the cgroup2 root: `[[egress]]` is not enforced");
-                    None
-                }
-            },
-            None => None,
-        };
-        let mut attached = Vec::new();
         for (name, hook) in PROGRAMS {
             let p: &mut CgroupSockAddr = ebpf
                 .program_mut(name)
@@ -104,24 +83,6 @@ impl EgressMaps {
                 .try_into()?;
             p.load()
                 .with_context(|| format!("the kernel refused `{hook}` program `{name}`"))?;
-            if let Some(d) = &dir {
-                // A bpf_link (what aya creates on this kernel) coexists with every other
-                // program on the cgroup; the kernel refuses multi-attach flags on links.
-                match p.attach(d, CgroupAttachMode::Single) {
-                    Ok(id) => {
-                        if let Some(pin) = pin {
-                            let link: FdLink = p.take_link(id)?.try_into().with_context(|| {
-                                format!("`{name}` is not attached by a bpf link")
-                            })?;
-                            pin(name, link)?;
-                        }
-                        attached.push(hook.to_string())
-                    }
-                    Err(e) => {
-                        tracing::error!(hook, error = ?e, "attaching an egress program failed: `[[egress]]` is not enforced there")
-                    }
-                }
-            }
         }
         let agents = HashMap::try_from(
             ebpf.take_map(MAP_EGRESS_AGENTS)
@@ -139,7 +100,6 @@ impl EgressMaps {
             ebpf.take_map(MAP_EGRESS_DNS)
                 .ok_or_else(|| anyhow!("no map `{MAP_EGRESS_DNS}`"))?,
         )?;
-        let attached_root = (!attached.is_empty()).then(|| root.clone()).flatten();
         // Adopted maps hold the earlier daemon's entries: the first `set` replaces them.
         let agents_now: Vec<(u32, u32)> = agents.iter().filter_map(|e| e.ok()).collect();
         let allow_now: Vec<(u32, EgressKey)> = allow
@@ -147,19 +107,73 @@ impl EgressMaps {
             .filter_map(|k| k.ok())
             .map(|k: Key<EgressKey>| (k.prefix_len(), k.data()))
             .collect();
-        Ok((
-            EgressMaps {
-                agents,
-                allow,
-                stats,
-                dns,
-                attached: attached_root,
-                agents_now,
-                allow_now,
-                written: false,
-            },
-            attached,
-        ))
+        let mut maps = EgressMaps {
+            agents,
+            allow,
+            stats,
+            dns,
+            attached: None,
+            agents_now,
+            allow_now,
+            written: false,
+        };
+        let attached = if attach {
+            maps.attach(ebpf, pin)?
+        } else {
+            Vec::new()
+        };
+        Ok((maps, attached))
+    }
+
+    /// Attach the loaded programs to the cgroup v2 root (at start, or when a config reload
+    /// brings the first `[[egress]]` table); the hooks attached. Already attached: nothing. A
+    /// failed attach is logged and leaves egress unenforced there (the sensor still runs).
+    /// A failed pin is an error (the deny would not outlive the daemon, which is what pinning
+    /// promises).
+    pub fn attach(&mut self, ebpf: &mut Ebpf, pin: Option<PinLink<'_>>) -> Result<Vec<String>> {
+        if self.attached.is_some() {
+            return Ok(Vec::new());
+        }
+        let Some(root) = crate::response::cgroup2_mount() else {
+            tracing::error!(
+                "no cgroup2 mount in /proc/self/mountinfo: `[[egress]]` is not enforced"
+            );
+            return Ok(Vec::new());
+        };
+        let dir = match std::fs::File::open(&root) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(dir = %root.display(), error = %e, "cannot open the cgroup2 root: `[[egress]]` is not enforced");
+                return Ok(Vec::new());
+            }
+        };
+        let mut attached = Vec::new();
+        for (name, hook) in PROGRAMS {
+            let p: &mut CgroupSockAddr = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("program `{name}` missing from the object"))?
+                .try_into()?;
+            // A bpf_link (what aya creates on this kernel) coexists with every other
+            // program on the cgroup; the kernel refuses multi-attach flags on links.
+            match p.attach(&dir, CgroupAttachMode::Single) {
+                Ok(id) => {
+                    if let Some(pin) = pin {
+                        let link: FdLink = p.take_link(id)?.try_into().with_context(|| {
+                            format!("`{name}` is not attached by a bpf link")
+                        })?;
+                        pin(name, link)?;
+                    }
+                    attached.push(hook.to_string())
+                }
+                Err(e) => {
+                    tracing::error!(hook, error = ?e, "attaching an egress program failed: `[[egress]]` is not enforced there")
+                }
+            }
+        }
+        if !attached.is_empty() {
+            self.attached = Some(root);
+        }
+        Ok(attached)
     }
 
     /// Make the maps hold exactly `agents` (agent id → policy number | `EGRESS_ENFORCE`) and

@@ -23,6 +23,7 @@ mod adopt;
 mod durable;
 mod egress;
 mod inline_kill;
+mod repeats;
 mod rule_actions;
 
 use crate::capture::Capture;
@@ -1102,7 +1103,10 @@ impl SourceLoop {
                 self.sensor.heartbeat();
                 self.pipeline.tick();
                 self.sync_inline_kills();
+                self.reload_egress();
                 self.sync_egress();
+                self.close_egress_repeats(false);
+                self.close_inline_repeats(false);
                 let expired = self.io_pending.expire(IO_PENDING_TTL);
                 if expired > 0 {
                     tracing::debug!(
@@ -1126,6 +1130,9 @@ impl SourceLoop {
                 while self.drain() > 0 {}
                 self.check_losses();
                 self.report_flows();
+                // Folded repeats are written with their counts before the stop.
+                self.close_egress_repeats(true);
+                self.close_inline_repeats(true);
                 self.pipeline.sync();
                 let written = self.pipeline.flush();
                 self.commit_ring(written);

@@ -377,3 +377,245 @@ print("before=%s resolved=%s answered=%s other=%s" % (before, ",".join(ips), con
     assert_eq!(e["policies"][0]["mode"], "enforce", "{st}");
     assert!(e["policies"][0]["denied"].as_u64() >= Some(3), "{st}");
 }
+
+/// Poll `status` until `pred` holds for its `egress` part (`null` when not attached).
+fn wait_egress(d: &Daemon, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let st = d.status().unwrap();
+        if pred(&st["egress"]) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 30 s: {}",
+            st["egress"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn sighup(d: &Daemon) {
+    // SAFETY: kill has no memory preconditions; the pid is the test's own daemon child.
+    assert_eq!(unsafe { libc::kill(d.pid(), libc::SIGHUP) }, 0);
+}
+
+/// Issue #15: a SIGHUP that adds, changes or removes `[[egress]]` tables takes effect without a
+/// restart. The daemon starts with no egress policy (programs not attached); a reload with a
+/// deny attaches them and the session's connect is refused; a reload that changes the
+/// allow-list lets it through; a reload without the table allows everything again; a config
+/// that does not parse keeps the running tables and raises `config.reload_rejected`.
+#[test]
+fn sighup_adds_changes_and_removes_egress_tables() {
+    require_sensor!();
+    let (_t_deny, _u_deny, deny) = loopback_port();
+    let (_t_ok, _u_ok, ok) = loopback_port();
+    let plain = "[response]\ndefault_mode = \"dry_run\"\n";
+    let d = Daemon::start_with(Some(plain), &[]).unwrap();
+    let cfg_path = d.dir.path().join("config.toml");
+    let dst = format!("127.0.0.1:{deny}");
+    assert!(
+        d.status().unwrap()["egress"].is_null(),
+        "no `[[egress]]`: the programs start unattached"
+    );
+    let (inside, _, _) = probe_both(&d, "egr", &dst);
+    assert_eq!(inside, "tcp=ok udp=ok", "no policy yet: not restricted");
+
+    // Add a table: the programs get attached and the deny applies.
+    std::fs::write(&cfg_path, config("egr", ok, "enforce")).unwrap();
+    sighup(&d);
+    wait_egress(&d, "the reloaded table", |e| {
+        e["policies"][0]["name"] == "egt-net"
+    });
+    let progs = d.status().unwrap()["programs"].to_string();
+    assert!(
+        progs.contains("cgroup/connect4") && progs.contains("cgroup/sendmsg6"),
+        "attached by the reload: {progs}"
+    );
+    let (inside, sid, outside) = probe_both(&d, "egr", &dst);
+    assert_eq!(
+        inside, "tcp=errno=1 udp=errno=1",
+        "denied after the reload, no restart"
+    );
+    assert_eq!(outside, "tcp=ok udp=ok");
+    d.wait_for("the denials after the reload", |evs| {
+        denials(evs, &sid, deny).len() >= 2
+    })
+    .unwrap();
+    let (inside, _, _) = probe_both(&d, "egr", &format!("127.0.0.1:{ok}"));
+    assert_eq!(inside, "tcp=ok udp=ok", "the allow-list applies");
+
+    // Change it: the denied port is now allowed, the other one is not.
+    std::fs::write(
+        &cfg_path,
+        config("egr", deny, "enforce").replace("egt-net", "egt-changed"),
+    )
+    .unwrap();
+    sighup(&d);
+    wait_egress(&d, "the changed table", |e| {
+        e["policies"][0]["name"] == "egt-changed"
+    });
+    let (inside, _, _) = probe_both(&d, "egr", &dst);
+    assert_eq!(inside, "tcp=ok udp=ok", "allowed by the changed table");
+    let (inside, _, _) = probe_both(&d, "egr", &format!("127.0.0.1:{ok}"));
+    assert_eq!(
+        inside, "tcp=errno=1 udp=errno=1",
+        "no longer on the changed allow-list"
+    );
+
+    // A config that does not parse: the running table stays, and an alert says why.
+    std::fs::write(
+        &cfg_path,
+        "[[egress]]\nagent = [\"egr\"]\nallow = [\"10.0.0.300\"]\n",
+    )
+    .unwrap();
+    sighup(&d);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let alerts_path = d.data_dir();
+    loop {
+        let out = Command::new(bin())
+            .args(["alerts", "--json", "--data-dir"])
+            .arg(&alerts_path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains("config.reload_rejected") {
+            assert!(text.contains("10.0.0.300"), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no config.reload_rejected alert: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (inside, _, _) = probe_both(&d, "egr", &format!("127.0.0.1:{ok}"));
+    assert_eq!(
+        inside, "tcp=errno=1 udp=errno=1",
+        "a rejected reload keeps the running table"
+    );
+
+    // Remove it: allowed again.
+    std::fs::write(&cfg_path, plain).unwrap();
+    sighup(&d);
+    wait_egress(&d, "no tables", |e| {
+        e["policies"].as_array().is_some_and(|p| p.is_empty())
+    });
+    let (inside, _, _) = probe_both(&d, "egr", &format!("127.0.0.1:{ok}"));
+    assert_eq!(
+        inside, "tcp=ok udp=ok",
+        "a reload without the table lifts the deny"
+    );
+}
+
+/// Every stored alert of `rule` (`alerts --json`), the last write of each id (an alert written
+/// again with the same id is an update).
+pub fn alerts_of(d: &Daemon, rule: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(bin())
+        .args(["alerts", "--json", "--limit", "1000", "--data-dir"])
+        .arg(d.data_dir())
+        .output()
+        .unwrap();
+    let mut by_id: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
+        let v = v["alert"].take();
+        if v["rule"] != rule {
+            continue;
+        }
+        let id = v["id"].as_str().unwrap_or_default().to_owned();
+        let newer = by_id
+            .get(&id)
+            .is_none_or(|o| o["count"].as_u64() < v["count"].as_u64());
+        if newer {
+            by_id.insert(id, v);
+        }
+    }
+    by_id.into_values().collect()
+}
+
+/// Issue #15: a session looping on a denied connect does not flood the store or the alerts.
+/// 10,000 denied connects from one session (each from a fresh socket) give a bounded number of
+/// `response.action` events and `egress.denied` alerts (the first at once, then the same alert
+/// written again with the count when its window closes), and the counts add up to exactly the
+/// denials the session saw, which the kernel counted too.
+#[test]
+fn ten_thousand_denied_connects_fold_into_counted_alerts() {
+    require_sensor!();
+    let (_t_deny, _u_deny, deny) = loopback_port();
+    let d = Daemon::start_with(Some(&config("egflood", 1, "enforce")), &[]).unwrap();
+    let script = format!(
+        "import socket\nn = 0\nfor _ in range(10000):\n    s = socket.socket()\n    try:\n        s.connect(('127.0.0.1', {deny}))\n    except PermissionError:\n        n += 1\n    finally:\n        s.close()\nprint(n)\n"
+    );
+    let t0 = std::time::Instant::now();
+    let (out, sid) = d
+        .run("egflood", &["/usr/bin/python3", "-c", &script])
+        .unwrap();
+    let loop_time = t0.elapsed();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "10000",
+        "every connect is denied: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The folded alert is written again once its window (5 s) closes after the loop.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (alerts, lost) = loop {
+        let st = d.status().unwrap();
+        let lost = st["egress"]["lost"].as_u64().unwrap();
+        let alerts: Vec<_> = alerts_of(&d, "egress.denied")
+            .into_iter()
+            .filter(|a| a["session"]["id"] == sid.as_str())
+            .collect();
+        let total: u64 = alerts.iter().filter_map(|a| a["count"].as_u64()).sum();
+        if total + lost >= 10_000 {
+            break (alerts, lost);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alert counts reach only {total} (+{lost} lost) of 10000: {alerts:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let total: u64 = alerts.iter().filter_map(|a| a["count"].as_u64()).sum();
+    assert_eq!(
+        total + lost,
+        10_000,
+        "the counts are the denials, no more (lost records: {lost})"
+    );
+    // One group per 5 s window of the loop, at most.
+    let windows = loop_time.as_secs() / 5 + 2;
+    assert!(
+        (alerts.len() as u64) <= windows,
+        "{} alerts for a {loop_time:?} loop",
+        alerts.len()
+    );
+    let st = d.status().unwrap();
+    assert!(
+        st["egress"]["denied"].as_u64() >= Some(10_000),
+        "the kernel counted every denial: {}",
+        st["egress"]
+    );
+    assert!(
+        st["egress"]["policies"][0]["denied"].as_u64() >= Some(10_000 - lost),
+        "{}",
+        st["egress"]
+    );
+    let evs = d.events();
+    let stored = denials(&evs, &sid, deny).len() as u64;
+    assert!(
+        stored >= 1 && stored <= windows,
+        "{stored} deny events stored for 10000 denials"
+    );
+    let a = &alerts[0];
+    assert_eq!(a["severity"], "medium");
+    assert!(
+        a["summary"]
+            .as_str()
+            .unwrap()
+            .contains("egress policy `egt-net`"),
+        "{a}"
+    );
+}

@@ -581,3 +581,91 @@ fn inline_kill_stops_the_read_in_the_kernel() {
     );
     let _ = run.kill();
 }
+
+/// Issue #15: a session whose processes keep tripping an inline kill rule (a shell respawning
+/// `cat` on a protected file 200 times) is not a flood: every `cat` dies, the kill events are
+/// bounded, and the `response.inline_kill` alert's count (written again when its 5 s window
+/// closes) is exactly the number of kills.
+#[test]
+fn repeated_inline_kills_fold_into_one_counted_alert() {
+    require_sensor!();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::write(w.join("secret"), "TOPSECRET-77e1").unwrap();
+    let wd = w.display();
+    let policy = format!(
+        "[[rule]]\nid = \"t.respawn\"\ndescription = \"inline\"\nkinds = [\"file.open\"]\n\
+         severity = \"high\"\noutput = \"{{file.path}}\"\n\
+         condition = {{ field = \"file.path\", equals = \"{wd}/secret\" }}\n\
+         action = \"kill\"\nmode = \"enforce\"\ninline = true\n"
+    );
+    let d = daemon_with_rules(w, &policy);
+    let script = format!(
+        "exec 2>/dev/null; k=0; i=0; while [ $i -lt 200 ]; do i=$((i+1)); cat {wd}/secret >/dev/null; [ $? -eq 137 ] && k=$((k+1)); done; echo $k > {wd}/killed; touch {wd}/done; sleep 1000"
+    );
+    let (mut run, sid) = spawn_session(&d, "t-respawn", &script);
+    let t0 = Instant::now();
+    while !w.join("done").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the loop stalled: {:?}",
+            run.try_wait()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let loop_time = t0.elapsed();
+    assert_eq!(
+        std::fs::read_to_string(w.join("killed")).unwrap().trim(),
+        "200",
+        "every respawned cat was killed"
+    );
+    let count = |d: &Daemon| -> (usize, u64) {
+        let out = Command::new(bin())
+            .args(["alerts", "--json", "--limit", "1000", "--data-dir"])
+            .arg(d.data_dir())
+            .output()
+            .unwrap();
+        let mut by_id: std::collections::BTreeMap<String, u64> = Default::default();
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(l) else {
+                continue;
+            };
+            let v = v["alert"].take();
+            if v["rule"] == "response.inline_kill" && v["session"]["id"] == sid.as_str() {
+                let e = by_id
+                    .entry(v["id"].as_str().unwrap().to_owned())
+                    .or_default();
+                *e = (*e).max(v["count"].as_u64().unwrap());
+            }
+        }
+        (by_id.len(), by_id.values().sum())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (alerts, total) = loop {
+        let (n, total) = count(&d);
+        if total >= 200 {
+            break (n, total);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counts reach {total} of 200; kill events: {}",
+            responses(&d.events(), &sid).len()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(total, 200, "the alert counts are the kills");
+    let windows = (loop_time.as_secs() / 5 + 2) as usize;
+    assert!(
+        alerts <= windows,
+        "{alerts} alerts for a {loop_time:?} loop"
+    );
+    let kills = responses(&d.events(), &sid)
+        .into_iter()
+        .filter(|e| e.response.as_ref().is_some_and(|r| r.action == "kill"))
+        .count();
+    assert!(
+        (1..=windows).contains(&kills),
+        "{kills} kill events stored for 200 kills"
+    );
+    let _ = run.kill();
+}

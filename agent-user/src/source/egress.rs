@@ -6,10 +6,21 @@
 //! answers of the [`Resolver`] for host names) goes into the trie. The maps are written again
 //! when an answer or the agent list changes and every [`RESYNC`]. A record of a miss becomes a
 //! `response.action` event: action `deny`, mode `enforce` (the process got `EPERM`) or
-//! `dry_run` (it went ahead), by `egress:NAME`, with the destination in `net.*` and the note.
-//! Repeats of one miss by one process within [`REPEAT`] are counted, not stored again.
+//! `dry_run` (it went ahead), by `egress:NAME`, with the destination in `net.*` and the note,
+//! and an `egress.denied` alert. Repeats of one miss (same session, policy, destination,
+//! protocol, verdict; any process) within `repeats::WINDOW` are not stored: they are counted
+//! into that alert, written again with the total `count` when the window closes.
+//!
+//! On SIGHUP the config file is read again and its `[[egress]]` tables replace the running ones
+//! (`reload_egress`): the programs are attached if they were not, and the maps are rewritten or
+//! emptied at once; a config that does not parse keeps the running tables and raises a
+//! `config.reload_rejected` alert. Only `[[egress]]` (with the `[response] default_mode` it
+//! falls back on) is taken from a reload; the rest of the config needs a restart.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::tracker::session::Agents as _;
@@ -24,18 +35,14 @@ use crate::egress::{Allow, Resolver, shown_addr, trie_entries};
 /// How often the maps are written again without a change.
 pub const RESYNC: Duration = Duration::from_secs(5);
 
-/// A miss repeated by the same process within this time is not stored again.
-const REPEAT: Duration = Duration::from_secs(1);
-
-type MissKey = (u64, u32, [u8; 16], u16, u16, u32);
-
 #[derive(Default)]
 pub struct EgressState {
     resolver: Option<Resolver>,
     /// When the maps were written, for which resolver generation and agent count.
     synced: Option<(Instant, u64, u32)>,
-    /// Last stored miss per (session, pid, address, port, protocol, verdict).
-    recent: HashMap<MissKey, Instant>,
+    /// Misses folded per (session, policy, address, port, protocol, verdict) into their
+    /// `egress.denied` alert (`repeats`).
+    repeats: super::repeats::Repeats,
     /// Repeats not stored.
     pub suppressed: u64,
     /// Records the programs could not send (ring full), as last reported.
@@ -48,9 +55,96 @@ pub struct EgressState {
     pub dns_refused: u64,
     /// Misses read per policy number (1-based): (denied, dry run).
     per_policy: HashMap<u32, (u64, u64)>,
+    /// Where the config is re-read from on SIGHUP (`None`: the default path or the built-in
+    /// config), and the flag SIGHUP sets.
+    reload: Option<(Option<PathBuf>, Arc<AtomicBool>)>,
+    /// Accepted `[[egress]]` reloads.
+    pub reloads: u64,
 }
 
 impl SourceLoop {
+    /// Re-read the config at `path` (`None`: as at start) when `flag` is set (SIGHUP).
+    pub fn reload_config_on(&mut self, path: Option<PathBuf>, flag: Arc<AtomicBool>) {
+        self.egress.reload = Some((path, flag));
+    }
+
+    /// A pending SIGHUP: read the config again and swap in its `[[egress]]` tables.
+    pub(super) fn reload_egress(&mut self) {
+        let Some((path, flag)) = &self.egress.reload else {
+            return;
+        };
+        if !flag.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let path = path.clone();
+        let new = match crate::config::Config::load(path.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::warn!(error = %msg, "config reload rejected; keeping the running `[[egress]]` tables");
+                let now = agent_model::Timestamp::now();
+                self.pipeline.alert(agent_model::Alert {
+                    id: format!("config-reload-{}", now.0),
+                    time: now,
+                    host: self.tracker.host.clone(),
+                    rule: "config.reload_rejected".into(),
+                    severity: agent_model::Severity::High,
+                    summary: agent_model::BStr::from(format!(
+                        "config reload rejected, the running `[[egress]]` tables stay: {msg}"
+                    )),
+                    tags: vec!["agentwatch".into(), "config".into()],
+                    count: 1,
+                    first_time: now,
+                    last_time: now,
+                    ..Default::default()
+                });
+                return;
+            }
+        };
+        let mut tables = new.egress;
+        // The mode a table falls back on is the reloaded config's.
+        for p in &mut tables {
+            p.dry_run.get_or_insert(new.response.default_dry_run);
+        }
+        let cfg = &self.agents.cfg;
+        let running: Vec<_> = cfg
+            .egress
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                p.dry_run.get_or_insert(cfg.response.default_dry_run);
+                p
+            })
+            .collect();
+        if running == tables {
+            tracing::info!("config reloaded: `[[egress]]` unchanged");
+            return;
+        }
+        if !cfg.response.enabled {
+            tracing::warn!(
+                "config reloaded: `[response] enabled = false` at start; `[[egress]]` stays off until a restart"
+            );
+            return;
+        }
+        self.agents.cfg.egress = tables;
+        self.egress.resolver = None;
+        self.egress.synced = None;
+        self.egress.per_policy.clear();
+        self.egress.reloads += 1;
+        let n = self.agents.cfg.egress.len();
+        if n > 0 && self.sensor.egress.attached.is_none() {
+            match self.sensor.attach_egress() {
+                Ok(h) if !h.is_empty() => tracing::info!(hooks = ?h, "egress programs attached"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "egress programs not attached")
+                }
+            }
+        }
+        tracing::info!(tables = n, "config reloaded: `[[egress]]` replaced");
+        self.sync_egress();
+    }
+
     /// Fill the egress maps when something changed or [`RESYNC`] passed.
     pub(super) fn sync_egress(&mut self) {
         if self.sensor.egress.attached.is_none() {
@@ -155,27 +249,18 @@ impl SourceLoop {
         } else {
             c.1 += 1;
         }
-        let now = Instant::now();
-        let key = (
-            h.session_id,
-            h.tgid,
-            b.daddr,
-            b.dport,
-            b.protocol,
-            b.verdict,
+        let key = format!(
+            "egress:{:x}:{}:{:?}:{}:{}:{}",
+            h.session_id, b.policy, b.daddr, b.dport, b.protocol, b.verdict
         );
-        if let Some(at) = self.egress.recent.get(&key)
-            && now.duration_since(*at) < REPEAT
+        if !self
+            .egress
+            .repeats
+            .seen(&key, agent_model::Timestamp::now())
         {
             self.egress.suppressed += 1;
             return;
         }
-        if self.egress.recent.len() >= 4096 {
-            self.egress
-                .recent
-                .retain(|_, at| now.duration_since(*at) < REPEAT);
-        }
-        self.egress.recent.insert(key, now);
         let policy = self
             .agents
             .cfg
@@ -224,12 +309,41 @@ impl SourceLoop {
         let mut ev = self.tracker.response_event(h.session_id, h.tgid, r);
         ev.net = Some(agent_model::Net {
             family: if dst.is_ipv4() { "ipv4" } else { "ipv6" }.into(),
-            protocol: Some(proto),
+            protocol: Some(proto.clone()),
             dst_ip: Some(dst),
             dst_port: Some(b.dport),
             ..Default::default()
         });
+        let alert = super::repeats::first_alert(
+            &ev,
+            "egress.denied",
+            if enforce {
+                agent_model::Severity::Medium
+            } else {
+                agent_model::Severity::Low
+            },
+            format!(
+                "{what} to {shown}/{proto} {} by egress policy `{policy}` in session {session}",
+                if enforce {
+                    "denied"
+                } else {
+                    "would be denied (dry run)"
+                }
+            ),
+        );
         self.emit(ev);
+        for a in self.egress.repeats.open(key, alert) {
+            self.pipeline.alert(a);
+        }
+    }
+
+    /// Write again the `egress.denied` alerts whose window closed with repeats (`all`: every
+    /// open one, at a stop).
+    pub(super) fn close_egress_repeats(&mut self, all: bool) {
+        for a in self.egress.repeats.close(all) {
+            tracing::warn!(rule = %a.rule, count = a.count, summary = %a.summary, "repeated egress misses");
+            self.pipeline.alert(a);
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! `rule:ID`, `done`, note `in kernel`), and the rule's alert is not acted on a second time.
 //! Dry-run rules and a disabled `[response]` put nothing in the kernel: the alert path records
 //! them as before. Files created after a sync are picked up by the next one (every
-//! [`RESYNC`]); until then the user-space kill after the alert still applies.
+//! [`RESYNC`]); until then the user-space kill after the alert still applies. Kills of one
+//! session by one rule are rate-limited like egress misses (`repeats`): the first is stored as
+//! its event and a `response.inline_kill` alert, the rest of the window only counted into it.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt as _;
@@ -32,6 +34,8 @@ pub struct InlineKills {
     owners: HashMap<(u64, u64), String>,
     /// Processes the kernel killed, with the rule, until that rule's alert comes.
     killed: Vec<(u32, String)>,
+    /// Kills per (session, rule) folded into their `response.inline_kill` alert.
+    repeats: super::repeats::Repeats,
 }
 
 /// The `(st_dev, inode, KILL_*)` entries of one rule's targets, bounded by `room`.
@@ -139,6 +143,16 @@ impl SourceLoop {
     /// After the open's events: the `response.action` event of the kernel's kill.
     pub(super) fn inline_killed_after(&mut self, sid: u64, tgid: u32, rule: &str) {
         let session = agent_model::session_id_string(sid);
+        let key = format!("kill:{sid:x}:{rule}");
+        if !self
+            .inline
+            .repeats
+            .seen(&key, agent_model::Timestamp::now())
+        {
+            // Counted into the group's alert; its close logs the total (a flood of kills is
+            // not a flood of log lines either).
+            return;
+        }
         tracing::warn!(%session, action = "kill", mode = "enforce", by = %format!("rule:{rule}"), result = "done", pid = tgid, "response action in kernel");
         let r = agent_model::Response {
             action: "kill".into(),
@@ -149,7 +163,25 @@ impl SourceLoop {
             processes: Some(1),
         };
         let ev = self.tracker.response_event(sid, tgid, r);
+        let alert = super::repeats::first_alert(
+            &ev,
+            "response.inline_kill",
+            agent_model::Severity::High,
+            format!("a process of session {session} killed in the kernel by rule `{rule}`"),
+        );
         self.emit(ev);
+        for a in self.inline.repeats.open(key, alert) {
+            self.pipeline.alert(a);
+        }
+    }
+
+    /// Write again the `response.inline_kill` alerts whose window closed with repeats (`all`:
+    /// every open one, at a stop).
+    pub(super) fn close_inline_repeats(&mut self, all: bool) {
+        for a in self.inline.repeats.close(all) {
+            tracing::warn!(rule = %a.rule, count = a.count, summary = %a.summary, "repeated response actions in kernel");
+            self.pipeline.alert(a);
+        }
     }
 
     /// Whether the kernel already killed `pid` for `rule` (consumed once).
