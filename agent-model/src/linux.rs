@@ -283,83 +283,6 @@ pub fn memfd_flags(f: u64) -> Vec<String> {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn open_flags_list_the_access_mode_first() {
-        assert_eq!(open_flag_names(0), vec!["O_RDONLY"]);
-        assert_eq!(
-            open_flag_names(0o1 | 0o100 | 0o1000 | 0o2000000),
-            vec!["O_WRONLY", "O_CREAT", "O_TRUNC", "O_CLOEXEC"]
-        );
-        assert_eq!(
-            open_flag_names(0o2 | 0o200000),
-            vec!["O_RDWR", "O_DIRECTORY"]
-        );
-    }
-
-    #[test]
-    fn dev_t_is_reencoded_as_stat_reports_it() {
-        // 8:1 (sda1) and 259:65536, a minor past 8 bits.
-        assert_eq!(user_dev((8 << 20) | 1), 0x801);
-        assert_eq!(user_dev((259 << 20) | 65536), (259 << 8) | (65536 << 12));
-    }
-
-    #[test]
-    fn file_types_from_the_mode() {
-        assert_eq!(file_type(0o100644).as_deref(), Some("file"));
-        assert_eq!(file_type(0o040755).as_deref(), Some("dir"));
-        assert_eq!(file_type(0o140777).as_deref(), Some("socket"));
-        assert_eq!(file_type(0o644), None);
-    }
-
-    #[test]
-    fn protocols_fall_back_to_the_socket_type() {
-        assert_eq!(protocol_name(6, 1), "tcp");
-        assert_eq!(protocol_name(17, 2), "udp");
-        assert_eq!(protocol_name(0, 1), "stream");
-        assert_eq!(protocol_name(0, 5), "seqpacket");
-        assert_eq!(protocol_name(99, 3), "99");
-    }
-
-    #[test]
-    fn syscall_ptrace_and_bpf_names() {
-        assert_eq!(syscall_name(105), "setuid");
-        assert_eq!(syscall_name(321), "bpf");
-        assert_eq!(syscall_name(0), "syscall");
-        assert_eq!(ptrace_name(16), "PTRACE_ATTACH");
-        assert_eq!(ptrace_name(0x4206), "PTRACE_SEIZE");
-        assert_eq!(ptrace_name(9999), "ptrace");
-        assert_eq!(bpf_prog_type(2), "kprobe");
-        assert_eq!(bpf_prog_type(1000), "1000");
-    }
-
-    #[test]
-    fn signal_names_and_realtime_signals() {
-        assert_eq!(signal_name(9), "SIGKILL");
-        assert_eq!(signal_name(15), "SIGTERM");
-        assert_eq!(signal_name(31), "SIGSYS");
-        assert_eq!(signal_name(34), "SIGRT34");
-    }
-
-    #[test]
-    fn namespace_and_memfd_flags() {
-        assert_eq!(
-            ns_flags(0x0400_0000 | 0x4000_0000),
-            vec!["CLONE_NEWUTS", "CLONE_NEWNET"]
-        );
-        assert!(ns_flags(0).is_empty());
-        assert_eq!(
-            ns_file_name(0x0400_0000, 4026531838).as_deref(),
-            Some("uts:[4026531838]")
-        );
-        assert_eq!(ns_file_name(0, 1), None);
-        assert_eq!(memfd_flags(1 | 8), vec!["MFD_CLOEXEC", "MFD_NOEXEC_SEAL"]);
-    }
-}
-
 /// Capability names by number (`capability.h`), `cap_chown` (0) to `cap_checkpoint_restore` (40).
 const CAP_NAMES: [&str; 41] = [
     "cap_chown",
@@ -441,5 +364,82 @@ pub fn xattr_syscall(variant: u32) -> &'static str {
         2 => "fsetxattr",
         3 => "setxattrat",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_flags_list_the_access_mode_first() {
+        assert_eq!(open_flag_names(0), vec!["O_RDONLY"]);
+        assert_eq!(
+            open_flag_names(0o1 | 0o100 | 0o1000 | 0o2000000),
+            vec!["O_WRONLY", "O_CREAT", "O_TRUNC", "O_CLOEXEC"]
+        );
+        assert_eq!(
+            open_flag_names(0o2 | 0o200000),
+            vec!["O_RDWR", "O_DIRECTORY"]
+        );
+    }
+
+    #[test]
+    fn dev_t_is_reencoded_as_stat_reports_it() {
+        // 8:1 (sda1) and 259:65536, a minor past 8 bits.
+        assert_eq!(user_dev((8 << 20) | 1), 0x801);
+        assert_eq!(user_dev((259 << 20) | 65536), (259 << 8) | (65536 << 12));
+    }
+
+    #[test]
+    fn file_types_from_the_mode() {
+        assert_eq!(file_type(0o100644).as_deref(), Some("file"));
+        assert_eq!(file_type(0o040755).as_deref(), Some("dir"));
+        assert_eq!(file_type(0o140777).as_deref(), Some("socket"));
+        assert_eq!(file_type(0o644), None);
+    }
+
+    #[test]
+    fn protocols_fall_back_to_the_socket_type() {
+        assert_eq!(protocol_name(6, 1), "tcp");
+        assert_eq!(protocol_name(17, 2), "udp");
+        assert_eq!(protocol_name(0, 1), "stream");
+        assert_eq!(protocol_name(0, 5), "seqpacket");
+        assert_eq!(protocol_name(99, 3), "99");
+    }
+
+    #[test]
+    fn syscall_ptrace_and_bpf_names() {
+        assert_eq!(syscall_name(105), "setuid");
+        assert_eq!(syscall_name(321), "bpf");
+        assert_eq!(syscall_name(0), "syscall");
+        assert_eq!(ptrace_name(16), "PTRACE_ATTACH");
+        assert_eq!(ptrace_name(0x4206), "PTRACE_SEIZE");
+        assert_eq!(ptrace_name(9999), "ptrace");
+        assert_eq!(bpf_prog_type(2), "kprobe");
+        assert_eq!(bpf_prog_type(1000), "1000");
+    }
+
+    #[test]
+    fn signal_names_and_realtime_signals() {
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(15), "SIGTERM");
+        assert_eq!(signal_name(31), "SIGSYS");
+        assert_eq!(signal_name(34), "SIGRT34");
+    }
+
+    #[test]
+    fn namespace_and_memfd_flags() {
+        assert_eq!(
+            ns_flags(0x0400_0000 | 0x4000_0000),
+            vec!["CLONE_NEWUTS", "CLONE_NEWNET"]
+        );
+        assert!(ns_flags(0).is_empty());
+        assert_eq!(
+            ns_file_name(0x0400_0000, 4026531838).as_deref(),
+            Some("uts:[4026531838]")
+        );
+        assert_eq!(ns_file_name(0, 1), None);
+        assert_eq!(memfd_flags(1 | 8), vec!["MFD_CLOEXEC", "MFD_NOEXEC_SEAL"]);
     }
 }

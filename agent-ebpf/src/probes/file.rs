@@ -469,6 +469,7 @@ pub fn h_io(ctx: BtfTracePointContext) -> i32 {
 /// An operation on the file behind descriptor `fd` (fchmod, fchown, ftruncate, write, mmap,
 /// fsetxattr, whose attribute name is `name2`; 0 for none).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn emit_fd_op(
     s: &SessionInfo,
     kind: RecordKind,
