@@ -94,11 +94,14 @@ pub enum RecordKind {
     Utime = 27,
     /// A chunk of TLS plaintext an agent wrote or read (`SSL_write`/`SSL_read` uprobes).
     TlsData = 44,
+    /// An extended attribute set on a file (setxattr, lsetxattr, fsetxattr, setxattrat):
+    /// `security.capability` gives a file capabilities.
+    Xattr = 45,
 }
 
 impl RecordKind {
     /// All kinds, in id order.
-    pub const ALL: [RecordKind; 29] = [
+    pub const ALL: [RecordKind; 30] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -128,6 +131,7 @@ impl RecordKind {
         RecordKind::Memfd,
         RecordKind::Signal,
         RecordKind::TlsData,
+        RecordKind::Xattr,
     ];
 }
 
@@ -168,6 +172,7 @@ impl TryFrom<u32> for RecordKind {
             36 => RecordKind::Memfd,
             37 => RecordKind::Signal,
             44 => RecordKind::TlsData,
+            45 => RecordKind::Xattr,
             other => return Err(UnknownKind(other)),
         })
     }

@@ -64,6 +64,11 @@ pub(crate) const NR_MOVE_MOUNT: u64 = 429;
 pub(crate) const NR_CLONE3: u64 = 435;
 pub(crate) const NR_FCHMODAT2: u64 = 452;
 pub(crate) const NR_UTIME: u64 = 132;
+pub(crate) const NR_SETXATTR: u64 = 188;
+pub(crate) const NR_LSETXATTR: u64 = 189;
+pub(crate) const NR_FSETXATTR: u64 = 190;
+/// setxattrat (Linux 6.13; the same number on ia32, passed through by the translation).
+pub(crate) const NR_SETXATTRAT: u64 = 463;
 pub(crate) const NR_UTIMES: u64 = 235;
 pub(crate) const NR_FUTIMESAT: u64 = 261;
 pub(crate) const NR_UTIMENSAT: u64 = 280;
@@ -162,6 +167,9 @@ pub(crate) fn ia32_to_x64(nr: u64) -> Option<u64> {
         370 => NR_SENDMSG,
         379 => NR_PWRITEV2,
         30 => NR_UTIME,
+        226 => NR_SETXATTR,
+        227 => NR_LSETXATTR,
+        228 => NR_FSETXATTR,
         271 => NR_UTIMES,
         299 => NR_FUTIMESAT,
         320 => NR_UTIMENSAT,

@@ -296,6 +296,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
         | RecordKind::Truncate
         | RecordKind::Write
         | RecordKind::Utime
+        | RecordKind::Xattr
         | RecordKind::MmapExec => {
             let body: PathOpRecord = read_pod(buf, at)?;
             let mut c = Cursor {

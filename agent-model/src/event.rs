@@ -73,6 +73,8 @@ pub enum Kind {
     ProcessMemfd,
     #[serde(rename = "process.signal")]
     ProcessSignal,
+    #[serde(rename = "file.xattr")]
+    FileXattr,
     #[serde(rename = "monitor.loss")]
     MonitorLoss,
     #[serde(rename = "monitor.start")]
@@ -99,7 +101,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in id order.
-    pub const ALL: [Kind; 40] = [
+    pub const ALL: [Kind; 41] = [
         Kind::ProcessExec,
         Kind::ProcessExit,
         Kind::ProcessFork,
@@ -129,6 +131,7 @@ impl Kind {
         Kind::ProcessNamespace,
         Kind::ProcessMemfd,
         Kind::ProcessSignal,
+        Kind::FileXattr,
         Kind::MonitorLoss,
         Kind::MonitorStart,
         Kind::SessionStart,
@@ -166,6 +169,7 @@ impl Kind {
             Kind::NetFlow => 26,
             Kind::FileMmapExec => 25,
             Kind::FileUtime => 27,
+            Kind::FileXattr => 45,
             Kind::PrivChange => 30,
             Kind::ProcessPtrace => 31,
             Kind::KernelBpf => 32,
@@ -213,6 +217,7 @@ impl Kind {
             Kind::NetFlow => "net.flow",
             Kind::FileMmapExec => "file.mmap_exec",
             Kind::FileUtime => "file.utime",
+            Kind::FileXattr => "file.xattr",
             Kind::PrivChange => "priv.change",
             Kind::ProcessPtrace => "process.ptrace",
             Kind::KernelBpf => "kernel.bpf",

@@ -283,6 +283,90 @@ pub fn memfd_flags(f: u64) -> Vec<String> {
     )
 }
 
+/// Capability names by number (`capability.h`), `cap_chown` (0) to `cap_checkpoint_restore` (40).
+const CAP_NAMES: [&str; 41] = [
+    "cap_chown",
+    "cap_dac_override",
+    "cap_dac_read_search",
+    "cap_fowner",
+    "cap_fsetid",
+    "cap_kill",
+    "cap_setgid",
+    "cap_setuid",
+    "cap_setpcap",
+    "cap_linux_immutable",
+    "cap_net_bind_service",
+    "cap_net_broadcast",
+    "cap_net_admin",
+    "cap_net_raw",
+    "cap_ipc_lock",
+    "cap_ipc_owner",
+    "cap_sys_module",
+    "cap_sys_rawio",
+    "cap_sys_chroot",
+    "cap_sys_ptrace",
+    "cap_sys_pacct",
+    "cap_sys_admin",
+    "cap_sys_boot",
+    "cap_sys_nice",
+    "cap_sys_resource",
+    "cap_sys_time",
+    "cap_sys_tty_config",
+    "cap_mknod",
+    "cap_lease",
+    "cap_audit_write",
+    "cap_audit_control",
+    "cap_setfcap",
+    "cap_mac_override",
+    "cap_mac_admin",
+    "cap_syslog",
+    "cap_wake_alarm",
+    "cap_block_suspend",
+    "cap_audit_read",
+    "cap_perfmon",
+    "cap_bpf",
+    "cap_checkpoint_restore",
+];
+
+/// The capability names of a 64-bit set (bit N = capability N); unknown bits as `cap_N`.
+pub fn cap_names(set: u64) -> Vec<String> {
+    (0..64)
+        .filter(|b| set & (1 << b) != 0)
+        .map(|b| {
+            CAP_NAMES
+                .get(b as usize)
+                .map_or_else(|| format!("cap_{b}"), |n| (*n).to_owned())
+        })
+        .collect()
+}
+
+/// What a `security.capability` value grants, from its head as the sensor reads it (`head`: the
+/// first 8 bytes, `magic_etc` then the lower permitted word; `hi`: the upper permitted word):
+/// the permitted capabilities by name, then `effective` when the effective bit is set. Empty
+/// when the value is not a `vfs_cap_data` (revision 1, 2 or 3 in the magic's top byte).
+pub fn file_caps(head: u64, hi: u32) -> Vec<String> {
+    let magic = head as u32;
+    if !matches!(magic >> 24, 1..=3) {
+        return Vec::new();
+    }
+    let mut v = cap_names(((hi as u64) << 32) | (head >> 32));
+    if magic & 1 != 0 {
+        v.push("effective".into());
+    }
+    v
+}
+
+/// The syscall behind a `file.xattr` record (bits 8..12 of its `op_flags`).
+pub fn xattr_syscall(variant: u32) -> &'static str {
+    match variant {
+        0 => "setxattr",
+        1 => "lsetxattr",
+        2 => "fsetxattr",
+        3 => "setxattrat",
+        _ => "unknown",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,6 +127,7 @@ fn ocsf_event(e: &Event, raw: &str) -> Value {
         Kind::FileTruncate | Kind::FileWrite => (1001, "File System Activity", 1, 3, "Update"),
         Kind::FileMmapExec => (1001, "File System Activity", 1, 14, "Open"),
         Kind::FileUtime => (1001, "File System Activity", 1, 6, "Set Attributes"),
+        Kind::FileXattr => (1001, "File System Activity", 1, 6, "Set Attributes"),
         Kind::FsMount => (1001, "File System Activity", 1, 12, "Mount"),
         Kind::ProcessPtrace => (1007, "Process Activity", 1, 4, "Inject"),
         Kind::PrivChange => (1007, "Process Activity", 1, 5, "Set User ID"),

@@ -54,6 +54,7 @@ const HANDLER_PROGRAMS: &[(&str, u32)] = &[
     ("h_fdop", 6),
     ("h_utime", 7),
     ("h_bpf", 8),
+    ("h_xattr", 9),
 ];
 
 /// Write agentwatch's own program, map and link ids into `OWN_IDS`, so the kernel can tell when

@@ -21,6 +21,8 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
     r"\b(xox[abprs]-[A-Za-z0-9-]{10,})",
     r"\b(sk-[A-Za-z0-9_-]{20,})",
     r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)",
+    // `aws configure set aws_secret_access_key VALUE` inside one shell command string.
+    r"(?i)\b(?:aws_secret_access_key|aws_session_token)\s+([^\s;&|)]+)",
 ];
 
 /// Flags whose *next* argument is a secret.
@@ -36,6 +38,9 @@ const SECRET_FLAGS: &[&str] = &[
     "--secret-key",
     "--client-secret",
     "--auth-token",
+    // `aws configure set aws_secret_access_key VALUE`
+    "aws_secret_access_key",
+    "aws_session_token",
 ];
 
 #[derive(Clone)]
@@ -154,6 +159,26 @@ mod tests {
             "AWS_ACCESS_KEY_ID=***"
         );
         assert_eq!(r(&["x", "ghp_abcdefghijklmnopqrstuvwxyz0123"]).0[1], "***");
+        assert_eq!(
+            r(&[
+                "aws",
+                "configure",
+                "set",
+                "aws_secret_access_key",
+                "wJalrXUtnFEMI"
+            ])
+            .0,
+            ["aws", "configure", "set", "aws_secret_access_key", "***"]
+        );
+        assert_eq!(
+            r(&[
+                "sh",
+                "-c",
+                "aws configure set aws_session_token IQoJb3JpZ2lu && ls"
+            ])
+            .0[2],
+            "aws configure set aws_session_token *** && ls"
+        );
         assert_eq!(
             r(&["x", "ANTHROPIC_API_KEY=sk-ant-api03-abcdefghijklmnopqrstu"]).0[1],
             "ANTHROPIC_API_KEY=***"

@@ -9,6 +9,12 @@
 //! reports, stored as 64-bit hashes. A set holds at most [`MAX_CHANGED_PATHS`] paths in two
 //! generations (a cheap LRU: when the young one is full the old one is dropped), so memory per
 //! session is bounded however many files an agent writes; the oldest changes are forgotten first.
+//!
+//! A narrower notion shares the sets: the files the session *created* (`created_by_session`): an
+//! open the kernel marked as creating the file, or a rename onto the path of a file the session
+//! created (an atomic write). A pre-existing secret the session merely opened for writing,
+//! appended to or renamed is changed, not created, so it cannot launder itself into an
+//! exemption.
 
 use std::collections::HashSet;
 use std::hash::Hasher;
@@ -29,6 +35,10 @@ pub(crate) struct ChangedPaths {
     pub(crate) last: i64,
 }
 
+/// Mixed into a path's hash to mark "created" rather than "changed" in the same sets (so both
+/// notions share one bound).
+const CREATED: u64 = 0x9e37_79b9_7f4a_7c15;
+
 fn path_hash(p: &[u8]) -> u64 {
     let mut h = Fx::default();
     h.write(p);
@@ -43,8 +53,24 @@ impl ChangedPaths {
         self.young.contains(&h) || self.old.contains(&h)
     }
 
+    /// Whether the session created the file at `path` (within the remembered ones).
+    #[inline]
+    pub(crate) fn created(&self, path: &[u8]) -> bool {
+        let h = path_hash(path) ^ CREATED;
+        self.young.contains(&h) || self.old.contains(&h)
+    }
+
+    /// Remember that the session created the file at `path` (it changed it too).
+    pub(crate) fn insert_created(&mut self, path: &[u8], t: i64) {
+        self.insert(path, t);
+        self.insert_hash(path_hash(path) ^ CREATED, t);
+    }
+
     pub(crate) fn insert(&mut self, path: &[u8], t: i64) {
-        let h = path_hash(path);
+        self.insert_hash(path_hash(path), t);
+    }
+
+    fn insert_hash(&mut self, h: u64, t: i64) {
         self.last = self.last.max(t);
         if self.young.contains(&h) {
             return;
@@ -63,6 +89,19 @@ impl ChangedPaths {
     pub(crate) fn bytes(&self) -> usize {
         (self.young.capacity() + self.old.capacity()) * 9
     }
+}
+
+/// The path an event creates, and whether that is certain from the event alone: an open the
+/// kernel marked `created`, or a rename whose source (`Some(source)`, to be checked against
+/// the set) the session created.
+pub(crate) fn created_path(ev: &Event) -> Option<(&[u8], Option<&[u8]>)> {
+    let f = ev.file.as_ref()?;
+    match ev.kind() {
+        Kind::FileOpen if f.markers.iter().any(|m| m == "created") => Some((&f.path.0[..], None)),
+        Kind::FileRename => f.target.as_ref().map(|t| (&t.0[..], Some(&f.path.0[..]))),
+        _ => None,
+    }
+    .filter(|(p, _)| !p.is_empty())
 }
 
 /// The path an event creates or changes, if it changes one.
@@ -84,6 +123,7 @@ pub(crate) fn changed_path(ev: &Event) -> Option<&[u8]> {
         | Kind::FileChown
         | Kind::FileTruncate
         | Kind::FileUtime
+        | Kind::FileXattr
         | Kind::FileWrite => Some(&f.path.0[..]),
         _ => None,
     }

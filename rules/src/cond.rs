@@ -50,7 +50,7 @@ impl Node {
                     | Op::Ports(_)
                     | Op::Bits(..) => 1,
                     Op::Len(_) => 2,
-                    Op::Changed(_) => 3,
+                    Op::Changed(_) | Op::Created(_) => 3,
                     Op::Entropy(_) => 6,
                     Op::StrInSmall(_) => 2,
                     Op::Cidr(_) | Op::IpIn(_) => 2,
@@ -80,14 +80,14 @@ impl Node {
         }
     }
 
-    /// Whether the condition reads engine state (`changed_by_session`).
+    /// Whether the condition reads engine state (`changed_by_session`, `created_by_session`).
     pub(crate) fn uses_state(&self) -> bool {
         match self {
             Node::True => false,
             Node::All(v) | Node::Any(v) => v.iter().any(Node::uses_state),
             Node::Not(n) => n.uses_state(),
             Node::Macro(n) => n.uses_state(),
-            Node::Match(m) => matches!(m.op, Op::Changed(_)),
+            Node::Match(m) => matches!(m.op, Op::Changed(_) | Op::Created(_)),
         }
     }
 }
@@ -220,6 +220,9 @@ pub(crate) enum Op {
     Entropy(Vec<(Cmp, f64)>),
     /// The path in the field was (`true`) or was not created or changed by the session before.
     Changed(bool),
+    /// The path in the field was (`true`) or was not created by the session before: an open
+    /// that made the file (the kernel's `FMODE_CREATED`), or a rename of such a file onto it.
+    Created(bool),
 }
 
 /// Call `f` on the raw bytes of each text value of a field until it returns true. Paths and
@@ -388,6 +391,12 @@ impl Matcher {
                     return !*want && any_text(ev, field, |_| true);
                 };
                 any_text(ev, field, |s| set.contains(s) == *want)
+            }
+            Op::Created(want) => {
+                let Some(set) = cx.changed else {
+                    return !*want && any_text(ev, field, |_| true);
+                };
+                any_text(ev, field, |s| set.created(s) == *want)
             }
         }
     }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use agent_model::{Alert, BStr, Event, Kind, Timestamp, Value};
 
-use crate::changed::{ChangedPaths, changed_path};
+use crate::changed::{ChangedPaths, changed_path, created_path};
 use crate::cond::{Cx, Fx, FxBuild};
 use crate::output::render;
 use crate::policy::MAX_JOIN_KEYS;
@@ -336,6 +336,11 @@ impl Engine {
             }
             if let Some(c) = self.changed.get_mut(s) {
                 c.insert(p, t);
+                if let Some((p, from)) = created_path(ev)
+                    && from.is_none_or(|f| c.created(f))
+                {
+                    c.insert_created(p, t);
+                }
             }
         }
         match kind {

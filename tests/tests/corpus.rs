@@ -39,7 +39,15 @@ fn build_root() -> tempfile::TempDir {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, s).unwrap();
     };
-    w(".ssh/id_rsa", "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE\n");
+    // As long as a real ed25519/RSA key file (an upload of it crosses the 1 KiB bound of
+    // `exfil.secret_read_then_upload` on its own).
+    w(
+        ".ssh/id_rsa",
+        &format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}-----END OPENSSH PRIVATE KEY-----\n",
+            "RkFLRS1GQUtFLUZBS0UtRkFLRS1GQUtFLUZBS0UtRkFLRS1GQUtFLUZBS0UtRkFLRS1GQUtF\n".repeat(24)
+        ),
+    );
     w(".ssh/id_rsa.pub", "ssh-ed25519 AAAA fake\n");
     w(
         ".aws/credentials",
@@ -404,6 +412,15 @@ fn every_attack_scenario_raises_its_rules_and_benign_work_stays_quiet() {
                     b.id, al["rule"], al["priority"], al["output"]
                 ));
             }
+        }
+    }
+    // Credentials the argv scenarios put on command lines never reach the outputs unmasked.
+    for (name, path) in [("alerts", &alerts_path), ("events", &d.events_path)] {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("CorpusLeakCanary")) {
+            report.push(format!(
+                "LEAKED a credential into the {name} output: {line}"
+            ));
         }
     }
     eprintln!(

@@ -381,7 +381,7 @@ pub fn h_utime(ctx: BtfTracePointContext) -> i32 {
     let empty =
         name == 0 || (fl & AT_EMPTY_PATH != 0 && read_user::<u8>(name as *const u8, 0) == 0);
     let r = if empty && dfd != AT_FDCWD {
-        emit_fd_op(&x.s, kind, dfd, atime, mtime, af | mf)
+        emit_fd_op(&x.s, kind, dfd, atime, mtime, af | mf, 0, 0)
     } else {
         emit_path_op(
             &x.s,
@@ -415,7 +415,7 @@ pub fn h_fdop(ctx: BtfTracePointContext) -> i32 {
         NR_FTRUNCATE => RecordKind::Truncate,
         _ => return 0,
     };
-    if emit_fd_op(&x.s, kind, x.fd(0), x.arg(1), x.arg(2), 0).is_err() {
+    if emit_fd_op(&x.s, kind, x.fd(0), x.arg(1), x.arg(2), 0, 0, 0).is_err() {
         bump(&ERRORS, kind);
     }
     0
@@ -460,14 +460,16 @@ pub fn h_io(ctx: BtfTracePointContext) -> i32 {
         let _ = WRITTEN.insert(key, 1, 0);
         (RecordKind::Write, x.fd(0), x.ret as u64)
     };
-    if emit_fd_op(&x.s, kind, fd, arg0, 0, 0).is_err() {
+    if emit_fd_op(&x.s, kind, fd, arg0, 0, 0, 0, 0).is_err() {
         bump(&ERRORS, kind);
     }
     0
 }
 
-/// An operation on the file behind descriptor `fd` (fchmod, fchown, ftruncate, write, mmap).
+/// An operation on the file behind descriptor `fd` (fchmod, fchown, ftruncate, write, mmap,
+/// fsetxattr, whose attribute name is `name2`; 0 for none).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn emit_fd_op(
     s: &SessionInfo,
     kind: RecordKind,
@@ -475,12 +477,20 @@ pub(crate) fn emit_fd_op(
     arg0: u64,
     arg1: u64,
     extra_flags: u32,
+    op_flags: u32,
+    name2: u64,
 ) -> Result<(), i32> {
     let file = file_of_fd(fd)?;
     let buf = scratch().ok_or(-1)?;
     header_current(buf, kind, s)?;
     let start = HEADER_LEN + core::mem::size_of::<PathOpRecord>();
-    let (pos, trunc) = write_path(buf, start, file.wrapping_add(off!(file_path)));
+    let (p1, trunc) = write_path(buf, start, file.wrapping_add(off!(file_path)));
+    // A second name as passed (the xattr name of fsetxattr); none for the other operations.
+    let pos = if name2 != 0 {
+        write_str(buf, p1, name2 as *const u8, 255, true)
+    } else {
+        p1
+    };
     let inode = rdp(file, off!(file_inode)).unwrap_or(core::ptr::null());
     put(
         buf,
@@ -490,11 +500,11 @@ pub(crate) fn emit_fd_op(
                 | FD_OP
                 | exe_markers(file) << 8
                 | extra_flags,
-            op_flags: 0,
-            dir_len: (pos - start) as u32,
+            op_flags,
+            dir_len: (p1 - start) as u32,
             name_len: 0,
             dir2_len: 0,
-            name2_len: 0,
+            name2_len: (pos - p1) as u32,
             arg0,
             arg1,
             ino: rd(inode, off!(inode_ino)).unwrap_or(0),

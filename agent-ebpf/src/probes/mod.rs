@@ -3,7 +3,7 @@
 //!
 //! `filter` is the `sys_exit` tracepoint every syscall passes through and the `Sys` argument
 //! reader its tail-called handlers share; the handlers live with their family (`file`, `net`,
-//! `privs`, `bpf`). `io_uring` reuses the builders of `file` and `net`, `signal` those of `privs`, and
+//! `privs`, `bpf`, `xattr`). `io_uring` reuses the builders of `file` and `net`, `signal` those of `privs`, and
 //! `flow` the address reader of `net`; `tls` (uprobes on OpenSSL) uses only the shared builders; no family imports one that imports it back.
 
 mod bpf;
@@ -17,3 +17,4 @@ mod privs;
 mod process;
 mod signal;
 mod tls;
+mod xattr;

@@ -85,6 +85,7 @@ fn kind_of(rec: &Record) -> Kind {
         RecordKind::Write => Kind::FileWrite,
         RecordKind::MmapExec => Kind::FileMmapExec,
         RecordKind::Utime => Kind::FileUtime,
+        RecordKind::Xattr => Kind::FileXattr,
         RecordKind::Send => match rec {
             Record::Sock { body, payload, .. }
                 if body.dport == 53 && dns_question(payload).is_some() =>

@@ -150,6 +150,7 @@ pub(super) struct CondDef {
     pub(super) len: Option<RangeDef>,
     pub(super) entropy: Option<RangeDef>,
     pub(super) changed_by_session: Option<bool>,
+    pub(super) created_by_session: Option<bool>,
 }
 
 /// The comparisons of `len = { gt = 50 }` / `entropy = { ge = 3.5, lt = 6 }`: all must hold.

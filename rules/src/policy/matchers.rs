@@ -431,6 +431,14 @@ pub(super) fn build_matcher(field: Field, op: &str, lits: Vec<Lit>) -> Result<Ma
             }
             mk(Op::Changed(matches!(lits[0], Lit::Bool(true))))
         }
+        "created_by_session" => {
+            if !is_path_field(field) {
+                return Err(format!(
+                    "`created_by_session` is a test for path fields (`file.path`, `file.target`, ...), not `{name}`"
+                ));
+            }
+            mk(Op::Created(matches!(lits[0], Lit::Bool(true))))
+        }
         _ => Err(format!("unknown test `{op}`")),
     }
 }

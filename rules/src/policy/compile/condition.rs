@@ -81,6 +81,10 @@ impl Compiler<'_> {
                 "changed_by_session",
                 d.changed_by_session.map(|b| vec![Item::Bool(b)]),
             ),
+            (
+                "created_by_session",
+                d.created_by_session.map(|b| vec![Item::Bool(b)]),
+            ),
         ];
         let tests: Vec<(&str, Vec<Item>)> = ops
             .into_iter()
@@ -186,7 +190,7 @@ impl Compiler<'_> {
         };
         let (op, items) = match tests.len() {
             0 => {
-                self.err(file, at, format!("field `{fname}` has no test: add one of `equals`, `in`, `prefix`, `suffix`, `contains`, `basename`, `glob`, `regex`, `cidr`, `ports`, `gt`, `ge`, `lt`, `le`, `exists`, `bits_any`, `bits_all`, `bits_none`, `len`, `entropy`, `changed_by_session`"));
+                self.err(file, at, format!("field `{fname}` has no test: add one of `equals`, `in`, `prefix`, `suffix`, `contains`, `basename`, `glob`, `regex`, `cidr`, `ports`, `gt`, `ge`, `lt`, `le`, `exists`, `bits_any`, `bits_all`, `bits_none`, `len`, `entropy`, `changed_by_session`, `created_by_session`"));
                 return None;
             }
             1 => tests.into_iter().next()?,
