@@ -582,7 +582,6 @@ fn attacks(tags: &[String]) -> Vec<Value> {
         if tactics.len() > 1 {
             a.insert("tactics".into(), json!(tactics));
         }
-        a.insert("version".into(), json!("14"));
         Value::Object(a)
     };
     let mut out: Vec<Value> = tags
