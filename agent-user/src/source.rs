@@ -76,12 +76,6 @@ pub struct AgentTable {
 }
 
 impl AgentTable {
-    /// Whether agent `id` is configured `metadata_only`.
-    fn metadata_only(&self, id: u32) -> bool {
-        let i = id as usize;
-        i >= 1 && self.cfg.agents.get(i - 1).is_some_and(|a| a.metadata_only)
-    }
-
     fn id_for(&mut self, name: &str) -> u32 {
         if let Some(i) = self.cfg.agents.iter().position(|a| a.name == name) {
             return i as u32 + 1;
@@ -109,6 +103,12 @@ impl Agents for AgentTable {
     fn confirm_exe(&self, id: u32, exe: &str) -> bool {
         let i = id as usize;
         i >= 1 && i <= self.cfg.agents.len() && self.cfg.agents[i - 1].exe_matches(exe)
+    }
+
+    /// Whether agent `id` is configured `metadata_only`.
+    fn metadata_only(&self, id: u32) -> bool {
+        let i = id as usize;
+        i >= 1 && self.cfg.agents.get(i - 1).is_some_and(|a| a.metadata_only)
     }
 }
 

@@ -163,6 +163,16 @@ impl LlmCapture {
     }
 }
 
+/// The privacy switch (`metadata_only` on the agent): keep the provider, model, host, path,
+/// tool names and ids, tokens, stop reason, status, sizes and the connection; drop every text
+/// that came from the agent or the model (prompt, system prompt, response text, tool input,
+/// and the API's error message, which may quote the request).
+pub fn keep_metadata(l: &mut Llm) {
+    l.excerpt = None;
+    l.system = None;
+    l.error = None;
+}
+
 fn request_llm(r: LlmRequest, conn: String) -> Llm {
     Llm {
         provider: provider_name(r.provider),

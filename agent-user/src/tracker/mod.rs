@@ -358,12 +358,16 @@ impl Tracker {
             return (out, actions);
         }
         if let Record::Tls { body, data, .. } = &rec {
-            for o in self.llm.feed(h.tgid, body, data) {
+            let meta = agents.metadata_only(h.agent_id);
+            for mut o in self.llm.feed(h.tgid, body, data) {
                 let kind = if o.request {
                     Kind::LlmRequest
                 } else {
                     Kind::LlmResponse
                 };
+                if meta {
+                    llm::keep_metadata(&mut o.llm);
+                }
                 let mut ev = self.base_event(kind, &h);
                 ev.llm = Some(o.llm);
                 *self.delivered.entry(kind.id()).or_default() += 1;
@@ -432,12 +436,16 @@ impl Tracker {
         out.push(ev);
         out.extend(priv_ev);
         if h.kind == RecordKind::Exit {
-            for o in self.llm.exited(h.tgid) {
+            let meta = agents.metadata_only(h.agent_id);
+            for mut o in self.llm.exited(h.tgid) {
                 let kind = if o.request {
                     Kind::LlmRequest
                 } else {
                     Kind::LlmResponse
                 };
+                if meta {
+                    llm::keep_metadata(&mut o.llm);
+                }
                 let mut ev = self.base_event(kind, &h);
                 ev.llm = Some(o.llm);
                 *self.delivered.entry(kind.id()).or_default() += 1;
