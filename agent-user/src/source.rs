@@ -674,6 +674,7 @@ impl SourceLoop {
         self.pipeline.status_into(&mut st);
         st.integrity = Some(self.integrity.status());
         st.egress = self.egress_status();
+        st.intent = self.tracker.llm.status();
         st
     }
 

@@ -323,6 +323,19 @@ fn a_metadata_only_agent_keeps_no_llm_text() {
     assert_eq!(l.input_tokens, Some(321));
     assert_eq!(l.output_tokens, Some(45));
     assert_eq!(l.excerpt, None, "no response text or tool input: {l:?}");
+    // `status` counts what the parsers saw, per API.
+    let st = d.status().unwrap();
+    let intent = &st["intent"];
+    assert!(intent["tls_records"].as_u64().unwrap_or(0) >= 4, "{st}");
+    assert!(
+        intent["requests"]["anthropic"].as_u64().unwrap_or(0) >= 1,
+        "{st}"
+    );
+    assert!(
+        intent["responses"]["open_ai_chat"].as_u64().unwrap_or(0) >= 1,
+        "{st}"
+    );
+    assert_eq!(intent["parse_failures"].as_u64(), Some(0), "{st}");
     // Nothing of the texts reached the events file either.
     let text = std::fs::read_to_string(&d.events_path).unwrap();
     for secret in [
