@@ -145,6 +145,8 @@ fn ocsf_event(e: &Event, raw: &str) -> Value {
         }
         // An agent's model API exchange (TLS plaintext); no OCSF class for it either.
         Kind::LlmRequest | Kind::LlmResponse => (0, "Base Event", 0, 99, "Other"),
+        // An MCP tool call the agent reported; OCSF has no class for it.
+        Kind::McpCall => (0, "Base Event", 0, 99, "Other"),
     };
     let mut o = Map::new();
     o.insert("class_uid".into(), json!(class_uid));
