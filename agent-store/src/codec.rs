@@ -28,8 +28,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_model::{
-    AgentRef, BStr, Dns, Event, Exit, File, Intent, Kind, KindField, Llm, Mcp, Monitor, Net, Op, Parent,
-    Priv, Process, Response, SessionRef, Target, Timestamp,
+    AgentRef, BStr, Dns, Event, Exit, File, Intent, Kind, KindField, Llm, Mcp, Monitor, Net, Op,
+    Parent, Priv, Process, Response, SessionRef, Target, Timestamp,
 };
 
 /// Version byte at the start of every encoded event.
@@ -1189,7 +1189,11 @@ mod tests {
         buf[0] = 4;
         assert_eq!(decode_event(&buf).unwrap(), e);
         buf[0] = VERSION;
-        assert_eq!(decode_event(&buf), Err(DecodeError), "version 5 needs the tail");
+        assert_eq!(
+            decode_event(&buf),
+            Err(DecodeError),
+            "version 5 needs the tail"
+        );
         // Decoding into a reused event clears what a previous version 5 record left.
         let mut reused = full_event();
         buf[0] = 4;

@@ -436,29 +436,49 @@ impl SourceLoop {
                 ..Default::default()
             });
         };
-        let report = crate::hooks::parse(payload, self.tracker.redactor())?;
+        let mut report = crate::hooks::parse(payload, self.tracker.redactor())?;
         let kind = report.kind;
+        let mcp = report.mcp.take();
         let agent = self.agents.name(info.agent_id);
         let mut ev = self
             .tracker
             .hook_event(pid, info.session_id, &agent, report);
+        let mut mcp_ev = mcp.map(|m| self.tracker.mcp_event(info.session_id, &ev, m));
+        // A `hook.deny` rule may judge the tool call or, for an MCP tool, the MCP call.
         let verdict = matches!(kind, Kind::AgentToolCall | Kind::AgentPrompt)
-            .then(|| self.pipeline.deny_verdict(&ev))
+            .then(|| {
+                self.pipeline
+                    .deny_verdict(&ev)
+                    .or_else(|| mcp_ev.as_ref().and_then(|m| self.pipeline.deny_verdict(m)))
+            })
             .flatten();
+        let meta = self.agents.metadata_only(info.agent_id);
         let intent = ev.intent.get_or_insert_with(Default::default);
         let (call_id, tool) = (intent.tool_call_id.clone(), intent.tool_name.clone());
+        let tool_path = intent.tool_path.clone();
         if matches!(kind, Kind::AgentToolCall | Kind::AgentPrompt) {
             intent.decision = Some(if verdict.is_some() { "deny" } else { "allow" }.into());
             intent.reason = verdict.as_ref().map(|v| v.1.clone());
         }
-        if self.agents.metadata_only(info.agent_id) {
+        if meta {
             // The policy has decided on the text; what is stored keeps only metadata. A deny
-            // reason may quote the input, so the event names the rule instead.
+            // reason may quote the input, so the event names the rule instead. The path a file
+            // tool named stays in the call's span, for the kernel events it explains.
             intent.tool_input = None;
             intent.tool_output = None;
             intent.prompt = None;
+            intent.tool_path = None;
             if let Some(v) = &verdict {
                 intent.reason = Some(format!("denied by rule `{}`", v.0));
+            }
+        }
+        if let (Some(m), Some(i)) = (&mut mcp_ev, &ev.intent) {
+            // The MCP call shares the tool call's decision.
+            let mi = m.intent.get_or_insert_with(Default::default);
+            mi.decision.clone_from(&i.decision);
+            mi.reason.clone_from(&i.reason);
+            if meta && let Some(x) = &mut m.mcp {
+                x.arguments = None;
             }
         }
         match (kind, &call_id) {
@@ -469,6 +489,7 @@ impl SourceLoop {
                     agent_pid,
                     id,
                     tool.as_deref().unwrap_or(""),
+                    tool_path.as_ref(),
                 );
             }
             (Kind::AgentToolResult, Some(id)) => self.tracker.close_span(info.session_id, id),
@@ -482,6 +503,9 @@ impl SourceLoop {
             event: Some(ev.id.clone()),
         };
         self.emit(ev);
+        if let Some(m) = mcp_ev {
+            self.emit(m);
+        }
         Ok(answer)
     }
 

@@ -414,6 +414,11 @@ impl Tracker {
             // Handled above.
             Record::Tls { .. } => {}
         }
+        if ev.intent.as_ref().is_some_and(|i| i.tool_path.is_some())
+            && let Some(span) = self.spans.for_agent(h.session_id, h.tgid)
+        {
+            intent::mark_divergent(&mut ev, &span.paths);
+        }
         *self.delivered.entry(kind.id()).or_default() += 1;
         if let Some(s) = self.sessions.get_mut(&h.session_id) {
             s.events += 1;
@@ -651,6 +656,12 @@ impl Tracker {
         process.gid = h.gid;
         let (parent, ancestry) = self.lineage(p, h.session_id);
         let mut intent = p.call.as_ref().map(intent::kernel_intent);
+        if intent.is_none()
+            && h.session_id != 0
+            && let Some(span) = self.spans.for_agent(h.session_id, p.tgid)
+        {
+            intent = Some(intent::agent_intent(span));
+        }
         if h.session_id != 0
             && self.spans.undeclared(h.session_id, p.tgid, p.call.as_ref())
             && p.exe.as_bytes() != self.own_exe.as_slice()
