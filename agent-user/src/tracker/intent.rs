@@ -154,7 +154,7 @@ pub fn mark_divergent(ev: &mut Event, span_paths: &[BStr]) {
     let (Some(file), Some(intent)) = (&ev.file, &mut ev.intent) else {
         return;
     };
-    if intent.tool_path.is_some() && !span_paths.iter().any(|p| *p == file.path) {
+    if intent.tool_path.is_some() && !span_paths.contains(&file.path) {
         intent.divergent = true;
     }
 }
