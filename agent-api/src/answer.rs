@@ -189,6 +189,31 @@ pub struct Status {
     /// Egress policy (`[[egress]]`), absent when the programs are not attached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress: Option<EgressStatus>,
+    /// The TLS plaintext parsers (`llm.*`), absent until a session's TLS record arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<IntentStatus>,
+}
+
+/// The TLS plaintext parsers in `status` (issue #16): what they saw, parsed and cut.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IntentStatus {
+    /// TLS plaintext records (`SSL_write`/`SSL_read` chunks) handed to the parsers.
+    pub tls_records: u64,
+    /// Plaintext bytes handed to the parsers (filler for uncopied bytes included).
+    pub tls_bytes: u64,
+    /// `llm.request` events by provider (`anthropic`, `open_ai_chat`, ...).
+    pub requests: BTreeMap<String, u64>,
+    /// `llm.response` events by provider.
+    pub responses: BTreeMap<String, u64>,
+    /// Malformed input: unparsable HTTP/1.1 heads, HTTP/2 frame and HPACK errors, bodies or SSE
+    /// data that were not the promised JSON, MCP lines that were not JSON-RPC.
+    pub parse_failures: u64,
+    /// Bytes dropped by bounds: buffered past `max_buffer`, or counted by the kernel and never
+    /// copied (past its 32 KiB a call).
+    pub bytes_dropped: u64,
+    /// Every parser counter by name (`agent_intent::Stats`), zeros left out.
+    pub parser: BTreeMap<String, u64>,
 }
 
 /// The egress programs in `status`: the kernel's counters and what each policy did.

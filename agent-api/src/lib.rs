@@ -18,9 +18,9 @@ mod stream;
 
 pub use answer::{
     AlertList, Answer, Done, EgressPolicyStatus, EgressStatus, FleetOutputStatus, HookAnswer,
-    IntegrityStatus, LiveSession, OfflineStatus, PolicyHealth, PolicyStatus, Registered, Reply,
-    Responded, RuleStatus, RulesListing, SearchResults, SessionList, Status, StoreStats,
-    StoreStatus,
+    IntegrityStatus, IntentStatus, LiveSession, OfflineStatus, PolicyHealth, PolicyStatus,
+    Registered, Reply, Responded, RuleStatus, RulesListing, SearchResults, SessionList, Status,
+    StoreStats, StoreStatus,
 };
 pub use client::Client;
 pub use hit::{

@@ -97,11 +97,13 @@ pub enum Kind {
     LlmRequest,
     #[serde(rename = "llm.response")]
     LlmResponse,
+    #[serde(rename = "mcp.call")]
+    McpCall,
 }
 
 impl Kind {
     /// Every kind, in id order.
-    pub const ALL: [Kind; 41] = [
+    pub const ALL: [Kind; 42] = [
         Kind::ProcessExec,
         Kind::ProcessExit,
         Kind::ProcessFork,
@@ -143,6 +145,7 @@ impl Kind {
         Kind::AgentSession,
         Kind::LlmRequest,
         Kind::LlmResponse,
+        Kind::McpCall,
     ];
 
     /// Stable numeric id (kernel record kinds share their ids with `agent_common::RecordKind`).
@@ -190,6 +193,7 @@ impl Kind {
             Kind::AgentSession => 953,
             Kind::LlmRequest => 954,
             Kind::LlmResponse => 955,
+            Kind::McpCall => 956,
         }
     }
 
@@ -238,6 +242,7 @@ impl Kind {
             Kind::AgentSession => "agent.session",
             Kind::LlmRequest => "llm.request",
             Kind::LlmResponse => "llm.response",
+            Kind::McpCall => "mcp.call",
         }
     }
 
@@ -251,6 +256,7 @@ impl Kind {
                 | Kind::AgentSession
                 | Kind::LlmRequest
                 | Kind::LlmResponse
+                | Kind::McpCall
         )
     }
 
@@ -611,6 +617,30 @@ pub struct Intent {
     /// left behind after it ended). The agent process itself is never undeclared.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub undeclared: bool,
+    /// The file a Read/Write/Edit tool call named (absolute, as the agent gave it); on the
+    /// agent's own kernel events within the call, the file the call declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_path: Option<BStr>,
+    /// On a kernel event: the agent process itself, inside a file tool call that named
+    /// `tool_path`, reached a different file (the call said one thing, the kernel saw another).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub divergent: bool,
+}
+
+/// A tool call an agent made to an MCP server, as its hooks reported it (`mcp.call`). The
+/// names come from the tool name (`mcp__<server>__<tool>`); the arguments are the agent's:
+/// bounded and redacted, absent in metadata-only mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mcp {
+    pub server: String,
+    pub tool: String,
+    /// The call's arguments as compact JSON, bounded and redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<BStr>,
+    /// Bytes of the arguments as the agent sent them (before any cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// An agent's exchange with its model API, read from TLS plaintext (`llm.request`,
@@ -726,6 +756,8 @@ pub struct Event {
     pub response: Option<Response>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<Llm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<Mcp>,
 }
 
 /// `Kind` wrapped so `Event::default()` exists (defaults to `monitor.start`).

@@ -160,7 +160,7 @@ fields! {
     MonitorMessage => "monitor.message", Str, [MonitorLoss, MonitorStart, SessionStart, SessionEnd], "monitor message";
     MonitorDowntimeMs => "monitor.downtime_ms", Int, [MonitorStart], "how long no daemon ran before this one adopted the pinned sensor (milliseconds)";
     MonitorBuffered => "monitor.buffered", Int, [MonitorStart], "records the pinned sensor buffered while no daemon ran";
-    IntentHook => "intent.hook", Str, [AgentPrompt, AgentToolCall, AgentToolResult, AgentSession], "the agent hook that reported it: `PreToolUse`, `PostToolUse`, `UserPromptSubmit`, `SessionStart`, `SessionEnd`, `Stop`, ...";
+    IntentHook => "intent.hook", Str, [AgentPrompt, AgentToolCall, AgentToolResult, AgentSession, McpCall], "the agent hook that reported it: `PreToolUse`, `PostToolUse`, `UserPromptSubmit`, `SessionStart`, `SessionEnd`, `Stop`, ...";
     IntentAgentSession => "intent.agent_session", Str, [AgentPrompt, AgentToolCall, AgentToolResult, AgentSession], "the agent's own session id from the hook payload (informational; `session.id` comes from the calling process)";
     IntentToolName => "intent.tool_name", Str, [], "tool the model called (`Bash`, `Read`, `mcp__server__tool`, ...); on kernel events, the tool call that caused them";
     IntentToolCallId => "intent.tool_call_id", Str, [], "the model's tool call id (`tool_use_id`); on kernel events, the tool call that caused them";
@@ -168,7 +168,7 @@ fields! {
     IntentToolOutput => "intent.tool_output", Str, [AgentToolResult], "excerpt of the tool output, bounded and redacted";
     IntentToolSuccess => "intent.tool_success", Bool, [AgentToolResult], "the tool reported success";
     IntentPrompt => "intent.prompt", Str, [AgentPrompt], "excerpt of the user prompt, bounded and redacted";
-    IntentDecision => "intent.decision", Str, [AgentPrompt, AgentToolCall], "the policy's answer to the hook: `allow` or `deny`";
+    IntentDecision => "intent.decision", Str, [AgentPrompt, AgentToolCall, McpCall], "the policy's answer to the hook: `allow` or `deny`";
     IntentReason => "intent.reason", Str, [AgentPrompt, AgentToolCall], "why the hook was denied (the deny rule's output)";
     IntentRedacted => "intent.redacted", Bool, [AgentPrompt, AgentToolCall, AgentToolResult], "agent text was masked as a secret or cut at its bound";
     IntentUndeclared => "intent.undeclared", Bool, [], "on kernel events: the agent reports its tool calls and no call in progress explains this (a process started outside every call, or a job a call left behind); never the agent process itself";
@@ -195,6 +195,12 @@ fields! {
     LlmBytes => "llm.bytes", Int, [LlmRequest, LlmResponse], "request body bytes, or response text bytes";
     LlmConn => "llm.conn", Str, [LlmRequest, LlmResponse], "TLS connection and HTTP stream (`SSL*:stream`) that pairs a request with its response";
     LlmIncomplete => "llm.incomplete", Bool, [LlmRequest, LlmResponse], "the body or stream was cut at its bound, ended early or did not parse";
+    McpServer => "mcp.server", Str, [McpCall], "MCP server the agent called (from the tool name `mcp__<server>__<tool>`)";
+    McpTool => "mcp.tool", Str, [McpCall], "MCP tool the agent called on that server";
+    McpArguments => "mcp.arguments", Str, [McpCall], "the call's arguments as compact JSON, bounded and redacted (absent in metadata-only mode)";
+    McpBytes => "mcp.bytes", Int, [McpCall], "bytes of the arguments as the agent sent them";
+    IntentToolPath => "intent.tool_path", Str, [], "the file a Read/Write/Edit tool call named; on the agent's own kernel events within that call, the file the call declared";
+    IntentDivergent => "intent.divergent", Bool, [], "on kernel events: the agent process itself, inside a file tool call, reached a file other than the one the call named (`intent.tool_path`)";
 }
 
 /// Fields computed from other fields when read (never stored or serialized): the rules can test
@@ -406,6 +412,12 @@ impl Event {
             F::LlmBytes => Value::Int(self.llm.as_ref()?.bytes? as i64),
             F::LlmConn => Value::Str(Cow::Borrowed(self.llm.as_ref()?.conn.as_deref()?)),
             F::LlmIncomplete => Value::Bool(self.llm.as_ref()?.incomplete),
+            F::McpServer => Value::Str(Cow::Borrowed(&self.mcp.as_ref()?.server)),
+            F::McpTool => Value::Str(Cow::Borrowed(&self.mcp.as_ref()?.tool)),
+            F::McpArguments => Value::Str(s(self.mcp.as_ref()?.arguments.as_ref()?)),
+            F::McpBytes => Value::Int(self.mcp.as_ref()?.bytes? as i64),
+            F::IntentToolPath => Value::Str(s(self.intent.as_ref()?.tool_path.as_ref()?)),
+            F::IntentDivergent => Value::Bool(self.intent.as_ref()?.divergent),
             F::IntentUndeclared => Value::Bool(self.intent.as_ref().is_some_and(|i| i.undeclared)),
             F::ResponseActionName => Value::Str(Cow::Borrowed(&self.response.as_ref()?.action)),
             F::ResponseMode => Value::Str(Cow::Borrowed(&self.response.as_ref()?.mode)),

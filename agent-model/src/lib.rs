@@ -15,7 +15,7 @@ pub mod linux;
 
 pub use bstr::BStr;
 pub use event::{
-    AgentRef, Alert, Dns, Event, Exit, File, Intent, Kind, KindField, Llm, Monitor, Net, Op,
+    AgentRef, Alert, Dns, Event, Exit, File, Intent, Kind, KindField, Llm, Mcp, Monitor, Net, Op,
     Parent, Priv, Process, Response, SessionRef, Severity, Target, Timestamp,
 };
 pub use fields::{DERIVED_FIELDS, FIELDS, Field, FieldDef, FieldType, Value};

@@ -16,7 +16,8 @@
 //!
 //! ```text
 //! payload  = version u8 (4), then the fields of Event in declaration order (still read:
-//!            version 3 lacks `llm` and the monitor's `downtime_ms` and `buffered`; version 2 lacks `intent` and `response`; version 1 also lacks the file's `path_arg`, `target_arg`,
+//!            version 4 lacks `mcp` and the intent tail `tool_path`, `divergent` (written last,
+//!            after `mcp`, when `intent` is present); version 3 lacks `llm` and the monitor's `downtime_ms` and `buffered`; version 2 lacks `intent` and `response`; version 1 also lacks the file's `path_arg`, `target_arg`,
 //!            `atime`, `mtime` and `op.object_id`)
 //! integers = LEB128 varints (signed ones zigzag); times = i64 little endian
 //! bytes    = varint length, then the bytes (strings are UTF-8, checked on decode)
@@ -27,12 +28,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_model::{
-    AgentRef, BStr, Dns, Event, Exit, File, Intent, Kind, KindField, Llm, Monitor, Net, Op, Parent,
-    Priv, Process, Response, SessionRef, Target, Timestamp,
+    AgentRef, BStr, Dns, Event, Exit, File, Intent, Kind, KindField, Llm, Mcp, Monitor, Net, Op,
+    Parent, Priv, Process, Response, SessionRef, Target, Timestamp,
 };
 
 /// Version byte at the start of every encoded event.
-const VERSION: u8 = 4;
+const VERSION: u8 = 5;
 
 /// Why a payload did not decode.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,6 +64,7 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         intent,
         response,
         llm,
+        mcp,
     } = e;
     let w = &mut Enc(buf);
     w.0.push(VERSION);
@@ -158,6 +160,11 @@ pub(crate) fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         },
     );
     w.opt(llm, Enc::llm);
+    w.opt(mcp, Enc::mcp);
+    if let Some(i) = intent {
+        w.opt(&i.tool_path, |w, v| w.bstr(v));
+        w.bool(i.divergent);
+    }
 }
 
 struct Enc<'a>(&'a mut Vec<u8>);
@@ -409,6 +416,19 @@ impl Enc<'_> {
         self.bool(*incomplete);
     }
 
+    fn mcp(&mut self, m: &Mcp) {
+        let Mcp {
+            server,
+            tool,
+            arguments,
+            bytes,
+        } = m;
+        self.str(server);
+        self.str(tool);
+        self.opt(arguments, |w, v| w.bstr(v));
+        self.opt_u(*bytes);
+    }
+
     fn intent(&mut self, i: &Intent) {
         let Intent {
             hook,
@@ -423,6 +443,9 @@ impl Enc<'_> {
             reason,
             redacted,
             undeclared,
+            // Written after `mcp` (version 5): see `encode_event`.
+            tool_path: _,
+            divergent: _,
         } = i;
         for v in [hook, agent_session, tool_name, tool_call_id] {
             self.opt(v, |w, v| w.str(v));
@@ -462,6 +485,7 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         intent,
         response,
         llm,
+        mcp,
     } = e;
     let r = &mut Dec { b, pos: 0, v: 0 };
     r.v = r.byte()?;
@@ -573,6 +597,15 @@ pub(crate) fn decode_event_into(b: &[u8], e: &mut Event) -> R {
         r.opt(llm, Dec::llm)?;
     } else {
         *llm = None;
+    }
+    if r.v >= 5 {
+        r.opt(mcp, Dec::mcp)?;
+        if let Some(i) = intent {
+            r.opt(&mut i.tool_path, Dec::bstr)?;
+            i.divergent = r.bool()?;
+        }
+    } else {
+        *mcp = None;
     }
     if r.pos != b.len() {
         return Err(DecodeError);
@@ -906,6 +939,20 @@ impl<'a> Dec<'a> {
         Ok(())
     }
 
+    fn mcp(&mut self, m: &mut Mcp) -> R {
+        let Mcp {
+            server,
+            tool,
+            arguments,
+            bytes,
+        } = m;
+        self.str(server)?;
+        self.str(tool)?;
+        self.opt(arguments, Dec::bstr)?;
+        *bytes = self.opt_copy(Dec::u)?;
+        Ok(())
+    }
+
     fn intent(&mut self, i: &mut Intent) -> R {
         let Intent {
             hook,
@@ -920,6 +967,9 @@ impl<'a> Dec<'a> {
             reason,
             redacted,
             undeclared,
+            // Read after `mcp` (version 5): see `decode_event_into`.
+            tool_path,
+            divergent,
         } = i;
         for v in [hook, agent_session, tool_name, tool_call_id] {
             self.opt(v, Dec::str)?;
@@ -933,6 +983,8 @@ impl<'a> Dec<'a> {
         self.opt(reason, Dec::str)?;
         *redacted = self.bool()?;
         *undeclared = self.bool()?;
+        *tool_path = None;
+        *divergent = false;
         Ok(())
     }
 }
@@ -1066,6 +1118,8 @@ mod tests {
                 reason: Some("r".into()),
                 redacted: true,
                 undeclared: true,
+                tool_path: Some(BStr(b"/r\xff".to_vec())),
+                divergent: true,
             }),
             response: Some(Response {
                 action: "kill_session".into(),
@@ -1094,7 +1148,57 @@ mod tests {
                 conn: Some("7f00:1".into()),
                 incomplete: true,
             }),
+            mcp: Some(Mcp {
+                server: "github".into(),
+                tool: "search".into(),
+                arguments: Some(BStr(b"{\"q\":\"\xff\"}".to_vec())),
+                bytes: Some(u64::MAX),
+            }),
         }
+    }
+
+    /// `e` as a version 4 writer saw it: no `mcp`, no intent tail.
+    fn v4_view(mut e: Event) -> Event {
+        e.mcp = None;
+        if let Some(i) = &mut e.intent {
+            i.tool_path = None;
+            i.divergent = false;
+        }
+        e
+    }
+
+    /// Encode `e` (see [`v4_view`]) and drop the version 5 tail: the absent `mcp` byte and,
+    /// with an intent, its absent `tool_path` and false `divergent`.
+    fn encode_v4(e: &Event) -> Vec<u8> {
+        let mut buf = Vec::new();
+        encode_event(&mut buf, e);
+        if e.intent.is_some() {
+            assert_eq!(buf.pop(), Some(0), "divergent false is one 0 byte");
+            assert_eq!(buf.pop(), Some(0), "an absent tool_path is one 0 byte");
+        }
+        assert_eq!(buf.pop(), Some(0), "an absent mcp is one 0 byte");
+        buf
+    }
+
+    /// Version 4 records (written before `mcp` and the intent tail) still decode, and a
+    /// version 5 record needs the tail.
+    #[test]
+    fn a_version_4_event_still_decodes() {
+        let e = v4_view(full_event());
+        let mut buf = encode_v4(&e);
+        buf[0] = 4;
+        assert_eq!(decode_event(&buf).unwrap(), e);
+        buf[0] = VERSION;
+        assert_eq!(
+            decode_event(&buf),
+            Err(DecodeError),
+            "version 5 needs the tail"
+        );
+        // Decoding into a reused event clears what a previous version 5 record left.
+        let mut reused = full_event();
+        buf[0] = 4;
+        decode_event_into(&buf, &mut reused).unwrap();
+        assert_eq!(reused, e);
     }
 
     /// A version 3 monitor (loss kind, count, message) ends there and still decodes.
@@ -1113,10 +1217,9 @@ mod tests {
             intent: None,
             response: None,
             llm: None,
-            ..e
+            ..v4_view(e)
         };
-        let mut v4 = Vec::new();
-        encode_event(&mut v4, &e);
+        let v4 = encode_v4(&e);
         // The v4 monitor bytes end `... message, 0 (downtime), 0 (buffered)`; v3 lacks both
         // and the llm byte at the end.
         let m = [1u8, b'm'];
@@ -1131,12 +1234,11 @@ mod tests {
     /// Version 3 records (written before `llm` existed) end after `response` and still decode.
     #[test]
     fn a_version_3_event_still_decodes() {
-        let mut e = full_event();
+        let mut e = v4_view(full_event());
         e.llm = None;
         // Its monitor has the 4+ fields `downtime_ms`/`buffered` inside: tested separately.
         e.monitor = None;
-        let mut buf = Vec::new();
-        encode_event(&mut buf, &e);
+        let mut buf = encode_v4(&e);
         assert_eq!(buf.pop(), Some(0), "an absent llm is one 0 byte");
         buf[0] = 3;
         assert_eq!(decode_event(&buf).unwrap(), e);
@@ -1152,14 +1254,13 @@ mod tests {
     /// still decode.
     #[test]
     fn a_version_2_event_still_decodes() {
-        let mut e = full_event();
+        let mut e = v4_view(full_event());
         e.intent = None;
         e.response = None;
         e.llm = None;
         // Its monitor has the 4+ fields `downtime_ms`/`buffered` inside: tested separately.
         e.monitor = None;
-        let mut buf = Vec::new();
-        encode_event(&mut buf, &e);
+        let mut buf = encode_v4(&e);
         assert_eq!(buf.pop(), Some(0), "an absent llm is one 0 byte");
         assert_eq!(buf.pop(), Some(0), "an absent response is one 0 byte");
         assert_eq!(buf.pop(), Some(0), "an absent intent is one 0 byte");

@@ -354,7 +354,8 @@ fn class_of(e: &Event) -> (u32, &'static str, u32, &'static str, u32, &'static s
         | Kind::AgentToolResult
         | Kind::AgentSession
         | Kind::LlmRequest
-        | Kind::LlmResponse => (0, "Base Event", 0, "Uncategorized", 99, "Other"),
+        | Kind::LlmResponse
+        | Kind::McpCall => (0, "Base Event", 0, "Uncategorized", 99, "Other"),
     }
 }
 

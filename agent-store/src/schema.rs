@@ -16,7 +16,7 @@ use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnal
 use crate::TriageEntry;
 
 /// Schema version, recorded in every commit payload. A different version means a rebuild.
-pub(crate) const SCHEMA_VERSION: u32 = 6;
+pub(crate) const SCHEMA_VERSION: u32 = 7;
 /// Keyword values longer than this are indexed by their first bytes (the spool keeps them whole).
 pub(crate) const MAX_KEYWORD: usize = 1024;
 /// Name of the tokenizer of text fields.
@@ -180,6 +180,12 @@ pub const SPECS: &[FieldSpec] = &[
     f("llm.bytes", C::U64, false),
     f("llm.conn", C::Keyword, false),
     f("llm.incomplete", C::Bool, false),
+    f("mcp.server", C::Keyword, true),
+    f("mcp.tool", C::Keyword, true),
+    f("mcp.arguments", C::Text, false),
+    f("mcp.bytes", C::U64, false),
+    f("intent.tool_path", C::Keyword, false),
+    f("intent.divergent", C::Bool, false),
     // Alerts.
     f("rule", C::Keyword, true),
     f("severity", C::Keyword, true),
@@ -653,6 +659,12 @@ impl Fields {
             if x.undeclared {
                 d.add_bool(fid!(self, "intent.undeclared"), true);
             }
+            if let Some(v) = &x.tool_path {
+                d.add_text(fid!(self, "intent.tool_path"), clip(&v.to_str_lossy()));
+            }
+            if x.divergent {
+                d.add_bool(fid!(self, "intent.divergent"), true);
+            }
         }
         if let Some(r) = &e.response {
             kw(&mut d, fid!(self, "response.action"), &r.action);
@@ -708,6 +720,15 @@ impl Fields {
             }
             if l.incomplete {
                 d.add_bool(fid!(self, "llm.incomplete"), true);
+            }
+        }
+        if let Some(m) = &e.mcp {
+            kw(&mut d, fid!(self, "mcp.server"), &m.server);
+            kw(&mut d, fid!(self, "mcp.tool"), &m.tool);
+            u(&mut d, fid!(self, "mcp.bytes"), m.bytes);
+            if let Some(v) = &m.arguments {
+                d.add_text(fid!(self, "mcp.arguments"), v.to_str_lossy());
+                push_text(&mut text, v);
             }
         }
         if !text.is_empty() {

@@ -277,6 +277,25 @@ pub fn status(conn: &Conn, as_json: bool) -> Result<ExitCode> {
             )?;
         }
     }
+    if let Some(t) = &st.intent {
+        let sum = |m: &std::collections::BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(
+            out,
+            "tls         {} records  {} bytes  {} parse failures  {} bytes dropped",
+            t.tls_records, t.tls_bytes, t.parse_failures, t.bytes_dropped
+        )?;
+        writeln!(
+            out,
+            "  requests  {}\n  responses {}",
+            sum(&t.requests),
+            sum(&t.responses)
+        )?;
+    }
     if let Some(i) = &st.integrity {
         writeln!(
             out,

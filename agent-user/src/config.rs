@@ -8,7 +8,7 @@
 //! comm = ["claude"]                                       # kernel command name (15 bytes)
 //! cgroup = ["/agents.slice/*"]                            # cgroup v2 path globs
 //! uid = [1500]
-//! metadata_only = false   # true: hook events keep no prompt, tool input or output text
+//! metadata_only = false   # true: hook and llm.* events keep no prompt, tool input or output text
 //! ```
 //!
 //! Every selector is checked in the kernel at exec, so no event is lost between an agent's exec
@@ -219,7 +219,8 @@ pub struct Agent {
     pub uid: Vec<u32>,
     /// `metadata_only = true`: the `agent.*` events of its hooks keep tool names, ids, hook
     /// names, decisions and success, never the prompt, the tool input or the tool output. The
-    /// policy still sees the text to decide a `hook.deny`; only what is stored is cut.
+    /// policy still sees the text to decide a `hook.deny`; only what is stored is cut. Its
+    /// `llm.*` events likewise keep no `llm.excerpt`, `llm.system` or `llm.error`.
     pub metadata_only: bool,
 }
 

@@ -8,8 +8,14 @@
 //! character boundary) and passes the daemon's argv redactor, ids must be short printable ASCII,
 //! and a malformed payload is an error that names the field. Which session the event belongs to
 //! is never read from here: the daemon takes it from the calling process.
+//!
+//! Two things are read beyond the shared shape: a tool named `mcp__<server>__<tool>` (how Claude
+//! Code names the tools of its MCP servers) is an MCP call, reported as an `mcp.call` event
+//! besides the `agent.tool_call`; and the absolute path a file tool (Read, Write, Edit, ...)
+//! names is kept as `intent.tool_path`, so kernel events of the agent inside that call can be
+//! compared with it.
 
-use agent_model::{BStr, Intent, Kind};
+use agent_model::{BStr, Intent, Kind, Mcp};
 use serde_json::Value;
 
 use crate::redact::Redactor;
@@ -26,6 +32,40 @@ pub const MAX_HOOK_LINE: usize = 1 << 20;
 pub struct HookReport {
     pub kind: Kind,
     pub intent: Intent,
+    /// The MCP call a `PreToolUse` of an `mcp__<server>__<tool>` tool reports.
+    pub mcp: Option<Mcp>,
+}
+
+/// Tools whose input names one file, and the input keys that hold it (Claude Code, then Gemini
+/// CLI names).
+const FILE_TOOLS: &[&str] = &[
+    "Read",
+    "Write",
+    "Edit",
+    "MultiEdit",
+    "NotebookEdit",
+    "read_file",
+    "write_file",
+    "replace",
+];
+const PATH_KEYS: &[&str] = &["file_path", "notebook_path", "absolute_path", "path"];
+
+/// The absolute path a file tool's input names; none for other tools, relative or oversized
+/// paths (the agent's cwd is not known here) or paths with a NUL byte.
+fn tool_path(tool: &str, input: &Value) -> Option<BStr> {
+    if !FILE_TOOLS.contains(&tool) {
+        return None;
+    }
+    let p = PATH_KEYS
+        .iter()
+        .find_map(|k| input.get(*k).and_then(Value::as_str))?;
+    (p.starts_with('/') && p.len() <= 4096 && !p.contains('\0')).then(|| BStr::from(p))
+}
+
+/// Server and tool of an MCP tool name `mcp__<server>__<tool>`; none when either is empty.
+pub fn mcp_names(tool: &str) -> Option<(&str, &str)> {
+    let (server, tool) = tool.strip_prefix("mcp__")?.split_once("__")?;
+    (!server.is_empty() && !tool.is_empty()).then_some((server, tool))
 }
 
 /// The event kind of a hook, by its name (Claude Code and Codex names, then Gemini CLI's).
@@ -168,12 +208,31 @@ pub fn parse(payload: &Value, redactor: &Redactor) -> Result<HookReport, String>
         ..Default::default()
     };
     let mut flag = false;
+    let mut mcp = None;
     match kind {
         Kind::AgentToolCall | Kind::AgentToolResult => {
             intent.tool_name = id(payload, "tool_name")?;
             intent.tool_call_id = id(payload, "tool_use_id")?;
             if let Some(input) = payload.get("tool_input") {
                 intent.tool_input = Some(text(&input_summary(input), redactor, &mut flag));
+                intent.tool_path = intent
+                    .tool_name
+                    .as_deref()
+                    .and_then(|t| tool_path(t, input));
+            }
+            if kind == Kind::AgentToolCall
+                && let Some((server, tool)) = intent.tool_name.as_deref().and_then(mcp_names)
+            {
+                let args = payload
+                    .get("tool_input")
+                    .map(|i| (i.to_string(), i))
+                    .filter(|(_, i)| !i.is_null());
+                mcp = Some(Mcp {
+                    server: server.to_owned(),
+                    tool: tool.to_owned(),
+                    bytes: args.as_ref().map(|(a, _)| a.len() as u64),
+                    arguments: args.map(|(a, _)| text(&a, redactor, &mut flag)),
+                });
             }
             if kind == Kind::AgentToolResult {
                 let resp = payload.get("tool_response");
@@ -193,7 +252,7 @@ pub fn parse(payload: &Value, redactor: &Redactor) -> Result<HookReport, String>
     }
     intent.hook = Some(hook);
     intent.redacted = flag;
-    Ok(HookReport { kind, intent })
+    Ok(HookReport { kind, intent, mcp })
 }
 
 #[cfg(test)]
@@ -276,6 +335,65 @@ mod tests {
         ] {
             let e = p(v).unwrap_err();
             assert!(e.contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_mcp_tool_call_names_its_server_and_tool_with_bounded_redacted_arguments() {
+        let r = p(json!({
+            "hook_event_name": "PreToolUse", "tool_name": "mcp__git_hub__search_code",
+            "tool_use_id": "toolu_9",
+            "tool_input": {"q": "x", "token": "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "pad": "z".repeat(4000)}
+        }))
+        .unwrap();
+        assert_eq!(r.kind, Kind::AgentToolCall);
+        let m = r.mcp.unwrap();
+        assert_eq!(
+            (m.server.as_str(), m.tool.as_str()),
+            ("git_hub", "search_code")
+        );
+        let args = m.arguments.unwrap().to_str_lossy().into_owned();
+        assert!(args.len() <= MAX_TEXT, "{}", args.len());
+        assert!(
+            !args.contains("ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+            "{args}"
+        );
+        assert!(m.bytes.unwrap() > 4000);
+        assert!(r.intent.redacted);
+        // The result of that call, other tools and malformed names are no MCP call.
+        for v in [
+            json!({"hook_event_name": "PostToolUse", "tool_name": "mcp__a__b", "tool_use_id": "t"}),
+            json!({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {}}),
+            json!({"hook_event_name": "PreToolUse", "tool_name": "mcp__a"}),
+            json!({"hook_event_name": "PreToolUse", "tool_name": "mcp____b"}),
+            json!({"hook_event_name": "PreToolUse", "tool_name": "mcp__a__"}),
+        ] {
+            assert_eq!(p(v.clone()).unwrap().mcp, None, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_file_tool_keeps_the_absolute_path_it_names() {
+        let path = |v: Value| p(v).unwrap().intent.tool_path;
+        assert_eq!(
+            path(json!({"hook_event_name": "PreToolUse", "tool_name": "Read",
+                "tool_input": {"file_path": "/home/a/README.md"}})),
+            Some(BStr::from("/home/a/README.md"))
+        );
+        assert_eq!(
+            path(
+                json!({"hook_event_name": "BeforeTool", "tool_name": "read_file",
+                "tool_input": {"absolute_path": "/w/x.rs"}})
+            ),
+            Some(BStr::from("/w/x.rs"))
+        );
+        for v in [
+            json!({"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_input": {"file_path": "rel.md"}}),
+            json!({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"file_path": "/x"}}),
+            json!({"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_input": {"file_path": 7}}),
+            json!({"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_input": {"file_path": "/a\u{0}b"}}),
+        ] {
+            assert_eq!(path(v.clone()), None, "{v}");
         }
     }
 

@@ -392,6 +392,46 @@ pub fn render(st: &Status, rules: &RulesListing) -> String {
         )
         .sample(&[], i.failures);
     }
+    if let Some(t) = &st.intent {
+        Family::new(
+            &mut out,
+            "agentwatch_tls_records_total",
+            "counter",
+            "TLS plaintext records of session processes handed to the parsers.",
+        )
+        .sample(&[], t.tls_records);
+        for (name, help, map) in [
+            (
+                "agentwatch_llm_requests_total",
+                "Model API requests parsed, by provider.",
+                &t.requests,
+            ),
+            (
+                "agentwatch_llm_responses_total",
+                "Model API responses parsed, by provider.",
+                &t.responses,
+            ),
+        ] {
+            let mut f = Family::new(&mut out, name, "counter", help);
+            for (p, n) in map {
+                f.sample(&[("provider", p.as_str())], *n);
+            }
+        }
+        Family::new(
+            &mut out,
+            "agentwatch_intent_parse_failures_total",
+            "counter",
+            "Malformed HTTP, HTTP/2, HPACK, JSON or JSON-RPC input met by the intent parsers.",
+        )
+        .sample(&[], t.parse_failures);
+        Family::new(
+            &mut out,
+            "agentwatch_intent_bytes_dropped_total",
+            "counter",
+            "Plaintext bytes dropped by the parsers' bounds or never copied by the kernel.",
+        )
+        .sample(&[], t.bytes_dropped);
+    }
     if !st.fleet.is_empty() {
         let gauges: [OutputGauge; 3] = [
             (
@@ -443,6 +483,31 @@ mod tests {
     use super::*;
     use agent_api::{PolicyHealth, RuleStatus};
     use agent_model::{Kind, Severity};
+
+    #[test]
+    fn intent_counters_are_exported_per_provider() {
+        let mut st = Status::default();
+        assert!(!render(&st, &RulesListing::default()).contains("agentwatch_llm_"));
+        let mut t = agent_api::IntentStatus {
+            tls_records: 9,
+            parse_failures: 2,
+            bytes_dropped: 40,
+            ..Default::default()
+        };
+        t.requests.insert("anthropic".into(), 3);
+        t.responses.insert("gemini".into(), 1);
+        st.intent = Some(t);
+        let text = render(&st, &RulesListing::default());
+        for line in [
+            "agentwatch_tls_records_total 9",
+            "agentwatch_llm_requests_total{provider=\"anthropic\"} 3",
+            "agentwatch_llm_responses_total{provider=\"gemini\"} 1",
+            "agentwatch_intent_parse_failures_total 2",
+            "agentwatch_intent_bytes_dropped_total 40",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+    }
 
     #[test]
     fn render_is_valid_exposition_with_escaped_labels() {

@@ -158,9 +158,10 @@ impl EgressMaps {
             match p.attach(&dir, CgroupAttachMode::Single) {
                 Ok(id) => {
                     if let Some(pin) = pin {
-                        let link: FdLink = p.take_link(id)?.try_into().with_context(|| {
-                            format!("`{name}` is not attached by a bpf link")
-                        })?;
+                        let link: FdLink = p
+                            .take_link(id)?
+                            .try_into()
+                            .with_context(|| format!("`{name}` is not attached by a bpf link"))?;
                         pin(name, link)?;
                     }
                     attached.push(hook.to_string())

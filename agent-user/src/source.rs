@@ -81,12 +81,6 @@ pub struct AgentTable {
 }
 
 impl AgentTable {
-    /// Whether agent `id` is configured `metadata_only`.
-    fn metadata_only(&self, id: u32) -> bool {
-        let i = id as usize;
-        i >= 1 && self.cfg.agents.get(i - 1).is_some_and(|a| a.metadata_only)
-    }
-
     fn id_for(&mut self, name: &str) -> u32 {
         if let Some(i) = self.cfg.agents.iter().position(|a| a.name == name) {
             return i as u32 + 1;
@@ -164,6 +158,12 @@ impl Agents for AgentTable {
     fn confirm_exe(&self, id: u32, exe: &str) -> bool {
         let i = id as usize;
         i >= 1 && i <= self.cfg.agents.len() && self.cfg.agents[i - 1].exe_matches(exe)
+    }
+
+    /// Whether agent `id` is configured `metadata_only`.
+    fn metadata_only(&self, id: u32) -> bool {
+        let i = id as usize;
+        i >= 1 && self.cfg.agents.get(i - 1).is_some_and(|a| a.metadata_only)
     }
 }
 
@@ -503,29 +503,49 @@ impl SourceLoop {
                 ..Default::default()
             });
         };
-        let report = crate::hooks::parse(payload, self.tracker.redactor())?;
+        let mut report = crate::hooks::parse(payload, self.tracker.redactor())?;
         let kind = report.kind;
+        let mcp = report.mcp.take();
         let agent = self.agents.name(info.agent_id);
         let mut ev = self
             .tracker
             .hook_event(pid, info.session_id, &agent, report);
+        let mut mcp_ev = mcp.map(|m| self.tracker.mcp_event(info.session_id, &ev, m));
+        // A `hook.deny` rule may judge the tool call or, for an MCP tool, the MCP call.
         let verdict = matches!(kind, Kind::AgentToolCall | Kind::AgentPrompt)
-            .then(|| self.pipeline.deny_verdict(&ev))
+            .then(|| {
+                self.pipeline
+                    .deny_verdict(&ev)
+                    .or_else(|| mcp_ev.as_ref().and_then(|m| self.pipeline.deny_verdict(m)))
+            })
             .flatten();
+        let meta = self.agents.metadata_only(info.agent_id);
         let intent = ev.intent.get_or_insert_with(Default::default);
         let (call_id, tool) = (intent.tool_call_id.clone(), intent.tool_name.clone());
+        let tool_path = intent.tool_path.clone();
         if matches!(kind, Kind::AgentToolCall | Kind::AgentPrompt) {
             intent.decision = Some(if verdict.is_some() { "deny" } else { "allow" }.into());
             intent.reason = verdict.as_ref().map(|v| v.1.clone());
         }
-        if self.agents.metadata_only(info.agent_id) {
+        if meta {
             // The policy has decided on the text; what is stored keeps only metadata. A deny
-            // reason may quote the input, so the event names the rule instead.
+            // reason may quote the input, so the event names the rule instead. The path a file
+            // tool named stays in the call's span, for the kernel events it explains.
             intent.tool_input = None;
             intent.tool_output = None;
             intent.prompt = None;
+            intent.tool_path = None;
             if let Some(v) = &verdict {
                 intent.reason = Some(format!("denied by rule `{}`", v.0));
+            }
+        }
+        if let (Some(m), Some(i)) = (&mut mcp_ev, &ev.intent) {
+            // The MCP call shares the tool call's decision.
+            let mi = m.intent.get_or_insert_with(Default::default);
+            mi.decision.clone_from(&i.decision);
+            mi.reason.clone_from(&i.reason);
+            if meta && let Some(x) = &mut m.mcp {
+                x.arguments = None;
             }
         }
         match (kind, &call_id) {
@@ -536,6 +556,7 @@ impl SourceLoop {
                     agent_pid,
                     id,
                     tool.as_deref().unwrap_or(""),
+                    tool_path.as_ref(),
                 );
             }
             (Kind::AgentToolResult, Some(id)) => self.tracker.close_span(info.session_id, id),
@@ -549,6 +570,9 @@ impl SourceLoop {
             event: Some(ev.id.clone()),
         };
         self.emit(ev);
+        if let Some(m) = mcp_ev {
+            self.emit(m);
+        }
         Ok(answer)
     }
 
@@ -741,6 +765,7 @@ impl SourceLoop {
         self.pipeline.status_into(&mut st);
         st.integrity = Some(self.integrity.status());
         st.egress = self.egress_status();
+        st.intent = self.tracker.llm.status();
         st
     }
 

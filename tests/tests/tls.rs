@@ -276,6 +276,78 @@ fn python_and_node_model_calls_in_a_session_become_llm_events() {
     drop(evs);
 }
 
+/// The privacy switch reaches the model traffic: an agent configured `metadata_only` gets
+/// `llm.request`/`llm.response` events with model, tool names, call ids and tokens, and no
+/// prompt, system prompt, response text or tool input.
+#[test]
+fn a_metadata_only_agent_keeps_no_llm_text() {
+    require_sensor!();
+    let srv = server();
+    let cfg = "[[agent]]\nname = \"t-meta\"\ncomm = [\"t-meta-none\"]\nmetadata_only = true\n";
+    let d = Daemon::start_with(Some(cfg), &[]).unwrap();
+    let ca = srv.dir.path().join("ca.pem");
+    let (out, sid) = d
+        .run(
+            "t-meta",
+            &[
+                "python3",
+                &scripts().join("tls_client.py").display().to_string(),
+                &ca.display().to_string(),
+                &srv.port.to_string(),
+            ],
+        )
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let evs = d
+        .wait_for("the python llm events", |evs| {
+            llm(evs, Some(&sid), "python").len() >= 4
+        })
+        .unwrap();
+    let py = llm(&evs, Some(&sid), "python");
+    let req = find(&py, Kind::LlmRequest, "anthropic").expect("anthropic request");
+    let l = req.llm.as_ref().unwrap();
+    assert_eq!(req.agent_name(), Some("t-meta"));
+    assert_eq!(l.model.as_deref(), Some("claude-tls-test"));
+    assert_eq!(l.tools, vec!["Bash".to_string(), "Read".to_string()]);
+    assert!(l.bytes.is_some_and(|b| b > 0), "the size stays: {l:?}");
+    assert_eq!(l.excerpt, None, "no prompt text: {l:?}");
+    assert_eq!(l.system, None, "no system prompt: {l:?}");
+    let resp = find(&py, Kind::LlmResponse, "anthropic").expect("anthropic response");
+    let l = resp.llm.as_ref().unwrap();
+    assert_eq!(l.tool_calls, vec!["Bash".to_string()]);
+    assert_eq!(l.tool_call_ids, vec!["toolu_tls1".to_string()]);
+    assert_eq!(l.input_tokens, Some(321));
+    assert_eq!(l.output_tokens, Some(45));
+    assert_eq!(l.excerpt, None, "no response text or tool input: {l:?}");
+    // `status` counts what the parsers saw, per API.
+    let st = d.status().unwrap();
+    let intent = &st["intent"];
+    assert!(intent["tls_records"].as_u64().unwrap_or(0) >= 4, "{st}");
+    assert!(
+        intent["requests"]["anthropic"].as_u64().unwrap_or(0) >= 1,
+        "{st}"
+    );
+    assert!(
+        intent["responses"]["open_ai_chat"].as_u64().unwrap_or(0) >= 1,
+        "{st}"
+    );
+    assert_eq!(intent["parse_failures"].as_u64(), Some(0), "{st}");
+    // Nothing of the texts reached the events file either.
+    let text = std::fs::read_to_string(&d.events_path).unwrap();
+    for secret in [
+        "list the files please",
+        "You are a test agent",
+        "read the hostname",
+        "Listing the files.",
+    ] {
+        assert!(!text.contains(secret), "`{secret}` was stored");
+    }
+}
+
 #[test]
 fn an_executable_exporting_ssl_is_attached_when_a_session_first_runs_it() {
     require_sensor!();

@@ -9,6 +9,11 @@
 //! calls) a fork is ambiguous and is left untagged rather than guessed. Spans are bounded per
 //! session and die with it.
 //!
+//! A file tool call (Read, Write, Edit, ...) also remembers the absolute path it named. While
+//! exactly one such call of the agent is open, the agent process's own kernel events carry the
+//! call too, with `intent.tool_path`; a file event of the agent that reached another path is
+//! `intent.divergent` (the call said one file, the kernel saw another).
+//!
 //! Once a session's agent has reported a hook, its activity is expected to be explained by tool
 //! calls: a kernel event of any other process that works for no call in progress (started
 //! outside every call, or left behind by a call that has ended) is marked `intent.undeclared`.
@@ -17,7 +22,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agent_model::{AgentRef, Event, Intent, KindField, SessionRef, session_id_string};
+use agent_model::{
+    AgentRef, BStr, Event, Intent, Kind, KindField, Mcp, SessionRef, session_id_string,
+};
 
 use super::Tracker;
 use crate::hooks::HookReport;
@@ -35,6 +42,8 @@ pub type CallTag = Arc<(String, String)>;
 pub struct Span {
     pub agent_pid: u32,
     pub tag: CallTag,
+    /// The file a file tool call named, as given and canonical (when they differ).
+    pub paths: Vec<BStr>,
 }
 
 /// Agent processes remembered per session (the processes hooks came from).
@@ -109,6 +118,18 @@ impl Spans {
         it.next().is_none().then(|| first.tag.clone())
     }
 
+    /// The file tool call the agent process `tgid` itself is in: the only open span of that
+    /// process, if there is exactly one and it named a file.
+    pub fn for_agent(&self, session: u64, tgid: u32) -> Option<&Span> {
+        let mut it = self
+            .open
+            .get(&session)?
+            .iter()
+            .filter(|s| s.agent_pid == tgid);
+        let first = it.next()?;
+        (it.next().is_none() && !first.paths.is_empty()).then_some(first)
+    }
+
     pub fn end_session(&mut self, session: u64) {
         self.open.remove(&session);
         self.agents.remove(&session);
@@ -116,6 +137,25 @@ impl Spans {
 
     pub fn open_count(&self, session: u64) -> usize {
         self.open.get(&session).map_or(0, Vec::len)
+    }
+}
+
+/// The `intent` of the agent's own kernel event inside file tool call `span`.
+pub fn agent_intent(span: &Span) -> Intent {
+    Intent {
+        tool_path: span.paths.first().cloned(),
+        ..kernel_intent(&span.tag)
+    }
+}
+
+/// Mark a file event of the agent inside a file tool call `divergent` when it reached a path
+/// other than the one the call named (as given or canonical).
+pub fn mark_divergent(ev: &mut Event, span_paths: &[BStr]) {
+    let (Some(file), Some(intent)) = (&ev.file, &mut ev.intent) else {
+        return;
+    };
+    if intent.tool_path.is_some() && !span_paths.contains(&file.path) {
+        intent.divergent = true;
     }
 }
 
@@ -181,13 +221,60 @@ impl Tracker {
         ev
     }
 
-    /// An allowed tool call starts: children of `agent_pid` work for it until it ends.
-    pub fn open_span(&mut self, session: u64, agent_pid: u32, call_id: &str, tool: &str) {
+    /// The `mcp.call` event of an MCP tool call whose `agent.tool_call` is `call`: same process,
+    /// session and call id, the hook, the decision, and the MCP server, tool and arguments.
+    pub fn mcp_event(&mut self, session: u64, call: &Event, mcp: Mcp) -> Event {
+        let i = call.intent.clone().unwrap_or_default();
+        let ev = Event {
+            id: self.next_id(),
+            kind: KindField(Kind::McpCall),
+            intent: Some(Intent {
+                hook: i.hook,
+                agent_session: i.agent_session,
+                tool_name: i.tool_name,
+                tool_call_id: i.tool_call_id,
+                decision: i.decision,
+                reason: i.reason,
+                redacted: i.redacted,
+                ..Default::default()
+            }),
+            mcp: Some(mcp),
+            ..call.clone()
+        };
+        *self.delivered.entry(Kind::McpCall.id()).or_default() += 1;
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.events += 1;
+        }
+        ev
+    }
+
+    /// An allowed tool call starts: children of `agent_pid` work for it until it ends; a file
+    /// tool call (`path`) also explains the agent's own access to that file.
+    pub fn open_span(
+        &mut self,
+        session: u64,
+        agent_pid: u32,
+        call_id: &str,
+        tool: &str,
+        path: Option<&BStr>,
+    ) {
+        let mut paths = Vec::new();
+        if let Some(p) = path {
+            paths.push(p.clone());
+            // The kernel reports the canonical path; the agent may have named a link to it.
+            if let Ok(c) = std::fs::canonicalize(p.to_str_lossy().as_ref()) {
+                let c = BStr::from(c.to_string_lossy().as_ref());
+                if c != *p {
+                    paths.push(c);
+                }
+            }
+        }
         self.spans.open(
             session,
             Span {
                 agent_pid,
                 tag: Arc::new((call_id.to_owned(), tool.to_owned())),
+                paths,
             },
         );
     }
@@ -211,7 +298,57 @@ mod tests {
         Span {
             agent_pid: pid,
             tag: Arc::new((id.into(), "Bash".into())),
+            paths: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_agent_is_in_a_call_only_when_one_file_call_of_it_is_open() {
+        let mut s = Spans::default();
+        let file = |pid, id: &str| Span {
+            paths: vec![BStr::from("/w/a.md")],
+            ..span(pid, id)
+        };
+        s.open(1, span(10, "bash"));
+        assert!(s.for_agent(1, 10).is_none(), "a shell call names no file");
+        s.close(1, "bash");
+        s.open(1, file(10, "read"));
+        assert_eq!(s.for_agent(1, 10).unwrap().tag.0, "read");
+        assert!(s.for_agent(1, 11).is_none(), "another process");
+        s.open(1, file(10, "read2"));
+        assert!(s.for_agent(1, 10).is_none(), "two open calls: ambiguous");
+    }
+
+    #[test]
+    fn only_a_file_event_off_the_named_path_is_divergent() {
+        let sp = Span {
+            paths: vec![BStr::from("/w/a.md"), BStr::from("/real/a.md")],
+            ..span(10, "r")
+        };
+        let ev = |path: &str| Event {
+            file: Some(agent_model::File {
+                path: BStr::from(path),
+                ..Default::default()
+            }),
+            intent: Some(agent_intent(&sp)),
+            ..Default::default()
+        };
+        for (path, divergent) in [
+            ("/w/a.md", false),
+            ("/real/a.md", false),
+            ("/home/u/.ssh/id_rsa", true),
+        ] {
+            let mut e = ev(path);
+            mark_divergent(&mut e, &sp.paths);
+            let i = e.intent.unwrap();
+            assert_eq!(i.divergent, divergent, "{path}");
+            assert_eq!(i.tool_path, Some(BStr::from("/w/a.md")));
+        }
+        // An event without a file, or outside a file call, is never divergent.
+        let mut e = ev("/x");
+        e.file = None;
+        mark_divergent(&mut e, &sp.paths);
+        assert!(!e.intent.unwrap().divergent);
     }
 
     #[test]

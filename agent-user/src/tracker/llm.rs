@@ -9,7 +9,7 @@
 //! body that held them is then cut or unparsable and its event says `incomplete`, counted in
 //! [`LlmCapture::gap_bytes`]. Excerpts pass the daemon's argv redactor.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use agent_common::{TLS_DIR_READ, TlsRecord};
 use agent_intent::{
@@ -43,6 +43,11 @@ pub struct LlmCapture {
     pub gap_bytes: u64,
     /// Connections dropped because a gap was too large.
     pub gaps_dropped: u64,
+    /// TLS records fed (for `status`).
+    records: u64,
+    /// Requests and responses parsed, by provider name.
+    requests: BTreeMap<String, u64>,
+    responses: BTreeMap<String, u64>,
 }
 
 fn provider_name(p: Option<Provider>) -> String {
@@ -64,7 +69,40 @@ impl LlmCapture {
             names: HashMap::new(),
             gap_bytes: 0,
             gaps_dropped: 0,
+            records: 0,
+            requests: BTreeMap::new(),
+            responses: BTreeMap::new(),
         }
+    }
+
+    /// The counters of `status` (`None` before the first TLS record).
+    pub fn status(&self) -> Option<agent_api::IntentStatus> {
+        if self.records == 0 {
+            return None;
+        }
+        let s = self.tracker.stats();
+        let parser = serde_json::to_value(s)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .map(|m| {
+                m.into_iter()
+                    .filter_map(|(k, v)| v.as_u64().filter(|n| *n > 0).map(|n| (k, n)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(agent_api::IntentStatus {
+            tls_records: self.records,
+            tls_bytes: s.bytes_in,
+            requests: self.requests.clone(),
+            responses: self.responses.clone(),
+            parse_failures: s.http1_malformed
+                + s.h2_frame_errors
+                + s.hpack_errors
+                + s.json_errors
+                + s.mcp_malformed,
+            bytes_dropped: s.buffer_overflow_bytes + self.gap_bytes,
+            parser,
+        })
     }
 
     /// Parser counters (bounds that bit, malformed input), for `status`.
@@ -79,6 +117,7 @@ impl LlmCapture {
 
     /// Feed one chunk of one call.
     pub fn feed(&mut self, tgid: u32, body: &TlsRecord, data: &[u8]) -> Vec<LlmOut> {
+        self.records += 1;
         let conn = Self::key(tgid, body.conn);
         if self.names.len() >= NAMES_MAX && !self.names.contains_key(&conn) {
             // The parser evicts its oldest connections at its own bound; keep this map in step.
@@ -141,7 +180,12 @@ impl LlmCapture {
         }
     }
 
-    fn convert(&self, e: IntentEvent) -> LlmOut {
+    fn convert(&mut self, e: IntentEvent) -> LlmOut {
+        let (map, p) = match &e {
+            IntentEvent::Request { request, .. } => (&mut self.requests, request.provider),
+            IntentEvent::Response { response, .. } => (&mut self.responses, response.provider),
+        };
+        *map.entry(provider_name(p)).or_default() += 1;
         match e {
             IntentEvent::Request {
                 conn,
@@ -161,6 +205,16 @@ impl LlmCapture {
             },
         }
     }
+}
+
+/// The privacy switch (`metadata_only` on the agent): keep the provider, model, host, path,
+/// tool names and ids, tokens, stop reason, status, sizes and the connection; drop every text
+/// that came from the agent or the model (prompt, system prompt, response text, tool input,
+/// and the API's error message, which may quote the request).
+pub fn keep_metadata(l: &mut Llm) {
+    l.excerpt = None;
+    l.system = None;
+    l.error = None;
 }
 
 fn request_llm(r: LlmRequest, conn: String) -> Llm {
@@ -262,6 +316,46 @@ mod tests {
         assert_eq!(l.input_tokens, Some(12));
         assert_eq!(l.output_tokens, Some(7));
         assert_eq!(l.stop_reason.as_deref(), Some("tool_use"));
+    }
+
+    #[test]
+    fn status_counts_records_exchanges_per_api_failures_and_dropped_bytes() {
+        let mut c = LlmCapture::new(Redactor::defaults(), ExcerptPolicy::default());
+        assert_eq!(c.status(), None, "nothing seen yet");
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        let req = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut all = req.into_bytes();
+        all.extend_from_slice(body);
+        assert_eq!(c.feed(9, &rec(3, 0, &all), &all).len(), 1);
+        // A response whose JSON body is garbage: parsed as an exchange, counted as a failure.
+        let resp =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{nope";
+        assert_eq!(c.feed(9, &rec(3, 1, resp), resp).len(), 1);
+        let st = c.status().expect("records seen");
+        assert_eq!(st.tls_records, 2);
+        assert_eq!(st.tls_bytes, (all.len() + resp.len()) as u64);
+        assert_eq!(st.requests.get("open_ai_chat"), Some(&1));
+        assert_eq!(st.responses.get("open_ai_chat"), Some(&1));
+        assert_eq!(st.requests.get("anthropic"), None);
+        assert_eq!(st.parse_failures, 1, "{st:?}");
+        assert_eq!(st.parser.get("json_errors"), Some(&1));
+        assert_eq!(st.parser.get("http_requests"), Some(&1));
+        assert!(!st.parser.contains_key("hpack_errors"), "zeros left out");
+        assert_eq!(st.bytes_dropped, 0);
+        // A call the kernel copied only in part: the rest is dropped bytes.
+        let r = TlsRecord {
+            conn: 4,
+            len: agent_common::TLS_MAX_CAPTURE as u64 + 100,
+            captured: agent_common::TLS_CHUNK as u32,
+            offset: (agent_common::TLS_MAX_CAPTURE - agent_common::TLS_CHUNK) as u32,
+            dir: 0,
+            _pad: 0,
+        };
+        c.feed(9, &r, &[b'x'; agent_common::TLS_CHUNK]);
+        assert_eq!(c.status().unwrap().bytes_dropped, 100);
     }
 
     #[test]

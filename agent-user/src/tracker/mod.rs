@@ -359,12 +359,16 @@ impl Tracker {
             return (out, actions);
         }
         if let Record::Tls { body, data, .. } = &rec {
-            for o in self.llm.feed(h.tgid, body, data) {
+            let meta = agents.metadata_only(h.agent_id);
+            for mut o in self.llm.feed(h.tgid, body, data) {
                 let kind = if o.request {
                     Kind::LlmRequest
                 } else {
                     Kind::LlmResponse
                 };
+                if meta {
+                    llm::keep_metadata(&mut o.llm);
+                }
                 let mut ev = self.base_event(kind, &h);
                 ev.llm = Some(o.llm);
                 *self.delivered.entry(kind.id()).or_default() += 1;
@@ -411,6 +415,11 @@ impl Tracker {
             // Handled above.
             Record::Tls { .. } => {}
         }
+        if ev.intent.as_ref().is_some_and(|i| i.tool_path.is_some())
+            && let Some(span) = self.spans.for_agent(h.session_id, h.tgid)
+        {
+            intent::mark_divergent(&mut ev, &span.paths);
+        }
         *self.delivered.entry(kind.id()).or_default() += 1;
         if let Some(s) = self.sessions.get_mut(&h.session_id) {
             s.events += 1;
@@ -433,12 +442,16 @@ impl Tracker {
         out.push(ev);
         out.extend(priv_ev);
         if h.kind == RecordKind::Exit {
-            for o in self.llm.exited(h.tgid) {
+            let meta = agents.metadata_only(h.agent_id);
+            for mut o in self.llm.exited(h.tgid) {
                 let kind = if o.request {
                     Kind::LlmRequest
                 } else {
                     Kind::LlmResponse
                 };
+                if meta {
+                    llm::keep_metadata(&mut o.llm);
+                }
                 let mut ev = self.base_event(kind, &h);
                 ev.llm = Some(o.llm);
                 *self.delivered.entry(kind.id()).or_default() += 1;
@@ -644,6 +657,12 @@ impl Tracker {
         process.gid = h.gid;
         let (parent, ancestry) = self.lineage(p, h.session_id);
         let mut intent = p.call.as_ref().map(intent::kernel_intent);
+        if intent.is_none()
+            && h.session_id != 0
+            && let Some(span) = self.spans.for_agent(h.session_id, p.tgid)
+        {
+            intent = Some(intent::agent_intent(span));
+        }
         if h.session_id != 0
             && self.spans.undeclared(h.session_id, p.tgid, p.call.as_ref())
             && p.exe.as_bytes() != self.own_exe.as_slice()

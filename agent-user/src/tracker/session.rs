@@ -27,4 +27,8 @@ pub trait Agents {
     fn name(&self, id: u32) -> String;
     /// For a provisional session: does the full exe path match agent `id`'s globs?
     fn confirm_exe(&self, id: u32, exe: &str) -> bool;
+    /// Whether agent `id` keeps only metadata of what it tells its model (`metadata_only`).
+    fn metadata_only(&self, _id: u32) -> bool {
+        false
+    }
 }
