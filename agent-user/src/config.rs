@@ -51,6 +51,16 @@ struct RawConfig {
     egress: Vec<crate::egress::RawEgress>,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    intent: RawIntent,
+}
+
+/// `[intent]`: where the agent's intent is read from.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIntent {
+    /// TLS plaintext uprobes on libssl and executables exporting `SSL_write` (default on).
+    tls: Option<bool>,
 }
 
 /// `[protect]`: what happens to sessions while no daemon runs.
@@ -270,6 +280,8 @@ pub struct Config {
     pub egress: Vec<crate::egress::EgressPolicy>,
     /// `[metrics] listen`: where `/metrics` is served (loopback only; `None`: off).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[intent] tls`: attach the TLS plaintext uprobes (default true).
+    pub tls_uprobes: bool,
     /// `[[output]] type = "webhook"`, URLs checked (headers are read at start).
     pub webhook_outputs: Vec<crate::webhook::WebhookConfig>,
     /// `[[output]] type = "syslog"`, addresses checked.
@@ -816,6 +828,7 @@ impl Config {
         Ok(Config {
             egress,
             metrics_listen,
+            tls_uprobes: raw.intent.tls.unwrap_or(true),
             webhook_outputs,
             syslog_outputs,
             hooks,
@@ -993,6 +1006,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("c:2:") && e.contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn intent_tls_switch_defaults_on() {
+        assert!(Config::parse("c", "").unwrap().tls_uprobes);
+        assert!(
+            !Config::parse("c", "[intent]\ntls = false\n")
+                .unwrap()
+                .tls_uprobes
+        );
+        let e = Config::parse("c", "[intent]\ntls = \"no\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c:2:"), "{e}");
     }
 
     #[test]

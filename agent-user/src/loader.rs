@@ -132,6 +132,8 @@ pub struct Sensor {
     pub egress: crate::sockaddr::EgressMaps,
     /// TLS plaintext uprobes and the files they are attached to.
     pub tls: crate::tls_probes::TlsProbes,
+    /// `[intent] tls`: attach uprobes to executables sessions run.
+    tls_uprobes: bool,
 }
 
 /// The maps other than `SESSIONS` that a process with bpf() could edit to blind the sensor, and
@@ -328,6 +330,9 @@ impl Sensor {
     /// Attach the TLS uprobes to an executable a session ran, if it exports `SSL_write` and
     /// was not inspected before (see `tls_probes`).
     pub fn attach_tls(&mut self, exe: &std::path::Path) {
+        if !self.tls_uprobes {
+            return;
+        }
         let pins = self.pins.clone();
         let pin_fn = pins.map(|p| move |name: &str, link: FdLink| p.pin_link(name, link));
         let pin = pin_fn.as_ref().map(|f| f as crate::sockaddr::PinLink<'_>);
@@ -684,7 +689,13 @@ impl Sensor {
         )?;
         let mut tls = crate::tls_probes::TlsProbes::default();
         let mut tls_links = Vec::new();
-        match crate::tls_probes::system_libssl() {
+        let libssl = if cfg.tls_uprobes {
+            crate::tls_probes::system_libssl()
+        } else {
+            None
+        };
+        match libssl {
+            _ if !cfg.tls_uprobes => {}
             Some(p) => {
                 let ids = tls.attach_file(&mut ebpf, &p, pin);
                 if ids.is_empty() {
@@ -702,7 +713,12 @@ impl Sensor {
         }
         // Executables on PATH known to bundle OpenSSL: attached now, so their first run in a
         // session is seen too (an exec-time attach comes after the process started).
-        for p in crate::tls_probes::bundled_on_path() {
+        let bundled = if cfg.tls_uprobes {
+            crate::tls_probes::bundled_on_path()
+        } else {
+            Vec::new()
+        };
+        for p in bundled {
             let ids = tls.attach_file(&mut ebpf, &p, pin);
             if !ids.is_empty() {
                 tls_links.extend(ids);
@@ -711,6 +727,7 @@ impl Sensor {
         }
         let mut sensor = Sensor {
             tls,
+            tls_uprobes: cfg.tls_uprobes,
             ebpf,
             ring,
             sessions,

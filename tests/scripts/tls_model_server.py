@@ -44,6 +44,8 @@ def openai_chunks():
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Each SSE chunk leaves at once (no Nagle wait on the client's delayed ACK).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass

@@ -18,6 +18,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 pub mod agents;
 pub mod corpus;
 pub mod nats;
+pub mod tls;
 
 /// Workspace root.
 pub fn root() -> PathBuf {

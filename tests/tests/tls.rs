@@ -7,112 +7,20 @@
 //! same client outside a session produces no llm event. A copy of node at a new path is
 //! attached when a session first execs it, and its next run is seen. Root required.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use agent_model::{Event, Kind};
+use tests::tls::{TlsServer, tls_model_server};
 use tests::{Daemon, require_sensor};
 
-struct Server {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn server() -> TlsServer {
+    tls_model_server().unwrap()
 }
 
 fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for localhost signed by it, and the server running.
-fn server() -> Server {
-    let dir = tempfile::Builder::new()
-        .prefix("aw-tls-")
-        .tempdir()
-        .unwrap();
-    let d = dir.path();
-    let subj_ca = "/CN=agentwatch test CA";
-    openssl(
-        d,
-        &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-            "-days", "2", "-subj", subj_ca,
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "srv.key",
-            "-out",
-            "srv.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(d.join("ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "srv.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-        ],
-    );
-    let portfile = d.join("port");
-    let child = Command::new("python3")
-        .arg(scripts().join("tls_model_server.py"))
-        .arg(d.join("srv.pem"))
-        .arg(d.join("srv.key"))
-        .arg(&portfile)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let port = loop {
-        if let Ok(p) = std::fs::read_to_string(&portfile) {
-            break p.trim().parse().unwrap();
-        }
-        assert!(Instant::now() < deadline, "the TLS server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Server { child, port, dir }
+    tests::tls::scripts()
 }
 
 fn llm<'a>(evs: &'a [Event], session: Option<&str>, exe_has: &str) -> Vec<&'a Event> {

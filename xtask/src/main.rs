@@ -743,8 +743,15 @@ fn bench(what: &str) -> Result<()> {
             .args(["run", "--release", "-p", "tests", "--bin", "response-bench"])
             .env("AGENTWATCH_BIN", &bin))?;
     }
-    if !all && !["sensor", "rules", "store", "tui", "response"].contains(&what) {
-        bail!("unknown benchmark `{what}`; expected sensor, rules, store, tui, response or all");
+    if all || what == "intent" {
+        sh(cargo()
+            .args(["run", "--release", "-p", "tests", "--bin", "intent-bench"])
+            .env("AGENTWATCH_BIN", &bin))?;
+    }
+    if !all && !["sensor", "rules", "store", "tui", "response", "intent"].contains(&what) {
+        bail!(
+            "unknown benchmark `{what}`; expected sensor, rules, store, tui, response, intent or all"
+        );
     }
     Ok(())
 }
