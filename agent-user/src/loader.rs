@@ -63,7 +63,44 @@ const HANDLER_PROGRAMS: &[(&str, u32)] = &[
 /// `OWN_IDS` and the entries written into it.
 type OwnIds = (HashMap<MapData, u64, u32>, Vec<(u64, u32)>);
 
-fn own_ids(ebpf: &mut aya::Ebpf) -> Result<OwnIds> {
+/// The ids of the bpf links of `progs` this process holds: its own link fds and, when pinned,
+/// the links pinned in `pins` (opened here, so the fds are this process's). Read from
+/// `/proc/self/fdinfo` (`link_id`, `prog_id`) rather than by listing every link on the host,
+/// which would reach other processes' links with bpf() — another daemon on the host reports that
+/// as tampering with its own.
+fn own_link_ids(progs: &std::collections::BTreeSet<u32>, pins: Option<&pin::PinDir>) -> Vec<u32> {
+    let held: Vec<aya::programs::links::PinnedLink> = pins
+        .map(|p| p.links())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(_, path)| aya::programs::links::PinnedLink::from_pin(path).ok())
+        .collect();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fdinfo")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let field = |name: &str| -> Option<u32> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        };
+        if let (Some(link), Some(prog)) = (field("link_id:"), field("prog_id:"))
+            && progs.contains(&prog)
+        {
+            out.push(link);
+        }
+    }
+    drop(held);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn own_ids(ebpf: &mut aya::Ebpf, pins: Option<&pin::PinDir>) -> Result<OwnIds> {
     use agent_common::{MAP_OWN_IDS, OBJ_LINK, OBJ_MAP, OBJ_PROG};
     let mut progs = std::collections::BTreeSet::new();
     let mut maps = std::collections::BTreeSet::new();
@@ -76,11 +113,7 @@ fn own_ids(ebpf: &mut aya::Ebpf) -> Result<OwnIds> {
             maps.extend(ids);
         }
     }
-    let links: Vec<u32> = aya::programs::loaded_links()
-        .filter_map(|l| l.ok())
-        .filter(|l| progs.contains(&l.program_id()))
-        .map(|l| l.id())
-        .collect();
+    let links = own_link_ids(&progs, pins);
     let mut own: HashMap<_, u64, u32> = HashMap::try_from(
         ebpf.take_map(MAP_OWN_IDS)
             .ok_or_else(|| anyhow!("no map `{MAP_OWN_IDS}`"))?,
@@ -665,7 +698,7 @@ impl Sensor {
         }
         programs.extend(egress_hooks);
         crate::tls_probes::load(&mut ebpf)?;
-        let (own_ids, own_ids_want) = own_ids(&mut ebpf)?;
+        let (own_ids, own_ids_want) = own_ids(&mut ebpf, pins.as_ref())?;
         let kill_open = HashMap::try_from(
             ebpf.take_map(agent_common::MAP_KILL_OPEN)
                 .ok_or_else(|| anyhow!("no map `{}`", agent_common::MAP_KILL_OPEN))?,
@@ -824,11 +857,8 @@ impl Sensor {
                 .iter()
                 .filter_map(|(name, _)| self.ebpf.program(name)?.info().ok().map(|i| i.id()))
                 .collect();
-            let links: Vec<u32> = aya::programs::loaded_links()
-                .filter_map(|l| l.ok())
-                .filter(|l| progs.contains(&l.program_id()))
-                .map(|l| l.id())
-                .collect();
+            let progs: std::collections::BTreeSet<u32> = progs.into_iter().collect();
+            let links = own_link_ids(&progs, self.pins.as_ref());
             self.own_links(&links);
         }
         self.programs.extend(hooks.iter().cloned());
