@@ -330,3 +330,65 @@ pub fn real_exe(name: &str) -> String {
         .display()
         .to_string()
 }
+
+/// `agentwatch run --agent AGENT -- /bin/sh -c SCRIPT` in the background; returns the child and
+/// the session id it printed.
+pub fn run_bg(d: &Daemon, agent: &str, script: &str) -> (Child, String) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(bin())
+        .args(["run", "--agent", agent, "--data-dir"])
+        .arg(d.data_dir())
+        .args(["--", "/bin/sh", "-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(err).lines();
+    let sid = loop {
+        let l = lines
+            .next()
+            .expect("`run` ended before printing its session")
+            .unwrap();
+        if let Some(rest) = l.strip_prefix("agentwatch: session ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    (child, sid)
+}
+
+/// The alerts in a JSON-lines alerts file (lines that do not parse are skipped).
+pub fn alerts_in(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Wait up to `within` until an alert of `rule` whose output contains every one of `texts` is
+/// in the alerts file; fail naming the alerts there.
+pub fn wait_alert_with(
+    path: &Path,
+    rule: &str,
+    texts: &[&str],
+    within: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let all = alerts_in(path);
+        if let Some(a) = all.iter().find(|a| {
+            a["rule"] == rule
+                && a["output"]
+                    .as_str()
+                    .is_some_and(|o| texts.iter().all(|t| o.contains(t)))
+        }) {
+            return a.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{rule}` alert with {texts:?}; alerts: {all:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -7,14 +7,13 @@
 //! with the downtime's denials attributed to the session and its agent name; a clean stop
 //! removes every pin. Destinations are listeners of the test on 127.0.0.1.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use agent_model::{Event, Kind};
-use tests::{Daemon, bin, in_session, require_sensor, workload};
+use tests::{Daemon, in_session, require_sensor, workload};
 
 /// A TCP listener and a UDP socket on the same free loopback port.
 fn loopback_port() -> (TcpListener, UdpSocket, u16) {
@@ -34,27 +33,8 @@ fn config(agent: &str, allow_port: u16) -> String {
 }
 
 /// `agentwatch run` in the background; returns the child and the session id it printed.
-fn run_bg(d: &Daemon, agent: &str, script: &str) -> (Child, String) {
-    let mut child = Command::new(bin())
-        .args(["run", "--agent", agent, "--data-dir"])
-        .arg(d.data_dir())
-        .args(["--", "/bin/sh", "-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(err).lines();
-    let sid = loop {
-        let l = lines
-            .next()
-            .expect("`run` ended before printing its session")
-            .unwrap();
-        if let Some(rest) = l.strip_prefix("agentwatch: session ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    (child, sid)
+fn wait_alert(path: &Path, rule: &str, texts: &[&str]) -> serde_json::Value {
+    tests::wait_alert_with(path, rule, texts, Duration::from_secs(20))
 }
 
 /// Wait until `p` holds a complete line; return it.
@@ -71,35 +51,6 @@ fn wait_line(p: &Path, within: Duration) -> String {
             p.display()
         );
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn alerts_of(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// Wait until an alert of `rule` whose output contains every one of `texts` is in the file.
-fn wait_alert(path: &Path, rule: &str, texts: &[&str]) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let all = alerts_of(path);
-        if let Some(a) = all.iter().find(|a| {
-            a["rule"] == rule
-                && a["output"]
-                    .as_str()
-                    .is_some_and(|o| texts.iter().all(|t| o.contains(t)))
-        }) {
-            return a.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{rule}` alert with {texts:?}; alerts: {all:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -170,7 +121,7 @@ fn an_egress_entry_deleted_from_a_session_is_alerted_and_repaired_and_the_deny_h
         w = w.display(),
         pid = d.pid(),
     );
-    let (mut child, sid) = run_bg(&d, "egp-tamper", &script);
+    let (mut child, sid) = tests::run_bg(&d, "egp-tamper", &script);
     let id = agent_id(&d, "egp-tamper");
     std::fs::write(&go1, id.to_string()).unwrap();
     let deleted = wait_line(&out1, Duration::from_secs(10));
@@ -304,7 +255,7 @@ fn the_egress_deny_outlives_a_killed_daemon_and_holds_after_the_restart() {
         o2 = out2.display(),
         w = w.display(),
     );
-    let (mut child, sid) = run_bg(&d, "egp-pin", &script);
+    let (mut child, sid) = tests::run_bg(&d, "egp-pin", &script);
     d.wait_for("the session's start", |evs| {
         !in_session(evs, &sid).is_empty()
     })

@@ -10,37 +10,12 @@
 //! once a daemon adopts the pins again, and resume with SIGCONT, seen in the same session.
 //! Every test removes its pins (the `Daemon` helper's drop does), even after a SIGKILL.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use agent_model::{Event, Kind};
 use tests::{Daemon, bin, in_session, require_sensor};
-
-/// `agentwatch run` in the background; returns the child and the session id it printed.
-fn run_bg(d: &Daemon, agent: &str, script: &str) -> (Child, String) {
-    let mut child = Command::new(bin())
-        .args(["run", "--agent", agent, "--data-dir"])
-        .arg(d.data_dir())
-        .args(["--", "/bin/sh", "-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(err).lines();
-    let sid = loop {
-        let l = lines
-            .next()
-            .expect("`run` ended before printing its session")
-            .unwrap();
-        if let Some(rest) = l.strip_prefix("agentwatch: session ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    (child, sid)
-}
 
 fn has_exec(evs: &[Event], sid: &str, marker: &str) -> bool {
     in_session(evs, sid).iter().any(|e| {
@@ -83,7 +58,7 @@ fn a_session_keeps_being_seen_across_a_daemon_sigkill() {
         g2 = go2.display(),
         s = secret.display()
     );
-    let (mut child, sid) = run_bg(&d, "t-restart", &script);
+    let (mut child, sid) = tests::run_bg(&d, "t-restart", &script);
     d.wait_for("the session's start", |evs| {
         !in_session(evs, &sid).is_empty()
     })
@@ -187,7 +162,7 @@ fn fail_closed_kills_session_processes_once_the_daemon_is_gone() {
     let mut d = Daemon::start_with(Some(config), &[]).unwrap();
     // A busy loop of syscalls in a session, and the same outside every session.
     let script = "while :; do /bin/sleep 0.2; done";
-    let (mut inside, sid) = run_bg(&d, "t-failclosed", script);
+    let (mut inside, sid) = tests::run_bg(&d, "t-failclosed", script);
     let mut outside = Command::new("/bin/sh")
         .args(["-c", script])
         .spawn()
@@ -310,7 +285,7 @@ fn fail_closed_freeze_stops_session_processes_until_sigcont() {
         "echo $$ >{p}.tmp; mv {p}.tmp {p}; while :; do /bin/echo tick-freeze >/dev/null; /bin/sleep 0.2; done",
         p = pidfile.display()
     );
-    let (mut inside, sid) = run_bg(&d, "t-freeze", &script);
+    let (mut inside, sid) = tests::run_bg(&d, "t-freeze", &script);
     let mut outside = Command::new("/bin/sh")
         .args(["-c", "while :; do /bin/sleep 0.2; done"])
         .spawn()

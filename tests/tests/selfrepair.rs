@@ -7,38 +7,13 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent_model::{Event, Kind};
 use tests::{Daemon, in_session, require_sensor, workload};
 
-fn alerts_of(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// Wait until an alert of `rule` whose output contains every one of `texts` is in the file.
 fn wait_alert(path: &Path, rule: &str, texts: &[&str]) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let all = alerts_of(path);
-        if let Some(a) = all.iter().find(|a| {
-            a["rule"] == rule
-                && a["output"]
-                    .as_str()
-                    .is_some_and(|o| texts.iter().all(|t| o.contains(t)))
-        }) {
-            return a.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{rule}` alert with {texts:?}; alerts: {all:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    tests::wait_alert_with(path, rule, texts, Duration::from_secs(15))
 }
 
 fn opens_of<'a>(evs: &'a [Event], session: &str, path: &str) -> Vec<&'a Event> {
