@@ -3,36 +3,13 @@
 //! session running alongside and never touched. Root and BTF required; without them each test
 //! says why and skips.
 
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use agent_model::{Event, Kind};
 use tests::{Daemon, bin, require_sensor};
-
-/// `agentwatch run` in the background; returns the child and its session id.
-fn spawn_session(d: &Daemon, agent: &str, script: &str) -> (Child, String) {
-    let mut c = Command::new(bin())
-        .args(["run", "--agent", agent, "--data-dir"])
-        .arg(d.data_dir())
-        .args(["--", "/bin/sh", "-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(c.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let sid = line
-        .strip_prefix("agentwatch: session ")
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no session line: {line:?}"))
-        .to_owned();
-    (c, sid)
-}
 
 fn session_cmd(d: &Daemon, action: &str, sid: &str) -> std::process::Output {
     Command::new(bin())
@@ -117,7 +94,7 @@ fn freeze_stops_every_process_of_the_session_and_thaw_resumes_them() {
         "for i in 0 1; do (n=0; while :; do n=$((n+1)); echo $n > {w}/c$i; done) & done; \
          setsid sh -c '(n=0; while :; do n=$((n+1)); echo $n > {w}/c2; done) &'; sleep 1000"
     );
-    let (mut run, sid) = spawn_session(&d, "t-freeze", &script);
+    let (mut run, sid) = tests::run_bg(&d, "t-freeze", &script);
     // Each counter is waited for on its own: all three non-empty in one read is rare while
     // every loop keeps truncating its file (it failed on a loaded machine).
     running_counters(work.path(), 3);
@@ -183,7 +160,7 @@ fn kill_session_leaves_nothing_behind_and_never_touches_outsiders() {
          (setsid sh -c 'sleep 1000 & echo $! > {w}/gc; exec sleep 1000' &) ; \
          sh -c 'trap \"\" TERM HUP; echo $$ > {w}/stubborn; while :; do sleep 1; done' & wait"
     );
-    let (mut run, sid) = spawn_session(&d, "t-kill", &script);
+    let (mut run, sid) = tests::run_bg(&d, "t-kill", &script);
     let pids: Vec<u32> = ["root", "child", "gc", "stubborn"]
         .iter()
         .map(|f| read_pid(&work.path().join(f)))
@@ -224,7 +201,7 @@ fn manual_response_is_refused_to_an_unprivileged_caller() {
     let d = Daemon::start().unwrap();
     let work = tempfile::tempdir().unwrap();
     let w = work.path().display();
-    let (mut run, sid) = spawn_session(&d, "t-priv", &format!("echo $$ > {w}/root; sleep 1000"));
+    let (mut run, sid) = tests::run_bg(&d, "t-priv", &format!("echo $$ > {w}/root; sleep 1000"));
     let root = read_pid(&work.path().join("root"));
     // Open the way to the socket for everyone: the daemon's own check must still refuse.
     use std::os::unix::fs::PermissionsExt as _;
@@ -261,7 +238,7 @@ fn kill_switch_refuses_every_action_and_records_it() {
     let d = Daemon::start_with(Some("[response]\nenabled = false\n"), &[]).unwrap();
     let work = tempfile::tempdir().unwrap();
     let w = work.path().display();
-    let (mut run, sid) = spawn_session(&d, "t-off", &format!("echo $$ > {w}/root; sleep 1000"));
+    let (mut run, sid) = tests::run_bg(&d, "t-off", &format!("echo $$ > {w}/root; sleep 1000"));
     let root = read_pid(&work.path().join("root"));
     let out = session_cmd(&d, "kill", &sid);
     assert!(!out.status.success());
@@ -326,7 +303,7 @@ fn rule_actions_dry_run_records_and_enforce_kills_the_session() {
         "sleep 1000 & echo $! > {wd}/child; cat {wd}/trip-dry; \
          while [ ! -e {wd}/go ]; do sleep 0.05; done; cat {wd}/trip-enforce; sleep 1000"
     );
-    let (mut run, sid) = spawn_session(&d, "t-rules", &script);
+    let (mut run, sid) = tests::run_bg(&d, "t-rules", &script);
     let child = read_pid(&w.join("child"));
     let evs = d
         .wait_for("the dry-run action", |e| !responses(e, &sid).is_empty())
@@ -395,7 +372,7 @@ fn rule_kill_hits_the_offender_only_within_the_rate_limit() {
          while [ ! -e {wd}/go ]; do sleep 0.05; done; \
          sh -c 'echo $$ > {wd}/p2; exec 3< {wd}/trip-kill; exec sleep 1000' & sleep 1000"
     );
-    let (mut run, sid) = spawn_session(&d, "t-rate", &script);
+    let (mut run, sid) = tests::run_bg(&d, "t-rate", &script);
     let bystander = read_pid(&w.join("bystander"));
     let p1 = read_pid(&w.join("p1"));
     let evs = d
@@ -486,7 +463,7 @@ fn inline_kill_stops_the_read_in_the_kernel() {
         script += &format!("cat {wd}/{f} > {wd}/out{i}; echo $? > {wd}/rc{i}; ");
     }
     script += &format!("touch {wd}/done; sleep 1000");
-    let (mut run, sid) = spawn_session(&d, "t-inline", &script);
+    let (mut run, sid) = tests::run_bg(&d, "t-inline", &script);
     let t0 = Instant::now();
     while !w.join("done").exists() {
         if t0.elapsed() > Duration::from_secs(10) {
@@ -603,7 +580,7 @@ fn repeated_inline_kills_fold_into_one_counted_alert() {
     let script = format!(
         "exec 2>/dev/null; k=0; i=0; while [ $i -lt 200 ]; do i=$((i+1)); cat {wd}/secret >/dev/null; [ $? -eq 137 ] && k=$((k+1)); done; echo $k > {wd}/killed; touch {wd}/done; sleep 1000"
     );
-    let (mut run, sid) = spawn_session(&d, "t-respawn", &script);
+    let (mut run, sid) = tests::run_bg(&d, "t-respawn", &script);
     let t0 = Instant::now();
     while !w.join("done").exists() {
         assert!(

@@ -5,9 +5,8 @@
 //! A second test responds from the Sessions view: freeze and kill a live session, each after a
 //! confirmation that names it, Esc cancelling and Enter sending the note.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use agent_model::Kind;
@@ -187,28 +186,6 @@ fn soc_workflow_in_a_real_terminal() {
     t.keys(&["q"]);
 }
 
-/// `agentwatch run` in the background; returns the child and its session id.
-fn spawn_session(d: &Daemon, agent: &str, script: &str) -> (std::process::Child, String) {
-    let mut c = Command::new(bin())
-        .args(["run", "--agent", agent, "--data-dir"])
-        .arg(d.data_dir())
-        .args(["--", "/bin/sh", "-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(c.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let sid = line
-        .strip_prefix("agentwatch: session ")
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no session line: {line:?}"))
-        .to_owned();
-    (c, sid)
-}
-
 fn read_pid(p: &Path) -> u32 {
     let t0 = Instant::now();
     loop {
@@ -268,7 +245,7 @@ fn freeze_and_kill_a_session_from_the_sessions_view_with_a_confirmation() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     // A busy child writing a counter, and its shell waiting for it.
-    let (mut run, sid) = spawn_session(
+    let (mut run, sid) = tests::run_bg(
         &d,
         "tui-responder",
         &format!(
