@@ -990,7 +990,7 @@ impl Sensor {
     }
 
     /// The daemon's tick: the loop's progress the heartbeat thread (`pin::spawn_heartbeat`)
-    /// requires, the heartbeat itself, and the loss total seen (so the next daemon can tell what
+    /// requires before it writes the heartbeat, and the loss total seen (so the next daemon can tell what
     /// was lost while none ran).
     pub fn heartbeat(&mut self) {
         let now = pin::monotonic_ns();
@@ -998,7 +998,6 @@ impl Sensor {
             .store(now, std::sync::atomic::Ordering::Relaxed);
         let loss: u64 = Self::counters(&self.loss).values().sum();
         let _ = self.guard_map.set(agent_common::GUARD_LOSS_SEEN, loss, 0);
-        let _ = self.guard_map.set(agent_common::GUARD_HEARTBEAT, now, 0);
     }
 
     /// Set fail-closed (`FAIL_CLOSED_*`): what the kernel does to session processes once the
